@@ -28,6 +28,17 @@ def gaussian_frobenius_norm(m: int, n: int) -> float:
     return math.sqrt(n)
 
 
+def gaussian_measurement_matrix(m: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random ``m x n`` compressed-sensing matrix ``A`` with i.i.d. N(0, 1/m) entries (eq. 1, ``W = A``).
+
+    The classical baselines of section 4.1 measure ``y = A x + eps`` with such a matrix; its
+    Frobenius norm is close to :func:`gaussian_frobenius_norm` ``(m, n)``.
+    """
+    if m <= 0 or n <= 0:
+        raise ValueError("m and n must be positive")
+    return torch.randn(m, n, generator=generator) / math.sqrt(m)
+
+
 class MeasurementOperator(nn.Module):
     """Learned linear measurement ``W`` (no bias) with ``||W||_F <= max_norm``.
 
