@@ -23,6 +23,10 @@ REASONS: tuple[str, ...] = (
     "bad_image",       # edge: image with wrong encoding, step or size
     "bad_rate",        # rate level not served here
     "bad_timing",      # NaN / negative / absurd timing fields
+    "bad_message",     # bytes on the topic that do not deserialize as the message type
+    "sequence_gap",    # frames missing between two received sequence numbers (lost in transit)
+    "link_loss",       # link emulator: dropped by the loss model or a blackout
+    "queue_full",      # link emulator: queueing delay above the cap
 )
 
 #: Most dimensions and elements any payload shape may declare before codec-specific checks.

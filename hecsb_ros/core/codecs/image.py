@@ -1,0 +1,230 @@
+"""Input codecs: the edge encodes the (preprocessed) image, the server decodes it and runs the
+whole classifier. ``raw`` (uint8 pixels), ``png``, ``jpeg`` and ``webp`` (OpenCV).
+
+Before any image decoder runs, the declared width and height are read from the format's header
+and compared with the expected input, so a small payload cannot make the decoder allocate a huge
+image (a decompression bomb).
+"""
+from __future__ import annotations
+
+import struct
+from typing import ClassVar
+
+import cv2
+import numpy as np
+import torch
+
+from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer, register_codec
+from hecsb_ros.core.payload import PayloadError
+from hecsb_ros.core.preprocess import prepare_image
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG IHDR chunk."""
+    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise PayloadError("decode_error", "not a PNG stream")
+    return struct.unpack(">II", data[16:24])
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the first JPEG start-of-frame marker."""
+    if len(data) < 4 or data[:2] != b"\xff\xd8":
+        raise PayloadError("decode_error", "not a JPEG stream")
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise PayloadError("decode_error", "corrupt JPEG marker sequence")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        seg_len = struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker in _JPEG_SOF:
+            if i + 9 > len(data):
+                break
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        if seg_len < 2:
+            raise PayloadError("decode_error", "corrupt JPEG segment length")
+        i += 2 + seg_len
+    raise PayloadError("truncated", "JPEG stream ends before its frame header")
+
+
+def webp_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a WebP RIFF header (VP8, VP8L or VP8X)."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise PayloadError("decode_error", "not a WebP stream")
+    kind = data[12:16]
+    if kind == b"VP8 ":
+        w, h = struct.unpack("<HH", data[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    if kind == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if kind == b"VP8X":
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    raise PayloadError("decode_error", f"unknown WebP chunk {kind!r}")
+
+
+class ImageCodec(Codec):
+    """Base of the input codecs: payload = the classifier input image, encoded.
+
+    ``shape`` sent with the payload is the image's ``(H, W, C)``; it must equal the classifier's
+    input (the server checks before decoding).
+    """
+
+    default_quality: ClassVar[int] = 0
+    quality_range: ClassVar[tuple[int, int]] = (0, 0)
+
+    def __init__(self, settings: CodecSettings) -> None:
+        super().__init__(settings)
+        from hecsb_ros.core.models import load_classifier  # heavy: torch model
+
+        if settings.threads > 0:
+            torch.set_num_threads(settings.threads)
+        self.classifier = load_classifier(settings.checkpoint or None, device=settings.device)
+        spec = self.classifier.spec
+        self.input_shape = (spec.input_size[0], spec.input_size[1], spec.in_channels)
+
+    @property
+    def model_id(self) -> str:
+        return f"img-{self.name}"
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.classifier.spec.classes
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        if tuple(shape) != self.input_shape:
+            raise PayloadError("bad_shape", f"image shape {tuple(shape)} != classifier input {self.input_shape}")
+
+    def max_payload_bytes(self) -> int:
+        # Generous bound: an incompressible image plus container overhead.
+        return int(np.prod(self.input_shape)) * 2 + 4096
+
+    # -- format hooks ------------------------------------------------------------------------
+    def _encode_pixels(self, pixels: np.ndarray) -> bytes:
+        raise NotImplementedError
+
+    def _decode_pixels(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- contract ----------------------------------------------------------------------------
+    def encode(self, image: np.ndarray, encoding: str) -> EncodedFrame:
+        t = Timer()
+        with t("preprocess"):
+            pixels = prepare_image(image, encoding, self.classifier.spec)
+        with t("encode"):
+            data = self._encode_pixels(pixels)
+        t.ms["entropy"] = 0.0
+        return EncodedFrame(data=data, shape=tuple(pixels.shape), timings_ms=t.ms)
+
+    @torch.inference_mode()
+    def decode(self, data: bytes, shape: tuple[int, ...]) -> Decoded:
+        from hecsb_ros.core.models import images_to_tensor
+
+        self.check_shape(shape)
+        t = Timer()
+        with t("decode"):
+            pixels = self._decode_pixels(data, shape)
+            if pixels.ndim == 2:
+                pixels = pixels[:, :, None]
+            if tuple(pixels.shape) != self.input_shape:
+                raise PayloadError("decode_error", f"decoded image {pixels.shape} != {self.input_shape}")
+            x = images_to_tensor(pixels, self.classifier.spec).to(self.device)
+        with t("infer"):
+            logits = self.classifier.model(x)[0].float().cpu()
+        return Decoded(logits=logits, timings_ms=t.ms)
+
+
+class _OpenCVCodec(ImageCodec):
+    ext: ClassVar[str] = ""
+
+    def _params(self) -> list[int]:
+        return []
+
+    def _header_size(self, data: bytes) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _encode_pixels(self, pixels: np.ndarray) -> bytes:
+        img = pixels[:, :, 0] if pixels.shape[2] == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(self.ext, img, self._params())
+        if not ok:
+            raise RuntimeError(f"OpenCV could not encode {self.ext}")
+        return buf.tobytes()
+
+    def _decode_pixels(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        width, height = self._header_size(data)
+        if (height, width) != tuple(shape[:2]):
+            raise PayloadError("bad_shape", f"{self.name} header says {width}x{height}, expected {shape[1]}x{shape[0]}")
+        flag = cv2.IMREAD_GRAYSCALE if shape[2] == 1 else cv2.IMREAD_COLOR
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+        if img is None:
+            raise PayloadError("decode_error", f"{self.name} payload could not be decoded")
+        return img if shape[2] == 1 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@register_codec("raw")
+class RawCodec(ImageCodec):
+    """Uncompressed uint8 pixels of the classifier input (the no-compression reference)."""
+
+    description = "uint8 pixels, no compression"
+
+    def _encode_pixels(self, pixels: np.ndarray) -> bytes:
+        return pixels.tobytes()
+
+    def _decode_pixels(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        need = int(np.prod(shape))
+        if len(data) != need:
+            raise PayloadError("truncated", f"raw payload has {len(data)} B, shape {tuple(shape)} needs {need} B")
+        return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+@register_codec("png")
+class PngCodec(_OpenCVCodec):
+    """Lossless PNG; quality = zlib compression level 0-9."""
+
+    description = "PNG, lossless; quality = compression level 0-9"
+    ext = ".png"
+    default_quality = 9
+    quality_range = (0, 9)
+
+    def _params(self) -> list[int]:
+        return [cv2.IMWRITE_PNG_COMPRESSION, self.quality]
+
+    def _header_size(self, data: bytes) -> tuple[int, int]:
+        return png_size(data)
+
+
+@register_codec("jpeg")
+class JpegCodec(_OpenCVCodec):
+    """Baseline JPEG; quality 1-100."""
+
+    description = "JPEG; quality 1-100"
+    ext = ".jpg"
+    default_quality = 90
+    quality_range = (1, 100)
+
+    def _params(self) -> list[int]:
+        return [cv2.IMWRITE_JPEG_QUALITY, self.quality]
+
+    def _header_size(self, data: bytes) -> tuple[int, int]:
+        return jpeg_size(data)
+
+
+@register_codec("webp")
+class WebpCodec(_OpenCVCodec):
+    """WebP; quality 1-100 lossy, 101 lossless."""
+
+    description = "WebP; quality 1-100 lossy, 101 lossless"
+    ext = ".webp"
+    default_quality = 75
+    quality_range = (1, 101)
+
+    def _params(self) -> list[int]:
+        return [cv2.IMWRITE_WEBP_QUALITY, self.quality]
+
+    def _header_size(self, data: bytes) -> tuple[int, int]:
+        return webp_size(data)

@@ -1,0 +1,94 @@
+"""Network link model for the link emulator: serialization at a rate, delay, jitter, loss.
+
+A frame of ``size`` bytes that arrives at ``now`` leaves the sender's queue when the link is free,
+occupies it for ``size * 8 / rate`` seconds, and is delivered ``delay (+ jitter)`` later:
+
+    start = max(now, busy_until);  done = start + size*8/rate;  deliver = done + delay + jitter
+
+Delivery order is kept (FIFO), as on one TCP-like or DDS reliable stream.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, replace
+
+#: Data rates of the seed paper's Table 2 (Mbit/s). Propagation delay 0 ms so that transfer times
+#: are comparable with the table; set ``delay_ms`` for a real network's latency.
+PRESETS: dict[str, tuple[float, float]] = {
+    "none": (math.inf, 0.0),
+    "4g": (12.0, 0.0),
+    "wifi": (54.0, 0.0),
+    "5g": (66.9, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class LinkProfile:
+    """Link parameters. ``rate_mbps`` = inf means no serialization delay."""
+
+    name: str
+    rate_mbps: float
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    loss: float = 0.0
+    max_queue_ms: float = 500.0
+
+    def __post_init__(self) -> None:
+        if not self.rate_mbps > 0:
+            raise ValueError(f"rate_mbps must be > 0, got {self.rate_mbps}")
+        if self.delay_ms < 0 or self.jitter_ms < 0 or self.max_queue_ms < 0:
+            raise ValueError("delay_ms, jitter_ms and max_queue_ms must be >= 0")
+        if not 0.0 <= self.loss <= 1.0:
+            raise ValueError(f"loss must be in [0, 1], got {self.loss}")
+
+    def transfer_ms(self, size_bytes: int) -> float:
+        """Expected one-way transfer time of ``size_bytes`` on an idle link (no jitter)."""
+        return size_bytes * 8.0 / (self.rate_mbps * 1e3) + self.delay_ms
+
+
+def make_profile(name: str, rate_mbps: float = -1.0, delay_ms: float = -1.0, jitter_ms: float = 0.0,
+                 loss: float = 0.0, max_queue_ms: float = 500.0) -> LinkProfile:
+    """Preset ``name`` with optional overrides (negative rate/delay keep the preset's value)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown link profile {name!r}; known: {', '.join(PRESETS)}")
+    rate, delay = PRESETS[name]
+    profile = LinkProfile(name, rate, delay, jitter_ms, loss, max_queue_ms)
+    if rate_mbps > 0:
+        profile = replace(profile, rate_mbps=rate_mbps)
+    if delay_ms >= 0:
+        profile = replace(profile, delay_ms=delay_ms)
+    return profile
+
+
+class LinkShaper:
+    """Schedules frames on a link; times in seconds on any monotonic clock."""
+
+    def __init__(self, profile: LinkProfile, seed: int = 0) -> None:
+        self.profile = profile
+        self._rng = random.Random(seed)
+        self._busy_until = 0.0
+        self._last_delivery = 0.0
+        self._blackout_until = -math.inf
+
+    def blackout(self, now: float, duration_s: float) -> None:
+        """Drop everything offered in ``[now, now + duration_s)`` (a link outage)."""
+        self._blackout_until = now + duration_s
+
+    def schedule(self, size_bytes: int, now: float) -> tuple[float | None, str]:
+        """Return ``(delivery_time, "")`` or ``(None, reason)`` for a dropped frame."""
+        p = self.profile
+        if now < self._blackout_until:
+            return None, "link_loss"
+        if p.loss > 0.0 and self._rng.random() < p.loss:
+            return None, "link_loss"
+        start = max(now, self._busy_until)
+        if (start - now) * 1e3 > p.max_queue_ms:
+            return None, "queue_full"
+        done = start + (size_bytes * 8.0 / (p.rate_mbps * 1e6) if math.isfinite(p.rate_mbps) else 0.0)
+        self._busy_until = done
+        jitter = self._rng.uniform(-p.jitter_ms, p.jitter_ms) if p.jitter_ms > 0 else 0.0
+        deliver = done + max(0.0, p.delay_ms + jitter) / 1e3
+        deliver = max(deliver, self._last_delivery)
+        self._last_delivery = deliver
+        return deliver, ""

@@ -1,0 +1,119 @@
+"""Bandwidth, latency and error statistics over windows and since start (ROS-free).
+
+Nodes add one :class:`FrameRecord` per completed frame and call :meth:`LinkStatsAccumulator.snapshot`
+periodically; the snapshot's keys are the fields of ``hecsb_ros/msg/LinkStats``.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from hecsb_ros.core.payload import REASONS
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One completed frame. Times in milliseconds; ``correct`` None when ground truth is unknown."""
+
+    payload_bytes: int
+    message_bytes: int = 0
+    latency_ms: float = math.nan
+    edge_ms: float = math.nan
+    transfer_ms: float = math.nan
+    server_ms: float = math.nan
+    correct: bool | None = None
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """q-th percentile (0-100) of the finite values; NaN when there are none."""
+    arr = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    return float(np.percentile(arr, q)) if arr.size else math.nan
+
+
+class LinkStatsAccumulator:
+    """Accumulates frames and drops. Memory is bounded by ``max_window`` records."""
+
+    def __init__(self, max_window: int = 10000) -> None:
+        self._window: deque[FrameRecord] = deque(maxlen=max_window)
+        self._window_start: float | None = None
+        self.frames_total = 0
+        self.labelled = 0
+        self.correct = 0
+        self.drop_counts: Counter[str] = Counter()
+        self.all_latencies: deque[float] = deque(maxlen=100000)
+
+    def add(self, rec: FrameRecord) -> None:
+        self._window.append(rec)
+        self.frames_total += 1
+        if math.isfinite(rec.latency_ms):
+            self.all_latencies.append(rec.latency_ms)
+        if rec.correct is not None:
+            self.labelled += 1
+            self.correct += int(rec.correct)
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown drop reason {reason!r}")
+        self.drop_counts[reason] += count
+
+    @property
+    def drops(self) -> int:
+        return sum(self.drop_counts.values())
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.labelled if self.labelled else math.nan
+
+    def snapshot(self, now_s: float) -> dict:
+        """Figures of the window since the previous snapshot (then starts a new window)."""
+        recs = list(self._window)
+        self._window.clear()
+        start = self._window_start if self._window_start is not None else now_s
+        window_s = max(now_s - start, 1e-9)
+        self._window_start = now_s
+        payload = [r.payload_bytes for r in recs]
+        reasons = sorted(self.drop_counts)
+        return {
+            "window_s": float(now_s - start),
+            "frames": len(recs),
+            "frames_total": self.frames_total,
+            "payload_bytes_mean": float(np.mean(payload)) if payload else math.nan,
+            "payload_bytes_p50": percentile(payload, 50),
+            "payload_bytes_p95": percentile(payload, 95),
+            "message_bytes_mean": float(np.mean([r.message_bytes for r in recs])) if recs else math.nan,
+            "kbit_per_s": sum(payload) * 8 / 1e3 / window_s,
+            "frames_per_s": len(recs) / window_s,
+            "latency_p50_ms": percentile((r.latency_ms for r in recs), 50),
+            "latency_p95_ms": percentile((r.latency_ms for r in recs), 95),
+            "latency_p99_ms": percentile((r.latency_ms for r in recs), 99),
+            "edge_p50_ms": percentile((r.edge_ms for r in recs), 50),
+            "edge_p95_ms": percentile((r.edge_ms for r in recs), 95),
+            "transfer_p50_ms": percentile((r.transfer_ms for r in recs), 50),
+            "transfer_p95_ms": percentile((r.transfer_ms for r in recs), 95),
+            "server_p50_ms": percentile((r.server_ms for r in recs), 50),
+            "server_p95_ms": percentile((r.server_ms for r in recs), 95),
+            "drops": self.drops,
+            "decode_errors": sum(self.drop_counts[r] for r in ("decode_error", "truncated")),
+            "drop_reasons": reasons,
+            "drop_counts": [self.drop_counts[r] for r in reasons],
+            "labelled_frames": self.labelled,
+            "accuracy": self.accuracy,
+        }
+
+
+class SequenceTracker:
+    """Counts frames missing between received sequence numbers (a restarted sender resets it)."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+
+    def update(self, seq: int) -> int:
+        """Return the number of frames skipped before ``seq`` (0 for in-order, restarts, repeats)."""
+        last, self._last = self._last, seq
+        if last is None or seq <= last:
+            return 0
+        return seq - last - 1

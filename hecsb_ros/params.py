@@ -1,0 +1,121 @@
+"""Every ROS parameter of every node, declared once (ROS-free, so tests and tools can read it).
+
+Nodes turn these into ``ParameterDescriptor`` objects (description, range, read_only) and read
+them into frozen dataclasses; runtime changes are checked by :func:`check_value`. The YAML files in
+``config/`` repeat the defaults for users; a test keeps them in agreement.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from hecsb_ros.core.link import PRESETS
+
+DEFAULT_CODEC = "png"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: default (its type is the parameter's type), description, constraints."""
+
+    name: str
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False
+
+
+def check_value(param: Param, value: Any) -> str | None:
+    """Return why ``value`` is not acceptable for ``param``, or None when it is."""
+    kind = type(param.default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not kind:
+        return f"{param.name} must be {kind.__name__}, got {type(value).__name__}"
+    if kind is float and not math.isfinite(value):
+        return f"{param.name} must be finite"
+    if param.min is not None and value < param.min:
+        return f"{param.name}={value} is below the minimum {param.min}"
+    if param.max is not None and value > param.max:
+        return f"{param.name}={value} is above the maximum {param.max}"
+    if param.choices is not None and value not in param.choices:
+        return f"{param.name}={value!r} is not one of {', '.join(param.choices)}"
+    return None
+
+
+def _codec_params(stats_period: float) -> tuple[Param, ...]:
+    return (
+        Param("codec", DEFAULT_CODEC, "Codec registry name (hecsb, png, jpeg, webp, raw, ...); edge and "
+              "server must agree", read_only=True),
+        Param("quality", -1, "Codec quality or rate level; -1 = the codec's default (JPEG/WebP 1-100, "
+              "WebP 101 lossless, PNG 0-9, learned codecs: rate-level index)", min=-1, max=255, read_only=True),
+        Param("checkpoint", "", "Checkpoint file of the classifier/bottleneck; empty = shipped default",
+              read_only=True),
+        Param("device", "cpu", "Torch device", choices=("cpu", "cuda"), read_only=True),
+        Param("threads", 1, "Torch intra-op threads; 0 = torch default", min=0, max=256, read_only=True),
+        Param("stats_period_s", stats_period, "Seconds between LinkStats and /diagnostics messages",
+              min=0.1, max=3600.0),
+    )
+
+
+CAMERA_SOURCE: tuple[Param, ...] = (
+    Param("source", "dataset", "Where frames come from", choices=("dataset", "folder", "video", "camera"),
+          read_only=True),
+    Param("dataset", "fashion-mnist", "Data set for source=dataset (publishes ground truth)",
+          choices=("fashion-mnist", "mnist"), read_only=True),
+    Param("split", "test", "Data set split", choices=("train", "test"), read_only=True),
+    Param("path", "", "Image folder (source=folder) or video file (source=video)", read_only=True),
+    Param("device_index", 0, "OpenCV camera index (source=camera)", min=0, max=64, read_only=True),
+    Param("rate_hz", 10.0, "Frames published per second", min=0.01, max=1000.0),
+    Param("frames", 0, "Stop after this many frames; 0 = run until stopped", min=0, max=10**9),
+    Param("loop", True, "Start again at the end of a data set, folder or video"),
+    Param("start_index", 0, "First data set index", min=0, max=10**9, read_only=True),
+    Param("frame_id", "camera", "header.frame_id of published images"),
+    Param("wait_for_subscribers_s", 10.0, "Wait this long for a subscriber before the first frame",
+          min=0.0, max=600.0, read_only=True),
+    Param("qos_depth", 2, "History depth of the image publisher (best effort, keep last)", min=1,
+          max=100, read_only=True),
+)
+
+EDGE: tuple[Param, ...] = _codec_params(2.0) + (
+    Param("qos_depth", 1, "Image subscription depth: older frames are dropped while busy", min=1,
+          max=100, read_only=True),
+    Param("max_image_pixels", 8192 * 8192, "Largest accepted camera image (pixels)", min=1,
+          max=8192 * 8192, read_only=True),
+)
+
+SERVER: tuple[Param, ...] = _codec_params(1.0) + (
+    Param("top_k", 5, "Number of classes in topk_ids/topk_scores", min=1, max=1000),
+    Param("max_payload_bytes", 1 << 20, "Payloads larger than this are dropped unread", min=1, max=1 << 28),
+    Param("max_decoded_elements", 1 << 22, "Largest tensor a payload may declare (elements)", min=1,
+          max=1 << 28),
+    Param("qos_depth", 10, "Latent subscription depth (reliable, keep last)", min=1, max=1000,
+          read_only=True),
+)
+
+LINK_EMULATOR: tuple[Param, ...] = (
+    Param("profile", "4g", "Network preset: 4g 12.0, wifi 54.0, 5g 66.9 Mbit/s (seed paper Table 2), "
+          "none = no shaping", choices=tuple(PRESETS)),
+    Param("rate_mbps", -1.0, "Link rate in Mbit/s; -1 = the preset's", min=-1.0, max=1e6),
+    Param("delay_ms", -1.0, "One-way propagation delay in ms; -1 = the preset's", min=-1.0, max=60000.0),
+    Param("jitter_ms", 0.0, "Uniform jitter +/- ms on the delay", min=0.0, max=60000.0),
+    Param("loss", 0.0, "Probability of losing a frame", min=0.0, max=1.0),
+    Param("max_queue_ms", 500.0, "Frames that would wait longer than this are dropped", min=0.0, max=60000.0),
+    Param("size_basis", "message", "Bytes that occupy the link: the serialized message or the payload",
+          choices=("message", "payload")),
+    Param("seed", 0, "Random seed of the loss and jitter draws", min=0, max=2**31 - 1, read_only=True),
+    Param("max_pending", 1000, "Most frames held in the emulated link at once", min=1, max=100000,
+          read_only=True),
+    Param("stats_period_s", 1.0, "Seconds between /diagnostics messages", min=0.1, max=3600.0),
+)
+
+NODE_PARAMS: dict[str, tuple[Param, ...]] = {
+    "camera_source": CAMERA_SOURCE, "edge": EDGE, "server": SERVER, "link_emulator": LINK_EMULATOR,
+}
+
+
+def defaults(params: tuple[Param, ...]) -> dict[str, Any]:
+    return {p.name: p.default for p in params}
