@@ -1,0 +1,89 @@
+"""Frame sources for the camera node (ROS-free): data set, image folder, video file, camera.
+
+Each yields ``Frame(image, encoding, label)``; ``label`` is -1 when the source does not know it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from hecsb_ros.core.datasets import load_dataset
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # (H, W) or (H, W, C) uint8
+    encoding: str      # mono8 / bgr8
+    label: int = -1
+
+
+def dataset_frames(name: str, split: str, start: int = 0, loop: bool = True) -> Iterator[Frame]:
+    """Images of a data set in order from ``start``, with their labels (mono8)."""
+    data = load_dataset(name, split)
+    if start >= len(data):
+        raise ValueError(f"start_index {start} beyond the {len(data)} images of {name}/{split}")
+    while True:
+        for i in range(start, len(data)):
+            yield Frame(data.images[i], "mono8", int(data.labels[i]))
+        if not loop:
+            return
+        start = 0
+
+
+def folder_frames(path: str, loop: bool = True) -> Iterator[Frame]:
+    """Images of a folder in name order (bgr8); unreadable files are skipped."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {path!r} does not exist; set the 'path' parameter")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path!r}")
+    while True:
+        for f in files:
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is not None:
+                yield Frame(img, "bgr8")
+        if not loop:
+            return
+
+
+def capture_frames(target: str | int, loop: bool = True) -> Iterator[Frame]:
+    """Frames of a video file (path) or camera (index) through OpenCV (bgr8)."""
+    cap = cv2.VideoCapture(target)
+    if not cap.isOpened():
+        what = f"camera {target}" if isinstance(target, int) else f"video {target!r}"
+        raise FileNotFoundError(f"OpenCV cannot open {what}; check the 'path'/'device_index' parameter")
+    try:
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                if loop and isinstance(target, str):
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    ok, img = cap.read()
+                if not ok:
+                    return
+            yield Frame(img, "bgr8")
+    finally:
+        cap.release()
+
+
+def open_source(source: str, dataset: str = "fashion-mnist", split: str = "test", path: str = "",
+                device_index: int = 0, start_index: int = 0, loop: bool = True) -> Iterator[Frame]:
+    """Frame iterator for the camera node's parameters."""
+    if source == "dataset":
+        return dataset_frames(dataset, split, start_index, loop)
+    if source == "folder":
+        return folder_frames(path, loop)
+    if source == "video":
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"video file {path!r} does not exist; set the 'path' parameter")
+        return capture_frames(path, loop)
+    if source == "camera":
+        return capture_frames(device_index, loop)
+    raise ValueError(f"unknown source {source!r}; use dataset, folder, video or camera")

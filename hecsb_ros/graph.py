@@ -1,0 +1,82 @@
+"""The split-inference node set, described once (ROS-free).
+
+``launch/split_inference.launch.py`` turns it into ``launch_ros`` Node actions; ``hecsb-demo``
+(:mod:`hecsb_ros.cli.run_demo`) starts the same nodes as processes on machines without
+``ros2 launch``. Topics (relative, so namespaces and remapping work):
+
+    camera_source: image_raw, image_raw/ground_truth
+    edge:          image_raw -> latent;                 classification -> edge_stats
+    link_emulator: latent -> latent_shaped
+    server:        latent_shaped -> classification, link_stats
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hecsb_ros.core.link import PRESETS
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node: its ROS name, installed executable, Python module, parameters and remappings."""
+
+    key: str                      # role: camera_source, edge, link_emulator, server
+    name: str                     # ROS node name
+    executable: str               # lib/hecsb_ros/<executable> for launch_ros
+    module: str                   # python -m <module> for the process runner
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+
+#: Launch arguments: name -> (default, description). '' means "leave the node's default".
+LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
+    "codec": ("", "Codec for edge and server (hecsb, png, jpeg, webp, raw); '' = default"),
+    "quality": ("", "Codec quality or rate level; '' = the codec's default"),
+    "profile": ("4g", f"Link profile: {', '.join(PRESETS)}"),
+    "source": ("dataset", "Frame source: dataset, folder, video, camera"),
+    "path": ("", "Image folder or video file for source=folder/video"),
+    "frames": ("0", "Frames to publish; 0 = until stopped"),
+    "rate_hz": ("", "Camera frame rate; '' = default"),
+    "device": ("", "Torch device for edge and server: cpu or cuda; '' = cpu"),
+    "params_file": ("", "YAML parameter file applied to all nodes (node names as keys, or /**)"),
+    "link": ("true", "Insert the link emulator between edge and server"),
+}
+
+
+def _set(params: dict[str, Any], key: str, value: str, kind: type) -> None:
+    if value != "":
+        params[key] = kind(value)
+
+
+def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g", source: str = "dataset",
+                          path: str = "", frames: str = "0", rate_hz: str = "", device: str = "",
+                          params_file: str = "", link: str = "true") -> list[NodeSpec]:
+    """Describe the node set for the given launch arguments (all strings, as launch passes them).
+
+    ``params_file`` is not applied here: the caller passes it to every node before these values.
+    """
+    del params_file
+    if profile not in PRESETS:
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PRESETS)}")
+    codec_params: dict[str, Any] = {}
+    _set(codec_params, "codec", codec, str)
+    _set(codec_params, "quality", quality, int)
+    _set(codec_params, "device", device, str)
+    camera: dict[str, Any] = {"source": source}
+    _set(camera, "path", path, str)
+    _set(camera, "frames", frames, int)
+    _set(camera, "rate_hz", rate_hz, float)
+    with_link = link.lower() in ("true", "1", "yes")
+    nodes = [
+        NodeSpec("camera_source", "hecsb_camera_source", "hecsb_camera_source",
+                 "hecsb_ros.nodes.camera_source", camera),
+        NodeSpec("edge", "hecsb_edge", "hecsb_edge", "hecsb_ros.nodes.edge", dict(codec_params)),
+    ]
+    if with_link:
+        nodes.append(NodeSpec("link_emulator", "hecsb_link_emulator", "hecsb_link_emulator",
+                              "hecsb_ros.nodes.link_emulator", {"profile": profile},
+                              (("latent_in", "latent"), ("latent_out", "latent_shaped"))))
+    nodes.append(NodeSpec("server", "hecsb_server", "hecsb_server", "hecsb_ros.nodes.server",
+                          dict(codec_params), (("latent", "latent_shaped"),) if with_link else ()))
+    return nodes

@@ -1,0 +1,103 @@
+"""hecsb_edge: camera image -> codec edge half -> ``CompressedLatent``; measures the round trip.
+
+Subscribes ``image_raw`` (best effort, shallow: stale frames are dropped while busy),
+``image_raw/ground_truth`` and ``classification``; publishes ``latent`` and ``edge_stats``
+(LinkStats: capture -> result back at the edge).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from rclpy.node import Node
+from rclpy.time import Time
+from sensor_msgs.msg import Image
+
+from hecsb_ros.core.codecs import CodecSettings, create_codec
+from hecsb_ros.core.payload import PayloadError
+from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
+from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
+from hecsb_ros.nodes.common import (OK, WARN, Diagnostics, DropCounter, declare_parameters, image_qos,
+                                    read_config, reliable_qos, run_node)
+from hecsb_ros.nodes.conversions import UNKNOWN, image_msg_to_array, latent_msg, link_stats_msg, time_to_ns
+from hecsb_ros.params import EDGE
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    codec: str
+    quality: int
+    checkpoint: str
+    device: str
+    threads: int
+    stats_period_s: float
+    qos_depth: int
+    max_image_pixels: int
+
+
+class EdgeNode(Node):
+    def __init__(self) -> None:
+        super().__init__("hecsb_edge")
+        declare_parameters(self, EDGE)
+        cfg = self.cfg = read_config(self, EDGE, EdgeConfig)
+        self.codec = create_codec(cfg.codec, CodecSettings(cfg.quality, cfg.checkpoint, cfg.device, cfg.threads))
+        self.stats = LinkStatsAccumulator()
+        self.drop = DropCounter(self, self.stats)
+        self._labels: OrderedDict[tuple[int, str], int] = OrderedDict()
+        self._seq = 0
+        self.images_in = 0
+        self._pub = self.create_publisher(CompressedLatent, "latent", reliable_qos(10))
+        self._stats_pub = self.create_publisher(LinkStats, "edge_stats", reliable_qos(10))
+        # Ground truth first: with both ready, the executor takes it before the image.
+        self.create_subscription(GroundTruth, "image_raw/ground_truth", self._on_truth, reliable_qos(50))
+        self.create_subscription(Image, "image_raw", self._on_image, image_qos(cfg.qos_depth))
+        self.create_subscription(ClassificationResult, "classification", self._on_result, reliable_qos(50))
+        self._diag = Diagnostics(self)
+        self.create_timer(cfg.stats_period_s, self._report)
+        self.get_logger().info(f"codec {cfg.codec} (quality {self.codec.quality}, model {self.codec.model_id}) "
+                               f"on {cfg.device}")
+
+    def _on_truth(self, msg: GroundTruth) -> None:
+        self._labels[(time_to_ns(msg.header.stamp), msg.header.frame_id)] = int(msg.class_id)
+        while len(self._labels) > 1000:
+            self._labels.popitem(last=False)
+
+    def _on_image(self, msg: Image) -> None:
+        t0 = time.perf_counter_ns()
+        self.images_in += 1
+        try:
+            image = image_msg_to_array(msg, self.cfg.max_image_pixels)
+            frame = self.codec.encode(image, msg.encoding)
+        except PayloadError as exc:
+            self.drop(exc.reason, exc.detail)
+            return
+        label = self._labels.pop((time_to_ns(msg.header.stamp), msg.header.frame_id), UNKNOWN)
+        total_ms = (time.perf_counter_ns() - t0) / 1e6
+        out = latent_msg(frame, msg.header, self._seq, self.codec.name, self.codec.model_id, self.codec.quality,
+                         label, self.get_clock().now().nanoseconds, total_ms)
+        self._pub.publish(out)
+        self._seq += 1
+
+    def _on_result(self, msg: ClassificationResult) -> None:
+        latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
+        correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == msg.class_id)
+        self.stats.add(FrameRecord(msg.payload_bytes, 0, latency_ms, msg.edge_total_ms, msg.transfer_ms,
+                                   msg.server_total_ms, correct))
+
+    def _report(self) -> None:
+        snap = self.stats.snapshot(time.monotonic())
+        self._stats_pub.publish(link_stats_msg(snap, self.get_clock().now().to_msg(), self.get_name()))
+        level = WARN if snap["drops"] else OK
+        self._diag.publish(level, f"{snap['frames']} results in window, {snap['drops']} drops", {
+            "images_in": self.images_in, "latents_sent": self._seq, "codec": self.codec.name,
+            "round_trip_p50_ms": snap["latency_p50_ms"], "drops": snap["drops"]})
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(EdgeNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""hecsb_server: ``CompressedLatent`` -> validate -> codec server half -> ``classification``.
+
+Subscribes ``latent`` (reliable) as raw bytes, so the serialized size is exact and bytes that do not
+deserialize are counted instead of crashing; publishes ``classification`` and ``link_stats``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+from rclpy.time import Time
+
+from hecsb_ros.core.codecs import CodecSettings, create_codec
+from hecsb_ros.core.payload import PayloadError, check_timings, validate_payload
+from hecsb_ros.core.results import classify
+from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
+from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
+from hecsb_ros.nodes.common import (OK, WARN, Diagnostics, DropCounter, declare_parameters, read_config,
+                                    reliable_qos, run_node)
+from hecsb_ros.nodes.conversions import UNKNOWN, latent_payload, link_stats_msg, result_msg, time_to_ns
+from hecsb_ros.params import SERVER
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    codec: str
+    quality: int
+    checkpoint: str
+    device: str
+    threads: int
+    stats_period_s: float
+    top_k: int
+    max_payload_bytes: int
+    max_decoded_elements: int
+    qos_depth: int
+
+
+class ServerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("hecsb_server")
+        declare_parameters(self, SERVER)
+        cfg = self.cfg = read_config(self, SERVER, ServerConfig)
+        self.codec = create_codec(cfg.codec, CodecSettings(cfg.quality, cfg.checkpoint, cfg.device, cfg.threads))
+        self.stats = LinkStatsAccumulator()
+        self.drop = DropCounter(self, self.stats)
+        self._seq = SequenceTracker()
+        self.received = 0
+        self._pub = self.create_publisher(ClassificationResult, "classification", reliable_qos(50))
+        self._stats_pub = self.create_publisher(LinkStats, "link_stats", reliable_qos(10))
+        self.create_subscription(CompressedLatent, "latent", self._on_latent, reliable_qos(cfg.qos_depth), raw=True)
+        self._diag = Diagnostics(self)
+        self.create_timer(cfg.stats_period_s, self._report)
+        self.get_logger().info(f"serving codec {self.codec.name} (quality {self.codec.quality}, "
+                               f"model {self.codec.model_id}) on {cfg.device}")
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _on_latent(self, raw: bytes) -> None:
+        t0 = time.perf_counter_ns()
+        recv_ns = self.get_clock().now().nanoseconds
+        self.received += 1
+        if len(raw) > self._param("max_payload_bytes") + 65536:
+            self.drop("too_large", f"message of {len(raw)} B above the cap")
+            return
+        try:
+            msg = deserialize_message(raw, CompressedLatent)
+        except Exception as exc:  # noqa: BLE001 - any malformed CDR must be survivable
+            self.drop("bad_message", f"cannot deserialize {len(raw)} B: {exc}")
+            return
+        data = latent_payload(msg)
+        try:
+            check_timings((msg.edge_preprocess_ms, msg.edge_encode_ms, msg.edge_entropy_ms, msg.edge_total_ms))
+            validate_payload(self.codec, msg.codec, msg.model_id, msg.rate_level, tuple(msg.shape), len(data),
+                             self._param("max_payload_bytes"), self._param("max_decoded_elements"))
+            decoded = self.codec.decode(data, tuple(int(d) for d in msg.shape))
+        except PayloadError as exc:
+            self.drop(exc.reason, f"seq {msg.sequence}: {exc.detail}")
+            return
+        except Exception as exc:  # noqa: BLE001 - a decoder bug on hostile bytes must not stop the node
+            self.drop("decode_error", f"seq {msg.sequence}: {type(exc).__name__}: {exc}")
+            return
+        gap = self._seq.update(int(msg.sequence))
+        if gap:
+            self.stats.drop("sequence_gap", gap)
+        cls = classify(decoded.logits, self.codec.classes, self._param("top_k"))
+        transfer_ms = (recv_ns - time_to_ns(msg.edge_sent)) / 1e6
+        total_ms = (time.perf_counter_ns() - t0) / 1e6
+        out = result_msg(msg, cls, len(data), transfer_ms, decoded.timings_ms.get("decode", math.nan),
+                         decoded.timings_ms.get("infer", math.nan), total_ms)
+        self._pub.publish(out)
+        latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
+        correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == cls.class_id)
+        self.stats.add(FrameRecord(len(data), len(raw), latency_ms, msg.edge_total_ms, transfer_ms, total_ms, correct))
+
+    def _report(self) -> None:
+        snap = self.stats.snapshot(time.monotonic())
+        self._stats_pub.publish(link_stats_msg(snap, self.get_clock().now().to_msg(), self.get_name()))
+        level = WARN if snap["drops"] else OK
+        self._diag.publish(level, f"{snap['frames']} frames in window, {snap['drops']} drops since start", {
+            "received": self.received, "codec": self.codec.name, "kbit_per_s": snap["kbit_per_s"],
+            "latency_p50_ms": snap["latency_p50_ms"], "accuracy": snap["accuracy"], "drops": snap["drops"]})
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ServerNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
