@@ -55,7 +55,7 @@ def node_command(spec: NodeSpec, params_files: list[str]) -> list[str]:
 class Monitor:
     """Subscribes to results and statistics; keeps what the summary needs."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         import rclpy
         from rclpy.node import Node
 
@@ -63,6 +63,7 @@ class Monitor:
         from hecsb_ros.nodes.common import reliable_qos
 
         self._rclpy = rclpy
+        self.limit = limit
         self.node = Node("hecsb_demo_monitor")
         self.stats = LinkStatsAccumulator()
         self.seen: set[int] = set()
@@ -78,7 +79,7 @@ class Monitor:
     def _on_result(self, msg) -> None:
         from rclpy.time import Time
 
-        if msg.sequence in self.seen:
+        if msg.sequence in self.seen or len(self.seen) >= self.limit:
             return
         self.seen.add(msg.sequence)
         now = time.monotonic()
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
 
     rclpy.init()
-    monitor = Monitor()
+    monitor = Monitor(args.frames)
     procs: dict[str, tuple[subprocess.Popen, Path]] = {}
     code = 0
     try:

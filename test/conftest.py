@@ -1,0 +1,56 @@
+"""Shared fixtures: a tiny random classifier checkpoint, rclpy in-process, isolated DDS domains."""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+# Keep every test's DDS traffic on this machine and away from other runs.
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
+
+
+@pytest.fixture(scope="session")
+def random_classifier(tmp_path_factory):
+    """Path of an untrained Fashion-MNIST classifier checkpoint (fast, deterministic)."""
+    import torch
+
+    from hecsb_ros.core.models import build_model, fmnist_spec, save_checkpoint
+
+    torch.manual_seed(0)
+    spec = fmnist_spec()
+    path = tmp_path_factory.mktemp("ckpt") / "random_fmnist.safetensors"
+    save_checkpoint(path, build_model(spec).state_dict(), spec)
+    return path
+
+
+@pytest.fixture()
+def ros_context():
+    """rclpy initialised for one test, shut down afterwards."""
+    import rclpy
+
+    rclpy.init()
+    yield rclpy
+    rclpy.try_shutdown()
+
+
+def spin_until(rclpy, nodes, predicate, timeout: float = 10.0) -> bool:
+    """Spin ``nodes`` until ``predicate()`` holds or ``timeout`` seconds pass."""
+    import time
+
+    from rclpy.executors import SingleThreadedExecutor
+
+    ex = SingleThreadedExecutor()
+    for n in nodes:
+        ex.add_node(n)
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            ex.spin_once(timeout_sec=0.05)
+        return predicate()
+    finally:
+        for n in nodes:
+            ex.remove_node(n)
