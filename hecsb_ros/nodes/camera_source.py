@@ -36,8 +36,8 @@ class CameraConfig:
 
 
 class CameraSource(Node):
-    def __init__(self) -> None:
-        super().__init__("hecsb_camera_source")
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("hecsb_camera_source", **node_kwargs)
         declare_parameters(self, CAMERA_SOURCE)
         self.cfg = read_config(self, CAMERA_SOURCE, CameraConfig)
         cfg = self.cfg

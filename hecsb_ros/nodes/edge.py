@@ -38,8 +38,8 @@ class EdgeConfig:
 
 
 class EdgeNode(Node):
-    def __init__(self) -> None:
-        super().__init__("hecsb_edge")
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("hecsb_edge", **node_kwargs)
         declare_parameters(self, EDGE)
         cfg = self.cfg = read_config(self, EDGE, EdgeConfig)
         self.codec = create_codec(cfg.codec, CodecSettings(cfg.quality, cfg.checkpoint, cfg.device, cfg.threads))

@@ -21,8 +21,8 @@ from hecsb_ros.params import LINK_EMULATOR
 
 
 class LinkEmulator(Node):
-    def __init__(self) -> None:
-        super().__init__("hecsb_link_emulator")
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("hecsb_link_emulator", **node_kwargs)
         self._values = declare_parameters(self, LINK_EMULATOR)
         self.shaper = LinkShaper(self._profile(self._values), seed=self._values["seed"])
         self.stats = LinkStatsAccumulator()

@@ -39,8 +39,8 @@ class ServerConfig:
 
 
 class ServerNode(Node):
-    def __init__(self) -> None:
-        super().__init__("hecsb_server")
+    def __init__(self, **node_kwargs) -> None:
+        super().__init__("hecsb_server", **node_kwargs)
         declare_parameters(self, SERVER)
         cfg = self.cfg = read_config(self, SERVER, ServerConfig)
         self.codec = create_codec(cfg.codec, CodecSettings(cfg.quality, cfg.checkpoint, cfg.device, cfg.threads))

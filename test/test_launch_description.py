@@ -1,0 +1,118 @@
+"""The launch file builds its nodes from hecsb_ros.graph, the description the demo runner uses.
+
+ros2 launch is not installable here, so ``launch``/``launch_ros`` are replaced by recording stand-ins
+and the launch file's own code is executed with them.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from hecsb_ros.cli.run_demo import node_command
+from hecsb_ros.graph import LAUNCH_ARGUMENTS, split_inference_nodes
+
+LAUNCH_FILE = Path(__file__).resolve().parents[1] / "launch" / "split_inference.launch.py"
+
+
+class _Recorder:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context[self.name]
+
+
+@pytest.fixture()
+def launch_module(monkeypatch):
+    launch = types.ModuleType("launch")
+    launch.LaunchDescription = _Recorder
+    actions = types.ModuleType("launch.actions")
+    actions.DeclareLaunchArgument = _Recorder
+    actions.OpaqueFunction = _Recorder
+    subs = types.ModuleType("launch.substitutions")
+    subs.LaunchConfiguration = _LaunchConfiguration
+    launch_ros = types.ModuleType("launch_ros")
+    ros_actions = types.ModuleType("launch_ros.actions")
+    ros_actions.Node = _Recorder
+    for name, mod in {"launch": launch, "launch.actions": actions, "launch.substitutions": subs,
+                      "launch_ros": launch_ros, "launch_ros.actions": ros_actions}.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    spec = importlib.util.spec_from_file_location("split_inference_launch", LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(launch_module, **overrides):
+    desc = launch_module.generate_launch_description()
+    entities = desc.args[0]
+    declared = {e.kwargs.get("name", e.args[0] if e.args else None): e for e in entities[:-1]}
+    opaque = entities[-1]
+    context = {name: default for name, (default, _) in LAUNCH_ARGUMENTS.items()}
+    context.update(overrides)
+    return declared, opaque.kwargs["function"](context)
+
+
+def test_every_launch_argument_is_declared_with_a_description(launch_module):
+    declared, _ = _run(launch_module)
+    assert set(declared) == set(LAUNCH_ARGUMENTS)
+    assert all(e.kwargs["description"] for e in declared.values())
+
+
+@pytest.mark.parametrize("overrides", [{}, {"codec": "jpeg", "quality": "30", "profile": "wifi"},
+                                       {"link": "false", "params_file": "/tmp/p.yaml"}])
+def test_launch_nodes_equal_the_shared_description(launch_module, overrides):
+    _, nodes = _run(launch_module, **overrides)
+    context = {name: default for name, (default, _) in LAUNCH_ARGUMENTS.items()}
+    context.update(overrides)
+    specs = split_inference_nodes(**context)
+    assert [n.kwargs["name"] for n in nodes] == [s.name for s in specs]
+    for node, spec in zip(nodes, specs):
+        assert node.kwargs["package"] == "hecsb_ros"
+        assert node.kwargs["executable"] == spec.executable
+        assert node.kwargs["remappings"] == list(spec.remappings)
+        assert node.kwargs["parameters"][-1] == spec.parameters
+        if overrides.get("params_file"):
+            assert node.kwargs["parameters"][0] == overrides["params_file"]
+
+
+def test_description_wires_the_topics():
+    specs = {s.key: s for s in split_inference_nodes(codec="png", profile="5g")}
+    assert list(specs) == ["camera_source", "edge", "link_emulator", "server"]
+    assert dict(specs["link_emulator"].remappings) == {"latent_in": "latent", "latent_out": "latent_shaped"}
+    assert dict(specs["server"].remappings) == {"latent": "latent_shaped"}
+    assert specs["edge"].parameters == specs["server"].parameters == {"codec": "png"}
+    assert specs["link_emulator"].parameters == {"profile": "5g"}
+    direct = {s.key: s for s in split_inference_nodes(link="false")}
+    assert "link_emulator" not in direct and direct["server"].remappings == ()
+
+
+def test_unknown_profile_fails_early():
+    with pytest.raises(ValueError, match="unknown profile"):
+        split_inference_nodes(profile="3g")
+
+
+def test_runner_command_uses_the_same_names_and_remappings():
+    spec = {s.key: s for s in split_inference_nodes()}["server"]
+    cmd = node_command(spec, ["/a.yaml", "/b.yaml"])
+    assert cmd[1:3] == ["-m", "hecsb_ros.nodes.server"]
+    assert "__node:=hecsb_server" in cmd and "latent:=latent_shaped" in cmd
+    assert cmd.index("/a.yaml") < cmd.index("/b.yaml")
+
+
+def test_installed_executables_exist_for_every_node():
+    root = LAUNCH_FILE.parents[1]
+    cmake = (root / "CMakeLists.txt").read_text()
+    for spec in split_inference_nodes():
+        script = root / "scripts" / "nodes" / spec.executable
+        assert script.exists() and spec.executable in cmake
+        assert f"from {spec.module} import main" in script.read_text()
