@@ -1,0 +1,54 @@
+"""The whole node set as separate processes over DDS on loopback (own domain, localhost discovery)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hecsb_ros.core.models import default_teacher_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_demo(tmp_path: Path, *args: str, frames: int = 60) -> dict:
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               ROS_DOMAIN_ID=str(random.Random(f"{os.getpid()}{args}").randint(20, 99)))
+    out = tmp_path / "summary.json"
+    cmd = [sys.executable, "-m", "hecsb_ros.cli.run_demo", "--frames", str(frames), "--rate-hz", "20",
+           "--json", str(out), "--log-dir", str(tmp_path / "logs"), "--timeout", "240", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    logs = "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in (tmp_path / "logs").glob("*.log"))
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr[-3000:]}\n{logs}"
+    assert "hecsb_ros demo summary" in proc.stdout
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shipped_teacher():
+    assert default_teacher_path().exists(), "the shipped teacher checkpoint is missing"
+
+
+def test_png_over_dds_with_4g_link(tmp_path):
+    s = run_demo(tmp_path, "--codec", "png", "--profile", "4g")
+    assert s["frames"] == 60 and s["labelled_frames"] >= 50
+    assert s["accuracy"] >= 0.90
+    assert 300 < s["payload_bytes_mean"] < 900  # Fashion-MNIST PNGs are about 500 B
+    assert s["message_bytes_mean"] > s["payload_bytes_mean"]
+    # 4g: at least bytes*8/rate on the wire
+    assert s["transfer_p50_ms"] >= s["payload_bytes_p50"] * 8 / 12e6 * 1e3
+    for key in ("edge_p50_ms", "server_p50_ms", "latency_p50_ms", "kbit_per_s"):
+        assert s[key] > 0, key
+
+
+def test_link_emulator_slows_transfer_as_the_rate_says(tmp_path):
+    """raw frames (784 B) on a 0.1 Mbit/s link take >= 62.7 ms each on the wire."""
+    params = tmp_path / "slow.yaml"
+    params.write_text("hecsb_link_emulator:\n  ros__parameters:\n    rate_mbps: 0.1\n    size_basis: payload\n")
+    s = run_demo(tmp_path, "--codec", "raw", "--rate-hz", "5", "--params-file", str(params), frames=15)
+    assert s["payload_bytes_mean"] == 784
+    assert s["transfer_p50_ms"] >= 784 * 8 / 0.1e6 * 1e3
