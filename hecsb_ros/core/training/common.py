@@ -1,0 +1,111 @@
+"""Training utilities shared by the teacher and the HECS-B trainers: seeds, batches, loops, eval."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed Python, numpy and torch; return a torch generator seeded with ``seed`` for batching."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` intra-op threads (0 keeps torch's default)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Light augmentation on a batch ``(N, C, H, W)``: random crop after zero padding, h-flip."""
+
+    pad: int = 2
+    hflip: bool = True
+
+    def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        if self.pad > 0:
+            padded = nn.functional.pad(x, (self.pad,) * 4)
+            oy = torch.randint(0, 2 * self.pad + 1, (n,), generator=gen)
+            ox = torch.randint(0, 2 * self.pad + 1, (n,), generator=gen)
+            iy = (oy[:, None] + torch.arange(h))[:, :, None]  # (N, H, 1)
+            ix = (ox[:, None] + torch.arange(w))[:, None, :]  # (N, 1, W)
+            x = padded.permute(0, 2, 3, 1)[torch.arange(n)[:, None, None], iy, ix].permute(0, 3, 1, 2)
+        if self.hflip:
+            flip = torch.rand(n, generator=gen) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x.contiguous()
+
+
+def batches(n: int, batch_size: int, gen: torch.Generator | None = None,
+            drop_last: bool = False) -> Iterator[torch.Tensor]:
+    """Index batches over ``range(n)``: shuffled when ``gen`` is given, in order otherwise."""
+    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
+    stop = n - (n % batch_size) if drop_last else n
+    for i in range(0, stop, batch_size):
+        yield order[i:i + batch_size]
+
+
+@torch.inference_mode()
+def predict_logits(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                   batch_size: int = 500) -> torch.Tensor:
+    """Apply ``fn`` to ``x`` ``(N, ...)`` in batches; return the concatenated outputs ``(N, K)``."""
+    return torch.cat([fn(x[idx]) for idx in batches(len(x), batch_size)])
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy of logits ``(N, K)`` against labels ``(N,)``."""
+    return float((logits.argmax(1) == labels).float().mean())
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``model`` (put in eval mode) on ``x`` ``(N, C, H, W)``, ``y`` ``(N,)``."""
+    model.eval()
+    return accuracy(predict_logits(model, x, batch_size), y)
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+            alpha: float, tau: float) -> torch.Tensor:
+    """``(1 - alpha) CE(P_S, y) + alpha tau^2 KL(P_T || P_S)`` with temperature ``tau`` (eq. 10-12)."""
+    ce = nn.functional.cross_entropy(student_logits, labels)
+    if alpha == 0.0:
+        return ce
+    log_ps = nn.functional.log_softmax(student_logits / tau, dim=1)
+    log_pt = nn.functional.log_softmax(teacher_logits / tau, dim=1)
+    kl = nn.functional.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True)
+    return (1.0 - alpha) * ce + alpha * tau * tau * kl
+
+
+def train_classifier_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer,
+                           sched: torch.optim.lr_scheduler.LRScheduler | None, gen: torch.Generator,
+                           batch_size: int, augment: Augment | None = None, progress=None,
+                           label_smoothing: float = 0.0) -> float:
+    """One epoch of cross-entropy training; returns the mean loss. ``progress`` is a tqdm bar."""
+    model.train()
+    total, count = 0.0, 0
+    for idx in batches(len(x), batch_size, gen, drop_last=True):
+        xb = x[idx]
+        if augment is not None:
+            xb = augment(xb, gen)
+        loss = nn.functional.cross_entropy(model(xb), y[idx], label_smoothing=label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        total += float(loss.detach()) * len(idx)
+        count += len(idx)
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
