@@ -18,6 +18,7 @@ np_inc="$("$py" -c 'import numpy; print(numpy.get_include())')"
     -e "s#/opt/python/[^/;\" ]+/include/python3\.[0-9]+#${py_inc}#g" "$f"
 done || true
 
+mkdir -p "$build"
 stamp="$build/.built"
 newest_src="$(find "$here/msg" "$here/CMakeLists.txt" "$here/package.xml" -newer "$stamp" 2>/dev/null | head -n1 || true)"
 if [ -f "$stamp" ] && [ -z "$newest_src" ] && "$py" -c 'import hecsb_ros.msg' 2>/dev/null; then
