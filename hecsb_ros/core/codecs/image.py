@@ -28,6 +28,24 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+def png_check_chunks(data: bytes) -> None:
+    """Raise ``PayloadError('truncated')`` unless every PNG chunk up to IEND fits in ``data``.
+
+    OpenCV's PNG reader allocates a chunk's declared length before reading it: a 141-byte stream
+    declaring a 2**31-1 byte chunk costs 2 GiB and 2 s. Walking the chunk lengths first stops that.
+    """
+    pos = 8
+    while True:
+        if pos + 12 > len(data):
+            raise PayloadError("truncated", "PNG stream ends before its IEND chunk")
+        length = struct.unpack(">I", data[pos:pos + 4])[0]
+        if length > len(data) - pos - 12:
+            raise PayloadError("truncated", f"PNG chunk declares {length} B, {len(data) - pos - 12} B left")
+        if data[pos + 4:pos + 8] == b"IEND":
+            return
+        pos += 12 + length
+
+
 def jpeg_size(data: bytes) -> tuple[int, int]:
     """(width, height) from the first JPEG start-of-frame marker."""
     if len(data) < 4 or data[:2] != b"\xff\xd8":
@@ -148,6 +166,9 @@ class _OpenCVCodec(ImageCodec):
     def _header_size(self, data: bytes) -> tuple[int, int]:
         raise NotImplementedError
 
+    def _check_stream(self, data: bytes) -> None:
+        """Format-specific checks of the whole stream before the decoder runs (default: none)."""
+
     def _encode_pixels(self, pixels: np.ndarray) -> bytes:
         img = pixels[:, :, 0] if pixels.shape[2] == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
         ok, buf = cv2.imencode(self.ext, img, self._params())
@@ -159,6 +180,7 @@ class _OpenCVCodec(ImageCodec):
         width, height = self._header_size(data)
         if (height, width) != tuple(shape[:2]):
             raise PayloadError("bad_shape", f"{self.name} header says {width}x{height}, expected {shape[1]}x{shape[0]}")
+        self._check_stream(data)
         flag = cv2.IMREAD_GRAYSCALE if shape[2] == 1 else cv2.IMREAD_COLOR
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
         if img is None:
@@ -196,6 +218,9 @@ class PngCodec(_OpenCVCodec):
 
     def _header_size(self, data: bytes) -> tuple[int, int]:
         return png_size(data)
+
+    def _check_stream(self, data: bytes) -> None:
+        png_check_chunks(data)
 
 
 @register_codec("jpeg")
