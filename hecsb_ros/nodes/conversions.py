@@ -18,6 +18,7 @@ from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
 
 _BRIDGE = CvBridge()
 UNKNOWN = CompressedLatent.GROUND_TRUTH_UNKNOWN
+UINT64_MAX = 2**64 - 1
 
 
 def time_to_ns(t: TimeMsg) -> int:
@@ -113,5 +114,9 @@ def link_stats_msg(snapshot: dict[str, Any], stamp: TimeMsg, frame_id: str) -> L
     for key, value in snapshot.items():
         if isinstance(value, float) and math.isinf(value):
             value = math.nan
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = min(value, UINT64_MAX)  # saturate: a hostile sequence jump can count 2**64 drops
+        elif isinstance(value, list) and value and isinstance(value[0], int):
+            value = [min(v, UINT64_MAX) for v in value]
         setattr(msg, key, value)
     return msg

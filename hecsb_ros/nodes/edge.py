@@ -12,7 +12,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from rclpy.node import Node
-from rclpy.time import Time
 from sensor_msgs.msg import Image
 
 from hecsb_ros.core.codecs import CodecSettings, create_codec
@@ -73,6 +72,9 @@ class EdgeNode(Node):
         except PayloadError as exc:
             self.drop(exc.reason, exc.detail)
             return
+        except Exception as exc:  # noqa: BLE001 - an image the checks let through must not stop the node
+            self.drop("bad_image", f"{type(exc).__name__}: {exc}")
+            return
         label = self._labels.pop((time_to_ns(msg.header.stamp), msg.header.frame_id), UNKNOWN)
         total_ms = (time.perf_counter_ns() - t0) / 1e6
         out = latent_msg(frame, msg.header, self._seq, self.codec.name, self.codec.model_id, self.codec.quality,
@@ -81,7 +83,8 @@ class EdgeNode(Node):
         self._seq += 1
 
     def _on_result(self, msg: ClassificationResult) -> None:
-        latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
+        # Plain integer arithmetic: Time.from_msg raises on a negative (hostile) stamp.
+        latency_ms = (self.get_clock().now().nanoseconds - time_to_ns(msg.header.stamp)) / 1e6
         correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == msg.class_id)
         self.stats.add(FrameRecord(msg.payload_bytes, 0, latency_ms, msg.edge_total_ms, msg.transfer_ms,
                                    msg.server_total_ms, correct))

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
-from rclpy.time import Time
 
 from hecsb_ros.core.codecs import CodecSettings, create_codec
 from hecsb_ros.core.payload import PayloadError, check_timings, validate_payload
@@ -92,7 +91,8 @@ class ServerNode(Node):
         out = result_msg(msg, cls, len(data), transfer_ms, decoded.timings_ms.get("decode", math.nan),
                          decoded.timings_ms.get("infer", math.nan), total_ms)
         self._pub.publish(out)
-        latency_ms = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
+        # Plain integer arithmetic: Time.from_msg raises on a negative (hostile) stamp.
+        latency_ms = (self.get_clock().now().nanoseconds - time_to_ns(msg.header.stamp)) / 1e6
         correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == cls.class_id)
         self.stats.add(FrameRecord(len(data), len(raw), latency_ms, msg.edge_total_ms, transfer_ms, total_ms, correct))
 
