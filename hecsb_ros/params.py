@@ -110,6 +110,8 @@ LINK_EMULATOR: tuple[Param, ...] = (
     Param("max_pending", 1000, "Most frames held in the emulated link at once", min=1, max=100000,
           read_only=True),
     Param("stats_period_s", 1.0, "Seconds between /diagnostics messages", min=0.1, max=3600.0),
+    Param("blackout_s", 0.0, "Setting this > 0 drops every frame for that many seconds from now (a link "
+          "outage); 0 = none", min=0.0, max=3600.0),
 )
 
 NODE_PARAMS: dict[str, tuple[Param, ...]] = {

@@ -75,6 +75,10 @@ class LinkShaper:
         """Drop everything offered in ``[now, now + duration_s)`` (a link outage)."""
         self._blackout_until = now + duration_s
 
+    def blackout_left(self, now: float) -> float:
+        """Seconds of the current blackout still to come (0 when the link is up)."""
+        return max(0.0, self._blackout_until - now)
+
     def schedule(self, size_bytes: int, now: float) -> tuple[float | None, str]:
         """Return ``(delivery_time, "")`` or ``(None, reason)`` for a dropped frame."""
         p = self.profile

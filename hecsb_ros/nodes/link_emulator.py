@@ -39,6 +39,8 @@ class LinkEmulator(Node):
         self.create_timer(self._values["stats_period_s"], self._report)
         self._thread = threading.Thread(target=self._deliver, name="link_delivery", daemon=True)
         self._thread.start()
+        if self._values["blackout_s"] > 0:
+            self.blackout(self._values["blackout_s"])
         p = self.shaper.profile
         self.get_logger().info(f"link profile {p.name}: {p.rate_mbps} Mbit/s, delay {p.delay_ms} ms, "
                                f"jitter {p.jitter_ms} ms, loss {p.loss}")
@@ -58,6 +60,9 @@ class LinkEmulator(Node):
             return SetParametersResult(successful=False, reason=str(exc))
         self._values = values
         self.shaper.profile = profile
+        for c in changes:
+            if c.name == "blackout_s" and values["blackout_s"] > 0:
+                self.blackout(values["blackout_s"])
         return SetParametersResult(successful=True)
 
     def _on_latent(self, raw: bytes) -> None:
@@ -92,9 +97,10 @@ class LinkEmulator(Node):
             self.relayed += 1
 
     def blackout(self, duration_s: float) -> None:
-        """Drop everything for ``duration_s`` seconds (a link outage)."""
+        """Drop everything for ``duration_s`` seconds (a link outage); frames already in the link are kept."""
         with self._cv:
             self.shaper.blackout(time.monotonic(), duration_s)
+        self.get_logger().warning(f"link blackout for {duration_s:.3f} s")
 
     def on_shutdown(self) -> None:
         with self._cv:
@@ -106,7 +112,9 @@ class LinkEmulator(Node):
         level = WARN if self.stats.drops else OK
         self._diag.publish(level, f"relayed {self.relayed}, dropped {self.stats.drops}", {
             "profile": self.shaper.profile.name, "rate_mbps": self.shaper.profile.rate_mbps,
-            "pending": len(self._heap), "relayed": self.relayed, "drops": self.stats.drops})
+            "pending": len(self._heap), "relayed": self.relayed, "drops": self.stats.drops,
+            "link_loss": self.stats.drop_counts["link_loss"],
+            "blackout_left_s": self.shaper.blackout_left(time.monotonic())})
 
 
 def main(args: list[str] | None = None) -> int:
