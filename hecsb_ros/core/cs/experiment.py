@@ -47,12 +47,12 @@ class CSConfig:
     lasso_val_images: int = 100
     lasso_alphas: tuple[float, ...] = DEFAULT_ALPHAS
     lasso_max_iter: int = 1000
-    vae_epochs: int = 20
+    vae_epochs: int = 10
     vae_restarts: int = 5
-    vae_steps: int = 300
-    vae_lr: float = 0.05
+    vae_steps: int = 200
+    vae_lr: float = 0.1
     vae_lambda: float = 0.1
-    hecsa_epochs: int = 20
+    hecsa_epochs: int = 12
     hecsa_batch: int = 128
     hecsa_lr: float = 1e-3
     hecsa_noise_samples: int = 1
@@ -63,7 +63,7 @@ class CSConfig:
     def quick(cls, **overrides: object) -> "CSConfig":
         """Small subsets and few epochs: the whole grid in well under three minutes."""
         base = cls(train_subset=3000, val_size=500, test_subset=100, lasso_val_images=30,
-                   lasso_alphas=(1e-3, 1e-2, 0.1), lasso_max_iter=300, vae_epochs=5,
+                   lasso_alphas=(1e-2, 0.1, 1.0), lasso_max_iter=300, vae_epochs=5,
                    vae_restarts=3, vae_steps=100, hecsa_epochs=8)
         return replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -100,7 +100,7 @@ def train_hecsa(model: HECSA, X: torch.Tensor, epochs: int = 20, batch_size: int
             opt.step()
             sched.step()
             model.encoder.project_()
-            total += float(nll) * x.shape[0] / max(1, noise_samples)
+            total += float(nll.detach()) * x.shape[0] / max(1, noise_samples)
         record = {"nll": total / X.shape[0], "w_norm": model.frobenius_norm()}
         if X_val is not None:
             model.eval()

@@ -15,7 +15,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 
-DEFAULT_ALPHAS: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
+DEFAULT_ALPHAS: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 
 
 def lasso_reconstruct(A: torch.Tensor | np.ndarray, Y: torch.Tensor | np.ndarray, alpha: float,

@@ -68,7 +68,7 @@ def train_vae(vae: VAE, X: torch.Tensor, epochs: int = 10, batch_size: int = 100
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * x.shape[0]
+            total += float(loss.detach()) * x.shape[0]
         history.append(total / X.shape[0])
         bar.set_postfix(neg_elbo=f"{history[-1]:.1f}")
     vae.eval()
@@ -83,7 +83,7 @@ def latent_objective(vae: VAE, A: torch.Tensor, Y: torch.Tensor, z: torch.Tensor
 
 
 def vae_reconstruct(vae: VAE, A: torch.Tensor, Y: torch.Tensor, lam: float = 0.1,
-                    restarts: int = 5, steps: int = 300, lr: float = 0.05, seed: int = 0,
+                    restarts: int = 5, steps: int = 200, lr: float = 0.1, seed: int = 0,
                     batch_size: int = 250, progress: bool = False,
                     desc: str = "VAE-CS") -> tuple[torch.Tensor, torch.Tensor]:
     """Reconstruct every row of ``Y`` ``(N, m)``; returns ``(x_hat (N, n), objective (N,))``.
