@@ -1,0 +1,256 @@
+"""The node set as separate processes, with a monitor node, for fault, load and soak runs.
+
+:class:`Pipeline` starts the nodes described by :func:`hecsb_ros.graph.split_inference_nodes`, can
+kill and restart any of them, and reads their resident memory. :class:`Monitor` is an in-process
+node that records every result (arrival time, capture stamp, latency), the latest LinkStats of
+server and edge, and the nodes' ``/diagnostics`` values; it also sets parameters of other nodes.
+All clocks are this machine's (capture stamps and arrival times come from the same system clock).
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hecsb_ros.graph import NodeSpec, split_inference_nodes
+from hecsb_ros.reliability.fuzz import rss_mb
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ros_env(domain_id: int) -> dict[str, str]:
+    """Environment for node processes: this domain, discovery kept on this machine."""
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class Pipeline:
+    """Node processes of one split-inference graph on one DDS domain.
+
+    Args:
+        domain_id: ``ROS_DOMAIN_ID`` of every process.
+        log_dir: where each node's output goes (``<node name>.log``, appended across restarts).
+        params: extra parameters per node role (``camera_source``, ``edge``, ``link_emulator``,
+            ``server``), applied after the graph's own.
+        modules: optional replacement ``python -m`` module per role (e.g. a wrapper that registers
+            an extra codec before running the node).
+        **graph_args: arguments of :func:`split_inference_nodes` (codec, profile, rate_hz, ...).
+    """
+
+    def __init__(self, domain_id: int, log_dir: Path, params: dict[str, dict[str, Any]] | None = None,
+                 modules: dict[str, str] | None = None, **graph_args: str) -> None:
+        self.env = ros_env(domain_id)
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.specs: dict[str, NodeSpec] = {s.key: s for s in split_inference_nodes(**graph_args)}
+        self.modules = modules or {}
+        values = {s.name: {"ros__parameters": {**s.parameters, **(params or {}).get(s.key, {})}}
+                  for s in self.specs.values()}
+        self._params_file = self.log_dir / "params.yaml"
+        self._params_file.write_text(yaml.safe_dump(values))
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.started_at: dict[str, float] = {}
+        self.restarts: dict[str, int] = {k: 0 for k in self.specs}
+
+    def command(self, key: str) -> list[str]:
+        spec = self.specs[key]
+        cmd = [sys.executable, "-m", self.modules.get(key, spec.module), "--ros-args", "-r", f"__node:={spec.name}",
+               "--params-file", str(self._params_file)]
+        for src, dst in spec.remappings:
+            cmd += ["-r", f"{src}:={dst}"]
+        return cmd
+
+    def start(self, *keys: str) -> None:
+        """Start the given roles (all when none given) in graph order."""
+        for key in keys or tuple(self.specs):
+            if key in self.procs and self.procs[key].poll() is None:
+                raise RuntimeError(f"{key} is already running")
+            log = (self.log_dir / f"{self.specs[key].name}.log").open("a")
+            self.procs[key] = subprocess.Popen(self.command(key), cwd=ROOT, env=self.env, stdout=log,
+                                               stderr=subprocess.STDOUT)
+            self.started_at[key] = time.monotonic()
+
+    def kill(self, key: str, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+        """Send ``sig`` to one node (default SIGKILL: no clean-up) and wait until it is gone."""
+        proc = self.procs[key]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def restart(self, key: str) -> None:
+        self.kill(key)
+        self.restarts[key] += 1
+        self.start(key)
+
+    def alive(self) -> dict[str, bool]:
+        return {k: p.poll() is None for k, p in self.procs.items()}
+
+    def pid(self, key: str) -> int:
+        return self.procs[key].pid
+
+    def rss(self) -> dict[str, float]:
+        """Resident memory of each running node in MiB."""
+        out = {}
+        for key, proc in self.procs.items():
+            try:
+                out[key] = rss_mb(proc.pid) if proc.poll() is None else math.nan
+            except OSError:
+                out[key] = math.nan
+        return out
+
+    def log_tail(self, key: str, chars: int = 2000) -> str:
+        path = self.log_dir / f"{self.specs[key].name}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def stop(self) -> None:
+        """SIGINT every node, then SIGKILL what is left after 10 s."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for key in self.procs:
+            self.kill(key, signal.SIGINT)
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    """One result seen by the monitor: arrival (time.monotonic and system ns), capture ns, latency ms."""
+
+    arrival_mono: float
+    arrival_ns: int
+    capture_ns: int
+    sequence: int
+    latency_ms: float
+    correct: bool | None
+
+
+class Monitor:
+    """In-process observer node; call :meth:`spin` to process its callbacks."""
+
+    def __init__(self, name: str = "hecsb_reliability_monitor", context: Any = None) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+
+        from hecsb_ros.msg import ClassificationResult, LinkStats
+        from hecsb_ros.nodes.common import reliable_qos
+
+        self.node = rclpy.create_node(name, context=context)
+        self.results: list[ResultRecord] = []
+        self.link_stats: list[tuple[float, Any]] = []
+        self.edge_stats: list[tuple[float, Any]] = []
+        self.diagnostics: dict[str, dict[str, str]] = {}
+        self.node.create_subscription(ClassificationResult, "classification", self._on_result, reliable_qos(200))
+        self.node.create_subscription(LinkStats, "link_stats",
+                                      lambda m: self.link_stats.append((time.monotonic(), m)), reliable_qos(20))
+        self.node.create_subscription(LinkStats, "edge_stats",
+                                      lambda m: self.edge_stats.append((time.monotonic(), m)), reliable_qos(20))
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, reliable_qos(50))
+        self._executor = SingleThreadedExecutor(context=self.node.context)
+        self._executor.add_node(self.node)
+        self._param_clients: dict[str, Any] = {}
+        # Callbacks run on a background thread, so arrival times are right whatever the caller does.
+        self._running = True
+        self._thread = threading.Thread(target=self._spin_forever, name="monitor_spin", daemon=True)
+        self._thread.start()
+
+    def _spin_forever(self) -> None:
+        while self._running:
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 - context shut down under us
+                if self._running:
+                    raise
+                return
+
+    def _on_result(self, msg: Any) -> None:
+        now_ns = time.time_ns()
+        capture = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        correct = None if msg.ground_truth < 0 else bool(msg.ground_truth == msg.class_id)
+        self.results.append(ResultRecord(time.monotonic(), now_ns, capture, int(msg.sequence),
+                                         (now_ns - capture) / 1e6, correct))
+
+    def _on_diag(self, msg: Any) -> None:
+        for status in msg.status:
+            name = status.name.split(":")[-1].strip().lstrip("/")
+            self.diagnostics[name] = {kv.key: kv.value for kv in status.values}
+
+    def spin(self, seconds: float) -> None:
+        """Let ``seconds`` pass (callbacks run on the monitor's own thread)."""
+        time.sleep(max(0.0, seconds))
+
+    def spin_until(self, predicate, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return bool(predicate())
+
+    def results_since(self, t_mono: float) -> list[ResultRecord]:
+        return [r for r in self.results if r.arrival_mono >= t_mono]
+
+    def diag_int(self, node: str, key: str) -> int:
+        try:
+            return int(float(self.diagnostics.get(node, {}).get(key, "nan")))
+        except ValueError:
+            return -1
+
+    def set_parameter(self, node_name: str, name: str, value: Any, timeout: float = 10.0) -> float:
+        """Set ``name`` on ``node_name``; returns time.monotonic() when the node confirmed it."""
+        from rclpy.parameter import Parameter
+        from rclpy.parameter_client import AsyncParameterClient
+
+        client = self._param_clients.get(node_name)
+        if client is None:
+            client = self._param_clients[node_name] = AsyncParameterClient(self.node, node_name)
+        if not self.spin_until(lambda: client.services_are_ready(), timeout):
+            raise TimeoutError(f"parameter services of {node_name} not available")
+        future = client.set_parameters([Parameter(name, value=value)])
+        if not self.spin_until(future.done, timeout):
+            raise TimeoutError(f"setting {name} on {node_name} timed out")
+        result = future.result().results[0]
+        if not result.successful:
+            raise ValueError(f"{node_name} refused {name}={value!r}: {result.reason}")
+        return time.monotonic()
+
+    def destroy(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2.0)
+        self._executor.remove_node(self.node)
+        self.node.destroy_node()
+
+
+def latency_stats(records: list[ResultRecord]) -> dict[str, float]:
+    """p50/p95/p99/max of capture -> result latency in ms."""
+    import numpy as np
+
+    lat = np.asarray([r.latency_ms for r in records], dtype=np.float64)
+    if lat.size == 0:
+        return {"n": 0, "p50_ms": math.nan, "p95_ms": math.nan, "p99_ms": math.nan, "max_ms": math.nan}
+    return {"n": int(lat.size), "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
+            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())}
+
+
+def temp_log_dir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))

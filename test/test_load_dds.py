@@ -1,0 +1,59 @@
+"""Camera at twice the edge's sustainable rate: the edge drops stale frames (keep-last depth 1),
+latency stays bounded and nothing grows. Every node runs in its own process over DDS.
+
+The edge is ``hecsb_ros.reliability.slow_edge`` (png plus 25 ms per frame: at most 40 frames/s);
+the camera publishes 80 frames/s. Figures are printed (pytest -s) and recorded by
+``python -m hecsb_ros.cli.load``.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hecsb_ros.reliability import scenarios
+from hecsb_ros.reliability.pipeline import Monitor, Pipeline
+
+DOMAIN = 212
+EXTRA_MS = 25.0
+SUSTAINABLE_HZ = 1000.0 / EXTRA_MS
+CAMERA_HZ = 2 * SUSTAINABLE_HZ
+
+
+@pytest.fixture(scope="module")
+def overloaded(random_classifier, tmp_path_factory):
+    import rclpy
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=DOMAIN)
+    params = {"edge": {"checkpoint": str(random_classifier), "stats_period_s": 0.5},
+              "server": {"checkpoint": str(random_classifier), "stats_period_s": 0.5}}
+    pipe = Pipeline(DOMAIN, tmp_path_factory.mktemp("load"), params,
+                    modules={"edge": "hecsb_ros.reliability.slow_edge"}, codec="png", profile="4g",
+                    rate_hz=str(CAMERA_HZ))
+    pipe.env["HECSB_EDGE_EXTRA_MS"] = str(EXTRA_MS)
+    monitor = Monitor(context=ctx)
+    pipe.start()
+    try:
+        scenarios.wait_for_flow(monitor, pipe, results=40, timeout=100.0)
+        yield pipe, monitor
+    finally:
+        pipe.stop()
+        monitor.destroy()
+        rclpy.try_shutdown(context=ctx)
+
+
+def test_edge_drops_stale_frames_and_latency_stays_bounded(overloaded):
+    pipe, monitor = overloaded
+    f = scenarios.overload(pipe, monitor, seconds=24.0)
+    print("\noverload:", json.dumps(f, indent=1, default=str))
+    assert all(f["alive"].values())
+    assert f["edge_rate_hz"] <= SUSTAINABLE_HZ * 1.05
+    assert f["camera_rate_hz"] >= 1.5 * f["edge_rate_hz"], "the camera must outpace the edge"
+    assert f["dropped_stale"] > 0.25 * f["camera_frames_sent"], "stale frames are dropped, not queued"
+    # An unbounded queue would add (camera - edge rate) / edge rate x elapsed = ~24 s by the end.
+    first, _, last = f["latency_by_third"]
+    assert f["latency"]["p95_ms"] < 10 * EXTRA_MS
+    assert last["p95_ms"] < 2 * first["p95_ms"] + EXTRA_MS, "latency must not grow"
+    for key, start in f["rss_start_mb"].items():
+        assert f["rss_end_mb"][key] - start < 25.0, f"{key} grew {start:.0f} -> {f['rss_end_mb'][key]:.0f} MiB"
