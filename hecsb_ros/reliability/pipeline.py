@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,7 @@ class Monitor:
         self.link_stats: list[tuple[float, Any]] = []
         self.edge_stats: list[tuple[float, Any]] = []
         self.diagnostics: dict[str, dict[str, str]] = {}
+        self.diag_history: dict[str, deque[tuple[float, dict[str, str]]]] = {}
         self.node.create_subscription(ClassificationResult, "classification", self._on_result, reliable_qos(200))
         self.node.create_subscription(LinkStats, "link_stats",
                                       lambda m: self.link_stats.append((time.monotonic(), m)), reliable_qos(20))
@@ -194,6 +196,7 @@ class Monitor:
         for status in msg.status:
             name = status.name.split(":")[-1].strip().lstrip("/")
             self.diagnostics[name] = {kv.key: kv.value for kv in status.values}
+            self.diag_history.setdefault(name, deque(maxlen=20000)).append((time.monotonic(), self.diagnostics[name]))
 
     def spin(self, seconds: float) -> None:
         """Let ``seconds`` pass (callbacks run on the monitor's own thread)."""
@@ -215,6 +218,15 @@ class Monitor:
             return int(float(self.diagnostics.get(node, {}).get(key, "nan")))
         except ValueError:
             return -1
+
+    def diag_delta(self, node: str, key: str, t0: float, t1: float) -> tuple[float, float, float, float]:
+        """Change of a counter in ``node``'s diagnostics between the first report at or after ``t0``
+        and the last at or before ``t1``: ``(delta, seconds, from_t, to_t)``; NaNs when not covered."""
+        hist = [(t, v) for t, v in self.diag_history.get(node, ()) if t0 <= t <= t1 and key in v]
+        if len(hist) < 2:
+            return math.nan, math.nan, math.nan, math.nan
+        (ta, va), (tb, vb) = hist[0], hist[-1]
+        return float(vb[key]) - float(va[key]), tb - ta, ta, tb
 
     def set_parameter(self, node_name: str, name: str, value: Any, timeout: float = 10.0) -> float:
         """Set ``name`` on ``node_name``; returns time.monotonic() when the node confirmed it."""
