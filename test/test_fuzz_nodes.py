@@ -171,3 +171,12 @@ def test_edge_refuses_a_consistent_image_above_its_pixel_cap(ros_context, random
         assert node._seq == 1
     finally:
         node.destroy_node()
+
+
+def test_server_memory_stays_flat_when_malformed_input_repeats(server):
+    """The fuzzer's own memory grows per example; the callback's must not (replay the same cases)."""
+    from hecsb_ros.reliability.fuzz import replay_memory
+
+    m = replay_memory(server, cases=150, repeats=6)
+    assert m["messages"] == 900
+    assert m["growth_after_first_pass_mb"] < 10.0, m

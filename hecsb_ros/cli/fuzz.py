@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hecsb_ros.reliability.fuzz import (FuzzReport, fuzz_edge, fuzz_edge_results, fuzz_server,
-                                        fuzz_server_over_dds, rss_mb)
+                                        fuzz_server_over_dds, replay_memory, rss_mb)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--edge", type=int, default=10000, help="Malformed images fed to the edge callback")
     ap.add_argument("--results", type=int, default=2000, help="Hostile results fed to the edge's result callback")
     ap.add_argument("--dds", type=int, default=1000, help="Malformed latents published over DDS to a server node")
+    ap.add_argument("--replay", type=int, default=20,
+                    help="Times 500 generated latents are fed again to measure the server's own memory")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint", default="random",
                     help="Classifier checkpoint of edge and server; 'random' = untrained weights (same compute)")
@@ -52,7 +54,7 @@ def _checkpoint(arg: str) -> str:
     return str(path)
 
 
-def run(args: argparse.Namespace) -> list[FuzzReport]:
+def run(args: argparse.Namespace) -> tuple[list[FuzzReport], dict[str, Any]]:
     import rclpy
     from rclpy.parameter import Parameter
 
@@ -79,14 +81,19 @@ def run(args: argparse.Namespace) -> list[FuzzReport]:
                   f"{d['uncounted']} uncounted, RSS {d['rss_start_mb']} -> {d['rss_end_mb']} MiB "
                   f"(peak {d['rss_peak_mb']}), {d['seconds']} s", file=sys.stderr, flush=True)
             reports.append(report)
+        replay: dict[str, Any] = {}
+        if args.replay > 0:
+            print(f"[fuzz] replay: 500 latents x {args.replay} ...", file=sys.stderr, flush=True)
+            replay = replay_memory(server, 500, args.replay, args.seed + 4)
+            print(f"[fuzz] replay: {json.dumps(replay)}", file=sys.stderr, flush=True)
         edge.destroy_node()
         server.destroy_node()
     finally:
         rclpy.try_shutdown()
-    return reports
+    return reports, replay
 
 
-def markdown(reports: list[FuzzReport], argv: list[str]) -> str:
+def markdown(reports: list[FuzzReport], argv: list[str], replay: dict[str, Any]) -> str:
     total = sum(r.messages for r in reports)
     crashes = sum(len(r.crashes) for r in reports)
     uncounted = sum(r.uncounted + r.outcomes["not_received"] for r in reports)
@@ -104,6 +111,14 @@ def markdown(reports: list[FuzzReport], argv: list[str]) -> str:
         d = r.to_dict()
         lines.append(f"| {r.target} | {r.messages} | {d['crashes']} | {d['uncounted']} | "
                      f"{d['rss_start_mb']} -> {d['rss_peak_mb']} -> {d['rss_end_mb']} | {d['seconds']} |")
+    lines += ["", "RSS of the fuzzing process includes hypothesis' own bookkeeping, which grows with every "
+              "example. The server callback's own memory, measured by feeding the same generated latents "
+              "again and again:", ""]
+    if replay:
+        lines.append(f"- {replay['cases']} latents x {replay['repeats']} = {replay['messages']} messages: RSS "
+                     f"{replay['rss_before_mb']:.1f} MiB before, {replay['rss_after_first_pass_mb']:.1f} MiB after the "
+                     f"first pass (warm-up), {replay['rss_end_mb']:.1f} MiB at the end: "
+                     f"**{replay['growth_after_first_pass_mb']:+.1f} MiB after warm-up**.")
     for r in reports:
         lines += ["", f"## {r.target}: outcome per case kind", "", "| case kind | count | outcomes |", "| --- | --- | --- |"]
         for kind, n in sorted(r.by_kind.items()):
@@ -120,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.monotonic()
     rss0 = rss_mb()
-    reports = run(args)
+    reports, replay = run(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.md").write_text(markdown(reports, argv))
+    (args.out_dir / f"{args.name}.md").write_text(markdown(reports, argv, replay))
     summary: dict[str, Any] = {"args": vars(args) | {"out_dir": str(args.out_dir)}, "seconds": time.monotonic() - t0,
-                               "process_rss_start_mb": rss0, "reports": [r.to_dict() for r in reports]}
+                               "process_rss_start_mb": rss0, "reports": [r.to_dict() for r in reports],
+                               "replay": replay}
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(summary, indent=1, default=str))
     bad = sum(len(r.crashes) + r.uncounted + r.outcomes["not_received"] for r in reports)
     print(f"[fuzz] wrote {args.out_dir / (args.name + '.md')}; {bad} problems", file=sys.stderr)

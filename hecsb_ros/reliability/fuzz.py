@@ -408,3 +408,27 @@ def fuzz_server_over_dds(node: Any, n: int, rng_seed: int = 0, timeout_s: float 
         peer.destroy_node()
     report.outcomes.update(lost)
     return report
+
+
+def replay_memory(node: Any, cases: int = 500, repeats: int = 20, rng_seed: int = 5) -> dict[str, Any]:
+    """Memory of the server callback alone: generate ``cases`` latents once, feed them ``repeats`` times.
+
+    Separates the node's memory from the fuzzer's own (hypothesis keeps state per example). Returns
+    RSS after the first pass (allocator and library warm-up) and after the last, in MiB.
+    """
+    from rclpy.serialization import serialize_message
+
+    raws: list[bytes] = []
+    run_cases("collect", latent_cases(valid_latent(node), served_info(node)), cases, raws.append,
+              lambda: node.stats.drop_counts, lambda: node.stats.frames_total, rng_seed,
+              lambda m: m if isinstance(m, bytes) else serialize_message(m))
+    start = rss_mb()
+    per_pass = []
+    t0 = time.monotonic()
+    for _ in range(repeats):
+        for raw in raws:
+            node._on_latent(raw)
+        per_pass.append(rss_mb())
+    return {"cases": len(raws), "repeats": repeats, "messages": len(raws) * repeats, "rss_before_mb": start,
+            "rss_after_first_pass_mb": per_pass[0], "rss_end_mb": per_pass[-1],
+            "growth_after_first_pass_mb": per_pass[-1] - per_pass[0], "seconds": time.monotonic() - t0}
