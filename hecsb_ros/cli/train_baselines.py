@@ -1,0 +1,170 @@
+"""Train the learned baselines (SVB, CR+BQ, factorized prior, mean-scale hyperprior), one checkpoint
+and manifest per rate level, against the shipped teacher on the Fashion-MNIST training images.
+
+    python -m hecsb_ros.cli.train_baselines svb --beta 0.02 0.005 0.002 0.0005
+    python -m hecsb_ros.cli.train_baselines crbq --channels 1 2 4 8
+    python -m hecsb_ros.cli.train_baselines factorized --lmbda 0.002 0.008 0.032 0.128
+    python -m hecsb_ros.cli.train_baselines hyperprior --lmbda 0.002 0.008 0.032 0.128
+
+Rate level 0 is the fewest bytes (largest beta, fewest channels, smallest lambda). Each level is
+evaluated on the 10,000 test images through the real payload bytes (edge encode, server decode)
+and written as ``hecsb_ros/checkpoints/{kind}_fmnist_r{LEVEL}.safetensors`` plus ``.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hecsb_ros.core.baselines import checkpoint as ckpt
+from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier
+from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
+from hecsb_ros.core.training.data import fashion_mnist_source
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("kind", choices=ckpt.KINDS)
+    p.add_argument("--beta", type=float, nargs="+", help="svb: rate weights (eq. 14), one level each")
+    p.add_argument("--channels", type=int, nargs="+", help="crbq: bottleneck channels, one level each")
+    p.add_argument("--lmbda", type=float, nargs="+", help="factorized/hyperprior: lambda, one level each")
+    p.add_argument("--levels", type=int, nargs="+", default=None, help="rate level of each setting")
+    p.add_argument("--latent-channels", type=int, default=12, help="svb: N of the Entropic Student")
+    p.add_argument("--N", type=int, default=32, help="factorized/hyperprior: N")
+    p.add_argument("--M", type=int, default=32, help="factorized/hyperprior: M")
+    p.add_argument("--stage1-epochs", type=int, default=3, help="svb: head distillation epochs (eq. 14)")
+    p.add_argument("--stage2-epochs", type=int, default=2, help="svb: KD fine-tuning epochs (eq. 10-12)")
+    p.add_argument("--epochs", type=int, default=4, help="crbq / neural codecs: training epochs")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--teacher", type=Path, default=None)
+    p.add_argument("--limit-train", type=int, default=None)
+    p.add_argument("--limit-test", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def _settings(args: argparse.Namespace) -> tuple[str, list[float], bool]:
+    """(setting name, values, whether a larger value means more bytes)."""
+    if args.kind == "svb":
+        return "beta", args.beta, False
+    if args.kind == "crbq":
+        return "channels", args.channels, True
+    return "lmbda", args.lmbda, True
+
+
+def _levels(values: list[float], ascending_bytes: bool, given: list[int] | None) -> list[int]:
+    if given:
+        if len(given) != len(values) or len(set(given)) != len(given):
+            raise SystemExit("--levels needs one distinct level per setting")
+        return given
+    order = np.argsort(np.asarray(values) * (1 if ascending_bytes else -1), kind="stable")
+    return [int(r) for r in np.argsort(order)]
+
+
+def evaluate_split(split, x: torch.Tensor, y: torch.Tensor, encode) -> tuple[float, np.ndarray]:
+    """Accuracy from the server's decoding of every real payload, and payload sizes ``(N,)``."""
+    payloads = []
+    for i in range(0, len(x), 500):
+        payloads += encode(x[i:i + 500])
+    logits = torch.stack([split.decode(p) for p in payloads])
+    return accuracy(logits, y), np.asarray([len(p) for p in payloads], dtype=np.float64)
+
+
+def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train, test, path: Path) -> dict:
+    """Train one rate level, save it, and return the manifest fields."""
+    from hecsb_ros.core.training.distill import DistillConfig, Distiller
+
+    facts: dict = {}
+    if args.kind == "svb":
+        from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbSplit, save_svb, svb_config_for
+
+        cfg = DistillConfig(beta=value, stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs,
+                            batch_size=args.batch_size, seed=args.seed)
+        config = svb_config_for(teacher, args.latent_channels)
+        model = Distiller(SvbBottleneck(config), teacher, train, cfg, None,
+                          progress=not args.no_progress).run()
+        facts = {"beta": value, "distill": cfg.__dict__}
+        save_svb(path, model, teacher.model_id, facts)
+        split = SvbSplit(path, teacher)
+        encode = lambda xb: [split.entropy_encode(v) for v in split.latent(xb)]  # noqa: E731
+    elif args.kind == "crbq":
+        from hecsb_ros.core.baselines.crbq import CrbqBottleneck, CrbqConfig, CrbqSplit, head_distill, save_crbq
+
+        with torch.no_grad():
+            h = teacher.model.head(test.x[:1])
+        spec = teacher.spec
+        config = CrbqConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]), int(value))
+        model = head_distill(CrbqBottleneck(config), teacher, train, args.epochs, args.batch_size, seed=args.seed,
+                             progress=not args.no_progress)
+        facts = {"channels": int(value), "epochs": args.epochs}
+        save_crbq(path, model, teacher.model_id, facts)
+        split = CrbqSplit(path, teacher)
+        encode = split.encode
+    else:
+        from hecsb_ros.core.baselines.neural import NeuralConfig, NeuralInputSplit, build, save_neural, train_rd
+
+        config = NeuralConfig(args.kind, args.N, args.M, teacher.spec.in_channels, tuple(teacher.spec.input_size))
+        pixels = train.x * torch.tensor(teacher.spec.std).view(1, -1, 1, 1) + torch.tensor(teacher.spec.mean).view(1, -1, 1, 1)
+        model = train_rd(build(config), config, pixels.clamp(0, 1), value, args.epochs, args.batch_size,
+                         seed=args.seed, progress=not args.no_progress)
+        facts = {"lmbda": value, "epochs": args.epochs}
+        save_neural(path, model, config, teacher.model_id, facts)
+        split = NeuralInputSplit(path, args.kind, teacher)
+
+        class _Server:  # server half: decode the image, run the whole teacher
+            @staticmethod
+            def decode(data: bytes) -> torch.Tensor:
+                return split.classify(split.decode_pixels(data))[0]
+
+        px = split.to_pixels(test.x)
+        encode = lambda xb: [split.encode_pixels(px_i[None]) for px_i in xb]  # noqa: E731
+        acc, sizes = evaluate_split(_Server, px, test.y, encode)
+        return {**facts, "config": config.to_dict(), "test_accuracy": round(acc, 4),
+                "mean_payload_bytes": round(float(sizes.mean()), 2), "p95_payload_bytes": float(np.percentile(sizes, 95))}
+    acc, sizes = evaluate_split(split, test.x, test.y, encode)
+    return {**facts, "config": config.to_dict(), "test_accuracy": round(acc, 4),
+            "mean_payload_bytes": round(float(sizes.mean()), 2), "p95_payload_bytes": float(np.percentile(sizes, 95))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    name, values, ascending = _settings(args)
+    if not values:
+        raise SystemExit(f"{args.kind} needs --{name}")
+    set_threads(args.threads)
+    teacher = load_classifier(args.teacher)
+    augment = Augment(pad=2, hflip=True) if args.kind in ("svb", "crbq") else None
+    train = fashion_mnist_source("train", teacher.spec, args.limit_train, augment)
+    test = fashion_mnist_source("test", teacher.spec, args.limit_test)
+    with torch.inference_mode():
+        teacher_acc = accuracy(torch.cat([teacher.model(test.x[i:i + 500]) for i in range(0, len(test), 500)]), test.y)
+    command = "python -m hecsb_ros.cli.train_baselines " + shlex.join(argv if argv is not None else sys.argv[1:])
+    print(f"teacher {teacher.model_id}: {teacher_acc:.4f} on {len(test)} test images")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for value, level in sorted(zip(values, _levels(values, ascending, args.levels)), key=lambda t: t[1]):
+        set_seed(args.seed)
+        path = ckpt.level_path(args.kind, level, args.out)
+        start = time.time()
+        fields = train_one(args, value, teacher, train, test, path)
+        fields = {"kind": args.kind, "rate_level": level, **fields, "teacher_accuracy": round(teacher_acc, 4),
+                  "teacher_model_id": teacher.model_id, "test_images": len(test), "train_images": len(train),
+                  "train_minutes": round((time.time() - start) / 60, 1), "torch_threads": torch.get_num_threads(),
+                  "command": command}
+        ckpt.write_manifest(path, fields)
+        print(f"{args.kind} level {level} ({name} {value:g}): accuracy {fields['test_accuracy']:.4f} "
+              f"(teacher {teacher_acc:.4f}), {fields['mean_payload_bytes']:.1f} B/image, "
+              f"{fields['train_minutes']} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

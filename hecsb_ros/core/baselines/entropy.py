@@ -1,0 +1,157 @@
+"""Guarded rANS coding with CompressAI's integer CDF tables, and minimal payload framing.
+
+Used by the baseline codecs (SVB, factorized prior, mean-scale hyperprior). A :class:`TableCoder`
+wraps the tables of one entropy model (an ``EntropyBottleneck``: one table per channel; a
+``GaussianConditional``: one table per scale of its scale table); each call names the table of
+every symbol (``indexes``), exactly as CompressAI's ``encode_with_indexes`` does.
+
+Symbols are clamped to the range their table covers, so a legitimate payload never uses the
+coder's escape (bypass) mode, and the payload size is bounded (16 bits per symbol at most).
+Decoding untrusted bytes is guarded because CompressAI's C++ decoder reads past the end of its
+input without noticing:
+
+1. the length must be a multiple of 4, at least 8 (the coder state) and at most the bound;
+2. decoding runs on a copy followed by enough zero words that no read leaves the buffer;
+3. every decoded symbol must lie in its table's range (an escape means garbage);
+4. the symbols are re-encoded and must give exactly the received bytes.
+
+Framing of two streams (hyperprior ``z`` then ``y``): an unsigned LEB128 varint with the length of
+the first stream, the first stream, then the second (its length is the rest).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from compressai.ans import RansDecoder, RansEncoder
+
+from hecsb_ros.core.payload import PayloadError
+
+#: 32-bit words one decoded symbol can consume at most from a zero-padded stream (one
+#: renormalisation, plus escape-mode length and value reads; see the HECS-B coder's analysis).
+PAD_WORDS_PER_SYMBOL = 64
+STATE_BYTES = 8
+MAX_VARINT_BYTES = 3
+
+
+class TableCoder:
+    """rANS coder over the integer CDF tables of one updated CompressAI entropy model.
+
+    Args:
+        quantized_cdf: ``(T, L)`` int32 CDF tables (``_quantized_cdf`` after ``update()``).
+        cdf_length: ``(T,)`` table lengths. offset: ``(T,)`` symbol offsets.
+    """
+
+    def __init__(self, quantized_cdf: torch.Tensor, cdf_length: torch.Tensor, offset: torch.Tensor) -> None:
+        if offset.numel() == 0:
+            raise ValueError("entropy model has no CDF tables: call update() after training")
+        self._cdfs = quantized_cdf.tolist()
+        self._lengths = cdf_length.reshape(-1).int().tolist()
+        self._offsets = offset.reshape(-1).int().tolist()
+        self.lo = offset.reshape(-1).to(torch.int64)  # (T,) smallest in-range symbol
+        self.hi = self.lo + cdf_length.reshape(-1).to(torch.int64) - 3  # (T,) largest
+        self._encoder = RansEncoder()
+        self._decoder = RansDecoder()
+
+    @classmethod
+    def of(cls, module: torch.nn.Module) -> "TableCoder":
+        """Coder for an ``EntropyBottleneck`` or ``GaussianConditional`` (after ``update()``)."""
+        return cls(module._quantized_cdf, module._cdf_length, module._offset)
+
+    @property
+    def tables(self) -> int:
+        return int(self.lo.numel())
+
+    def clamp(self, symbols: torch.Tensor, indexes: torch.Tensor) -> torch.Tensor:
+        """Clamp int64 ``symbols`` to the range of their tables ``indexes`` (same shape)."""
+        idx = indexes.to(torch.int64)
+        return torch.maximum(torch.minimum(symbols.to(torch.int64), self.hi[idx]), self.lo[idx])
+
+    @staticmethod
+    def max_bytes(num_symbols: int) -> int:
+        """Largest payload for ``num_symbols`` in-range symbols (16 bits each, plus the state)."""
+        return STATE_BYTES + 4 * ((num_symbols * 16 + 31) // 32) + 4
+
+    def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
+        """In-range int64 ``symbols`` with table ``indexes`` (any equal shapes) -> bytes."""
+        return self._encoder.encode_with_indexes(symbols.reshape(-1).tolist(), indexes.reshape(-1).int().tolist(),
+                                                 self._cdfs, self._lengths, self._offsets)
+
+    def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
+        """Bytes -> int64 symbols shaped like ``indexes``; :class:`PayloadError` on invalid bytes."""
+        n, count = len(data), int(indexes.numel())
+        if n < STATE_BYTES or n % 4:
+            raise PayloadError("truncated", f"{n} B is not a whole rANS stream (>= 8 B, multiple of 4)")
+        if n > self.max_bytes(count):
+            raise PayloadError("decode_error", f"{n} B exceeds the {self.max_bytes(count)} B of {count} symbols")
+        idx_list = indexes.reshape(-1).int().tolist()
+        padded = bytes(data) + bytes(4 * PAD_WORDS_PER_SYMBOL * count + 64)
+        values = self._decoder.decode_with_indexes(padded, idx_list, self._cdfs, self._lengths, self._offsets)
+        s = torch.tensor(values, dtype=torch.int64).view(indexes.shape)
+        idx = indexes.to(torch.int64)
+        if bool(((s < self.lo[idx]) | (s > self.hi[idx])).any()):
+            raise PayloadError("decode_error", "decoded symbols outside their tables' range")
+        again = self.encode(s, indexes)
+        if again != bytes(data):
+            reason = "truncated" if len(again) > n and again.startswith(bytes(data)) else "decode_error"
+            raise PayloadError(reason, "payload is not a valid encoding of any latent")
+        return s
+
+
+def channel_indexes(shape: Sequence[int]) -> torch.Tensor:
+    """Table index of every element of an ``EntropyBottleneck`` latent ``(C, H, W)``: its channel."""
+    c, h, w = shape
+    return torch.arange(c, dtype=torch.int32).view(c, 1, 1).expand(c, h, w).contiguous()
+
+
+def eb_symbols(eb: torch.nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """Latent ``(C, H, W)`` -> int64 symbols ``round(y - median_c)`` (CompressAI's centring)."""
+    med = eb._get_medians().detach().reshape(-1, 1, 1)
+    return torch.round(y.detach().float() - med).to(torch.int64)
+
+
+def eb_dequantize(eb: torch.nn.Module, symbols: torch.Tensor) -> torch.Tensor:
+    """Symbols ``(C, H, W)`` -> latent ``s + median_c`` float32."""
+    return symbols.to(torch.float32) + eb._get_medians().detach().reshape(-1, 1, 1).float()
+
+
+def write_varint(n: int) -> bytes:
+    """Unsigned LEB128 encoding of ``0 <= n < 2**21``."""
+    if not 0 <= n < 1 << (7 * MAX_VARINT_BYTES):
+        raise ValueError(f"length {n} cannot be framed")
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def read_varint(data: bytes) -> tuple[int, int]:
+    """(value, bytes used) of the varint at the start of ``data``; PayloadError when malformed."""
+    value = 0
+    for i in range(min(len(data), MAX_VARINT_BYTES)):
+        value |= (data[i] & 0x7F) << (7 * i)
+        if not data[i] & 0x80:
+            if i > 0 and data[i] == 0:
+                raise PayloadError("decode_error", "non-minimal length prefix")
+            return value, i + 1
+    raise PayloadError("truncated" if len(data) < MAX_VARINT_BYTES else "decode_error", "bad length prefix")
+
+
+def frame_two(first: bytes, second: bytes) -> bytes:
+    """``varint(len(first)) + first + second``."""
+    return write_varint(len(first)) + first + second
+
+
+def unframe_two(data: bytes, max_first: int, max_second: int) -> tuple[bytes, bytes]:
+    """Split a two-stream payload, checking both lengths against their bounds."""
+    n, used = read_varint(data)
+    if n > max_first:
+        raise PayloadError("decode_error", f"first stream of {n} B exceeds its {max_first} B bound")
+    if used + n > len(data):
+        raise PayloadError("truncated", f"payload ends inside its first stream ({len(data) - used} of {n} B)")
+    second = data[used + n:]
+    if len(second) > max_second:
+        raise PayloadError("decode_error", f"second stream of {len(second)} B exceeds its {max_second} B bound")
+    return bytes(data[used:used + n]), bytes(second)

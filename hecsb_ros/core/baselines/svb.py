@@ -1,0 +1,217 @@
+"""SVB, the Shallow Variational Bottleneck (Matsubara et al.'s Entropic Student; Furutanpey et al.).
+
+Replaces the teacher's head, like HECS-B, at the same split point:
+
+- edge encoder ``g_a``: ``conv 5x5/2 (4N) - GDN - conv 5x5/2 (2N) - GDN - conv 3x3 (N)``, the
+  Entropic Student's shape (its ``num_enc_channels`` N, widths 4N and 2N), giving the latent
+  ``y`` ``(N_img, N, H/4, W/4)``;
+- a factorized prior ``p(z)`` (CompressAI :class:`EntropyBottleneck`, one density per channel),
+  ``z = y + U(-1/2, 1/2)`` in training and rounded at inference;
+- server decoder ``g_phi``: ``conv 3x3 (2T) - IGDN - [convT 4x4/2 - IGDN]* - conv 3x3 (T)`` back to
+  the teacher's split features (``T`` channels), then the teacher's unchanged tail.
+
+Training is the seed paper's two-stage procedure with the same :class:`Distiller` as HECS-B
+(eq. 14, then eq. 10-12); the class duck-types the interface the distiller uses
+(``encode``, ``quantize``, ``forward``, ``g_phi``, ``aux_loss``, ``project_`` (nothing to
+project), ``update``, ``encoder_parameters``, ``prior_parameters``, ``prepare_state_for_load``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from compressai.entropy_models import EntropyBottleneck
+from compressai.layers import GDN
+from torch import nn
+
+from hecsb_ros.core.baselines import checkpoint as ckpt
+from hecsb_ros.core.baselines.entropy import TableCoder, channel_indexes, eb_dequantize, eb_symbols
+from hecsb_ros.core.models import Classifier, load_classifier, model_id_of
+
+KIND = "svb"
+
+
+@dataclass(frozen=True)
+class SvbConfig:
+    """Architecture of an SVB: input ``(C, (H, W))``, split features ``(T, (h, w))``, widths.
+
+    ``latent_channels`` is the Entropic Student's N (encoder widths 4N, 2N, N).
+    """
+
+    in_channels: int
+    input_size: tuple[int, int]
+    feature_channels: int
+    feature_size: tuple[int, int]
+    latent_channels: int = 12
+    kernel: int = 5
+
+    def __post_init__(self) -> None:
+        if self.input_size[0] % 4 or self.input_size[1] % 4:
+            raise ValueError(f"input size {self.input_size} not divisible by 4")
+        self.upsampling  # validates the feature size
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        return (self.input_size[0] // 4, self.input_size[1] // 4)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """``(N, h, w)`` of one image's latent."""
+        return (self.latent_channels, *self.latent_size)
+
+    @property
+    def upsampling(self) -> int:
+        """2x upsampling steps from the latent grid to the feature grid."""
+        ratio = self.feature_size[0] / self.latent_size[0]
+        steps = round(math.log2(ratio)) if ratio >= 1 else -1
+        if steps < 0 or (self.latent_size[0] << steps, self.latent_size[1] << steps) != tuple(self.feature_size):
+            raise ValueError(f"feature size {self.feature_size} is not the latent grid {self.latent_size} x 2^k")
+        return steps
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SvbConfig":
+        d = dict(d)
+        d["input_size"], d["feature_size"] = tuple(d["input_size"]), tuple(d["feature_size"])
+        return cls(**d)
+
+
+class SvbBottleneck(nn.Module):
+    """Encoder ``g_a`` (with GDN), factorized prior and decoder ``g_phi`` (with IGDN).
+
+    Call order as for HECS-B: train, then :meth:`update` once before saving (the CDF tables are
+    buffers of the state dict).
+    """
+
+    def __init__(self, config: SvbConfig) -> None:
+        super().__init__()
+        self.config = config
+        n, k = config.latent_channels, config.kernel
+        self.g_a = nn.Sequential(
+            nn.Conv2d(config.in_channels, 4 * n, k, 2, k // 2), GDN(4 * n),
+            nn.Conv2d(4 * n, 2 * n, k, 2, k // 2), GDN(2 * n),
+            nn.Conv2d(2 * n, n, 3, 1, 1))
+        t = config.feature_channels
+        width = 2 * t
+        layers: list[nn.Module] = [nn.Conv2d(n, width, 3, 1, 1), GDN(width, inverse=True)]
+        for _ in range(config.upsampling):
+            layers += [nn.ConvTranspose2d(width, max(width // 2, 8), 4, 2, 1), GDN(max(width // 2, 8), inverse=True)]
+            width = max(width // 2, 8)
+        layers.append(nn.Conv2d(width, t, 3, 1, 1))
+        self.g_phi = nn.Sequential(*layers)
+        self.entropy_bottleneck = EntropyBottleneck(n)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Edge network: image ``(N, C, H, W)`` -> unquantised latent ``(N, n, H/4, W/4)``."""
+        return self.g_a(x)
+
+    def quantize(self, y: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent and likelihoods, modes 'noise' (eq. 14), 'round' and 'ste' as in HECS-B."""
+        if mode == "noise":
+            return self.entropy_bottleneck(y, training=True)
+        z_round, lik_round = self.entropy_bottleneck(y, training=False)
+        if mode == "round":
+            return z_round, lik_round
+        if mode == "ste":
+            _, lik_noise = self.entropy_bottleneck(y, training=True)
+            return y + (z_round - y).detach(), lik_noise
+        raise ValueError(f"unknown quantisation mode {mode!r}")
+
+    def forward(self, x: torch.Tensor, mode: str = "noise") -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (N, C, H, W)`` -> reconstructed split features and likelihoods ``(N, n, h, w)``."""
+        z, lik = self.quantize(self.encode(x), mode)
+        return self.g_phi(z), lik
+
+    def aux_loss(self) -> torch.Tensor:
+        return self.entropy_bottleneck.loss()
+
+    def project_(self) -> None:
+        """Nothing to project (SVB has no norm-constrained operator)."""
+
+    def update(self) -> None:
+        self.entropy_bottleneck.update(force=True)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.g_a.parameters())
+
+    def prior_parameters(self, aux: bool) -> list[nn.Parameter]:
+        return [p for n, p in self.entropy_bottleneck.named_parameters() if n.endswith("quantiles") == aux]
+
+    def prepare_state_for_load(self, state: dict[str, torch.Tensor]) -> None:
+        ckpt.resize_buffers_for_load(self.entropy_bottleneck, state, "entropy_bottleneck")
+
+
+def svb_config_for(teacher: Classifier, latent_channels: int = 12) -> SvbConfig:
+    """SVB config matching ``teacher``'s input and split features."""
+    spec = teacher.spec
+    with torch.no_grad():
+        h = teacher.model.head(torch.zeros(1, spec.in_channels, *spec.input_size))
+    return SvbConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]), latent_channels)
+
+
+def save_svb(path: Path | str, model: SvbBottleneck, teacher_model_id: str, facts: dict | None = None) -> Path:
+    if model.entropy_bottleneck._offset.numel() == 0:
+        raise ValueError("call model.update() before saving")
+    return ckpt.save(path, KIND, model.state_dict(), model.config.to_dict(), teacher_model_id, facts)
+
+
+def load_svb(path: Path | str, device: str = "cpu") -> tuple[SvbBottleneck, dict[str, str]]:
+    state, config, meta = ckpt.load(path, KIND)
+    model = SvbBottleneck(SvbConfig.from_dict(config))
+    model.prepare_state_for_load(state)
+    model.load_state_dict(state)
+    return model.to(device).eval(), meta
+
+
+class SvbSplit:
+    """Deployable SVB: edge ``encode`` (image tensor -> bytes), server ``decode`` (bytes -> logits)."""
+
+    def __init__(self, path: Path | str, teacher: Classifier | None = None, device: str = "cpu") -> None:
+        self.path = Path(path)
+        self.model, self.metadata = load_svb(self.path, device)
+        self.teacher = teacher if teacher is not None else load_classifier(None, device)
+        if self.teacher.model_id != self.metadata["teacher_model_id"]:
+            raise ValueError(f"{self.path} was trained for teacher {self.metadata['teacher_model_id']}, "
+                             f"not {self.teacher.model_id}")
+        self.model_id = model_id_of(self.path)
+        self.coder = TableCoder.of(self.model.entropy_bottleneck)
+        self.indexes = channel_indexes(self.model.config.latent_shape)
+        self.num_symbols = int(self.indexes.numel())
+
+    def max_payload_bytes(self) -> int:
+        return TableCoder.max_bytes(self.num_symbols)
+
+    @torch.inference_mode()
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` -> unquantised latent ``(N, n, h, w)``."""
+        return self.model.encode(x)
+
+    def entropy_encode(self, y: torch.Tensor) -> bytes:
+        """One latent ``(n, h, w)`` -> payload."""
+        s = self.coder.clamp(eb_symbols(self.model.entropy_bottleneck, y), self.indexes)
+        return self.coder.encode(s, self.indexes)
+
+    @torch.inference_mode()
+    def features(self, data: bytes) -> torch.Tensor:
+        """Server: payload -> split features ``(1, T, h, w)`` (``g_phi`` of the decoded latent)."""
+        z = eb_dequantize(self.model.entropy_bottleneck, self.coder.decode(data, self.indexes))
+        return self.model.g_phi(z[None])
+
+    @torch.inference_mode()
+    def decode(self, data: bytes) -> torch.Tensor:
+        """Payload -> logits ``(K,)``; PayloadError on invalid bytes."""
+        return self.teacher.model.tail(self.features(data))[0]
+
+    @torch.inference_mode()
+    def logits_rounded(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, K)`` through the clamped rounded latent (equal to coding, without the coder)."""
+        y = self.model.encode(x)
+        eb = self.model.entropy_bottleneck
+        z = torch.stack([eb_dequantize(eb, self.coder.clamp(eb_symbols(eb, y[i]), self.indexes))
+                         for i in range(y.shape[0])])
+        return self.teacher.model.tail(self.model.g_phi(z))
+

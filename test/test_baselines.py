@@ -1,0 +1,230 @@
+"""Baselines: guarded entropy coding and framing, SVB (with the HECS-B distiller), CR+BQ, neural input codecs."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from compressai.entropy_models import EntropyBottleneck
+
+from hecsb_ros.core.baselines import checkpoint as ckpt
+from hecsb_ros.core.baselines.crbq import (
+    CrbqBottleneck, CrbqConfig, CrbqSplit, dequantize_8bit, head_distill, pack, quantize_8bit, save_crbq, unpack,
+)
+from hecsb_ros.core.baselines.entropy import (
+    TableCoder, channel_indexes, eb_dequantize, eb_symbols, frame_two, read_varint, unframe_two, write_varint,
+)
+from hecsb_ros.core.baselines.neural import NeuralConfig, NeuralInputSplit, build, pad, save_neural, train_rd
+from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbConfig, SvbSplit, load_svb, save_svb
+from hecsb_ros.core.payload import PayloadError
+from hecsb_ros.core.training.data import TensorSource
+
+torch.set_num_threads(1)
+SVB_CFG = SvbConfig(1, (28, 28), 32, (14, 14), latent_channels=4)
+
+
+def _mutations(data: bytes, seed: int = 0, n: int = 40):
+    """Truncations, bit flips, appended bytes and random strings derived from ``data``."""
+    rng = random.Random(seed)
+    yield b""
+    yield data[:-1]
+    for _ in range(n):
+        kind = rng.randrange(4)
+        if kind == 0:
+            yield data[:rng.randrange(len(data))]
+        elif kind == 1:
+            b = bytearray(data)
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+            yield bytes(b)
+        elif kind == 2:
+            yield data + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 9)))
+        else:
+            yield bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3 * len(data) + 9)))
+
+
+# -- entropy coding and framing -------------------------------------------------------------------
+def test_varint_and_two_stream_framing():
+    for n in (0, 1, 127, 128, 300, 16383, 16384, (1 << 21) - 1):
+        enc = write_varint(n)
+        assert read_varint(enc + b"xyz") == (n, len(enc))
+    with pytest.raises(ValueError):
+        write_varint(1 << 21)
+    with pytest.raises(PayloadError):
+        read_varint(b"\x80\x80\x80\x01")  # longer than 3 bytes
+    with pytest.raises(PayloadError):
+        read_varint(b"\x81\x00")  # non-minimal
+    data = frame_two(b"abcd" * 3, b"12345678")
+    assert unframe_two(data, 12, 8) == (b"abcd" * 3, b"12345678")
+    with pytest.raises(PayloadError, match="truncated"):
+        unframe_two(data[:8], 12, 8)
+    with pytest.raises(PayloadError):
+        unframe_two(data, 11, 8)  # first stream above its bound
+    with pytest.raises(PayloadError):
+        unframe_two(data + b"9", 12, 8)  # second stream above its bound
+
+
+def test_table_coder_round_trip_and_hostile_bytes():
+    torch.manual_seed(0)
+    eb = EntropyBottleneck(3)
+    eb.update(force=True)
+    coder = TableCoder.of(eb)
+    idx = channel_indexes((3, 5, 5))
+    y = torch.randn(3, 5, 5) * 4
+    s = coder.clamp(eb_symbols(eb, y), idx)
+    data = coder.encode(s, idx)
+    assert torch.equal(coder.decode(data, idx), s)
+    assert len(data) <= TableCoder.max_bytes(75) and len(data) % 4 == 0
+    # identical to CompressAI's own coder on in-range symbols
+    z = eb_dequantize(eb, s)
+    assert eb.compress(z[None])[0] == data
+    for bad in _mutations(data):
+        if bad == data:
+            continue
+        with pytest.raises(PayloadError):
+            coder.decode(bad, idx)
+    # a symbol far outside the tables is clamped, never escaped
+    huge = torch.full((3, 5, 5), 10_000.0)
+    s2 = coder.clamp(eb_symbols(eb, huge), idx)
+    assert bool((s2 <= coder.hi[idx.long()]).all())
+    assert torch.equal(coder.decode(coder.encode(s2, idx), idx), s2)
+
+
+# -- SVB ---------------------------------------------------------------------------------------------
+def test_svb_shapes_and_modes():
+    model = SvbBottleneck(SVB_CFG)
+    h, lik = model(torch.randn(2, 1, 28, 28))
+    assert h.shape == (2, 32, 14, 14) and lik.shape == (2, 4, 7, 7)
+    assert SVB_CFG.latent_shape == (4, 7, 7)
+    model.update()
+    with torch.no_grad():
+        y = model.encode(torch.randn(2, 1, 28, 28))
+        z, _ = model.quantize(y, "round")
+    med = model.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
+    assert float(((z - med) - torch.round(z - med)).abs().max()) < 1e-5
+    with pytest.raises(ValueError):
+        model.quantize(y, "floor")
+    with pytest.raises(ValueError):
+        SvbConfig(1, (28, 28), 32, (10, 10))
+
+
+@pytest.fixture(scope="module")
+def shipped_teacher():
+    from hecsb_ros.core.models import default_teacher_path, load_classifier
+
+    if not default_teacher_path().exists():
+        pytest.skip("shipped teacher checkpoint missing")
+    return load_classifier(None)
+
+
+def _tiny_source(n: int = 16, seed: int = 0) -> TensorSource:
+    g = torch.Generator().manual_seed(seed)
+    return TensorSource(torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g))
+
+
+def test_svb_trains_with_the_hecsb_distiller_and_codes_exactly(shipped_teacher, tmp_path):
+    from hecsb_ros.core.training.distill import DistillConfig, Distiller
+
+    torch.manual_seed(0)
+    before = {k: v.clone() for k, v in SvbBottleneck(SVB_CFG).state_dict().items()}
+    torch.manual_seed(0)
+    cfg = DistillConfig(beta=0.01, stage1_epochs=1, stage2_epochs=1, batch_size=8)
+    model = Distiller(SvbBottleneck(SVB_CFG), shipped_teacher, _tiny_source(), cfg, None, progress=False).run()
+    assert model.entropy_bottleneck._offset.numel() == 4  # update() ran: CDF tables exist
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
+    path = save_svb(tmp_path / "svb_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"beta": 0.01})
+    again, meta = load_svb(path)
+    assert meta["kind"] == "svb" and meta["beta"] == "0.01"
+    split = SvbSplit(path, shipped_teacher)
+    x = torch.randn(3, 1, 28, 28)
+    payloads = [split.entropy_encode(v) for v in split.latent(x)]
+    logits = torch.stack([split.decode(p) for p in payloads])
+    assert torch.allclose(logits, split.logits_rounded(x), atol=1e-5)
+    for bad in _mutations(payloads[0]):
+        if bad != payloads[0]:
+            with pytest.raises(PayloadError):
+                split.decode(bad)
+    with pytest.raises(ValueError, match="not a crbq checkpoint"):
+        ckpt.load(path, "crbq")
+
+
+# -- CR+BQ -------------------------------------------------------------------------------------------
+def test_crbq_quantiser_error_and_payload_format():
+    torch.manual_seed(0)
+    y = torch.randn(2, 3, 7, 7) * 5
+    q, lo, hi = quantize_8bit(y)
+    back = dequantize_8bit(q, lo, hi)
+    step = (hi - lo) / 255
+    assert q.dtype == torch.uint8
+    assert bool(((back - y).abs().flatten(1).max(1).values <= step / 2 + 1e-5).all())
+    cfg = CrbqConfig(1, (28, 28), 32, (14, 14), channels=3)
+    data = pack(q[0], float(lo[0]), float(hi[0]))
+    assert len(data) == cfg.payload_bytes == 8 + 3 * 49
+    assert torch.equal(unpack(data, cfg), back[0])
+    const = torch.full((1, 3, 7, 7), 2.5)  # hi == lo: every value decodes to lo
+    assert torch.equal(dequantize_8bit(*quantize_8bit(const)), const)
+    with pytest.raises(PayloadError, match="truncated"):
+        unpack(data[:-1], cfg)
+    with pytest.raises(PayloadError):
+        unpack(data + b"\0", cfg)
+    import struct
+
+    for lo_, hi_ in ((float("nan"), 1.0), (0.0, float("inf")), (2.0, 1.0)):
+        with pytest.raises(PayloadError, match="decode_error"):
+            unpack(struct.pack("<ff", lo_, hi_) + data[8:], cfg)
+
+
+def test_crbq_head_distillation_reduces_distortion(shipped_teacher, tmp_path):
+    torch.manual_seed(0)
+    cfg = CrbqConfig(1, (28, 28), 32, (14, 14), channels=2)
+    model = CrbqBottleneck(cfg)
+    src = _tiny_source(32)
+    with torch.no_grad():
+        h = shipped_teacher.model.head(src.x)
+        d0 = float((model.eval()(src.x) - h).pow(2).mean())
+    head_distill(model, shipped_teacher, src, epochs=3, batch_size=8, lr=5e-3, progress=False, log=lambda m: None)
+    with torch.no_grad():
+        d1 = float((model(src.x) - h).pow(2).mean())
+    assert d1 < d0
+    path = save_crbq(tmp_path / "crbq_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"channels": 2})
+    split = CrbqSplit(path, shipped_teacher)
+    payloads = split.encode(src.x[:4])
+    assert {len(p) for p in payloads} == {cfg.payload_bytes}
+    logits = torch.stack([split.decode(p) for p in payloads])
+    assert torch.allclose(logits, split.logits(src.x[:4]), atol=1e-4)
+
+
+# -- neural input codecs -----------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["factorized", "hyperprior"])
+def test_neural_input_codec_round_trip_and_hostile_bytes(kind, shipped_teacher, tmp_path):
+    torch.manual_seed(0)
+    cfg = NeuralConfig(kind, N=8, M=8)
+    pixels = torch.rand(16, 1, 28, 28)
+    model = train_rd(build(cfg), cfg, pixels, lmbda=0.01, epochs=1, batch_size=8, progress=False, log=lambda m: None)
+    assert model.entropy_bottleneck._offset.numel() > 0
+    path = save_neural(tmp_path / f"{kind}_fmnist_r0.safetensors", model, cfg, shipped_teacher.model_id, {"lmbda": 0.01})
+    split = NeuralInputSplit(path, kind, shipped_teacher)
+    assert cfg.latent_shape == (8, 4, 4) and cfg.hyper_shape == (8, 1, 1)
+    x = pixels[:1]
+    data = split.encode_pixels(x)
+    assert 8 <= len(data) <= split.max_payload_bytes()
+    rec = split.decode_pixels(data)
+    assert rec.shape == (1, 1, 28, 28) and float(rec.min()) >= 0 and float(rec.max()) <= 1
+    # same bytes as CompressAI's own compress() (no symbol needed clamping here)
+    with torch.no_grad():
+        ref = model.compress(pad(x, cfg))["strings"]
+    assert data == (ref[0][0] if kind == "factorized" else frame_two(ref[1][0], ref[0][0]))
+    assert torch.equal(split.decode_pixels(data), rec)  # deterministic
+    for bad in _mutations(data, n=30):
+        if bad != data:
+            with pytest.raises(PayloadError):
+                split.decode_pixels(bad)
+
+
+def test_levels_and_paths(tmp_path):
+    for lv in (2, 0, 11):
+        (tmp_path / f"svb_fmnist_r{lv}.safetensors").write_bytes(b"")
+    (tmp_path / "svb_fmnist_rx.safetensors").write_bytes(b"")
+    assert ckpt.list_levels("svb", tmp_path) == [0, 2, 11]
+    assert ckpt.level_path("crbq", 3, tmp_path).name == "crbq_fmnist_r3.safetensors"
+    with pytest.raises(FileNotFoundError, match="train_baselines"):
+        ckpt.load(tmp_path / "missing.safetensors", "svb")
