@@ -1,0 +1,172 @@
+"""Train HECS-B bottlenecks (one per rate level) for a frozen teacher, and save them with manifests.
+
+Fashion-MNIST, the shipped teacher, five rate levels::
+
+    python -m hecsb_ros.cli.train_hecsb --beta 0.02 0.01 0.005 0.0025 0.001 --threads 1
+
+ImageNet-style folder with local torchvision ResNet-50 weights::
+
+    python -m hecsb_ros.cli.train_hecsb --data imagenet-folder /data/imagenet/train \
+        --resnet50-weights resnet50.pth --beta 0.001 --prefix hecsb_resnet50 --out runs/hecsb
+
+Rate level 0 is the largest beta (fewest bytes) unless ``--levels`` says otherwise. Each level
+gets ``{prefix}_r{LEVEL}.safetensors`` and ``{prefix}_r{LEVEL}.json`` (beta, test accuracy, mean
+payload bytes measured with the real entropy coder, model id). ``--resume`` continues an
+interrupted run from the ``.train_state.pt`` files written after every epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, save_bottleneck
+from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, load_resnet50, model_id_of, sha256_of
+from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
+from hecsb_ros.core.training.data import FolderSource, fashion_mnist_source
+from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
+
+FMNIST_ARCH = {"acq_channels": (16, 24), "measurements": 2, "decoder_channels": 64}
+RESNET50_ARCH = {"acq_channels": (64, 96, 128), "measurements": 12, "decoder_channels": 256}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--beta", type=float, nargs="+", required=True, help="rate weights, one level each")
+    p.add_argument("--levels", type=int, nargs="+", default=None, help="rate level of each beta")
+    p.add_argument("--stage1-epochs", type=int, default=6)
+    p.add_argument("--stage2-epochs", type=int, default=4)
+    p.add_argument("--freeze-encoder", action="store_true", help="stage 2 trains only the decoder g_phi")
+    p.add_argument("--stage2-rate-weight", type=float, default=1.0,
+                   help="keep weight * beta * rate in stage 2 when the encoder trains (0: plain eq. 11)")
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--tau", type=float, default=4.0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr1", type=float, default=2e-3)
+    p.add_argument("--lr2", type=float, default=5e-4)
+    p.add_argument("--measurements", type=int, default=None, help="m, measurements per latent position")
+    p.add_argument("--acq-channels", type=int, nargs="+", default=None, help="widths of f_psi (last = l)")
+    p.add_argument("--decoder-channels", type=int, default=None)
+    p.add_argument("--max-norm", type=float, default=0.0, help="k of ||W||_F <= k (0: sqrt(l))")
+    p.add_argument("--data", nargs="+", default=["fashion-mnist"],
+                   help="'fashion-mnist' or 'imagenet-folder PATH' (train folder)")
+    p.add_argument("--val-folder", type=Path, default=None, help="imagenet-folder: evaluation folder")
+    p.add_argument("--teacher", type=Path, default=None, help="classifier checkpoint (default: shipped)")
+    p.add_argument("--resnet50-weights", type=Path, default=None, help="local torchvision ResNet-50 weights")
+    p.add_argument("--limit-train", type=int, default=None)
+    p.add_argument("--limit-test", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--prefix", default="hecsb_fmnist")
+    p.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="folder for checkpoints and manifests")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def _sources(args: argparse.Namespace, teacher: Classifier):
+    kind = args.data[0]
+    if kind == "fashion-mnist" and len(args.data) == 1:
+        train = fashion_mnist_source("train", teacher.spec, args.limit_train, Augment(pad=2, hflip=True))
+        test = fashion_mnist_source("test", teacher.spec, args.limit_test)
+        return train, test
+    if kind == "imagenet-folder" and len(args.data) == 2:
+        train = FolderSource(args.data[1], teacher.spec, args.limit_train)
+        test = FolderSource(args.val_folder or args.data[1], teacher.spec, args.limit_test)
+        x, y = test.batch(torch.arange(len(test)))
+        from hecsb_ros.core.training.data import TensorSource
+
+        return train, TensorSource(x, y)
+    raise SystemExit(f"--data must be 'fashion-mnist' or 'imagenet-folder PATH', not {' '.join(args.data)}")
+
+
+def _teacher(args: argparse.Namespace) -> Classifier:
+    if args.resnet50_weights is not None:
+        return load_resnet50(args.resnet50_weights)
+    if args.data[0] == "imagenet-folder" and args.teacher is None:
+        raise SystemExit("imagenet-folder needs --resnet50-weights PATH (a local torchvision state dict)")
+    return load_classifier(args.teacher)
+
+
+def _config(args: argparse.Namespace, teacher: Classifier) -> HecsbConfig:
+    spec = teacher.spec
+    arch = dict(FMNIST_ARCH if spec.backbone == "fmnist_resnet" else RESNET50_ARCH)
+    if args.measurements:
+        arch["measurements"] = args.measurements
+    if args.acq_channels:
+        arch["acq_channels"] = tuple(args.acq_channels)
+    if args.decoder_channels:
+        arch["decoder_channels"] = args.decoder_channels
+    with torch.no_grad():
+        h = teacher.model.head(torch.zeros(1, spec.in_channels, *spec.input_size))
+    return HecsbConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]),
+                       max_norm=args.max_norm, **arch)
+
+
+def payload_sizes(split: HecsbSplit, x: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+    """Real ``len(bytes)`` of every image's payload ``(N,)``."""
+    sizes = []
+    for i in range(0, len(x), batch_size):
+        sizes += [len(b) for b in split.encode(x[i:i + batch_size])]
+    return np.asarray(sizes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    set_seed(args.seed)
+    teacher = _teacher(args)
+    train, test = _sources(args, teacher)
+    config = _config(args, teacher)
+    levels = args.levels or [int(r) for r in np.argsort(np.argsort(-np.asarray(args.beta), kind="stable"))]
+    if len(levels) != len(args.beta) or len(set(levels)) != len(levels):
+        raise SystemExit("--levels needs one distinct level per --beta")
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = "python -m hecsb_ros.cli.train_hecsb " + shlex.join(argv if argv is not None else sys.argv[1:])
+    with torch.inference_mode():
+        teacher_acc = accuracy(torch.cat([teacher.model(test.x[i:i + 500]) for i in range(0, len(test), 500)]), test.y)
+    print(f"teacher {teacher.model_id}: test accuracy {teacher_acc:.4f} on {len(test)} images; {config}")
+
+    for beta, level in sorted(zip(args.beta, levels), key=lambda t: t[1]):
+        set_seed(args.seed)
+        cfg = DistillConfig(beta=beta, stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs,
+                            batch_size=args.batch_size, lr1=args.lr1, lr2=args.lr2, alpha=args.alpha,
+                            tau=args.tau, freeze_encoder=args.freeze_encoder,
+                            stage2_rate_weight=args.stage2_rate_weight, seed=args.seed)
+        path = args.out / f"{args.prefix}_r{level}.safetensors"
+        state_path = path.with_suffix(".train_state.pt")
+        start = time.time()
+        model = Distiller(HecsbBottleneck(config), teacher, train, cfg, state_path,
+                          progress=not args.no_progress).run(resume=args.resume)
+        minutes = (time.time() - start) / 60
+        bits, logits = rounded_rate_and_logits(model, teacher, test.x)
+        acc = accuracy(logits, test.y)
+        facts = {"beta": repr(beta), "rate_level": str(level), "test_accuracy": f"{acc:.4f}",
+                 "teacher_accuracy": f"{teacher_acc:.4f}", "test_images": str(len(test)),
+                 "estimated_bits_mean": f"{float(bits.mean()):.2f}", "distill_config": json.dumps(cfg.__dict__),
+                 "command": command}
+        save_bottleneck(path, model, teacher.model_id, facts)
+        split = HecsbSplit.load(path, teacher)
+        sizes = payload_sizes(split, test.x)
+        manifest = {"file": path.name, "rate_level": level, "beta": beta, "test_accuracy": round(acc, 4),
+                    "teacher_accuracy": round(teacher_acc, 4), "test_images": len(test),
+                    "mean_payload_bytes": round(float(sizes.mean()), 2),
+                    "estimated_bytes_mean": round(float(bits.mean()) / 8, 2),
+                    "model_id": model_id_of(path), "sha256": sha256_of(path),
+                    "teacher_model_id": teacher.model_id, "config": json.loads(config.to_json()),
+                    "distill": cfg.__dict__, "train_minutes": round(minutes, 1), "command": command}
+        path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
+        state_path.unlink(missing_ok=True)
+        print(f"level {level} beta {beta:g}: accuracy {acc:.4f} (teacher {teacher_acc:.4f}), "
+              f"{sizes.mean():.2f} B/image (estimated {bits.mean() / 8:.2f} B), model id {manifest['model_id']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,223 @@
+"""The HECS-B bottleneck (seed paper, section 3.3, eq. 1 and 13-14).
+
+Edge half, the encoder ``f_theta = W o f_psi`` (compressed-sensing inspired, eq. 1):
+
+- ``f_psi``, the acquisition network: a few stride-2 convolutions with ReLU that map the image
+  ``(N, C, H, W)`` to ``l`` channels on a coarse grid ``(N, l, H / 2^d, W / 2^d)``.
+- ``W``, a learned linear measurement operator (:class:`MeasurementOperator`, shared with the
+  compressed-sensing experiment) applied at every grid position: each position's ``l``-vector
+  ``f_psi(x)[:, :, i, j]`` is measured by the same ``m x l`` matrix, ``m < l``, giving the latent
+  ``y = W f_psi(x)`` of shape ``(N, m, h, w)``. Per-position measurement keeps the edge cost
+  tiny (a 1x1 convolution) and the latent spatially laid out for the decoder. ``||W||_F <= k`` is
+  enforced by projecting ``W`` after every optimiser step (:meth:`HecsbBottleneck.project_`).
+
+Latent quantisation: during training ``z = y + eps``, ``eps ~ U(-1/2, 1/2)`` (eq. 14); at
+inference ``z`` is rounded (around the prior's medians, as CompressAI does). The learned
+factorized prior ``p_phi(z)`` is CompressAI's :class:`EntropyBottleneck` with one density per
+measurement channel; it entropy-codes the rounded latent to bytes (see :mod:`.coding`).
+
+Server half: the decoder ``g_phi`` (convolutions, transposed convolutions where the split
+features are finer than the latent grid) reconstructs the teacher's features ``h`` at the split;
+the teacher's remaining stages and classifier then run unchanged.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from compressai.entropy_models import EntropyBottleneck
+from torch import nn
+
+from hecsb_ros.core.measurement import MeasurementOperator, gaussian_frobenius_norm
+
+
+@dataclass(frozen=True)
+class HecsbConfig:
+    """Architecture of a HECS-B bottleneck.
+
+    Attributes:
+        in_channels, input_size: the classifier's input ``(C, (H, W))``.
+        feature_channels, feature_size: the teacher's features at the split ``(C_h, (h, w))``.
+        acq_channels: widths of ``f_psi``'s stride-2 convolutions; the last one is ``l``.
+        measurements: ``m``, measurements per latent position (``m < l``).
+        max_norm: ``k`` of ``||W||_F <= k``; 0 means the Gaussian default ``sqrt(l)``.
+        decoder_channels: width of ``g_phi``.
+        kernel: kernel size of ``f_psi``'s convolutions.
+    """
+
+    in_channels: int
+    input_size: tuple[int, int]
+    feature_channels: int
+    feature_size: tuple[int, int]
+    acq_channels: tuple[int, ...] = (16, 24)
+    measurements: int = 2
+    max_norm: float = 0.0
+    decoder_channels: int = 64
+    kernel: int = 5
+
+    def __post_init__(self) -> None:
+        if self.measurements >= self.acq_channels[-1]:
+            raise ValueError(f"need m < l: m={self.measurements}, l={self.acq_channels[-1]}")
+        h, w = self.latent_size
+        if (h << len(self.acq_channels), w << len(self.acq_channels)) != tuple(self.input_size):
+            raise ValueError(f"input size {self.input_size} not divisible by 2^{len(self.acq_channels)}")
+        self.upsampling  # validates the feature size
+
+    @property
+    def latent_l(self) -> int:
+        return self.acq_channels[-1]
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        d = len(self.acq_channels)
+        return (self.input_size[0] >> d, self.input_size[1] >> d)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """``(m, h, w)`` of one image's latent."""
+        return (self.measurements, *self.latent_size)
+
+    @property
+    def upsampling(self) -> int:
+        """Number of 2x upsampling steps from the latent grid to the feature grid."""
+        ratio = self.feature_size[0] / self.latent_size[0]
+        steps = round(math.log2(ratio)) if ratio >= 1 else -1
+        if steps < 0 or (self.latent_size[0] << steps, self.latent_size[1] << steps) != tuple(self.feature_size):
+            raise ValueError(f"feature size {self.feature_size} is not the latent grid {self.latent_size} x 2^k")
+        return steps
+
+    @property
+    def norm_bound(self) -> float:
+        return self.max_norm if self.max_norm > 0 else gaussian_frobenius_norm(self.measurements, self.latent_l)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "HecsbConfig":
+        d = json.loads(text)
+        for key in ("input_size", "feature_size", "acq_channels"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
+
+class Acquisition(nn.Module):
+    """``f_psi``: ``(N, C, H, W)`` -> ``(N, l, H / 2^d, W / 2^d)`` with ``d`` stride-2 conv + ReLU."""
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...], kernel: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = in_channels
+        for cout in widths:
+            layers += [nn.Conv2d(cin, cout, kernel, 2, kernel // 2), nn.ReLU(inplace=True)]
+            cin = cout
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """``g_phi``: latent ``(N, m, h, w)`` -> features ``(N, C_h, h 2^u, w 2^u)``.
+
+    Two 3x3 convolutions at the (cheap) latent resolution, one 2x transposed convolution per
+    upsampling step (halving the width), and a final 3x3 convolution to the teacher's channels.
+    """
+
+    def __init__(self, measurements: int, channels: int, out_channels: int, upsampling: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(measurements, channels, 3, 1, 1), nn.ReLU(inplace=True),
+                                   nn.Conv2d(channels, channels, 3, 1, 1), nn.ReLU(inplace=True)]
+        width = channels
+        for _ in range(upsampling):
+            layers += [nn.ConvTranspose2d(width, max(width // 2, 8), 4, 2, 1), nn.ReLU(inplace=True)]
+            width = max(width // 2, 8)
+        layers += [nn.Conv2d(width, out_channels, 3, 1, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class HecsbBottleneck(nn.Module):
+    """Encoder ``f_theta = W o f_psi``, factorized prior ``p_phi(z)`` and decoder ``g_phi``.
+
+    Call order: train (:meth:`forward`, :meth:`project_` after each step, ``aux_loss``), then
+    :meth:`update` once before saving; the integer CDF tables are buffers of the state dict, so
+    both ends of a link code with identical tables.
+    """
+
+    def __init__(self, config: HecsbConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.f_psi = Acquisition(config.in_channels, config.acq_channels, config.kernel)
+        self.measure = MeasurementOperator(config.latent_l, config.measurements, config.norm_bound, spatial=True)
+        self.entropy_bottleneck = EntropyBottleneck(config.measurements)
+        self.g_phi = Decoder(config.measurements, config.decoder_channels, config.feature_channels,
+                             config.upsampling)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Edge network: image ``(N, C, H, W)`` -> unquantised latent ``y = W f_psi(x)`` ``(N, m, h, w)``."""
+        return self.measure(self.f_psi(x))
+
+    def quantize(self, y: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent ``z`` and its likelihoods under ``p_phi`` (both ``(N, m, h, w)``).
+
+        ``mode``: 'noise' (``y + U(-1/2, 1/2)``, eq. 14), 'round' (rounded, as at inference), or
+        'ste' (rounded in the forward pass, identity gradient; likelihoods of the noisy latent so
+        that the rate term keeps a useful gradient).
+        """
+        if mode == "noise":
+            return self.entropy_bottleneck(y, training=True)
+        z_round, lik_round = self.entropy_bottleneck(y, training=False)
+        if mode == "round":
+            return z_round, lik_round
+        if mode == "ste":
+            _, lik_noise = self.entropy_bottleneck(y, training=True)
+            return y + (z_round - y).detach(), lik_noise
+        raise ValueError(f"unknown quantisation mode {mode!r}")
+
+    def forward(self, x: torch.Tensor, mode: str = "noise") -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (N, C, H, W)`` -> reconstructed features ``(N, C_h, h', w')`` and likelihoods ``(N, m, h, w)``."""
+        z, likelihoods = self.quantize(self.encode(x), mode)
+        return self.g_phi(z), likelihoods
+
+    def aux_loss(self) -> torch.Tensor:
+        """The entropy bottleneck's auxiliary quantile loss (trains its medians and tails)."""
+        return self.entropy_bottleneck.loss()
+
+    def project_(self) -> None:
+        """Enforce ``||W||_F <= k`` (call after every optimiser step)."""
+        self.measure.project_()
+
+    def update(self) -> None:
+        """Recompute the entropy coder's integer CDF tables from the trained prior."""
+        self.entropy_bottleneck.update(force=True)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """Parameters of ``f_theta`` (``f_psi`` and ``W``)."""
+        return list(self.f_psi.parameters()) + list(self.measure.parameters())
+
+    def prior_parameters(self, aux: bool) -> list[nn.Parameter]:
+        """Prior parameters: the quantiles (``aux=True``, trained by :meth:`aux_loss`) or the density."""
+        return [p for n, p in self.entropy_bottleneck.named_parameters() if n.endswith("quantiles") == aux]
+
+    def prepare_state_for_load(self, state: dict[str, torch.Tensor]) -> None:
+        """Resize the CDF-table buffers so that ``load_state_dict`` accepts tables of any length."""
+        eb = self.entropy_bottleneck
+        for name in ("_quantized_cdf", "_offset", "_cdf_length"):
+            key = f"entropy_bottleneck.{name}"
+            if key in state:
+                setattr(eb, name, torch.zeros_like(state[key]))
+
+
+def rate_bits(likelihoods: torch.Tensor) -> torch.Tensor:
+    """Rate term ``-log2 p_phi(z)`` summed per image: ``(N, ...)`` -> ``(N,)`` bits (eq. 13-14)."""
+    return -torch.log2(likelihoods).flatten(1).sum(1)
+
+
+def distortion(h: torch.Tensor, h_hat: torch.Tensor) -> torch.Tensor:
+    """Distortion term ``1/2 ||h - g(z)||^2`` per image, divided by the feature size: ``(N,)``."""
+    return 0.5 * (h - h_hat).pow(2).flatten(1).mean(1)

@@ -1,0 +1,137 @@
+"""HECS-B checkpoints, rate levels, and the split model that runs both halves at inference.
+
+A bottleneck checkpoint (safetensors) holds the bottleneck's weights and its CDF tables, with
+metadata ``format``, ``config`` (:class:`HecsbConfig` JSON), ``teacher_model_id`` (the classifier
+whose tail runs on the server) and training facts (beta, accuracy, bytes). Its content hash is the
+model id that edge and server compare. Rate levels are files ``hecsb_fmnist_r{LEVEL}.safetensors``
+in the checkpoint folder, level 0 the fewest bytes.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hecsb_ros.core.bottleneck.coding import LatentCoder
+from hecsb_ros.core.bottleneck.hecsb import HecsbBottleneck, HecsbConfig
+from hecsb_ros.core.models import (
+    CHECKPOINT_DIR, Classifier, load_classifier, model_id_of, read_tensors, write_tensors,
+)
+
+HECSB_FORMAT = "hecsb_ros.hecsb/1"
+_RESERVED = ("format", "config", "teacher_model_id")
+TRAIN_HECSB_COMMAND = "python -m hecsb_ros.cli.train_hecsb"
+#: Rate level the demo and codec use when none is given (chosen from benchmarks/hecsb/results.md).
+DEFAULT_RATE_LEVEL = 2
+
+
+def rate_level_path(level: int, prefix: str = "hecsb_fmnist", folder: Path | None = None) -> Path:
+    """Checkpoint path of rate level ``level``."""
+    return (folder or CHECKPOINT_DIR) / f"{prefix}_r{level}.safetensors"
+
+
+def list_rate_levels(prefix: str = "hecsb_fmnist", folder: Path | None = None) -> list[int]:
+    """Rate levels whose checkpoints exist, sorted."""
+    pattern = re.compile(rf"{re.escape(prefix)}_r(\d+)\.safetensors$")
+    folder = folder or CHECKPOINT_DIR
+    found = (pattern.match(p.name) for p in folder.glob(f"{prefix}_r*.safetensors")) if folder.exists() else ()
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def save_bottleneck(path: Path | str, bottleneck: HecsbBottleneck, teacher_model_id: str,
+                    extra_metadata: dict[str, str] | None = None) -> Path:
+    """Save a bottleneck (call :meth:`HecsbBottleneck.update` first) with its config and facts."""
+    if bottleneck.entropy_bottleneck._offset.numel() == 0:
+        raise ValueError("call bottleneck.update() before saving: the checkpoint must carry the CDF tables")
+    extra = {str(k): str(v) for k, v in (extra_metadata or {}).items()}
+    if any(k in _RESERVED for k in extra):
+        raise ValueError(f"extra_metadata may not use {_RESERVED}")
+    meta = {"format": HECSB_FORMAT, "config": bottleneck.config.to_json(), "teacher_model_id": teacher_model_id}
+    meta.update(extra)
+    return write_tensors(path, bottleneck.state_dict(), meta)
+
+
+def load_bottleneck(path: Path | str, device: str = "cpu") -> tuple[HecsbBottleneck, dict[str, str]]:
+    """Read a bottleneck checkpoint (no unpickling); returns the model in eval mode and its metadata."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"HECS-B checkpoint {path} not found; train one with '{TRAIN_HECSB_COMMAND}'")
+    state, meta = read_tensors(path)
+    if meta.get("format") != HECSB_FORMAT:
+        raise ValueError(f"{path}: not a HECS-B checkpoint (format {meta.get('format')!r})")
+    model = HecsbBottleneck(HecsbConfig.from_json(meta["config"]))
+    model.prepare_state_for_load(state)
+    model.load_state_dict(state)
+    return model.to(device).eval(), meta
+
+
+@dataclass
+class HecsbSplit:
+    """A trained bottleneck with the teacher tail behind it: the deployable split model.
+
+    Edge: ``encode(x)`` image tensor ``(1, C, H, W)`` -> payload bytes. Server: ``decode(data)``
+    -> logits ``(K,)``. ``model_id`` is the bottleneck checkpoint's content hash.
+    """
+
+    bottleneck: HecsbBottleneck
+    teacher: Classifier
+    coder: LatentCoder
+    model_id: str
+    path: Path
+    metadata: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path | str, teacher: Classifier | str | Path | None = None,
+             device: str = "cpu") -> "HecsbSplit":
+        """Load a bottleneck and its teacher (default: the shipped one); checks the teacher's model id."""
+        path = Path(path)
+        bottleneck, meta = load_bottleneck(path, device)
+        if not isinstance(teacher, Classifier):
+            teacher = load_classifier(teacher, device)
+        if teacher.model_id != meta["teacher_model_id"]:
+            raise ValueError(f"{path} was trained for teacher {meta['teacher_model_id']}, "
+                             f"but teacher {teacher.path} has model id {teacher.model_id}")
+        coder = LatentCoder(bottleneck.entropy_bottleneck, bottleneck.config.latent_shape)
+        return cls(bottleneck, teacher, coder, model_id_of(path), path, meta)
+
+    @torch.inference_mode()
+    def latent(self, x: torch.Tensor) -> torch.Tensor:
+        """Edge network: ``(N, C, H, W)`` -> unquantised latent ``(N, m, h, w)``."""
+        return self.bottleneck.encode(x)
+
+    def entropy_encode(self, y: torch.Tensor) -> list[bytes]:
+        """Unquantised latents ``(N, m, h, w)`` -> one payload per image."""
+        return [self.coder.encode(y[i])[0] for i in range(y.shape[0])]
+
+    def encode(self, x: torch.Tensor) -> list[bytes]:
+        """Edge half: images ``(N, C, H, W)`` -> one payload per image."""
+        return self.entropy_encode(self.latent(x))
+
+    @torch.inference_mode()
+    def features(self, z: torch.Tensor) -> torch.Tensor:
+        """``g_phi``: rounded latents ``(N, m, h, w)`` -> features at the split."""
+        return self.bottleneck.g_phi(z.to(self.teacher_device))
+
+    @torch.inference_mode()
+    def tail(self, h: torch.Tensor) -> torch.Tensor:
+        """Teacher tail, unchanged: features -> logits ``(N, K)``."""
+        return self.teacher.model.tail(h)
+
+    def decode(self, data: bytes) -> torch.Tensor:
+        """Server half: one payload -> logits ``(K,)``; raises PayloadError on invalid bytes."""
+        z = self.coder.decode(data)
+        return self.tail(self.features(z[None]))[0]
+
+    @torch.inference_mode()
+    def logits_rounded(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits through the rounded latent without entropy coding (equal to coding): ``(N, K)``."""
+        y = self.bottleneck.encode(x)
+        s = torch.stack([self.coder.symbols(y[i]) for i in range(y.shape[0])])
+        z = s.to(torch.float32) + self.coder._medians
+        return self.tail(self.features(z))
+
+    @property
+    def teacher_device(self) -> torch.device:
+        return next(self.bottleneck.parameters()).device

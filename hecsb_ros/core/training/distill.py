@@ -1,0 +1,209 @@
+"""Two-stage training of a HECS-B bottleneck against a frozen teacher (seed paper, section 3.3).
+
+Stage 1, head distillation (eq. 14): ``L = 1/2 ||h - g(f(x) + eps)||^2 / n + beta R`` with the
+teacher's split features ``h = teacher.head(x)`` as targets, ``n`` the feature size (so ``beta``
+does not depend on it), ``R = -log2 p(f(x) + eps)`` bits per image, plus the entropy
+bottleneck's auxiliary quantile loss (own optimiser).
+
+Stage 2, end-to-end fine-tuning with knowledge distillation (eq. 10-12):
+``L = (1 - alpha) CE(P_S, y) + alpha tau^2 KL(P_T || P_S)``, ``P_S`` from the teacher's unchanged
+tail applied to ``g(round(f(x)))`` (straight-through rounding, so fine-tuning sees the latent the
+deployed coder sends). The teacher's tail stays frozen: the server runs it unchanged and all rate
+levels share it. With ``freeze_encoder`` only ``g_phi`` trains and the rate is fixed by stage 1;
+otherwise ``f_theta`` and the prior train too and ``stage2_rate_weight * beta * R`` is added so
+that fine-tuning keeps the stage-1 rate level (set the weight to 0 for the paper's plain eq. 11).
+
+Resumable: after every epoch the bottleneck, the optimisers and the random state are written to
+``state_path`` (read back with ``torch.load(weights_only=True)``).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from hecsb_ros.core.bottleneck import HecsbBottleneck, distortion, rate_bits
+from hecsb_ros.core.models import Classifier
+from hecsb_ros.core.training.common import batches, kd_loss
+
+
+class Source(Protocol):
+    def __len__(self) -> int: ...
+    def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Hyper-parameters of both stages."""
+
+    beta: float
+    stage1_epochs: int = 6
+    stage2_epochs: int = 4
+    batch_size: int = 64
+    lr1: float = 2e-3
+    lr2: float = 5e-4
+    aux_lr: float = 1e-3
+    alpha: float = 0.5
+    tau: float = 4.0
+    freeze_encoder: bool = False
+    stage2_rate_weight: float = 1.0
+    seed: int = 0
+
+
+def _optimisers(model: HecsbBottleneck, stage: int, cfg: DistillConfig, steps: int):
+    if stage == 1 or not cfg.freeze_encoder:
+        params = model.encoder_parameters() + model.prior_parameters(aux=False) + list(model.g_phi.parameters())
+    else:
+        params = list(model.g_phi.parameters())
+    lr = cfg.lr1 if stage == 1 else cfg.lr2
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    aux = torch.optim.Adam(model.prior_parameters(aux=True), lr=cfg.aux_lr)
+    return opt, sched, aux
+
+
+class Distiller:
+    """Runs stage 1 then stage 2 for one ``beta``; ``run()`` returns the trained bottleneck."""
+
+    def __init__(self, model: HecsbBottleneck, teacher: Classifier, train: Source, cfg: DistillConfig,
+                 state_path: Path | None = None, log: Callable[[str], None] = print,
+                 progress: bool = True) -> None:
+        self.model, self.teacher, self.train, self.cfg = model, teacher, train, cfg
+        self.state_path = state_path
+        self.log = log
+        self.progress = progress
+        for p in teacher.model.parameters():
+            p.requires_grad_(False)
+        teacher.model.eval()
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.steps_per_epoch = len(train) // cfg.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"need at least batch_size={cfg.batch_size} training images, have {len(train)}")
+        self.epoch = 0  # epochs done over both stages
+        self.history: list[dict[str, float]] = []
+
+    # -- resumable state ---------------------------------------------------------------------
+    def _save_state(self, opt, sched, aux) -> None:
+        if self.state_path is None:
+            return
+        state = {"model": self.model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                 "aux": aux.state_dict(), "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+                 "epoch": self.epoch, "config": asdict(self.cfg), "history": self.history}
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.state_path)
+
+    def _load_state(self) -> dict | None:
+        if self.state_path is None or not self.state_path.exists():
+            return None
+        state = torch.load(self.state_path, map_location="cpu", weights_only=True)
+        if state["config"] != asdict(self.cfg):
+            raise ValueError(f"{self.state_path} was written with other settings: {state['config']}")
+        self.model.prepare_state_for_load(state["model"])
+        self.model.load_state_dict(state["model"])
+        self.gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        self.log(f"resumed from {self.state_path} after epoch {self.epoch}")
+        return state
+
+    # -- training ------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> HecsbBottleneck:
+        """Train both stages (continuing from ``state_path`` when ``resume``); returns the model."""
+        state = self._load_state() if resume else None
+        e1, e2 = self.cfg.stage1_epochs, self.cfg.stage2_epochs
+        for stage, first, last in ((1, 0, e1), (2, e1, e1 + e2)):
+            if self.epoch >= last:
+                continue
+            opt, sched, aux = _optimisers(self.model, stage, self.cfg, (last - first) * self.steps_per_epoch)
+            if state is not None and first <= int(state["epoch"]) < last and int(state["epoch"]) > first:
+                opt.load_state_dict(state["opt"])
+                sched.load_state_dict(state["sched"])
+                aux.load_state_dict(state["aux"])
+            state = None
+            with tqdm(total=(last - self.epoch) * self.steps_per_epoch, desc=f"beta={self.cfg.beta:g} stage {stage}",
+                      unit="batch", file=sys.stderr, disable=not self.progress) as bar:
+                while self.epoch < last:
+                    stats = self._epoch(stage, opt, sched, aux, bar)
+                    self.epoch += 1
+                    stats.update(stage=stage, epoch=self.epoch)
+                    self.history.append(stats)
+                    bar.write(f"stage {stage} epoch {self.epoch}: " +
+                              ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if k not in ("stage", "epoch")))
+                    self._save_state(opt, sched, aux)
+        self.model.update()
+        self.model.eval()
+        return self.model
+
+    def _epoch(self, stage: int, opt, sched, aux, bar) -> dict[str, float]:
+        model, tail = self.model, self.teacher.model.tail
+        model.train()
+        sums: dict[str, float] = {}
+        count = 0
+        for idx in batches(len(self.train), self.cfg.batch_size, self.gen, drop_last=True):
+            x, y = self.train.batch(idx, self.gen)
+            if stage == 1:
+                with torch.no_grad():
+                    h = self.teacher.model.head(x)
+                h_hat, lik = model(x, mode="noise")
+                d, r = distortion(h, h_hat).mean(), rate_bits(lik).mean()
+                loss = d + self.cfg.beta * r
+                parts = {"distortion": d.item(), "bits": r.item()}
+            else:
+                with torch.no_grad():
+                    t_logits = self.teacher.model(x)
+                if self.cfg.freeze_encoder:
+                    with torch.no_grad():
+                        z, lik = model.quantize(model.encode(x), "round")
+                else:
+                    z, lik = model.quantize(model.encode(x), "ste")
+                s_logits = tail(model.g_phi(z))
+                r = rate_bits(lik).mean()
+                loss = kd_loss(s_logits, t_logits, y, self.cfg.alpha, self.cfg.tau)
+                parts = {"kd": loss.item(), "bits": r.item(), "acc": (s_logits.argmax(1) == y).float().mean().item()}
+                if not self.cfg.freeze_encoder and self.cfg.stage2_rate_weight > 0:
+                    loss = loss + self.cfg.stage2_rate_weight * self.cfg.beta * r
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss became {loss.item()} in stage {stage}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            model.project_()
+            aux_loss = model.aux_loss()
+            aux.zero_grad(set_to_none=True)
+            aux_loss.backward()
+            aux.step()
+            parts["aux"] = aux_loss.item()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+            bar.update(1)
+            if count % 20 == 0:
+                bar.set_postfix({k: f"{v / count:.3g}" for k, v in sums.items()})
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+@torch.inference_mode()
+def rounded_rate_and_logits(model: HecsbBottleneck, teacher: Classifier, x: torch.Tensor,
+                            batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Estimated bits per image ``(N,)`` of the rounded latent and the student logits ``(N, K)``."""
+    model.eval()
+    bits, logits = [], []
+    for idx in batches(len(x), batch_size):
+        z, lik = model.quantize(model.encode(x[idx]), "round")
+        bits.append(rate_bits(lik))
+        logits.append(teacher.model.tail(model.g_phi(z)))
+    return torch.cat(bits), torch.cat(logits)
+
+
+def freeze_report(model: nn.Module) -> str:
+    """Count of trainable parameters (for logs)."""
+    return f"{sum(p.numel() for p in model.parameters() if p.requires_grad)} trainable parameters"

@@ -1,0 +1,224 @@
+"""HECS-B bottleneck: shapes, entropy coding (exact, fresh process, hostile bytes), codec contract."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from hecsb_ros.core.bottleneck import (
+    HecsbBottleneck, HecsbConfig, HecsbSplit, LatentCoder, load_bottleneck, rate_bits, save_bottleneck,
+)
+from hecsb_ros.core.payload import PayloadError
+
+torch.set_num_threads(1)
+
+FMNIST_CFG = HecsbConfig(1, (28, 28), 32, (14, 14), acq_channels=(8, 12), measurements=2, decoder_channels=16)
+
+
+def _updated(cfg: HecsbConfig = FMNIST_CFG, seed: int = 0) -> HecsbBottleneck:
+    torch.manual_seed(seed)
+    model = HecsbBottleneck(cfg)
+    model.update()
+    return model.eval()
+
+
+def test_shapes_fmnist():
+    model = HecsbBottleneck(FMNIST_CFG)
+    x = torch.randn(3, 1, 28, 28)
+    h, lik = model(x)
+    assert h.shape == (3, 32, 14, 14) and lik.shape == (3, 2, 7, 7)
+    assert FMNIST_CFG.latent_shape == (2, 7, 7) and FMNIST_CFG.latent_l == 12
+    assert rate_bits(lik).shape == (3,) and bool((rate_bits(lik) > 0).all())
+    with pytest.raises(ValueError):
+        HecsbConfig(1, (28, 28), 32, (14, 14), acq_channels=(8, 2), measurements=2)  # m < l violated
+
+
+def test_shapes_resnet50_split():
+    from hecsb_ros.core.models import build_model, resnet50_spec
+
+    torch.manual_seed(0)
+    teacher = build_model(resnet50_spec()).eval()
+    cfg = HecsbConfig(3, (224, 224), 512, (28, 28), acq_channels=(8, 8, 16), measurements=4, decoder_channels=16)
+    model = HecsbBottleneck(cfg).eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        h_hat, lik = model(x, mode="round")
+        assert h_hat.shape == teacher.head(x).shape == (1, 512, 28, 28)
+        assert lik.shape == (1, 4, 28, 28)
+        assert teacher.tail(h_hat).shape == (1, 1000)
+
+
+def test_quantisation_modes():
+    model = _updated()
+    with torch.no_grad():
+        y = model.encode(torch.randn(2, 1, 28, 28) * 3)
+        noisy, _ = model.quantize(y, "noise")
+        rounded, _ = model.quantize(y, "round")
+    assert float((noisy - y).abs().max()) <= 0.5 and not torch.equal(noisy, y)
+    med = model.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
+    assert float(((rounded - med) - torch.round(rounded - med)).abs().max()) < 1e-5  # integers around medians
+    assert float((rounded - y).abs().max()) <= 0.5 + 1e-6
+    y = y.clone().requires_grad_(True)
+    ste, _ = model.quantize(y, "ste")
+    assert torch.allclose(ste, rounded)
+    ste.sum().backward()
+    assert torch.equal(y.grad, torch.ones_like(y))  # straight-through gradient
+    with pytest.raises(ValueError):
+        model.quantize(y, "floor")
+
+
+def test_coder_round_trip_exact_and_matches_compressai():
+    model = _updated()
+    coder = LatentCoder(model.entropy_bottleneck, FMNIST_CFG.latent_shape)
+    y = model.encode(torch.randn(4, 1, 28, 28)).detach()
+    for i in range(4):
+        data, z = coder.encode(y[i])
+        assert len(data) % 4 == 0 and 8 <= len(data) <= coder.max_payload_bytes()
+        assert torch.equal(coder.decode(data), z)
+        assert model.entropy_bottleneck.compress(y[i:i + 1])[0] == data  # same bytes as CompressAI
+        assert torch.equal(z, model.quantize(y[i:i + 1], "round")[0][0])
+    # latents far outside the tables are clamped, never escape-coded, and stay in the size bound
+    data, z = coder.encode(y[0] * 1000)
+    assert len(data) <= coder.max_payload_bytes() and torch.equal(coder.decode(data), z)
+
+
+def test_coder_needs_tables():
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="update"):
+        LatentCoder(HecsbBottleneck(FMNIST_CFG).entropy_bottleneck, FMNIST_CFG.latent_shape)
+
+
+def test_hostile_payloads_raise_payload_error():
+    model = _updated()
+    coder = LatentCoder(model.entropy_bottleneck, FMNIST_CFG.latent_shape)
+    rng = random.Random(0)
+    reasons = set()
+    for _ in range(1500):
+        n = rng.choice([0, 1, 3, 4, 5, 8, 12, 16, 24, 28, 32, 64, 100, 200, 5000])
+        try:
+            coder.decode(bytes(rng.getrandbits(8) for _ in range(n)))
+        except PayloadError as exc:
+            reasons.add(exc.reason)
+    assert reasons <= {"truncated", "decode_error"} and "decode_error" in reasons and "truncated" in reasons
+    y = model.encode(torch.randn(1, 1, 28, 28) * 3).detach()[0]
+    data, _ = coder.encode(y)
+    for k in range(len(data)):  # every truncation is rejected
+        with pytest.raises(PayloadError) as info:
+            coder.decode(data[:k])
+        assert info.value.reason in ("truncated", "decode_error")
+    flips = 0
+    for k in range(len(data) * 8):  # single bit flips: rejected, or decoded to in-range symbols
+        bad = bytearray(data)
+        bad[k // 8] ^= 1 << (k % 8)
+        try:
+            z = coder.decode(bytes(bad))
+        except PayloadError:
+            flips += 1
+            continue
+        assert z.shape == FMNIST_CFG.latent_shape
+    assert flips > 0
+
+
+def test_checkpoint_carries_tables_and_decodes_in_fresh_process(tmp_path):
+    model = _updated(seed=3)
+    path = save_bottleneck(tmp_path / "b.safetensors", model, "0123456789abcdef", {"beta": "0.1"})
+    loaded, meta = load_bottleneck(path)
+    assert meta["teacher_model_id"] == "0123456789abcdef" and meta["beta"] == "0.1"
+    for name in ("_quantized_cdf", "_offset", "_cdf_length"):
+        assert torch.equal(getattr(loaded.entropy_bottleneck, name), getattr(model.entropy_bottleneck, name))
+    coder = LatentCoder(model.entropy_bottleneck, FMNIST_CFG.latent_shape)
+    y = model.encode(torch.randn(1, 1, 28, 28) * 2).detach()[0]
+    data, z = coder.encode(y)
+    (tmp_path / "payload.bin").write_bytes(data)
+    script = textwrap.dedent(f"""
+        import sys, torch
+        from hecsb_ros.core.bottleneck import LatentCoder, load_bottleneck
+        model, _ = load_bottleneck({str(path)!r})
+        coder = LatentCoder(model.entropy_bottleneck, model.config.latent_shape)
+        z = coder.decode(open({str(tmp_path / 'payload.bin')!r}, 'rb').read())
+        open({str(tmp_path / 'z.bin')!r}, 'wb').write(z.numpy().tobytes())
+    """)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
+    assert (tmp_path / "z.bin").read_bytes() == z.numpy().tobytes()
+    with pytest.raises(ValueError, match="update"):
+        save_bottleneck(tmp_path / "c.safetensors", HecsbBottleneck(FMNIST_CFG), "0123456789abcdef")
+
+
+# -- codec ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bottleneck_files(tmp_path_factory):
+    """Two untrained bottlenecks for the shipped teacher (different weights, so different ids)."""
+    from hecsb_ros.core.models import load_classifier
+
+    teacher = load_classifier()
+    folder = tmp_path_factory.mktemp("hecsb")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            h = teacher.model.head(torch.zeros(1, 1, 28, 28))
+        cfg = HecsbConfig(1, (28, 28), h.shape[1], tuple(h.shape[2:]), acq_channels=(8, 12), decoder_channels=16)
+        model = HecsbBottleneck(cfg)
+        model.update()
+        paths.append(save_bottleneck(folder / f"b{seed}.safetensors", model, teacher.model_id))
+    return paths
+
+
+def test_codec_round_trip_and_shape_contract(bottleneck_files):
+    from hecsb_ros.core.codecs import CodecSettings, create_codec
+    from hecsb_ros.core.datasets import FASHION_MNIST_CLASSES
+
+    codec = create_codec("hecsb", CodecSettings(checkpoint=str(bottleneck_files[0]), threads=1))
+    assert codec.classes == FASHION_MNIST_CLASSES and len(codec.model_id) == 16
+    image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    frame = codec.encode(image, "mono8")
+    assert frame.shape == () and isinstance(frame.data, bytes)
+    assert {"preprocess", "encode", "entropy"} <= set(frame.timings_ms)
+    out = codec.decode(frame.data, frame.shape)
+    assert out.logits.shape == (10,) and {"decode", "infer"} <= set(out.timings_ms)
+    from hecsb_ros.core.models import images_to_tensor
+
+    x = images_to_tensor(image[..., None], codec.spec)
+    assert torch.allclose(out.logits, codec.split.logits_rounded(x)[0], atol=1e-5)
+    # a camera frame of another size and encoding goes through preprocessing
+    assert codec.encode(np.zeros((60, 80, 3), np.uint8), "bgr8").shape == ()
+    with pytest.raises(PayloadError) as info:
+        codec.check_shape((2, 7, 7))
+    assert info.value.reason == "bad_shape"
+    with pytest.raises(PayloadError) as info:
+        codec.decode(frame.data[:-4], ())
+    assert info.value.reason in ("truncated", "decode_error")
+    with pytest.raises(PayloadError) as info:
+        codec.decode(b"\xff" * (codec.max_payload_bytes() + 4), ())
+    assert info.value.reason == "too_large"
+    with pytest.raises(PayloadError):
+        codec.encode(image, "rgba8")
+
+
+def test_server_with_other_model_id_refuses(bottleneck_files):
+    from hecsb_ros.core.codecs import CodecSettings, create_codec
+    from hecsb_ros.core.payload import validate_payload
+
+    edge = create_codec("hecsb", CodecSettings(checkpoint=str(bottleneck_files[0])))
+    server = create_codec("hecsb", CodecSettings(checkpoint=str(bottleneck_files[1])))
+    assert edge.model_id != server.model_id
+    frame = edge.encode(np.zeros((28, 28), np.uint8), "mono8")
+    validate_payload(edge, "hecsb", edge.model_id, edge.quality, frame.shape, len(frame.data), 1 << 20)
+    with pytest.raises(PayloadError) as info:
+        validate_payload(server, "hecsb", edge.model_id, server.quality, frame.shape, len(frame.data), 1 << 20)
+    assert info.value.reason == "model_mismatch"
+
+
+def test_bottleneck_for_other_teacher_is_refused(tmp_path):
+    model = _updated()
+    path = save_bottleneck(tmp_path / "b.safetensors", model, "ffffffffffffffff")
+    with pytest.raises(ValueError, match="teacher"):
+        HecsbSplit.load(path)

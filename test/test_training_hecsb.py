@@ -1,0 +1,146 @@
+"""HECS-B training: rate falls with beta, ||W||_F <= k holds, resume is exact, both CLI data paths."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, load_bottleneck
+from hecsb_ros.core.models import Classifier, build_model, fmnist_spec
+from hecsb_ros.core.training.data import TensorSource
+from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
+
+torch.set_num_threads(1)
+CFG = HecsbConfig(1, (28, 28), 8, (14, 14), acq_channels=(8, 12), measurements=2, decoder_channels=16)
+
+
+@pytest.fixture(scope="module")
+def teacher() -> Classifier:
+    torch.manual_seed(0)
+    spec = fmnist_spec()
+    from pathlib import Path
+
+    return Classifier(spec, build_model(spec, widths=(4, 8, 8)).eval(), "0" * 16, Path("none"))
+
+
+@pytest.fixture(scope="module")
+def data() -> TensorSource:
+    g = torch.Generator().manual_seed(0)
+    return TensorSource(torch.randn(128, 1, 28, 28, generator=g), torch.randint(0, 10, (128,), generator=g))
+
+
+def _train(teacher, data, beta, **kw):
+    torch.manual_seed(0)
+    cfg = DistillConfig(beta=beta, **{"stage1_epochs": 4, "stage2_epochs": 0, "batch_size": 32, "lr1": 3e-2, **kw})
+    return Distiller(HecsbBottleneck(CFG), teacher, data, cfg, progress=False, log=lambda s: None).run()
+
+
+def test_rate_decreases_with_beta(teacher, data):
+    rates = []
+    for beta in (0.0, 1e-5, 1e-2):
+        model = _train(teacher, data, beta)
+        bits, _ = rounded_rate_and_logits(model, teacher, data.x)
+        rates.append(float(bits.mean()))
+    assert rates[0] > rates[1] > rates[2], rates
+
+
+def test_norm_constraint_holds_after_a_step(teacher, data):
+    cfg = HecsbConfig(1, (28, 28), 8, (14, 14), acq_channels=(8, 12), measurements=2, decoder_channels=16,
+                      max_norm=0.3)
+    torch.manual_seed(0)
+    model = HecsbBottleneck(cfg)
+    assert model.measure.frobenius_norm() <= 0.3 + 1e-6
+    d = Distiller(model, teacher, data, DistillConfig(beta=0.0, stage1_epochs=1, stage2_epochs=1, batch_size=32,
+                                                       lr1=0.5, lr2=0.5), progress=False, log=lambda s: None)
+    with torch.no_grad():  # without projection this step size would leave the ball
+        model.measure.weight.mul_(10)
+    model.project_()
+    d.run()
+    assert model.measure.frobenius_norm() <= 0.3 + 1e-6
+    assert model.measure.frobenius_norm() > 0.29  # the constraint is active, not trivially met
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _FailingSource(TensorSource):
+    calls = 0
+    fail_at = -1
+
+    def batch(self, idx, gen=None):
+        type(self).calls += 1
+        if type(self).calls == type(self).fail_at:
+            raise _Interrupt()
+        return super().batch(idx, gen)
+
+
+def test_resume_continues_exactly(teacher, data, tmp_path):
+    kw = dict(beta=0.01, stage1_epochs=2, stage2_epochs=2, batch_size=32)
+    torch.manual_seed(0)
+    full = Distiller(HecsbBottleneck(CFG), teacher, data, DistillConfig(**kw), progress=False,
+                     log=lambda s: None).run()
+    src = _FailingSource(data.x, data.y)
+    _FailingSource.calls, _FailingSource.fail_at = 0, 4 * 2 + 4 * 1 + 2  # inside stage 2, epoch 4
+    state = tmp_path / "state.pt"
+    torch.manual_seed(0)
+    with pytest.raises(_Interrupt):
+        Distiller(HecsbBottleneck(CFG), teacher, src, DistillConfig(**kw), state, progress=False,
+                  log=lambda s: None).run()
+    assert state.exists()
+    _FailingSource.fail_at = -1
+    torch.manual_seed(123)  # the saved random state must win over this
+    resumed = Distiller(HecsbBottleneck(CFG), teacher, src, DistillConfig(**kw), state, progress=False,
+                        log=lambda s: None).run(resume=True)
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="other settings"):
+        Distiller(HecsbBottleneck(CFG), teacher, src, DistillConfig(**{**kw, "beta": 0.5}), state,
+                  progress=False).run(resume=True)
+
+
+def test_cli_fashion_mnist(tmp_path, random_classifier):
+    from hecsb_ros.cli.train_hecsb import main
+    from hecsb_ros.core.datasets import DatasetNotFound, load_fashion_mnist
+
+    try:
+        load_fashion_mnist("test")
+    except DatasetNotFound as exc:
+        pytest.skip(str(exc))
+    rc = main(["--teacher", str(random_classifier), "--beta", "0.01", "0.1", "--stage1-epochs", "1",
+               "--stage2-epochs", "1", "--limit-train", "64", "--limit-test", "32", "--batch-size", "32",
+               "--acq-channels", "8", "12", "--decoder-channels", "16", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    for level, beta in ((0, 0.1), (1, 0.01)):  # level 0 = the largest beta
+        manifest = json.loads((tmp_path / f"hecsb_fmnist_r{level}.json").read_text())
+        assert manifest["beta"] == beta and manifest["test_images"] == 32
+        assert manifest["mean_payload_bytes"] >= 8 and 0 <= manifest["test_accuracy"] <= 1
+        model, meta = load_bottleneck(tmp_path / manifest["file"])
+        assert meta["beta"] == repr(beta) and len(manifest["model_id"]) == 16
+    assert not list(tmp_path.glob("*.train_state.pt"))
+
+
+def test_cli_imagenet_folder(tmp_path):
+    from PIL import Image
+    from torchvision.models import resnet50
+
+    from hecsb_ros.cli.train_hecsb import main
+
+    rng = np.random.default_rng(0)
+    for cls in ("n01440764", "n01443537"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(tmp_path / "train" / cls / f"{i}.JPEG")
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet50.pth"
+    torch.save(resnet50(weights=None).state_dict(), weights)
+    rc = main(["--data", "imagenet-folder", str(tmp_path / "train"), "--resnet50-weights", str(weights),
+               "--beta", "0.001", "--stage1-epochs", "1", "--stage2-epochs", "1", "--batch-size", "2",
+               "--acq-channels", "4", "4", "8", "--measurements", "2", "--decoder-channels", "8",
+               "--prefix", "hecsb_resnet50", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 0
+    manifest = json.loads((tmp_path / "out" / "hecsb_resnet50_r0.json").read_text())
+    assert manifest["test_images"] == 4 and manifest["config"]["feature_channels"] == 512
+    assert manifest["config"]["feature_size"] == [28, 28]
