@@ -1,0 +1,223 @@
+"""Benchmark every codec side by side: the seed paper's Fig. 8 (rate-accuracy) and Table 2 (latency).
+
+    python -m hecsb_ros.cli.bench                 # all 10,000 test images, ROS runs: make bench
+    python -m hecsb_ros.cli.bench --quick         # 500 images, fewer settings, no ROS: make bench-quick
+    python -m hecsb_ros.cli.bench --ros-only      # redo only the ROS-measured table from results.json
+
+Rate points come from the registry and the shipped checkpoints' manifests (HECS-B, SVB, CR+BQ,
+factorized prior, mean-scale hyperprior, every rate level) plus JPEG/WebP/PNG settings. Every test
+image goes through edge encode, payload validation and server decode; edge and server halves are
+timed with one torch thread at batch 1, interleaved across codecs. Each codec's operating point
+(the smallest payload within 1 pp of the teacher, else its most accurate) enters the latency table,
+computed from the measured bytes and times and measured through the ROS pipeline with the link
+emulator. Writes CSV, PNG and Markdown to ``--out-dir``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="500 images, fewer image-codec settings, no ROS runs")
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help="default: benchmarks/ (full) or runs/bench_quick/ (--quick)")
+    p.add_argument("--limit", type=int, default=None, help="first N test images (default 10,000; quick 500)")
+    p.add_argument("--codecs", nargs="+", default=None, help="subset of codecs (default: all)")
+    p.add_argument("--timing-rounds", type=int, default=None, help="timed frames per codec (default 300; quick 30)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-ros", action="store_true", help="skip the ROS-measured latency table")
+    p.add_argument("--ros", action="store_true", help="with --quick: run the ROS table too")
+    p.add_argument("--ros-only", action="store_true", help="reuse results.json; only run the ROS table")
+    p.add_argument("--ros-frames", type=int, default=200)
+    p.add_argument("--ros-rate-hz", type=float, default=20.0)
+    p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the ROS runs")
+    p.add_argument("--progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.out_dir is None:
+        args.out_dir = REPO / ("runs/bench_quick" if args.quick else "benchmarks")
+    args.limit = args.limit if args.limit is not None else (500 if args.quick else None)
+    args.timing_rounds = args.timing_rounds or (30 if args.quick else 300)
+    args.with_ros = (args.ros or not args.quick) and not args.no_ros
+    return args
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def rate_accuracy(args: argparse.Namespace) -> dict:
+    """Evaluate every rate point; returns the results document (also written as results.json)."""
+    from hecsb_ros.core.bench import rate_accuracy as ra
+    from hecsb_ros.core.bench.points import discover
+    from hecsb_ros.core.datasets import load_fashion_mnist
+
+    data = load_fashion_mnist("test").subset(args.limit)
+    teacher_acc = ra.teacher_accuracy(data.images, data.labels)
+    points = discover(args.codecs, quick=args.quick)
+    log(f"teacher accuracy {100 * teacher_acc:.2f}% on {len(data)} test images; {len(points)} rate points")
+    codecs = ra.load_codecs(points, args.threads)
+    results = {}
+    for p in points:
+        t0 = time.time()
+        results[p.key] = ra.evaluate_point(codecs[p.key], p, data.images, data.labels, args.progress)
+        r = results[p.key]
+        log(f"  {p.codec:10s} {p.setting:28s} {100 * r.accuracy:6.2f}%  {r.bytes_mean:8.1f} B  ({time.time() - t0:.0f} s)")
+    log(f"timing edge and server halves: {args.timing_rounds} interleaved frames per rate point")
+    times = ra.time_points(codecs, data.images[:max(args.timing_rounds, 1)], args.timing_rounds, progress=args.progress)
+    rows = []
+    for p in points:
+        r = results[p.key]
+        t = times[p.key]
+        r.edge_ms, r.server_ms = t["edge"], t["server"]
+        r.parts_ms = {k: v for k, v in t.items() if k not in ("edge", "server")}
+        rows.append(r.row(teacher_acc))
+    return {"teacher_accuracy": teacher_acc, "test_images": len(data), "rows": rows,
+            "timing_rounds": args.timing_rounds, "threads": args.threads}
+
+
+def operating_points(rows: list[dict], teacher_acc: float) -> dict[str, dict]:
+    from hecsb_ros.core.bench.compare import operating_point
+    from hecsb_ros.core.bench.points import LABELS
+
+    out = {}
+    for codec in LABELS:
+        pts = [(r["bytes_mean"], r["accuracy"], r) for r in rows if r["codec"] == codec]
+        if pts:
+            out[codec] = operating_point(pts, teacher_acc)
+    return out
+
+
+def write_outputs(doc: dict, args: argparse.Namespace) -> None:
+    """CSV, plot, tables, claims and the README of ``args.out_dir`` from the results document."""
+    from hecsb_ros.core.bench import report
+    from hecsb_ros.core.bench.latency import LatencyRow
+
+    out = args.out_dir
+    rows, teacher_acc = doc["rows"], doc["teacher_accuracy"]
+    report.write_csv(rows, out / "rate_accuracy.csv")
+    title = (f"Fashion-MNIST, {doc['test_images']} test images: top-1 accuracy vs mean payload "
+             f"(teacher {100 * teacher_acc:.2f}%)")
+    report.plot(rows, teacher_acc, out / "fig8_rate_accuracy.png", title)
+    matched = report.matched_accuracy(rows, teacher_acc)
+    if matched:
+        report.write_csv(matched, out / "matched_accuracy.csv")
+    computed = [LatencyRow(**r) for r in doc["latency_computed"]]
+    measured = [LatencyRow(**r) for r in doc.get("latency_ros", [])]
+    report.write_csv([r.as_dict() for r in computed], out / "latency_computed.csv")
+    if measured:
+        report.write_csv([r.as_dict() for r in measured], out / "latency_ros.csv")
+    claims = report.claims(rows, teacher_acc, doc["operating"], measured or None)
+    doc["claims"] = claims
+    ros_note = (f"median over {args.ros_frames} frames per cell at {args.ros_rate_hz:g} Hz"
+                if measured else "not run (--no-ros / --quick)")
+    table2 = "\n".join([
+        "# Table 2: transfer, edge, server and total time per codec and link",
+        "", f"Operating point of each codec: the smallest payload within 1 pp of the teacher "
+        f"({100 * teacher_acc:.2f}%), else its most accurate setting. Times in ms.",
+        "", "## Computed from the measured bytes and times",
+        "", "Transfer = 8 x mean payload bytes / data rate (idle link, no propagation delay); edge and server = "
+        f"medians of {doc['timing_rounds']} interleaved frames, {doc['threads']} torch thread, batch 1; "
+        "total = edge + transfer + server.", "", report.latency_markdown(computed, measured=False),
+        "", "## Measured through the ROS 2 pipeline with the link emulator",
+        "", f"Separate processes over DDS (camera source -> edge -> link emulator -> server); {ros_note}. "
+        "Transfer = edge send -> server receive (emulated link + DDS); total = capture -> result latency "
+        "(also holds the camera -> edge and server -> monitor DDS hops). Payload and accuracy over the "
+        "frames of the run.", "",
+        report.latency_markdown(measured, measured=True) if measured else "(not measured in this run)", ""])
+    (out / "table2_latency.md").write_text(table2)
+    (out / "claims.md").write_text("# The issue's four claims\n\n" + report.claims_markdown(claims) + "\n")
+    (out / "results.json").write_text(json.dumps(doc, indent=1, default=float) + "\n")
+    (out / "README.md").write_text(readme(doc, matched, claims, computed, measured, args))
+
+
+def readme(doc: dict, matched: list[dict], claims: list[dict], computed, measured, args) -> str:
+    from hecsb_ros.core.bench import report
+    from hecsb_ros.core.bench.points import LABELS
+
+    m = doc["machine"]
+    teacher_acc = doc["teacher_accuracy"]
+    lines = [
+        "# Benchmarks: rate-accuracy (Fig. 8) and latency (Table 2)", "",
+        f"Generated by `{doc['command']}` on {m['date_utc']} in {doc['run_minutes']:.1f} min "
+        f"(ROS runs: {doc.get('ros_minutes', 0):.1f} min).", "",
+        f"Machine: {m['cpu']}, {m['cores']} cores (shared with other jobs; load average at the start "
+        f"{m['load_average_1_5_15']}), {m['os']}, Python {m['python']}, torch {m['torch']}, "
+        f"{doc['threads']} torch thread for all timings.", "",
+        f"Data: the first {doc['test_images']} Fashion-MNIST test images; teacher (shipped ResNet, no "
+        f"compression) {100 * teacher_acc:.2f}% top-1. Sizes are `len(payload)`; accuracy comes from the "
+        "logits the server half computes from those bytes.", "",
+        "![rate-accuracy](fig8_rate_accuracy.png)", "",
+        "## Operating points", "",
+        "| codec | setting | mean B | accuracy % | delta pp | edge ms | server ms |", "|---|---|---:|---:|---:|---:|---:|"]
+    for codec, r in doc["operating"].items():
+        lines.append(f"| {LABELS[codec]} | {r['setting']} | {r['bytes_mean']:.1f} | {100 * r['accuracy']:.2f} | "
+                     f"{r['delta_pp']:+.2f} | {r['edge_ms']:.3f} | {r['server_ms']:.3f} |")
+    lines += ["", "## HECS-B bytes against each baseline at matched accuracy", "",
+              "Ratio = HECS-B bytes / baseline bytes at the same accuracy, interpolated log-linearly on each "
+              "curve's Pareto front (n/a: a curve does not reach that accuracy). BD-rate: mean log ratio over "
+              "the common accuracy range.", "", report.matched_markdown(matched) if matched else "(no HECS-B levels)",
+              "", "## Claims", "", report.claims_markdown(claims), "",
+              "## Latency (Table 2)", "", "See [table2_latency.md](table2_latency.md) for both tables; computed:", "",
+              report.latency_markdown(computed, measured=False), ""]
+    if measured:
+        lines += ["Measured over ROS 2:", "", report.latency_markdown(measured, measured=True), ""]
+    lines += ["## Files", "",
+              "- `rate_accuracy.csv`: every codec and setting (bytes mean/p50/p95/max, accuracy, edge and server "
+              "ms, edge network and entropy-coding ms, model id)",
+              "- `fig8_rate_accuracy.png`, `matched_accuracy.csv`, `latency_computed.csv`, `latency_ros.csv`, "
+              "`table2_latency.md`, `claims.md`, `results.json` (everything above, machine-readable)", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from hecsb_ros.core.bench import latency
+    from hecsb_ros.core.bench.report import machine_description
+
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    command = "python -m hecsb_ros.cli.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    start = time.time()
+    if args.ros_only:
+        doc = json.loads((args.out_dir / "results.json").read_text())
+        doc["command_ros"] = command
+    else:
+        machine = machine_description()
+        doc = rate_accuracy(args)
+        doc.update(command=command, machine=machine)
+        doc["operating"] = operating_points(doc["rows"], doc["teacher_accuracy"])
+        doc["latency_computed"] = [r.as_dict() for r in latency.computed_rows(list(doc["operating"].values()))]
+        doc["run_minutes"] = (time.time() - start) / 60
+        doc.pop("latency_ros", None)
+        write_outputs(doc, args)  # rate-accuracy results are on disk before the long ROS runs
+    if args.with_ros or args.ros_only:
+        t0 = time.time()
+        domain = args.domain_id if args.domain_id is not None else 201 + int(np.random.default_rng().integers(0, 30))
+        rows = latency.measured_rows(list(doc["operating"].values()), args.ros_frames, args.ros_rate_hz, domain, log)
+        doc["latency_ros"] = [r.as_dict() for r in rows]
+        doc["ros_minutes"] = (time.time() - t0) / 60
+        doc["ros_frames"], doc["ros_rate_hz"] = args.ros_frames, args.ros_rate_hz
+    if not args.ros_only:
+        doc["run_minutes"] = (time.time() - start) / 60
+    write_outputs(doc, args)
+    for c in doc["claims"]:
+        verdict = "n/a" if c["holds"] is None else ("holds" if c["holds"] else "does NOT hold")
+        fig = c["figure"]
+        log(f"claim: {c['claim']}: {verdict} ({'n/a' if fig is None else round(fig, 3)}; {c['note']})")
+    log(f"wrote {args.out_dir} in {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Rate-accuracy evaluation through the codec contract (the seed paper's Fig. 8 protocol).
+
+Every test image goes through the edge half (``codec.encode``), the server's payload validation
+and the server half (``codec.decode``), one frame at a time as in deployment; accuracy is computed
+from the decoded logits and sizes are ``len(payload)``. Timing is a separate phase: edge and server
+halves of all rate points called in turn on the same images (batch 1, the caller fixes the torch
+threads), so that load from other processes affects all codecs alike; the medians are reported.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hecsb_ros.core.bench.points import RatePoint
+from hecsb_ros.core.codecs.base import Codec, CodecSettings, create_codec
+from hecsb_ros.core.payload import validate_payload
+
+
+@dataclass
+class PointResult:
+    """Measured figures of one rate point (bytes over all evaluated images; times in ms)."""
+
+    point: RatePoint
+    images: int
+    accuracy: float
+    bytes_mean: float
+    bytes_p50: float
+    bytes_p95: float
+    bytes_max: float
+    model_id: str
+    edge_ms: float = float("nan")
+    server_ms: float = float("nan")
+    parts_ms: dict[str, float] = field(default_factory=dict)
+
+    def row(self, teacher_accuracy: float) -> dict:
+        """CSV row."""
+        return {"codec": self.point.codec, "quality": self.point.quality, "setting": self.point.setting,
+                "images": self.images, "bytes_mean": round(self.bytes_mean, 2), "bytes_p50": self.bytes_p50,
+                "bytes_p95": self.bytes_p95, "bytes_max": self.bytes_max, "accuracy": round(self.accuracy, 4),
+                "delta_pp": round(100 * (self.accuracy - teacher_accuracy), 2),
+                "edge_ms": round(self.edge_ms, 4), "server_ms": round(self.server_ms, 4),
+                "edge_network_ms": round(self.parts_ms.get("encode", float("nan")), 4),
+                "edge_entropy_ms": round(self.parts_ms.get("entropy", float("nan")), 4),
+                "model_id": self.model_id}
+
+
+def load_codecs(points: list[RatePoint], threads: int = 1) -> dict[str, Codec]:
+    """One codec instance per rate point (keyed by :attr:`RatePoint.key`)."""
+    return {p.key: create_codec(p.codec, CodecSettings(quality=p.quality, threads=threads)) for p in points}
+
+
+def evaluate_point(codec: Codec, point: RatePoint, images: np.ndarray, labels: np.ndarray,
+                   progress: bool = False) -> PointResult:
+    """Encode, validate and decode every image ``(N, H, W)`` uint8 one at a time; accuracy and sizes."""
+    sizes = np.empty(len(images), dtype=np.float64)
+    correct = 0
+    for i in tqdm(range(len(images)), desc=point.key, file=sys.stderr, leave=False, disable=not progress):
+        frame = codec.encode(images[i], "mono8")
+        validate_payload(codec, codec.name, codec.model_id, codec.quality, frame.shape, len(frame.data),
+                         codec.max_payload_bytes())
+        logits = codec.decode(frame.data, frame.shape).logits
+        correct += int(int(torch.argmax(logits)) == int(labels[i]))
+        sizes[i] = len(frame.data)
+    return PointResult(point, len(images), correct / max(len(images), 1), float(sizes.mean()),
+                       float(np.percentile(sizes, 50)), float(np.percentile(sizes, 95)), float(sizes.max()),
+                       codec.model_id)
+
+
+def time_points(codecs: dict[str, Codec], images: np.ndarray, rounds: int, warmup: int = 5,
+                progress: bool = False) -> dict[str, dict[str, float]]:
+    """Median wall ms of each codec's edge half and server half, calls interleaved per image.
+
+    Returns per key ``{"edge": ms, "server": ms, <edge part>: ms}`` (parts from ``timings_ms``).
+    """
+    keys = list(codecs)
+    edge = {k: [] for k in keys}
+    server = {k: [] for k in keys}
+    parts: dict[str, dict[str, list[float]]] = {k: {} for k in keys}
+    rng = np.random.default_rng(0)
+    for r in tqdm(range(warmup + rounds), desc="timing", file=sys.stderr, leave=False, disable=not progress):
+        image = images[r % len(images)]
+        for k in rng.permutation(keys):
+            codec = codecs[k]
+            t0 = time.perf_counter_ns()
+            frame = codec.encode(image, "mono8")
+            t1 = time.perf_counter_ns()
+            codec.decode(frame.data, frame.shape)
+            t2 = time.perf_counter_ns()
+            if r >= warmup:
+                edge[k].append((t1 - t0) / 1e6)
+                server[k].append((t2 - t1) / 1e6)
+                for part, ms in frame.timings_ms.items():
+                    parts[k].setdefault(part, []).append(ms)
+    return {k: {"edge": float(np.median(edge[k])), "server": float(np.median(server[k])),
+                **{p: float(np.median(v)) for p, v in parts[k].items()}} for k in keys}
+
+
+@torch.inference_mode()
+def teacher_accuracy(images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
+    """Accuracy of the shipped teacher (whole network, no compression) on ``images`` ``(N, H, W)``."""
+    from hecsb_ros.core.models import images_to_tensor, load_classifier
+
+    teacher = load_classifier(None)
+    x = images_to_tensor(images[..., None], teacher.spec)
+    pred = torch.cat([teacher.model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+    return float((pred == torch.from_numpy(labels)).float().mean())

@@ -1,0 +1,117 @@
+"""Benchmark helpers: Pareto fronts, matched-accuracy interpolation, BD-rate, operating points,
+the 'best everywhere' check, latency arithmetic, rate-point discovery, report outputs."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from hecsb_ros.core.bench import compare, report
+from hecsb_ros.core.bench.latency import LatencyRow, computed_rows, transfer_ms
+from hecsb_ros.core.bench.points import discover, learned_levels
+
+CURVE = [(100.0, 0.80), (200.0, 0.88), (400.0, 0.90), (300.0, 0.85), (800.0, 0.905)]
+
+
+def test_pareto_drops_dominated_points():
+    assert compare.pareto(CURVE) == [(100.0, 0.80), (200.0, 0.88), (400.0, 0.90), (800.0, 0.905)]
+    assert compare.pareto([(10, 0.5), (10, 0.6), (20, 0.55)]) == [(10.0, 0.6)]
+
+
+def test_bytes_at_interpolates_log_linearly_without_extrapolating():
+    assert compare.bytes_at(CURVE, 0.88) == pytest.approx(200.0)
+    assert compare.bytes_at(CURVE, 0.89) == pytest.approx(math.sqrt(200 * 400))
+    assert compare.bytes_at(CURVE, 0.80) == pytest.approx(100.0)
+    assert compare.bytes_at(CURVE, 0.79) is None and compare.bytes_at(CURVE, 0.91) is None
+
+
+def test_bd_rate_and_matched_ratio():
+    half = [(b / 2, a) for b, a in CURVE]
+    assert compare.bd_rate(half, CURVE) == pytest.approx(-0.5)
+    assert compare.bd_rate(CURVE, CURVE) == pytest.approx(0.0)
+    assert compare.matched_ratio(half, CURVE, 0.85) == pytest.approx(0.5)
+    assert compare.matched_ratio(half, CURVE, 0.95) is None
+    assert compare.bd_rate(CURVE, [(5.0, 0.1), (6.0, 0.2)]) is None  # no common range
+    # shifted curve: a covers 0.85-0.905, b 0.80-0.88 -> common 0.85-0.88
+    b = [(100.0, 0.80), (400.0, 0.88)]
+    a = [(50.0, 0.85), (100.0, 0.905)]
+    assert compare.overlap(a, b) == (0.85, 0.88)
+    assert compare.bd_rate(a, b) < 0
+
+
+def test_operating_point_rule():
+    pts = [(100, 0.90, "a"), (50, 0.915, "b"), (30, 0.91, "c"), (200, 0.92, "d")]
+    assert compare.operating_point(pts, 0.92) == "c"  # smallest within 1 pp
+    assert compare.operating_point(pts, 0.95) == "d"  # none within 1 pp -> most accurate
+    assert compare.operating_point([(10, 0.5, "x"), (5, 0.5, "y")], 0.9) == "y"
+
+
+def test_best_everywhere_finds_violations():
+    curves = {"h": [(20.0, 0.90), (40.0, 0.915)], "png": [(500.0, 0.92)], "webp": [(150.0, 0.80)]}
+    holds, viol = compare.best_everywhere(curves, "h", 0.92)
+    assert not holds and viol == [{"bytes": 500.0, "codec": "png", "accuracy": 0.92, "champion_accuracy": 0.915}]
+    holds, viol = compare.best_everywhere(curves, "h", 0.92, max_budget=40.0)
+    assert holds and viol == []
+    curves["h"].append((30.0, 0.93))
+    assert compare.best_everywhere(curves, "h", 0.92)[0]
+
+
+def test_transfer_and_computed_rows():
+    assert transfer_ms(1500, "4g") == pytest.approx(1.0)  # 12,000 bit at 12 Mbit/s
+    assert transfer_ms(669, "5g") == pytest.approx(669 * 8 / 66.9e3)
+    rows = computed_rows([{"codec": "png", "quality": 9, "setting": "level=9", "bytes_mean": 1500.0,
+                           "accuracy": 0.9, "edge_ms": 0.5, "server_ms": 2.0}])
+    assert [r.profile for r in rows] == ["4g", "wifi", "5g"]
+    assert rows[0].total_ms == pytest.approx(3.5)
+    md = report.latency_markdown(rows, measured=False)
+    assert "4G / 12.0 Mbps" in md and "| 1.000 | 0.500 | 2.000 | 3.500 |" in md
+
+
+def _rows():
+    mk = lambda c, q, b, a, e, s: {"codec": c, "quality": q, "setting": f"r{q}", "bytes_mean": b, "accuracy": a,  # noqa: E731
+                                   "delta_pp": 0.0, "edge_ms": e, "server_ms": s, "edge_network_ms": e / 2,
+                                   "edge_entropy_ms": e / 4}
+    return [mk("hecsb", 0, 20.0, 0.90, 0.2, 1.0), mk("hecsb", 1, 40.0, 0.915, 0.2, 1.0),
+            mk("svb", 0, 50.0, 0.90, 1.0, 1.0), mk("svb", 1, 100.0, 0.915, 1.0, 1.0),
+            mk("png", 9, 500.0, 0.92, 0.1, 1.5)]
+
+
+def test_claims_and_matched_table():
+    rows = _rows()
+    op = {"hecsb": rows[1], "svb": rows[3], "png": rows[4]}
+    measured = [LatencyRow("4g", "hecsb", 1, "r1", 40, 0.9, 0.03, 0.2, 1.0, 3.0, 200),
+                LatencyRow("4g", "png", 9, "l9", 500, 0.9, 0.4, 0.1, 1.5, 5.0, 200)]
+    cl = report.claims(rows, 0.92, op, measured)
+    assert [c["holds"] for c in cl] == [True, True, False, False]
+    assert cl[0]["figure"] == pytest.approx(0.4)
+    assert cl[1]["figure"] == pytest.approx(0.2)
+    assert cl[3]["figure"] == pytest.approx(0.6)
+    assert report.claims(rows, 0.92, op, None)[3]["holds"] is None
+    matched = report.matched_accuracy(rows, 0.92)
+    svb = next(m for m in matched if m["baseline"] == "svb")
+    assert svb["ratio_at_-1pp"] == pytest.approx(0.4) and svb["bd_ratio"] == pytest.approx(0.4, abs=1e-3)
+    assert "n/a" in report.matched_markdown(matched)  # neither reaches teacher -3 pp
+    assert "| **yes** |" in report.claims_markdown(cl)
+
+
+def test_plot_and_csv(tmp_path):
+    rows = _rows()
+    png = report.plot(rows, 0.92, tmp_path / "fig.png", "t")
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    csv_path = report.write_csv(rows, tmp_path / "r.csv")
+    assert csv_path.read_text().splitlines()[0].startswith("codec,quality,setting,bytes_mean")
+
+
+def test_discover_reads_manifests(tmp_path):
+    for lv, beta in ((0, 0.02), (1, 0.005)):
+        (tmp_path / f"svb_fmnist_r{lv}.safetensors").write_bytes(b"")
+        (tmp_path / f"svb_fmnist_r{lv}.json").write_text(json.dumps({"beta": beta}))
+    assert [lv for lv, _ in learned_levels("svb", tmp_path)] == [0, 1]
+    pts = discover(["svb", "png"], folder=tmp_path)
+    assert [(p.codec, p.quality, p.setting) for p in pts] == [
+        ("svb", 0, "r0 beta=0.02"), ("svb", 1, "r1 beta=0.005"), ("png", 1, "level=1"), ("png", 6, "level=6"),
+        ("png", 9, "level=9")]
+    assert [p.quality for p in discover(["webp"], quick=True)] == [10, 75, 101]
+    with pytest.raises(ValueError, match="not benchmarked"):
+        discover(["nope"])

@@ -1,0 +1,45 @@
+"""The benchmark's --quick mode end to end (what `make bench-quick` runs), in a temporary folder."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hecsb_ros.core.bench.points import LEARNED, learned_levels
+from hecsb_ros.core.models import default_teacher_path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not default_teacher_path().exists(), reason="shipped teacher checkpoint missing")
+def test_bench_quick_writes_every_output(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run([sys.executable, "-m", "hecsb_ros.cli.bench", "--quick", "--out-dir", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = list(csv.DictReader((out / "rate_accuracy.csv").open()))
+    doc = json.loads((out / "results.json").read_text())
+    teacher = doc["teacher_accuracy"]
+    assert doc["test_images"] == 500
+    shipped = {c: len(learned_levels(c)) for c in LEARNED}
+    expected = {"jpeg": 3, "webp": 3, "png": 1, **{c: n for c, n in shipped.items() if n}}
+    got: dict[str, int] = {}
+    for r in rows:
+        got[r["codec"]] = got.get(r["codec"], 0) + 1
+        assert float(r["bytes_mean"]) > 0 and 0.0 <= float(r["accuracy"]) <= 1.0
+        assert float(r["edge_ms"]) > 0 and float(r["server_ms"]) > 0
+    assert got == expected
+    png = next(r for r in rows if r["codec"] == "png")
+    assert float(png["accuracy"]) == pytest.approx(teacher)  # lossless: exactly the teacher's predictions
+    webp_lossless = next(r for r in rows if r["codec"] == "webp" and r["quality"] == "101")
+    assert float(webp_lossless["accuracy"]) == pytest.approx(teacher)
+    assert (out / "fig8_rate_accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    table = (out / "table2_latency.md").read_text()
+    assert all(p in table for p in ("4G / 12.0 Mbps", "Wi-Fi / 54.0 Mbps", "5G / 66.9 Mbps"))
+    assert len(doc["latency_computed"]) == 3 * len(expected)
+    assert len(doc["claims"]) == 4 and "latency_ros" not in doc
+    assert (out / "README.md").read_text().count("|") > 20
