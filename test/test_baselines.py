@@ -228,3 +228,49 @@ def test_levels_and_paths(tmp_path):
     assert ckpt.level_path("crbq", 3, tmp_path).name == "crbq_fmnist_r3.safetensors"
     with pytest.raises(FileNotFoundError, match="train_baselines"):
         ckpt.load(tmp_path / "missing.safetensors", "svb")
+
+
+# -- the registered codecs -------------------------------------------------------------------------
+def _untrained_checkpoint(kind: str, teacher, folder):
+    """A small untrained checkpoint of ``kind`` with CDF tables (enough for the codec contract)."""
+    torch.manual_seed(0)
+    path = folder / f"{kind}_fmnist_r0.safetensors"
+    if kind == "svb":
+        model = SvbBottleneck(SVB_CFG)
+        model.update()
+        return save_svb(path, model.eval(), teacher.model_id)
+    if kind == "crbq":
+        return save_crbq(path, CrbqBottleneck(CrbqConfig(1, (28, 28), 32, (14, 14), 2)).eval(), teacher.model_id)
+    cfg = NeuralConfig(kind, N=8, M=8)
+    model = build(cfg)
+    model.update(force=True)
+    return save_neural(path, model.eval(), cfg, teacher.model_id)
+
+
+@pytest.mark.parametrize("kind", ["svb", "crbq", "factorized", "hyperprior"])
+def test_registered_codec_contract(kind, shipped_teacher, tmp_path):
+    import numpy as np
+
+    from hecsb_ros.core.codecs.base import CodecSettings, create_codec, list_codecs
+    from hecsb_ros.core.models import model_id_of
+    from hecsb_ros.core.payload import validate_payload
+
+    assert kind in list_codecs()
+    path = _untrained_checkpoint(kind, shipped_teacher, tmp_path)
+    codec = create_codec(kind, CodecSettings(quality=0, checkpoint=str(path), threads=1))
+    assert codec.model_id == model_id_of(path) and len(codec.model_id) == 16
+    image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    frame = codec.encode(image, "mono8")
+    assert frame.shape == () and set(frame.timings_ms) == {"preprocess", "encode", "entropy"}
+    validate_payload(codec, kind, codec.model_id, 0, frame.shape, len(frame.data), 1 << 20)
+    out = codec.decode(frame.data, frame.shape)
+    assert out.logits.shape == (10,) and set(out.timings_ms) == {"decode", "infer"}
+    assert torch.equal(codec.decode(frame.data, ()).logits, out.logits)
+    with pytest.raises(PayloadError, match="bad_shape"):
+        codec.decode(frame.data, (1,))
+    with pytest.raises(PayloadError, match="too_large"):
+        codec.decode(bytes(codec.max_payload_bytes() + 1), ())
+    with pytest.raises(PayloadError):
+        codec.decode(frame.data[:-4] if len(frame.data) > 4 else b"", ())
+    rgb = np.stack([image] * 3, axis=-1)
+    assert len(codec.encode(rgb, "rgb8").data) > 0  # colour frames are converted on the edge
