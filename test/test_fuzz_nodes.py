@@ -101,6 +101,11 @@ def test_server_over_dds_counts_every_hostile_message(server):
     assert not report.crashes and report.outcomes["not_received"] == 0, report.to_dict()
     assert report.uncounted == 0 and sum(report.outcomes.values()) == n
     assert server.received == n
+    # Each outcome belongs to the message just published (one at a time, in order).
+    for (kind, outcome), _ in report.kind_outcomes.items():
+        expected = {"unknown_model": "model_mismatch", "unknown_codec": "unknown_codec", "absurd_shape": "bad_shape",
+                    "random_bytes": "bad_message", "hostile_header": "served", "valid": "served"}.get(kind, outcome)
+        assert outcome == expected, (kind, outcome)
 
 
 # -- regressions found by the fuzzer ---------------------------------------------------------------

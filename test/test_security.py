@@ -242,3 +242,13 @@ def test_enforce_never_starts_a_node_without_valid_security(tmp_path, enclave, r
         # Here: "This Fast DDS version doesn't have the security libraries"; with a Fast DDS built
         # with -DSECURITY=ON the placeholder certificates are refused instead.
         assert "security" in out.lower() or "certificate" in out.lower(), out[-2000:]
+
+
+def test_manifest_command_writes_and_checks(random_classifier, tmp_path, capsys):
+    from hecsb_ros.cli.manifest import main
+
+    (tmp_path / "a.safetensors").write_bytes(random_classifier.read_bytes())
+    assert main([str(tmp_path)]) == 0 and main([str(tmp_path), "--check"]) == 0
+    (tmp_path / "a.safetensors").write_bytes(random_classifier.read_bytes() + b"x")
+    assert main([str(tmp_path), "--check"]) == 1
+    assert "refusing to load" in capsys.readouterr().err

@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> tuple[list[FuzzReport], dict[str, Any]]:
                                          ("edge", fuzz_edge, edge, args.edge, args.seed + 1),
                                          ("results", fuzz_edge_results, edge, args.results, args.seed + 2),
                                          ("dds", fuzz_server_over_dds, server, args.dds, args.seed + 3)):
+            if label == "dds":  # the edge publishes on 'latent' too: only the fuzzer may, now
+                edge.destroy_node()
+                edge = None
             if n <= 0:
                 continue
             print(f"[fuzz] {label}: {n} messages ...", file=sys.stderr, flush=True)
@@ -86,7 +89,8 @@ def run(args: argparse.Namespace) -> tuple[list[FuzzReport], dict[str, Any]]:
             print(f"[fuzz] replay: 500 latents x {args.replay} ...", file=sys.stderr, flush=True)
             replay = replay_memory(server, 500, args.replay, args.seed + 4)
             print(f"[fuzz] replay: {json.dumps(replay)}", file=sys.stderr, flush=True)
-        edge.destroy_node()
+        if edge is not None:
+            edge.destroy_node()
         server.destroy_node()
     finally:
         rclpy.try_shutdown()

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pipe = Pipeline(args.domain_id, log_dir, node_params, codec=args.codec, profile=args.profile, rate_hz=first_rate)
     monitor = Monitor("hecsb_soak_monitor", context=ctx)
     rows: list[dict[str, Any]] = []
-    report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "log_dir": str(log_dir)}
+    report: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "log_dir": str(log_dir),
+                              "command": "python -m hecsb_ros.cli.soak " + " ".join(sys.argv[1:])}
     try:
         pipe.start()
         scenarios.wait_for_flow(monitor, pipe, results=20, timeout=180.0)
@@ -179,6 +180,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def rows_from_csv(path: Path) -> list[dict[str, Any]]:
+    """The per-window rows of a written report (numbers as floats)."""
+    with path.open() as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
 def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
     """``<name>.csv``, ``<name>.png``, ``<name>.md`` and ``<name>.json`` in ``out_dir``."""
     import matplotlib
@@ -219,21 +226,26 @@ def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> list[Path
 
 def markdown(r: dict[str, Any], name: str) -> str:
     lat = r["latency"]
+    unprocessed = r["camera_frames"] - r["results"] - r["losses"]
     lines = [
         f"# Soak run: {r['duration_s'] / 60:.1f} minutes at {r['rate_hz']:.0f} frames/s",
         "",
-        f"Command: `python -m hecsb_ros.cli.soak {' '.join(sys.argv[1:])}`  ",
+        f"Command: `{r['command']}`  ",
         f"Machine: {platform.machine()}, {platform.python_version()}, recorded {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
         f"Codec `{r['args']['codec']}`, link `{r['args']['profile']}`, every node its own process over Fast DDS "
-        "(localhost). Latency is capture -> result at a monitor node on the same machine.",
+        "(localhost). Latency is capture -> result at a monitor node on the same machine. The machine has 2 cores, "
+        "shared during the run with other jobs (model training, experiments): latency tails and the frames the bounded "
+        "queues dropped follow that load.",
         "",
         "| figure | value |",
         "| --- | --- |",
-        f"| camera frames / results | {r['camera_frames']} / {r['results']} ({r['results_per_s']:.1f} results/s) |",
+        f"| camera frames / results | {r['camera_frames']} / {r['results']} ({100 * r['results'] / max(r['camera_frames'], 1):.1f}%, "
+        f"{r['results_per_s']:.1f} results/s) |",
         f"| latency p50 / p95 / p99 / max | {lat['p50_ms']:.1f} / {lat['p95_ms']:.1f} / {lat['p99_ms']:.1f} / {lat['max_ms']:.1f} ms |",
         f"| errors (server bad input + decode, edge bad input, node exits) | {r['errors']['server']}, {r['errors']['edge']}, {r['errors']['node_exits']} |",
         f"| tracebacks or ERROR lines in node logs | {sum(r['errors']['log_tracebacks_or_errors'].values())} |",
-        f"| frames lost on the emulated link (sequence gaps, queue) | {r['losses']} |",
+        f"| frames dropped by the bounded queues | {unprocessed} stale camera frames at the edge (keep-last 1), "
+        f"{r['losses']} latents between edge and server (sequence gaps: keep-last queues, link queue) |",
         f"| accuracy on labelled results | {100 * r['accuracy']:.2f}% |",
         f"| node restarts | {sum(r['restarts'].values())} |",
         "",
