@@ -51,9 +51,10 @@ def test_edge_drops_stale_frames_and_latency_stays_bounded(overloaded):
     assert f["edge_rate_hz"] <= SUSTAINABLE_HZ * 1.05
     assert f["camera_rate_hz"] >= 1.5 * f["edge_rate_hz"], "the camera must outpace the edge"
     assert f["dropped_stale"] > 0.25 * f["camera_frames_sent"], "stale frames are dropped, not queued"
-    # An unbounded queue would add (camera - edge rate) / edge rate x elapsed = ~24 s by the end.
+    # An unbounded queue would add (camera - edge rate) / edge rate x elapsed: ~24 s by the end.
+    # The bounds below are 20x to 50x under that and leave room for other work on a shared CPU.
     first, _, last = f["latency_by_third"]
-    assert f["latency"]["p95_ms"] < 10 * EXTRA_MS
-    assert last["p95_ms"] < 2 * first["p95_ms"] + EXTRA_MS, "latency must not grow"
+    assert f["latency"]["p95_ms"] < 20 * EXTRA_MS
+    assert last["p50_ms"] < first["p50_ms"] + 4 * EXTRA_MS, "latency must not grow"
     for key, start in f["rss_start_mb"].items():
         assert f["rss_end_mb"][key] - start < 25.0, f"{key} grew {start:.0f} -> {f['rss_end_mb'][key]:.0f} MiB"

@@ -22,6 +22,8 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from hecsb_ros.reliability.memory import rss_mb  # noqa: F401  (re-exported for callers)
+
 #: Strings that would do harm if a node passed a field to a shell, a path or eval.
 HOSTILE_STRINGS = ("../../../../etc/passwd", "/tmp/hecsb_fuzz_pwned", "$(touch /tmp/hecsb_fuzz_pwned)",
                    "`touch /tmp/hecsb_fuzz_pwned`", "__import__('os').system('touch /tmp/hecsb_fuzz_pwned')",
@@ -33,15 +35,6 @@ LATENT_KINDS = ("random_bytes", "cdr_random", "mutated_cdr", "truncated_cdr", "t
                 "bad_rate", "oversize", "hostile_header", "multi", "valid")
 IMAGE_KINDS = ("wrong_encoding", "bad_step", "data_mismatch", "zero_size", "huge_declared", "odd_aspect",
                "padded_step", "big_valid", "hostile_header", "multi", "valid")
-
-
-def rss_mb(pid: int | None = None) -> float:
-    """Resident set size of a process (default: this one) in MiB, from /proc."""
-    with open(f"/proc/{pid or os.getpid()}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return math.nan
 
 
 @dataclass

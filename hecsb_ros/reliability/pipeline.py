@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from hecsb_ros.graph import NodeSpec, split_inference_nodes
-from hecsb_ros.reliability.fuzz import rss_mb
+from hecsb_ros.reliability.memory import rss_mb
 
 ROOT = Path(__file__).resolve().parents[2]
 
