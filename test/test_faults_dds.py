@@ -75,18 +75,16 @@ def test_edge_killed_and_restarted(running):
     assert not math.isnan(f["resume_s"]) and all(f["alive"].values())
 
 
-def test_unknown_encoder_is_refused_while_known_one_is_served(running):
+def test_unknown_encoder_is_refused_while_known_one_is_served(running, random_classifier):
+    from hecsb_ros.core.codecs import CodecSettings, create_codec
     from hecsb_ros.reliability.fuzz import valid_latent
 
     pipe, monitor = running
 
-    class _Codec:  # valid_latent needs only .codec of a server-like object
-        def __init__(self):
-            from hecsb_ros.core.codecs import CodecSettings, create_codec
+    class _Holder:  # valid_latent needs only the .codec of a server-like object
+        codec = create_codec("png", CodecSettings(checkpoint=str(random_classifier)))
 
-            self.codec = create_codec("png", CodecSettings(checkpoint=pipe_checkpoint(pipe)))
-
-    f = scenarios.foreign_encoder(pipe, monitor, valid_latent(_Codec()), frames=30, rate_hz=10.0)
+    f = scenarios.foreign_encoder(pipe, monitor, valid_latent(_Holder()), frames=30, rate_hz=10.0)
     _show("foreign encoder", f)
     assert f["refused_model_mismatch"] == f["foreign_sent"] and f["foreign_served"] == 0
     assert f["known_results_meanwhile"] >= 0.5 * RATE_HZ * f["window_s"], "known encoder keeps being served"
@@ -94,8 +92,21 @@ def test_unknown_encoder_is_refused_while_known_one_is_served(running):
     assert "payload made by encoder 'f00dfeedf00dfeed', this server runs 'img-png'" in log
 
 
-def pipe_checkpoint(pipe):
-    import yaml
+def test_blackout_parameter_starts_an_outage_and_rejects_bad_values(ros_context):
+    import time
 
-    values = yaml.safe_load(pipe._params_file.read_text())
-    return values[pipe.specs["server"].name]["ros__parameters"]["checkpoint"]
+    from rclpy.parameter import Parameter
+
+    from hecsb_ros.nodes.link_emulator import LinkEmulator
+
+    node = LinkEmulator()
+    try:
+        for bad in (1e9, -1.0, float("nan")):
+            assert not node.set_parameters([Parameter("blackout_s", value=bad)])[0].successful
+        assert node.shaper.blackout_left(time.monotonic()) == 0.0
+        assert node.set_parameters([Parameter("blackout_s", value=2.0)])[0].successful
+        assert 1.5 < node.shaper.blackout_left(time.monotonic()) <= 2.0
+        assert node.shaper.schedule(500, time.monotonic()) == (None, "link_loss")
+    finally:
+        node.on_shutdown()
+        node.destroy_node()
