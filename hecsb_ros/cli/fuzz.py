@@ -32,6 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--replay", type=int, default=20,
                     help="Times 500 generated latents are fed again to measure the server's own memory")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--codec", default="png", help="Codec of edge and server (png cases are the most specific)")
     ap.add_argument("--checkpoint", default="random",
                     help="Classifier checkpoint of edge and server; 'random' = untrained weights (same compute)")
     ap.add_argument("--domain-id", type=int, default=215)
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> tuple[list[FuzzReport], dict[str, Any]]:
     rclpy.init(domain_id=args.domain_id)
     reports = []
     try:
-        params = [Parameter("codec", value="png"), Parameter("checkpoint", value=ckpt)]
+        params = [Parameter("codec", value=args.codec), Parameter("checkpoint", value=ckpt)]
         server = ServerNode(parameter_overrides=params)
         edge = EdgeNode(parameter_overrides=params + [Parameter("max_image_pixels", value=1 << 22)])
         for label, fn, node, n, seed in (("server", fuzz_server, server, args.server, args.seed),
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> tuple[list[FuzzReport], dict[str, Any]]:
     return reports, replay
 
 
-def markdown(reports: list[FuzzReport], argv: list[str], replay: dict[str, Any]) -> str:
+def markdown(reports: list[FuzzReport], argv: list[str], replay: dict[str, Any], codec: str = "png") -> str:
     total = sum(r.messages for r in reports)
     crashes = sum(len(r.crashes) for r in reports)
     uncounted = sum(r.uncounted + r.outcomes["not_received"] for r in reports)
@@ -105,7 +106,7 @@ def markdown(reports: list[FuzzReport], argv: list[str], replay: dict[str, Any])
         "# Fuzzing the node callbacks", "",
         f"Command: `python -m hecsb_ros.cli.fuzz {' '.join(argv)}`  ",
         f"Machine: {platform.machine()}, Python {platform.python_version()}, recorded "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Codec `png`; hypothesis generates the cases "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Codec `{codec}`; hypothesis generates the cases "
         "(hecsb_ros/reliability/fuzz.py), the nodes' own subscription callbacks handle them.", "",
         f"**{total} messages, {crashes} crashes, {uncounted} neither served nor counted.**", "",
         "| target | messages | crashes | uncounted | RSS start -> peak -> end (MiB) | seconds |",
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     rss0 = rss_mb()
     reports, replay = run(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.md").write_text(markdown(reports, argv, replay))
+    (args.out_dir / f"{args.name}.md").write_text(markdown(reports, argv, replay, args.codec))
     summary: dict[str, Any] = {"args": vars(args) | {"out_dir": str(args.out_dir)}, "seconds": time.monotonic() - t0,
                                "process_rss_start_mb": rss0, "reports": [r.to_dict() for r in reports],
                                "replay": replay}
