@@ -252,3 +252,23 @@ def test_manifest_command_writes_and_checks(random_classifier, tmp_path, capsys)
     (tmp_path / "a.safetensors").write_bytes(random_classifier.read_bytes() + b"x")
     assert main([str(tmp_path), "--check"]) == 1
     assert "refusing to load" in capsys.readouterr().err
+
+
+def test_loading_a_tampered_shipped_checkpoint_is_refused(tmp_path):
+    """The loaders check the SHA256SUMS beside a checkpoint before reading it."""
+    import shutil
+
+    from hecsb_ros.core.manifest import ManifestError, write_manifest
+    from hecsb_ros.core.models import default_teacher_path, load_classifier
+
+    shipped = default_teacher_path()
+    assert (shipped.parent / "SHA256SUMS").read_text().count(shipped.name) == 1
+    copy = tmp_path / shipped.name
+    shutil.copy(shipped, copy)
+    write_manifest(tmp_path, [copy.name])
+    assert load_classifier(copy).model_id  # intact: loads
+    data = bytearray(copy.read_bytes())
+    data[-1] ^= 0x01  # one bit of one weight
+    copy.write_bytes(bytes(data))
+    with pytest.raises(ManifestError, match="refusing to load"):
+        load_classifier(copy)

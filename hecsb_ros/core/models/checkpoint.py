@@ -53,7 +53,14 @@ def write_tensors(path: Path | str, tensors: dict[str, torch.Tensor], metadata: 
 
 
 def read_tensors(path: Path | str, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read all tensors and the metadata of a safetensors file."""
+    """Read all tensors and the metadata of a safetensors file.
+
+    The file is first checked against the ``SHA256SUMS`` manifest beside it, when that lists it
+    (:func:`hecsb_ros.core.manifest.verify_checkpoint`): a changed checkpoint is refused.
+    """
+    from hecsb_ros.core.manifest import verify_checkpoint
+
+    verify_checkpoint(path)
     with safe_open(str(path), framework="pt", device=device) as fh:
         metadata = dict(fh.metadata() or {})
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}

@@ -64,7 +64,10 @@ def torchvision_to_split_keys(state: dict[str, torch.Tensor]) -> dict[str, torch
 
 def read_resnet50_weights(path: Path | str) -> dict[str, torch.Tensor]:
     """Read a local ResNet-50 state dict (.safetensors, or a torchvision .pth without unpickling code)."""
+    from hecsb_ros.core.manifest import verify_checkpoint
+
     path = Path(path)
+    verify_checkpoint(path)  # refused when a SHA256SUMS beside it lists another hash
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
