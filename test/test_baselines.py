@@ -14,7 +14,9 @@ from hecsb_ros.core.baselines.crbq import (
 from hecsb_ros.core.baselines.entropy import (
     TableCoder, channel_indexes, eb_dequantize, eb_symbols, frame_two, read_varint, unframe_two, write_varint,
 )
-from hecsb_ros.core.baselines.neural import NeuralConfig, NeuralInputSplit, build, pad, save_neural, train_rd
+from hecsb_ros.core.baselines.neural import (
+    NeuralConfig, NeuralInputSplit, build, pad, save_neural, table_indexes, train_rd,
+)
 from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbConfig, SvbSplit, load_svb, save_svb
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.training.data import TensorSource
@@ -214,6 +216,11 @@ def test_neural_input_codec_round_trip_and_hostile_bytes(kind, shipped_teacher, 
         ref = model.compress(pad(x, cfg))["strings"]
     assert data == (ref[0][0] if kind == "factorized" else frame_two(ref[1][0], ref[0][0]))
     assert torch.equal(split.decode_pixels(data), rec)  # deterministic
+    if kind == "hyperprior":  # the vectorised table choice equals CompressAI's build_indexes
+        gc = model.gaussian_conditional
+        scales = torch.cat([torch.exp(torch.randn(1, 16, 2, 2) * 3),
+                            gc.scale_table[:16].view(1, 16, 1, 1).expand(1, 16, 2, 2)], 1)
+        assert torch.equal(table_indexes(gc, scales), gc.build_indexes(scales))
     for bad in _mutations(data, n=30):
         if bad != data:
             with pytest.raises(PayloadError):

@@ -110,7 +110,7 @@ def test_discover_reads_manifests(tmp_path):
     assert [lv for lv, _ in learned_levels("svb", tmp_path)] == [0, 1]
     pts = discover(["svb", "png"], folder=tmp_path)
     assert [(p.codec, p.quality, p.setting) for p in pts] == [
-        ("svb", 0, "r0 beta=0.02"), ("svb", 1, "r1 beta=0.005"), ("png", 1, "level=1"), ("png", 6, "level=6"),
+        ("svb", 0, "r0 beta=0.02"), ("svb", 1, "r1 beta=0.005"), ("png", 1, "level=1"),
         ("png", 9, "level=9")]
     assert [p.quality for p in discover(["webp"], quick=True)] == [10, 75, 101]
     with pytest.raises(ValueError, match="not benchmarked"):

@@ -45,8 +45,9 @@ class TableCoder:
     def __init__(self, quantized_cdf: torch.Tensor, cdf_length: torch.Tensor, offset: torch.Tensor) -> None:
         if offset.numel() == 0:
             raise ValueError("entropy model has no CDF tables: call update() after training")
-        self._cdfs = quantized_cdf.tolist()
         self._lengths = cdf_length.reshape(-1).int().tolist()
+        # rows are zero-padded to the longest table; the coder reads only cdf[0 : length]
+        self._cdfs = [row[:n] for row, n in zip(quantized_cdf.tolist(), self._lengths)]
         self._offsets = offset.reshape(-1).int().tolist()
         self.lo = offset.reshape(-1).to(torch.int64)  # (T,) smallest in-range symbol
         self.hi = self.lo + cdf_length.reshape(-1).to(torch.int64) - 3  # (T,) largest
@@ -72,10 +73,21 @@ class TableCoder:
         """Largest payload for ``num_symbols`` in-range symbols (16 bits each, plus the state)."""
         return STATE_BYTES + 4 * ((num_symbols * 16 + 31) // 32) + 4
 
+    def _subset(self, idx_list: list[int]) -> tuple[list[int], list[list[int]], list[int], list[int]]:
+        """Only the tables ``idx_list`` uses, with the indexes renumbered.
+
+        The C++ coder receives its tables as Python lists on every call; a Gaussian conditional has
+        64 tables of up to a few thousand entries, so passing all of them costs far more than coding.
+        """
+        used = sorted(set(idx_list))
+        pos = {u: i for i, u in enumerate(used)}
+        return ([pos[i] for i in idx_list], [self._cdfs[u] for u in used], [self._lengths[u] for u in used],
+                [self._offsets[u] for u in used])
+
     def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
         """In-range int64 ``symbols`` with table ``indexes`` (any equal shapes) -> bytes."""
-        return self._encoder.encode_with_indexes(symbols.reshape(-1).tolist(), indexes.reshape(-1).int().tolist(),
-                                                 self._cdfs, self._lengths, self._offsets)
+        idx, cdfs, lengths, offsets = self._subset(indexes.reshape(-1).int().tolist())
+        return self._encoder.encode_with_indexes(symbols.reshape(-1).tolist(), idx, cdfs, lengths, offsets)
 
     def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
         """Bytes -> int64 symbols shaped like ``indexes``; :class:`PayloadError` on invalid bytes."""
@@ -84,9 +96,9 @@ class TableCoder:
             raise PayloadError("truncated", f"{n} B is not a whole rANS stream (>= 8 B, multiple of 4)")
         if n > self.max_bytes(count):
             raise PayloadError("decode_error", f"{n} B exceeds the {self.max_bytes(count)} B of {count} symbols")
-        idx_list = indexes.reshape(-1).int().tolist()
+        idx, cdfs, lengths, offsets = self._subset(indexes.reshape(-1).int().tolist())
         padded = bytes(data) + bytes(4 * PAD_WORDS_PER_SYMBOL * count + 64)
-        values = self._decoder.decode_with_indexes(padded, idx_list, self._cdfs, self._lengths, self._offsets)
+        values = self._decoder.decode_with_indexes(padded, idx, cdfs, lengths, offsets)
         s = torch.tensor(values, dtype=torch.int64).view(indexes.shape)
         idx = indexes.to(torch.int64)
         if bool(((s < self.lo[idx]) | (s > self.hi[idx])).any()):

@@ -195,6 +195,13 @@ def load_neural(path: Path | str, kind: str, device: str = "cpu") -> tuple[nn.Mo
     return model.to(device).eval(), config, meta
 
 
+def table_indexes(gc: nn.Module, scales: torch.Tensor) -> torch.Tensor:
+    """``GaussianConditional.build_indexes`` vectorised (same result): for each scale, the number of
+    scale-table entries, all but the last, below the lower-bounded scale. int32, shaped like ``scales``."""
+    table = gc.scale_table[:-1].contiguous()
+    return torch.searchsorted(table, gc.lower_bound_scale(scales).contiguous(), right=False).to(torch.int32)
+
+
 class NeuralInputSplit:
     """Edge: image -> bytes with the learned codec. Server: bytes -> image -> whole teacher -> logits."""
 
@@ -231,7 +238,7 @@ class NeuralInputSplit:
     def _gauss(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Hyper-latent ``(1, N, h, w)`` -> table indexes and means of ``y`` (both ``(M, H, W)``)."""
         scales, means = self.model.h_s(z_hat).chunk(2, 1)
-        return self.model.gaussian_conditional.build_indexes(scales)[0], means[0]
+        return table_indexes(self.model.gaussian_conditional, scales)[0], means[0]
 
     @torch.inference_mode()
     def analysis(self, pixels: torch.Tensor) -> torch.Tensor:

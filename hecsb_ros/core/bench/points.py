@@ -13,7 +13,7 @@ from hecsb_ros.core.models import CHECKPOINT_DIR
 IMAGE_QUALITIES: dict[str, tuple[int, ...]] = {
     "jpeg": (5, 10, 20, 30, 50, 75, 90),
     "webp": (1, 5, 10, 25, 50, 75, 90, 101),
-    "png": (1, 6, 9),
+    "png": (1, 9),
 }
 QUICK_IMAGE_QUALITIES: dict[str, tuple[int, ...]] = {"jpeg": (10, 50, 90), "webp": (10, 75, 101), "png": (9,)}
 #: Learned codecs: registry name -> checkpoint prefix and the manifest field naming the setting.
