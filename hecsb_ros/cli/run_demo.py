@@ -23,6 +23,7 @@ import yaml
 
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.graph import LAUNCH_ARGUMENTS, NodeSpec, split_inference_nodes
+from hecsb_ros.params import DEFAULT_CODEC
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -102,7 +103,7 @@ def summary(monitor: Monitor, args: argparse.Namespace) -> dict:
     payload_total = snap["payload_bytes_mean"] * n if n else 0.0
     server = monitor.server_stats
     out = {
-        "codec": args.codec or "(default)", "quality": args.quality or "(default)", "profile": args.profile,
+        "codec": args.codec or DEFAULT_CODEC, "quality": args.quality or "(codec default)", "profile": args.profile,
         "frames": n, "accuracy": snap["accuracy"], "labelled_frames": snap["labelled_frames"],
         "payload_bytes_mean": snap["payload_bytes_mean"], "payload_bytes_p50": snap["payload_bytes_p50"],
         "payload_bytes_p95": snap["payload_bytes_p95"],
