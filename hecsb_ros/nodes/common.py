@@ -80,6 +80,18 @@ def declare_parameters(node: Node, params: tuple[Param, ...]) -> dict[str, Any]:
     return values
 
 
+@dataclasses.dataclass(frozen=True)
+class CodecNodeConfig:
+    """Parameters every codec-running node (edge, server) reads; see ``hecsb_ros.params``."""
+
+    codec: str
+    quality: int
+    checkpoint: str
+    device: str
+    threads: int
+    stats_period_s: float
+
+
 def read_config(node: Node, params: tuple[Param, ...], cls: type) -> Any:
     """Current values of ``params`` as an instance of the frozen dataclass ``cls``."""
     names = {f.name for f in dataclasses.fields(cls)}

@@ -18,20 +18,14 @@ from hecsb_ros.core.codecs import CodecSettings, create_codec
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
-from hecsb_ros.nodes.common import (OK, WARN, Diagnostics, DropCounter, declare_parameters, image_qos,
+from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, Diagnostics, DropCounter, declare_parameters, image_qos,
                                     read_config, reliable_qos, run_node)
 from hecsb_ros.nodes.conversions import UNKNOWN, image_msg_to_array, latent_msg, link_stats_msg, time_to_ns
 from hecsb_ros.params import EDGE
 
 
 @dataclass(frozen=True)
-class EdgeConfig:
-    codec: str
-    quality: int
-    checkpoint: str
-    device: str
-    threads: int
-    stats_period_s: float
+class EdgeConfig(CodecNodeConfig):
     qos_depth: int
     max_image_pixels: int
 

@@ -17,20 +17,14 @@ from hecsb_ros.core.payload import PayloadError, check_timings, validate_payload
 from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
-from hecsb_ros.nodes.common import (OK, WARN, Diagnostics, DropCounter, declare_parameters, read_config,
+from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, Diagnostics, DropCounter, declare_parameters, read_config,
                                     reliable_qos, run_node)
 from hecsb_ros.nodes.conversions import UNKNOWN, latent_payload, link_stats_msg, result_msg, time_to_ns
 from hecsb_ros.params import SERVER
 
 
 @dataclass(frozen=True)
-class ServerConfig:
-    codec: str
-    quality: int
-    checkpoint: str
-    device: str
-    threads: int
-    stats_period_s: float
+class ServerConfig(CodecNodeConfig):
     top_k: int
     max_payload_bytes: int
     max_decoded_elements: int
