@@ -222,3 +222,57 @@ def test_bottleneck_for_other_teacher_is_refused(tmp_path):
     path = save_bottleneck(tmp_path / "b.safetensors", model, "ffffffffffffffff")
     with pytest.raises(ValueError, match="teacher"):
         HecsbSplit.load(path)
+
+
+def test_evaluation_cli_writes_results(bottleneck_files, tmp_path):
+    import csv
+    import shutil
+
+    from hecsb_ros.cli.evaluate_hecsb import main
+    from hecsb_ros.core.datasets import DatasetNotFound, load_fashion_mnist
+
+    try:
+        load_fashion_mnist("test")
+    except DatasetNotFound as exc:
+        pytest.skip(str(exc))
+    shutil.copy(bottleneck_files[0], tmp_path / "t_r0.safetensors")
+    shutil.copy(bottleneck_files[1], tmp_path / "t_r1.safetensors")
+    assert main(["--checkpoints", str(tmp_path), "--prefix", "t", "--limit", "40", "--timing-runs", "3",
+                 "--out-dir", str(tmp_path / "out")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
+    assert [r["level"] for r in rows] == ["0", "1"] and rows[0]["test_images"] == "40"
+    for r in rows:
+        assert float(r["bytes_mean"]) >= 8 and float(r["edge_ms"]) > 0 and float(r["teacher_ms"]) > 0
+        assert abs(float(r["real_over_est"]) - float(r["bytes_mean"]) / float(r["est_bytes_mean"])) < 1e-3
+    text = (tmp_path / "out" / "results.md").read_text()
+    assert "| level | beta |" in text and rows[0]["model_id"] in text
+
+
+def test_shipped_rate_levels_match_manifests_and_classify():
+    import json
+
+    from hecsb_ros.core.bottleneck import DEFAULT_RATE_LEVEL, list_rate_levels, rate_level_path
+    from hecsb_ros.core.codecs import create_codec
+    from hecsb_ros.core.datasets import DatasetNotFound, load_fashion_mnist
+    from hecsb_ros.core.models import model_id_of
+
+    levels = list_rate_levels()
+    assert len(levels) >= 4 and levels == list(range(len(levels))) and DEFAULT_RATE_LEVEL in levels
+    manifests = [json.loads(rate_level_path(lv).with_suffix(".json").read_text()) for lv in levels]
+    for lv, m in zip(levels, manifests):
+        assert m["rate_level"] == lv and m["model_id"] == model_id_of(rate_level_path(lv))
+    sizes = [m["mean_payload_bytes"] for m in manifests]
+    assert sizes == sorted(sizes)  # level 0 = fewest bytes
+    codec = create_codec("hecsb")
+    assert codec.quality == DEFAULT_RATE_LEVEL and codec.model_id == manifests[DEFAULT_RATE_LEVEL]["model_id"]
+    try:
+        test = load_fashion_mnist("test").subset(300)
+    except DatasetNotFound as exc:
+        pytest.skip(str(exc))
+    correct, total_bytes = 0, 0
+    for image, label in zip(test.images, test.labels):
+        frame = codec.encode(image, "mono8")
+        total_bytes += len(frame.data)
+        correct += int(codec.decode(frame.data, frame.shape).logits.argmax()) == int(label)
+    assert correct / len(test) >= manifests[DEFAULT_RATE_LEVEL]["test_accuracy"] - 0.05
+    assert abs(total_bytes / len(test) - sizes[DEFAULT_RATE_LEVEL]) < 4

@@ -120,6 +120,16 @@ def test_cli_fashion_mnist(tmp_path, random_classifier):
         model, meta = load_bottleneck(tmp_path / manifest["file"])
         assert meta["beta"] == repr(beta) and len(manifest["model_id"]) == 16
     assert not list(tmp_path.glob("*.train_state.pt"))
+    # continue stage 2 from a trained level (written in place); the manifest keeps the history
+    first = json.loads((tmp_path / "hecsb_fmnist_r0.json").read_text())
+    rc = main(["--teacher", str(random_classifier), "--beta", "0.1", "--levels", "0", "--init",
+               str(tmp_path / "hecsb_fmnist_r0.safetensors"), "--stage1-epochs", "0", "--stage2-epochs", "1",
+               "--limit-train", "64", "--limit-test", "32", "--batch-size", "32", "--out", str(tmp_path),
+               "--no-progress"])
+    assert rc == 0
+    again = json.loads((tmp_path / "hecsb_fmnist_r0.json").read_text())
+    assert again["model_id"] != first["model_id"] and again["config"] == first["config"]
+    assert [e["model_id"] for e in again["earlier_training"]] == [first["model_id"]]
 
 
 def test_cli_imagenet_folder(tmp_path):

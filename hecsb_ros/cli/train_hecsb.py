@@ -2,12 +2,12 @@
 
 Fashion-MNIST, the shipped teacher, five rate levels::
 
-    python -m hecsb_ros.cli.train_hecsb --beta 0.02 0.01 0.005 0.0025 0.001 --threads 1
+    python -m hecsb_ros.cli.train_hecsb --beta 1e-4 3e-5 1.5e-5 8e-6 4e-6 --threads 1
 
 ImageNet-style folder with local torchvision ResNet-50 weights::
 
     python -m hecsb_ros.cli.train_hecsb --data imagenet-folder /data/imagenet/train \
-        --resnet50-weights resnet50.pth --beta 0.001 --prefix hecsb_resnet50 --out runs/hecsb
+        --resnet50-weights resnet50.pth --beta 1e-5 --prefix hecsb_resnet50 --out runs/hecsb
 
 Rate level 0 is the largest beta (fewest bytes) unless ``--levels`` says otherwise. Each level
 gets ``{prefix}_r{LEVEL}.safetensors`` and ``{prefix}_r{LEVEL}.json`` (beta, test accuracy, mean
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, save_bottleneck
+from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, load_bottleneck, save_bottleneck
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, load_resnet50, model_id_of, sha256_of
 from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
 from hecsb_ros.core.training.data import FolderSource, fashion_mnist_source
@@ -40,16 +40,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--beta", type=float, nargs="+", required=True, help="rate weights, one level each")
     p.add_argument("--levels", type=int, nargs="+", default=None, help="rate level of each beta")
-    p.add_argument("--stage1-epochs", type=int, default=6)
-    p.add_argument("--stage2-epochs", type=int, default=4)
+    p.add_argument("--stage1-epochs", type=int, default=1)
+    p.add_argument("--stage2-epochs", type=int, default=5)
     p.add_argument("--freeze-encoder", action="store_true", help="stage 2 trains only the decoder g_phi")
-    p.add_argument("--stage2-rate-weight", type=float, default=1.0,
-                   help="keep weight * beta * rate in stage 2 when the encoder trains (0: plain eq. 11)")
+    p.add_argument("--stage2-rate-weight", type=float, default=100.0,
+                   help="stage 2 adds weight * beta * rate when the encoder trains (0: plain eq. 11); the KD "
+                        "loss per image is far more sensitive to the latent than the per-element feature "
+                        "error of stage 1, hence the large default")
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--tau", type=float, default=4.0)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr1", type=float, default=2e-3)
-    p.add_argument("--lr2", type=float, default=5e-4)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr1", type=float, default=4e-3)
+    p.add_argument("--lr2", type=float, default=2e-3)
     p.add_argument("--measurements", type=int, default=None, help="m, measurements per latent position")
     p.add_argument("--acq-channels", type=int, nargs="+", default=None, help="widths of f_psi (last = l)")
     p.add_argument("--decoder-channels", type=int, default=None)
@@ -64,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", type=Path, nargs="+", default=None,
+                   help="start from these bottleneck checkpoints (one per --beta) instead of from scratch, "
+                        "e.g. to continue stage 2 with --stage1-epochs 0")
     p.add_argument("--prefix", default="hecsb_fmnist")
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="folder for checkpoints and manifests")
     p.add_argument("--no-progress", action="store_true")
@@ -109,6 +114,17 @@ def _config(args: argparse.Namespace, teacher: Classifier) -> HecsbConfig:
                        max_norm=args.max_norm, **arch)
 
 
+def _initial_model(config: HecsbConfig, init: Path | None, teacher: Classifier) -> HecsbBottleneck:
+    """A fresh bottleneck, or the weights of ``init`` (which must belong to ``teacher``)."""
+    if init is None:
+        return HecsbBottleneck(config)
+    model, meta = load_bottleneck(init)
+    if meta["teacher_model_id"] != teacher.model_id:
+        raise SystemExit(f"{init} belongs to teacher {meta['teacher_model_id']}, not {teacher.model_id}")
+    print(f"starting from {init} ({model.config})")
+    return model.train()
+
+
 def payload_sizes(split: HecsbSplit, x: torch.Tensor, batch_size: int = 500) -> np.ndarray:
     """Real ``len(bytes)`` of every image's payload ``(N,)``."""
     sizes = []
@@ -127,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     levels = args.levels or [int(r) for r in np.argsort(np.argsort(-np.asarray(args.beta), kind="stable"))]
     if len(levels) != len(args.beta) or len(set(levels)) != len(levels):
         raise SystemExit("--levels needs one distinct level per --beta")
+    inits = dict(zip(levels, args.init)) if args.init else {}
+    if args.init and len(args.init) != len(args.beta):
+        raise SystemExit("--init needs one checkpoint per --beta")
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python -m hecsb_ros.cli.train_hecsb " + shlex.join(argv if argv is not None else sys.argv[1:])
     with torch.inference_mode():
@@ -142,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"{args.prefix}_r{level}.safetensors"
         state_path = path.with_suffix(".train_state.pt")
         start = time.time()
-        model = Distiller(HecsbBottleneck(config), teacher, train, cfg, state_path,
+        model = _initial_model(config, inits.get(level), teacher)
+        model = Distiller(model, teacher, train, cfg, state_path,
                           progress=not args.no_progress).run(resume=args.resume)
         minutes = (time.time() - start) / 60
         bits, logits = rounded_rate_and_logits(model, teacher, test.x)
@@ -151,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
                  "teacher_accuracy": f"{teacher_acc:.4f}", "test_images": str(len(test)),
                  "estimated_bits_mean": f"{float(bits.mean()):.2f}", "distill_config": json.dumps(cfg.__dict__),
                  "command": command}
+        if level in inits:  # record the training the initial weights went through
+            _, init_meta = load_bottleneck(inits[level])
+            earlier = json.loads(init_meta.get("earlier_training", "[]"))
+            earlier.append({k: init_meta.get(k, "") for k in ("command", "distill_config", "test_accuracy",
+                                                               "estimated_bits_mean")}
+                           | {"model_id": model_id_of(inits[level])})
+            facts["earlier_training"] = json.dumps(earlier)
         save_bottleneck(path, model, teacher.model_id, facts)
         split = HecsbSplit.load(path, teacher)
         sizes = payload_sizes(split, test.x)
@@ -159,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                     "mean_payload_bytes": round(float(sizes.mean()), 2),
                     "estimated_bytes_mean": round(float(bits.mean()) / 8, 2),
                     "model_id": model_id_of(path), "sha256": sha256_of(path),
-                    "teacher_model_id": teacher.model_id, "config": json.loads(config.to_json()),
-                    "distill": cfg.__dict__, "train_minutes": round(minutes, 1), "command": command}
+                    "teacher_model_id": teacher.model_id, "config": json.loads(model.config.to_json()),
+                    "distill": cfg.__dict__, "train_minutes": round(minutes, 1), "command": command,
+                    "earlier_training": json.loads(facts.get("earlier_training", "[]"))}
         path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
         state_path.unlink(missing_ok=True)
         print(f"level {level} beta {beta:g}: accuracy {acc:.4f} (teacher {teacher_acc:.4f}), "

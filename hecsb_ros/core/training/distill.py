@@ -10,8 +10,11 @@ Stage 2, end-to-end fine-tuning with knowledge distillation (eq. 10-12):
 tail applied to ``g(round(f(x)))`` (straight-through rounding, so fine-tuning sees the latent the
 deployed coder sends). The teacher's tail stays frozen: the server runs it unchanged and all rate
 levels share it. With ``freeze_encoder`` only ``g_phi`` trains and the rate is fixed by stage 1;
-otherwise ``f_theta`` and the prior train too and ``stage2_rate_weight * beta * R`` is added so
-that fine-tuning keeps the stage-1 rate level (set the weight to 0 for the paper's plain eq. 11).
+otherwise ``f_theta`` and the prior train too and ``stage2_rate_weight * beta * R`` is added, so
+that the rate stays controlled while the encoder learns what the classifier needs (weight 0 gives
+the paper's plain eq. 11, and the rate then drifts upwards). The KD loss per image reacts far more
+to the latent than the per-element feature error of stage 1 does, so the weight is large
+(``train_hecsb`` uses 100).
 
 Resumable: after every epoch the bottleneck, the optimisers and the random state are written to
 ``state_path`` (read back with ``torch.load(weights_only=True)``).
