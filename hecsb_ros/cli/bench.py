@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ros", action="store_true", help="with --quick: run the ROS table too")
     p.add_argument("--ros-only", action="store_true", help="reuse results.json; only run the ROS table")
     p.add_argument("--ros-frames", type=int, default=200)
-    p.add_argument("--ros-rate-hz", type=float, default=20.0)
+    p.add_argument("--ros-rate-hz", type=float, default=10.0,
+                   help="camera rate of the ROS runs (10 Hz keeps the slowest server half below saturation)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the ROS runs")
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)

@@ -40,6 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--M", type=int, default=32, help="factorized/hyperprior: M")
     p.add_argument("--stage1-epochs", type=int, default=3, help="svb: head distillation epochs (eq. 14)")
     p.add_argument("--stage2-epochs", type=int, default=2, help="svb: KD fine-tuning epochs (eq. 10-12)")
+    p.add_argument("--lr1", type=float, default=2e-3, help="svb: stage-1 learning rate")
+    p.add_argument("--lr2", type=float, default=5e-4, help="svb: stage-2 learning rate")
+    p.add_argument("--stage2-rate-weight", type=float, default=1.0,
+                   help="svb: weight * beta * rate kept in stage 2 (as train_hecsb)")
     p.add_argument("--epochs", type=int, default=4, help="crbq / neural codecs: training epochs")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--teacher", type=Path, default=None)
@@ -88,7 +92,8 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
         from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbSplit, save_svb, svb_config_for
 
         cfg = DistillConfig(beta=value, stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs,
-                            batch_size=args.batch_size, seed=args.seed)
+                            batch_size=args.batch_size, lr1=args.lr1, lr2=args.lr2,
+                            stage2_rate_weight=args.stage2_rate_weight, seed=args.seed)
         config = svb_config_for(teacher, args.latent_channels)
         model = Distiller(SvbBottleneck(config), teacher, train, cfg, None,
                           progress=not args.no_progress).run()

@@ -32,7 +32,7 @@ from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
 from hecsb_ros.core.training.data import FolderSource, fashion_mnist_source
 from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
 
-FMNIST_ARCH = {"acq_channels": (16, 24), "measurements": 2, "decoder_channels": 64}
+FMNIST_ARCH = {"acq_channels": (16, 24), "measurements": 2, "decoder_channels": 128}
 RESNET50_ARCH = {"acq_channels": (64, 96, 128), "measurements": 12, "decoder_channels": 256}
 
 
