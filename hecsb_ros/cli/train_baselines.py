@@ -13,6 +13,7 @@ and written as ``hecsb_ros/checkpoints/{kind}_fmnist_r{LEVEL}.safetensors`` plus
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shlex
 import sys
@@ -24,7 +25,9 @@ import torch
 
 from hecsb_ros.core.baselines import checkpoint as ckpt
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier
-from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
+from hecsb_ros.core.training import (
+    Augment, accuracy, epochs_for_budget, resolve_device, seconds_per_step, set_seed, set_threads,
+)
 from hecsb_ros.core.training.data import fashion_mnist_source
 
 
@@ -46,6 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="svb: weight * beta * rate kept in stage 2 (as train_hecsb)")
     p.add_argument("--epochs", type=int, default=4, help="crbq / neural codecs: training epochs")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto' (training only; evaluation runs on the CPU)")
+    p.add_argument("--budget-min", type=float, default=None,
+                   help="fit each level's training into about this many minutes on this machine (step times "
+                        "are measured first; svb keeps the stage-1:stage-2 ratio); the manifest records the epochs")
     p.add_argument("--teacher", type=Path, default=None)
     p.add_argument("--limit-train", type=int, default=None)
     p.add_argument("--limit-test", type=int, default=None)
@@ -83,6 +90,20 @@ def evaluate_split(split, x: torch.Tensor, y: torch.Tensor, encode) -> tuple[flo
     return accuracy(logits, y), np.asarray([len(p) for p in payloads], dtype=np.float64)
 
 
+def _quiet(_: str) -> None:
+    pass
+
+
+def _budget_epochs(args: argparse.Namespace, run_steps, train_images: int) -> int:
+    """``--epochs``, or the epochs that fit ``--budget-min`` given the measured step time."""
+    if not args.budget_min:
+        return args.epochs
+    per_epoch = seconds_per_step(run_steps, args.device) * (train_images // args.batch_size)
+    epochs = epochs_for_budget(args.budget_min * 60, [per_epoch], [1])[0]
+    print(f"budget {args.budget_min:g} min: {per_epoch:.1f} s per epoch -> {epochs} epochs", flush=True)
+    return epochs
+
+
 def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train, test, path: Path) -> dict:
     """Train one rate level, save it, and return the manifest fields."""
     from hecsb_ros.core.training.distill import DistillConfig, Distiller
@@ -95,8 +116,11 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
                             batch_size=args.batch_size, lr1=args.lr1, lr2=args.lr2,
                             stage2_rate_weight=args.stage2_rate_weight, seed=args.seed)
         config = svb_config_for(teacher, args.latent_channels)
-        model = Distiller(SvbBottleneck(config), teacher, train, cfg, None,
-                          progress=not args.no_progress).run()
+        distiller = Distiller(SvbBottleneck(config), teacher, train, cfg, None, progress=not args.no_progress,
+                              device=args.device)
+        if args.budget_min:
+            cfg = distiller.fit_budget(args.budget_min)
+        model = distiller.run()
         facts = {"beta": value, "distill": cfg.__dict__}
         save_svb(path, model, teacher.model_id, facts)
         split = SvbSplit(path, teacher)
@@ -108,9 +132,13 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
             h = teacher.model.head(test.x[:1])
         spec = teacher.spec
         config = CrbqConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]), int(value))
-        model = head_distill(CrbqBottleneck(config), teacher, train, args.epochs, args.batch_size, seed=args.seed,
-                             progress=not args.no_progress)
-        facts = {"channels": int(value), "epochs": args.epochs}
+        model = CrbqBottleneck(config)
+        run = lambda n: head_distill(copy.deepcopy(model), teacher, train, 1, args.batch_size,  # noqa: E731
+                                     seed=args.seed, progress=False, log=_quiet, device=args.device, max_steps=n)
+        epochs = _budget_epochs(args, run, len(train))
+        model = head_distill(model, teacher, train, epochs, args.batch_size, seed=args.seed,
+                             progress=not args.no_progress, device=args.device)
+        facts = {"channels": int(value), "epochs": epochs}
         save_crbq(path, model, teacher.model_id, facts)
         split = CrbqSplit(path, teacher)
         encode = split.encode
@@ -119,9 +147,14 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
 
         config = NeuralConfig(args.kind, args.N, args.M, teacher.spec.in_channels, tuple(teacher.spec.input_size))
         pixels = train.x * torch.tensor(teacher.spec.std).view(1, -1, 1, 1) + torch.tensor(teacher.spec.mean).view(1, -1, 1, 1)
-        model = train_rd(build(config), config, pixels.clamp(0, 1), value, args.epochs, args.batch_size,
-                         seed=args.seed, progress=not args.no_progress)
-        facts = {"lmbda": value, "epochs": args.epochs}
+        pixels = pixels.clamp(0, 1)
+        model = build(config)
+        run = lambda n: train_rd(copy.deepcopy(model), config, pixels, value, 1, args.batch_size,  # noqa: E731
+                                 seed=args.seed, progress=False, log=_quiet, device=args.device, max_steps=n)
+        epochs = _budget_epochs(args, run, len(train))
+        model = train_rd(model, config, pixels, value, epochs, args.batch_size,
+                         seed=args.seed, progress=not args.no_progress, device=args.device)
+        facts = {"lmbda": value, "epochs": epochs}
         save_neural(path, model, config, teacher.model_id, facts)
         split = NeuralInputSplit(path, args.kind, teacher)
 
@@ -142,6 +175,10 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        args.device = resolve_device(args.device)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
     name, values, ascending = _settings(args)
     if not values:
         raise SystemExit(f"{args.kind} needs --{name}")
@@ -163,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         fields = {"kind": args.kind, "rate_level": level, **fields, "teacher_accuracy": round(teacher_acc, 4),
                   "teacher_model_id": teacher.model_id, "test_images": len(test), "train_images": len(train),
                   "train_minutes": round((time.time() - start) / 60, 1), "torch_threads": torch.get_num_threads(),
+                  "train_device": str(args.device),
                   "command": command}
         ckpt.write_manifest(path, fields)
         print(f"{args.kind} level {level} ({name} {value:g}): accuracy {fields['test_accuracy']:.4f} "

@@ -28,7 +28,7 @@ import torch
 
 from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, load_bottleneck, save_bottleneck
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, load_resnet50, model_id_of, sha256_of
-from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
+from hecsb_ros.core.training import Augment, accuracy, resolve_device, set_seed, set_threads
 from hecsb_ros.core.training.data import FolderSource, fashion_mnist_source
 from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
 
@@ -65,6 +65,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--limit-test", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto' (training only; evaluation runs on the CPU)")
+    p.add_argument("--budget-min", type=float, default=None,
+                   help="fit each level's training into about this many minutes on this machine: the step "
+                        "times are measured first and the stage-1/stage-2 epochs scaled, keeping their ratio "
+                        "(the epochs used are recorded in the manifest)")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init", type=Path, nargs="+", default=None,
                    help="start from these bottleneck checkpoints (one per --beta) instead of from scratch, "
@@ -136,6 +141,10 @@ def payload_sizes(split: HecsbSplit, x: torch.Tensor, batch_size: int = 500) -> 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
     set_seed(args.seed)
     teacher = _teacher(args)
     train, test = _sources(args, teacher)
@@ -162,8 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         state_path = path.with_suffix(".train_state.pt")
         start = time.time()
         model = _initial_model(config, inits.get(level), teacher)
-        model = Distiller(model, teacher, train, cfg, state_path,
-                          progress=not args.no_progress).run(resume=args.resume)
+        distiller = Distiller(model, teacher, train, cfg, state_path, progress=not args.no_progress, device=device)
+        if args.budget_min and not (args.resume and state_path.exists()):
+            cfg = distiller.fit_budget(args.budget_min)
+        model = distiller.run(resume=args.resume)
         minutes = (time.time() - start) / 60
         bits, logits = rounded_rate_and_logits(model, teacher, test.x)
         acc = accuracy(logits, test.y)
@@ -187,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                     "estimated_bytes_mean": round(float(bits.mean()) / 8, 2),
                     "model_id": model_id_of(path), "sha256": sha256_of(path),
                     "teacher_model_id": teacher.model_id, "config": json.loads(model.config.to_json()),
-                    "distill": cfg.__dict__, "train_minutes": round(minutes, 1), "command": command,
+                    "distill": cfg.__dict__, "train_minutes": round(minutes, 1), "train_device": str(device), "command": command,
                     "earlier_training": json.loads(facts.get("earlier_training", "[]"))}
         path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
         state_path.unlink(missing_ok=True)

@@ -153,20 +153,30 @@ def unpack(data: bytes, config: CrbqConfig) -> torch.Tensor:
 
 def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int, batch_size: int = 64,
                  lr: float = 2e-3, seed: int = 0, progress: bool = True,
-                 log: Callable[[str], None] = print) -> CrbqBottleneck:
-    """Head distillation: minimise ``1/2 ||h - g(Q(f(x)))||^2 / n`` with ``h = teacher.head(x)``."""
+                 log: Callable[[str], None] = print, device: torch.device | str = "cpu",
+                 max_steps: int | None = None) -> CrbqBottleneck:
+    """Head distillation: minimise ``1/2 ||h - g(Q(f(x)))||^2 / n`` with ``h = teacher.head(x)``.
+
+    Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops early (for timing).
+    """
+    device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
-    teacher.model.eval()
+    teacher.model.to(device).eval()
+    model.to(device)
     steps = len(train) // batch_size
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1)
+    done = 0
     with tqdm(total=epochs * steps, desc=f"crbq C={model.config.channels}", unit="batch", file=sys.stderr,
               disable=not progress) as bar:
         for epoch in range(epochs):
             model.train()
-            total = 0.0
+            total = torch.zeros((), device=device)
             for idx in batches(len(train), batch_size, gen, drop_last=True):
+                if max_steps is not None and done >= max_steps:
+                    break
                 x, _ = train.batch(idx, gen)
+                x = x.to(device, non_blocking=True)
                 with torch.no_grad():
                     h = teacher.model.head(x)
                 loss = 0.5 * (model(x) - h).pow(2).flatten(1).mean(1).mean()
@@ -174,10 +184,13 @@ def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int,
                 loss.backward()
                 opt.step()
                 sched.step()
-                total += loss.item()
+                total += loss.detach()
+                done += 1
                 bar.update(1)
-            log(f"crbq C={model.config.channels} epoch {epoch + 1}: distortion {total / max(steps, 1):.4g}")
-    return model.eval()
+            if max_steps is None:
+                log(f"crbq C={model.config.channels} epoch {epoch + 1}: distortion {float(total) / max(steps, 1):.4g}")
+    teacher.model.to("cpu")
+    return model.to("cpu").eval()
 
 
 def save_crbq(path: Path | str, model: CrbqBottleneck, teacher_model_id: str, facts: dict | None = None) -> Path:

@@ -138,8 +138,14 @@ def rd_loss(out: dict, x: torch.Tensor, lmbda: float, num_pixels: int) -> tuple[
 
 def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor, lmbda: float, epochs: int,
              batch_size: int = 64, lr: float = 1e-3, aux_lr: float = 1e-3, seed: int = 0,
-             progress: bool = True, log: Callable[[str], None] = print) -> nn.Module:
-    """Train on pixels in [0, 1] ``(N, C, H, W)`` (random h-flips); ``update()`` at the end."""
+             progress: bool = True, log: Callable[[str], None] = print, device: torch.device | str = "cpu",
+             max_steps: int | None = None) -> nn.Module:
+    """Train on pixels in [0, 1] ``(N, C, H, W)`` (random h-flips); ``update()`` at the end.
+
+    Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops early (for timing).
+    """
+    device = torch.device(device)
+    model.to(device)
     gen = torch.Generator().manual_seed(seed)
     params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
@@ -150,17 +156,20 @@ def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor, lmbda
     num_pixels = config.input_size[0] * config.input_size[1]
     with tqdm(total=epochs * steps, desc=f"{config.kind} lambda={lmbda:g}", unit="batch", file=sys.stderr,
               disable=not progress) as bar:
+        done = 0
         for epoch in range(epochs):
             model.train()
-            sums = [0.0, 0.0]
+            sums = [torch.zeros((), device=device), torch.zeros((), device=device)]
             for idx in batches(len(images), batch_size, gen, drop_last=True):
+                if max_steps is not None and done >= max_steps:
+                    break
                 x = images[idx]
                 flip = torch.rand(len(idx), generator=gen) < 0.5
-                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+                x = torch.where(flip[:, None, None, None], x.flip(3), x).to(device, non_blocking=True)
                 out = model(pad(x, config))
                 out["x_hat"] = crop(out["x_hat"], config)
                 loss, mse, bpp = rd_loss(out, x, lmbda, num_pixels)
-                if not math.isfinite(loss.item()):
+                if done % 50 == 0 and not math.isfinite(loss.item()):  # now and then: .item() waits for the GPU
                     raise FloatingPointError(f"loss became {loss.item()}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -171,11 +180,17 @@ def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor, lmbda
                 aux_opt.zero_grad(set_to_none=True)
                 aux.backward()
                 aux_opt.step()
-                sums[0] += mse.item()
-                sums[1] += bpp.item()
+                sums[0] += mse.detach()
+                sums[1] += bpp.detach()
+                done += 1
                 bar.update(1)
-            log(f"{config.kind} lambda={lmbda:g} epoch {epoch + 1}: mse {sums[0] / max(steps, 1):.4g}, "
-                f"bytes/image {sums[1] / max(steps, 1) * num_pixels / 8:.1f}")
+            mse_mean, bpp_mean = float(sums[0]) / max(steps, 1), float(sums[1]) / max(steps, 1)
+            if not (math.isfinite(mse_mean) and math.isfinite(bpp_mean)):
+                raise FloatingPointError(f"epoch {epoch + 1}: mse {mse_mean}, bpp {bpp_mean}")
+            if max_steps is None:
+                log(f"{config.kind} lambda={lmbda:g} epoch {epoch + 1}: mse {mse_mean:.4g}, "
+                    f"bytes/image {bpp_mean * num_pixels / 8:.1f}")
+    model.to("cpu")
     model.update(force=True)
     return model.eval()
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -109,3 +110,54 @@ def train_classifier_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, o
             progress.update(1)
             progress.set_postfix(loss=f"{total / count:.4f}")
     return total / max(count, 1)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``'cpu'``, ``'cuda'`` (``'cuda:N'``) or ``'auto'`` (CUDA when available) as a device.
+
+    Raises ``ValueError`` with what to do when CUDA is asked for but not available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but this torch build sees no CUDA GPU: use --device cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work (no-op on the CPU), so that wall-clock timings are real."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds_per_step(run_steps: Callable[[int], None], device: torch.device, warmup: int = 5,
+                     steps: int = 20) -> float:
+    """Estimated time of one training step: ``(T(warmup + steps) - T(warmup)) / steps``.
+
+    ``run_steps(n)`` must run ``n`` training steps on a throw-away copy of the model. Used to fit
+    a training run into a time budget (:func:`epochs_for_budget`) under the machine's real load.
+    """
+    def timed(n: int) -> float:
+        synchronize(device)
+        start = time.perf_counter()
+        run_steps(n)
+        synchronize(device)
+        return time.perf_counter() - start
+
+    return max((timed(warmup + steps) - timed(warmup)) / steps, 1e-6)
+
+
+def epochs_for_budget(budget_s: float, seconds_per_epoch: Sequence[float], shares: Sequence[float]) -> list[int]:
+    """Epochs per stage so that ``sum(epochs_i * seconds_per_epoch_i) <= budget_s``.
+
+    ``shares`` are the relative numbers of epochs of the stages (e.g. the ``--stage1-epochs`` and
+    ``--stage2-epochs`` given on the command line); each stage with a positive share gets >= 1.
+    """
+    total = sum(shares)
+    if total <= 0:
+        raise ValueError("need a positive share of epochs")
+    scale = budget_s / sum(s * t for s, t in zip(shares, seconds_per_epoch))
+    return [max(1, int(s * scale)) if s > 0 else 0 for s in shares]

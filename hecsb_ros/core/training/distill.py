@@ -16,11 +16,16 @@ the paper's plain eq. 11, and the rate then drifts upwards). The KD loss per ima
 to the latent than the per-element feature error of stage 1 does, so the weight is large
 (``train_hecsb`` uses 100).
 
+Runs on any torch device (``device='cuda'`` on a GPU machine); the model comes back on the CPU
+with its CDF tables updated. :meth:`Distiller.fit_budget` chooses the epochs of both stages so
+that training fits a time budget on the machine at hand (its step times are measured first).
+
 Resumable: after every epoch the bottleneck, the optimisers and the random state are written to
 ``state_path`` (read back with ``torch.load(weights_only=True)``).
 """
 from __future__ import annotations
 
+import copy
 import math
 import sys
 from dataclasses import asdict, dataclass
@@ -33,7 +38,7 @@ from tqdm import tqdm
 
 from hecsb_ros.core.bottleneck import HecsbBottleneck, distortion, rate_bits
 from hecsb_ros.core.models import Classifier
-from hecsb_ros.core.training.common import batches, kd_loss
+from hecsb_ros.core.training.common import batches, epochs_for_budget, kd_loss, seconds_per_step
 
 
 class Source(Protocol):
@@ -76,8 +81,10 @@ class Distiller:
 
     def __init__(self, model: HecsbBottleneck, teacher: Classifier, train: Source, cfg: DistillConfig,
                  state_path: Path | None = None, log: Callable[[str], None] = print,
-                 progress: bool = True) -> None:
-        self.model, self.teacher, self.train, self.cfg = model, teacher, train, cfg
+                 progress: bool = True, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model, self.teacher, self.train, self.cfg = model.to(self.device), teacher, train, cfg
+        teacher.model.to(self.device)
         self.state_path = state_path
         self.log = log
         self.progress = progress
@@ -110,6 +117,7 @@ class Distiller:
             raise ValueError(f"{self.state_path} was written with other settings: {state['config']}")
         self.model.prepare_state_for_load(state["model"])
         self.model.load_state_dict(state["model"])
+        self.model.to(self.device)
         self.gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch = int(state["epoch"])
@@ -141,24 +149,53 @@ class Distiller:
                     bar.write(f"stage {stage} epoch {self.epoch}: " +
                               ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if k not in ("stage", "epoch")))
                     self._save_state(opt, sched, aux)
+        self.model.to("cpu")
+        self.teacher.model.to("cpu")
         self.model.update()
         self.model.eval()
         return self.model
 
-    def _epoch(self, stage: int, opt, sched, aux, bar) -> dict[str, float]:
+    def fit_budget(self, minutes: float, steps: int = 20) -> DistillConfig:
+        """Set the epochs of both stages so that training takes about ``minutes`` here.
+
+        Times ``steps`` steps of each stage on a copy of the model (the model, the batch order
+        and the random state are left as they were) and scales the configured epochs of the two
+        stages, keeping their ratio. Returns (and uses from now on) the new configuration.
+        """
+        saved_model, saved_gen, saved_rng = copy.deepcopy(self.model), self.gen.get_state(), torch.get_rng_state()
+        per_epoch = []
+        for stage in (1, 2):
+            def run(n: int, stage: int = stage) -> None:
+                self.model = copy.deepcopy(saved_model)
+                opt, sched, aux = _optimisers(self.model, stage, self.cfg, n)
+                self._epoch(stage, opt, sched, aux, None, max_steps=n)
+            per_epoch.append(seconds_per_step(run, self.device, steps=steps) * self.steps_per_epoch)
+        self.model = saved_model
+        self.gen.set_state(saved_gen)
+        torch.set_rng_state(saved_rng)
+        e1, e2 = epochs_for_budget(minutes * 60, per_epoch, (self.cfg.stage1_epochs, self.cfg.stage2_epochs))
+        self.cfg = DistillConfig(**{**asdict(self.cfg), "stage1_epochs": e1, "stage2_epochs": e2})
+        self.log(f"budget {minutes:g} min: {per_epoch[0]:.1f} s per stage-1 epoch, {per_epoch[1]:.1f} s per "
+                 f"stage-2 epoch -> {e1} + {e2} epochs")
+        return self.cfg
+
+    def _epoch(self, stage: int, opt, sched, aux, bar, max_steps: int | None = None) -> dict[str, float]:
         model, tail = self.model, self.teacher.model.tail
         model.train()
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
         count = 0
         for idx in batches(len(self.train), self.cfg.batch_size, self.gen, drop_last=True):
+            if max_steps is not None and count >= max_steps:
+                break
             x, y = self.train.batch(idx, self.gen)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if stage == 1:
                 with torch.no_grad():
                     h = self.teacher.model.head(x)
                 h_hat, lik = model(x, mode="noise")
                 d, r = distortion(h, h_hat).mean(), rate_bits(lik).mean()
                 loss = d + self.cfg.beta * r
-                parts = {"distortion": d.item(), "bits": r.item()}
+                parts = {"distortion": d, "bits": r}
             else:
                 with torch.no_grad():
                     t_logits = self.teacher.model(x)
@@ -170,10 +207,10 @@ class Distiller:
                 s_logits = tail(model.g_phi(z))
                 r = rate_bits(lik).mean()
                 loss = kd_loss(s_logits, t_logits, y, self.cfg.alpha, self.cfg.tau)
-                parts = {"kd": loss.item(), "bits": r.item(), "acc": (s_logits.argmax(1) == y).float().mean().item()}
+                parts = {"kd": loss, "bits": r, "acc": (s_logits.argmax(1) == y).float().mean()}
                 if not self.cfg.freeze_encoder and self.cfg.stage2_rate_weight > 0:
                     loss = loss + self.cfg.stage2_rate_weight * self.cfg.beta * r
-            if not math.isfinite(loss.item()):
+            if count % 50 == 0 and not math.isfinite(loss.item()):  # checked now and then: .item() waits for the GPU
                 raise FloatingPointError(f"loss became {loss.item()} in stage {stage}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -184,14 +221,18 @@ class Distiller:
             aux.zero_grad(set_to_none=True)
             aux_loss.backward()
             aux.step()
-            parts["aux"] = aux_loss.item()
+            parts["aux"] = aux_loss
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
+                sums[k] = sums.get(k, 0.0) + v.detach()
             count += 1
-            bar.update(1)
-            if count % 20 == 0:
-                bar.set_postfix({k: f"{v / count:.3g}" for k, v in sums.items()})
-        return {k: v / max(count, 1) for k, v in sums.items()}
+            if bar is not None:
+                bar.update(1)
+                if count % 100 == 0:
+                    bar.set_postfix({k: f"{float(v) / count:.3g}" for k, v in sums.items()})
+        means = {k: float(v) / max(count, 1) for k, v in sums.items()}
+        if not all(math.isfinite(v) for v in means.values()):
+            raise FloatingPointError(f"stage {stage}: {means}")
+        return means
 
 
 @torch.inference_mode()
