@@ -1,19 +1,23 @@
-"""Guarded rANS coding with CompressAI's integer CDF tables, and minimal payload framing.
+"""Guarded arithmetic coding with CompressAI's integer CDF tables, and minimal payload framing.
 
-Used by the baseline codecs (SVB, factorized prior, mean-scale hyperprior). A :class:`TableCoder`
-wraps the tables of one entropy model (an ``EntropyBottleneck``: one table per channel; a
-``GaussianConditional``: one table per scale of its scale table); each call names the table of
-every symbol (``indexes``), exactly as CompressAI's ``encode_with_indexes`` does.
+Used by the baseline codecs (SVB, factorized prior, mean-scale hyperprior) and by HECS-B's
+:class:`~hecsb_ros.core.bottleneck.coding.LatentCoder`. A :class:`TableCoder` wraps the tables of
+one entropy model (an ``EntropyBottleneck``: one table per channel; a ``GaussianConditional``: one
+table per scale of its scale table); each call names the table of every symbol (``indexes``),
+exactly as CompressAI's ``encode_with_indexes`` does. The coder is :mod:`hecsb_ros.core.arith`
+(a stream is the code bits only: no header, length or coder state, within about a byte of the
+model's estimate), not CompressAI's rANS, whose 32-bit words and 8-byte state cost 6-10 B a stream.
 
-Symbols are clamped to the range their table covers, so a legitimate payload never uses the
-coder's escape (bypass) mode, and the payload size is bounded (16 bits per symbol at most).
-Decoding untrusted bytes is guarded because CompressAI's C++ decoder reads past the end of its
-input without noticing:
+Symbols are clamped to the range their table covers (the escape value is never coded), so the
+size of a stream of ``n`` symbols is bounded by 16 bits per symbol plus one byte
+(:meth:`TableCoder.max_bytes`). Decoding untrusted bytes is guarded:
 
-1. the length must be a multiple of 4, at least 8 (the coder state) and at most the bound;
-2. decoding runs on a copy followed by enough zero words that no read leaves the buffer;
-3. every decoded symbol must lie in its table's range (an escape means garbage);
-4. the symbols are re-encoded and must give exactly the received bytes.
+1. the length must be at least 1 and at most that bound;
+2. decoding reads bits past the end as zeros and always yields in-range symbols; they are checked
+   anyway;
+3. the symbols are re-encoded and must give exactly the received bytes (the coder's output is
+   canonical), which rejects truncated, padded and corrupted streams unless the damage happens to
+   give another valid stream (a tight code has little redundancy to detect errors with).
 
 Framing of two streams (hyperprior ``z`` then ``y``): an unsigned LEB128 varint with the length of
 the first stream, the first stream, then the second (its length is the rest).
@@ -23,19 +27,15 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from compressai.ans import RansDecoder, RansEncoder
 
+from hecsb_ros.core import arith
 from hecsb_ros.core.payload import PayloadError
 
-#: 32-bit words one decoded symbol can consume at most from a zero-padded stream (one
-#: renormalisation, plus escape-mode length and value reads; see the HECS-B coder's analysis).
-PAD_WORDS_PER_SYMBOL = 64
-STATE_BYTES = 8
 MAX_VARINT_BYTES = 3
 
 
 class TableCoder:
-    """rANS coder over the integer CDF tables of one updated CompressAI entropy model.
+    """Arithmetic coder over the integer CDF tables of one updated CompressAI entropy model.
 
     Args:
         quantized_cdf: ``(T, L)`` int32 CDF tables (``_quantized_cdf`` after ``update()``).
@@ -51,8 +51,6 @@ class TableCoder:
         self._offsets = offset.reshape(-1).int().tolist()
         self.lo = offset.reshape(-1).to(torch.int64)  # (T,) smallest in-range symbol
         self.hi = self.lo + cdf_length.reshape(-1).to(torch.int64) - 3  # (T,) largest
-        self._encoder = RansEncoder()
-        self._decoder = RansDecoder()
 
     @classmethod
     def of(cls, module: torch.nn.Module) -> "TableCoder":
@@ -70,42 +68,31 @@ class TableCoder:
 
     @staticmethod
     def max_bytes(num_symbols: int) -> int:
-        """Largest payload for ``num_symbols`` in-range symbols (16 bits each, plus the state)."""
-        return STATE_BYTES + 4 * ((num_symbols * 16 + 31) // 32) + 4
-
-    def _subset(self, idx_list: list[int]) -> tuple[list[int], list[list[int]], list[int], list[int]]:
-        """Only the tables ``idx_list`` uses, with the indexes renumbered.
-
-        The C++ coder receives its tables as Python lists on every call; a Gaussian conditional has
-        64 tables of up to a few thousand entries, so passing all of them costs far more than coding.
-        """
-        used = sorted(set(idx_list))
-        pos = {u: i for i, u in enumerate(used)}
-        return ([pos[i] for i in idx_list], [self._cdfs[u] for u in used], [self._lengths[u] for u in used],
-                [self._offsets[u] for u in used])
+        """Largest stream for ``num_symbols`` in-range symbols (16 bits each, plus one byte)."""
+        return (16 * num_symbols + 8 + 7) // 8
 
     def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
-        """In-range int64 ``symbols`` with table ``indexes`` (any equal shapes) -> bytes."""
-        idx, cdfs, lengths, offsets = self._subset(indexes.reshape(-1).int().tolist())
-        return self._encoder.encode_with_indexes(symbols.reshape(-1).tolist(), idx, cdfs, lengths, offsets)
+        """In-range int64 ``symbols`` with table ``indexes`` (any equal shapes) -> bytes (at least one)."""
+        return arith.encode_with_indexes(symbols.reshape(-1).tolist(), indexes.reshape(-1).tolist(), self._cdfs,
+                                         self._lengths, self._offsets)
 
     def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
         """Bytes -> int64 symbols shaped like ``indexes``; :class:`PayloadError` on invalid bytes."""
+        data = bytes(data)
         n, count = len(data), int(indexes.numel())
-        if n < STATE_BYTES or n % 4:
-            raise PayloadError("truncated", f"{n} B is not a whole rANS stream (>= 8 B, multiple of 4)")
+        if n < 1:
+            raise PayloadError("truncated", "empty stream")
         if n > self.max_bytes(count):
             raise PayloadError("decode_error", f"{n} B exceeds the {self.max_bytes(count)} B of {count} symbols")
-        idx, cdfs, lengths, offsets = self._subset(indexes.reshape(-1).int().tolist())
-        padded = bytes(data) + bytes(4 * PAD_WORDS_PER_SYMBOL * count + 64)
-        values = self._decoder.decode_with_indexes(padded, idx, cdfs, lengths, offsets)
+        values = arith.decode_with_indexes(data, indexes.reshape(-1).tolist(), self._cdfs, self._lengths,
+                                           self._offsets)
         s = torch.tensor(values, dtype=torch.int64).view(indexes.shape)
         idx = indexes.to(torch.int64)
         if bool(((s < self.lo[idx]) | (s > self.hi[idx])).any()):
             raise PayloadError("decode_error", "decoded symbols outside their tables' range")
         again = self.encode(s, indexes)
-        if again != bytes(data):
-            reason = "truncated" if len(again) > n and again.startswith(bytes(data)) else "decode_error"
+        if again != data:
+            reason = "truncated" if len(again) > n and again.startswith(data) else "decode_error"
             raise PayloadError(reason, "payload is not a valid encoding of any latent")
         return s
 
