@@ -133,7 +133,7 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
         spec = teacher.spec
         config = CrbqConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]), int(value))
         model = CrbqBottleneck(config)
-        run = lambda n: head_distill(copy.deepcopy(model), teacher, train, 1, args.batch_size,  # noqa: E731
+        run = lambda n: head_distill(copy.deepcopy(model), teacher, train, n, args.batch_size,  # noqa: E731
                                      seed=args.seed, progress=False, log=_quiet, device=args.device, max_steps=n)
         epochs = _budget_epochs(args, run, len(train))
         model = head_distill(model, teacher, train, epochs, args.batch_size, seed=args.seed,
@@ -149,7 +149,7 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
         pixels = train.x * torch.tensor(teacher.spec.std).view(1, -1, 1, 1) + torch.tensor(teacher.spec.mean).view(1, -1, 1, 1)
         pixels = pixels.clamp(0, 1)
         model = build(config)
-        run = lambda n: train_rd(copy.deepcopy(model), config, pixels, value, 1, args.batch_size,  # noqa: E731
+        run = lambda n: train_rd(copy.deepcopy(model), config, pixels, value, n, args.batch_size,  # noqa: E731
                                  seed=args.seed, progress=False, log=_quiet, device=args.device, max_steps=n)
         epochs = _budget_epochs(args, run, len(train))
         model = train_rd(model, config, pixels, value, epochs, args.batch_size,

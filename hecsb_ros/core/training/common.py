@@ -134,20 +134,20 @@ def synchronize(device: torch.device) -> None:
 
 
 def seconds_per_step(run_steps: Callable[[int], None], device: torch.device, warmup: int = 5,
-                     steps: int = 20) -> float:
-    """Estimated time of one training step: ``(T(warmup + steps) - T(warmup)) / steps``.
+                     steps: int = 30) -> float:
+    """Measured time of one training step under the machine's current load.
 
-    ``run_steps(n)`` must run ``n`` training steps on a throw-away copy of the model. Used to fit
-    a training run into a time budget (:func:`epochs_for_budget`) under the machine's real load.
+    ``run_steps(n)`` must run ``n`` training steps on a throw-away copy of the model. A first call
+    of ``warmup`` steps pays the one-time costs (kernel selection, allocator growth) and is not
+    counted; the second call's time is divided by ``steps``. Used to fit a training run into a
+    time budget (:func:`epochs_for_budget`).
     """
-    def timed(n: int) -> float:
-        synchronize(device)
-        start = time.perf_counter()
-        run_steps(n)
-        synchronize(device)
-        return time.perf_counter() - start
-
-    return max((timed(warmup + steps) - timed(warmup)) / steps, 1e-6)
+    run_steps(warmup)
+    synchronize(device)
+    start = time.perf_counter()
+    run_steps(steps)
+    synchronize(device)
+    return max((time.perf_counter() - start) / steps, 1e-6)
 
 
 def epochs_for_budget(budget_s: float, seconds_per_epoch: Sequence[float], shares: Sequence[float]) -> list[int]:

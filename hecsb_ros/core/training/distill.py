@@ -168,7 +168,9 @@ class Distiller:
             def run(n: int, stage: int = stage) -> None:
                 self.model = copy.deepcopy(saved_model)
                 opt, sched, aux = _optimisers(self.model, stage, self.cfg, n)
-                self._epoch(stage, opt, sched, aux, None, max_steps=n)
+                while n > 0:  # as many (partial) epochs as it takes
+                    self._epoch(stage, opt, sched, aux, None, max_steps=n)
+                    n -= min(n, self.steps_per_epoch)
             per_epoch.append(seconds_per_step(run, self.device, steps=steps) * self.steps_per_epoch)
         self.model = saved_model
         self.gen.set_state(saved_gen)
