@@ -154,3 +154,30 @@ def test_cli_imagenet_folder(tmp_path):
     manifest = json.loads((tmp_path / "out" / "hecsb_resnet50_r0.json").read_text())
     assert manifest["test_images"] == 4 and manifest["config"]["feature_channels"] == 512
     assert manifest["config"]["feature_size"] == [28, 28]
+
+
+def test_time_budget_scales_epochs_and_leaves_the_training_state_alone(teacher, data):
+    from hecsb_ros.core.training import epochs_for_budget, resolve_device
+
+    assert epochs_for_budget(100.0, [2.0, 3.0], [1, 3]) == [9, 27]  # 9*2 + 27*3 = 99 <= 100
+    assert epochs_for_budget(1.0, [2.0, 3.0], [1, 3]) == [1, 1]  # never below one epoch per stage
+    assert epochs_for_budget(60.0, [2.0, 3.0], [0, 4]) == [0, 20]
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(ValueError, match="--device cpu"):
+            resolve_device("cuda")
+
+    torch.manual_seed(0)
+    cfg = DistillConfig(beta=1e-3, stage1_epochs=1, stage2_epochs=3, batch_size=32)
+    d = Distiller(HecsbBottleneck(CFG), teacher, data, cfg, progress=False, log=lambda s: None)
+    before = {k: v.clone() for k, v in d.model.state_dict().items()}
+    gen_before, rng_before = d.gen.get_state(), torch.get_rng_state()
+    small = d.fit_budget(0.001, steps=2)
+    assert (small.stage1_epochs, small.stage2_epochs) == (1, 1)
+    large = d.fit_budget(5.0, steps=2)
+    assert large.stage2_epochs >= 3 * large.stage1_epochs - 1 and large.stage1_epochs > 1
+    assert d.cfg == large and large.beta == cfg.beta and large.batch_size == cfg.batch_size
+    after = d.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(d.gen.get_state(), gen_before) and torch.equal(torch.get_rng_state(), rng_before)

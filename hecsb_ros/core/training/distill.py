@@ -96,6 +96,7 @@ class Distiller:
         if self.steps_per_epoch == 0:
             raise ValueError(f"need at least batch_size={cfg.batch_size} training images, have {len(train)}")
         self.epoch = 0  # epochs done over both stages
+        self._shares = (cfg.stage1_epochs, cfg.stage2_epochs)  # ratio kept by fit_budget
         self.history: list[dict[str, float]] = []
 
     # -- resumable state ---------------------------------------------------------------------
@@ -160,7 +161,8 @@ class Distiller:
 
         Times ``steps`` steps of each stage on a copy of the model (the model, the batch order
         and the random state are left as they were) and scales the configured epochs of the two
-        stages, keeping their ratio. Returns (and uses from now on) the new configuration.
+        stages, keeping the ratio of the epochs first configured. Returns (and uses from now on)
+        the new configuration.
         """
         saved_model, saved_gen, saved_rng = copy.deepcopy(self.model), self.gen.get_state(), torch.get_rng_state()
         per_epoch = []
@@ -175,7 +177,7 @@ class Distiller:
         self.model = saved_model
         self.gen.set_state(saved_gen)
         torch.set_rng_state(saved_rng)
-        e1, e2 = epochs_for_budget(minutes * 60, per_epoch, (self.cfg.stage1_epochs, self.cfg.stage2_epochs))
+        e1, e2 = epochs_for_budget(minutes * 60, per_epoch, self._shares)
         self.cfg = DistillConfig(**{**asdict(self.cfg), "stage1_epochs": e1, "stage2_epochs": e2})
         self.log(f"budget {minutes:g} min: {per_epoch[0]:.1f} s per stage-1 epoch, {per_epoch[1]:.1f} s per "
                  f"stage-2 epoch -> {e1} + {e2} epochs")
