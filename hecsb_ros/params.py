@@ -12,7 +12,7 @@ from typing import Any
 
 from hecsb_ros.core.link import PRESETS
 
-DEFAULT_CODEC = "png"
+DEFAULT_CODEC = "hecsb"
 
 
 @dataclass(frozen=True)

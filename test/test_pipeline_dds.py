@@ -52,3 +52,17 @@ def test_link_emulator_slows_transfer_as_the_rate_says(tmp_path):
     s = run_demo(tmp_path, "--codec", "raw", "--rate-hz", "5", "--params-file", str(params), frames=15)
     assert s["payload_bytes_mean"] == 784
     assert s["transfer_p50_ms"] >= 784 * 8 / 0.1e6 * 1e3
+
+
+def test_default_codec_is_hecsb_and_classifies_over_dds(tmp_path):
+    """The demo's default codec (HECS-B at its default rate level) over the 4g link, 50 frames."""
+    from hecsb_ros.core.bottleneck import DEFAULT_RATE_LEVEL, rate_level_path
+
+    manifest = json.loads(rate_level_path(DEFAULT_RATE_LEVEL).with_suffix(".json").read_text())
+    s = run_demo(tmp_path, "--profile", "4g", frames=50)
+    assert s["codec"] == "hecsb"
+    assert s["frames"] == 50 and s["labelled_frames"] >= 45
+    assert s["accuracy"] >= 0.90
+    # a few dozen bytes per frame, close to the manifest's mean over the 10,000 test images
+    assert s["payload_bytes_mean"] < 48 and abs(s["payload_bytes_mean"] - manifest["mean_payload_bytes"]) < 8
+    assert s["transfer_p50_ms"] >= s["payload_bytes_p50"] * 8 / 12e6 * 1e3

@@ -3,7 +3,7 @@
     python -m hecsb_ros.cli.evaluate_hecsb --threads 1
 
 For each rate level: every test image is encoded to bytes by the edge half and decoded by the
-server half (rANS decoding, ``g_phi``, teacher tail), and accuracy is computed from the decoded
+server half (entropy decoding, ``g_phi``, teacher tail), and accuracy is computed from the decoded
 logits. Sizes are ``len(payload)``; the estimate ``-log2 p(z) / 8`` from the prior and the ratio
 real / estimated are reported beside them. Timing: edge half (``f_theta`` + entropy coding) and
 the full teacher, one thread, batch 1, median of interleaved runs in the same process. PNG and
@@ -144,10 +144,9 @@ def _markdown(rows: list[dict], refs: dict[str, float], teacher_acc: float, n: i
         "# HECS-B on Fashion-MNIST: rate levels", "",
         f"Test set: {n} images. Teacher (full network, no compression): {100 * teacher_acc:.2f}% top-1.",
         f"Same images as PNG: {refs['png']:.1f} B mean; WebP q10: {refs['webp_q10']:.1f} B mean.",
-        "Bytes are `len(payload)` of the real rANS stream (no other framing is sent); accuracy is computed",
-        "from the logits the server half produces from those bytes. Estimated = -log2 p(z) / 8 of the prior.",
-        "The rANS stream is whole 32-bit words and ends with the 8-byte coder state, so at these sizes",
-        "real bytes exceed the estimate by a few bytes per image (the real/est. column).",
+        "Bytes are `len(payload)` of the real arithmetic-coded stream (no other framing is sent); accuracy is",
+        "computed from the logits the server half produces from those bytes. Estimated = -log2 p(z) / 8 of the",
+        "prior; the coder's termination and the 16-bit tables cost the difference (the real/est. column).",
         f"Times: {threads} thread(s), batch 1, median of interleaved runs in one process (shared machine;",
         "compare the ratio). Edge = f_theta network + entropy coding; teacher = the whole classifier.", "",
         "| level | beta | accuracy % | delta pp | mean B | p50 B | p95 B | est. B | real/est. | edge ms | "
@@ -169,7 +168,7 @@ def _markdown(rows: list[dict], refs: dict[str, float], teacher_acc: float, n: i
               f"- a level at <= 16 B: "
               + (", ".join(f"level {r['level']} ({100 * r['accuracy']:.2f}%, {r['bytes_mean']:.2f} B)" for r in low)
                  if low else "NONE"),
-              "", f"Server half (rANS decode + g_phi + teacher tail), median ms: "
+              "", f"Server half (entropy decode + g_phi + teacher tail), median ms: "
               + ", ".join(f"level {r['level']} {r['server_ms']:.3f}" for r in rows),
               f"Teacher head alone (the edge part of a split without bottleneck), median ms: "
               + ", ".join(f"{r['teacher_head_ms']:.3f}" for r in rows[:1]),

@@ -9,7 +9,7 @@ gives a 4x4 latent ``y`` (and a 1x1 hyper-latent ``z``). Pretrained CompressAI w
 downloaded here; the models are trained on the Fashion-MNIST training images with CompressAI's
 rate-distortion loss ``lambda 255^2 MSE + bpp`` at several ``lambda``.
 
-Payloads: factorized, the rANS stream of ``y``; hyperprior, ``varint(len(z)) + z + y``. Call
+Payloads: factorized, the coded stream of ``y``; hyperprior, ``varint(len(z)) + z + y``. Call
 ``update()`` once after training; the CDF tables (and the hyperprior's scale table) are state-dict
 buffers, shipped in the checkpoint. Hyperprior decoding is fragile across machines: the ``y``
 tables are chosen from scales that a floating-point network computes from ``z``, so edge and server

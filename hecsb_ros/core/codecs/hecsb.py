@@ -1,7 +1,7 @@
 """The HECS-B codec: learned split computing with the compressed-sensing bottleneck.
 
 Edge half: preprocess -> ``f_theta`` (acquisition network ``f_psi`` and measurement ``W``) ->
-rounding and rANS coding with the learned prior. Server half: rANS decoding -> ``g_phi`` ->
+rounding and arithmetic coding with the learned prior. Server half: decoding -> ``g_phi`` ->
 the teacher's tail. ``quality`` is the rate level (0 = fewest bytes), one shipped checkpoint
 each; ``checkpoint`` may name another bottleneck file.
 

@@ -1,7 +1,7 @@
 """Neural input compression codecs: ``factorized`` (Balle et al. 2018) and ``hyperprior``
 (mean-scale hyperprior, Minnen et al. 2018), CompressAI models trained on Fashion-MNIST.
 
-Edge: preprocess -> ``g_a`` (hyperprior: ``h_a``, ``h_s``) -> rANS streams. Server: decoding ->
+Edge: preprocess -> ``g_a`` (hyperprior: ``h_a``, ``h_s``) -> arithmetic-coded streams. Server: decoding ->
 ``g_s`` -> the reconstructed image -> the whole teacher. ``quality`` is the rate level of the
 shipped ``{factorized,hyperprior}_fmnist_r{LEVEL}`` checkpoints (0 = fewest bytes). Payload:
 factorized, the ``y`` stream; hyperprior, ``varint(len(z)) + z + y``.

@@ -1,8 +1,8 @@
 """The SVB codec: Shallow Variational Bottleneck (Entropic Student) split computing baseline.
 
-Edge: preprocess -> GDN encoder ``g_a`` -> rounding and rANS coding with the factorized prior.
-Server: rANS decoding -> ``g_phi`` -> the teacher's tail. ``quality`` is the rate level of the
-shipped ``svb_fmnist_r{LEVEL}`` checkpoints (0 = fewest bytes); the payload is the rANS stream only.
+Edge: preprocess -> GDN encoder ``g_a`` -> rounding and arithmetic coding with the factorized prior.
+Server: decoding -> ``g_phi`` -> the teacher's tail. ``quality`` is the rate level of the
+shipped ``svb_fmnist_r{LEVEL}`` checkpoints (0 = fewest bytes); the payload is the coded stream only.
 """
 from __future__ import annotations
 
