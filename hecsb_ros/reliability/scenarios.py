@@ -44,7 +44,7 @@ def blackout(pipeline: Pipeline, monitor: Monitor, duration_s: float = 5.0, rate
     """Drop everything on the emulated link for ``duration_s``; measure the gap and the recovery.
 
     Returns the resume time (blackout end -> first result that crossed the link after it), the
-    gap the server's LinkStats counted, results during the blackout, stale results after it
+    gap the server's LinkStats counted, results of frames captured during the blackout, stale results after it
     (captured during the blackout yet delivered after it) and the result rate just after recovery.
     """
     link = pipeline.specs["link_emulator"].name
@@ -56,7 +56,10 @@ def blackout(pipeline: Pipeline, monitor: Monitor, duration_s: float = 5.0, rate
     monitor.spin(duration_s + 3.0)
     after = monitor.results_since(t_end)
     first = after[0] if after else None
-    during = [r for r in monitor.results if t_set + 0.5 <= r.arrival_mono < t_end]
+    # results of frames captured during the outage (a frame captured before it may still be on its
+    # way through a loaded server and arrive late: that is not a frame that crossed the dead link)
+    t_set_ns = t_end_ns - int(duration_s * 1e9)
+    during = [r for r in monitor.results if t_set + 0.5 <= r.arrival_mono < t_end and r.capture_ns >= t_set_ns]
     stale = [r for r in after if r.capture_ns < t_end_ns - int(0.5e9)]
     first_second = [r for r in after if first and r.arrival_mono < first.arrival_mono + 1.0]
     # LinkStats published after the recovery carries the gap.
