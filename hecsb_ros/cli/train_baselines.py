@@ -25,9 +25,8 @@ import torch
 
 from hecsb_ros.core.baselines import checkpoint as ckpt
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier
-from hecsb_ros.core.training import (
-    Augment, accuracy, epochs_for_budget, resolve_device, seconds_per_step, set_seed, set_threads,
-)
+from hecsb_ros.cli.options import add_device_options
+from hecsb_ros.core.training import Augment, accuracy, epochs_for_budget, seconds_per_step, set_seed, set_threads
 from hecsb_ros.core.training.data import fashion_mnist_source
 
 
@@ -49,10 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="svb: weight * beta * rate kept in stage 2 (as train_hecsb)")
     p.add_argument("--epochs", type=int, default=4, help="crbq / neural codecs: training epochs")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto' (training only; evaluation runs on the CPU)")
-    p.add_argument("--budget-min", type=float, default=None,
-                   help="fit each level's training into about this many minutes on this machine (step times "
-                        "are measured first; svb keeps the stage-1:stage-2 ratio); the manifest records the epochs")
+    add_device_options(p, "svb keeps the stage-1:stage-2 ratio")
     p.add_argument("--teacher", type=Path, default=None)
     p.add_argument("--limit-train", type=int, default=None)
     p.add_argument("--limit-test", type=int, default=None)
@@ -94,14 +90,18 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _budget_epochs(args: argparse.Namespace, run_steps, train_images: int) -> int:
-    """``--epochs``, or the epochs that fit ``--budget-min`` given the measured step time."""
-    if not args.budget_min:
-        return args.epochs
-    per_epoch = seconds_per_step(run_steps, args.device) * (train_images // args.batch_size)
-    epochs = epochs_for_budget(args.budget_min * 60, [per_epoch], [1])[0]
-    print(f"budget {args.budget_min:g} min: {per_epoch:.1f} s per epoch -> {epochs} epochs", flush=True)
-    return epochs
+def _fit_and_train(args: argparse.Namespace, train_fn, model: torch.nn.Module, train_images: int,
+                   **kw) -> tuple[torch.nn.Module, int]:
+    """Train ``model`` with ``train_fn`` (``head_distill`` or ``train_rd``) for ``--epochs``, or for
+    the epochs that fit ``--budget-min`` given the step time measured on copies of the model."""
+    epochs = args.epochs
+    if args.budget_min:
+        def run(n: int) -> None:
+            train_fn(copy.deepcopy(model), epochs=n, progress=False, log=_quiet, max_steps=n, **kw)
+        per_epoch = seconds_per_step(run, args.device) * (train_images // args.batch_size)
+        epochs = epochs_for_budget(args.budget_min * 60, [per_epoch], [1])[0]
+        print(f"budget {args.budget_min:g} min: {per_epoch:.1f} s per epoch -> {epochs} epochs", flush=True)
+    return train_fn(model, epochs=epochs, progress=not args.no_progress, **kw), epochs
 
 
 def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train, test, path: Path) -> dict:
@@ -132,12 +132,8 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
             h = teacher.model.head(test.x[:1])
         spec = teacher.spec
         config = CrbqConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]), int(value))
-        model = CrbqBottleneck(config)
-        run = lambda n: head_distill(copy.deepcopy(model), teacher, train, n, args.batch_size,  # noqa: E731
-                                     seed=args.seed, progress=False, log=_quiet, device=args.device, max_steps=n)
-        epochs = _budget_epochs(args, run, len(train))
-        model = head_distill(model, teacher, train, epochs, args.batch_size, seed=args.seed,
-                             progress=not args.no_progress, device=args.device)
+        model, epochs = _fit_and_train(args, head_distill, CrbqBottleneck(config), len(train), teacher=teacher,
+                                       train=train, batch_size=args.batch_size, seed=args.seed, device=args.device)
         facts = {"channels": int(value), "epochs": epochs}
         save_crbq(path, model, teacher.model_id, facts)
         split = CrbqSplit(path, teacher)
@@ -147,13 +143,9 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
 
         config = NeuralConfig(args.kind, args.N, args.M, teacher.spec.in_channels, tuple(teacher.spec.input_size))
         pixels = train.x * torch.tensor(teacher.spec.std).view(1, -1, 1, 1) + torch.tensor(teacher.spec.mean).view(1, -1, 1, 1)
-        pixels = pixels.clamp(0, 1)
-        model = build(config)
-        run = lambda n: train_rd(copy.deepcopy(model), config, pixels, value, n, args.batch_size,  # noqa: E731
-                                 seed=args.seed, progress=False, log=_quiet, device=args.device, max_steps=n)
-        epochs = _budget_epochs(args, run, len(train))
-        model = train_rd(model, config, pixels, value, epochs, args.batch_size,
-                         seed=args.seed, progress=not args.no_progress, device=args.device)
+        model, epochs = _fit_and_train(args, train_rd, build(config), len(train), config=config,
+                                       images=pixels.clamp(0, 1), lmbda=value, batch_size=args.batch_size,
+                                       seed=args.seed, device=args.device)
         facts = {"lmbda": value, "epochs": epochs}
         save_neural(path, model, config, teacher.model_id, facts)
         split = NeuralInputSplit(path, args.kind, teacher)
@@ -175,10 +167,6 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        args.device = resolve_device(args.device)
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from exc
     name, values, ascending = _settings(args)
     if not values:
         raise SystemExit(f"{args.kind} needs --{name}")

@@ -28,7 +28,8 @@ import torch
 
 from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, load_bottleneck, save_bottleneck
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, load_resnet50, model_id_of, sha256_of
-from hecsb_ros.core.training import Augment, accuracy, resolve_device, set_seed, set_threads
+from hecsb_ros.cli.options import add_device_options
+from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
 from hecsb_ros.core.training.data import FolderSource, fashion_mnist_source
 from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
 
@@ -65,11 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--limit-test", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto' (training only; evaluation runs on the CPU)")
-    p.add_argument("--budget-min", type=float, default=None,
-                   help="fit each level's training into about this many minutes on this machine: the step "
-                        "times are measured first and the stage-1/stage-2 epochs scaled, keeping their ratio "
-                        "(the epochs used are recorded in the manifest)")
+    add_device_options(p, "keeping the stage-1:stage-2 ratio")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init", type=Path, nargs="+", default=None,
                    help="start from these bottleneck checkpoints (one per --beta) instead of from scratch, "
@@ -141,10 +138,7 @@ def payload_sizes(split: HecsbSplit, x: torch.Tensor, batch_size: int = 500) -> 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from exc
+    device = args.device
     set_seed(args.seed)
     teacher = _teacher(args)
     train, test = _sources(args, teacher)

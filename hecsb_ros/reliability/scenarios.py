@@ -44,8 +44,9 @@ def blackout(pipeline: Pipeline, monitor: Monitor, duration_s: float = 5.0, rate
     """Drop everything on the emulated link for ``duration_s``; measure the gap and the recovery.
 
     Returns the resume time (blackout end -> first result that crossed the link after it), the
-    gap the server's LinkStats counted, results of frames captured during the blackout, stale results after it
-    (captured during the blackout yet delivered after it) and the result rate just after recovery.
+    gap the server's LinkStats counted, results of frames captured during the blackout, stale
+    results after it (captured during the blackout yet delivered after it) and the result rate
+    just after recovery.
     """
     link = pipeline.specs["link_emulator"].name
     gap0 = _drop_count(_latest(monitor.link_stats), "sequence_gap")
