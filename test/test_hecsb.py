@@ -1,6 +1,7 @@
 """HECS-B bottleneck: shapes, entropy coding (exact, fresh process, hostile bytes), codec contract."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -38,6 +39,28 @@ def test_shapes_fmnist():
     assert rate_bits(lik).shape == (3,) and bool((rate_bits(lik) > 0).all())
     with pytest.raises(ValueError):
         HecsbConfig(1, (28, 28), 32, (14, 14), acq_channels=(8, 2), measurements=2)  # m < l violated
+
+
+def test_decoder_blocks_and_edge_transfer():
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    base = HecsbBottleneck(FMNIST_CFG)
+    deeper = HecsbBottleneck(replace(FMNIST_CFG, decoder_blocks=2))
+    n_params = lambda m: sum(p.numel() for p in m.g_phi.parameters())  # noqa: E731
+    assert n_params(deeper) > n_params(base)
+    x = torch.randn(2, 1, 28, 28)
+    assert deeper(x)[0].shape == (2, 32, 14, 14)
+    deeper.load_edge_state_(base)
+    with torch.no_grad():
+        assert torch.equal(deeper.encode(x), base.encode(x))
+    other = HecsbBottleneck(replace(FMNIST_CFG, measurements=3))
+    with pytest.raises(ValueError, match="edge architectures differ"):
+        other.load_edge_state_(base)
+    # checkpoints written before decoder_blocks existed read as 0 blocks
+    legacy = json.loads(FMNIST_CFG.to_json())
+    del legacy["decoder_blocks"]
+    assert HecsbConfig.from_json(json.dumps(legacy)) == FMNIST_CFG
 
 
 def test_shapes_resnet50_split():

@@ -130,6 +130,20 @@ def test_cli_fashion_mnist(tmp_path, random_classifier):
     again = json.loads((tmp_path / "hecsb_fmnist_r0.json").read_text())
     assert again["model_id"] != first["model_id"] and again["config"] == first["config"]
     assert [e["model_id"] for e in again["earlier_training"]] == [first["model_id"]]
+    # a new, deeper decoder behind the trained encoder and prior
+    edge_before, _ = load_bottleneck(tmp_path / "hecsb_fmnist_r0.safetensors")
+    rc = main(["--teacher", str(random_classifier), "--beta", "0.1", "--levels", "0", "--init",
+               str(tmp_path / "hecsb_fmnist_r0.safetensors"), "--decoder-blocks", "2", "--stage1-epochs", "0",
+               "--stage2-epochs", "1", "--freeze-encoder", "--limit-train", "64", "--limit-test", "32",
+               "--batch-size", "32", "--out", str(tmp_path / "deeper"), "--no-progress"])
+    assert rc == 0
+    deeper = json.loads((tmp_path / "deeper" / "hecsb_fmnist_r0.json").read_text())
+    assert deeper["config"] == {**again["config"], "decoder_blocks": 2}
+    model, _ = load_bottleneck(tmp_path / "deeper" / "hecsb_fmnist_r0.safetensors")
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():  # encoder and prior frozen: the same latent and the same bytes
+        assert torch.equal(model.encode(x), edge_before.encode(x))
+    assert torch.equal(model.entropy_bottleneck._quantized_cdf, edge_before.entropy_bottleneck._quantized_cdf)
 
 
 def test_cli_imagenet_folder(tmp_path):

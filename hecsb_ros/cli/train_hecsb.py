@@ -21,6 +21,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr2", type=float, default=2e-3)
     p.add_argument("--measurements", type=int, default=None, help="m, measurements per latent position")
     p.add_argument("--acq-channels", type=int, nargs="+", default=None, help="widths of f_psi (last = l)")
-    p.add_argument("--decoder-channels", type=int, default=None)
+    p.add_argument("--decoder-channels", type=int, default=None, help="width of the decoder g_phi")
+    p.add_argument("--decoder-blocks", type=int, default=None,
+                   help="residual blocks of g_phi at the feature resolution (server side only)")
     p.add_argument("--max-norm", type=float, default=0.0, help="k of ||W||_F <= k (0: sqrt(l))")
     p.add_argument("--data", nargs="+", default=["fashion-mnist"],
                    help="'fashion-mnist' or 'imagenet-folder PATH' (train folder)")
@@ -70,7 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init", type=Path, nargs="+", default=None,
                    help="start from these bottleneck checkpoints (one per --beta) instead of from scratch, "
-                        "e.g. to continue stage 2 with --stage1-epochs 0")
+                        "e.g. to continue stage 2 with --stage1-epochs 0; with --decoder-channels or "
+                        "--decoder-blocks other than the checkpoint's, only its encoder and prior are kept "
+                        "and a new decoder is trained behind them")
     p.add_argument("--prefix", default="hecsb_fmnist")
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="folder for checkpoints and manifests")
     p.add_argument("--no-progress", action="store_true")
@@ -110,19 +115,33 @@ def _config(args: argparse.Namespace, teacher: Classifier) -> HecsbConfig:
         arch["acq_channels"] = tuple(args.acq_channels)
     if args.decoder_channels:
         arch["decoder_channels"] = args.decoder_channels
+    if args.decoder_blocks is not None:
+        arch["decoder_blocks"] = args.decoder_blocks
     with torch.no_grad():
         h = teacher.model.head(torch.zeros(1, spec.in_channels, *spec.input_size))
     return HecsbConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]),
                        max_norm=args.max_norm, **arch)
 
 
-def _initial_model(config: HecsbConfig, init: Path | None, teacher: Classifier) -> HecsbBottleneck:
-    """A fresh bottleneck, or the weights of ``init`` (which must belong to ``teacher``)."""
+def _initial_model(args: argparse.Namespace, config: HecsbConfig, init: Path | None,
+                   teacher: Classifier) -> HecsbBottleneck:
+    """A fresh bottleneck, or the weights of ``init`` (which must belong to ``teacher``).
+
+    When the command line asks for another decoder than ``init`` has, the encoder and prior of
+    ``init`` are kept and the decoder starts fresh.
+    """
     if init is None:
         return HecsbBottleneck(config)
     model, meta = load_bottleneck(init)
     if meta["teacher_model_id"] != teacher.model_id:
         raise SystemExit(f"{init} belongs to teacher {meta['teacher_model_id']}, not {teacher.model_id}")
+    decoder = {k: v for k, v in (("decoder_channels", args.decoder_channels),
+                                 ("decoder_blocks", args.decoder_blocks)) if v is not None}
+    if any(getattr(model.config, k) != v for k, v in decoder.items()):
+        fresh = HecsbBottleneck(replace(model.config, **decoder))
+        fresh.load_edge_state_(model)
+        print(f"starting from the encoder and prior of {init}, new decoder ({fresh.config})")
+        return fresh.train()
     print(f"starting from {init} ({model.config})")
     return model.train()
 
@@ -164,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"{args.prefix}_r{level}.safetensors"
         state_path = path.with_suffix(".train_state.pt")
         start = time.time()
-        model = _initial_model(config, inits.get(level), teacher)
+        model = _initial_model(args, config, inits.get(level), teacher)
         distiller = Distiller(model, teacher, train, cfg, state_path, progress=not args.no_progress, device=device)
         if args.budget_min and not (args.resume and state_path.exists()):
             cfg = distiller.fit_budget(args.budget_min)

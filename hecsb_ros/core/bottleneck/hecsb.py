@@ -44,6 +44,8 @@ class HecsbConfig:
         measurements: ``m``, measurements per latent position (``m < l``).
         max_norm: ``k`` of ``||W||_F <= k``; 0 means the Gaussian default ``sqrt(l)``.
         decoder_channels: width of ``g_phi``.
+        decoder_blocks: residual blocks of ``g_phi`` at the feature resolution (server side only;
+            they add decoder capacity without touching the edge half or the payload).
         kernel: kernel size of ``f_psi``'s convolutions.
     """
 
@@ -56,6 +58,7 @@ class HecsbConfig:
     max_norm: float = 0.0
     decoder_channels: int = 64
     kernel: int = 5
+    decoder_blocks: int = 0
 
     def __post_init__(self) -> None:
         if self.measurements >= self.acq_channels[-1]:
@@ -119,14 +122,28 @@ class Acquisition(nn.Module):
         return self.net(x)
 
 
+class ResidualBlock(nn.Module):
+    """``x + conv3x3(relu(conv3x3(x)))`` followed by ReLU, at constant width."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, 1, 1)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.conv2(torch.relu(self.conv1(x))))
+
+
 class Decoder(nn.Module):
     """``g_phi``: latent ``(N, m, h, w)`` -> features ``(N, C_h, h 2^u, w 2^u)``.
 
     Two 3x3 convolutions at the (cheap) latent resolution, one 2x transposed convolution per
-    upsampling step (halving the width), and a final 3x3 convolution to the teacher's channels.
+    upsampling step (halving the width), ``blocks`` residual blocks at the feature resolution,
+    and a final 3x3 convolution to the teacher's channels.
     """
 
-    def __init__(self, measurements: int, channels: int, out_channels: int, upsampling: int) -> None:
+    def __init__(self, measurements: int, channels: int, out_channels: int, upsampling: int,
+                 blocks: int = 0) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(measurements, channels, 3, 1, 1), nn.ReLU(inplace=True),
                                    nn.Conv2d(channels, channels, 3, 1, 1), nn.ReLU(inplace=True)]
@@ -134,6 +151,7 @@ class Decoder(nn.Module):
         for _ in range(upsampling):
             layers += [nn.ConvTranspose2d(width, max(width // 2, 8), 4, 2, 1), nn.ReLU(inplace=True)]
             width = max(width // 2, 8)
+        layers += [ResidualBlock(width) for _ in range(blocks)]
         layers += [nn.Conv2d(width, out_channels, 3, 1, 1)]
         self.net = nn.Sequential(*layers)
 
@@ -156,7 +174,7 @@ class HecsbBottleneck(nn.Module):
         self.measure = MeasurementOperator(config.latent_l, config.measurements, config.norm_bound, spatial=True)
         self.entropy_bottleneck = EntropyBottleneck(config.measurements)
         self.g_phi = Decoder(config.measurements, config.decoder_channels, config.feature_channels,
-                             config.upsampling)
+                             config.upsampling, config.decoder_blocks)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Edge network: image ``(N, C, H, W)`` -> unquantised latent ``y = W f_psi(x)`` ``(N, m, h, w)``."""
@@ -203,6 +221,24 @@ class HecsbBottleneck(nn.Module):
     def prior_parameters(self, aux: bool) -> list[nn.Parameter]:
         """Prior parameters: the quantiles (``aux=True``, trained by :meth:`aux_loss`) or the density."""
         return [p for n, p in self.entropy_bottleneck.named_parameters() if n.endswith("quantiles") == aux]
+
+    def load_edge_state_(self, other: "HecsbBottleneck") -> None:
+        """Copy ``f_theta`` and the prior from ``other`` (same edge architecture); ``g_phi`` stays as is.
+
+        Lets a new decoder be trained behind an already trained encoder and prior.
+        """
+        edge = ("f_psi", "measure", "entropy_bottleneck")
+        mine = (self.config.in_channels, self.config.input_size, self.config.acq_channels,
+                self.config.measurements, self.config.kernel)
+        theirs = (other.config.in_channels, other.config.input_size, other.config.acq_channels,
+                  other.config.measurements, other.config.kernel)
+        if mine != theirs:
+            raise ValueError(f"edge architectures differ: {mine} vs {theirs}")
+        state = {k: v for k, v in other.state_dict().items() if k.split(".")[0] in edge}
+        self.prepare_state_for_load(state)
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if unexpected or any(k.split(".")[0] in edge for k in missing):
+            raise ValueError(f"edge state did not match: missing {missing}, unexpected {unexpected}")
 
     def prepare_state_for_load(self, state: dict[str, torch.Tensor]) -> None:
         """Resize the CDF-table buffers so that ``load_state_dict`` accepts tables of any length."""

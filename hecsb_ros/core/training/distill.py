@@ -9,7 +9,8 @@ Stage 2, end-to-end fine-tuning with knowledge distillation (eq. 10-12):
 ``L = (1 - alpha) CE(P_S, y) + alpha tau^2 KL(P_T || P_S)``, ``P_S`` from the teacher's unchanged
 tail applied to ``g(round(f(x)))`` (straight-through rounding, so fine-tuning sees the latent the
 deployed coder sends). The teacher's tail stays frozen: the server runs it unchanged and all rate
-levels share it. With ``freeze_encoder`` only ``g_phi`` trains and the rate is fixed by stage 1;
+levels share it. With ``freeze_encoder`` only ``g_phi`` trains (the prior, its quantiles included,
+stays as it is, so the latent and its bytes are those of stage 1);
 otherwise ``f_theta`` and the prior train too and ``stage2_rate_weight * beta * R`` is added, so
 that the rate stays controlled while the encoder learns what the classifier needs (weight 0 gives
 the paper's plain eq. 11, and the rate then drifts upwards). The KD loss per image reacts far more
@@ -221,11 +222,12 @@ class Distiller:
             opt.step()
             sched.step()
             model.project_()
-            aux_loss = model.aux_loss()
-            aux.zero_grad(set_to_none=True)
-            aux_loss.backward()
-            aux.step()
-            parts["aux"] = aux_loss
+            if stage == 1 or not self.cfg.freeze_encoder:  # a frozen prior keeps its quantiles (medians) too
+                aux_loss = model.aux_loss()
+                aux.zero_grad(set_to_none=True)
+                aux_loss.backward()
+                aux.step()
+                parts["aux"] = aux_loss
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
             count += 1
