@@ -34,6 +34,8 @@ share() { "$PY" -c "print(round($BUDGET_MIN * $1, 3))"; }  # a fraction of the b
 
 common=(--stage1-epochs 1 --stage2-epochs 3 --batch-size 128 --lr1 4e-3 --lr2 2e-3 --stage2-rate-weight 100
         --budget-min "$BUDGET_MIN")
+# (the shipped HECS-B levels 4 and 5 were continued on the CPU afterwards; their manifests list the
+# commands)
 level=0
 for beta in 1e-4 4e-5 2e-5 1e-5 5e-6 2.5e-6; do
     job "hecsb_r$level" -m hecsb_ros.cli.train_hecsb --beta "$beta" --levels "$level" "${common[@]}"
