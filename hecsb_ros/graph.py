@@ -68,6 +68,8 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     _set(camera, "frames", frames, int)
     _set(camera, "rate_hz", rate_hz, float)
     with_link = link.lower() in ("true", "1", "yes")
+    # the camera starts once the edge -> (link ->) server chain is subscribed: no frame lost at start-up
+    camera["wait_for_topics"] = "latent,latent_shaped" if with_link else "latent"
     nodes = [
         NodeSpec("camera_source", "hecsb_camera_source", "hecsb_camera_source",
                  "hecsb_ros.nodes.camera_source", camera),

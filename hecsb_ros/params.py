@@ -76,6 +76,10 @@ CAMERA_SOURCE: tuple[Param, ...] = (
     Param("frame_id", "camera", "header.frame_id of published images"),
     Param("wait_for_subscribers_s", 10.0, "Wait this long for a subscriber before the first frame",
           min=0.0, max=600.0, read_only=True),
+    Param("wait_for_topics", "", "Comma-separated topics (relative names resolve in this node's namespace) "
+          "that must also have a subscriber before the first frame, e.g. 'latent,latent_shaped', so that "
+          "no frame is lost while the rest of the pipeline is still being discovered; the wait still "
+          "ends after wait_for_subscribers_s", read_only=True),
     Param("qos_depth", 2, "History depth of the image publisher (best effort, keep last)", min=1,
           max=100, read_only=True),
 )

@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     launch_values = {name: str(getattr(args, name)) for name in LAUNCH_ARGUMENTS}
     launch_values["frames"] = "0"  # the source loops; the demo stops after --frames results
     specs = split_inference_nodes(**launch_values)
+    for spec in specs:  # ... and once this process listens to the classifications too
+        if spec.name == "camera_source":
+            spec.parameters["wait_for_topics"] += ",classification"
 
     tmp = tempfile.TemporaryDirectory(prefix="hecsb_demo_")
     log_dir = args.log_dir or Path(tmp.name)

@@ -32,6 +32,7 @@ class CameraConfig:
     start_index: int
     frame_id: str
     wait_for_subscribers_s: float
+    wait_for_topics: str
     qos_depth: int
 
 
@@ -52,6 +53,7 @@ class CameraSource(Node):
         self.sent = 0
         self._started = time.monotonic()
         self._waiting = True
+        self._wait_topics = [self.resolve_topic_name(t.strip()) for t in cfg.wait_for_topics.split(",") if t.strip()]
         self._timer = self.create_timer(1.0 / cfg.rate_hz, self._tick)
         self._diag_timer = self.create_timer(1.0, self._report)
         self.add_on_set_parameters_callback(self._on_rate)
@@ -70,8 +72,9 @@ class CameraSource(Node):
         cfg = self.cfg
         if self._waiting:
             # Discovery takes up to a few seconds: do not publish into the void.
-            if self._pub.get_subscription_count() == 0 and \
-                    time.monotonic() - self._started < cfg.wait_for_subscribers_s:
+            ready = self._pub.get_subscription_count() > 0 and \
+                all(self.count_subscribers(t) > 0 for t in self._wait_topics)
+            if not ready and time.monotonic() - self._started < cfg.wait_for_subscribers_s:
                 return
             self._waiting = False
         frame = self._next
