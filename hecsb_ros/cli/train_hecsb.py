@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hecsb_ros.core.bottleneck.hecsb import DECODER_FIELDS
 from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, load_bottleneck, save_bottleneck
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, load_resnet50, model_id_of, sha256_of
 from hecsb_ros.cli.options import add_device_options
@@ -135,8 +136,7 @@ def _initial_model(args: argparse.Namespace, config: HecsbConfig, init: Path | N
     model, meta = load_bottleneck(init)
     if meta["teacher_model_id"] != teacher.model_id:
         raise SystemExit(f"{init} belongs to teacher {meta['teacher_model_id']}, not {teacher.model_id}")
-    decoder = {k: v for k, v in (("decoder_channels", args.decoder_channels),
-                                 ("decoder_blocks", args.decoder_blocks)) if v is not None}
+    decoder = {f: getattr(args, f) for f in DECODER_FIELDS if getattr(args, f) is not None}
     if any(getattr(model.config, k) != v for k, v in decoder.items()):
         fresh = HecsbBottleneck(replace(model.config, **decoder))
         fresh.load_edge_state_(model)

@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from compressai.entropy_models import EntropyBottleneck
 from torch import nn
 
 from hecsb_ros.core.measurement import MeasurementOperator, gaussian_frobenius_norm
+
+#: Config fields of the server-side decoder only: a new decoder can sit behind a trained encoder.
+DECODER_FIELDS = ("decoder_channels", "decoder_blocks")
 
 
 @dataclass(frozen=True)
@@ -227,18 +230,13 @@ class HecsbBottleneck(nn.Module):
 
         Lets a new decoder be trained behind an already trained encoder and prior.
         """
+        theirs = replace(other.config, **{f: getattr(self.config, f) for f in DECODER_FIELDS})
+        if theirs != self.config:
+            raise ValueError(f"edge architectures differ: {other.config} vs {self.config}")
         edge = ("f_psi", "measure", "entropy_bottleneck")
-        mine = (self.config.in_channels, self.config.input_size, self.config.acq_channels,
-                self.config.measurements, self.config.kernel)
-        theirs = (other.config.in_channels, other.config.input_size, other.config.acq_channels,
-                  other.config.measurements, other.config.kernel)
-        if mine != theirs:
-            raise ValueError(f"edge architectures differ: {mine} vs {theirs}")
         state = {k: v for k, v in other.state_dict().items() if k.split(".")[0] in edge}
         self.prepare_state_for_load(state)
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        if unexpected or any(k.split(".")[0] in edge for k in missing):
-            raise ValueError(f"edge state did not match: missing {missing}, unexpected {unexpected}")
+        self.load_state_dict(state, strict=False)  # same edge config: the edge keys match exactly
 
     def prepare_state_for_load(self, state: dict[str, torch.Tensor]) -> None:
         """Resize the CDF-table buffers so that ``load_state_dict`` accepts tables of any length."""
