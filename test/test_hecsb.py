@@ -63,6 +63,28 @@ def test_decoder_blocks_and_edge_transfer():
     assert HecsbConfig.from_json(json.dumps(legacy)) == FMNIST_CFG
 
 
+def test_grown_keeps_the_trained_measurements_and_reaches_the_new_ones():
+    torch.manual_seed(0)
+    base = HecsbBottleneck(FMNIST_CFG)
+    grown = base.grown(3, torch.Generator().manual_seed(1))
+    assert grown.config.measurements == 3 and grown.config.latent_shape == (3, 7, 7)
+    assert grown.measure.frobenius_norm() <= grown.config.norm_bound + 1e-5
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        y_base, y_grown = base.encode(x), grown.encode(x)
+        if base.measure.frobenius_norm() <= grown.config.norm_bound * 0.99:  # no projection: old rows unchanged
+            assert torch.equal(y_grown[:, :2], y_base)
+        assert y_grown[:, 2].abs().sum() > 0
+        assert torch.equal(grown.g_phi.net[0].weight[:, :2], base.g_phi.net[0].weight)
+        assert torch.equal(grown.entropy_bottleneck.matrices[0][:2], base.entropy_bottleneck.matrices[0])
+    # gradients reach the new row of W through the decoder (straight-through rounding)
+    h_hat, _ = grown(x, mode="ste")
+    h_hat.square().mean().backward()
+    assert grown.measure.weight.grad[2].abs().sum() > 0
+    with pytest.raises(ValueError, match="only add"):
+        base.grown(2)
+
+
 def test_shapes_resnet50_split():
     from hecsb_ros.core.models import build_model, resnet50_spec
 

@@ -144,6 +144,15 @@ def test_cli_fashion_mnist(tmp_path, random_classifier):
     with torch.no_grad():  # encoder and prior frozen: the same latent and the same bytes
         assert torch.equal(model.encode(x), edge_before.encode(x))
     assert torch.equal(model.entropy_bottleneck._quantized_cdf, edge_before.entropy_bottleneck._quantized_cdf)
+    # one more measurement per position, grown from the trained model
+    rc = main(["--teacher", str(random_classifier), "--beta", "0.1", "--levels", "0", "--init",
+               str(tmp_path / "hecsb_fmnist_r0.safetensors"), "--measurements", "3", "--stage1-epochs", "0",
+               "--stage2-epochs", "1", "--limit-train", "64", "--limit-test", "32",
+               "--batch-size", "32", "--out", str(tmp_path / "grown"), "--no-progress"])
+    assert rc == 0
+    grown = json.loads((tmp_path / "grown" / "hecsb_fmnist_r0.json").read_text())
+    assert grown["config"] == {**again["config"], "measurements": 3}
+    assert [e["model_id"] for e in grown["earlier_training"]][-1] == again["model_id"]
 
 
 def test_cli_imagenet_folder(tmp_path):

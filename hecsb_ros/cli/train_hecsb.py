@@ -76,7 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="start from these bottleneck checkpoints (one per --beta) instead of from scratch, "
                         "e.g. to continue stage 2 with --stage1-epochs 0; with --decoder-channels or "
                         "--decoder-blocks other than the checkpoint's, only its encoder and prior are kept "
-                        "and a new decoder is trained behind them")
+                        "and a new decoder is trained behind them; with a larger --measurements, the "
+                        "trained model gets new rows of W (HecsbBottleneck.grown)")
     p.add_argument("--prefix", default="hecsb_fmnist")
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="folder for checkpoints and manifests")
     p.add_argument("--no-progress", action="store_true")
@@ -136,6 +137,9 @@ def _initial_model(args: argparse.Namespace, config: HecsbConfig, init: Path | N
     model, meta = load_bottleneck(init)
     if meta["teacher_model_id"] != teacher.model_id:
         raise SystemExit(f"{init} belongs to teacher {meta['teacher_model_id']}, not {teacher.model_id}")
+    if args.measurements and args.measurements != model.config.measurements:
+        print(f"starting from {init}, measurements per position {model.config.measurements} -> {args.measurements}")
+        model = model.grown(args.measurements, torch.Generator().manual_seed(args.seed))
     decoder = {f: getattr(args, f) for f in DECODER_FIELDS if getattr(args, f) is not None}
     if any(getattr(model.config, k) != v for k, v in decoder.items()):
         fresh = HecsbBottleneck(replace(model.config, **decoder))

@@ -238,6 +238,40 @@ class HecsbBottleneck(nn.Module):
         self.prepare_state_for_load(state)
         self.load_state_dict(state, strict=False)  # same edge config: the edge keys match exactly
 
+    def grown(self, measurements: int, generator: torch.Generator | None = None) -> "HecsbBottleneck":
+        """A copy with ``measurements`` (> m) rows in ``W``: the trained model plus new measurements.
+
+        ``f_psi``, the first ``m`` rows of ``W``, the prior's densities of the first ``m`` channels and
+        the decoder are copied. Each new row of ``W`` is Gaussian with half the mean norm of the old
+        rows (the whole ``W`` is then projected onto ``||W||_F <= k`` if it left the ball); the new
+        channels get fresh prior densities, and the decoder's weights on them start at a tenth of
+        their default scale, so the grown model starts close to the trained one while gradients
+        still reach the new rows. Fine-tuning (stage 2) then teaches the encoder what to put there.
+        """
+        m = self.config.measurements
+        if measurements <= m:
+            raise ValueError(f"can only add measurements: have {m}, asked for {measurements}")
+        new = HecsbBottleneck(replace(self.config, measurements=measurements))
+        own = self.state_dict()
+        with torch.no_grad():
+            new.f_psi.load_state_dict(self.f_psi.state_dict())
+            w_old = self.measure.weight
+            rows = torch.randn(measurements - m, w_old.shape[1], generator=generator)
+            rows *= 0.5 * w_old.norm(dim=1).mean() / rows.norm(dim=1, keepdim=True)
+            new.measure.weight.copy_(torch.cat([w_old, rows]))
+            new.project_()
+            for name, p in new.entropy_bottleneck.named_parameters():  # per-channel along dim 0
+                p[:m] = own[f"entropy_bottleneck.{name}"]
+            first = new.g_phi.net[0]
+            for name, p in new.g_phi.named_parameters():
+                old = own[f"g_phi.{name}"]
+                if p is first.weight:
+                    p[:, m:] *= 0.1
+                    p[:, :m] = old
+                else:
+                    p.copy_(old)
+        return new.train(self.training)
+
     def prepare_state_for_load(self, state: dict[str, torch.Tensor]) -> None:
         """Resize the CDF-table buffers so that ``load_state_dict`` accepts tables of any length."""
         eb = self.entropy_bottleneck
