@@ -242,11 +242,14 @@ class HecsbBottleneck(nn.Module):
         """A copy with ``measurements`` (> m) rows in ``W``: the trained model plus new measurements.
 
         ``f_psi``, the first ``m`` rows of ``W``, the prior's densities of the first ``m`` channels and
-        the decoder are copied. Each new row of ``W`` is Gaussian with half the mean norm of the old
-        rows (the whole ``W`` is then projected onto ``||W||_F <= k`` if it left the ball); the new
-        channels get fresh prior densities, and the decoder's weights on them start at a tenth of
-        their default scale, so the grown model starts close to the trained one while gradients
-        still reach the new rows. Fine-tuning (stage 2) then teaches the encoder what to put there.
+        the decoder are copied. The new rows of ``W`` are Gaussian and share the room left in the
+        ball ``||W||_F <= k`` (at most the mean norm of the old rows each; if there is no room, the
+        whole ``W`` is projected back onto the ball). Each new channel starts with a copy of the
+        first channel's fitted density rather than the prior's wide initial one, which prices every
+        value at about 4 bits and lets the rate term shut the new rows off before the decoder has
+        learnt to use them. The decoder's weights on the new channels start at a tenth of their
+        default scale, so the grown model starts close to the trained one while gradients still
+        reach the new rows. Fine-tuning (stage 2) then teaches the encoder what to put there.
         """
         m = self.config.measurements
         if measurements <= m:
@@ -256,12 +259,17 @@ class HecsbBottleneck(nn.Module):
         with torch.no_grad():
             new.f_psi.load_state_dict(self.f_psi.state_dict())
             w_old = self.measure.weight
-            rows = torch.randn(measurements - m, w_old.shape[1], generator=generator)
-            rows *= 0.5 * w_old.norm(dim=1).mean() / rows.norm(dim=1, keepdim=True)
+            k_new = measurements - m
+            room = max(new.config.norm_bound ** 2 - float(w_old.norm()) ** 2, 0.0) / k_new
+            norm = min(math.sqrt(room), float(w_old.norm(dim=1).mean())) or float(w_old.norm(dim=1).mean())
+            rows = torch.randn(k_new, w_old.shape[1], generator=generator)
+            rows *= norm / rows.norm(dim=1, keepdim=True)
             new.measure.weight.copy_(torch.cat([w_old, rows]))
             new.project_()
             for name, p in new.entropy_bottleneck.named_parameters():  # per-channel along dim 0
-                p[:m] = own[f"entropy_bottleneck.{name}"]
+                theirs = own[f"entropy_bottleneck.{name}"]
+                p[:m] = theirs
+                p[m:] = theirs[:1]
             first = new.g_phi.net[0]
             for name, p in new.g_phi.named_parameters():
                 old = own[f"g_phi.{name}"]
