@@ -247,9 +247,9 @@ class HecsbBottleneck(nn.Module):
         whole ``W`` is projected back onto the ball). Each new channel starts with a copy of the
         first channel's fitted density rather than the prior's wide initial one, which prices every
         value at about 4 bits. (On Fashion-MNIST at beta 4e-6 to 6e-6 the rate term still shrinks
-        a third row towards zero: see the README.) The decoder's weights on the new channels start at a tenth of their
-        default scale, so the grown model starts close to the trained one while gradients still
-        reach the new rows. Fine-tuning (stage 2) then teaches the encoder what to put there.
+        a third row towards zero: see the README.) The decoder's weights on the new channels start
+        at a tenth of their default scale, so the grown model starts close to the trained one while
+        gradients still reach the new rows. Fine-tuning (stage 2) then teaches the encoder what to put there.
         """
         m = self.config.measurements
         if measurements <= m:
@@ -260,8 +260,9 @@ class HecsbBottleneck(nn.Module):
             new.f_psi.load_state_dict(self.f_psi.state_dict())
             w_old = self.measure.weight
             k_new = measurements - m
+            mean_norm = float(w_old.norm(dim=1).mean())
             room = max(new.config.norm_bound ** 2 - float(w_old.norm()) ** 2, 0.0) / k_new
-            norm = min(math.sqrt(room), float(w_old.norm(dim=1).mean())) or float(w_old.norm(dim=1).mean())
+            norm = min(math.sqrt(room), mean_norm) or mean_norm  # no room: project_ below shrinks all rows
             rows = torch.randn(k_new, w_old.shape[1], generator=generator)
             rows *= norm / rows.norm(dim=1, keepdim=True)
             new.measure.weight.copy_(torch.cat([w_old, rows]))
