@@ -77,8 +77,9 @@ class _FailingSource(TensorSource):
         return super().batch(idx, gen)
 
 
-def test_resume_continues_exactly(teacher, data, tmp_path):
-    kw = dict(beta=0.01, stage1_epochs=2, stage2_epochs=2, batch_size=32)
+@pytest.mark.parametrize("extra", [{}, {"ema": 0.9, "mixup": 0.5}], ids=["plain", "ema-mixup"])
+def test_resume_continues_exactly(teacher, data, tmp_path, extra):
+    kw = dict(beta=0.01, stage1_epochs=2, stage2_epochs=2, batch_size=32, **extra)
     torch.manual_seed(0)
     full = Distiller(HecsbBottleneck(CFG), teacher, data, DistillConfig(**kw), progress=False,
                      log=lambda s: None).run()
@@ -99,6 +100,52 @@ def test_resume_continues_exactly(teacher, data, tmp_path):
     with pytest.raises(ValueError, match="other settings"):
         Distiller(HecsbBottleneck(CFG), teacher, src, DistillConfig(**{**kw, "beta": 0.5}), state,
                   progress=False).run(resume=True)
+
+
+def test_ema_and_mixup_change_stage_2_and_a_vanishing_decay_is_plain_training(teacher, data):
+    kw = dict(stage1_epochs=1, stage2_epochs=2, lr2=1e-2)
+    plain = _train(teacher, data, 1e-3, **kw).state_dict()
+    last = _train(teacher, data, 1e-3, ema=1e-12, **kw).state_dict()  # the average is the last weights
+    averaged = _train(teacher, data, 1e-3, ema=0.9, **kw).state_dict()
+    mixed = _train(teacher, data, 1e-3, mixup=1.0, **kw).state_dict()
+    floats = [k for k, v in plain.items() if v.is_floating_point()]
+    assert all(torch.allclose(plain[k], last[k], atol=1e-6) for k in floats)
+    for other in (averaged, mixed):
+        assert any(not torch.allclose(plain[k], other[k]) for k in floats)
+        assert all(torch.isfinite(other[k]).all() for k in floats)
+    with pytest.raises(ValueError, match="decay"):
+        DistillConfig(beta=0.0, ema=1.0)
+    with pytest.raises(ValueError, match="fraction"):
+        DistillConfig(beta=0.0, mixup=1.5)
+
+
+def test_mixed_kd_loss_reduces_to_the_plain_loss():
+    from hecsb_ros.core.training.common import kd_loss
+    from hecsb_ros.core.training.distill import mixed_kd_loss
+
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(6, 10, generator=g), torch.randn(6, 10, generator=g)
+    ya, yb = torch.randint(0, 10, (6,), generator=g), torch.randint(0, 10, (6,), generator=g)
+    ones, zeros = torch.ones(6), torch.zeros(6)
+    assert torch.allclose(mixed_kd_loss(s, t, ya, yb, ones, 0.5, 4.0), kd_loss(s, t, ya, 0.5, 4.0))
+    assert torch.allclose(mixed_kd_loss(s, t, ya, yb, zeros, 0.5, 4.0), kd_loss(s, t, yb, 0.5, 4.0))
+    half = mixed_kd_loss(s, t, ya, yb, ones / 2, 0.0, 4.0)
+    assert torch.allclose(half, (kd_loss(s, t, ya, 0.0, 4.0) + kd_loss(s, t, yb, 0.0, 4.0)) / 2)
+
+
+def test_hold_out_splits_off_a_fixed_disjoint_subset(data):
+    from hecsb_ros.cli.train_hecsb import hold_out
+
+    assert hold_out(data, 0) == (data, None)
+    rest, val = hold_out(data, 28)
+    again, val2 = hold_out(data, 28)
+    assert (len(rest), len(val)) == (100, 28) and torch.equal(val.x, val2.x) and torch.equal(rest.y, again.y)
+    rows = {tuple(r) for r in data.x.flatten(1)[:, :8].tolist()}
+    got_rest = {tuple(r) for r in rest.x.flatten(1)[:, :8].tolist()}
+    got_val = {tuple(r) for r in val.x.flatten(1)[:, :8].tolist()}
+    assert not got_rest & got_val and got_rest | got_val == rows
+    with pytest.raises(SystemExit, match="no training images"):
+        hold_out(data, 128)
 
 
 def test_cli_fashion_mnist(tmp_path, random_classifier):
@@ -124,10 +171,12 @@ def test_cli_fashion_mnist(tmp_path, random_classifier):
     first = json.loads((tmp_path / "hecsb_fmnist_r0.json").read_text())
     rc = main(["--teacher", str(random_classifier), "--beta", "0.1", "--levels", "0", "--init",
                str(tmp_path / "hecsb_fmnist_r0.safetensors"), "--stage1-epochs", "0", "--stage2-epochs", "1",
-               "--limit-train", "64", "--limit-test", "32", "--batch-size", "32", "--out", str(tmp_path),
-               "--no-progress"])
+               "--limit-train", "80", "--val-images", "16", "--ema", "0.9", "--mixup", "0.5",
+               "--limit-test", "32", "--batch-size", "32", "--out", str(tmp_path), "--no-progress"])
     assert rc == 0
     again = json.loads((tmp_path / "hecsb_fmnist_r0.json").read_text())
+    assert again["val_images"] == 16 and 0 <= again["val_accuracy"] <= 1
+    assert (again["distill"]["ema"], again["distill"]["mixup"]) == (0.9, 0.5)
     assert again["model_id"] != first["model_id"] and again["config"] == first["config"]
     assert [e["model_id"] for e in again["earlier_training"]] == [first["model_id"]]
     # a new, deeper decoder behind the trained encoder and prior

@@ -32,7 +32,7 @@ from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, 
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, load_resnet50, model_id_of, sha256_of
 from hecsb_ros.cli.options import add_device_options
 from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
-from hecsb_ros.core.training.data import FolderSource, fashion_mnist_source
+from hecsb_ros.core.training.data import FolderSource, TensorSource, fashion_mnist_source
 from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
 
 FMNIST_ARCH = {"acq_channels": (16, 24), "measurements": 2, "decoder_channels": 128}
@@ -52,6 +52,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "error of stage 1, hence the large default")
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--tau", type=float, default=4.0)
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="stage 2 keeps a moving average of the weights with this decay (e.g. 0.999) and saves it "
+                        "(0: off)")
+    p.add_argument("--mixup", type=float, default=0.0,
+                   help="fraction of stage-2 batches whose images are mixed pairwise (lam ~ U(0, 1)); the "
+                        "student matches the teacher on the mixed images (0: off)")
+    p.add_argument("--val-images", type=int, default=0,
+                   help="fashion-mnist: hold out this many training images (a fixed random subset) and report "
+                        "the accuracy on them, to compare runs without looking at the test set")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr1", type=float, default=4e-3)
     p.add_argument("--lr2", type=float, default=2e-3)
@@ -89,15 +98,27 @@ def _sources(args: argparse.Namespace, teacher: Classifier):
     if kind == "fashion-mnist" and len(args.data) == 1:
         train = fashion_mnist_source("train", teacher.spec, args.limit_train, Augment(pad=2, hflip=True))
         test = fashion_mnist_source("test", teacher.spec, args.limit_test)
-        return train, test
+        train, val = hold_out(train, args.val_images)
+        return train, test, val
     if kind == "imagenet-folder" and len(args.data) == 2:
         train = FolderSource(args.data[1], teacher.spec, args.limit_train)
         test = FolderSource(args.val_folder or args.data[1], teacher.spec, args.limit_test)
         x, y = test.batch(torch.arange(len(test)))
-        from hecsb_ros.core.training.data import TensorSource
-
-        return train, TensorSource(x, y)
+        if args.val_images:
+            raise SystemExit("--val-images is for fashion-mnist; an imagenet-folder run has --val-folder")
+        return train, TensorSource(x, y), None
     raise SystemExit(f"--data must be 'fashion-mnist' or 'imagenet-folder PATH', not {' '.join(args.data)}")
+
+
+def hold_out(train: TensorSource, n: int, seed: int = 20240601) -> tuple[TensorSource, TensorSource | None]:
+    """Split ``n`` images off ``train`` (a subset fixed by ``seed``, not by ``--seed``): ``(rest, held out)``."""
+    if n <= 0:
+        return train, None
+    if n >= len(train):
+        raise SystemExit(f"--val-images {n} leaves no training images (there are {len(train)})")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    rest, val = order[:-n].sort().values, order[-n:].sort().values
+    return TensorSource(train.x[rest], train.y[rest], train.augment), TensorSource(train.x[val], train.y[val])
 
 
 def _teacher(args: argparse.Namespace) -> Classifier:
@@ -164,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device
     set_seed(args.seed)
     teacher = _teacher(args)
-    train, test = _sources(args, teacher)
+    train, test, val = _sources(args, teacher)
     config = _config(args, teacher)
     levels = args.levels or [int(r) for r in np.argsort(np.argsort(-np.asarray(args.beta), kind="stable"))]
     if len(levels) != len(args.beta) or len(set(levels)) != len(levels):
@@ -183,11 +204,16 @@ def main(argv: list[str] | None = None) -> int:
         cfg = DistillConfig(beta=beta, stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs,
                             batch_size=args.batch_size, lr1=args.lr1, lr2=args.lr2, alpha=args.alpha,
                             tau=args.tau, freeze_encoder=args.freeze_encoder,
-                            stage2_rate_weight=args.stage2_rate_weight, seed=args.seed)
+                            stage2_rate_weight=args.stage2_rate_weight, seed=args.seed, ema=args.ema,
+                            mixup=args.mixup)
         path = args.out / f"{args.prefix}_r{level}.safetensors"
         state_path = path.with_suffix(".train_state.pt")
         start = time.time()
         model = _initial_model(args, config, inits.get(level), teacher)
+        if val is not None and level in inits:
+            before = accuracy(rounded_rate_and_logits(model, teacher, val.x)[1], val.y)
+            print(f"level {level}: {inits[level]} has accuracy {before:.4f} on {len(val)} held-out training images")
+            model.train()
         distiller = Distiller(model, teacher, train, cfg, state_path, progress=not args.no_progress, device=device)
         if args.budget_min and not (args.resume and state_path.exists()):
             cfg = distiller.fit_budget(args.budget_min)
@@ -195,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         minutes = (time.time() - start) / 60
         bits, logits = rounded_rate_and_logits(model, teacher, test.x)
         acc = accuracy(logits, test.y)
+        val_acc = accuracy(rounded_rate_and_logits(model, teacher, val.x)[1], val.y) if val is not None else None
         facts = {"beta": repr(beta), "rate_level": str(level), "test_accuracy": f"{acc:.4f}",
                  "teacher_accuracy": f"{teacher_acc:.4f}", "test_images": str(len(test)),
                  "estimated_bits_mean": f"{float(bits.mean()):.2f}", "distill_config": json.dumps(cfg.__dict__),
@@ -217,8 +244,12 @@ def main(argv: list[str] | None = None) -> int:
                     "teacher_model_id": teacher.model_id, "config": json.loads(model.config.to_json()),
                     "distill": cfg.__dict__, "train_minutes": round(minutes, 1), "train_device": str(device), "command": command,
                     "earlier_training": json.loads(facts.get("earlier_training", "[]"))}
+        if val is not None:
+            manifest["val_accuracy"], manifest["val_images"] = round(val_acc, 4), len(val)
         path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
         state_path.unlink(missing_ok=True)
+        if val is not None:
+            print(f"level {level}: accuracy {val_acc:.4f} on {len(val)} held-out training images")
         print(f"level {level} beta {beta:g}: accuracy {acc:.4f} (teacher {teacher_acc:.4f}), "
               f"{sizes.mean():.2f} B/image (estimated {bits.mean() / 8:.2f} B), model id {manifest['model_id']}")
     return 0

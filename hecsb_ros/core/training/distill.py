@@ -17,6 +17,13 @@ the paper's plain eq. 11, and the rate then drifts upwards). The KD loss per ima
 to the latent than the per-element feature error of stage 1 does, so the weight is large
 (``train_hecsb`` uses 100).
 
+Two optional aids to generalisation in stage 2 (off by default): ``ema`` keeps an exponential
+moving average of all floating-point weights (prior included) and puts it into the model when the
+stage ends; ``mixup`` mixes that fraction of the batches, ``x = lam x_i + (1 - lam) x_j`` with
+``lam ~ U(0, 1)`` per image, and the student then matches the teacher on the mixed image (the KL
+term) and the mixed label (``lam CE(y_i) + (1 - lam) CE(y_j)``): the student learns the teacher's
+function on many more inputs than the training images.
+
 Runs on any torch device (``device='cuda'`` on a GPU machine); the model comes back on the CPU
 with its CDF tables updated. :meth:`Distiller.fit_budget` chooses the epochs of both stages so
 that training fits a time budget on the machine at hand (its step times are measured first).
@@ -63,6 +70,14 @@ class DistillConfig:
     freeze_encoder: bool = False
     stage2_rate_weight: float = 1.0
     seed: int = 0
+    ema: float = 0.0
+    mixup: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema is a decay in [0, 1), not {self.ema}")
+        if not 0.0 <= self.mixup <= 1.0:
+            raise ValueError(f"mixup is the fraction of mixed batches in [0, 1], not {self.mixup}")
 
 
 def _optimisers(model: HecsbBottleneck, stage: int, cfg: DistillConfig, steps: int):
@@ -99,6 +114,24 @@ class Distiller:
         self.epoch = 0  # epochs done over both stages
         self._shares = (cfg.stage1_epochs, cfg.stage2_epochs)  # ratio kept by fit_budget
         self.history: list[dict[str, float]] = []
+        self.ema: dict[str, torch.Tensor] | None = None  # stage 2's moving average, when cfg.ema > 0
+
+    # -- moving average of the weights ----------------------------------------------------------
+    def _ema_start(self) -> None:
+        self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def _ema_step(self) -> None:
+        state = self.model.state_dict()
+        for k, avg in self.ema.items():
+            avg.lerp_(state[k].detach(), 1.0 - self.cfg.ema)
+
+    def _ema_apply(self) -> None:
+        """Put the averaged weights into the model (integer buffers, the CDF tables, stay)."""
+        state = self.model.state_dict()
+        for k, avg in self.ema.items():
+            state[k].copy_(avg)
+        self.ema = None
 
     # -- resumable state ---------------------------------------------------------------------
     def _save_state(self, opt, sched, aux) -> None:
@@ -106,7 +139,7 @@ class Distiller:
             return
         state = {"model": self.model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                  "aux": aux.state_dict(), "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
-                 "epoch": self.epoch, "config": asdict(self.cfg), "history": self.history}
+                 "epoch": self.epoch, "config": asdict(self.cfg), "history": self.history, "ema": self.ema}
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
         torch.save(state, tmp)
         tmp.replace(self.state_path)
@@ -124,6 +157,7 @@ class Distiller:
         torch.set_rng_state(state["torch_rng"])
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
+        self.ema = state.get("ema")
         self.log(f"resumed from {self.state_path} after epoch {self.epoch}")
         return state
 
@@ -140,6 +174,8 @@ class Distiller:
                 opt.load_state_dict(state["opt"])
                 sched.load_state_dict(state["sched"])
                 aux.load_state_dict(state["aux"])
+            if stage == 2 and self.cfg.ema > 0 and (state is None or self.ema is None):
+                self._ema_start()
             state = None
             with tqdm(total=(last - self.epoch) * self.steps_per_epoch, desc=f"beta={self.cfg.beta:g} stage {stage}",
                       unit="batch", file=sys.stderr, disable=not self.progress) as bar:
@@ -150,6 +186,8 @@ class Distiller:
                     self.history.append(stats)
                     bar.write(f"stage {stage} epoch {self.epoch}: " +
                               ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if k not in ("stage", "epoch")))
+                    if self.epoch == last and self.ema is not None:
+                        self._ema_apply()
                     self._save_state(opt, sched, aux)
         self.model.to("cpu")
         self.teacher.model.to("cpu")
@@ -188,6 +226,7 @@ class Distiller:
         model, tail = self.model, self.teacher.model.tail
         model.train()
         sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
         count = 0
         for idx in batches(len(self.train), self.cfg.batch_size, self.gen, drop_last=True):
             if max_steps is not None and count >= max_steps:
@@ -202,6 +241,11 @@ class Distiller:
                 loss = d + self.cfg.beta * r
                 parts = {"distortion": d, "bits": r}
             else:
+                mixed = self.cfg.mixup > 0 and float(torch.rand((), generator=self.gen)) < self.cfg.mixup
+                if mixed:
+                    lam = torch.rand(len(x), generator=self.gen).to(self.device)
+                    perm = torch.randperm(len(x), generator=self.gen).to(self.device)
+                    x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[perm]
                 with torch.no_grad():
                     t_logits = self.teacher.model(x)
                 if self.cfg.freeze_encoder:
@@ -211,8 +255,13 @@ class Distiller:
                     z, lik = model.quantize(model.encode(x), "ste")
                 s_logits = tail(model.g_phi(z))
                 r = rate_bits(lik).mean()
-                loss = kd_loss(s_logits, t_logits, y, self.cfg.alpha, self.cfg.tau)
-                parts = {"kd": loss, "bits": r, "acc": (s_logits.argmax(1) == y).float().mean()}
+                if mixed:
+                    loss = mixed_kd_loss(s_logits, t_logits, y, y[perm], lam, self.cfg.alpha, self.cfg.tau)
+                else:
+                    loss = kd_loss(s_logits, t_logits, y, self.cfg.alpha, self.cfg.tau)
+                parts = {"kd": loss, "bits": r}
+                if not mixed:
+                    parts["acc"] = (s_logits.argmax(1) == y).float().mean()
                 if not self.cfg.freeze_encoder and self.cfg.stage2_rate_weight > 0:
                     loss = loss + self.cfg.stage2_rate_weight * self.cfg.beta * r
             if count % 50 == 0 and not math.isfinite(loss.item()):  # checked now and then: .item() waits for the GPU
@@ -228,17 +277,28 @@ class Distiller:
                 aux_loss.backward()
                 aux.step()
                 parts["aux"] = aux_loss
+            if stage == 2 and self.ema is not None:
+                self._ema_step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
+                counts[k] = counts.get(k, 0) + 1
             count += 1
             if bar is not None:
                 bar.update(1)
                 if count % 100 == 0:
-                    bar.set_postfix({k: f"{float(v) / count:.3g}" for k, v in sums.items()})
-        means = {k: float(v) / max(count, 1) for k, v in sums.items()}
+                    bar.set_postfix({k: f"{float(v) / counts[k]:.3g}" for k, v in sums.items()})
+        means = {k: float(v) / counts[k] for k, v in sums.items()}
         if not all(math.isfinite(v) for v in means.values()):
             raise FloatingPointError(f"stage {stage}: {means}")
         return means
+
+
+def mixed_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y_a: torch.Tensor,
+                  y_b: torch.Tensor, lam: torch.Tensor, alpha: float, tau: float) -> torch.Tensor:
+    """:func:`kd_loss` on mixed images: the label term is ``lam CE(y_a) + (1 - lam) CE(y_b)`` per image."""
+    ce = nn.functional.cross_entropy
+    label = (lam * ce(student_logits, y_a, reduction="none") + (1 - lam) * ce(student_logits, y_b, reduction="none")).mean()
+    return (1.0 - alpha) * label + alpha * (kd_loss(student_logits, teacher_logits, y_a, 1.0, tau))
 
 
 @torch.inference_mode()
