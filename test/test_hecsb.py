@@ -85,6 +85,25 @@ def test_grown_keeps_the_trained_measurements_and_reaches_the_new_ones():
         base.grown(2)
 
 
+def test_widened_computes_the_same_latent_and_trains_the_new_filters():
+    torch.manual_seed(0)
+    base = HecsbBottleneck(FMNIST_CFG).eval()
+    wide = base.widened((24, 40)).eval()
+    assert wide.config.acq_channels == (24, 40) and wide.config.latent_shape == base.config.latent_shape
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(wide.encode(x), base.encode(x), atol=1e-5)
+        assert torch.allclose(wide(x, mode="round")[0], base(x, mode="round")[0], atol=1e-4)
+    assert wide.measure.frobenius_norm() <= wide.config.norm_bound + 1e-5
+    h_hat, _ = wide.train()(x, mode="ste")
+    h_hat.square().mean().backward()
+    convs = [m for m in wide.f_psi.net if isinstance(m, torch.nn.Conv2d)]
+    assert wide.measure.weight.grad[:, FMNIST_CFG.acq_channels[-1]:].abs().sum() > 0  # new columns of W
+    assert convs[1].weight.grad[:, FMNIST_CFG.acq_channels[0]:].abs().sum() > 0  # reads the new filters
+    with pytest.raises(ValueError, match="widen"):
+        base.widened((4, 40))  # narrower first layer
+
+
 def test_shapes_resnet50_split():
     from hecsb_ros.core.models import build_model, resnet50_spec
 

@@ -86,7 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "e.g. to continue stage 2 with --stage1-epochs 0; with --decoder-channels or "
                         "--decoder-blocks other than the checkpoint's, only its encoder and prior are kept "
                         "and a new decoder is trained behind them; with a larger --measurements, the "
-                        "trained model gets new rows of W (HecsbBottleneck.grown)")
+                        "trained model gets new rows of W (HecsbBottleneck.grown); with wider --acq-channels, f_psi "
+                        "is widened without changing the latent (HecsbBottleneck.widened)")
     p.add_argument("--prefix", default="hecsb_fmnist")
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="folder for checkpoints and manifests")
     p.add_argument("--no-progress", action="store_true")
@@ -161,6 +162,9 @@ def _initial_model(args: argparse.Namespace, config: HecsbConfig, init: Path | N
     if args.measurements and args.measurements != model.config.measurements:
         print(f"starting from {init}, measurements per position {model.config.measurements} -> {args.measurements}")
         model = model.grown(args.measurements, torch.Generator().manual_seed(args.seed))
+    if args.acq_channels and tuple(args.acq_channels) != model.config.acq_channels:
+        print(f"starting from {init}, f_psi widened {model.config.acq_channels} -> {tuple(args.acq_channels)}")
+        model = model.widened(tuple(args.acq_channels))
     decoder = {f: getattr(args, f) for f in DECODER_FIELDS if getattr(args, f) is not None}
     if any(getattr(model.config, k) != v for k, v in decoder.items()):
         fresh = HecsbBottleneck(replace(model.config, **decoder))

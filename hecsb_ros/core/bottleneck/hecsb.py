@@ -281,6 +281,38 @@ class HecsbBottleneck(nn.Module):
                     p.copy_(old)
         return new.train(self.training)
 
+    def widened(self, acq_channels: tuple[int, ...]) -> "HecsbBottleneck":
+        """A copy whose ``f_psi`` has the wider ``acq_channels`` and computes the same latent.
+
+        Function-preserving widening: every trained filter is copied, new filters start from the
+        default initialisation, and the weights that read the new channels (the next
+        convolution's, or the new columns of ``W``) start at zero, so the latent, the prior, the
+        decoder and so the payload are those of the trained model until fine-tuning (stage 2)
+        puts the added capacity to use. The bound ``k`` of ``||W||_F <= k`` follows the config
+        (``sqrt(l)`` by default, so it grows with ``l``).
+        """
+        old = self.config.acq_channels
+        acq = tuple(int(c) for c in acq_channels)
+        if len(acq) != len(old) or any(a < b for a, b in zip(acq, old)) or acq == old:
+            raise ValueError(f"can only widen f_psi layer by layer: have {old}, asked for {acq}")
+        new = HecsbBottleneck(replace(self.config, acq_channels=acq))
+        own = self.state_dict()
+        convs = [m for m in new.f_psi.net if isinstance(m, nn.Conv2d)]
+        with torch.no_grad():
+            cin_old = self.config.in_channels
+            for i, conv in enumerate(convs):
+                w, b = own[f"f_psi.net.{2 * i}.weight"], own[f"f_psi.net.{2 * i}.bias"]
+                conv.weight[:, cin_old:] = 0.0  # reads channels added to the layer below
+                conv.weight[:old[i], :cin_old] = w
+                conv.bias[:old[i]] = b
+                cin_old = old[i]
+            new.measure.weight.zero_()
+            new.measure.weight[:, :old[-1]] = self.measure.weight
+            state = {k: v for k, v in own.items() if k.split(".")[0] in ("entropy_bottleneck", "g_phi")}
+            new.prepare_state_for_load(state)
+            new.load_state_dict(state, strict=False)
+        return new.train(self.training)
+
     def prepare_state_for_load(self, state: dict[str, torch.Tensor]) -> None:
         """Resize the CDF-table buffers so that ``load_state_dict`` accepts tables of any length."""
         eb = self.entropy_bottleneck
