@@ -24,7 +24,7 @@ HECSB_FORMAT = "hecsb_ros.hecsb/1"
 _RESERVED = ("format", "config", "teacher_model_id")
 TRAIN_HECSB_COMMAND = "python -m hecsb_ros.cli.train_hecsb"
 #: Rate level the demo and codec use when none is given (chosen from benchmarks/hecsb/results.md).
-DEFAULT_RATE_LEVEL = 4
+DEFAULT_RATE_LEVEL = 5
 
 
 def rate_level_path(level: int, prefix: str = "hecsb_fmnist", folder: Path | None = None) -> Path:
