@@ -87,6 +87,8 @@ def test_claims_and_matched_table():
     assert cl[0]["figure"] == pytest.approx(0.4)
     assert cl[1]["figure"] == pytest.approx(0.2)
     assert cl[3]["figure"] == pytest.approx(0.6)
+    # hecsb's total without its compute: 3.0 - 0.2 - 1.0 = 1.8 ms = 0.36x png's total
+    assert "(link + DDS hops) is 1.800 ms, 0.36x" in cl[3]["note"]
     assert report.claims(rows, 0.92, op, None)[3]["holds"] is None
     matched = report.matched_accuracy(rows, 0.92)
     svb = next(m for m in matched if m["baseline"] == "svb")
