@@ -18,6 +18,7 @@ from hecsb_ros.core.baselines.neural import (
     NeuralConfig, NeuralInputSplit, build, crop, pad, save_neural, table_indexes, train_rd,
 )
 from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbConfig, SvbSplit, load_svb, save_svb
+from hecsb_ros.core.models import model_id_of as ckpt_model_id
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.training.data import TensorSource
 
@@ -291,3 +292,29 @@ def test_registered_codec_contract(kind, shipped_teacher, tmp_path):
         codec.decode(frame.data[:-4] if len(frame.data) > 4 else b"", ())
     rgb = np.stack([image] * 3, axis=-1)
     assert len(codec.encode(rgb, "rgb8").data) > 0  # colour frames are converted on the edge
+
+
+def test_train_baselines_cli_continues_an_svb_from_init(tmp_path):
+    """``--init`` continues stage 2 of a trained SVB; the manifest records where it started."""
+    import json
+
+    from hecsb_ros.cli import train_baselines
+    from hecsb_ros.core.datasets import DatasetNotFound, load_fashion_mnist
+
+    try:
+        load_fashion_mnist("test")
+    except DatasetNotFound as exc:
+        pytest.fail(f"Fashion-MNIST is installed by scripts/setup.sh: {exc}")
+    common = ["svb", "--beta", "0.01", "--latent-channels", "4", "--limit-train", "64", "--limit-test", "32",
+              "--batch-size", "16", "--no-progress"]
+    assert train_baselines.main([*common, "--stage1-epochs", "1", "--stage2-epochs", "0", "--out", str(tmp_path / "a")]) == 0
+    first = tmp_path / "a" / "svb_fmnist_r0.safetensors"
+    with pytest.raises(SystemExit, match="one svb checkpoint per"):
+        train_baselines.main([*common, "--init", str(first), str(first)])
+    assert train_baselines.main([*common, "--stage1-epochs", "0", "--stage2-epochs", "1", "--ema", "0.9",
+                                 "--init", str(first), "--out", str(tmp_path / "b")]) == 0
+    m = json.loads((tmp_path / "b" / "svb_fmnist_r0.json").read_text())
+    earlier = json.loads(m["earlier_training"]) if isinstance(m["earlier_training"], str) else m["earlier_training"]
+    assert earlier[-1]["model_id"] == ckpt_model_id(first)
+    assert m["distill"]["ema"] == 0.9 and m["config"]["latent_channels"] == 4
+    assert m["model_id"] != earlier[-1]["model_id"]

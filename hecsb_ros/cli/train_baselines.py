@@ -25,6 +25,7 @@ import torch
 
 from hecsb_ros.core.baselines import checkpoint as ckpt
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier
+from hecsb_ros.core.models import model_id_of as ckpt_model_id
 from hecsb_ros.cli.options import add_device_options
 from hecsb_ros.core.training import Augment, accuracy, epochs_for_budget, seconds_per_step, set_seed, set_threads
 from hecsb_ros.core.training.data import fashion_mnist_source
@@ -46,6 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr2", type=float, default=5e-4, help="svb: stage-2 learning rate")
     p.add_argument("--stage2-rate-weight", type=float, default=1.0,
                    help="svb: weight * beta * rate kept in stage 2 (as train_hecsb)")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="svb: stage 2 keeps a moving average of the weights with this decay and saves it (0: off)")
+    p.add_argument("--init", type=Path, nargs="+", default=None,
+                   help="svb: start from these checkpoints (one per --beta) instead of from scratch, e.g. to "
+                        "continue stage 2 with --stage1-epochs 0; the manifest records the earlier training")
     p.add_argument("--epochs", type=int, default=4, help="crbq / neural codecs: training epochs")
     p.add_argument("--batch-size", type=int, default=64)
     add_device_options(p, "svb keeps the stage-1:stage-2 ratio")
@@ -104,24 +110,44 @@ def _fit_and_train(args: argparse.Namespace, train_fn, model: torch.nn.Module, t
     return train_fn(model, epochs=epochs, progress=not args.no_progress, **kw), epochs
 
 
-def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train, test, path: Path) -> dict:
-    """Train one rate level, save it, and return the manifest fields."""
+def _earlier_training(init: Path) -> list[dict]:
+    """The training an initial checkpoint went through, from its manifest (earliest first)."""
+    manifest_path = init.with_suffix(".json")
+    if not manifest_path.exists():
+        return [{"model_id": ckpt_model_id(init)}]
+    m = json.loads(manifest_path.read_text())
+    return [*m.get("earlier_training", []),
+            {k: m.get(k) for k in ("command", "distill", "test_accuracy", "mean_payload_bytes", "model_id")}]
+
+
+def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train, test, path: Path,
+              init: Path | None = None) -> dict:
+    """Train one rate level (from ``init`` when given), save it, and return the manifest fields."""
     from hecsb_ros.core.training.distill import DistillConfig, Distiller
 
     facts: dict = {}
     if args.kind == "svb":
-        from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbSplit, save_svb, svb_config_for
+        from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbSplit, load_svb, save_svb, svb_config_for
 
         cfg = DistillConfig(beta=value, stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs,
                             batch_size=args.batch_size, lr1=args.lr1, lr2=args.lr2,
-                            stage2_rate_weight=args.stage2_rate_weight, seed=args.seed)
-        config = svb_config_for(teacher, args.latent_channels)
-        distiller = Distiller(SvbBottleneck(config), teacher, train, cfg, None, progress=not args.no_progress,
-                              device=args.device)
+                            stage2_rate_weight=args.stage2_rate_weight, seed=args.seed, ema=args.ema)
+        if init is not None:
+            start, start_meta = load_svb(init)
+            if start_meta.get("teacher_model_id") != teacher.model_id:
+                raise SystemExit(f"{init} was trained for teacher {start_meta.get('teacher_model_id')}, "
+                                 f"not {teacher.model_id}")
+            config = start.config
+            facts["earlier_training"] = _earlier_training(init)
+            print(f"starting from {init} ({config})", flush=True)
+        else:
+            config = svb_config_for(teacher, args.latent_channels)
+            start = SvbBottleneck(config)
+        distiller = Distiller(start, teacher, train, cfg, None, progress=not args.no_progress, device=args.device)
         if args.budget_min:
             cfg = distiller.fit_budget(args.budget_min)
         model = distiller.run()
-        facts = {"beta": value, "distill": cfg.__dict__}
+        facts = {"beta": value, "distill": cfg.__dict__, **facts}
         save_svb(path, model, teacher.model_id, facts)
         split = SvbSplit(path, teacher)
         encode = lambda xb: [split.entropy_encode(v) for v in split.latent(xb)]  # noqa: E731
@@ -170,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     name, values, ascending = _settings(args)
     if not values:
         raise SystemExit(f"{args.kind} needs --{name}")
+    if args.init is not None and (args.kind != "svb" or len(args.init) != len(values)):
+        raise SystemExit(f"--init takes one svb checkpoint per --{name} value ({len(values)})")
+    inits = dict(zip(values, args.init or []))
     set_threads(args.threads)
     teacher = load_classifier(args.teacher)
     augment = Augment(pad=2, hflip=True) if args.kind in ("svb", "crbq") else None
@@ -184,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         set_seed(args.seed)
         path = ckpt.level_path(args.kind, level, args.out)
         start = time.time()
-        fields = train_one(args, value, teacher, train, test, path)
+        fields = train_one(args, value, teacher, train, test, path, inits.get(value))
         fields = {"kind": args.kind, "rate_level": level, **fields, "teacher_accuracy": round(teacher_acc, 4),
                   "teacher_model_id": teacher.model_id, "test_images": len(test), "train_images": len(train),
                   "train_minutes": round((time.time() - start) / 60, 1), "torch_threads": torch.get_num_threads(),
