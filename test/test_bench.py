@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
+import torch
 
 from hecsb_ros.core.bench import compare, report
 from hecsb_ros.core.bench.latency import LatencyRow, computed_rows, transfer_ms
 from hecsb_ros.core.bench.points import discover, learned_levels
+from hecsb_ros.core.codecs import CodecSettings
 
 CURVE = [(100.0, 0.80), (200.0, 0.88), (400.0, 0.90), (300.0, 0.85), (800.0, 0.905)]
 
@@ -117,3 +120,24 @@ def test_discover_reads_manifests(tmp_path):
     assert [p.quality for p in discover(["webp"], quick=True)] == [10, 75, 101]
     with pytest.raises(ValueError, match="not benchmarked"):
         discover(["nope"])
+
+
+def test_edge_macs_count_the_arithmetic_layers():
+    from compressai.layers import GDN
+    from torch import nn
+
+    from hecsb_ros.core.bench.macs import count_macs, edge_macs
+    from hecsb_ros.core.codecs import create_codec
+    from hecsb_ros.core.measurement import MeasurementOperator
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), GDN(2), MeasurementOperator(2, 1, spatial=True),
+                        nn.ConvTranspose2d(1, 3, 4, 2, 1), nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+    macs, out = count_macs(net, torch.zeros(1, 1, 4, 4))
+    assert out.shape == (1, 5)
+    # conv 32 outputs x 9, GDN 32 x 2, W 16 x 2, transposed conv 16 inputs x 3 x 16, linear 5 x 192
+    assert macs == 32 * 9 + 32 * 2 + 16 * 2 + 16 * 3 * 16 + 5 * 192
+    image = np.zeros((28, 28), np.uint8)
+    assert edge_macs(create_codec("jpeg"), image) == 0
+    codec = create_codec("hecsb", CodecSettings(quality=4))
+    (c1, c2), m = codec.split.bottleneck.config.acq_channels, codec.split.bottleneck.config.measurements
+    assert edge_macs(codec, image) == 14 * 14 * c1 * 25 + 7 * 7 * c2 * c1 * 25 + 7 * 7 * m * c2

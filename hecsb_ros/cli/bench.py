@@ -160,10 +160,14 @@ def readme(doc: dict, matched: list[dict], claims: list[dict], computed, measure
         "logits the server half computes from those bytes.", "",
         "![rate-accuracy](fig8_rate_accuracy.png)", "",
         "## Operating points", "",
-        "| codec | setting | mean B | accuracy % | delta pp | edge ms | server ms |", "|---|---|---:|---:|---:|---:|---:|"]
+        "Edge MACs: multiply-accumulates of the edge half's network for one image (machine-independent).", "",
+        "| codec | setting | mean B | accuracy % | delta pp | edge ms | server ms | edge MACs |",
+        "|---|---|---:|---:|---:|---:|---:|---:|"]
     for codec, r in doc["operating"].items():
+        macs = r.get("edge_macs", 0)
         lines.append(f"| {LABELS[codec]} | {r['setting']} | {r['bytes_mean']:.1f} | {100 * r['accuracy']:.2f} | "
-                     f"{r['delta_pp']:+.2f} | {r['edge_ms']:.3f} | {r['server_ms']:.3f} |")
+                     f"{r['delta_pp']:+.2f} | {r['edge_ms']:.3f} | {r['server_ms']:.3f} | "
+                     f"{f'{macs / 1e6:.2f} M' if macs else '-'} |")
     lines += ["", "## HECS-B bytes against each baseline at matched accuracy", "",
               "Ratio = HECS-B bytes / baseline bytes at the same accuracy, interpolated log-linearly on each "
               "curve's Pareto front (n/a: a curve does not reach that accuracy). BD-rate: mean log ratio over "

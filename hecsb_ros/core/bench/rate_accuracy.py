@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hecsb_ros.core.bench.macs import edge_macs
 from hecsb_ros.core.bench.points import RatePoint
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, create_codec
 from hecsb_ros.core.payload import validate_payload
@@ -33,6 +34,7 @@ class PointResult:
     bytes_p95: float
     bytes_max: float
     model_id: str
+    edge_macs: int = 0
     edge_ms: float = float("nan")
     server_ms: float = float("nan")
     parts_ms: dict[str, float] = field(default_factory=dict)
@@ -46,7 +48,7 @@ class PointResult:
                 "edge_ms": round(self.edge_ms, 4), "server_ms": round(self.server_ms, 4),
                 "edge_network_ms": round(self.parts_ms.get("encode", float("nan")), 4),
                 "edge_entropy_ms": round(self.parts_ms.get("entropy", float("nan")), 4),
-                "model_id": self.model_id}
+                "edge_macs": self.edge_macs, "model_id": self.model_id}
 
 
 def load_codecs(points: list[RatePoint], threads: int = 1) -> dict[str, Codec]:
@@ -56,7 +58,9 @@ def load_codecs(points: list[RatePoint], threads: int = 1) -> dict[str, Codec]:
 
 def evaluate_point(codec: Codec, point: RatePoint, images: np.ndarray, labels: np.ndarray,
                    progress: bool = False) -> PointResult:
-    """Encode, validate and decode every image ``(N, H, W)`` uint8 one at a time; accuracy and sizes."""
+    """Encode, validate and decode every image ``(N, H, W)`` uint8 one at a time; accuracy, sizes and
+    the edge half's multiply-accumulates (counted on the first image)."""
+    macs = edge_macs(codec, images[0]) if len(images) else 0
     sizes = np.empty(len(images), dtype=np.float64)
     correct = 0
     for i in tqdm(range(len(images)), desc=point.key, file=sys.stderr, leave=False, disable=not progress):
@@ -68,7 +72,7 @@ def evaluate_point(codec: Codec, point: RatePoint, images: np.ndarray, labels: n
         sizes[i] = len(frame.data)
     return PointResult(point, len(images), correct / max(len(images), 1), float(sizes.mean()),
                        float(np.percentile(sizes, 50)), float(np.percentile(sizes, 95)), float(sizes.max()),
-                       codec.model_id)
+                       codec.model_id, macs)
 
 
 def time_points(codecs: dict[str, Codec], images: np.ndarray, rounds: int, warmup: int = 5,

@@ -193,6 +193,9 @@ def claims(rows: Sequence[dict], teacher_accuracy: float, operating: dict[str, d
         note = (f"edge half at the operating points: HECS-B {h['edge_ms']:.3f} ms vs SVB {s['edge_ms']:.3f} ms; "
                 f"edge network alone {h['edge_network_ms']:.3f} vs {s['edge_network_ms']:.3f} ms "
                 f"(ratio {h['edge_network_ms'] / s['edge_network_ms']:.3f})")
+        if h.get("edge_macs") and s.get("edge_macs"):
+            note += (f"; edge multiply-accumulates {h['edge_macs'] / 1e6:.2f} M vs {s['edge_macs'] / 1e6:.2f} M "
+                     f"(ratio {h['edge_macs'] / s['edge_macs']:.3f})")
     out.append({"claim": "HECS-B's edge half is at least 60% faster than SVB's", "figure": fig,
                 "threshold": "<= 0.4 (time ratio)", "holds": None if fig is None else fig <= 0.4, "note": note})
     # 3. best accuracy everywhere near the teacher
