@@ -18,7 +18,7 @@ from hecsb_ros.core.baselines.neural import (
     NeuralConfig, NeuralInputSplit, build, crop, pad, save_neural, table_indexes, train_rd,
 )
 from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbConfig, SvbSplit, load_svb, save_svb
-from hecsb_ros.core.models import model_id_of as ckpt_model_id
+from hecsb_ros.core.models import model_id_of
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.training.data import TensorSource
 
@@ -296,8 +296,6 @@ def test_registered_codec_contract(kind, shipped_teacher, tmp_path):
 
 def test_train_baselines_cli_continues_an_svb_from_init(tmp_path):
     """``--init`` continues stage 2 of a trained SVB; the manifest records where it started."""
-    import json
-
     from hecsb_ros.cli import train_baselines
     from hecsb_ros.core.datasets import DatasetNotFound, load_fashion_mnist
 
@@ -313,8 +311,8 @@ def test_train_baselines_cli_continues_an_svb_from_init(tmp_path):
         train_baselines.main([*common, "--init", str(first), str(first)])
     assert train_baselines.main([*common, "--stage1-epochs", "0", "--stage2-epochs", "1", "--ema", "0.9",
                                  "--init", str(first), "--out", str(tmp_path / "b")]) == 0
-    m = json.loads((tmp_path / "b" / "svb_fmnist_r0.json").read_text())
-    earlier = json.loads(m["earlier_training"]) if isinstance(m["earlier_training"], str) else m["earlier_training"]
-    assert earlier[-1]["model_id"] == ckpt_model_id(first)
+    m = ckpt.read_manifest(tmp_path / "b" / "svb_fmnist_r0.safetensors")
+    earlier = m["earlier_training"]
+    assert earlier[-1]["model_id"] == model_id_of(first)
     assert m["distill"]["ema"] == 0.9 and m["config"]["latent_channels"] == 4
     assert m["model_id"] != earlier[-1]["model_id"]

@@ -24,8 +24,7 @@ import numpy as np
 import torch
 
 from hecsb_ros.core.baselines import checkpoint as ckpt
-from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier
-from hecsb_ros.core.models import model_id_of as ckpt_model_id
+from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, model_id_of
 from hecsb_ros.cli.options import add_device_options
 from hecsb_ros.core.training import Augment, accuracy, epochs_for_budget, seconds_per_step, set_seed, set_threads
 from hecsb_ros.core.training.data import fashion_mnist_source
@@ -112,12 +111,10 @@ def _fit_and_train(args: argparse.Namespace, train_fn, model: torch.nn.Module, t
 
 def _earlier_training(init: Path) -> list[dict]:
     """The training an initial checkpoint went through, from its manifest (earliest first)."""
-    manifest_path = init.with_suffix(".json")
-    if not manifest_path.exists():
-        return [{"model_id": ckpt_model_id(init)}]
-    m = json.loads(manifest_path.read_text())
+    m = ckpt.read_manifest(init)
     return [*m.get("earlier_training", []),
-            {k: m.get(k) for k in ("command", "distill", "test_accuracy", "mean_payload_bytes", "model_id")}]
+            {k: m.get(k) for k in ("command", "distill", "test_accuracy", "mean_payload_bytes")}
+            | {"model_id": model_id_of(init)}]
 
 
 def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train, test, path: Path,
