@@ -270,7 +270,6 @@ def test_registered_codec_contract(kind, shipped_teacher, tmp_path):
     import numpy as np
 
     from hecsb_ros.core.codecs.base import CodecSettings, create_codec, list_codecs
-    from hecsb_ros.core.models import model_id_of
     from hecsb_ros.core.payload import validate_payload
 
     assert kind in list_codecs()
