@@ -48,6 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="svb: weight * beta * rate kept in stage 2 (as train_hecsb)")
     p.add_argument("--ema", type=float, default=0.0,
                    help="svb: stage 2 keeps a moving average of the weights with this decay and saves it (0: off)")
+    p.add_argument("--alpha", type=float, default=0.5,
+                   help="svb: stage-2 weight of the KD term against the label term (eq. 10-12), as train_hecsb")
+    p.add_argument("--train-tail", action="store_true",
+                   help="svb: stage 2 fine-tunes the teacher's tail too (shipped in the checkpoint), as train_hecsb")
+    p.add_argument("--tail-lr-scale", type=float, default=1.0, help="svb: with --train-tail, the tail's lr / --lr2")
     p.add_argument("--init", type=Path, nargs="+", default=None,
                    help="svb: start from these checkpoints (one per --beta) instead of from scratch, e.g. to "
                         "continue stage 2 with --stage1-epochs 0; the manifest records the earlier training")
@@ -125,27 +130,34 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
     facts: dict = {}
     if args.kind == "svb":
         from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbSplit, load_svb, save_svb, svb_config_for
+        from hecsb_ros.core.models.student_tail import load_tail
 
         cfg = DistillConfig(beta=value, stage1_epochs=args.stage1_epochs, stage2_epochs=args.stage2_epochs,
                             batch_size=args.batch_size, lr1=args.lr1, lr2=args.lr2,
-                            stage2_rate_weight=args.stage2_rate_weight, seed=args.seed, ema=args.ema)
+                            stage2_rate_weight=args.stage2_rate_weight, seed=args.seed, ema=args.ema,
+                            alpha=args.alpha, train_tail=args.train_tail, tail_lr_scale=args.tail_lr_scale)
+        tail = None
         if init is not None:
             start, start_meta = load_svb(init)
             if start_meta.get("teacher_model_id") != teacher.model_id:
                 raise SystemExit(f"{init} was trained for teacher {start_meta.get('teacher_model_id')}, "
                                  f"not {teacher.model_id}")
             config = start.config
+            tail = load_tail(init, teacher.model.tail)  # a fine-tuned one, or the teacher's
             facts["earlier_training"] = _earlier_training(init)
             print(f"starting from {init} ({config})", flush=True)
         else:
             config = svb_config_for(teacher, args.latent_channels)
             start = SvbBottleneck(config)
-        distiller = Distiller(start, teacher, train, cfg, None, progress=not args.no_progress, device=args.device)
+        distiller = Distiller(start, teacher, train, cfg, None, progress=not args.no_progress, device=args.device,
+                              tail=tail)
         if args.budget_min:
             cfg = distiller.fit_budget(args.budget_min)
         model = distiller.run()
-        facts = {"beta": value, "distill": cfg.__dict__, **facts}
-        save_svb(path, model, teacher.model_id, facts)
+        tail = distiller.tail
+        facts = {"beta": value, "distill": cfg.__dict__, **facts,
+                 "tail": "teacher" if tail is teacher.model.tail else "fine-tuned"}
+        save_svb(path, model, teacher.model_id, facts, tail=None if tail is teacher.model.tail else tail)
         split = SvbSplit(path, teacher)
         encode = lambda xb: [split.entropy_encode(v) for v in split.latent(xb)]  # noqa: E731
     elif args.kind == "crbq":

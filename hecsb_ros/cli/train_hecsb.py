@@ -29,6 +29,7 @@ import torch
 
 from hecsb_ros.core.bottleneck.hecsb import DECODER_FIELDS
 from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, load_bottleneck, save_bottleneck
+from hecsb_ros.core.bottleneck.split import load_tail
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, load_resnet50, model_id_of, sha256_of
 from hecsb_ros.cli.options import add_device_options
 from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
@@ -58,6 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--mixup", type=float, default=0.0,
                    help="fraction of stage-2 batches whose images are mixed pairwise (lam ~ U(0, 1)); the "
                         "student matches the teacher on the mixed images (0: off)")
+    p.add_argument("--train-tail", action="store_true",
+                   help="stage 2 fine-tunes the teacher's tail too (the paper's 'all remaining layers'); the "
+                        "checkpoint then carries that tail and the server runs it")
+    p.add_argument("--tail-lr-scale", type=float, default=1.0,
+                   help="with --train-tail: the tail's learning rate as a multiple of --lr2")
     p.add_argument("--val-images", type=int, default=0,
                    help="fashion-mnist: hold out this many training images (a fixed random subset) and report "
                         "the accuracy on them, to compare runs without looking at the test set")
@@ -209,23 +215,26 @@ def main(argv: list[str] | None = None) -> int:
                             batch_size=args.batch_size, lr1=args.lr1, lr2=args.lr2, alpha=args.alpha,
                             tau=args.tau, freeze_encoder=args.freeze_encoder,
                             stage2_rate_weight=args.stage2_rate_weight, seed=args.seed, ema=args.ema,
-                            mixup=args.mixup)
+                            mixup=args.mixup, train_tail=args.train_tail, tail_lr_scale=args.tail_lr_scale)
         path = args.out / f"{args.prefix}_r{level}.safetensors"
         state_path = path.with_suffix(".train_state.pt")
         start = time.time()
         model = _initial_model(args, config, inits.get(level), teacher)
+        tail = load_tail(inits[level], teacher) if level in inits else None  # a fine-tuned one, or the teacher's
         if val is not None and level in inits:
-            before = accuracy(rounded_rate_and_logits(model, teacher, val.x)[1], val.y)
+            before = accuracy(rounded_rate_and_logits(model, teacher, val.x, tail=tail)[1], val.y)
             print(f"level {level}: {inits[level]} has accuracy {before:.4f} on {len(val)} held-out training images")
             model.train()
-        distiller = Distiller(model, teacher, train, cfg, state_path, progress=not args.no_progress, device=device)
+        distiller = Distiller(model, teacher, train, cfg, state_path, progress=not args.no_progress, device=device,
+                              tail=tail)
         if args.budget_min and not (args.resume and state_path.exists()):
             cfg = distiller.fit_budget(args.budget_min)
         model = distiller.run(resume=args.resume)
         minutes = (time.time() - start) / 60
-        bits, logits = rounded_rate_and_logits(model, teacher, test.x)
+        tail = distiller.tail
+        bits, logits = rounded_rate_and_logits(model, teacher, test.x, tail=tail)
         acc = accuracy(logits, test.y)
-        val_acc = accuracy(rounded_rate_and_logits(model, teacher, val.x)[1], val.y) if val is not None else None
+        val_acc = accuracy(rounded_rate_and_logits(model, teacher, val.x, tail=tail)[1], val.y) if val is not None else None
         facts = {"beta": repr(beta), "rate_level": str(level), "test_accuracy": f"{acc:.4f}",
                  "teacher_accuracy": f"{teacher_acc:.4f}", "test_images": str(len(test)),
                  "estimated_bits_mean": f"{float(bits.mean()):.2f}", "distill_config": json.dumps(cfg.__dict__),
@@ -237,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                "estimated_bits_mean")}
                            | {"model_id": model_id_of(inits[level])})
             facts["earlier_training"] = json.dumps(earlier)
-        save_bottleneck(path, model, teacher.model_id, facts)
+        save_bottleneck(path, model, teacher.model_id, facts, tail=None if tail is teacher.model.tail else tail)
         split = HecsbSplit.load(path, teacher)
         sizes = payload_sizes(split, test.x)
         manifest = {"file": path.name, "rate_level": level, "beta": beta, "test_accuracy": round(acc, 4),
@@ -246,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                     "estimated_bytes_mean": round(float(bits.mean()) / 8, 2),
                     "model_id": model_id_of(path), "sha256": sha256_of(path),
                     "teacher_model_id": teacher.model_id, "config": json.loads(model.config.to_json()),
+                    "tail": "teacher" if tail is teacher.model.tail else "fine-tuned",
                     "distill": cfg.__dict__, "train_minutes": round(minutes, 1), "train_device": str(device), "command": command,
                     "earlier_training": json.loads(facts.get("earlier_training", "[]"))}
         if val is not None:

@@ -8,7 +8,8 @@ Replaces the teacher's head, like HECS-B, at the same split point:
 - a factorized prior ``p(z)`` (CompressAI :class:`EntropyBottleneck`, one density per channel),
   ``z = y + U(-1/2, 1/2)`` in training and rounded at inference;
 - server decoder ``g_phi``: ``conv 3x3 (2T) - IGDN - [convT 4x4/2 - IGDN]* - conv 3x3 (T)`` back to
-  the teacher's split features (``T`` channels), then the teacher's unchanged tail.
+  the teacher's split features (``T`` channels), then the teacher's tail (unchanged, or fine-tuned
+  in stage 2 with ``train_tail`` and shipped in the checkpoint, as for HECS-B).
 
 Training is the seed paper's two-stage procedure with the same :class:`Distiller` as HECS-B
 (eq. 14, then eq. 10-12); the class duck-types the interface the distiller uses
@@ -28,6 +29,7 @@ from torch import nn
 
 from hecsb_ros.core.baselines import checkpoint as ckpt
 from hecsb_ros.core.baselines.entropy import TableCoder, channel_indexes, eb_dequantize, eb_symbols
+from hecsb_ros.core.models.student_tail import load_tail, split_tail_state, tail_state
 from hecsb_ros.core.models import Classifier, load_classifier, model_id_of
 
 KIND = "svb"
@@ -153,14 +155,21 @@ def svb_config_for(teacher: Classifier, latent_channels: int = 12) -> SvbConfig:
     return SvbConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]), latent_channels)
 
 
-def save_svb(path: Path | str, model: SvbBottleneck, teacher_model_id: str, facts: dict | None = None) -> Path:
+def save_svb(path: Path | str, model: SvbBottleneck, teacher_model_id: str, facts: dict | None = None,
+             tail: nn.Module | None = None) -> Path:
+    """Save an SVB (after ``update()``); ``tail``: a fine-tuned teacher tail to ship with it."""
     if model.entropy_bottleneck._offset.numel() == 0:
         raise ValueError("call model.update() before saving")
-    return ckpt.save(path, KIND, model.state_dict(), model.config.to_dict(), teacher_model_id, facts)
+    state, facts = dict(model.state_dict()), dict(facts or {})
+    if tail is not None:
+        state.update(tail_state(tail))
+        facts["tail"] = "fine-tuned"
+    return ckpt.save(path, KIND, state, model.config.to_dict(), teacher_model_id, facts)
 
 
 def load_svb(path: Path | str, device: str = "cpu") -> tuple[SvbBottleneck, dict[str, str]]:
     state, config, meta = ckpt.load(path, KIND)
+    state, _ = split_tail_state(state)  # a fine-tuned tail: see load_tail
     model = SvbBottleneck(SvbConfig.from_dict(config))
     model.prepare_state_for_load(state)
     model.load_state_dict(state)
@@ -178,6 +187,7 @@ class SvbSplit:
             raise ValueError(f"{self.path} was trained for teacher {self.metadata['teacher_model_id']}, "
                              f"not {self.teacher.model_id}")
         self.model_id = model_id_of(self.path)
+        self.tail_module = load_tail(self.path, self.teacher.model.tail)  # fine-tuned, or the teacher's
         self.coder = TableCoder.of(self.model.entropy_bottleneck)
         self.indexes = channel_indexes(self.model.config.latent_shape)
         self.num_symbols = int(self.indexes.numel())
@@ -204,7 +214,7 @@ class SvbSplit:
     @torch.inference_mode()
     def decode(self, data: bytes) -> torch.Tensor:
         """Payload -> logits ``(K,)``; PayloadError on invalid bytes."""
-        return self.teacher.model.tail(self.features(data))[0]
+        return self.tail_module(self.features(data))[0]
 
     @torch.inference_mode()
     def logits_rounded(self, x: torch.Tensor) -> torch.Tensor:
@@ -213,5 +223,5 @@ class SvbSplit:
         eb = self.model.entropy_bottleneck
         z = torch.stack([eb_dequantize(eb, self.coder.clamp(eb_symbols(eb, y[i]), self.indexes))
                          for i in range(y.shape[0])])
-        return self.teacher.model.tail(self.model.g_phi(z))
+        return self.tail_module(self.model.g_phi(z))
 

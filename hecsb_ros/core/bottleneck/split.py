@@ -2,8 +2,10 @@
 
 A bottleneck checkpoint (safetensors) holds the bottleneck's weights and its CDF tables, with
 metadata ``format``, ``config`` (:class:`HecsbConfig` JSON), ``teacher_model_id`` (the classifier
-whose tail runs on the server) and training facts (beta, accuracy, bytes). Its content hash is the
-model id that edge and server compare. Rate levels are files ``hecsb_fmnist_r{LEVEL}.safetensors``
+whose tail runs on the server) and training facts (beta, accuracy, bytes). A bottleneck whose stage
+2 fine-tuned the tail as well carries that tail (keys ``tail.*``, metadata ``tail`` =
+``fine-tuned``; see :mod:`hecsb_ros.core.models.student_tail`), and the server runs it instead of
+the teacher's. Its content hash is the model id that edge and server compare. Rate levels are files ``hecsb_fmnist_r{LEVEL}.safetensors``
 in the checkpoint folder, level 0 the fewest bytes.
 """
 from __future__ import annotations
@@ -19,9 +21,10 @@ from hecsb_ros.core.bottleneck.hecsb import HecsbBottleneck, HecsbConfig
 from hecsb_ros.core.models import (
     CHECKPOINT_DIR, Classifier, load_classifier, model_id_of, read_tensors, write_tensors,
 )
+from hecsb_ros.core.models.student_tail import load_tail as _load_tail, split_tail_state, tail_state
 
 HECSB_FORMAT = "hecsb_ros.hecsb/1"
-_RESERVED = ("format", "config", "teacher_model_id")
+_RESERVED = ("format", "config", "teacher_model_id", "tail")
 TRAIN_HECSB_COMMAND = "python -m hecsb_ros.cli.train_hecsb"
 #: Rate level the demo and codec use when none is given (see benchmarks/hecsb/results.md): level 4,
 #: 27 B per image; level 5 (31 B) is the most accurate, but classifies only 42 of the demo's first
@@ -43,8 +46,11 @@ def list_rate_levels(prefix: str = "hecsb_fmnist", folder: Path | None = None) -
 
 
 def save_bottleneck(path: Path | str, bottleneck: HecsbBottleneck, teacher_model_id: str,
-                    extra_metadata: dict[str, str] | None = None) -> Path:
-    """Save a bottleneck (call :meth:`HecsbBottleneck.update` first) with its config and facts."""
+                    extra_metadata: dict[str, str] | None = None, tail: torch.nn.Module | None = None) -> Path:
+    """Save a bottleneck (call :meth:`HecsbBottleneck.update` first) with its config and facts.
+
+    ``tail``: a fine-tuned copy of the teacher's tail to ship with it (None: the teacher's runs).
+    """
     if bottleneck.entropy_bottleneck._offset.numel() == 0:
         raise ValueError("call bottleneck.update() before saving: the checkpoint must carry the CDF tables")
     extra = {str(k): str(v) for k, v in (extra_metadata or {}).items()}
@@ -52,11 +58,18 @@ def save_bottleneck(path: Path | str, bottleneck: HecsbBottleneck, teacher_model
         raise ValueError(f"extra_metadata may not use {_RESERVED}")
     meta = {"format": HECSB_FORMAT, "config": bottleneck.config.to_json(), "teacher_model_id": teacher_model_id}
     meta.update(extra)
-    return write_tensors(path, bottleneck.state_dict(), meta)
+    state = dict(bottleneck.state_dict())
+    if tail is not None:
+        state.update(tail_state(tail))
+        meta["tail"] = "fine-tuned"
+    return write_tensors(path, state, meta)
 
 
 def load_bottleneck(path: Path | str, device: str = "cpu") -> tuple[HecsbBottleneck, dict[str, str]]:
-    """Read a bottleneck checkpoint (no unpickling); returns the model in eval mode and its metadata."""
+    """Read a bottleneck checkpoint (no unpickling); returns the model in eval mode and its metadata.
+
+    A fine-tuned tail in the file is not part of the bottleneck: :func:`load_tail` reads it.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"HECS-B checkpoint {path} not found; train one with '{TRAIN_HECSB_COMMAND}'")
@@ -64,9 +77,15 @@ def load_bottleneck(path: Path | str, device: str = "cpu") -> tuple[HecsbBottlen
     if meta.get("format") != HECSB_FORMAT:
         raise ValueError(f"{path}: not a HECS-B checkpoint (format {meta.get('format')!r})")
     model = HecsbBottleneck(HecsbConfig.from_json(meta["config"]))
+    state, _ = split_tail_state(state)
     model.prepare_state_for_load(state)
     model.load_state_dict(state)
     return model.to(device).eval(), meta
+
+
+def load_tail(path: Path | str, teacher: Classifier) -> torch.nn.Module:
+    """The tail behind the bottleneck in ``path``: its fine-tuned tail, else the teacher's own."""
+    return _load_tail(path, teacher.model.tail)
 
 
 @dataclass
@@ -74,7 +93,8 @@ class HecsbSplit:
     """A trained bottleneck with the teacher tail behind it: the deployable split model.
 
     Edge: ``encode(x)`` image tensor ``(1, C, H, W)`` -> payload bytes. Server: ``decode(data)``
-    -> logits ``(K,)``. ``model_id`` is the bottleneck checkpoint's content hash.
+    -> logits ``(K,)``. ``model_id`` is the bottleneck checkpoint's content hash. ``tail_module`` is
+    the checkpoint's fine-tuned tail, or the teacher's when it has none.
     """
 
     bottleneck: HecsbBottleneck
@@ -83,6 +103,7 @@ class HecsbSplit:
     model_id: str
     path: Path
     metadata: dict[str, str]
+    tail_module: torch.nn.Module
 
     @classmethod
     def load(cls, path: Path | str, teacher: Classifier | str | Path | None = None,
@@ -96,7 +117,7 @@ class HecsbSplit:
             raise ValueError(f"{path} was trained for teacher {meta['teacher_model_id']}, "
                              f"but teacher {teacher.path} has model id {teacher.model_id}")
         coder = LatentCoder(bottleneck.entropy_bottleneck, bottleneck.config.latent_shape)
-        return cls(bottleneck, teacher, coder, model_id_of(path), path, meta)
+        return cls(bottleneck, teacher, coder, model_id_of(path), path, meta, load_tail(path, teacher))
 
     @torch.inference_mode()
     def latent(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,8 +139,8 @@ class HecsbSplit:
 
     @torch.inference_mode()
     def tail(self, h: torch.Tensor) -> torch.Tensor:
-        """Teacher tail, unchanged: features -> logits ``(N, K)``."""
-        return self.teacher.model.tail(h)
+        """Server tail (fine-tuned, or the teacher's unchanged): features -> logits ``(N, K)``."""
+        return self.tail_module(h)
 
     def decode(self, data: bytes) -> torch.Tensor:
         """Server half: one payload -> logits ``(K,)``; raises PayloadError on invalid bytes."""

@@ -2,8 +2,9 @@
 
 Edge half: preprocess -> ``f_theta`` (acquisition network ``f_psi`` and measurement ``W``) ->
 rounding and arithmetic coding with the learned prior. Server half: decoding -> ``g_phi`` ->
-the teacher's tail. ``quality`` is the rate level (0 = fewest bytes), one shipped checkpoint
-each; ``checkpoint`` may name another bottleneck file.
+the tail (the teacher's, or the fine-tuned copy the checkpoint carries). ``quality`` is the rate
+level (0 = fewest bytes), one shipped checkpoint each; ``checkpoint`` may name another bottleneck
+file.
 
 The payload is only the entropy-coded bytes; the latent shape follows from the model id, so the
 frame's ``shape`` is ``()`` and :meth:`HecsbCodec.check_shape` accepts nothing else.

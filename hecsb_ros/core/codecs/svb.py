@@ -1,8 +1,9 @@
 """The SVB codec: Shallow Variational Bottleneck (Entropic Student) split computing baseline.
 
 Edge: preprocess -> GDN encoder ``g_a`` -> rounding and arithmetic coding with the factorized prior.
-Server: decoding -> ``g_phi`` -> the teacher's tail. ``quality`` is the rate level of the
-shipped ``svb_fmnist_r{LEVEL}`` checkpoints (0 = fewest bytes); the payload is the coded stream only.
+Server: decoding -> ``g_phi`` -> the tail (the teacher's, or the checkpoint's fine-tuned copy).
+``quality`` is the rate level of the shipped ``svb_fmnist_r{LEVEL}`` checkpoints (0 = fewest
+bytes); the payload is the coded stream only.
 """
 from __future__ import annotations
 
@@ -40,4 +41,4 @@ class SvbCodec(LearnedBaselineCodec):
         return self.split.features(data)
 
     def _infer(self, h: torch.Tensor) -> torch.Tensor:
-        return self.split.teacher.model.tail(h)[0]
+        return self.split.tail_module(h)[0]

@@ -8,8 +8,11 @@ bottleneck's auxiliary quantile loss (own optimiser).
 Stage 2, end-to-end fine-tuning with knowledge distillation (eq. 10-12):
 ``L = (1 - alpha) CE(P_S, y) + alpha tau^2 KL(P_T || P_S)``, ``P_S`` from the teacher's unchanged
 tail applied to ``g(round(f(x)))`` (straight-through rounding, so fine-tuning sees the latent the
-deployed coder sends). The teacher's tail stays frozen: the server runs it unchanged and all rate
-levels share it. With ``freeze_encoder`` only ``g_phi`` trains (the prior, its quantiles included,
+deployed coder sends). By default the teacher's tail stays frozen: the server runs it unchanged and
+all rate levels share it. With ``train_tail`` stage 2 fine-tunes a copy of it too, as the paper's
+second phase fine-tunes "the encoder, decoder, and all remaining layers" (section 4.2); the
+bottleneck's checkpoint then carries that tail (:mod:`hecsb_ros.core.models.student_tail`), and
+``tail_lr_scale`` sets its learning rate relative to ``lr2``. With ``freeze_encoder`` only ``g_phi`` trains (the prior, its quantiles included,
 stays as it is, so the latent and its bytes are those of stage 1);
 otherwise ``f_theta`` and the prior train too and ``stage2_rate_weight * beta * R`` is added, so
 that the rate stays controlled while the encoder learns what the classifier needs (weight 0 gives
@@ -46,6 +49,7 @@ from tqdm import tqdm
 
 from hecsb_ros.core.bottleneck import HecsbBottleneck, distortion, rate_bits
 from hecsb_ros.core.models import Classifier
+from hecsb_ros.core.models.student_tail import TAIL_PREFIX
 from hecsb_ros.core.training.common import batches, epochs_for_budget, kd_loss, seconds_per_step
 
 
@@ -72,22 +76,32 @@ class DistillConfig:
     seed: int = 0
     ema: float = 0.0
     mixup: float = 0.0
+    train_tail: bool = False
+    tail_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema is a decay in [0, 1), not {self.ema}")
         if not 0.0 <= self.mixup <= 1.0:
             raise ValueError(f"mixup is the fraction of mixed batches in [0, 1], not {self.mixup}")
+        if self.train_tail and self.freeze_encoder:
+            raise ValueError("train_tail fine-tunes the whole student; it cannot be combined with freeze_encoder")
+        if self.tail_lr_scale <= 0:
+            raise ValueError(f"tail_lr_scale must be positive, not {self.tail_lr_scale}")
 
 
-def _optimisers(model: HecsbBottleneck, stage: int, cfg: DistillConfig, steps: int):
+def _optimisers(model: HecsbBottleneck, stage: int, cfg: DistillConfig, steps: int, tail: nn.Module | None = None):
     if stage == 1 or not cfg.freeze_encoder:
         params = model.encoder_parameters() + model.prior_parameters(aux=False) + list(model.g_phi.parameters())
     else:
         params = list(model.g_phi.parameters())
     lr = cfg.lr1 if stage == 1 else cfg.lr2
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    groups = [{"params": params, "lr": lr}]
+    if stage == 2 and cfg.train_tail:
+        groups.append({"params": list(tail.parameters()), "lr": lr * cfg.tail_lr_scale})
+    opt = torch.optim.Adam(groups, lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=max(steps, 1),
+                                                pct_start=0.1)
     aux = torch.optim.Adam(model.prior_parameters(aux=True), lr=cfg.aux_lr)
     return opt, sched, aux
 
@@ -97,7 +111,9 @@ class Distiller:
 
     def __init__(self, model: HecsbBottleneck, teacher: Classifier, train: Source, cfg: DistillConfig,
                  state_path: Path | None = None, log: Callable[[str], None] = print,
-                 progress: bool = True, device: torch.device | str = "cpu") -> None:
+                 progress: bool = True, device: torch.device | str = "cpu", tail: nn.Module | None = None) -> None:
+        """``tail``: the tail behind the bottleneck (default: the teacher's); with ``cfg.train_tail``
+        stage 2 fine-tunes a copy of it, available as :attr:`tail` afterwards."""
         self.device = torch.device(device)
         self.model, self.teacher, self.train, self.cfg = model.to(self.device), teacher, train, cfg
         teacher.model.to(self.device)
@@ -107,6 +123,12 @@ class Distiller:
         for p in teacher.model.parameters():
             p.requires_grad_(False)
         teacher.model.eval()
+        tail = tail if tail is not None else teacher.model.tail
+        if cfg.train_tail:
+            tail = copy.deepcopy(tail)
+            for p in tail.parameters():
+                p.requires_grad_(True)
+        self.tail = tail.to(self.device).eval()
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.steps_per_epoch = len(train) // cfg.batch_size
         if self.steps_per_epoch == 0:
@@ -117,18 +139,25 @@ class Distiller:
         self.ema: dict[str, torch.Tensor] | None = None  # stage 2's moving average, when cfg.ema > 0
 
     # -- moving average of the weights ----------------------------------------------------------
+    def _trained_state(self) -> dict[str, torch.Tensor]:
+        """The bottleneck's state plus, with ``train_tail``, the tail's (keys ``tail.*``)."""
+        state = dict(self.model.state_dict())
+        if self.cfg.train_tail:
+            state.update({TAIL_PREFIX + k: v for k, v in self.tail.state_dict().items()})
+        return state
+
     def _ema_start(self) -> None:
-        self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items() if v.is_floating_point()}
+        self.ema = {k: v.detach().clone() for k, v in self._trained_state().items() if v.is_floating_point()}
 
     @torch.no_grad()
     def _ema_step(self) -> None:
-        state = self.model.state_dict()
+        state = self._trained_state()
         for k, avg in self.ema.items():
             avg.lerp_(state[k].detach(), 1.0 - self.cfg.ema)
 
     def _ema_apply(self) -> None:
         """Put the averaged weights into the model (integer buffers, the CDF tables, stay)."""
-        state = self.model.state_dict()
+        state = self._trained_state()
         for k, avg in self.ema.items():
             state[k].copy_(avg)
         self.ema = None
@@ -137,7 +166,7 @@ class Distiller:
     def _save_state(self, opt, sched, aux) -> None:
         if self.state_path is None:
             return
-        state = {"model": self.model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+        state = {"model": self.model.state_dict(), "tail": self.tail.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                  "aux": aux.state_dict(), "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
                  "epoch": self.epoch, "config": asdict(self.cfg), "history": self.history, "ema": self.ema}
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
@@ -153,6 +182,8 @@ class Distiller:
         self.model.prepare_state_for_load(state["model"])
         self.model.load_state_dict(state["model"])
         self.model.to(self.device)
+        if self.cfg.train_tail:
+            self.tail.load_state_dict(state["tail"])
         self.gen.set_state(state["gen"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch = int(state["epoch"])
@@ -169,7 +200,7 @@ class Distiller:
         for stage, first, last in ((1, 0, e1), (2, e1, e1 + e2)):
             if self.epoch >= last:
                 continue
-            opt, sched, aux = _optimisers(self.model, stage, self.cfg, (last - first) * self.steps_per_epoch)
+            opt, sched, aux = _optimisers(self.model, stage, self.cfg, (last - first) * self.steps_per_epoch, self.tail)
             if state is not None and first <= int(state["epoch"]) < last and int(state["epoch"]) > first:
                 opt.load_state_dict(state["opt"])
                 sched.load_state_dict(state["sched"])
@@ -191,6 +222,7 @@ class Distiller:
                     self._save_state(opt, sched, aux)
         self.model.to("cpu")
         self.teacher.model.to("cpu")
+        self.tail.to("cpu").eval()
         self.model.update()
         self.model.eval()
         return self.model
@@ -204,16 +236,18 @@ class Distiller:
         the new configuration.
         """
         saved_model, saved_gen, saved_rng = copy.deepcopy(self.model), self.gen.get_state(), torch.get_rng_state()
+        saved_tail = copy.deepcopy(self.tail.state_dict())
         per_epoch = []
         for stage in (1, 2):
             def run(n: int, stage: int = stage) -> None:
                 self.model = copy.deepcopy(saved_model)
-                opt, sched, aux = _optimisers(self.model, stage, self.cfg, n)
+                opt, sched, aux = _optimisers(self.model, stage, self.cfg, n, self.tail)
                 while n > 0:  # as many (partial) epochs as it takes
                     self._epoch(stage, opt, sched, aux, None, max_steps=n)
                     n -= min(n, self.steps_per_epoch)
             per_epoch.append(seconds_per_step(run, self.device, steps=steps) * self.steps_per_epoch)
         self.model = saved_model
+        self.tail.load_state_dict(saved_tail)
         self.gen.set_state(saved_gen)
         torch.set_rng_state(saved_rng)
         e1, e2 = epochs_for_budget(minutes * 60, per_epoch, self._shares)
@@ -223,8 +257,9 @@ class Distiller:
         return self.cfg
 
     def _epoch(self, stage: int, opt, sched, aux, bar, max_steps: int | None = None) -> dict[str, float]:
-        model, tail = self.model, self.teacher.model.tail
+        model, tail = self.model, self.tail
         model.train()
+        tail.train(stage == 2 and self.cfg.train_tail)
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         count = 0
@@ -303,14 +338,19 @@ def mixed_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y_
 
 @torch.inference_mode()
 def rounded_rate_and_logits(model: HecsbBottleneck, teacher: Classifier, x: torch.Tensor,
-                            batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """Estimated bits per image ``(N,)`` of the rounded latent and the student logits ``(N, K)``."""
+                            batch_size: int = 500, tail: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Estimated bits per image ``(N,)`` of the rounded latent and the student logits ``(N, K)``.
+
+    ``tail``: the tail behind the bottleneck (default: the teacher's).
+    """
+    tail = tail if tail is not None else teacher.model.tail
     model.eval()
+    tail.eval()
     bits, logits = [], []
     for idx in batches(len(x), batch_size):
         z, lik = model.quantize(model.encode(x[idx]), "round")
         bits.append(rate_bits(lik))
-        logits.append(teacher.model.tail(model.g_phi(z)))
+        logits.append(tail(model.g_phi(z)))
     return torch.cat(bits), torch.cat(logits)
 
 
