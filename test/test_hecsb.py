@@ -41,6 +41,20 @@ def test_shapes_fmnist():
         HecsbConfig(1, (28, 28), 32, (14, 14), acq_channels=(8, 2), measurements=2)  # m < l violated
 
 
+def test_spatial_measurement_measures_every_position_with_the_same_matrix():
+    from hecsb_ros.core.measurement import MeasurementOperator
+
+    torch.manual_seed(0)
+    op = MeasurementOperator(6, 3, spatial=True)
+    x = torch.randn(2, 6, 5, 4, requires_grad=True)
+    y = op(x)
+    expected = torch.einsum("ml,nlhw->nmhw", op.weight, x)
+    assert y.shape == (2, 3, 5, 4) and torch.allclose(y, expected, atol=1e-6)
+    assert torch.allclose(y[1, :, 2, 3], op.weight @ x[1, :, 2, 3], atol=1e-6)
+    y.sum().backward()  # gradients reach W and the input as for the einsum
+    assert torch.allclose(x.grad, op.weight.sum(0)[None, :, None, None].expand_as(x))
+
+
 def test_decoder_blocks_and_edge_transfer():
     from dataclasses import replace
 
