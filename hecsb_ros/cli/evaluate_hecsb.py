@@ -3,7 +3,7 @@
     python -m hecsb_ros.cli.evaluate_hecsb --threads 1
 
 For each rate level: every test image is encoded to bytes by the edge half and decoded by the
-server half (entropy decoding, ``g_phi``, teacher tail), and accuracy is computed from the decoded
+server half (entropy decoding, ``g_phi``, the tail), and accuracy is computed from the decoded
 logits. Sizes are ``len(payload)``; the estimate ``-log2 p(z) / 8`` from the prior and the ratio
 real / estimated are reported beside them. Timing: edge half (``f_theta`` + entropy coding) and
 the full teacher, one thread, batch 1, median of interleaved runs in the same process. PNG and
@@ -168,7 +168,7 @@ def _markdown(rows: list[dict], refs: dict[str, float], teacher_acc: float, n: i
               f"- a level at <= 16 B: "
               + (", ".join(f"level {r['level']} ({100 * r['accuracy']:.2f}%, {r['bytes_mean']:.2f} B)" for r in low)
                  if low else "NONE"),
-              "", f"Server half (entropy decode + g_phi + teacher tail), median ms: "
+              "", f"Server half (entropy decode + g_phi + tail), median ms: "
               + ", ".join(f"level {r['level']} {r['server_ms']:.3f}" for r in rows),
               f"Teacher head alone (the edge part of a split without bottleneck), median ms: "
               + ", ".join(f"{r['teacher_head_ms']:.3f}" for r in rows[:1]),
