@@ -29,7 +29,7 @@ import torch
 
 from hecsb_ros.core.bottleneck.hecsb import DECODER_FIELDS
 from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, load_bottleneck, save_bottleneck
-from hecsb_ros.core.bottleneck.split import load_tail
+from hecsb_ros.core.models.student_tail import load_tail
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, load_resnet50, model_id_of, sha256_of
 from hecsb_ros.cli.options import add_device_options
 from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         state_path = path.with_suffix(".train_state.pt")
         start = time.time()
         model = _initial_model(args, config, inits.get(level), teacher)
-        tail = load_tail(inits[level], teacher) if level in inits else None  # a fine-tuned one, or the teacher's
+        tail = load_tail(inits[level], teacher.model.tail) if level in inits else None
         if val is not None and level in inits:
             before = accuracy(rounded_rate_and_logits(model, teacher, val.x, tail=tail)[1], val.y)
             print(f"level {level}: {inits[level]} has accuracy {before:.4f} on {len(val)} held-out training images")

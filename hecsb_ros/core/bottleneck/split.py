@@ -5,8 +5,8 @@ metadata ``format``, ``config`` (:class:`HecsbConfig` JSON), ``teacher_model_id`
 whose tail runs on the server) and training facts (beta, accuracy, bytes). A bottleneck whose stage
 2 fine-tuned the tail as well carries that tail (keys ``tail.*``, metadata ``tail`` =
 ``fine-tuned``; see :mod:`hecsb_ros.core.models.student_tail`), and the server runs it instead of
-the teacher's. Its content hash is the model id that edge and server compare. Rate levels are files ``hecsb_fmnist_r{LEVEL}.safetensors``
-in the checkpoint folder, level 0 the fewest bytes.
+the teacher's. Its content hash is the model id that edge and server compare. Rate levels are files
+``hecsb_fmnist_r{LEVEL}.safetensors`` in the checkpoint folder, level 0 the fewest bytes.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from hecsb_ros.core.bottleneck.hecsb import HecsbBottleneck, HecsbConfig
 from hecsb_ros.core.models import (
     CHECKPOINT_DIR, Classifier, load_classifier, model_id_of, read_tensors, write_tensors,
 )
-from hecsb_ros.core.models.student_tail import load_tail as _load_tail, split_tail_state, tail_state
+from hecsb_ros.core.models.student_tail import load_tail, split_tail_state, tail_state
 
 HECSB_FORMAT = "hecsb_ros.hecsb/1"
 _RESERVED = ("format", "config", "teacher_model_id", "tail")
@@ -67,7 +67,7 @@ def save_bottleneck(path: Path | str, bottleneck: HecsbBottleneck, teacher_model
 def load_bottleneck(path: Path | str, device: str = "cpu") -> tuple[HecsbBottleneck, dict[str, str]]:
     """Read a bottleneck checkpoint (no unpickling); returns the model in eval mode and its metadata.
 
-    A fine-tuned tail in the file is not part of the bottleneck: :func:`load_tail` reads it.
+    A fine-tuned tail in the file is not part of the bottleneck: ``student_tail.load_tail`` reads it.
     """
     path = Path(path)
     if not path.exists():
@@ -80,11 +80,6 @@ def load_bottleneck(path: Path | str, device: str = "cpu") -> tuple[HecsbBottlen
     model.prepare_state_for_load(state)
     model.load_state_dict(state)
     return model.to(device).eval(), meta
-
-
-def load_tail(path: Path | str, teacher: Classifier) -> torch.nn.Module:
-    """The tail behind the bottleneck in ``path``: its fine-tuned tail, else the teacher's own."""
-    return _load_tail(path, teacher.model.tail)
 
 
 @dataclass
@@ -116,7 +111,8 @@ class HecsbSplit:
             raise ValueError(f"{path} was trained for teacher {meta['teacher_model_id']}, "
                              f"but teacher {teacher.path} has model id {teacher.model_id}")
         coder = LatentCoder(bottleneck.entropy_bottleneck, bottleneck.config.latent_shape)
-        return cls(bottleneck, teacher, coder, model_id_of(path), path, meta, load_tail(path, teacher))
+        tail = load_tail(path, teacher.model.tail)
+        return cls(bottleneck, teacher, coder, model_id_of(path), path, meta, tail)
 
     @torch.inference_mode()
     def latent(self, x: torch.Tensor) -> torch.Tensor:
