@@ -56,6 +56,8 @@ def _codec_params(stats_period: float) -> tuple[Param, ...]:
               read_only=True),
         Param("device", "cpu", "Torch device", choices=("cpu", "cuda"), read_only=True),
         Param("threads", 1, "Torch intra-op threads; 0 = torch default", min=0, max=256, read_only=True),
+        Param("onednn", False, "Run CPU convolutions with oneDNN; off = PyTorch's native kernels, faster "
+              "at batch 1 for the small models (turn on for large inputs such as ResNet-50)", read_only=True),
         Param("stats_period_s", stats_period, "Seconds between LinkStats and /diagnostics messages",
               min=0.1, max=3600.0),
     )

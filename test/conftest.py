@@ -25,6 +25,24 @@ def random_classifier(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def _torch_defaults():
+    import torch
+
+    return torch.get_num_threads(), torch.backends.mkldnn.enabled
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_settings(_torch_defaults):
+    """Codecs set process-wide torch options (threads, CPU convolution backend): back to torch's
+    defaults after each test, so that later tests (training ones among them) do not inherit them."""
+    import torch
+
+    yield
+    torch.set_num_threads(_torch_defaults[0])
+    torch.backends.mkldnn.enabled = _torch_defaults[1]
+
+
 @pytest.fixture()
 def ros_context():
     """rclpy initialised for one test, shut down afterwards."""

@@ -6,6 +6,7 @@ import random
 import pytest
 import torch
 from compressai.entropy_models import EntropyBottleneck
+from torch import nn
 
 from hecsb_ros.core.baselines import checkpoint as ckpt
 from hecsb_ros.core.baselines.crbq import (
@@ -105,6 +106,44 @@ def test_table_coder_round_trip_and_hostile_bytes():
     assert bool((s2 <= coder.hi[idx.long()]).all())
     assert torch.equal(coder.decode(coder.encode(s2, idx), idx), s2)
 
+    # indexes bound once give the same stream and symbols as a tensor of indexes on every call
+    bound = coder.bind(idx)
+    assert coder.bind(bound) is bound and bound.flat == idx.reshape(-1).tolist()
+    assert coder.encode(s, bound) == data and torch.equal(coder.decode(data, bound), s)
+    assert torch.equal(coder.clamp(eb_symbols(eb, huge), bound), s2)
+
+
+def test_table_coder_checks_tables_once_and_indexes_when_bound():
+    cdf = torch.tensor([[0, 30000, 60000, 65536]], dtype=torch.int32)
+    TableCoder(cdf, torch.tensor([4]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="16-bit CDF"):
+        TableCoder(torch.tensor([[0, 30000, 60000, 65535]], dtype=torch.int32), torch.tensor([4]), torch.tensor([0]))
+    coder = TableCoder(cdf, torch.tensor([4]), torch.tensor([0]))
+    for bad in (torch.tensor([[1]]), torch.tensor([[-1]])):
+        with pytest.raises(ValueError, match="outside 0..0"):
+            coder.bind(bad)
+        with pytest.raises(ValueError, match="outside 0..0"):
+            coder.encode(torch.tensor([[0]]), bad)
+
+
+def test_frozen_gdn_gives_the_layers_outputs():
+    from compressai.layers import GDN
+
+    from hecsb_ros.core.baselines.gdn import FrozenGDN, freeze_gdn_
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 6, 3), GDN(6), nn.Sequential(GDN(6, inverse=True)))
+    with torch.no_grad():  # move the parameters away from their initial values
+        for p in net.parameters():
+            p.add_(0.1 * torch.rand_like(p))
+    x = torch.randn(2, 1, 9, 9)
+    with torch.no_grad():
+        want = net(x)
+        assert freeze_gdn_(net) == 2
+        assert isinstance(net[1], FrozenGDN) and isinstance(net[2][0], FrozenGDN) and net[2][0].inverse
+        assert torch.allclose(net(x), want, rtol=1e-5, atol=1e-6)
+    assert freeze_gdn_(net) == 0
+
 
 # -- SVB ---------------------------------------------------------------------------------------------
 def test_svb_shapes_and_modes():
@@ -157,7 +196,7 @@ def test_svb_trains_with_the_hecsb_distiller_and_codes_exactly(shipped_teacher, 
     logits = torch.stack([split.decode(p) for p in payloads])
     assert torch.allclose(logits, split.logits_rounded(x), atol=1e-5)
     _check_mutations(payloads[0], split.decode,
-                     lambda b: split.coder.encode(split.coder.decode(b, split.indexes), split.indexes))
+                     lambda b: split.coder.encode_symbols(split.coder.decode_symbols(b)))
     with pytest.raises(ValueError, match="not a crbq checkpoint"):
         ckpt.load(path, "crbq")
 

@@ -37,6 +37,17 @@ def test_quality_out_of_range_is_rejected(random_classifier):
         create_codec("jpeg", CodecSettings(quality=0, checkpoint=str(random_classifier)))
 
 
+def test_codec_settings_pick_threads_and_the_convolution_backend(random_classifier, images):
+    native = create_codec("png", CodecSettings(checkpoint=str(random_classifier), threads=1))
+    assert torch.get_num_threads() == 1 and not torch.backends.mkldnn.enabled  # native kernels by default
+    frame = native.encode(images[0], "mono8")
+    want = native.decode(frame.data, frame.shape).logits
+    onednn = create_codec("png", CodecSettings(checkpoint=str(random_classifier), threads=1, onednn=True))
+    assert torch.backends.mkldnn.enabled
+    # both backends compute the same network
+    assert torch.allclose(onednn.decode(frame.data, frame.shape).logits, want, atol=1e-4)
+
+
 @pytest.mark.parametrize("name", IMAGE_CODECS)
 def test_round_trip_gives_the_same_logits_as_the_classifier(codecs, images, name):
     codec = codecs[name]

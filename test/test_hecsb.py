@@ -167,7 +167,7 @@ def test_coder_round_trip_exact_and_matches_compressai():
         # within a byte or two of the tables' estimate -log2 p
         s = coder.symbols(y[i]).reshape(-1).tolist()
         bits = 0.0
-        for v, t in zip(s, coder.indexes.reshape(-1).tolist()):
+        for v, t in zip(s, coder.indexes.flat):
             cdf, k = coder.table._cdfs[t], v - coder.table._offsets[t]
             bits -= math.log2((cdf[k + 1] - cdf[k]) / 65536)
         assert len(data) <= math.ceil(bits / 8) + 2

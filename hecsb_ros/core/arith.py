@@ -42,15 +42,13 @@ MAX_BITS_PER_SYMBOL = 18
 _FLUSH_BITS = 256
 
 
-def _check(count: int, indexes: Sequence[int], cdfs: Sequence[Sequence[int]],
-           cdf_lengths: Sequence[int], offsets: Sequence[int]) -> None:
-    """ValueError unless the tables named by ``indexes`` exist and have CompressAI's ends."""
-    if count != len(indexes):
-        raise ValueError(f"{count} symbols but {len(indexes)} indexes")
+def check_tables(cdfs: Sequence[Sequence[int]], cdf_lengths: Sequence[int], offsets: Sequence[int],
+                 used: Sequence[int] | None = None) -> None:
+    """ValueError unless the tables (those named in ``used``; None: all) have CompressAI's ends."""
     if not len(cdfs) == len(cdf_lengths) == len(offsets):
         raise ValueError("cdfs, cdf_lengths and offsets differ in length")
     n = len(cdfs)
-    for t in set(indexes):
+    for t in range(n) if used is None else set(used):
         if not 0 <= t < n:
             raise ValueError(f"table index {t} outside 0..{n - 1}")
         length, cdf = cdf_lengths[t], cdfs[t]
@@ -58,10 +56,23 @@ def _check(count: int, indexes: Sequence[int], cdfs: Sequence[Sequence[int]],
             raise ValueError(f"table {t} is not a {PRECISION}-bit CDF with at least one codable value")
 
 
+def _check(count: int, indexes: Sequence[int], cdfs: Sequence[Sequence[int]],
+           cdf_lengths: Sequence[int], offsets: Sequence[int], validated: bool) -> None:
+    """ValueError unless there is one index per symbol and (unless ``validated``: the caller has
+    checked them once, see :func:`check_tables`) the tables named by ``indexes`` are valid."""
+    if count != len(indexes):
+        raise ValueError(f"{count} symbols but {len(indexes)} indexes")
+    if not validated:
+        check_tables(cdfs, cdf_lengths, offsets, indexes)
+
+
 def encode_with_indexes(symbols: Sequence[int], indexes: Sequence[int], cdfs: Sequence[Sequence[int]],
-                        cdf_lengths: Sequence[int], offsets: Sequence[int]) -> bytes:
-    """Symbols, each with the index of its table -> the arithmetic code (at least one byte)."""
-    _check(len(symbols), indexes, cdfs, cdf_lengths, offsets)
+                        cdf_lengths: Sequence[int], offsets: Sequence[int], validated: bool = False) -> bytes:
+    """Symbols, each with the index of its table -> the arithmetic code (at least one byte).
+
+    ``validated``: the indexes and tables were checked once (:func:`check_tables`), skip that here.
+    """
+    _check(len(symbols), indexes, cdfs, cdf_lengths, offsets, validated)
     low, high, pending = 0, _MASK, 0
     acc, nacc = 0, 0  # output bits not yet moved to ``out``
     out = bytearray()
@@ -114,14 +125,15 @@ def encode_with_indexes(symbols: Sequence[int], indexes: Sequence[int], cdfs: Se
 
 
 def decode_with_indexes(data: bytes, indexes: Sequence[int], cdfs: Sequence[Sequence[int]],
-                        cdf_lengths: Sequence[int], offsets: Sequence[int]) -> list[int]:
+                        cdf_lengths: Sequence[int], offsets: Sequence[int], validated: bool = False) -> list[int]:
     """Arithmetic code -> ``len(indexes)`` symbols; bits past the end of ``data`` read as zeros.
 
     Never fails on the bytes: any input decodes to in-range symbols (values in the escape slot,
     which only garbage reaches, come out as the largest codable value, so re-encoding differs).
+    ``validated`` as for :func:`encode_with_indexes`.
     """
     count = len(indexes)
-    _check(count, indexes, cdfs, cdf_lengths, offsets)
+    _check(count, indexes, cdfs, cdf_lengths, offsets, validated)
     data = bytes(data)
     value = int.from_bytes(data[:4], "big") << (8 * max(0, 4 - len(data)))
     p = 4  # next byte of ``data`` to move into ``buf``

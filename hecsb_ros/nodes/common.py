@@ -89,6 +89,7 @@ class CodecNodeConfig:
     checkpoint: str
     device: str
     threads: int
+    onednn: bool
     stats_period_s: float
 
 

@@ -35,7 +35,7 @@ class EdgeNode(Node):
         super().__init__("hecsb_edge", **node_kwargs)
         declare_parameters(self, EDGE)
         cfg = self.cfg = read_config(self, EDGE, EdgeConfig)
-        self.codec = create_codec(cfg.codec, CodecSettings(cfg.quality, cfg.checkpoint, cfg.device, cfg.threads))
+        self.codec = create_codec(cfg.codec, CodecSettings(cfg.quality, cfg.checkpoint, cfg.device, cfg.threads, cfg.onednn))
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self._labels: OrderedDict[tuple[int, str], int] = OrderedDict()

@@ -36,7 +36,7 @@ class ServerNode(Node):
         super().__init__("hecsb_server", **node_kwargs)
         declare_parameters(self, SERVER)
         cfg = self.cfg = read_config(self, SERVER, ServerConfig)
-        self.codec = create_codec(cfg.codec, CodecSettings(cfg.quality, cfg.checkpoint, cfg.device, cfg.threads))
+        self.codec = create_codec(cfg.codec, CodecSettings(cfg.quality, cfg.checkpoint, cfg.device, cfg.threads, cfg.onednn))
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self._seq = SequenceTracker()

@@ -34,8 +34,6 @@ class LearnedBaselineCodec(Codec):
 
     def __init__(self, settings: CodecSettings) -> None:
         super().__init__(settings)
-        if settings.threads > 0:
-            torch.set_num_threads(settings.threads)
         self.path = Path(settings.checkpoint) if settings.checkpoint else level_path(self.kind, self.quality)
         self.split: Any = self._load(self.path, settings.device)
         self.spec = self.split.teacher.spec

@@ -34,12 +34,34 @@ from hecsb_ros.core.payload import PayloadError
 MAX_VARINT_BYTES = 3
 
 
+class Indexes:
+    """The table of every element of a latent, prepared once for many calls.
+
+    An ``EntropyBottleneck`` latent of fixed shape always uses the same indexes (its channels), so
+    the flat index list, the per-element clamp bounds and the range check are done here once
+    instead of on every frame (:meth:`TableCoder.bind`).
+    """
+
+    def __init__(self, coder: "TableCoder", indexes: torch.Tensor) -> None:
+        idx = indexes.to(torch.int64)
+        if idx.numel() and not (0 <= int(idx.min()) and int(idx.max()) < coder.tables):
+            raise ValueError(f"table indexes outside 0..{coder.tables - 1}")
+        self.shape = tuple(indexes.shape)
+        self.count = int(idx.numel())
+        self.flat: list[int] = idx.reshape(-1).tolist()
+        self.lo = coder.lo[idx]  # smallest in-range symbol of every element
+        self.hi = coder.hi[idx]
+
+
 class TableCoder:
     """Arithmetic coder over the integer CDF tables of one updated CompressAI entropy model.
 
     Args:
         quantized_cdf: ``(T, L)`` int32 CDF tables (``_quantized_cdf`` after ``update()``).
         cdf_length: ``(T,)`` table lengths. offset: ``(T,)`` symbol offsets.
+
+    The tables are checked once here; ``indexes`` arguments are a tensor of table indexes (checked
+    on every call) or an :class:`Indexes` made by :meth:`bind` (checked once).
     """
 
     def __init__(self, quantized_cdf: torch.Tensor, cdf_length: torch.Tensor, offset: torch.Tensor) -> None:
@@ -49,6 +71,7 @@ class TableCoder:
         # rows are zero-padded to the longest table; the coder reads only cdf[0 : length]
         self._cdfs = [row[:n] for row, n in zip(quantized_cdf.tolist(), self._lengths)]
         self._offsets = offset.reshape(-1).int().tolist()
+        arith.check_tables(self._cdfs, self._lengths, self._offsets)
         self.lo = offset.reshape(-1).to(torch.int64)  # (T,) smallest in-range symbol
         self.hi = self.lo + cdf_length.reshape(-1).to(torch.int64) - 3  # (T,) largest
 
@@ -61,36 +84,39 @@ class TableCoder:
     def tables(self) -> int:
         return int(self.lo.numel())
 
-    def clamp(self, symbols: torch.Tensor, indexes: torch.Tensor) -> torch.Tensor:
+    def bind(self, indexes: torch.Tensor | Indexes) -> Indexes:
+        """``indexes`` prepared for repeated calls (an :class:`Indexes` is returned as it is)."""
+        return indexes if isinstance(indexes, Indexes) else Indexes(self, indexes)
+
+    def clamp(self, symbols: torch.Tensor, indexes: torch.Tensor | Indexes) -> torch.Tensor:
         """Clamp int64 ``symbols`` to the range of their tables ``indexes`` (same shape)."""
-        idx = indexes.to(torch.int64)
-        return torch.maximum(torch.minimum(symbols.to(torch.int64), self.hi[idx]), self.lo[idx])
+        b = self.bind(indexes)
+        return torch.clamp(symbols.to(torch.int64), b.lo, b.hi)
 
     @staticmethod
     def max_bytes(num_symbols: int) -> int:
         """Largest stream for ``num_symbols`` in-range symbols (16 bits each, plus one byte)."""
         return (16 * num_symbols + 8 + 7) // 8
 
-    def encode(self, symbols: torch.Tensor, indexes: torch.Tensor) -> bytes:
+    def encode(self, symbols: torch.Tensor, indexes: torch.Tensor | Indexes) -> bytes:
         """In-range int64 ``symbols`` with table ``indexes`` (any equal shapes) -> bytes (at least one)."""
-        return arith.encode_with_indexes(symbols.reshape(-1).tolist(), indexes.reshape(-1).tolist(), self._cdfs,
-                                         self._lengths, self._offsets)
+        return arith.encode_with_indexes(symbols.reshape(-1).tolist(), self.bind(indexes).flat, self._cdfs,
+                                         self._lengths, self._offsets, validated=True)
 
-    def decode(self, data: bytes, indexes: torch.Tensor) -> torch.Tensor:
+    def decode(self, data: bytes, indexes: torch.Tensor | Indexes) -> torch.Tensor:
         """Bytes -> int64 symbols shaped like ``indexes``; :class:`PayloadError` on invalid bytes."""
         data = bytes(data)
-        n, count = len(data), int(indexes.numel())
+        b = self.bind(indexes)
+        n = len(data)
         if n < 1:
             raise PayloadError("truncated", "empty stream")
-        if n > self.max_bytes(count):
-            raise PayloadError("decode_error", f"{n} B exceeds the {self.max_bytes(count)} B of {count} symbols")
-        values = arith.decode_with_indexes(data, indexes.reshape(-1).tolist(), self._cdfs, self._lengths,
-                                           self._offsets)
-        s = torch.tensor(values, dtype=torch.int64).view(indexes.shape)
-        idx = indexes.to(torch.int64)
-        if bool(((s < self.lo[idx]) | (s > self.hi[idx])).any()):
+        if n > self.max_bytes(b.count):
+            raise PayloadError("decode_error", f"{n} B exceeds the {self.max_bytes(b.count)} B of {b.count} symbols")
+        values = arith.decode_with_indexes(data, b.flat, self._cdfs, self._lengths, self._offsets, validated=True)
+        s = torch.tensor(values, dtype=torch.int64).view(b.shape)
+        if bool(((s < b.lo) | (s > b.hi)).any()):
             raise PayloadError("decode_error", "decoded symbols outside their tables' range")
-        again = self.encode(s, indexes)
+        again = self.encode(s, b)
         if again != data:
             reason = "truncated" if len(again) > n and again.startswith(data) else "decode_error"
             raise PayloadError(reason, "payload is not a valid encoding of any latent")

@@ -35,6 +35,7 @@ from hecsb_ros.core.baselines import checkpoint as ckpt
 from hecsb_ros.core.baselines.entropy import (
     TableCoder, channel_indexes, eb_dequantize, eb_symbols, frame_two, unframe_two,
 )
+from hecsb_ros.core.baselines.gdn import freeze_gdn_
 from hecsb_ros.core.models import Classifier, load_classifier, model_id_of
 from hecsb_ros.core.training.common import batches
 
@@ -223,6 +224,7 @@ class NeuralInputSplit:
     def __init__(self, path: Path | str, kind: str, teacher: Classifier | None = None, device: str = "cpu") -> None:
         self.path = Path(path)
         self.model, self.config, self.metadata = load_neural(self.path, kind, device)
+        freeze_gdn_(self.model)  # deployed, never trained: GDN's parameters computed once
         self.teacher = teacher if teacher is not None else load_classifier(None, device)
         self.model_id = model_id_of(self.path)
         spec = self.teacher.spec
@@ -235,10 +237,10 @@ class NeuralInputSplit:
                                      else self.model.gaussian_conditional)
         self.y_count = math.prod(self.config.latent_shape)
         if kind == "factorized":
-            self.y_indexes = channel_indexes(self.config.latent_shape)
+            self.y_indexes = self.y_coder.bind(channel_indexes(self.config.latent_shape))
         else:
             self.z_coder = TableCoder.of(self.model.entropy_bottleneck)
-            self.z_indexes = channel_indexes(self.config.hyper_shape)
+            self.z_indexes = self.z_coder.bind(channel_indexes(self.config.hyper_shape))
 
     @property
     def hyper(self) -> bool:

@@ -28,7 +28,8 @@ from compressai.layers import GDN
 from torch import nn
 
 from hecsb_ros.core.baselines import checkpoint as ckpt
-from hecsb_ros.core.baselines.entropy import TableCoder, channel_indexes, eb_dequantize, eb_symbols
+from hecsb_ros.core.baselines.gdn import freeze_gdn_
+from hecsb_ros.core.bottleneck.coding import LatentCoder
 from hecsb_ros.core.models.student_tail import load_tail, split_tail_state, tail_state
 from hecsb_ros.core.models import Classifier, load_classifier, model_id_of
 
@@ -182,18 +183,18 @@ class SvbSplit:
     def __init__(self, path: Path | str, teacher: Classifier | None = None, device: str = "cpu") -> None:
         self.path = Path(path)
         self.model, self.metadata = load_svb(self.path, device)
+        freeze_gdn_(self.model)  # deployed, never trained: GDN's parameters computed once
         self.teacher = teacher if teacher is not None else load_classifier(None, device)
         if self.teacher.model_id != self.metadata["teacher_model_id"]:
             raise ValueError(f"{self.path} was trained for teacher {self.metadata['teacher_model_id']}, "
                              f"not {self.teacher.model_id}")
         self.model_id = model_id_of(self.path)
         self.tail_module = load_tail(self.path, self.teacher.model.tail)  # fine-tuned, or the teacher's
-        self.coder = TableCoder.of(self.model.entropy_bottleneck)
-        self.indexes = channel_indexes(self.model.config.latent_shape)
-        self.num_symbols = int(self.indexes.numel())
+        # the same coder as HECS-B's latent: both are factorized priors over a (C, h, w) latent
+        self.coder = LatentCoder(self.model.entropy_bottleneck, self.model.config.latent_shape)
 
     def max_payload_bytes(self) -> int:
-        return TableCoder.max_bytes(self.num_symbols)
+        return self.coder.max_payload_bytes()
 
     @torch.inference_mode()
     def latent(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,14 +203,12 @@ class SvbSplit:
 
     def entropy_encode(self, y: torch.Tensor) -> bytes:
         """One latent ``(n, h, w)`` -> payload."""
-        s = self.coder.clamp(eb_symbols(self.model.entropy_bottleneck, y), self.indexes)
-        return self.coder.encode(s, self.indexes)
+        return self.coder.payload(y)
 
     @torch.inference_mode()
     def features(self, data: bytes) -> torch.Tensor:
         """Server: payload -> split features ``(1, T, h, w)`` (``g_phi`` of the decoded latent)."""
-        z = eb_dequantize(self.model.entropy_bottleneck, self.coder.decode(data, self.indexes))
-        return self.model.g_phi(z[None])
+        return self.model.g_phi(self.coder.decode(data)[None])
 
     @torch.inference_mode()
     def decode(self, data: bytes) -> torch.Tensor:
@@ -220,8 +219,6 @@ class SvbSplit:
     def logits_rounded(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, K)`` through the clamped rounded latent (equal to coding, without the coder)."""
         y = self.model.encode(x)
-        eb = self.model.entropy_bottleneck
-        z = torch.stack([eb_dequantize(eb, self.coder.clamp(eb_symbols(eb, y[i]), self.indexes))
-                         for i in range(y.shape[0])])
+        z = torch.stack([self.coder.dequantize(self.coder.symbols(y[i])) for i in range(y.shape[0])])
         return self.tail_module(self.model.g_phi(z))
 

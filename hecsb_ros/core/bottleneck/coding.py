@@ -39,7 +39,7 @@ class LatentCoder:
         self.latent_shape = (m, h, w)
         self.num_symbols = m * h * w
         self.table = TableCoder.of(eb)
-        self.indexes = channel_indexes(self.latent_shape)
+        self.indexes = self.table.bind(channel_indexes(self.latent_shape))
         self._medians = eb._get_medians().detach().reshape(m, 1, 1).to(torch.float32).clone()
 
     def symbols(self, y: torch.Tensor) -> torch.Tensor:
@@ -59,6 +59,10 @@ class LatentCoder:
         """Unquantised latent ``(m, h, w)`` -> (payload, the rounded latent the server will see)."""
         s = self.symbols(y)
         return self.encode_symbols(s), self.dequantize(s)
+
+    def payload(self, y: torch.Tensor) -> bytes:
+        """Unquantised latent ``(m, h, w)`` -> payload only (the edge's per-frame path)."""
+        return self.encode_symbols(self.symbols(y))
 
     def max_payload_bytes(self) -> int:
         """Largest payload a legitimate encoder makes (16 bits per symbol, plus one byte)."""

@@ -121,7 +121,7 @@ class HecsbSplit:
 
     def entropy_encode(self, y: torch.Tensor) -> list[bytes]:
         """Unquantised latents ``(N, m, h, w)`` -> one payload per image."""
-        return [self.coder.encode(y[i])[0] for i in range(y.shape[0])]
+        return [self.coder.payload(y[i]) for i in range(y.shape[0])]
 
     def encode(self, x: torch.Tensor) -> list[bytes]:
         """Edge half: images ``(N, C, H, W)`` -> one payload per image."""

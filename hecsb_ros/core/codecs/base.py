@@ -33,12 +33,16 @@ class CodecSettings:
         checkpoint: path of a classifier or bottleneck checkpoint; '' uses the shipped default.
         device: 'cpu' or 'cuda'.
         threads: torch intra-op threads for this codec's work (0 leaves torch's default).
+        onednn: run CPU convolutions with oneDNN (MKL-DNN). Off by default: at batch 1 on these small
+            networks PyTorch's native kernels are faster (every codec, edge and server; see
+            benchmarks/README.md); oneDNN pays off for large inputs such as ResNet-50 at 224 x 224.
     """
 
     quality: int = -1
     checkpoint: str = ""
     device: str = "cpu"
     threads: int = 0
+    onednn: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Codec(abc.ABC):
         self.settings = settings
         self.quality = quality
         self.device = torch.device(settings.device)
+        configure_torch(settings)
 
     @property
     @abc.abstractmethod
@@ -123,6 +128,15 @@ class Codec(abc.ABC):
     def max_payload_bytes(self) -> int:
         """Largest payload this codec can legitimately produce (used with the node's cap)."""
         return 1 << 24
+
+
+def configure_torch(settings: CodecSettings) -> None:
+    """Apply the process-wide torch settings a codec runs with: intra-op threads and the CPU
+    convolution backend (one codec per node; the benchmark gives every codec the same settings)."""
+    if settings.threads > 0:
+        torch.set_num_threads(settings.threads)
+    if torch.device(settings.device).type == "cpu":
+        torch.backends.mkldnn.enabled = settings.onednn
 
 
 _REGISTRY: dict[str, type[Codec]] = {}

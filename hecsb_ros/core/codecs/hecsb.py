@@ -36,8 +36,6 @@ class HecsbCodec(Codec):
 
     def __init__(self, settings: CodecSettings) -> None:
         super().__init__(settings)
-        if settings.threads > 0:
-            torch.set_num_threads(settings.threads)
         path = Path(settings.checkpoint) if settings.checkpoint else rate_level_path(self.quality)
         self.split = HecsbSplit.load(path, device=settings.device)
         self.spec = self.split.teacher.spec
@@ -57,6 +55,7 @@ class HecsbCodec(Codec):
     def max_payload_bytes(self) -> int:
         return self.split.coder.max_payload_bytes()
 
+    @torch.inference_mode()
     def encode(self, image: np.ndarray, encoding: str) -> EncodedFrame:
         t = Timer()
         with t("preprocess"):
@@ -65,9 +64,10 @@ class HecsbCodec(Codec):
         with t("encode"):
             y = self.split.latent(x)[0].cpu()
         with t("entropy"):
-            data, _ = self.split.coder.encode(y)
+            data = self.split.coder.payload(y)
         return EncodedFrame(data=data, shape=(), timings_ms=t.ms)
 
+    @torch.inference_mode()
     def decode(self, data: bytes, shape: tuple[int, ...]) -> Decoded:
         self.check_shape(shape)
         if len(data) > self.max_payload_bytes():

@@ -100,8 +100,6 @@ class ImageCodec(Codec):
         super().__init__(settings)
         from hecsb_ros.core.models import load_classifier  # heavy: torch model
 
-        if settings.threads > 0:
-            torch.set_num_threads(settings.threads)
         self.classifier = load_classifier(settings.checkpoint or None, device=settings.device)
         spec = self.classifier.spec
         self.input_shape = (spec.input_size[0], spec.input_size[1], spec.in_channels)

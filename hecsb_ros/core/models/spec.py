@@ -1,6 +1,7 @@
 """Classifier description shared by the edge and the server, and image -> tensor conversion."""
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 
@@ -70,7 +71,14 @@ def images_to_tensor(images: np.ndarray, spec: ClassifierSpec) -> torch.Tensor:
     if arr.shape[1:] != (h, w, spec.in_channels):
         raise ValueError(f"images of shape {arr.shape[1:]} do not match the classifier's "
                          f"(H, W, C) = {(h, w, spec.in_channels)}")
-    x = torch.from_numpy(np.array(arr, copy=True)).permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
-    return (x - mean) / std
+    mean, std = _mean_std(spec.mean, spec.std)
+    # three float32 numpy operations on a small frame instead of seven torch calls: the same
+    # IEEE arithmetic (x / 255 - mean) / std, so the same tensor
+    x = (arr.astype(np.float32) / np.float32(255.0) - mean) / std
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+@functools.lru_cache(maxsize=16)
+def _mean_std(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """float32 arrays of a spec's per-channel mean and std (broadcast over ``(N, H, W, C)``)."""
+    return np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
