@@ -157,6 +157,7 @@ def machine_description() -> dict[str, str]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (math.nan,) * 3
     return {"cpu": cpu, "cores": str(os.cpu_count()), "os": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_threads": str(torch.get_num_threads()),
+            "cpu_convolutions": "oneDNN" if torch.backends.mkldnn.enabled else "native",
             "load_average_1_5_15": " ".join(f"{v:.2f}" for v in load),
             "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
