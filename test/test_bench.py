@@ -141,3 +141,21 @@ def test_edge_macs_count_the_arithmetic_layers():
     codec = create_codec("hecsb", CodecSettings(quality=4))
     (c1, c2), m = codec.split.bottleneck.config.acq_channels, codec.split.bottleneck.config.measurements
     assert edge_macs(codec, image) == 14 * 14 * c1 * 25 + 7 * 7 * c2 * c1 * 25 + 7 * 7 * m * c2
+    # SVB's deployed GDN layers (FrozenGDN) count as GDN: conv 5x5 (4N), GDN, conv 5x5 (2N), GDN, conv 3x3 (N)
+    svb = create_codec("svb", CodecSettings(quality=0))
+    n = svb.split.model.config.latent_channels
+    want = 196 * 4 * n * 25 + 196 * (4 * n) ** 2 + 49 * 2 * n * 4 * n * 25 + 49 * (2 * n) ** 2 + 49 * n * 2 * n * 9
+    assert edge_macs(svb, image) == want
+
+
+def test_backend_bench_compares_both_backends_in_separate_processes(tmp_path):
+    from hecsb_ros.cli import backend_bench
+
+    assert backend_bench.main(["--rounds", "1", "--repeats", "1", "--limit", "2", "--out-dir", str(tmp_path)]) == 0
+    lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert lines[0].startswith("codec,edge_onednn_us,edge_native_us,edge_ratio")
+    assert len(lines) == 1 + len(backend_bench.POINTS)
+    for line in lines[1:]:
+        values = [float(v) for v in line.split(",")[1:]]
+        assert all(v > 0 for v in values)
+    assert "| hecsb 5 |" in (tmp_path / "README.md").read_text()

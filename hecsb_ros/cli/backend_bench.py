@@ -30,6 +30,7 @@ def _worker(backend: str, rounds: int, limit: int) -> dict[str, dict[str, list[f
     """Times of every point's edge and server half (us), one list per point and half."""
     import torch
 
+    from hecsb_ros.core.bench.rate_accuracy import time_samples
     from hecsb_ros.core.codecs import CodecSettings, create_codec
     from hecsb_ros.core.datasets import load_fashion_mnist
 
@@ -37,22 +38,8 @@ def _worker(backend: str, rounds: int, limit: int) -> dict[str, dict[str, list[f
     codecs = {f"{n} {q}": create_codec(n, CodecSettings(quality=q, threads=1, onednn=backend == "onednn"))
               for n, q in POINTS}
     assert torch.backends.mkldnn.enabled == (backend == "onednn")
-    times: dict[str, dict[str, list[float]]] = {k: {"edge": [], "server": []} for k in codecs}
-    rng = np.random.default_rng(0)
-    warmup = 5
-    for r in range(warmup + rounds):
-        image = images[r % len(images)]
-        for k in rng.permutation(list(codecs)):
-            codec = codecs[k]
-            t0 = time.perf_counter_ns()
-            frame = codec.encode(image, "mono8")
-            t1 = time.perf_counter_ns()
-            codec.decode(frame.data, frame.shape)
-            t2 = time.perf_counter_ns()
-            if r >= warmup:
-                times[k]["edge"].append((t1 - t0) / 1e3)
-                times[k]["server"].append((t2 - t1) / 1e3)
-    return times
+    samples = time_samples(codecs, images, rounds)
+    return {k: {half: [ms * 1e3 for ms in parts[half]] for half in ("edge", "server")} for k, parts in samples.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@ camera-sized images. Counted by a global forward hook on the layers that do the 
 - ``Conv2d``: ``out.numel() * in_channels / groups * kh * kw``;
 - ``ConvTranspose2d``: ``in.numel() * out_channels / groups * kh * kw``;
 - ``Linear``: ``out.numel() * in_features``;
-- CompressAI's ``GDN`` / IGDN: a 1x1 convolution over ``x^2``, ``out.numel() * C``;
+- CompressAI's ``GDN`` / IGDN (and their inference copies, ``FrozenGDN``): a 1x1 convolution over
+  ``x^2``, ``out.numel() * C``;
 - :class:`~hecsb_ros.core.measurement.MeasurementOperator` (``W``): ``out.numel() * l``.
 
 Element-wise work (activations, rounding, normalisation) is not counted; neither is the entropy
@@ -20,6 +21,7 @@ import torch
 from compressai.layers import GDN
 from torch import nn
 
+from hecsb_ros.core.baselines.gdn import FrozenGDN
 from hecsb_ros.core.measurement import MeasurementOperator
 
 
@@ -35,7 +37,7 @@ def layer_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
         return inputs[0].numel() * (module.out_channels // module.groups) * kh * kw
     if isinstance(module, nn.Linear):
         return output.numel() * module.in_features
-    if isinstance(module, GDN):
+    if isinstance(module, (GDN, FrozenGDN)):
         return output.numel() * output.shape[1]
     if isinstance(module, MeasurementOperator):
         return output.numel() * module.in_features

@@ -75,16 +75,15 @@ def evaluate_point(codec: Codec, point: RatePoint, images: np.ndarray, labels: n
                        codec.model_id, macs)
 
 
-def time_points(codecs: dict[str, Codec], images: np.ndarray, rounds: int, warmup: int = 5,
-                progress: bool = False) -> dict[str, dict[str, float]]:
-    """Median wall ms of each codec's edge half and server half, calls interleaved per image.
+def time_samples(codecs: dict[str, Codec], images: np.ndarray, rounds: int, warmup: int = 5,
+                 progress: bool = False) -> dict[str, dict[str, list[float]]]:
+    """Wall ms of every codec's edge half and server half per frame, calls interleaved per image
+    (codecs in a new random order each frame).
 
-    Returns per key ``{"edge": ms, "server": ms, <edge part>: ms}`` (parts from ``timings_ms``).
+    Returns per key ``{"edge": [ms], "server": [ms], <edge part>: [ms]}`` (parts from ``timings_ms``).
     """
     keys = list(codecs)
-    edge = {k: [] for k in keys}
-    server = {k: [] for k in keys}
-    parts: dict[str, dict[str, list[float]]] = {k: {} for k in keys}
+    samples: dict[str, dict[str, list[float]]] = {k: {"edge": [], "server": []} for k in keys}
     rng = np.random.default_rng(0)
     for r in tqdm(range(warmup + rounds), desc="timing", file=sys.stderr, leave=False, disable=not progress):
         image = images[r % len(images)]
@@ -96,12 +95,18 @@ def time_points(codecs: dict[str, Codec], images: np.ndarray, rounds: int, warmu
             codec.decode(frame.data, frame.shape)
             t2 = time.perf_counter_ns()
             if r >= warmup:
-                edge[k].append((t1 - t0) / 1e6)
-                server[k].append((t2 - t1) / 1e6)
+                samples[k]["edge"].append((t1 - t0) / 1e6)
+                samples[k]["server"].append((t2 - t1) / 1e6)
                 for part, ms in frame.timings_ms.items():
-                    parts[k].setdefault(part, []).append(ms)
-    return {k: {"edge": float(np.median(edge[k])), "server": float(np.median(server[k])),
-                **{p: float(np.median(v)) for p, v in parts[k].items()}} for k in keys}
+                    samples[k].setdefault(part, []).append(ms)
+    return samples
+
+
+def time_points(codecs: dict[str, Codec], images: np.ndarray, rounds: int, warmup: int = 5,
+                progress: bool = False) -> dict[str, dict[str, float]]:
+    """Median wall ms of each codec's edge half, server half and edge parts (:func:`time_samples`)."""
+    samples = time_samples(codecs, images, rounds, warmup, progress)
+    return {k: {part: float(np.median(v)) for part, v in parts.items()} for k, parts in samples.items()}
 
 
 @torch.inference_mode()
