@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -154,7 +153,8 @@ def readme(doc: dict, matched: list[dict], claims: list[dict], computed, measure
         f"(ROS runs: {doc.get('ros_minutes', 0):.1f} min).", "",
         f"Machine: {m['cpu']}, {m['cores']} cores (shared with other jobs; load average at the start "
         f"{m['load_average_1_5_15']}), {m['os']}, Python {m['python']}, torch {m['torch']}, "
-        f"{doc['threads']} torch thread for all timings.", "",
+        f"{doc['threads']} torch thread for all timings, {m.get('cpu_convolutions', 'default')} CPU convolutions "
+        "(the codecs' default; see backend/README.md).", "",
         f"Data: the first {doc['test_images']} Fashion-MNIST test images; teacher (shipped ResNet, no "
         f"compression) {100 * teacher_acc:.2f}% top-1. Sizes are `len(payload)`; accuracy comes from the "
         "logits the server half computes from those bytes.", "",
@@ -187,7 +187,12 @@ def readme(doc: dict, matched: list[dict], claims: list[dict], computed, measure
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    from hecsb_ros.core.codecs import CodecSettings
+    from hecsb_ros.core.codecs.base import configure_torch
+
+    # what every codec applies when it loads (threads, CPU convolution backend), set before the
+    # machine description records it
+    configure_torch(CodecSettings(threads=args.threads))
     from hecsb_ros.core.bench import latency
     from hecsb_ros.core.bench.report import machine_description
 
