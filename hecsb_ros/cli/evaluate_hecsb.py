@@ -24,8 +24,10 @@ import torch
 from tqdm import tqdm
 
 from hecsb_ros.core.bottleneck import DEFAULT_RATE_LEVEL, HecsbSplit, list_rate_levels, rate_bits, rate_level_path
+from hecsb_ros.core.codecs import CodecSettings
+from hecsb_ros.core.codecs.base import configure_torch
 from hecsb_ros.core.models import CHECKPOINT_DIR, load_classifier
-from hecsb_ros.core.training import accuracy, set_threads
+from hecsb_ros.core.training import accuracy
 from hecsb_ros.core.training.data import fashion_mnist_source
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,7 +105,7 @@ def evaluate_level(split: HecsbSplit, x: torch.Tensor, y: torch.Tensor, runs: in
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    set_threads(args.threads)
+    configure_torch(CodecSettings(threads=args.threads))  # the settings the codec runs the split with
     teacher = load_classifier(args.teacher)
     test = fashion_mnist_source("test", teacher.spec, args.limit)
     with torch.inference_mode():
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _markdown(rows: list[dict], refs: dict[str, float], teacher_acc: float, n: int, command: str,
               threads: int) -> str:
+    backend = "oneDNN" if torch.backends.mkldnn.enabled else "native"
     lines = [
         "# HECS-B on Fashion-MNIST: rate levels", "",
         f"Test set: {n} images. Teacher (full network, no compression): {100 * teacher_acc:.2f}% top-1.",
@@ -147,8 +150,9 @@ def _markdown(rows: list[dict], refs: dict[str, float], teacher_acc: float, n: i
         "Bytes are `len(payload)` of the real arithmetic-coded stream (no other framing is sent); accuracy is",
         "computed from the logits the server half produces from those bytes. Estimated = -log2 p(z) / 8 of the",
         "prior; the coder's termination and the 16-bit tables cost the difference (the real/est. column).",
-        f"Times: {threads} thread(s), batch 1, median of interleaved runs in one process (shared machine;",
-        "compare the ratio). Edge = f_theta network + entropy coding; teacher = the whole classifier.", "",
+        f"Times: {threads} thread(s), batch 1, {backend} CPU convolutions (the codecs' default), median of",
+        "interleaved runs in one process (shared machine; compare the ratio). Edge = f_theta network +",
+        "entropy coding; teacher = the whole classifier.", "",
         "| level | beta | accuracy % | delta pp | mean B | p50 B | p95 B | est. B | real/est. | edge ms | "
         "teacher ms | edge/teacher | model id |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
