@@ -30,7 +30,7 @@ from torch import nn
 from hecsb_ros.core.baselines import checkpoint as ckpt
 from hecsb_ros.core.baselines.gdn import freeze_gdn_
 from hecsb_ros.core.bottleneck.coding import LatentCoder
-from hecsb_ros.core.models.student_tail import load_tail, split_tail_state, tail_state
+from hecsb_ros.core.models.student_tail import build_tail, split_tail_state, tail_state
 from hecsb_ros.core.models import Classifier, load_classifier, model_id_of
 
 KIND = "svb"
@@ -169,12 +169,18 @@ def save_svb(path: Path | str, model: SvbBottleneck, teacher_model_id: str, fact
 
 
 def load_svb(path: Path | str, device: str = "cpu") -> tuple[SvbBottleneck, dict[str, str]]:
+    model, meta, _ = _read_svb(path, device)
+    return model, meta
+
+
+def _read_svb(path: Path | str, device: str) -> tuple[SvbBottleneck, dict[str, str], dict[str, torch.Tensor]]:
+    """:func:`load_svb` plus the state of the fine-tuned tail in the same file (empty: none)."""
     state, config, meta = ckpt.load(path, KIND)
-    state, _ = split_tail_state(state)  # a fine-tuned tail: see load_tail
+    state, tail = split_tail_state(state)  # a fine-tuned tail: see build_tail
     model = SvbBottleneck(SvbConfig.from_dict(config))
     model.prepare_state_for_load(state)
     model.load_state_dict(state)
-    return model.to(device).eval(), meta
+    return model.to(device).eval(), meta, tail
 
 
 class SvbSplit:
@@ -182,14 +188,14 @@ class SvbSplit:
 
     def __init__(self, path: Path | str, teacher: Classifier | None = None, device: str = "cpu") -> None:
         self.path = Path(path)
-        self.model, self.metadata = load_svb(self.path, device)
+        self.model, self.metadata, tail_weights = _read_svb(self.path, device)  # the file is read once
         freeze_gdn_(self.model)  # deployed, never trained: GDN's parameters computed once
         self.teacher = teacher if teacher is not None else load_classifier(None, device)
         if self.teacher.model_id != self.metadata["teacher_model_id"]:
             raise ValueError(f"{self.path} was trained for teacher {self.metadata['teacher_model_id']}, "
                              f"not {self.teacher.model_id}")
         self.model_id = model_id_of(self.path)
-        self.tail_module = load_tail(self.path, self.teacher.model.tail)  # fine-tuned, or the teacher's
+        self.tail_module = build_tail(self.teacher.model.tail, tail_weights).to(device)  # fine-tuned, or the teacher's
         # the same coder as HECS-B's latent: both are factorized priors over a (C, h, w) latent
         self.coder = LatentCoder(self.model.entropy_bottleneck, self.model.config.latent_shape)
 

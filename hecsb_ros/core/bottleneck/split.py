@@ -21,7 +21,7 @@ from hecsb_ros.core.bottleneck.hecsb import HecsbBottleneck, HecsbConfig
 from hecsb_ros.core.models import (
     CHECKPOINT_DIR, Classifier, load_classifier, model_id_of, read_tensors, write_tensors,
 )
-from hecsb_ros.core.models.student_tail import load_tail, split_tail_state, tail_state
+from hecsb_ros.core.models.student_tail import build_tail, split_tail_state, tail_state
 
 HECSB_FORMAT = "hecsb_ros.hecsb/1"
 _RESERVED = ("format", "config", "teacher_model_id", "tail")
@@ -69,6 +69,12 @@ def load_bottleneck(path: Path | str, device: str = "cpu") -> tuple[HecsbBottlen
 
     A fine-tuned tail in the file is not part of the bottleneck: ``student_tail.load_tail`` reads it.
     """
+    model, meta, _ = _read_bottleneck(path, device)
+    return model, meta
+
+
+def _read_bottleneck(path: Path | str, device: str) -> tuple[HecsbBottleneck, dict[str, str], dict[str, torch.Tensor]]:
+    """:func:`load_bottleneck` plus the state of the fine-tuned tail in the same file (empty: none)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"HECS-B checkpoint {path} not found; train one with '{TRAIN_HECSB_COMMAND}'")
@@ -76,10 +82,10 @@ def load_bottleneck(path: Path | str, device: str = "cpu") -> tuple[HecsbBottlen
     if meta.get("format") != HECSB_FORMAT:
         raise ValueError(f"{path}: not a HECS-B checkpoint (format {meta.get('format')!r})")
     model = HecsbBottleneck(HecsbConfig.from_json(meta["config"]))
-    state, _ = split_tail_state(state)
+    state, tail = split_tail_state(state)
     model.prepare_state_for_load(state)
     model.load_state_dict(state)
-    return model.to(device).eval(), meta
+    return model.to(device).eval(), meta, tail
 
 
 @dataclass
@@ -104,14 +110,14 @@ class HecsbSplit:
              device: str = "cpu") -> "HecsbSplit":
         """Load a bottleneck and its teacher (default: the shipped one); checks the teacher's model id."""
         path = Path(path)
-        bottleneck, meta = load_bottleneck(path, device)
+        bottleneck, meta, tail_weights = _read_bottleneck(path, device)  # the file is read once
         if not isinstance(teacher, Classifier):
             teacher = load_classifier(teacher, device)
         if teacher.model_id != meta["teacher_model_id"]:
             raise ValueError(f"{path} was trained for teacher {meta['teacher_model_id']}, "
                              f"but teacher {teacher.path} has model id {teacher.model_id}")
         coder = LatentCoder(bottleneck.entropy_bottleneck, bottleneck.config.latent_shape)
-        tail = load_tail(path, teacher.model.tail)
+        tail = build_tail(teacher.model.tail, tail_weights).to(device)
         return cls(bottleneck, teacher, coder, model_id_of(path), path, meta, tail)
 
     @torch.inference_mode()
