@@ -72,11 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             row.update({f"{half}_onednn_us": round(on, 1), f"{half}_native_us": round(nat, 1),
                         f"{half}_ratio": round(nat / on, 3)})
         rows.append(row)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    cols = list(rows[0])
-    (args.out_dir / "results.csv").write_text(
-        "\n".join([",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in rows]) + "\n")
-    from hecsb_ros.core.bench.report import machine_description
+    from hecsb_ros.core.bench.report import machine_description, write_csv
+
+    write_csv(rows, args.out_dir / "results.csv")
 
     m = machine_description()
     lines = ["# CPU convolution backend: oneDNN against PyTorch's native kernels", "",

@@ -32,10 +32,9 @@ from torch import nn
 from tqdm import tqdm
 
 from hecsb_ros.core.baselines import checkpoint as ckpt
-from hecsb_ros.core.baselines.entropy import (
-    TableCoder, channel_indexes, eb_dequantize, eb_symbols, frame_two, unframe_two,
-)
+from hecsb_ros.core.baselines.entropy import TableCoder, frame_two, unframe_two
 from hecsb_ros.core.baselines.gdn import freeze_gdn_
+from hecsb_ros.core.bottleneck.coding import LatentCoder
 from hecsb_ros.core.models import Classifier, load_classifier, model_id_of
 from hecsb_ros.core.training.common import batches
 
@@ -233,24 +232,21 @@ class NeuralInputSplit:
                              f"the teacher takes {spec.in_channels}x{spec.input_size}")
         self._mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
         self._std = torch.tensor(spec.std).view(1, -1, 1, 1)
-        self.y_coder = TableCoder.of(self.model.entropy_bottleneck if kind == "factorized"
-                                     else self.model.gaussian_conditional)
         self.y_count = math.prod(self.config.latent_shape)
-        if kind == "factorized":
-            self.y_indexes = self.y_coder.bind(channel_indexes(self.config.latent_shape))
-        else:
-            self.z_coder = TableCoder.of(self.model.entropy_bottleneck)
-            self.z_indexes = self.z_coder.bind(channel_indexes(self.config.hyper_shape))
+        # the factorized prior's stream (y, or the hyperprior's z) is coded as HECS-B's latent is
+        self.eb_coder = LatentCoder(self.model.entropy_bottleneck,
+                                    self.config.hyper_shape if self.hyper else self.config.latent_shape)
+        if self.hyper:
+            self.y_coder = TableCoder.of(self.model.gaussian_conditional)
 
     @property
     def hyper(self) -> bool:
         return self.config.kind == "hyperprior"
 
     def max_payload_bytes(self) -> int:
-        y = TableCoder.max_bytes(self.y_count)
         if not self.hyper:
-            return y
-        return 3 + TableCoder.max_bytes(math.prod(self.config.hyper_shape)) + y
+            return self.eb_coder.max_payload_bytes()
+        return 3 + self.eb_coder.max_payload_bytes() + TableCoder.max_bytes(self.y_count)
 
     def _gauss(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Hyper-latent ``(1, N, h, w)`` -> table indexes and means of ``y`` (both ``(M, H, W)``)."""
@@ -265,13 +261,10 @@ class NeuralInputSplit:
     @torch.inference_mode()
     def code(self, y: torch.Tensor) -> bytes:
         """One latent ``(M, h, w)`` -> payload (hyperprior: also ``h_a``, ``h_s`` and the ``z`` stream)."""
-        eb = self.model.entropy_bottleneck
         if not self.hyper:
-            return self.y_coder.encode(self.y_coder.clamp(eb_symbols(eb, y), self.y_indexes), self.y_indexes)
-        z = self.model.h_a(y[None])[0]
-        zs = self.z_coder.clamp(eb_symbols(eb, z), self.z_indexes)
-        z_bytes = self.z_coder.encode(zs, self.z_indexes)
-        idx, means = self._gauss(eb_dequantize(eb, zs)[None])
+            return self.eb_coder.payload(y)
+        z_bytes, z_hat = self.eb_coder.encode(self.model.h_a(y[None])[0])
+        idx, means = self._gauss(z_hat[None])
         ys = self.y_coder.clamp(torch.round(y - means).to(torch.int64), idx)
         return frame_two(z_bytes, self.y_coder.encode(ys, idx))
 
@@ -283,12 +276,10 @@ class NeuralInputSplit:
     def decode_pixels(self, data: bytes) -> torch.Tensor:
         """Payload -> reconstructed pixels in [0, 1] ``(1, C, H, W)``; PayloadError on invalid bytes."""
         if not self.hyper:
-            y_hat = eb_dequantize(self.model.entropy_bottleneck, self.y_coder.decode(data, self.y_indexes))
+            y_hat = self.eb_coder.decode(data)
         else:
-            z_max = TableCoder.max_bytes(math.prod(self.config.hyper_shape))
-            z_bytes, y_bytes = unframe_two(data, z_max, TableCoder.max_bytes(self.y_count))
-            z_hat = eb_dequantize(self.model.entropy_bottleneck, self.z_coder.decode(z_bytes, self.z_indexes))
-            idx, means = self._gauss(z_hat[None])
+            z_bytes, y_bytes = unframe_two(data, self.eb_coder.max_payload_bytes(), TableCoder.max_bytes(self.y_count))
+            idx, means = self._gauss(self.eb_coder.decode(z_bytes)[None])
             y_hat = self.y_coder.decode(y_bytes, idx).to(torch.float32) + means
         return crop(self.model.g_s(y_hat[None]), self.config).clamp_(0, 1)
 
