@@ -39,6 +39,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "frames": ("0", "Frames to publish; 0 = until stopped"),
     "rate_hz": ("", "Camera frame rate; '' = default"),
     "device": ("", "Torch device for edge and server: cpu or cuda; '' = cpu"),
+    "checkpoint": ("", "Bottleneck (or classifier) checkpoint for edge and server; '' = the shipped one"),
+    "teacher": ("", "Classifier the bottleneck was trained for (e.g. local ResNet-50 weights .pth); '' = shipped"),
     "params_file": ("", "YAML parameter file applied to all nodes (node names as keys, or /**)"),
     "link": ("true", "Insert the link emulator between edge and server"),
 }
@@ -51,7 +53,8 @@ def _set(params: dict[str, Any], key: str, value: str, kind: type) -> None:
 
 def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g", source: str = "dataset",
                           path: str = "", frames: str = "0", rate_hz: str = "", device: str = "",
-                          params_file: str = "", link: str = "true") -> list[NodeSpec]:
+                          checkpoint: str = "", teacher: str = "", params_file: str = "",
+                          link: str = "true") -> list[NodeSpec]:
     """Describe the node set for the given launch arguments (all strings, as launch passes them).
 
     ``params_file`` is not applied here: the caller passes it to every node before these values.
@@ -63,6 +66,8 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     _set(codec_params, "codec", codec, str)
     _set(codec_params, "quality", quality, int)
     _set(codec_params, "device", device, str)
+    _set(codec_params, "checkpoint", checkpoint, str)
+    _set(codec_params, "teacher", teacher, str)
     camera: dict[str, Any] = {"source": source}
     _set(camera, "path", path, str)
     _set(camera, "frames", frames, int)

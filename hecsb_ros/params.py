@@ -54,6 +54,9 @@ def _codec_params(stats_period: float) -> tuple[Param, ...]:
               "WebP 101 lossless, PNG 0-9, learned codecs: rate-level index)", min=-1, max=255, read_only=True),
         Param("checkpoint", "", "Checkpoint file of the classifier/bottleneck; empty = shipped default",
               read_only=True),
+        Param("teacher", "", "Classifier the bottleneck was trained for (its tail runs on the server), and the "
+              "input codecs' classifier: a classifier checkpoint or local torchvision ResNet-50 weights (.pth); "
+              "empty = the shipped Fashion-MNIST teacher", read_only=True),
         Param("device", "cpu", "Torch device", choices=("cpu", "cuda"), read_only=True),
         Param("threads", 1, "Torch intra-op threads; 0 = torch default", min=0, max=256, read_only=True),
         Param("onednn", False, "Run CPU convolutions with oneDNN; off = PyTorch's native kernels, faster "

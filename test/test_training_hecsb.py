@@ -134,7 +134,7 @@ def test_mixed_kd_loss_reduces_to_the_plain_loss():
 
 
 def test_hold_out_splits_off_a_fixed_disjoint_subset(data):
-    from hecsb_ros.cli.train_hecsb import hold_out
+    from hecsb_ros.cli.options import hold_out
 
     assert hold_out(data, 0) == (data, None)
     rest, val = hold_out(data, 28)

@@ -1,14 +1,21 @@
 """Train the learned baselines (SVB, CR+BQ, factorized prior, mean-scale hyperprior), one checkpoint
-and manifest per rate level, against the shipped teacher on the Fashion-MNIST training images.
+and manifest per rate level, against a frozen teacher: by default the shipped one on the
+Fashion-MNIST training images.
 
     python -m hecsb_ros.cli.train_baselines svb --beta 0.02 0.005 0.002 0.0005
     python -m hecsb_ros.cli.train_baselines crbq --channels 1 2 4 8
     python -m hecsb_ros.cli.train_baselines factorized --lmbda 0.002 0.008 0.032 0.128
     python -m hecsb_ros.cli.train_baselines hyperprior --lmbda 0.002 0.008 0.032 0.128
 
+ImageNet-style folder with local torchvision ResNet-50 weights (the same options as train_hecsb)::
+
+    python -m hecsb_ros.cli.train_baselines svb --beta 1e-3 --data imagenet-folder /data/imagenet/train \
+        --val-folder /data/imagenet/val --resnet50-weights resnet50.pth --out runs/baselines --device cuda
+
 Rate level 0 is the fewest bytes (largest beta, fewest channels, smallest lambda). Each level is
-evaluated on the 10,000 test images through the real payload bytes (edge encode, server decode)
-and written as ``hecsb_ros/checkpoints/{kind}_fmnist_r{LEVEL}.safetensors`` plus ``.json``.
+evaluated on the test images through the real payload bytes (edge encode, server decode) and
+written as ``{kind}_fmnist_r{LEVEL}.safetensors`` (``{kind}_resnet50_r{LEVEL}`` for a ResNet-50
+teacher) plus ``.json``, in ``hecsb_ros/checkpoints`` unless ``--out`` says otherwise.
 """
 from __future__ import annotations
 
@@ -24,10 +31,10 @@ import numpy as np
 import torch
 
 from hecsb_ros.core.baselines import checkpoint as ckpt
-from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, model_id_of
-from hecsb_ros.cli.options import add_device_options
+from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, model_id_of
+from hecsb_ros.cli.options import add_data_options, add_device_options, data_sources, load_teacher
 from hecsb_ros.core.training import Augment, accuracy, epochs_for_budget, seconds_per_step, set_seed, set_threads
-from hecsb_ros.core.training.data import fashion_mnist_source
+from hecsb_ros.core.training.data import PixelSource
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,9 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=4, help="crbq / neural codecs: training epochs")
     p.add_argument("--batch-size", type=int, default=64)
     add_device_options(p, "svb keeps the stage-1:stage-2 ratio")
-    p.add_argument("--teacher", type=Path, default=None)
-    p.add_argument("--limit-train", type=int, default=None)
-    p.add_argument("--limit-test", type=int, default=None)
+    add_data_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR)
@@ -161,12 +166,9 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
         split = SvbSplit(path, teacher)
         encode = lambda xb: [split.entropy_encode(v) for v in split.latent(xb)]  # noqa: E731
     elif args.kind == "crbq":
-        from hecsb_ros.core.baselines.crbq import CrbqBottleneck, CrbqConfig, CrbqSplit, head_distill, save_crbq
+        from hecsb_ros.core.baselines.crbq import CrbqBottleneck, CrbqSplit, crbq_config_for, head_distill, save_crbq
 
-        with torch.no_grad():
-            h = teacher.model.head(test.x[:1])
-        spec = teacher.spec
-        config = CrbqConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]), int(value))
+        config = crbq_config_for(teacher, int(value))
         model, epochs = _fit_and_train(args, head_distill, CrbqBottleneck(config), len(train), teacher=teacher,
                                        train=train, batch_size=args.batch_size, seed=args.seed, device=args.device)
         facts = {"channels": int(value), "epochs": epochs}
@@ -177,9 +179,8 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
         from hecsb_ros.core.baselines.neural import NeuralConfig, NeuralInputSplit, build, save_neural, train_rd
 
         config = NeuralConfig(args.kind, args.N, args.M, teacher.spec.in_channels, tuple(teacher.spec.input_size))
-        pixels = train.x * torch.tensor(teacher.spec.std).view(1, -1, 1, 1) + torch.tensor(teacher.spec.mean).view(1, -1, 1, 1)
         model, epochs = _fit_and_train(args, train_rd, build(config), len(train), config=config,
-                                       images=pixels.clamp(0, 1), lmbda=value, batch_size=args.batch_size,
+                                       images=PixelSource(train, teacher.spec), lmbda=value, batch_size=args.batch_size,
                                        seed=args.seed, device=args.device)
         facts = {"lmbda": value, "epochs": epochs}
         save_neural(path, model, config, teacher.model_id, facts)
@@ -209,10 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--init takes one svb checkpoint per --{name} value ({len(values)})")
     inits = dict(zip(values, args.init or []))
     set_threads(args.threads)
-    teacher = load_classifier(args.teacher)
+    teacher = load_teacher(args)
     augment = Augment(pad=2, hflip=True) if args.kind in ("svb", "crbq") else None
-    train = fashion_mnist_source("train", teacher.spec, args.limit_train, augment)
-    test = fashion_mnist_source("test", teacher.spec, args.limit_test)
+    train, test, _ = data_sources(args, teacher, augment)
+    dataset = "resnet50" if teacher.spec.backbone == "resnet50" else "fmnist"
     with torch.inference_mode():
         teacher_acc = accuracy(torch.cat([teacher.model(test.x[i:i + 500]) for i in range(0, len(test), 500)]), test.y)
     command = "python -m hecsb_ros.cli.train_baselines " + shlex.join(argv if argv is not None else sys.argv[1:])
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for value, level in sorted(zip(values, _levels(values, ascending, args.levels)), key=lambda t: t[1]):
         set_seed(args.seed)
-        path = ckpt.level_path(args.kind, level, args.out)
+        path = ckpt.level_path(args.kind, level, args.out, dataset)
         start = time.time()
         fields = train_one(args, value, teacher, train, test, path, inits.get(value))
         fields = {"kind": args.kind, "rate_level": level, **fields, "teacher_accuracy": round(teacher_acc, 4),

@@ -30,10 +30,9 @@ import torch
 from hecsb_ros.core.bottleneck.hecsb import DECODER_FIELDS
 from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, load_bottleneck, save_bottleneck
 from hecsb_ros.core.models.student_tail import load_tail
-from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, load_classifier, load_resnet50, model_id_of, sha256_of
-from hecsb_ros.cli.options import add_device_options
+from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, model_id_of, sha256_of
+from hecsb_ros.cli.options import add_data_options, add_device_options, data_sources, load_teacher
 from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
-from hecsb_ros.core.training.data import FolderSource, TensorSource, fashion_mnist_source
 from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
 
 FMNIST_ARCH = {"acq_channels": (16, 24), "measurements": 2, "decoder_channels": 128}
@@ -76,13 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--decoder-blocks", type=int, default=None,
                    help="residual blocks of g_phi at the feature resolution (server side only)")
     p.add_argument("--max-norm", type=float, default=0.0, help="k of ||W||_F <= k (0: sqrt(l))")
-    p.add_argument("--data", nargs="+", default=["fashion-mnist"],
-                   help="'fashion-mnist' or 'imagenet-folder PATH' (train folder)")
-    p.add_argument("--val-folder", type=Path, default=None, help="imagenet-folder: evaluation folder")
-    p.add_argument("--teacher", type=Path, default=None, help="classifier checkpoint (default: shipped)")
-    p.add_argument("--resnet50-weights", type=Path, default=None, help="local torchvision ResNet-50 weights")
-    p.add_argument("--limit-train", type=int, default=None)
-    p.add_argument("--limit-test", type=int, default=None)
+    add_data_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     add_device_options(p, "keeping the stage-1:stage-2 ratio")
@@ -98,42 +91,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="folder for checkpoints and manifests")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
-
-
-def _sources(args: argparse.Namespace, teacher: Classifier):
-    kind = args.data[0]
-    if kind == "fashion-mnist" and len(args.data) == 1:
-        train = fashion_mnist_source("train", teacher.spec, args.limit_train, Augment(pad=2, hflip=True))
-        test = fashion_mnist_source("test", teacher.spec, args.limit_test)
-        train, val = hold_out(train, args.val_images)
-        return train, test, val
-    if kind == "imagenet-folder" and len(args.data) == 2:
-        train = FolderSource(args.data[1], teacher.spec, args.limit_train)
-        test = FolderSource(args.val_folder or args.data[1], teacher.spec, args.limit_test)
-        x, y = test.batch(torch.arange(len(test)))
-        if args.val_images:
-            raise SystemExit("--val-images is for fashion-mnist; an imagenet-folder run has --val-folder")
-        return train, TensorSource(x, y), None
-    raise SystemExit(f"--data must be 'fashion-mnist' or 'imagenet-folder PATH', not {' '.join(args.data)}")
-
-
-def hold_out(train: TensorSource, n: int, seed: int = 20240601) -> tuple[TensorSource, TensorSource | None]:
-    """Split ``n`` images off ``train`` (a subset fixed by ``seed``, not by ``--seed``): ``(rest, held out)``."""
-    if n <= 0:
-        return train, None
-    if n >= len(train):
-        raise SystemExit(f"--val-images {n} leaves no training images (there are {len(train)})")
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
-    rest, val = order[:-n].sort().values, order[-n:].sort().values
-    return TensorSource(train.x[rest], train.y[rest], train.augment), TensorSource(train.x[val], train.y[val])
-
-
-def _teacher(args: argparse.Namespace) -> Classifier:
-    if args.resnet50_weights is not None:
-        return load_resnet50(args.resnet50_weights)
-    if args.data[0] == "imagenet-folder" and args.teacher is None:
-        raise SystemExit("imagenet-folder needs --resnet50-weights PATH (a local torchvision state dict)")
-    return load_classifier(args.teacher)
 
 
 def _config(args: argparse.Namespace, teacher: Classifier) -> HecsbConfig:
@@ -194,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     device = args.device
     set_seed(args.seed)
-    teacher = _teacher(args)
-    train, test, val = _sources(args, teacher)
+    teacher = load_teacher(args)
+    train, test, val = data_sources(args, teacher, Augment(pad=2, hflip=True), args.val_images)
     config = _config(args, teacher)
     levels = args.levels or [int(r) for r in np.argsort(np.argsort(-np.asarray(args.beta), kind="stable"))]
     if len(levels) != len(args.beta) or len(set(levels)) != len(levels):

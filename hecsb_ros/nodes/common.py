@@ -14,6 +14,7 @@ from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
+from hecsb_ros.core.codecs import CodecSettings
 from hecsb_ros.core.stats import LinkStatsAccumulator
 from hecsb_ros.params import Param, check_value
 
@@ -87,10 +88,16 @@ class CodecNodeConfig:
     codec: str
     quality: int
     checkpoint: str
+    teacher: str
     device: str
     threads: int
     onednn: bool
     stats_period_s: float
+
+    def codec_settings(self) -> CodecSettings:
+        """The codec's settings from these parameters."""
+        return CodecSettings(quality=self.quality, checkpoint=self.checkpoint, device=self.device,
+                             threads=self.threads, onednn=self.onednn, teacher=self.teacher)
 
 
 def read_config(node: Node, params: tuple[Param, ...], cls: type) -> Any:

@@ -16,7 +16,7 @@ import torch
 
 from hecsb_ros.core.baselines.checkpoint import level_path, list_levels
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer
-from hecsb_ros.core.models import images_to_tensor
+from hecsb_ros.core.models import Classifier, images_to_tensor
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import prepare_image
 
@@ -35,11 +35,12 @@ class LearnedBaselineCodec(Codec):
     def __init__(self, settings: CodecSettings) -> None:
         super().__init__(settings)
         self.path = Path(settings.checkpoint) if settings.checkpoint else level_path(self.kind, self.quality)
-        self.split: Any = self._load(self.path, settings.device)
+        self.split: Any = self._load(self.path, settings.load_teacher(), settings.device)
         self.spec = self.split.teacher.spec
 
     # -- hooks ---------------------------------------------------------------------------------
-    def _load(self, path: Path, device: str) -> Any:
+    def _load(self, path: Path, teacher: Classifier, device: str) -> Any:
+        """The split of checkpoint ``path`` for ``teacher`` (it checks the teacher's model id)."""
         raise NotImplementedError
 
     def _network(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ The teacher's head is replaced, at the same split point as HECS-B, by
 
 - an edge encoder of a few convolutions that reduce the channels to ``C``:
   ``conv 5x5/2 (32) - BN - ReLU - conv 5x5/2 (16) - BN - ReLU - conv 3x3 (C)``, latent
-  ``(N, C, H/4, W/4)``;
+  ``(N, C, H/4, W/4)`` (one more ``conv 5x5/2 (32) - BN - ReLU`` per halving at coarser splits);
 - 8-bit quantisation with one affine scale per tensor (per image): ``q = round((y - lo) * 255 /
   (hi - lo))`` with ``lo, hi`` the tensor's minimum and maximum; the payload is ``lo, hi`` as
   little-endian float32 followed by the ``C h w`` bytes of ``q`` (no entropy coding);
@@ -28,7 +28,8 @@ from torch import nn
 from tqdm import tqdm
 
 from hecsb_ros.core.baselines import checkpoint as ckpt
-from hecsb_ros.core.models import Classifier, load_classifier, model_id_of
+from hecsb_ros.core.grid import downsampled, encoder_depth, upsampling_steps
+from hecsb_ros.core.models import Classifier, check_teacher, load_classifier, model_id_of
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.training.common import batches
 
@@ -38,26 +39,25 @@ HEADER = struct.Struct("<ff")
 
 @dataclass(frozen=True)
 class CrbqConfig:
-    """Input ``(C_in, (H, W))``, split features ``(T, (h, w))`` and bottleneck channels ``channels``."""
+    """Input ``(C_in, (H, W))``, split features ``(T, (h, w))`` and bottleneck channels ``channels``.
+
+    ``widths``: the encoder's stride-2 convolutions (two at the Fashion-MNIST split; one more per
+    halving where the split features are coarser, as :func:`crbq_config_for` picks).
+    """
 
     in_channels: int
     input_size: tuple[int, int]
     feature_channels: int
     feature_size: tuple[int, int]
     channels: int = 2
-    widths: tuple[int, int] = (32, 16)
+    widths: tuple[int, ...] = (32, 16)
 
     def __post_init__(self) -> None:
-        if self.input_size[0] % 4 or self.input_size[1] % 4:
-            raise ValueError(f"input size {self.input_size} not divisible by 4")
-        ratio = self.feature_size[0] / self.latent_size[0]
-        steps = round(math.log2(ratio)) if ratio >= 1 else -1
-        if steps < 0 or (self.latent_size[0] << steps, self.latent_size[1] << steps) != tuple(self.feature_size):
-            raise ValueError(f"feature size {self.feature_size} is not the latent grid {self.latent_size} x 2^k")
+        self.upsampling  # validates the input and feature sizes
 
     @property
     def latent_size(self) -> tuple[int, int]:
-        return (self.input_size[0] // 4, self.input_size[1] // 4)
+        return downsampled(self.input_size, len(self.widths))
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -65,7 +65,7 @@ class CrbqConfig:
 
     @property
     def upsampling(self) -> int:
-        return round(math.log2(self.feature_size[0] / self.latent_size[0]))
+        return upsampling_steps(self.latent_size, self.feature_size)
 
     @property
     def payload_bytes(self) -> int:
@@ -81,6 +81,17 @@ class CrbqConfig:
         for k in ("input_size", "feature_size", "widths"):
             d[k] = tuple(d[k])
         return cls(**d)
+
+
+def crbq_config_for(teacher: Classifier, channels: int) -> CrbqConfig:
+    """CR+BQ config matching ``teacher``'s input and split features (widths 32, ..., 32, 16)."""
+    spec = teacher.spec
+    with torch.no_grad():
+        h = teacher.model.head(torch.zeros(1, spec.in_channels, *spec.input_size))
+    feature_size = (h.shape[2], h.shape[3])
+    depth = encoder_depth(spec.input_size, feature_size)
+    return CrbqConfig(spec.in_channels, spec.input_size, h.shape[1], feature_size, channels,
+                      widths=(32,) * (depth - 1) + (16,))
 
 
 def _cbr(cin: int, cout: int, k: int, s: int) -> list[nn.Module]:
@@ -109,9 +120,12 @@ class CrbqBottleneck(nn.Module):
     def __init__(self, config: CrbqConfig) -> None:
         super().__init__()
         self.config = config
-        w1, w2 = config.widths
-        self.encoder = nn.Sequential(*_cbr(config.in_channels, w1, 5, 2), *_cbr(w1, w2, 5, 2),
-                                     nn.Conv2d(w2, config.channels, 3, 1, 1))
+        encoder: list[nn.Module] = []
+        cin = config.in_channels
+        for w in config.widths:
+            encoder += _cbr(cin, w, 5, 2)
+            cin = w
+        self.encoder = nn.Sequential(*encoder, nn.Conv2d(cin, config.channels, 3, 1, 1))
         t = config.feature_channels
         width = 2 * t
         layers: list[nn.Module] = _cbr(config.channels, width, 3, 1)
@@ -123,7 +137,7 @@ class CrbqBottleneck(nn.Module):
         self.decoder = nn.Sequential(*layers)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Image ``(N, C_in, H, W)`` -> latent ``(N, C, H/4, W/4)`` before quantisation."""
+        """Image ``(N, C_in, H, W)`` -> latent ``(N, C, h, w)`` before quantisation."""
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,9 +225,7 @@ class CrbqSplit:
         self.path = Path(path)
         self.model, self.metadata = load_crbq(self.path, device)
         self.teacher = teacher if teacher is not None else load_classifier(None, device)
-        if self.teacher.model_id != self.metadata["teacher_model_id"]:
-            raise ValueError(f"{self.path} was trained for teacher {self.metadata['teacher_model_id']}, "
-                             f"not {self.teacher.model_id}")
+        check_teacher(self.path, self.metadata["teacher_model_id"], self.teacher)
         self.model_id = model_id_of(self.path)
         self.config = self.model.config
 

@@ -37,6 +37,7 @@ from hecsb_ros.core.baselines.gdn import freeze_gdn_
 from hecsb_ros.core.bottleneck.coding import LatentCoder
 from hecsb_ros.core.models import Classifier, load_classifier, model_id_of
 from hecsb_ros.core.training.common import batches
+from hecsb_ros.core.training.data import PixelSource
 
 KINDS = ("factorized", "hyperprior")
 
@@ -136,11 +137,14 @@ def rd_loss(out: dict, x: torch.Tensor, lmbda: float, num_pixels: int) -> tuple[
     return lmbda * 255 ** 2 * mse + bpp, mse, bpp
 
 
-def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor, lmbda: float, epochs: int,
+def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | PixelSource, lmbda: float, epochs: int,
              batch_size: int = 64, lr: float = 1e-3, aux_lr: float = 1e-3, seed: int = 0,
              progress: bool = True, log: Callable[[str], None] = print, device: torch.device | str = "cpu",
              max_steps: int | None = None) -> nn.Module:
     """Train on pixels in [0, 1] ``(N, C, H, W)`` (random h-flips); ``update()`` at the end.
+
+    ``images``: a tensor, or a :class:`~hecsb_ros.core.training.data.PixelSource` read batch by batch
+    (an image folder).
 
     Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops early (for timing).
     """

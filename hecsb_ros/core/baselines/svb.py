@@ -4,7 +4,8 @@ Replaces the teacher's head, like HECS-B, at the same split point:
 
 - edge encoder ``g_a``: ``conv 5x5/2 (4N) - GDN - conv 5x5/2 (2N) - GDN - conv 3x3 (N)``, the
   Entropic Student's shape (its ``num_enc_channels`` N, widths 4N and 2N), giving the latent
-  ``y`` ``(N_img, N, H/4, W/4)``;
+  ``y`` ``(N_img, N, H/4, W/4)`` (at a split whose features are coarser than ``H/4``, such as
+  ResNet-50's before ``layer3``, one more ``conv 5x5/2 (4N) - GDN`` per halving);
 - a factorized prior ``p(z)`` (CompressAI :class:`EntropyBottleneck`, one density per channel),
   ``z = y + U(-1/2, 1/2)`` in training and rounded at inference;
 - server decoder ``g_phi``: ``conv 3x3 (2T) - IGDN - [convT 4x4/2 - IGDN]* - conv 3x3 (T)`` back to
@@ -18,7 +19,6 @@ project), ``update``, ``encoder_parameters``, ``prior_parameters``, ``prepare_st
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,8 +30,9 @@ from torch import nn
 from hecsb_ros.core.baselines import checkpoint as ckpt
 from hecsb_ros.core.baselines.gdn import freeze_gdn_
 from hecsb_ros.core.bottleneck.coding import LatentCoder
+from hecsb_ros.core.grid import downsampled, encoder_depth, upsampling_steps
 from hecsb_ros.core.models.student_tail import build_tail, split_tail_state, tail_state
-from hecsb_ros.core.models import Classifier, load_classifier, model_id_of
+from hecsb_ros.core.models import Classifier, check_teacher, load_classifier, model_id_of
 
 KIND = "svb"
 
@@ -40,7 +41,9 @@ KIND = "svb"
 class SvbConfig:
     """Architecture of an SVB: input ``(C, (H, W))``, split features ``(T, (h, w))``, widths.
 
-    ``latent_channels`` is the Entropic Student's N (encoder widths 4N, 2N, N).
+    ``latent_channels`` is the Entropic Student's N (encoder widths 4N, 2N, N); ``downsampling`` is
+    the number of stride-2 convolutions (2 as in the Entropic Student; 3 at a ResNet-50 split
+    before ``layer3``, whose features are 1/8 of the input: the extra ones are 4N wide).
     """
 
     in_channels: int
@@ -49,15 +52,16 @@ class SvbConfig:
     feature_size: tuple[int, int]
     latent_channels: int = 12
     kernel: int = 5
+    downsampling: int = 2
 
     def __post_init__(self) -> None:
-        if self.input_size[0] % 4 or self.input_size[1] % 4:
-            raise ValueError(f"input size {self.input_size} not divisible by 4")
-        self.upsampling  # validates the feature size
+        if self.downsampling < 1:
+            raise ValueError(f"downsampling must be at least 1, not {self.downsampling}")
+        self.upsampling  # validates the input and feature sizes
 
     @property
     def latent_size(self) -> tuple[int, int]:
-        return (self.input_size[0] // 4, self.input_size[1] // 4)
+        return downsampled(self.input_size, self.downsampling)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -67,11 +71,7 @@ class SvbConfig:
     @property
     def upsampling(self) -> int:
         """2x upsampling steps from the latent grid to the feature grid."""
-        ratio = self.feature_size[0] / self.latent_size[0]
-        steps = round(math.log2(ratio)) if ratio >= 1 else -1
-        if steps < 0 or (self.latent_size[0] << steps, self.latent_size[1] << steps) != tuple(self.feature_size):
-            raise ValueError(f"feature size {self.feature_size} is not the latent grid {self.latent_size} x 2^k")
-        return steps
+        return upsampling_steps(self.latent_size, self.feature_size)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,10 +94,13 @@ class SvbBottleneck(nn.Module):
         super().__init__()
         self.config = config
         n, k = config.latent_channels, config.kernel
-        self.g_a = nn.Sequential(
-            nn.Conv2d(config.in_channels, 4 * n, k, 2, k // 2), GDN(4 * n),
-            nn.Conv2d(4 * n, 2 * n, k, 2, k // 2), GDN(2 * n),
-            nn.Conv2d(2 * n, n, 3, 1, 1))
+        widths = [4 * n] * (config.downsampling - 1) + [2 * n]
+        encoder: list[nn.Module] = []
+        cin = config.in_channels
+        for w in widths:
+            encoder += [nn.Conv2d(cin, w, k, 2, k // 2), GDN(w)]
+            cin = w
+        self.g_a = nn.Sequential(*encoder, nn.Conv2d(cin, n, 3, 1, 1))
         t = config.feature_channels
         width = 2 * t
         layers: list[nn.Module] = [nn.Conv2d(n, width, 3, 1, 1), GDN(width, inverse=True)]
@@ -109,7 +112,7 @@ class SvbBottleneck(nn.Module):
         self.entropy_bottleneck = EntropyBottleneck(n)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Edge network: image ``(N, C, H, W)`` -> unquantised latent ``(N, n, H/4, W/4)``."""
+        """Edge network: image ``(N, C, H, W)`` -> unquantised latent ``(N, n, H/2^d, W/2^d)``."""
         return self.g_a(x)
 
     def quantize(self, y: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,7 +156,9 @@ def svb_config_for(teacher: Classifier, latent_channels: int = 12) -> SvbConfig:
     spec = teacher.spec
     with torch.no_grad():
         h = teacher.model.head(torch.zeros(1, spec.in_channels, *spec.input_size))
-    return SvbConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]), latent_channels)
+    feature_size = (h.shape[2], h.shape[3])
+    return SvbConfig(spec.in_channels, spec.input_size, h.shape[1], feature_size, latent_channels,
+                     downsampling=encoder_depth(spec.input_size, feature_size))
 
 
 def save_svb(path: Path | str, model: SvbBottleneck, teacher_model_id: str, facts: dict | None = None,
@@ -191,9 +196,7 @@ class SvbSplit:
         self.model, self.metadata, tail_weights = _read_svb(self.path, device)  # the file is read once
         freeze_gdn_(self.model)  # deployed, never trained: GDN's parameters computed once
         self.teacher = teacher if teacher is not None else load_classifier(None, device)
-        if self.teacher.model_id != self.metadata["teacher_model_id"]:
-            raise ValueError(f"{self.path} was trained for teacher {self.metadata['teacher_model_id']}, "
-                             f"not {self.teacher.model_id}")
+        check_teacher(self.path, self.metadata["teacher_model_id"], self.teacher)
         self.model_id = model_id_of(self.path)
         self.tail_module = build_tail(self.teacher.model.tail, tail_weights).to(device)  # fine-tuned, or the teacher's
         # the same coder as HECS-B's latent: both are factorized priors over a (C, h, w) latent

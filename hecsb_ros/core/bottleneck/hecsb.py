@@ -30,6 +30,7 @@ import torch
 from compressai.entropy_models import EntropyBottleneck
 from torch import nn
 
+from hecsb_ros.core.grid import upsampling_steps
 from hecsb_ros.core.measurement import MeasurementOperator, gaussian_frobenius_norm
 
 #: Config fields of the server-side decoder only: a new decoder can sit behind a trained encoder.
@@ -88,11 +89,7 @@ class HecsbConfig:
     @property
     def upsampling(self) -> int:
         """Number of 2x upsampling steps from the latent grid to the feature grid."""
-        ratio = self.feature_size[0] / self.latent_size[0]
-        steps = round(math.log2(ratio)) if ratio >= 1 else -1
-        if steps < 0 or (self.latent_size[0] << steps, self.latent_size[1] << steps) != tuple(self.feature_size):
-            raise ValueError(f"feature size {self.feature_size} is not the latent grid {self.latent_size} x 2^k")
-        return steps
+        return upsampling_steps(self.latent_size, self.feature_size)
 
     @property
     def norm_bound(self) -> float:

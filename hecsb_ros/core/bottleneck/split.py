@@ -19,7 +19,7 @@ import torch
 from hecsb_ros.core.bottleneck.coding import LatentCoder
 from hecsb_ros.core.bottleneck.hecsb import HecsbBottleneck, HecsbConfig
 from hecsb_ros.core.models import (
-    CHECKPOINT_DIR, Classifier, load_classifier, model_id_of, read_tensors, write_tensors,
+    CHECKPOINT_DIR, Classifier, check_teacher, load_classifier, model_id_of, read_tensors, write_tensors,
 )
 from hecsb_ros.core.models.student_tail import build_tail, split_tail_state, tail_state
 
@@ -113,9 +113,7 @@ class HecsbSplit:
         bottleneck, meta, tail_weights = _read_bottleneck(path, device)  # the file is read once
         if not isinstance(teacher, Classifier):
             teacher = load_classifier(teacher, device)
-        if teacher.model_id != meta["teacher_model_id"]:
-            raise ValueError(f"{path} was trained for teacher {meta['teacher_model_id']}, "
-                             f"but teacher {teacher.path} has model id {teacher.model_id}")
+        check_teacher(path, meta["teacher_model_id"], teacher)
         coder = LatentCoder(bottleneck.entropy_bottleneck, bottleneck.config.latent_shape)
         tail = build_tail(teacher.model.tail, tail_weights).to(device)
         return cls(bottleneck, teacher, coder, model_id_of(path), path, meta, tail)

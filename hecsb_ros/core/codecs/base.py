@@ -31,6 +31,10 @@ class CodecSettings:
         quality: quality or rate level; -1 picks the codec's default. Meaning per codec (JPEG/WebP
             quality 1-100, PNG compression level 0-9, learned codecs: index of a rate level).
         checkpoint: path of a classifier or bottleneck checkpoint; '' uses the shipped default.
+        teacher: the classifier a split codec was trained for (its tail runs on the server, its
+            input size and normalisation on the edge) and the classifier the input codecs run when
+            ``checkpoint`` is empty: a classifier checkpoint, or local torchvision ResNet-50 weights
+            (``.pth``); '' uses the shipped Fashion-MNIST teacher.
         device: 'cpu' or 'cuda'.
         threads: torch intra-op threads for this codec's work (0 leaves torch's default).
         onednn: run CPU convolutions with oneDNN (MKL-DNN). Off by default: at batch 1 on these small
@@ -43,6 +47,13 @@ class CodecSettings:
     device: str = "cpu"
     threads: int = 0
     onednn: bool = False
+    teacher: str = ""
+
+    def load_teacher(self):
+        """The :class:`~hecsb_ros.core.models.Classifier` named by ``teacher`` (or the shipped one)."""
+        from hecsb_ros.core.models import load_classifier  # heavy: torch models
+
+        return load_classifier(self.teacher or None, device=self.device)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import torch
 from hecsb_ros.core.baselines.codec_base import LearnedBaselineCodec, level_range
 from hecsb_ros.core.baselines.crbq import CrbqSplit, pack, quantize_8bit
 from hecsb_ros.core.codecs.base import register_codec
+from hecsb_ros.core.models import Classifier
 
 _DEFAULT, _LO, _HI = level_range("crbq")
 
@@ -28,8 +29,8 @@ class CrbqCodec(LearnedBaselineCodec):
     default_quality: ClassVar[int] = _DEFAULT
     quality_range: ClassVar[tuple[int, int]] = (_LO, _HI)
 
-    def _load(self, path: Path, device: str) -> CrbqSplit:
-        return CrbqSplit(path, device=device)
+    def _load(self, path: Path, teacher: Classifier, device: str) -> CrbqSplit:
+        return CrbqSplit(path, teacher, device=device)
 
     def _network(self, x: torch.Tensor) -> torch.Tensor:
         return self.split.model.encode(x)

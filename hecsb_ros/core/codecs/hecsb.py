@@ -37,7 +37,7 @@ class HecsbCodec(Codec):
     def __init__(self, settings: CodecSettings) -> None:
         super().__init__(settings)
         path = Path(settings.checkpoint) if settings.checkpoint else rate_level_path(self.quality)
-        self.split = HecsbSplit.load(path, device=settings.device)
+        self.split = HecsbSplit.load(path, teacher=settings.load_teacher(), device=settings.device)
         self.spec = self.split.teacher.spec
 
     @property

@@ -100,7 +100,8 @@ class ImageCodec(Codec):
         super().__init__(settings)
         from hecsb_ros.core.models import load_classifier  # heavy: torch model
 
-        self.classifier = load_classifier(settings.checkpoint or None, device=settings.device)
+        self.classifier = (load_classifier(settings.checkpoint, device=settings.device) if settings.checkpoint
+                           else settings.load_teacher())
         spec = self.classifier.spec
         self.input_shape = (spec.input_size[0], spec.input_size[1], spec.in_channels)
 

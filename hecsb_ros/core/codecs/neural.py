@@ -16,11 +16,12 @@ import torch
 from hecsb_ros.core.baselines.codec_base import LearnedBaselineCodec, level_range
 from hecsb_ros.core.baselines.neural import NeuralInputSplit
 from hecsb_ros.core.codecs.base import register_codec
+from hecsb_ros.core.models import Classifier
 
 
 class _NeuralInputCodec(LearnedBaselineCodec):
-    def _load(self, path: Path, device: str) -> NeuralInputSplit:
-        return NeuralInputSplit(path, self.kind, device=device)
+    def _load(self, path: Path, teacher: Classifier, device: str) -> NeuralInputSplit:
+        return NeuralInputSplit(path, self.kind, teacher, device=device)
 
     def _network(self, x: torch.Tensor) -> torch.Tensor:
         return self.split.analysis(self.split.to_pixels(x))[0]

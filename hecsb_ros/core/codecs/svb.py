@@ -15,6 +15,7 @@ import torch
 from hecsb_ros.core.baselines.codec_base import LearnedBaselineCodec, level_range
 from hecsb_ros.core.baselines.svb import SvbSplit
 from hecsb_ros.core.codecs.base import register_codec
+from hecsb_ros.core.models import Classifier
 
 _DEFAULT, _LO, _HI = level_range("svb")
 
@@ -28,8 +29,8 @@ class SvbCodec(LearnedBaselineCodec):
     default_quality: ClassVar[int] = _DEFAULT
     quality_range: ClassVar[tuple[int, int]] = (_LO, _HI)
 
-    def _load(self, path: Path, device: str) -> SvbSplit:
-        return SvbSplit(path, device=device)
+    def _load(self, path: Path, teacher: Classifier, device: str) -> SvbSplit:
+        return SvbSplit(path, teacher, device=device)
 
     def _network(self, x: torch.Tensor) -> torch.Tensor:
         return self.split.latent(x)[0]

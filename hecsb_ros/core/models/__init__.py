@@ -101,6 +101,15 @@ def load_classifier(path: Path | str | None = None, device: str = "cpu") -> Clas
     return Classifier(ckpt.spec, model.to(device).eval(), model_id_of(path), path)
 
 
+def check_teacher(path: Path | str, trained_for: str, teacher: Classifier) -> None:
+    """ValueError unless ``teacher`` is the classifier (model id ``trained_for``) that the split
+    checkpoint ``path`` was trained with; the message says which setting picks the teacher."""
+    if teacher.model_id != trained_for:
+        raise ValueError(f"{path} was trained for teacher {trained_for}, but teacher {teacher.path} has model id "
+                         f"{teacher.model_id}; pass the classifier it was trained with as the codec's teacher "
+                         "(ROS parameter 'teacher', --teacher)")
+
+
 def read_tensors_metadata(path: Path | str) -> tuple[list[str], dict[str, str]]:
     """Tensor names and metadata of a safetensors file, without reading the tensors."""
     from safetensors import safe_open
@@ -111,6 +120,7 @@ def read_tensors_metadata(path: Path | str) -> tuple[list[str], dict[str, str]]:
 
 __all__ = [
     "BACKBONES", "CHECKPOINT_DIR", "CheckpointData", "Classifier", "ClassifierSpec", "FmnistResNet",
+    "check_teacher",
     "SplitResNet50", "build_model", "default_teacher_path", "fmnist_spec", "images_to_tensor",
     "load_classifier", "load_resnet50", "model_id_of", "read_checkpoint", "read_tensors",
     "read_tensors_metadata", "resnet50_spec", "save_checkpoint", "sha256_of", "write_tensors",

@@ -95,3 +95,20 @@ class FolderSource:
         rng = None if gen is None else np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen)))
         arrays = np.stack([self._load(self.files[int(i)], rng) for i in idx])
         return images_to_tensor(arrays, self.spec), self.y[idx]
+
+
+class PixelSource:
+    """A source's images as pixels in [0, 1] ``(N, C, H, W)``, the classifier's normalisation undone
+    (what the input codecs compress); ``source[idx]`` reads one batch (folder images centre-cropped)."""
+
+    def __init__(self, source: TensorSource | FolderSource, spec: ClassifierSpec) -> None:
+        self.source = source
+        self._mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
+        self._std = torch.tensor(spec.std).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, idx: torch.Tensor) -> torch.Tensor:
+        x, _ = self.source.batch(idx)
+        return (x * self._std + self._mean).clamp(0, 1)
