@@ -97,3 +97,20 @@ def test_input_codecs_classify_with_the_teacher_setting(weights):
     enc = c.encode(np.zeros((300, 400, 3), np.uint8), "rgb8")
     assert enc.shape == (224, 224, 3)
     assert c.decode(enc.data, enc.shape).logits.shape == (1000,)
+
+
+def test_a_folder_test_set_is_read_batch_by_batch(folder, weights):
+    import argparse
+
+    from hecsb_ros.cli.options import add_data_options, data_sources
+    from hecsb_ros.core.training.data import FolderImages
+
+    p = argparse.ArgumentParser()
+    add_data_options(p)
+    args = p.parse_args(["--data", "imagenet-folder", str(folder), "--resnet50-weights", str(weights)])
+    _, test, val = data_sources(args, load_resnet50(weights), None)
+    assert val is None and isinstance(test.x, FolderImages) and len(test.x) == len(test) == 4
+    x = test.x[1:3]
+    assert x.shape == (2, 3, 224, 224)
+    assert torch.equal(x, test.batch(torch.tensor([1, 2]))[0])
+    assert torch.equal(test.x[torch.tensor([3])], test.batch(torch.tensor([3]))[0])

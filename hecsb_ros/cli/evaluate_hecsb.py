@@ -27,7 +27,7 @@ from hecsb_ros.core.bottleneck import DEFAULT_RATE_LEVEL, HecsbSplit, list_rate_
 from hecsb_ros.core.codecs import CodecSettings
 from hecsb_ros.core.codecs.base import configure_torch
 from hecsb_ros.core.models import CHECKPOINT_DIR, load_classifier
-from hecsb_ros.core.training import accuracy
+from hecsb_ros.core.training import accuracy, evaluate
 from hecsb_ros.core.training.data import fashion_mnist_source
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_torch(CodecSettings(threads=args.threads))  # the settings the codec runs the split with
     teacher = load_classifier(args.teacher)
     test = fashion_mnist_source("test", teacher.spec, args.limit)
-    with torch.inference_mode():
-        teacher_acc = accuracy(torch.cat([teacher.model(test.x[i:i + 500]) for i in range(0, len(test), 500)]),
-                               test.y)
+    teacher_acc = evaluate(teacher.model, test.x, test.y)
     levels = args.levels if args.levels is not None else list_rate_levels(args.prefix, args.checkpoints)
     if not levels:
         raise SystemExit(f"no {args.prefix}_r*.safetensors in {args.checkpoints}; train them with "

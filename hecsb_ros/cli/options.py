@@ -48,9 +48,11 @@ def load_teacher(args: argparse.Namespace) -> Classifier:
 
 
 def data_sources(args: argparse.Namespace, teacher: Classifier, augment: Augment | None,
-                 val_images: int = 0) -> tuple[TensorSource | FolderSource, TensorSource, TensorSource | None]:
+                 val_images: int = 0) -> tuple[TensorSource | FolderSource, TensorSource | FolderSource,
+                                               TensorSource | None]:
     """(train, test, held-out) sources for ``--data``; ``augment`` applies to in-memory training images
-    (folder images get a random crop and flip), ``val_images`` Fashion-MNIST images are held out."""
+    (folder images get a random crop and flip), ``val_images`` Fashion-MNIST images are held out.
+    A folder test set is read batch by batch (its ``x`` is lazy), never held in memory whole."""
     kind = args.data[0]
     if kind == "fashion-mnist" and len(args.data) == 1:
         train = fashion_mnist_source("train", teacher.spec, args.limit_train, augment)
@@ -61,9 +63,8 @@ def data_sources(args: argparse.Namespace, teacher: Classifier, augment: Augment
         if val_images:
             raise SystemExit("--val-images is for fashion-mnist; an imagenet-folder run has --val-folder")
         train = FolderSource(args.data[1], teacher.spec, args.limit_train)
-        test = FolderSource(args.val_folder or args.data[1], teacher.spec, args.limit_test)
-        x, y = test.batch(torch.arange(len(test)))
-        return train, TensorSource(x, y), None
+        test = FolderSource(args.val_folder or args.data[1], teacher.spec, args.limit_test)  # read lazily
+        return train, test, None
     raise SystemExit(f"--data must be 'fashion-mnist' or 'imagenet-folder PATH', not {' '.join(args.data)}")
 
 

@@ -33,7 +33,7 @@ import torch
 from hecsb_ros.core.baselines import checkpoint as ckpt
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, model_id_of
 from hecsb_ros.cli.options import add_data_options, add_device_options, data_sources, load_teacher
-from hecsb_ros.core.training import Augment, accuracy, epochs_for_budget, seconds_per_step, set_seed, set_threads
+from hecsb_ros.core.training import Augment, accuracy, epochs_for_budget, evaluate, seconds_per_step, set_seed, set_threads
 from hecsb_ros.core.training.data import PixelSource
 
 
@@ -184,18 +184,15 @@ def train_one(args: argparse.Namespace, value: float, teacher: Classifier, train
                                        seed=args.seed, device=args.device)
         facts = {"lmbda": value, "epochs": epochs}
         save_neural(path, model, config, teacher.model_id, facts)
-        split = NeuralInputSplit(path, args.kind, teacher)
+        codec = NeuralInputSplit(path, args.kind, teacher)
 
         class _Server:  # server half: decode the image, run the whole teacher
             @staticmethod
             def decode(data: bytes) -> torch.Tensor:
-                return split.classify(split.decode_pixels(data))[0]
+                return codec.classify(codec.decode_pixels(data))[0]
 
-        px = split.to_pixels(test.x)
-        encode = lambda xb: [split.encode_pixels(px_i[None]) for px_i in xb]  # noqa: E731
-        acc, sizes = evaluate_split(_Server, px, test.y, encode)
-        return {**facts, "config": config.to_dict(), "test_accuracy": round(acc, 4),
-                "mean_payload_bytes": round(float(sizes.mean()), 2), "p95_payload_bytes": float(np.percentile(sizes, 95))}
+        split = _Server
+        encode = lambda xb: [codec.encode_pixels(px[None]) for px in codec.to_pixels(xb)]  # noqa: E731
     acc, sizes = evaluate_split(split, test.x, test.y, encode)
     return {**facts, "config": config.to_dict(), "test_accuracy": round(acc, 4),
             "mean_payload_bytes": round(float(sizes.mean()), 2), "p95_payload_bytes": float(np.percentile(sizes, 95))}
@@ -214,8 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     augment = Augment(pad=2, hflip=True) if args.kind in ("svb", "crbq") else None
     train, test, _ = data_sources(args, teacher, augment)
     dataset = "resnet50" if teacher.spec.backbone == "resnet50" else "fmnist"
-    with torch.inference_mode():
-        teacher_acc = accuracy(torch.cat([teacher.model(test.x[i:i + 500]) for i in range(0, len(test), 500)]), test.y)
+    teacher_acc = evaluate(teacher.model, test.x, test.y)
     command = "python -m hecsb_ros.cli.train_baselines " + shlex.join(argv if argv is not None else sys.argv[1:])
     print(f"teacher {teacher.model_id}: {teacher_acc:.4f} on {len(test)} test images")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, 
 from hecsb_ros.core.models.student_tail import load_tail
 from hecsb_ros.core.models import CHECKPOINT_DIR, Classifier, model_id_of, sha256_of
 from hecsb_ros.cli.options import add_data_options, add_device_options, data_sources, load_teacher
-from hecsb_ros.core.training import Augment, accuracy, set_seed, set_threads
+from hecsb_ros.core.training import Augment, accuracy, evaluate, set_seed, set_threads
 from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
 
 FMNIST_ARCH = {"acq_channels": (16, 24), "measurements": 2, "decoder_channels": 128}
@@ -162,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--init needs one checkpoint per --beta")
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python -m hecsb_ros.cli.train_hecsb " + shlex.join(argv if argv is not None else sys.argv[1:])
-    with torch.inference_mode():
-        teacher_acc = accuracy(torch.cat([teacher.model(test.x[i:i + 500]) for i in range(0, len(test), 500)]), test.y)
+    teacher_acc = evaluate(teacher.model, test.x, test.y)
     print(f"teacher {teacher.model_id}: test accuracy {teacher_acc:.4f} on {len(test)} images; {config}")
 
     for beta, level in sorted(zip(args.beta, levels), key=lambda t: t[1]):

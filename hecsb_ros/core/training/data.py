@@ -91,10 +91,32 @@ class FolderSource:
             arr = arr[:, ::-1]
         return arr
 
+    @property
+    def x(self) -> "FolderImages":
+        """The images as a lazy ``(N, C, H, W)`` sequence (centre crops, decoded when indexed)."""
+        return FolderImages(self)
+
     def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         rng = None if gen is None else np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen)))
         arrays = np.stack([self._load(self.files[int(i)], rng) for i in idx])
         return images_to_tensor(arrays, self.spec), self.y[idx]
+
+
+class FolderImages:
+    """Lazy view of a :class:`FolderSource`'s images: ``len()`` and indexing by a slice or an index
+    tensor, like a ``(N, C, H, W)`` tensor, decode only the images asked for, so an evaluation loop
+    over a 50,000-image folder holds one batch in memory, not the whole set."""
+
+    def __init__(self, source: FolderSource) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, idx: slice | torch.Tensor) -> torch.Tensor:
+        if isinstance(idx, slice):
+            idx = torch.arange(len(self))[idx]
+        return self.source.batch(torch.as_tensor(idx))[0]
 
 
 class PixelSource:
