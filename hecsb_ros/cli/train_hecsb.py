@@ -104,10 +104,8 @@ def _config(args: argparse.Namespace, teacher: Classifier) -> HecsbConfig:
         arch["decoder_channels"] = args.decoder_channels
     if args.decoder_blocks is not None:
         arch["decoder_blocks"] = args.decoder_blocks
-    with torch.no_grad():
-        h = teacher.model.head(torch.zeros(1, spec.in_channels, *spec.input_size))
-    return HecsbConfig(spec.in_channels, spec.input_size, h.shape[1], (h.shape[2], h.shape[3]),
-                       max_norm=args.max_norm, **arch)
+    channels, size = teacher.split_features()
+    return HecsbConfig(spec.in_channels, spec.input_size, channels, size, max_norm=args.max_norm, **arch)
 
 
 def _initial_model(args: argparse.Namespace, config: HecsbConfig, init: Path | None,

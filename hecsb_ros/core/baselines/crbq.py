@@ -86,11 +86,9 @@ class CrbqConfig:
 def crbq_config_for(teacher: Classifier, channels: int) -> CrbqConfig:
     """CR+BQ config matching ``teacher``'s input and split features (widths 32, ..., 32, 16)."""
     spec = teacher.spec
-    with torch.no_grad():
-        h = teacher.model.head(torch.zeros(1, spec.in_channels, *spec.input_size))
-    feature_size = (h.shape[2], h.shape[3])
+    feature_channels, feature_size = teacher.split_features()
     depth = encoder_depth(spec.input_size, feature_size)
-    return CrbqConfig(spec.in_channels, spec.input_size, h.shape[1], feature_size, channels,
+    return CrbqConfig(spec.in_channels, spec.input_size, feature_channels, feature_size, channels,
                       widths=(32,) * (depth - 1) + (16,))
 
 

@@ -154,10 +154,8 @@ class SvbBottleneck(nn.Module):
 def svb_config_for(teacher: Classifier, latent_channels: int = 12) -> SvbConfig:
     """SVB config matching ``teacher``'s input and split features."""
     spec = teacher.spec
-    with torch.no_grad():
-        h = teacher.model.head(torch.zeros(1, spec.in_channels, *spec.input_size))
-    feature_size = (h.shape[2], h.shape[3])
-    return SvbConfig(spec.in_channels, spec.input_size, h.shape[1], feature_size, latent_channels,
+    channels, feature_size = teacher.split_features()
+    return SvbConfig(spec.in_channels, spec.input_size, channels, feature_size, latent_channels,
                      downsampling=encoder_depth(spec.input_size, feature_size))
 
 

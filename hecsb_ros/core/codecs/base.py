@@ -15,12 +15,15 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import numpy as np
 import torch
 
 from hecsb_ros.core.payload import PayloadError
+
+if TYPE_CHECKING:  # for the annotation only; codecs import the models when they load one
+    from hecsb_ros.core.models import Classifier
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class CodecSettings:
     onednn: bool = False
     teacher: str = ""
 
-    def load_teacher(self):
+    def load_teacher(self) -> Classifier:
         """The :class:`~hecsb_ros.core.models.Classifier` named by ``teacher`` (or the shipped one)."""
         from hecsb_ros.core.models import load_classifier  # heavy: torch models
 

@@ -37,6 +37,13 @@ class Classifier:
     model_id: str
     path: Path
 
+    def split_features(self) -> tuple[int, tuple[int, int]]:
+        """Channels and ``(h, w)`` of the features at the split (the head's output for one image)."""
+        spec = self.spec
+        with torch.no_grad():
+            h = self.model.head(torch.zeros(1, spec.in_channels, *spec.input_size))
+        return h.shape[1], (h.shape[2], h.shape[3])
+
 
 def default_teacher_path() -> Path:
     """The shipped Fashion-MNIST teacher: ``hecsb_ros/checkpoints/teacher_fmnist.safetensors``."""
