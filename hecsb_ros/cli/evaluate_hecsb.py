@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hecsb_ros.core.bottleneck import DEFAULT_RATE_LEVEL, HecsbSplit, list_rate_levels, rate_bits, rate_level_path
-from hecsb_ros.core.codecs import CodecSettings
-from hecsb_ros.core.codecs.base import configure_torch
-from hecsb_ros.core.models import CHECKPOINT_DIR, load_classifier
+from hecsb_ros.core.codecs import CodecSettings, configure_torch
+from hecsb_ros.core.codecs.learned import DEFAULT_RATE_LEVEL
+from hecsb_ros.core.learned import Split, rate_bits
+from hecsb_ros.core.store import CHECKPOINT_DIR, level_path, list_levels
+from hecsb_ros.core.teachers import load_teacher
 from hecsb_ros.core.training import accuracy, evaluate
 from hecsb_ros.core.training.data import fashion_mnist_source
 
@@ -37,8 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--levels", type=int, nargs="+", default=None, help="rate levels (default: all shipped)")
     p.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR)
-    p.add_argument("--prefix", default="hecsb_fmnist")
-    p.add_argument("--teacher", type=Path, default=None)
+    p.add_argument("--prefix", default=None, help="checkpoint prefix hecsb_TAG (default: hecsb_ and the teacher's tag)")
+    p.add_argument("--teacher", default=None, help="teacher setting (default: the shipped Fashion-MNIST one)")
     p.add_argument("--limit", type=int, default=None, help="first N test images (default: all 10,000)")
     p.add_argument("--timing-runs", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
@@ -74,9 +75,9 @@ def reference_sizes(images: np.ndarray) -> dict[str, float]:
 
 
 @torch.inference_mode()
-def evaluate_level(split: HecsbSplit, x: torch.Tensor, y: torch.Tensor, runs: int) -> dict[str, float]:
+def evaluate_level(split: Split, x: torch.Tensor, y: torch.Tensor, runs: int) -> dict[str, float]:
     """Accuracy through the real bytes, payload statistics and timings of one rate level."""
-    model, coder = split.bottleneck, split.coder
+    model, coder = split.model, split.coder
     payloads, latents, est_bits = [], [], []
     for i in tqdm(range(0, len(x), 500), desc=f"{split.path.stem}", file=sys.stderr, leave=False,
                   disable=not sys.stderr.isatty()):
@@ -89,7 +90,7 @@ def evaluate_level(split: HecsbSplit, x: torch.Tensor, y: torch.Tensor, runs: in
     decoded = torch.stack([coder.decode(p) for p in payloads])  # server side, from the bytes
     if not torch.equal(decoded, torch.stack(latents)):
         raise AssertionError("decoded latents differ from the edge's rounded latents")
-    logits = torch.cat([split.tail(split.features(decoded[i:i + 500])) for i in range(0, len(decoded), 500)])
+    logits = torch.cat([split.classify(split.features(decoded[i:i + 500])) for i in range(0, len(decoded), 500)])
     sizes = np.array([len(p) for p in payloads], dtype=np.float64)
     bits = torch.cat(est_bits).double().numpy()
     x1 = x[:1]
@@ -106,16 +107,17 @@ def evaluate_level(split: HecsbSplit, x: torch.Tensor, y: torch.Tensor, runs: in
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_torch(CodecSettings(threads=args.threads))  # the settings the codec runs the split with
-    teacher = load_classifier(args.teacher)
+    teacher = load_teacher(args.teacher)
     test = fashion_mnist_source("test", teacher.spec, args.limit)
     teacher_acc = evaluate(teacher.model, test.x, test.y)
-    levels = args.levels if args.levels is not None else list_rate_levels(args.prefix, args.checkpoints)
+    tag = args.prefix.removeprefix("hecsb_") if args.prefix else teacher.tag
+    levels = args.levels if args.levels is not None else list_levels("hecsb", tag, args.checkpoints)
     if not levels:
-        raise SystemExit(f"no {args.prefix}_r*.safetensors in {args.checkpoints}; train them with "
+        raise SystemExit(f"no hecsb_{tag}_r*.safetensors in {args.checkpoints}; train them with "
                          "'python -m hecsb_ros.cli.train_hecsb --beta ...'")
     rows = []
     for level in levels:
-        split = HecsbSplit.load(rate_level_path(level, args.prefix, args.checkpoints), teacher)
+        split = Split.load(level_path("hecsb", tag, level, args.checkpoints), teacher, kind="hecsb")
         r = evaluate_level(split, test.x, test.y, args.timing_runs)
         rows.append({"level": level, "beta": float(split.metadata.get("beta", "nan")), "model_id": split.model_id,
                      "test_images": len(test), "teacher_accuracy": teacher_acc, **r,

@@ -46,7 +46,7 @@ def _checkpoint(arg: str) -> str:
         return arg
     import torch
 
-    from hecsb_ros.core.models import build_model, fmnist_spec, save_checkpoint
+    from hecsb_ros.core.teachers import build_model, fmnist_spec, save_checkpoint
 
     torch.manual_seed(0)
     spec = fmnist_spec()

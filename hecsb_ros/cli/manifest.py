@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hecsb_ros.core.manifest import MANIFEST_NAME, ManifestError, read_manifest, verify_checkpoint, write_manifest
+from hecsb_ros.core.store import CHECKSUMS_NAME, ChecksumError, read_checksums, verify_checkpoint, write_checksums
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,15 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="Verify the listed files instead of writing")
     args = ap.parse_args(argv)
     if not args.check:
-        path = write_manifest(args.folder, args.files or None)
+        path = write_checksums(args.folder, args.files or None)
         print(path.read_text(), end="")
         return 0
     try:
-        names = read_manifest(args.folder / MANIFEST_NAME)
+        names = read_checksums(args.folder / CHECKSUMS_NAME)
         for name in names:
             verify_checkpoint(args.folder / name, required=True)
             print(f"{name}: OK")
-    except (ManifestError, FileNotFoundError) as exc:
+    except (ChecksumError, FileNotFoundError) as exc:
         print(f"hecsb-manifest: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,4 +1,5 @@
-"""Command-line options shared by the training tools: device and time budget, data and teacher."""
+"""Command-line options shared by the training tools (device and time budget, data and teacher) and
+the training loop they share (:func:`train_levels`)."""
 from __future__ import annotations
 
 import argparse
@@ -6,9 +7,10 @@ from pathlib import Path
 
 import torch
 
-from hecsb_ros.core.models import Classifier, load_classifier, load_resnet50
-from hecsb_ros.core.training import Augment, resolve_device
+from hecsb_ros.core.teachers import Classifier, load_teacher
+from hecsb_ros.core.training import Augment, evaluate, resolve_device, set_seed
 from hecsb_ros.core.training.data import FolderSource, TensorSource, fashion_mnist_source
+from hecsb_ros.core.training.recipes import TrainJob, get_recipe, level_order, train_level, val_accuracy
 
 
 def _device(name: str) -> torch.device:
@@ -32,19 +34,21 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", default=["fashion-mnist"],
                    help="'fashion-mnist' or 'imagenet-folder PATH' (train folder)")
     p.add_argument("--val-folder", type=Path, default=None, help="imagenet-folder: evaluation folder")
-    p.add_argument("--teacher", type=Path, default=None, help="classifier checkpoint (default: shipped)")
+    p.add_argument("--teacher", default=None,
+                   help="teacher: a registered name (fmnist_resnet, resnet50:PATH, ...), a classifier checkpoint "
+                        "or a weights file (default: the shipped Fashion-MNIST teacher)")
     p.add_argument("--resnet50-weights", type=Path, default=None, help="local torchvision ResNet-50 weights")
     p.add_argument("--limit-train", type=int, default=None)
     p.add_argument("--limit-test", type=int, default=None)
 
 
-def load_teacher(args: argparse.Namespace) -> Classifier:
-    """The frozen teacher the options name: ResNet-50 weights, a classifier checkpoint or the shipped one."""
+def teacher_from_args(args: argparse.Namespace) -> Classifier:
+    """The frozen teacher the options name: ResNet-50 weights, a teacher setting or the shipped one."""
     if args.resnet50_weights is not None:
-        return load_resnet50(args.resnet50_weights)
+        return load_teacher(f"resnet50:{args.resnet50_weights}")
     if args.data[0] == "imagenet-folder" and args.teacher is None:
-        raise SystemExit("imagenet-folder needs --resnet50-weights PATH (a local torchvision state dict)")
-    return load_classifier(args.teacher)
+        raise SystemExit("imagenet-folder needs --teacher (e.g. resnet50:PATH) or --resnet50-weights PATH")
+    return load_teacher(args.teacher)
 
 
 def data_sources(args: argparse.Namespace, teacher: Classifier, augment: Augment | None,
@@ -77,3 +81,45 @@ def hold_out(train: TensorSource, n: int, seed: int = 20240601) -> tuple[TensorS
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
     rest, val = order[:-n].sort().values, order[-n:].sort().values
     return TensorSource(train.x[rest], train.y[rest], train.augment), TensorSource(train.x[val], train.y[val])
+
+
+def train_levels(args: argparse.Namespace, kind: str, values: list[float], augment: Augment | None, command: str,
+                 val_images: int = 0, prefix: str | None = None) -> list[dict]:
+    """Train one rate level of ``kind`` per value with its recipe, as the options say; returns the manifests.
+
+    Checkpoints are ``{prefix}_r{LEVEL}.safetensors`` in ``--out`` (default prefix: ``{kind}_{tag}``);
+    with ``--resume`` in the options, training state is written after every epoch and an
+    interrupted run continues from it.
+    """
+    teacher = teacher_from_args(args)
+    train, test, val = data_sources(args, teacher, augment, val_images)
+    recipe = get_recipe(kind)
+    levels = args.levels or level_order(recipe, values)
+    if len(levels) != len(values) or len(set(levels)) != len(levels):
+        raise SystemExit(f"--levels needs one distinct level per --{recipe.setting}")
+    if args.init and len(args.init) != len(values):
+        raise SystemExit(f"--init needs one checkpoint per --{recipe.setting}")
+    inits = dict(zip(levels, args.init)) if args.init else {}
+    teacher_acc = evaluate(teacher.model, test.x, test.y)
+    print(f"teacher {teacher.model_id}: test accuracy {teacher_acc:.4f} on {len(test)} images", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    resumable = getattr(args, "resume", None) is not None
+    manifests = []
+    for value, level in sorted(zip(values, levels), key=lambda t: t[1]):
+        set_seed(args.seed)
+        path = args.out / f"{prefix or f'{kind}_{teacher.tag}'}_r{level}.safetensors"
+        state_path = path.with_suffix(".train_state.pt") if resumable else None
+        if val is not None and level in inits:
+            print(f"level {level}: {inits[level]} has accuracy {val_accuracy(inits[level], teacher, val):.4f} "
+                  f"on {len(val)} held-out training images", flush=True)
+        job = TrainJob(kind, value, level, teacher, train, args, inits.get(level), args.device,
+                       not args.no_progress, state_path, bool(getattr(args, "resume", False)))
+        m = train_level(job, path, test, teacher_acc, command, val)
+        if state_path is not None:
+            state_path.unlink(missing_ok=True)
+        held_out = f", {m['val_accuracy']:.4f} on {m['val_images']} held-out training images" if val is not None else ""
+        print(f"{kind} level {level} ({recipe.setting} {value:g}): accuracy {m['test_accuracy']:.4f} (teacher "
+              f"{teacher_acc:.4f}){held_out}, {m['mean_payload_bytes']:.2f} B/image, {m['train_minutes']} min, "
+              f"model id {m['model_id']}", flush=True)
+        manifests.append(m)
+    return manifests

@@ -20,9 +20,8 @@ import torch
 from tqdm import tqdm
 
 from hecsb_ros.core.datasets import load_fashion_mnist
-from hecsb_ros.core.models import (
-    build_model, default_teacher_path, fmnist_spec, images_to_tensor, model_id_of, save_checkpoint, sha256_of,
-)
+from hecsb_ros.core.store import model_id_of, sha256_of
+from hecsb_ros.core.teachers import build_model, default_teacher_path, fmnist_spec, images_to_tensor, save_checkpoint
 from hecsb_ros.core.training import Augment, evaluate, set_seed, set_threads, train_classifier_epoch
 
 

@@ -1,15 +1,15 @@
-"""Payload validation: what a server checks before it spends any work on a received payload.
+"""Rejection of bad input: the reason codes, :class:`PayloadError` and the bounds every payload obeys.
 
 Each rejection carries a short ``reason`` code; nodes count rejections per code and publish the
-counts in ``LinkStats`` (``drop_reasons``). Order of checks: cheap metadata first, bytes last.
+counts in ``LinkStats`` (``drop_reasons``). The checks a server runs before it spends any work on
+a payload (cheap metadata first, bytes last) are
+:func:`hecsb_ros.core.codecs.base.validate_payload`; this module is at the bottom of the core, so
+that every layer can raise the same error.
 """
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
-
-if TYPE_CHECKING:  # pragma: no cover
-    from hecsb_ros.core.codecs.base import Codec
+from typing import Sequence
 
 #: Every reason code a payload or image can be rejected for.
 REASONS: tuple[str, ...] = (
@@ -66,23 +66,3 @@ def check_timings(values: Sequence[float], limit_ms: float = 3.6e6) -> None:
     for v in values:
         if not math.isfinite(v) or v < 0.0 or v > limit_ms:
             raise PayloadError("bad_timing", f"timing value {v!r} not in [0, {limit_ms}] ms")
-
-
-def validate_payload(codec: "Codec", codec_name: str, model_id: str, rate_level: int,
-                     shape: Sequence[int], data_len: int, max_payload_bytes: int,
-                     max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
-    """Raise :class:`PayloadError` unless the payload may be handed to ``codec.decode``."""
-    if codec_name != codec.name:
-        raise PayloadError("unknown_codec", f"codec {codec_name!r} not served (serving {codec.name!r})")
-    if model_id != codec.model_id:
-        raise PayloadError("model_mismatch",
-                           f"payload made by encoder {model_id!r}, this server runs {codec.model_id!r}")
-    if rate_level != codec.quality:
-        raise PayloadError("bad_rate", f"rate level {rate_level} not served (serving {codec.quality})")
-    if data_len == 0:
-        raise PayloadError("empty", "payload has no bytes")
-    cap = min(max_payload_bytes, codec.max_payload_bytes())
-    if data_len > cap:
-        raise PayloadError("too_large", f"payload of {data_len} B above the cap of {cap} B")
-    check_shape_bounds(shape, max_elements)
-    codec.check_shape(tuple(int(d) for d in shape))

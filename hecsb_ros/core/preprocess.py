@@ -40,7 +40,7 @@ def prepare_image(image: np.ndarray, encoding: str, spec) -> np.ndarray:
 
     Args:
         image: ``(h, w)`` or ``(h, w, c)`` uint8 in ``encoding`` (mono8, rgb8 or bgr8).
-        spec: a :class:`hecsb_ros.core.models.ClassifierSpec` (``input_size``, ``in_channels``).
+        spec: a :class:`hecsb_ros.core.teachers.spec.ClassifierSpec` (``input_size``, ``in_channels``).
     """
     check_image(image, encoding)
     if spec.in_channels == 1:

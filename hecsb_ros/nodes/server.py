@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 
-from hecsb_ros.core.codecs import create_codec
-from hecsb_ros.core.payload import PayloadError, check_timings, validate_payload
+from hecsb_ros.core.codecs import create_codec, validate_payload
+from hecsb_ros.core.payload import PayloadError, check_timings
 from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats

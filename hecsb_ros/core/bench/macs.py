@@ -21,7 +21,7 @@ import torch
 from compressai.layers import GDN
 from torch import nn
 
-from hecsb_ros.core.baselines.gdn import FrozenGDN
+from hecsb_ros.core.learned.gdn import FrozenGDN
 from hecsb_ros.core.measurement import MeasurementOperator
 
 

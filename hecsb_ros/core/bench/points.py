@@ -3,11 +3,11 @@ shipped checkpoints' manifests (so that new or retrained rate levels are picked 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hecsb_ros.core.models import CHECKPOINT_DIR
+from hecsb_ros.core.learned.base import model_class
+from hecsb_ros.core.store import level_path, list_levels, read_manifest
 
 #: Quality settings of the classic image codecs (JPEG/WebP quality, WebP 101 = lossless, PNG level).
 IMAGE_QUALITIES: dict[str, tuple[int, ...]] = {
@@ -16,14 +16,8 @@ IMAGE_QUALITIES: dict[str, tuple[int, ...]] = {
     "png": (1, 9),
 }
 QUICK_IMAGE_QUALITIES: dict[str, tuple[int, ...]] = {"jpeg": (10, 50, 90), "webp": (10, 75, 101), "png": (9,)}
-#: Learned codecs: registry name -> checkpoint prefix and the manifest field naming the setting.
-LEARNED: dict[str, tuple[str, str]] = {
-    "hecsb": ("hecsb_fmnist", "beta"),
-    "svb": ("svb_fmnist", "beta"),
-    "crbq": ("crbq_fmnist", "channels"),
-    "factorized": ("factorized_fmnist", "lmbda"),
-    "hyperprior": ("hyperprior_fmnist", "lmbda"),
-}
+#: Learned codecs benchmarked (registry names; their shipped rate levels are discovered).
+LEARNED: tuple[str, ...] = ("hecsb", "svb", "crbq", "factorized", "hyperprior")
 #: Display names, in plotting order.
 LABELS: dict[str, str] = {
     "hecsb": "HECS-B", "svb": "SVB", "crbq": "CR+BQ", "factorized": "Factorized prior",
@@ -48,20 +42,9 @@ class RatePoint:
         return f"{self.codec}:{self.quality}"
 
 
-def _manifest(folder: Path, prefix: str, level: int) -> dict:
-    path = folder / f"{prefix}_r{level}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def learned_levels(codec: str, folder: Path | None = None) -> list[tuple[int, dict]]:
-    """(level, manifest) of every shipped checkpoint of a learned codec, sorted by level."""
-    import re
-
-    folder = folder or CHECKPOINT_DIR
-    prefix, _ = LEARNED[codec]
-    pattern = re.compile(rf"{re.escape(prefix)}_r(\d+)\.safetensors$")
-    levels = sorted(int(m.group(1)) for m in (pattern.match(p.name) for p in folder.glob(f"{prefix}_r*.safetensors")) if m)
-    return [(lv, _manifest(folder, prefix, lv)) for lv in levels]
+def learned_levels(codec: str, folder: Path | None = None, tag: str = "fmnist") -> list[tuple[int, dict]]:
+    """(level, manifest) of every shipped checkpoint of a learned codec for teacher ``tag``, by level."""
+    return [(lv, read_manifest(level_path(codec, tag, lv, folder))) for lv in list_levels(codec, tag, folder)]
 
 
 def discover(codecs: list[str] | None = None, quick: bool = False, folder: Path | None = None) -> list[RatePoint]:
@@ -74,7 +57,7 @@ def discover(codecs: list[str] | None = None, quick: bool = False, folder: Path 
             points += [RatePoint(codec, q, ("lossless" if codec == "webp" and q == 101 else f"q={q}")
                                  if codec != "png" else f"level={q}") for q in qualities[codec]]
         elif codec in LEARNED:
-            field = LEARNED[codec][1]
+            field = model_class(codec).rate_setting
             for level, manifest in learned_levels(codec, folder):
                 value = manifest.get(field, "?")
                 points.append(RatePoint(codec, level, f"r{level} {field}={value}"))

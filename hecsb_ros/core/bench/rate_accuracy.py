@@ -18,8 +18,7 @@ from tqdm import tqdm
 
 from hecsb_ros.core.bench.macs import edge_macs
 from hecsb_ros.core.bench.points import RatePoint
-from hecsb_ros.core.codecs.base import Codec, CodecSettings, create_codec
-from hecsb_ros.core.payload import validate_payload
+from hecsb_ros.core.codecs.base import Codec, CodecSettings, create_codec, validate_payload
 
 
 @dataclass
@@ -112,9 +111,9 @@ def time_points(codecs: dict[str, Codec], images: np.ndarray, rounds: int, warmu
 @torch.inference_mode()
 def teacher_accuracy(images: np.ndarray, labels: np.ndarray, batch: int = 500) -> float:
     """Accuracy of the shipped teacher (whole network, no compression) on ``images`` ``(N, H, W)``."""
-    from hecsb_ros.core.models import images_to_tensor, load_classifier
+    from hecsb_ros.core.teachers import images_to_tensor, load_teacher
 
-    teacher = load_classifier(None)
+    teacher = load_teacher(None)
     x = images_to_tensor(images[..., None], teacher.spec)
     pred = torch.cat([teacher.model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
     return float((pred == torch.from_numpy(labels)).float().mean())

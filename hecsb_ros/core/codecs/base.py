@@ -7,23 +7,30 @@ Every codec, learned or classic, has an edge half (image -> payload bytes) and a
     frame = codec.encode(image, "mono8")       # edge: EncodedFrame(data, shape, timings_ms)
     result = codec.decode(frame.data, frame.shape)  # server: Decoded(logits (K,), timings_ms)
 
-A server must call :func:`hecsb_ros.core.payload.validate_payload` before :meth:`Codec.decode`;
-it checks the codec name, model id, payload cap and shape against :meth:`Codec.check_shape`.
+A server must call :func:`validate_payload` before :meth:`Codec.decode`; it checks the codec
+name, model id, rate level, payload cap and shape against :meth:`Codec.check_shape`.
+
+Built-in codecs live in the modules of :data:`BUILTIN_CODEC_MODULES` (imported on first use of the
+registry); a codec of one's own is a :class:`Codec` subclass decorated with :func:`register_codec`
+in a module that is imported before the nodes create their codec (the nodes' ``plugins``
+parameter names such modules).
 """
 from __future__ import annotations
 
 import abc
+import importlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
 
-from hecsb_ros.core.payload import PayloadError
+from hecsb_ros.core.payload import DEFAULT_MAX_ELEMENTS, PayloadError, check_shape_bounds
+from hecsb_ros.core.teachers.classifier import Classifier
 
-if TYPE_CHECKING:  # for the annotation only; codecs import the models when they load one
-    from hecsb_ros.core.models import Classifier
+#: Modules whose ``@register_codec`` classes are the built-in codecs.
+BUILTIN_CODEC_MODULES = ("hecsb_ros.core.codecs.learned", "hecsb_ros.core.codecs.image")
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,9 @@ class CodecSettings:
         checkpoint: path of a classifier or bottleneck checkpoint; '' uses the shipped default.
         teacher: the classifier a split codec was trained for (its tail runs on the server, its
             input size and normalisation on the edge) and the classifier the input codecs run when
-            ``checkpoint`` is empty: a classifier checkpoint, or local torchvision ResNet-50 weights
-            (``.pth``); '' uses the shipped Fashion-MNIST teacher.
+            ``checkpoint`` is empty: a registered teacher name (``resnet50:PATH`` with a weights
+            file), a classifier checkpoint, or local torchvision ResNet-50 weights (``.pth``); ''
+            uses the shipped Fashion-MNIST teacher (see :mod:`hecsb_ros.core.teachers.registry`).
         device: 'cpu' or 'cuda'.
         threads: torch intra-op threads for this codec's work (0 leaves torch's default).
         onednn: run CPU convolutions with oneDNN (MKL-DNN). Off by default: at batch 1 on these small
@@ -53,10 +61,10 @@ class CodecSettings:
     teacher: str = ""
 
     def load_teacher(self) -> Classifier:
-        """The :class:`~hecsb_ros.core.models.Classifier` named by ``teacher`` (or the shipped one)."""
-        from hecsb_ros.core.models import load_classifier  # heavy: torch models
+        """The :class:`~hecsb_ros.core.teachers.Classifier` named by ``teacher`` (or the shipped one)."""
+        from hecsb_ros.core.teachers.registry import load_teacher
 
-        return load_classifier(self.teacher or None, device=self.device)
+        return load_teacher(self.teacher or None, device=self.device)
 
 
 @dataclass(frozen=True)
@@ -108,14 +116,19 @@ class Codec(abc.ABC):
     description: ClassVar[str] = ""
 
     def __init__(self, settings: CodecSettings) -> None:
-        lo, hi = self.quality_range
-        quality = self.default_quality if settings.quality < 0 else settings.quality
+        default, lo, hi = self.quality_bounds(settings)
+        quality = default if settings.quality < 0 else settings.quality
         if not lo <= quality <= hi:
             raise ValueError(f"codec {self.name!r}: quality {quality} outside [{lo}, {hi}]")
         self.settings = settings
         self.quality = quality
         self.device = torch.device(settings.device)
         configure_torch(settings)
+
+    @classmethod
+    def quality_bounds(cls, settings: CodecSettings) -> tuple[int, int, int]:
+        """(default, lowest, highest) quality for ``settings`` (learned codecs: the shipped levels)."""
+        return cls.default_quality, *cls.quality_range
 
     @property
     @abc.abstractmethod
@@ -169,9 +182,18 @@ def register_codec(name: str) -> Callable[[type[Codec]], type[Codec]]:
     return wrap
 
 
+def load_codec_modules(modules: Sequence[str] = ()) -> None:
+    """Import the built-in codec modules and ``modules`` (codecs of one's own); their
+    ``@register_codec`` decorators fill the registry. ValueError names a module that cannot be imported."""
+    for name in (*BUILTIN_CODEC_MODULES, *modules):
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"codec module {name!r} cannot be imported: {exc}") from exc
+
+
 def _load_builtin_codecs() -> None:
-    # Importing the modules runs their @register_codec decorators.
-    from hecsb_ros.core.codecs import builtin  # noqa: F401
+    load_codec_modules()
 
 
 def list_codecs() -> list[str]:
@@ -193,7 +215,26 @@ def create_codec(name: str, settings: CodecSettings | None = None) -> Codec:
     return codec_class(name)(settings or CodecSettings())
 
 
+def validate_payload(codec: Codec, codec_name: str, model_id: str, rate_level: int, shape: Sequence[int],
+                     data_len: int, max_payload_bytes: int, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
+    """Raise :class:`PayloadError` unless the payload may be handed to ``codec.decode``."""
+    if codec_name != codec.name:
+        raise PayloadError("unknown_codec", f"codec {codec_name!r} not served (serving {codec.name!r})")
+    if model_id != codec.model_id:
+        raise PayloadError("model_mismatch",
+                           f"payload made by encoder {model_id!r}, this server runs {codec.model_id!r}")
+    if rate_level != codec.quality:
+        raise PayloadError("bad_rate", f"rate level {rate_level} not served (serving {codec.quality})")
+    if data_len == 0:
+        raise PayloadError("empty", "payload has no bytes")
+    cap = min(max_payload_bytes, codec.max_payload_bytes())
+    if data_len > cap:
+        raise PayloadError("too_large", f"payload of {data_len} B above the cap of {cap} B")
+    check_shape_bounds(shape, max_elements)
+    codec.check_shape(tuple(int(d) for d in shape))
+
+
 __all__ = [
-    "Codec", "CodecSettings", "Decoded", "EncodedFrame", "PayloadError", "Timer",
-    "codec_class", "create_codec", "list_codecs", "register_codec",
+    "BUILTIN_CODEC_MODULES", "Codec", "CodecSettings", "Decoded", "EncodedFrame", "PayloadError", "Timer",
+    "codec_class", "create_codec", "list_codecs", "load_codec_modules", "register_codec", "validate_payload",
 ]

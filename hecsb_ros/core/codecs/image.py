@@ -17,6 +17,8 @@ import torch
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer, register_codec
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import prepare_image
+from hecsb_ros.core.teachers.registry import load_teacher
+from hecsb_ros.core.teachers.spec import images_to_tensor
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -98,9 +100,7 @@ class ImageCodec(Codec):
 
     def __init__(self, settings: CodecSettings) -> None:
         super().__init__(settings)
-        from hecsb_ros.core.models import load_classifier  # heavy: torch model
-
-        self.classifier = (load_classifier(settings.checkpoint, device=settings.device) if settings.checkpoint
+        self.classifier = (load_teacher(settings.checkpoint, device=settings.device) if settings.checkpoint
                            else settings.load_teacher())
         spec = self.classifier.spec
         self.input_shape = (spec.input_size[0], spec.input_size[1], spec.in_channels)
@@ -140,8 +140,6 @@ class ImageCodec(Codec):
 
     @torch.inference_mode()
     def decode(self, data: bytes, shape: tuple[int, ...]) -> Decoded:
-        from hecsb_ros.core.models import images_to_tensor
-
         self.check_shape(shape)
         t = Timer()
         with t("decode"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hecsb_ros.core.models import ClassifierSpec, images_to_tensor
+from hecsb_ros.core.teachers.spec import ClassifierSpec, images_to_tensor
 from hecsb_ros.core.training.common import Augment
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp")

@@ -1,4 +1,4 @@
-"""Two-stage training of a HECS-B bottleneck against a frozen teacher (seed paper, section 3.3).
+"""Two-stage training of a factorized-prior bottleneck (HECS-B, SVB) against a frozen teacher (seed paper, section 3.3).
 
 Stage 1, head distillation (eq. 14): ``L = 1/2 ||h - g(f(x) + eps)||^2 / n + beta R`` with the
 teacher's split features ``h = teacher.head(x)`` as targets, ``n`` the feature size (so ``beta``
@@ -11,7 +11,7 @@ tail applied to ``g(round(f(x)))`` (straight-through rounding, so fine-tuning se
 deployed coder sends). By default the teacher's tail stays frozen: the server runs it unchanged and
 all rate levels share it. With ``train_tail`` stage 2 fine-tunes a copy of it too, as the paper's
 second phase fine-tunes "the encoder, decoder, and all remaining layers" (section 4.2); the
-bottleneck's checkpoint then carries that tail (:mod:`hecsb_ros.core.models.student_tail`), and
+bottleneck's checkpoint then carries that tail (:mod:`hecsb_ros.core.teachers.tail`), and
 ``tail_lr_scale`` sets its learning rate relative to ``lr2``. With ``freeze_encoder`` only ``g_phi`` trains (the prior, its quantiles included,
 stays as it is, so the latent and its bytes are those of stage 1);
 otherwise ``f_theta`` and the prior train too and ``stage2_rate_weight * beta * R`` is added, so
@@ -47,9 +47,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from hecsb_ros.core.bottleneck import HecsbBottleneck, distortion, rate_bits
-from hecsb_ros.core.models import Classifier
-from hecsb_ros.core.models.student_tail import TAIL_PREFIX
+from hecsb_ros.core.learned.base import FactorizedLatentModel, distortion, rate_bits
+from hecsb_ros.core.teachers.classifier import Classifier
+from hecsb_ros.core.teachers.tail import TAIL_PREFIX
 from hecsb_ros.core.training.common import batches, epochs_for_budget, kd_loss, seconds_per_step
 
 
@@ -90,7 +90,7 @@ class DistillConfig:
             raise ValueError(f"tail_lr_scale must be positive, not {self.tail_lr_scale}")
 
 
-def _optimisers(model: HecsbBottleneck, stage: int, cfg: DistillConfig, steps: int, tail: nn.Module | None = None):
+def _optimisers(model: FactorizedLatentModel, stage: int, cfg: DistillConfig, steps: int, tail: nn.Module | None = None):
     if stage == 1 or not cfg.freeze_encoder:
         params = model.encoder_parameters() + model.prior_parameters(aux=False) + list(model.g_phi.parameters())
     else:
@@ -109,7 +109,7 @@ def _optimisers(model: HecsbBottleneck, stage: int, cfg: DistillConfig, steps: i
 class Distiller:
     """Runs stage 1 then stage 2 for one ``beta``; ``run()`` returns the trained bottleneck."""
 
-    def __init__(self, model: HecsbBottleneck, teacher: Classifier, train: Source, cfg: DistillConfig,
+    def __init__(self, model: FactorizedLatentModel, teacher: Classifier, train: Source, cfg: DistillConfig,
                  state_path: Path | None = None, log: Callable[[str], None] = print,
                  progress: bool = True, device: torch.device | str = "cpu", tail: nn.Module | None = None) -> None:
         """``tail``: the tail behind the bottleneck (default: the teacher's); with ``cfg.train_tail``
@@ -179,7 +179,6 @@ class Distiller:
         state = torch.load(self.state_path, map_location="cpu", weights_only=True)
         if state["config"] != asdict(self.cfg):
             raise ValueError(f"{self.state_path} was written with other settings: {state['config']}")
-        self.model.prepare_state_for_load(state["model"])
         self.model.load_state_dict(state["model"])
         self.model.to(self.device)
         if self.cfg.train_tail:
@@ -193,7 +192,7 @@ class Distiller:
         return state
 
     # -- training ------------------------------------------------------------------------------
-    def run(self, resume: bool = False) -> HecsbBottleneck:
+    def run(self, resume: bool = False) -> FactorizedLatentModel:
         """Train both stages (continuing from ``state_path`` when ``resume``); returns the model."""
         state = self._load_state() if resume else None
         e1, e2 = self.cfg.stage1_epochs, self.cfg.stage2_epochs
@@ -337,7 +336,7 @@ def mixed_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y_
 
 
 @torch.inference_mode()
-def rounded_rate_and_logits(model: HecsbBottleneck, teacher: Classifier, x: torch.Tensor,
+def rounded_rate_and_logits(model: FactorizedLatentModel, teacher: Classifier, x: torch.Tensor,
                             batch_size: int = 500, tail: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Estimated bits per image ``(N,)`` of the rounded latent and the student logits ``(N, K)``.
 

@@ -1,6 +1,9 @@
-"""Entropy coding of the rounded HECS-B latent with the prior's integer CDF tables.
+"""Entropy coding of a rounded latent with a factorized prior's integer CDF tables.
 
-Payload format: the arithmetic code (:mod:`hecsb_ros.core.arith`) of the latent's symbols for one
+The coder of every ``EntropyBottleneck`` latent: HECS-B's and SVB's ``(m, h, w)`` latent, the
+factorized prior's ``y`` and the hyperprior's ``z``.
+
+Payload format: the arithmetic code (:mod:`hecsb_ros.core.entropy.arith`) of the latent's symbols for one
 image and nothing else: no header, no length, no coder state. The latent shape ``(m, h, w)``
 follows from the model (named by its model id) and the input size, so it is not sent. Symbol
 ``(c, i, j)`` is coded with channel ``c``'s table, in C-order, as CompressAI's
@@ -11,7 +14,7 @@ took 6-10 B more: 20-40% of a 25 B latent).
 Symbols are clamped to the range the CDF tables cover, so the escape value is never coded; at
 worst each symbol costs the 16-bit table precision, which bounds the payload size
 (:meth:`LatentCoder.max_payload_bytes`). Decoding untrusted bytes is guarded as
-:class:`~hecsb_ros.core.baselines.entropy.TableCoder` describes: length between 1 byte and that
+:class:`~hecsb_ros.core.entropy.tables.TableCoder` describes: length between 1 byte and that
 bound, in-range symbols, and a re-encoding that must give exactly the received bytes.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import torch
 from compressai.entropy_models import EntropyBottleneck
 
-from hecsb_ros.core.baselines.entropy import TableCoder, channel_indexes
+from hecsb_ros.core.entropy.tables import TableCoder, channel_indexes
 
 
 class LatentCoder:
@@ -50,6 +53,10 @@ class LatentCoder:
     def dequantize(self, symbols: torch.Tensor) -> torch.Tensor:
         """Symbols ``(m, h, w)`` -> latent ``z = s + median`` float32 ``(m, h, w)``."""
         return symbols.to(torch.float32) + self._medians
+
+    def quantize(self, y: torch.Tensor) -> torch.Tensor:
+        """Unquantised latent ``(m, h, w)`` -> the rounded latent the server decodes (no coding)."""
+        return self.dequantize(self.symbols(y))
 
     def encode_symbols(self, symbols: torch.Tensor) -> bytes:
         """In-range symbols ``(m, h, w)`` -> payload bytes."""

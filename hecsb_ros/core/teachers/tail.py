@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hecsb_ros.core.models.checkpoint import read_tensors
+from hecsb_ros.core.store import read_tensors
 
 TAIL_PREFIX = "tail."
 

@@ -1,14 +1,22 @@
 """torchvision ResNet-50 split before ``layer3``, as the seed paper splits it (section 4.2).
 
+Registered as teacher ``resnet50`` (tag ``resnet50``); there are no default weights: name a file
+(``teacher: /models/resnet50.pth`` or ``resnet50:/models/resnet50.pth``).
+
 Weights come only from a local file: a torchvision ``.pth`` state dict (read with
 ``torch.load(weights_only=True)``) or a safetensors file; nothing is downloaded.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+
+from hecsb_ros.core.store import verify_checkpoint
+from hecsb_ros.core.teachers.registry import Teacher
+from hecsb_ros.core.teachers.spec import ClassifierSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,8 +72,6 @@ def torchvision_to_split_keys(state: dict[str, torch.Tensor]) -> dict[str, torch
 
 def read_resnet50_weights(path: Path | str) -> dict[str, torch.Tensor]:
     """Read a local ResNet-50 state dict (.safetensors, or a torchvision .pth without unpickling code)."""
-    from hecsb_ros.core.manifest import verify_checkpoint
-
     path = Path(path)
     verify_checkpoint(path)  # refused when a SHA256SUMS beside it lists another hash
     if path.suffix == ".safetensors":
@@ -77,3 +83,25 @@ def read_resnet50_weights(path: Path | str) -> dict[str, torch.Tensor]:
         if not isinstance(state, dict):
             raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
     return torchvision_to_split_keys(state)
+
+
+def resnet50_spec() -> ClassifierSpec:
+    """Spec of torchvision's ImageNet ResNet-50 (3x224x224, ImageNet mean/std and classes)."""
+    return ClassifierSpec("resnet50", imagenet_classes(), (224, 224), 3, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _build(spec: ClassifierSpec, **arch: Any) -> SplitResNet50:
+    if spec.in_channels != 3:
+        raise ValueError("resnet50 needs 3 input channels")
+    return SplitResNet50(num_classes=spec.num_classes, **arch)
+
+
+def _recognizes(names: list[str]) -> bool:
+    """torchvision ResNet-50 tensor names (or the split's own): a fourth stage with a third block."""
+    keys = set(names)
+    return {"layer4.2.conv3.weight", "fc.weight"} <= keys or {"tail.1.2.conv3.weight", "tail.4.weight"} <= keys
+
+
+TEACHER = Teacher(name="resnet50", tag="resnet50", build=_build, spec=resnet50_spec,
+                  read_weights=read_resnet50_weights, recognizes=_recognizes,
+                  description="torchvision ResNet-50 from a local weights file (.pth or .safetensors)")

@@ -1,10 +1,10 @@
 """Guarded arithmetic coding with CompressAI's integer CDF tables, and minimal payload framing.
 
-Used by the baseline codecs (SVB, factorized prior, mean-scale hyperprior) and by HECS-B's
-:class:`~hecsb_ros.core.bottleneck.coding.LatentCoder`. A :class:`TableCoder` wraps the tables of
+Used by :class:`~hecsb_ros.core.entropy.latent.LatentCoder` (factorized-prior latents: HECS-B, SVB,
+the factorized prior, the hyperprior's ``z``) and by the hyperprior's Gaussian ``y`` stream. A :class:`TableCoder` wraps the tables of
 one entropy model (an ``EntropyBottleneck``: one table per channel; a ``GaussianConditional``: one
 table per scale of its scale table); each call names the table of every symbol (``indexes``),
-exactly as CompressAI's ``encode_with_indexes`` does. The coder is :mod:`hecsb_ros.core.arith`
+exactly as CompressAI's ``encode_with_indexes`` does. The coder is :mod:`hecsb_ros.core.entropy.arith`
 (a stream is the code bits only: no header, length or coder state, within about a byte of the
 model's estimate), not CompressAI's rANS, whose 32-bit words and 8-byte state cost 6-10 B a stream.
 
@@ -28,7 +28,7 @@ from typing import Sequence
 
 import torch
 
-from hecsb_ros.core import arith
+import hecsb_ros.core.entropy.arith as arith
 from hecsb_ros.core.payload import PayloadError
 
 MAX_VARINT_BYTES = 3
@@ -127,17 +127,6 @@ def channel_indexes(shape: Sequence[int]) -> torch.Tensor:
     """Table index of every element of an ``EntropyBottleneck`` latent ``(C, H, W)``: its channel."""
     c, h, w = shape
     return torch.arange(c, dtype=torch.int32).view(c, 1, 1).expand(c, h, w).contiguous()
-
-
-def eb_symbols(eb: torch.nn.Module, y: torch.Tensor) -> torch.Tensor:
-    """Latent ``(C, H, W)`` -> int64 symbols ``round(y - median_c)`` (CompressAI's centring)."""
-    med = eb._get_medians().detach().reshape(-1, 1, 1)
-    return torch.round(y.detach().float() - med).to(torch.int64)
-
-
-def eb_dequantize(eb: torch.nn.Module, symbols: torch.Tensor) -> torch.Tensor:
-    """Symbols ``(C, H, W)`` -> latent ``s + median_c`` float32."""
-    return symbols.to(torch.float32) + eb._get_medians().detach().reshape(-1, 1, 1).float()
 
 
 def write_varint(n: int) -> bytes:

@@ -11,29 +11,24 @@ The teacher's head is replaced, at the same split point as HECS-B, by
   little-endian float32 followed by the ``C h w`` bytes of ``q`` (no entropy coding);
 - a server decoder back to the split features, then the teacher's unchanged tail.
 
-Trained by head distillation only: ``1/2 ||h - g(Q(f(x)))||^2`` per feature element, the
-quantiser passed straight through (the distortion term of eq. 14 without a rate term).
+Trained by head distillation only (:func:`hecsb_ros.core.training.recipes.head_distill`):
+``1/2 ||h - g(Q(f(x)))||^2`` per feature element, the quantiser passed straight through (the
+distortion term of eq. 14 without a rate term).
 """
 from __future__ import annotations
 
 import math
 import struct
-import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from hecsb_ros.core.baselines import checkpoint as ckpt
 from hecsb_ros.core.grid import downsampled, encoder_depth, upsampling_steps
-from hecsb_ros.core.models import Classifier, check_teacher, load_classifier, model_id_of
+from hecsb_ros.core.learned.base import LearnedModel, config_from_dict, register_model
 from hecsb_ros.core.payload import PayloadError
-from hecsb_ros.core.training.common import batches
+from hecsb_ros.core.teachers.classifier import Classifier
 
-KIND = "crbq"
 HEADER = struct.Struct("<ff")
 
 
@@ -77,10 +72,7 @@ class CrbqConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CrbqConfig":
-        d = dict(d)
-        for k in ("input_size", "feature_size", "widths"):
-            d[k] = tuple(d[k])
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 def crbq_config_for(teacher: Classifier, channels: int) -> CrbqConfig:
@@ -112,8 +104,13 @@ def dequantize_8bit(q: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torc
     return lo.view(shape) + q.to(torch.float32) * scale.view(shape)
 
 
-class CrbqBottleneck(nn.Module):
+@register_model
+class CrbqBottleneck(LearnedModel):
     """Channel-reducing encoder, 8-bit quantiser and decoder to the teacher's split features."""
+
+    kind = "crbq"
+    rate_setting = "channels"
+    config_type = CrbqConfig
 
     def __init__(self, config: CrbqConfig) -> None:
         super().__init__()
@@ -144,6 +141,15 @@ class CrbqBottleneck(nn.Module):
         y_hat = dequantize_8bit(*quantize_8bit(y))
         return self.decoder(y + (y_hat - y).detach())
 
+    def edge(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+    def synthesize(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def make_coder(self) -> "ByteQuantCoder":
+        return ByteQuantCoder(self.config)
+
 
 def pack(q: torch.Tensor, lo: float, hi: float) -> bytes:
     """One image's quantised latent ``(C, h, w)`` uint8 and bounds -> payload."""
@@ -163,90 +169,21 @@ def unpack(data: bytes, config: CrbqConfig) -> torch.Tensor:
     return dequantize_8bit(q[None], torch.tensor([lo]), torch.tensor([hi]))[0]
 
 
-def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int, batch_size: int = 64,
-                 lr: float = 2e-3, seed: int = 0, progress: bool = True,
-                 log: Callable[[str], None] = print, device: torch.device | str = "cpu",
-                 max_steps: int | None = None) -> CrbqBottleneck:
-    """Head distillation: minimise ``1/2 ||h - g(Q(f(x)))||^2 / n`` with ``h = teacher.head(x)``.
+class ByteQuantCoder:
+    """CR+BQ's "entropy coding": 8-bit quantisation of one latent ``(C, h, w)``, packed (:func:`pack`)."""
 
-    Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops early (for timing).
-    """
-    device = torch.device(device)
-    gen = torch.Generator().manual_seed(seed)
-    teacher.model.to(device).eval()
-    model.to(device)
-    steps = len(train) // batch_size
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1)
-    done = 0
-    with tqdm(total=epochs * steps, desc=f"crbq C={model.config.channels}", unit="batch", file=sys.stderr,
-              disable=not progress) as bar:
-        for epoch in range(epochs):
-            model.train()
-            total = torch.zeros((), device=device)
-            for idx in batches(len(train), batch_size, gen, drop_last=True):
-                if max_steps is not None and done >= max_steps:
-                    break
-                x, _ = train.batch(idx, gen)
-                x = x.to(device, non_blocking=True)
-                with torch.no_grad():
-                    h = teacher.model.head(x)
-                loss = 0.5 * (model(x) - h).pow(2).flatten(1).mean(1).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.detach()
-                done += 1
-                bar.update(1)
-            if max_steps is None:
-                log(f"crbq C={model.config.channels} epoch {epoch + 1}: distortion {float(total) / max(steps, 1):.4g}")
-    teacher.model.to("cpu")
-    return model.to("cpu").eval()
+    def __init__(self, config: CrbqConfig) -> None:
+        self.config = config
 
+    def payload(self, y: torch.Tensor) -> bytes:
+        q, lo, hi = quantize_8bit(y[None])
+        return pack(q[0], float(lo[0]), float(hi[0]))
 
-def save_crbq(path: Path | str, model: CrbqBottleneck, teacher_model_id: str, facts: dict | None = None) -> Path:
-    return ckpt.save(path, KIND, model.state_dict(), model.config.to_dict(), teacher_model_id, facts)
-
-
-def load_crbq(path: Path | str, device: str = "cpu") -> tuple[CrbqBottleneck, dict[str, str]]:
-    state, config, meta = ckpt.load(path, KIND)
-    model = CrbqBottleneck(CrbqConfig.from_dict(config))
-    model.load_state_dict(state)
-    return model.to(device).eval(), meta
-
-
-class CrbqSplit:
-    """Deployable CR+BQ: edge ``encode`` (image tensor -> bytes), server ``decode`` (bytes -> logits)."""
-
-    def __init__(self, path: Path | str, teacher: Classifier | None = None, device: str = "cpu") -> None:
-        self.path = Path(path)
-        self.model, self.metadata = load_crbq(self.path, device)
-        self.teacher = teacher if teacher is not None else load_classifier(None, device)
-        check_teacher(self.path, self.metadata["teacher_model_id"], self.teacher)
-        self.model_id = model_id_of(self.path)
-        self.config = self.model.config
-
-    @torch.inference_mode()
-    def encode(self, x: torch.Tensor) -> list[bytes]:
-        """Images ``(N, C_in, H, W)`` -> one payload each."""
-        q, lo, hi = quantize_8bit(self.model.encode(x))
-        return [pack(q[i], float(lo[i]), float(hi[i])) for i in range(q.shape[0])]
-
-    @torch.inference_mode()
-    def features(self, data: bytes) -> torch.Tensor:
-        """Server: payload -> split features ``(1, T, h, w)``; PayloadError unless well formed."""
-        return self.model.decoder(unpack(data, self.config)[None])
-
-    @torch.inference_mode()
     def decode(self, data: bytes) -> torch.Tensor:
-        """Payload -> logits ``(K,)``."""
-        return self.teacher.model.tail(self.features(data))[0]
+        return unpack(data, self.config)
+
+    def quantize(self, y: torch.Tensor) -> torch.Tensor:
+        return dequantize_8bit(*quantize_8bit(y[None]))[0]
 
     def max_payload_bytes(self) -> int:
         return self.config.payload_bytes
-
-    @torch.inference_mode()
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, K)`` through the quantised latent (what the payload carries)."""
-        return self.teacher.model.tail(self.model(x))

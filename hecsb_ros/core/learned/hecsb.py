@@ -14,7 +14,8 @@ Edge half, the encoder ``f_theta = W o f_psi`` (compressed-sensing inspired, eq.
 Latent quantisation: during training ``z = y + eps``, ``eps ~ U(-1/2, 1/2)`` (eq. 14); at
 inference ``z`` is rounded (around the prior's medians, as CompressAI does). The learned
 factorized prior ``p_phi(z)`` is CompressAI's :class:`EntropyBottleneck` with one density per
-measurement channel; it entropy-codes the rounded latent to bytes (see :mod:`.coding`).
+measurement channel; it entropy-codes the rounded latent to bytes
+(:class:`~hecsb_ros.core.entropy.latent.LatentCoder`).
 
 Server half: the decoder ``g_phi`` (convolutions, transposed convolutions where the split
 features are finer than the latent grid) reconstructs the teacher's features ``h`` at the split;
@@ -31,6 +32,7 @@ from compressai.entropy_models import EntropyBottleneck
 from torch import nn
 
 from hecsb_ros.core.grid import upsampling_steps
+from hecsb_ros.core.learned.base import HECSB_FORMAT, FactorizedLatentModel, config_from_dict, register_model
 from hecsb_ros.core.measurement import MeasurementOperator, gaussian_frobenius_norm
 
 #: Config fields of the server-side decoder only: a new decoder can sit behind a trained encoder.
@@ -100,10 +102,7 @@ class HecsbConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "HecsbConfig":
-        d = json.loads(text)
-        for key in ("input_size", "feature_size", "acq_channels"):
-            d[key] = tuple(d[key])
-        return cls(**d)
+        return config_from_dict(cls, json.loads(text))
 
 
 class Acquisition(nn.Module):
@@ -159,13 +158,19 @@ class Decoder(nn.Module):
         return self.net(z)
 
 
-class HecsbBottleneck(nn.Module):
+@register_model
+class HecsbBottleneck(FactorizedLatentModel):
     """Encoder ``f_theta = W o f_psi``, factorized prior ``p_phi(z)`` and decoder ``g_phi``.
 
-    Call order: train (:meth:`forward`, :meth:`project_` after each step, ``aux_loss``), then
-    :meth:`update` once before saving; the integer CDF tables are buffers of the state dict, so
-    both ends of a link code with identical tables.
+    Call order: train (``forward``, :meth:`project_` after each step, ``aux_loss``), then ``update()``
+    once before saving; the integer CDF tables are buffers of the state dict, so both ends of a link
+    code with identical tables.
     """
+
+    kind = "hecsb"
+    rate_setting = "beta"
+    checkpoint_format = HECSB_FORMAT
+    config_type = HecsbConfig
 
     def __init__(self, config: HecsbConfig) -> None:
         super().__init__()
@@ -180,47 +185,13 @@ class HecsbBottleneck(nn.Module):
         """Edge network: image ``(N, C, H, W)`` -> unquantised latent ``y = W f_psi(x)`` ``(N, m, h, w)``."""
         return self.measure(self.f_psi(x))
 
-    def quantize(self, y: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latent ``z`` and its likelihoods under ``p_phi`` (both ``(N, m, h, w)``).
-
-        ``mode``: 'noise' (``y + U(-1/2, 1/2)``, eq. 14), 'round' (rounded, as at inference), or
-        'ste' (rounded in the forward pass, identity gradient; likelihoods of the noisy latent so
-        that the rate term keeps a useful gradient).
-        """
-        if mode == "noise":
-            return self.entropy_bottleneck(y, training=True)
-        z_round, lik_round = self.entropy_bottleneck(y, training=False)
-        if mode == "round":
-            return z_round, lik_round
-        if mode == "ste":
-            _, lik_noise = self.entropy_bottleneck(y, training=True)
-            return y + (z_round - y).detach(), lik_noise
-        raise ValueError(f"unknown quantisation mode {mode!r}")
-
-    def forward(self, x: torch.Tensor, mode: str = "noise") -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (N, C, H, W)`` -> reconstructed features ``(N, C_h, h', w')`` and likelihoods ``(N, m, h, w)``."""
-        z, likelihoods = self.quantize(self.encode(x), mode)
-        return self.g_phi(z), likelihoods
-
-    def aux_loss(self) -> torch.Tensor:
-        """The entropy bottleneck's auxiliary quantile loss (trains its medians and tails)."""
-        return self.entropy_bottleneck.loss()
-
     def project_(self) -> None:
         """Enforce ``||W||_F <= k`` (call after every optimiser step)."""
         self.measure.project_()
 
-    def update(self) -> None:
-        """Recompute the entropy coder's integer CDF tables from the trained prior."""
-        self.entropy_bottleneck.update(force=True)
-
     def encoder_parameters(self) -> list[nn.Parameter]:
         """Parameters of ``f_theta`` (``f_psi`` and ``W``)."""
         return list(self.f_psi.parameters()) + list(self.measure.parameters())
-
-    def prior_parameters(self, aux: bool) -> list[nn.Parameter]:
-        """Prior parameters: the quantiles (``aux=True``, trained by :meth:`aux_loss`) or the density."""
-        return [p for n, p in self.entropy_bottleneck.named_parameters() if n.endswith("quantiles") == aux]
 
     def load_edge_state_(self, other: "HecsbBottleneck") -> None:
         """Copy ``f_theta`` and the prior from ``other`` (same edge architecture); ``g_phi`` stays as is.
@@ -232,7 +203,6 @@ class HecsbBottleneck(nn.Module):
             raise ValueError(f"edge architectures differ: {other.config} vs {self.config}")
         edge = ("f_psi", "measure", "entropy_bottleneck")
         state = {k: v for k, v in other.state_dict().items() if k.split(".")[0] in edge}
-        self.prepare_state_for_load(state)
         self.load_state_dict(state, strict=False)  # same edge config: the edge keys match exactly
 
     def grown(self, measurements: int, generator: torch.Generator | None = None) -> "HecsbBottleneck":
@@ -306,24 +276,5 @@ class HecsbBottleneck(nn.Module):
             new.measure.weight.zero_()
             new.measure.weight[:, :old[-1]] = self.measure.weight
             state = {k: v for k, v in own.items() if k.split(".")[0] in ("entropy_bottleneck", "g_phi")}
-            new.prepare_state_for_load(state)
             new.load_state_dict(state, strict=False)
         return new.train(self.training)
-
-    def prepare_state_for_load(self, state: dict[str, torch.Tensor]) -> None:
-        """Resize the CDF-table buffers so that ``load_state_dict`` accepts tables of any length."""
-        eb = self.entropy_bottleneck
-        for name in ("_quantized_cdf", "_offset", "_cdf_length"):
-            key = f"entropy_bottleneck.{name}"
-            if key in state:
-                setattr(eb, name, torch.zeros_like(state[key]))
-
-
-def rate_bits(likelihoods: torch.Tensor) -> torch.Tensor:
-    """Rate term ``-log2 p_phi(z)`` summed per image: ``(N, ...)`` -> ``(N,)`` bits (eq. 13-14)."""
-    return -torch.log2(likelihoods).flatten(1).sum(1)
-
-
-def distortion(h: torch.Tensor, h_hat: torch.Tensor) -> torch.Tensor:
-    """Distortion term ``1/2 ||h - g(z)||^2`` per image, divided by the feature size: ``(N,)``."""
-    return 0.5 * (h - h_hat).pow(2).flatten(1).mean(1)

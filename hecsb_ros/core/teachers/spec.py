@@ -14,7 +14,7 @@ class ClassifierSpec:
     """What a classifier expects as input and what it predicts.
 
     Attributes:
-        backbone: architecture name, 'fmnist_resnet' or 'resnet50'.
+        backbone: the teacher family that builds the model (a name in the teacher registry).
         classes: class names, index = class id.
         input_size: ``(H, W)`` of the input tensor.
         in_channels: 1 (grey) or 3 (RGB).

@@ -1,8 +1,20 @@
-"""A small ResNet for 1x28x28 images (Fashion-MNIST), split before its third residual stage."""
+"""The Fashion-MNIST teacher: a small ResNet for 1x28x28 images, split before its third residual stage.
+
+Its weights are the shipped checkpoint ``hecsb_ros/checkpoints/teacher_fmnist.safetensors``
+(``python -m hecsb_ros.cli.train_teacher`` trains one); bottlenecks trained for it are named
+``{kind}_fmnist_r{LEVEL}``.
+"""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+
+from hecsb_ros.core.store import CHECKPOINT_DIR
+from hecsb_ros.core.teachers.registry import Teacher
+from hecsb_ros.core.teachers.spec import ClassifierSpec
 
 
 class BasicBlock(nn.Module):
@@ -57,3 +69,24 @@ class FmnistResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, 28, 28)`` -> logits ``(N, num_classes)``."""
         return self.tail(self.head(x))
+
+
+def fmnist_spec() -> ClassifierSpec:
+    """Spec of the Fashion-MNIST teacher (1x28x28, mean/std of the training images)."""
+    from hecsb_ros.core.datasets import FASHION_MNIST_CLASSES
+
+    return ClassifierSpec("fmnist_resnet", FASHION_MNIST_CLASSES, (28, 28), 1, (0.2860,), (0.3530,))
+
+
+def default_teacher_path() -> Path:
+    """The shipped Fashion-MNIST teacher: ``hecsb_ros/checkpoints/teacher_fmnist.safetensors``."""
+    return CHECKPOINT_DIR / "teacher_fmnist.safetensors"
+
+
+def _build(spec: ClassifierSpec, **arch: Any) -> FmnistResNet:
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in arch.items()}
+    return FmnistResNet(num_classes=spec.num_classes, in_channels=spec.in_channels, **kw)
+
+
+TEACHER = Teacher(name="fmnist_resnet", tag="fmnist", build=_build, default_weights=default_teacher_path,
+                  description="small ResNet for 28x28 grey images (the shipped Fashion-MNIST teacher)")

@@ -1,0 +1,150 @@
+"""The learned codecs, written once: HECS-B, SVB, CR+BQ and the neural input codecs.
+
+Edge half: preprocess -> the model's edge network -> its coder (arithmetic coding with the learned
+prior, or CR+BQ's 8-bit quantisation). Server half: the coder's decoding -> the model's server
+network -> the tail (the teacher's, or the fine-tuned copy a bottleneck checkpoint carries) or,
+behind an input codec, the whole teacher. Everything model-specific is in
+:class:`~hecsb_ros.core.learned.split.Split`.
+
+``quality`` is the rate level: one shipped checkpoint ``{kind}_{tag}_r{LEVEL}.safetensors`` each
+(``tag`` the teacher's, see :mod:`hecsb_ros.core.store`), level 0 the fewest bytes;
+``checkpoint`` may name another file (its rate level is then a label the edge and the server agree
+on). The payload carries no shape (the model id fixes it), so :meth:`LearnedCodec.check_shape`
+accepts only ``()``. A new learned codec is a :class:`LearnedCodec` subclass with its ``kind`` here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer, register_codec
+from hecsb_ros.core.learned.split import Split
+from hecsb_ros.core.payload import PayloadError
+from hecsb_ros.core.preprocess import prepare_image
+from hecsb_ros.core.store import level_path, list_levels, read_metadata
+from hecsb_ros.core.teachers.registry import teacher_tag
+from hecsb_ros.core.teachers.spec import images_to_tensor
+
+#: The rate level a codec runs when none is given, per (codec, teacher tag); otherwise the highest
+#: shipped level. HECS-B on Fashion-MNIST: level 5, the fewest bytes within 1 pp of the teacher
+#: (30 B per image), the benchmark's operating point (benchmarks/hecsb/results.md).
+DEFAULT_LEVELS: dict[tuple[str, str], int] = {("hecsb", "fmnist"): 5}
+DEFAULT_RATE_LEVEL = DEFAULT_LEVELS[("hecsb", "fmnist")]
+#: Rate levels a checkpoint named by file may be labelled with.
+MAX_LABEL_LEVEL = 255
+
+
+def shipped_levels(kind: str, teacher: str = "") -> list[int]:
+    """The shipped rate levels of learned codec ``kind`` for a ``teacher`` setting ('' = shipped teacher)."""
+    return list_levels(kind, teacher_tag(teacher or None))
+
+
+def default_level(kind: str, teacher: str = "") -> int:
+    """The rate level ``kind`` runs for ``teacher`` when none is given (0 when none is shipped)."""
+    tag = teacher_tag(teacher or None)
+    levels = list_levels(kind, tag)
+    default = DEFAULT_LEVELS.get((kind, tag))
+    return default if default in levels else (max(levels) if levels else 0)
+
+
+class LearnedCodec(Codec):
+    """A learned model behind the codec contract; subclasses set ``kind`` (the learned model's)."""
+
+    kind: ClassVar[str] = ""
+
+    @classmethod
+    def quality_bounds(cls, settings: CodecSettings) -> tuple[int, int, int]:
+        if settings.checkpoint:  # a file of one's own: its level is a label (its manifest's, by default)
+            level = read_metadata(settings.checkpoint)[1].get("rate_level", "0") if Path(
+                settings.checkpoint).exists() else "0"
+            return (int(level) if level.isdigit() else 0), 0, MAX_LABEL_LEVEL
+        levels = shipped_levels(cls.kind, settings.teacher)
+        return default_level(cls.kind, settings.teacher), min(levels, default=0), max(levels, default=0)
+
+    def __init__(self, settings: CodecSettings) -> None:
+        super().__init__(settings)
+        path = (Path(settings.checkpoint) if settings.checkpoint
+                else level_path(self.kind, teacher_tag(settings.teacher or None), self.quality))
+        self.split = Split.load(path, teacher=settings.load_teacher(), device=settings.device, kind=self.kind)
+        self.spec = self.split.teacher.spec
+
+    @property
+    def model_id(self) -> str:
+        return self.split.model_id
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.spec.classes
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        if tuple(shape) != ():
+            raise PayloadError("bad_shape", f"{self.name} payloads carry no shape, got {tuple(shape)}")
+
+    def max_payload_bytes(self) -> int:
+        return self.split.max_payload_bytes()
+
+    @torch.inference_mode()
+    def encode(self, image: np.ndarray, encoding: str) -> EncodedFrame:
+        t = Timer()
+        with t("preprocess"):
+            x = images_to_tensor(prepare_image(image, encoding, self.spec), self.spec).to(self.device)
+        with t("encode"):
+            y = self.split.latent(x)[0]
+        with t("entropy"):
+            data = self.split.payload(y)
+        return EncodedFrame(data=data, shape=(), timings_ms=t.ms)
+
+    @torch.inference_mode()
+    def decode(self, data: bytes, shape: tuple[int, ...]) -> Decoded:
+        self.check_shape(shape)
+        if len(data) > self.max_payload_bytes():
+            raise PayloadError("too_large", f"{len(data)} B above the {self.max_payload_bytes()} B a payload can take")
+        t = Timer()
+        with t("decode"):
+            h = self.split.decode_features(bytes(data))
+        with t("infer"):
+            logits = self.split.classify(h)[0].float().cpu()
+        return Decoded(logits=logits, timings_ms=t.ms)
+
+
+@register_codec("hecsb")
+class HecsbCodec(LearnedCodec):
+    """HECS-B (seed paper, section 3.3)."""
+
+    kind = "hecsb"
+    description = "HECS-B learned bottleneck; quality = rate level (0 = fewest bytes)"
+
+
+@register_codec("svb")
+class SvbCodec(LearnedCodec):
+    """SVB, the Shallow Variational Bottleneck (Matsubara et al., Furutanpey et al.)."""
+
+    kind = "svb"
+    description = "Shallow Variational Bottleneck (GDN encoder, factorized prior); quality = rate level"
+
+
+@register_codec("crbq")
+class CrbqCodec(LearnedCodec):
+    """CR+BQ, Matsubara et al.'s head network distillation baseline."""
+
+    kind = "crbq"
+    description = "Channel reduction + 8-bit bottleneck quantisation; quality = rate level"
+
+
+@register_codec("factorized")
+class FactorizedCodec(LearnedCodec):
+    """Factorized-prior image codec (Balle et al. 2018), whole teacher on the server."""
+
+    kind = "factorized"
+    description = "Neural input compression, factorized prior (CompressAI); quality = rate level"
+
+
+@register_codec("hyperprior")
+class HyperpriorCodec(LearnedCodec):
+    """Mean-scale hyperprior image codec (Minnen et al. 2018), whole teacher on the server."""
+
+    kind = "hyperprior"
+    description = "Neural input compression, mean-scale hyperprior (CompressAI); quality = rate level"

@@ -1,0 +1,120 @@
+"""SVB, the Shallow Variational Bottleneck (Matsubara et al.'s Entropic Student; Furutanpey et al.).
+
+Replaces the teacher's head, like HECS-B, at the same split point:
+
+- edge encoder ``g_a``: ``conv 5x5/2 (4N) - GDN - conv 5x5/2 (2N) - GDN - conv 3x3 (N)``, the
+  Entropic Student's shape (its ``num_enc_channels`` N, widths 4N and 2N), giving the latent
+  ``y`` ``(N_img, N, H/4, W/4)`` (at a split whose features are coarser than ``H/4``, such as
+  ResNet-50's before ``layer3``, one more ``conv 5x5/2 (4N) - GDN`` per halving);
+- a factorized prior ``p(z)`` (CompressAI :class:`EntropyBottleneck`, one density per channel),
+  ``z = y + U(-1/2, 1/2)`` in training and rounded at inference;
+- server decoder ``g_phi``: ``conv 3x3 (2T) - IGDN - [convT 4x4/2 - IGDN]* - conv 3x3 (T)`` back to
+  the teacher's split features (``T`` channels), then the teacher's tail (unchanged, or fine-tuned
+  in stage 2 with ``train_tail`` and shipped in the checkpoint, as for HECS-B).
+
+Training is the seed paper's two-stage procedure with the same
+:class:`~hecsb_ros.core.training.distill.Distiller` as HECS-B (eq. 14, then eq. 10-12): both are
+:class:`~hecsb_ros.core.learned.base.FactorizedLatentModel` models.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from compressai.entropy_models import EntropyBottleneck
+from compressai.layers import GDN
+from torch import nn
+
+from hecsb_ros.core.grid import downsampled, encoder_depth, upsampling_steps
+from hecsb_ros.core.learned.base import FactorizedLatentModel, config_from_dict, register_model
+from hecsb_ros.core.teachers.classifier import Classifier
+
+@dataclass(frozen=True)
+class SvbConfig:
+    """Architecture of an SVB: input ``(C, (H, W))``, split features ``(T, (h, w))``, widths.
+
+    ``latent_channels`` is the Entropic Student's N (encoder widths 4N, 2N, N); ``downsampling`` is
+    the number of stride-2 convolutions (2 as in the Entropic Student; 3 at a ResNet-50 split
+    before ``layer3``, whose features are 1/8 of the input: the extra ones are 4N wide).
+    """
+
+    in_channels: int
+    input_size: tuple[int, int]
+    feature_channels: int
+    feature_size: tuple[int, int]
+    latent_channels: int = 12
+    kernel: int = 5
+    downsampling: int = 2
+
+    def __post_init__(self) -> None:
+        if self.downsampling < 1:
+            raise ValueError(f"downsampling must be at least 1, not {self.downsampling}")
+        self.upsampling  # validates the input and feature sizes
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        return downsampled(self.input_size, self.downsampling)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """``(N, h, w)`` of one image's latent."""
+        return (self.latent_channels, *self.latent_size)
+
+    @property
+    def upsampling(self) -> int:
+        """2x upsampling steps from the latent grid to the feature grid."""
+        return upsampling_steps(self.latent_size, self.feature_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SvbConfig":
+        return config_from_dict(cls, d)
+
+@register_model
+class SvbBottleneck(FactorizedLatentModel):
+    """Encoder ``g_a`` (with GDN), factorized prior and decoder ``g_phi`` (with IGDN).
+
+    Call order as for HECS-B: train, then ``update()`` once before saving (the CDF tables are
+    buffers of the state dict).
+    """
+
+    kind = "svb"
+    rate_setting = "beta"
+    config_type = SvbConfig
+
+    def __init__(self, config: SvbConfig) -> None:
+        super().__init__()
+        self.config = config
+        n, k = config.latent_channels, config.kernel
+        widths = [4 * n] * (config.downsampling - 1) + [2 * n]
+        encoder: list[nn.Module] = []
+        cin = config.in_channels
+        for w in widths:
+            encoder += [nn.Conv2d(cin, w, k, 2, k // 2), GDN(w)]
+            cin = w
+        self.g_a = nn.Sequential(*encoder, nn.Conv2d(cin, n, 3, 1, 1))
+        t = config.feature_channels
+        width = 2 * t
+        layers: list[nn.Module] = [nn.Conv2d(n, width, 3, 1, 1), GDN(width, inverse=True)]
+        for _ in range(config.upsampling):
+            layers += [nn.ConvTranspose2d(width, max(width // 2, 8), 4, 2, 1), GDN(max(width // 2, 8), inverse=True)]
+            width = max(width // 2, 8)
+        layers.append(nn.Conv2d(width, t, 3, 1, 1))
+        self.g_phi = nn.Sequential(*layers)
+        self.entropy_bottleneck = EntropyBottleneck(n)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Edge network: image ``(N, C, H, W)`` -> unquantised latent ``(N, n, H/2^d, W/2^d)``."""
+        return self.g_a(x)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.g_a.parameters())
+
+def svb_config_for(teacher: Classifier, latent_channels: int = 12) -> SvbConfig:
+    """SVB config matching ``teacher``'s input and split features."""
+    spec = teacher.spec
+    channels, feature_size = teacher.split_features()
+    return SvbConfig(spec.in_channels, spec.input_size, channels, feature_size, latent_channels,
+                     downsampling=encoder_depth(spec.input_size, feature_size))

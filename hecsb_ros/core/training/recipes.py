@@ -1,0 +1,430 @@
+"""Training recipes of the learned codecs, registered by kind, and the one loop that trains a rate level.
+
+A recipe turns a :class:`TrainJob` (the rate setting's value, the teacher, the training images and
+the command's options) into a trained model (:class:`Trained`):
+
+- ``hecsb`` and ``svb``: the seed paper's two stages (:class:`~hecsb_ros.core.training.distill.Distiller`:
+  head distillation, eq. 14, then knowledge distillation, eq. 10-12), optionally from a trained
+  checkpoint (``init``);
+- ``crbq``: head distillation only (:func:`head_distill`);
+- ``factorized`` and ``hyperprior``: CompressAI's rate-distortion objective on the teacher's input
+  pixels (:func:`train_rd`).
+
+:func:`train_level` then saves the checkpoint, loads it back as the deployable
+:class:`~hecsb_ros.core.learned.split.Split`, measures accuracy and the real payload bytes on the test
+images, and writes the manifest. A new recipe is a function plus one :data:`RECIPES` line.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from hecsb_ros.core.learned.base import FactorizedLatentModel, LearnedModel, model_class, rate_bits, read_learned, save_learned
+from hecsb_ros.core.learned.crbq import CrbqBottleneck, crbq_config_for
+from hecsb_ros.core.learned.hecsb import DECODER_FIELDS, HecsbBottleneck, HecsbConfig
+from hecsb_ros.core.learned.neural import NeuralConfig, build as build_neural, crop, pad
+from hecsb_ros.core.learned.split import Split
+from hecsb_ros.core.learned.svb import SvbBottleneck, svb_config_for
+from hecsb_ros.core.store import model_id_of, read_manifest, read_metadata, write_manifest
+from hecsb_ros.core.teachers.classifier import Classifier
+from hecsb_ros.core.teachers.tail import build_tail
+from hecsb_ros.core.training.common import accuracy, batches, epochs_for_budget, seconds_per_step
+from hecsb_ros.core.training.data import PixelSource
+from hecsb_ros.core.training.distill import DistillConfig, Distiller
+
+#: HECS-B architecture per teacher tag (``f_psi`` widths, measurements per position, decoder width);
+#: a teacher without an entry gets the Fashion-MNIST shape with one stride-2 layer per halving.
+HECSB_ARCH: dict[str, dict[str, Any]] = {
+    "fmnist": {"acq_channels": (16, 24), "measurements": 2, "decoder_channels": 128},
+    "resnet50": {"acq_channels": (64, 96, 128), "measurements": 12, "decoder_channels": 256},
+}
+
+
+@dataclass
+class TrainJob:
+    """One rate level to train.
+
+    ``options`` is an attribute bag (the command's ``argparse.Namespace``): each recipe reads the
+    attributes it needs (epochs, learning rates, batch size, budget, architecture options).
+    """
+
+    kind: str
+    value: float
+    level: int
+    teacher: Classifier
+    train: Any
+    options: Any
+    init: Path | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    progress: bool = True
+    state_path: Path | None = None
+    resume: bool = False
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Trained:
+    """A recipe's result: the model (CDF tables updated), the fine-tuned tail to ship (None: the
+    teacher's) and facts for the checkpoint and its manifest."""
+
+    model: LearnedModel
+    tail: nn.Module | None
+    facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train one kind: ``train(job)``; ``larger_is_more_bytes`` orders the rate levels
+    (level 0 = the fewest bytes: the largest beta, the fewest channels, the smallest lambda)."""
+
+    kind: str
+    train: Callable[[TrainJob], Trained]
+    larger_is_more_bytes: bool
+
+    @property
+    def setting(self) -> str:
+        """Name of the value that sets the rate (the manifest field and the command option)."""
+        return model_class(self.kind).rate_setting
+
+
+def _opt(options: Any, name: str, default: Any = None) -> Any:
+    return getattr(options, name, default) if getattr(options, name, None) is not None else default
+
+
+# -- the two-stage recipe (HECS-B, SVB) -------------------------------------------------------------
+def earlier_training(init: Path) -> list[dict[str, Any]]:
+    """The training an initial checkpoint went through (earliest first), from its manifest."""
+    m = read_manifest(init)
+    if not m:
+        m = dict(read_metadata(init)[1])
+    earlier = m.get("earlier_training", [])
+    earlier = earlier if isinstance(earlier, list) else json.loads(earlier)
+    keys = ("command", "distill", "distill_config", "test_accuracy", "mean_payload_bytes", "estimated_bits_mean")
+    return [*earlier, {k: m[k] for k in keys if k in m} | {"model_id": model_id_of(init)}]
+
+
+def _check_init(init: Path, teacher: Classifier) -> tuple[LearnedModel, nn.Module]:
+    """(model, tail) of an initial checkpoint, which must belong to ``teacher``."""
+    model, meta, tail_state = read_learned(init)
+    if meta.get("teacher_model_id") != teacher.model_id:
+        raise SystemExit(f"{init} was trained for teacher {meta.get('teacher_model_id')}, not {teacher.model_id}")
+    return model, build_tail(teacher.model.tail, tail_state)
+
+
+def hecsb_config(teacher: Classifier, options: Any) -> HecsbConfig:
+    """HECS-B architecture for ``teacher`` (:data:`HECSB_ARCH`), with the options' overrides."""
+    spec = teacher.spec
+    channels, size = teacher.split_features()
+    arch = dict(HECSB_ARCH.get(teacher.tag) or _generic_hecsb_arch(spec.input_size, size))
+    for name in ("measurements", "decoder_channels", "decoder_blocks"):
+        if _opt(options, name) is not None:
+            arch[name] = _opt(options, name)
+    if _opt(options, "acq_channels"):
+        arch["acq_channels"] = tuple(options.acq_channels)
+    return HecsbConfig(spec.in_channels, spec.input_size, channels, size, max_norm=_opt(options, "max_norm", 0.0),
+                       **arch)
+
+
+def _generic_hecsb_arch(input_size: tuple[int, int], feature_size: tuple[int, int]) -> dict[str, Any]:
+    from hecsb_ros.core.grid import encoder_depth
+
+    depth = encoder_depth(input_size, feature_size)
+    return {"acq_channels": (16,) * (depth - 1) + (24,), "measurements": 2, "decoder_channels": 128}
+
+
+def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None]:
+    """A fresh HECS-B, or ``job.init`` grown / widened / with a new decoder as the options ask."""
+    options = job.options
+    if job.init is None:
+        return HecsbBottleneck(hecsb_config(job.teacher, options)), None
+    model, tail = _check_init(job.init, job.teacher)
+    if _opt(options, "measurements") and options.measurements != model.config.measurements:
+        job.log(f"starting from {job.init}, measurements per position {model.config.measurements} -> "
+                f"{options.measurements}")
+        model = model.grown(options.measurements, torch.Generator().manual_seed(_opt(options, "seed", 0)))
+    if _opt(options, "acq_channels") and tuple(options.acq_channels) != model.config.acq_channels:
+        job.log(f"starting from {job.init}, f_psi widened {model.config.acq_channels} -> {tuple(options.acq_channels)}")
+        model = model.widened(tuple(options.acq_channels))
+    decoder = {f: _opt(options, f) for f in DECODER_FIELDS if _opt(options, f) is not None}
+    if any(getattr(model.config, k) != v for k, v in decoder.items()):
+        fresh = HecsbBottleneck(replace(model.config, **decoder))
+        fresh.load_edge_state_(model)
+        job.log(f"starting from the encoder and prior of {job.init}, new decoder ({fresh.config})")
+        return fresh.train(), tail
+    job.log(f"starting from {job.init} ({model.config})")
+    return model.train(), tail
+
+
+def _svb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None]:
+    if job.init is None:
+        return SvbBottleneck(svb_config_for(job.teacher, _opt(job.options, "latent_channels", 12))), None
+    model, tail = _check_init(job.init, job.teacher)
+    job.log(f"starting from {job.init} ({model.config})")
+    return model.train(), tail
+
+
+def _distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module | None]]) -> Callable[[TrainJob], Trained]:
+    def train(job: TrainJob) -> Trained:
+        names = {f.name for f in dataclasses.fields(DistillConfig)} - {"beta"}
+        cfg = DistillConfig(beta=job.value, **{n: getattr(job.options, n) for n in names
+                                               if getattr(job.options, n, None) is not None})
+        model, tail = start(job)
+        distiller = Distiller(model, job.teacher, job.train, cfg, job.state_path, log=job.log,
+                              progress=job.progress, device=job.device, tail=tail)
+        budget = _opt(job.options, "budget_min")
+        if budget and not (job.resume and job.state_path is not None and job.state_path.exists()):
+            cfg = distiller.fit_budget(budget)
+        model = distiller.run(resume=job.resume)
+        fine_tuned = distiller.tail is not job.teacher.model.tail
+        facts: dict[str, Any] = {"distill": dataclasses.asdict(cfg), "tail": "fine-tuned" if fine_tuned else "teacher"}
+        if job.init is not None:
+            facts["earlier_training"] = earlier_training(job.init)
+        return Trained(model, distiller.tail if fine_tuned else None, facts)
+
+    return train
+
+
+# -- CR+BQ: head distillation -------------------------------------------------------------------------
+def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int, batch_size: int = 64,
+                 lr: float = 2e-3, seed: int = 0, progress: bool = True,
+                 log: Callable[[str], None] = print, device: torch.device | str = "cpu",
+                 max_steps: int | None = None) -> CrbqBottleneck:
+    """Head distillation: minimise ``1/2 ||h - g(Q(f(x)))||^2 / n`` with ``h = teacher.head(x)``.
+
+    Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops early (for timing).
+    """
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(seed)
+    teacher.model.to(device).eval()
+    model.to(device)
+    steps = len(train) // batch_size
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1)
+    done = 0
+    with tqdm(total=epochs * steps, desc=f"crbq C={model.config.channels}", unit="batch", file=sys.stderr,
+              disable=not progress) as bar:
+        for epoch in range(epochs):
+            model.train()
+            total = torch.zeros((), device=device)
+            for idx in batches(len(train), batch_size, gen, drop_last=True):
+                if max_steps is not None and done >= max_steps:
+                    break
+                x, _ = train.batch(idx, gen)
+                x = x.to(device, non_blocking=True)
+                with torch.no_grad():
+                    h = teacher.model.head(x)
+                loss = 0.5 * (model(x) - h).pow(2).flatten(1).mean(1).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.detach()
+                done += 1
+                bar.update(1)
+            if max_steps is None:
+                log(f"crbq C={model.config.channels} epoch {epoch + 1}: distortion {float(total) / max(steps, 1):.4g}")
+    teacher.model.to("cpu")
+    return model.to("cpu").eval()
+
+
+# -- neural input codecs: rate-distortion -------------------------------------------------------------
+def rd_loss(out: dict, x: torch.Tensor, lmbda: float, num_pixels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CompressAI's rate-distortion loss ``lambda 255^2 MSE + bpp``: (loss, mse, bpp)."""
+    bpp = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values()) / (x.shape[0] * num_pixels)
+    mse = nn.functional.mse_loss(out["x_hat"], x)
+    return lmbda * 255 ** 2 * mse + bpp, mse, bpp
+
+
+def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | PixelSource, lmbda: float, epochs: int,
+             batch_size: int = 64, lr: float = 1e-3, aux_lr: float = 1e-3, seed: int = 0,
+             progress: bool = True, log: Callable[[str], None] = print, device: torch.device | str = "cpu",
+             max_steps: int | None = None) -> nn.Module:
+    """Train on pixels in [0, 1] ``(N, C, H, W)`` (random h-flips); ``update()`` at the end.
+
+    ``images``: a tensor, or a :class:`~hecsb_ros.core.training.data.PixelSource` read batch by batch
+    (an image folder). Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops
+    early (for timing).
+    """
+    device = torch.device(device)
+    model.to(device)
+    gen = torch.Generator().manual_seed(seed)
+    params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    steps = len(images) // batch_size
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1)
+    aux_opt = torch.optim.Adam(aux_params, lr=aux_lr)
+    num_pixels = config.input_size[0] * config.input_size[1]
+    with tqdm(total=epochs * steps, desc=f"{config.kind} lambda={lmbda:g}", unit="batch", file=sys.stderr,
+              disable=not progress) as bar:
+        done = 0
+        for epoch in range(epochs):
+            model.train()
+            sums = [torch.zeros((), device=device), torch.zeros((), device=device)]
+            for idx in batches(len(images), batch_size, gen, drop_last=True):
+                if max_steps is not None and done >= max_steps:
+                    break
+                x = images[idx]
+                flip = torch.rand(len(idx), generator=gen) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(3), x).to(device, non_blocking=True)
+                out = model(pad(x, config))
+                out["x_hat"] = crop(out["x_hat"], config)
+                loss, mse, bpp = rd_loss(out, x, lmbda, num_pixels)
+                if done % 50 == 0 and not math.isfinite(loss.item()):  # now and then: .item() waits for the GPU
+                    raise FloatingPointError(f"loss became {loss.item()}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                aux = model.aux_loss()
+                aux_opt.zero_grad(set_to_none=True)
+                aux.backward()
+                aux_opt.step()
+                sums[0] += mse.detach()
+                sums[1] += bpp.detach()
+                done += 1
+                bar.update(1)
+            mse_mean, bpp_mean = float(sums[0]) / max(steps, 1), float(sums[1]) / max(steps, 1)
+            if not (math.isfinite(mse_mean) and math.isfinite(bpp_mean)):
+                raise FloatingPointError(f"epoch {epoch + 1}: mse {mse_mean}, bpp {bpp_mean}")
+            if max_steps is None:
+                log(f"{config.kind} lambda={lmbda:g} epoch {epoch + 1}: mse {mse_mean:.4g}, "
+                    f"bytes/image {bpp_mean * num_pixels / 8:.1f}")
+    model.to("cpu")
+    model.update(force=True)
+    return model.eval()
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _fit_epochs(job: TrainJob, train_fn: Callable[..., nn.Module], model: nn.Module, **kw: Any) -> tuple[nn.Module, int]:
+    """Train ``model`` with ``train_fn`` for ``--epochs``, or for the epochs that fit ``--budget-min``
+    given the step time measured on copies of the model."""
+    epochs = _opt(job.options, "epochs", 4)
+    batch_size = _opt(job.options, "batch_size", 64)
+    budget = _opt(job.options, "budget_min")
+    if budget:
+        def run(n: int) -> None:
+            train_fn(copy.deepcopy(model), epochs=n, progress=False, log=_quiet, max_steps=n, **kw)
+        per_epoch = seconds_per_step(run, job.device) * (len(job.train) // batch_size)
+        epochs = epochs_for_budget(budget * 60, [per_epoch], [1])[0]
+        job.log(f"budget {budget:g} min: {per_epoch:.1f} s per epoch -> {epochs} epochs")
+    return train_fn(model, epochs=epochs, progress=job.progress, log=job.log, **kw), epochs
+
+
+def _train_crbq(job: TrainJob) -> Trained:
+    model = CrbqBottleneck(crbq_config_for(job.teacher, int(job.value)))
+    model, epochs = _fit_epochs(job, head_distill, model, teacher=job.teacher, train=job.train,
+                                batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
+                                device=job.device)
+    return Trained(model, None, {"epochs": epochs})
+
+
+def _train_neural(job: TrainJob) -> Trained:
+    spec = job.teacher.spec
+    config = NeuralConfig(job.kind, _opt(job.options, "N", 32), _opt(job.options, "M", 32), spec.in_channels,
+                          tuple(spec.input_size))
+    model, epochs = _fit_epochs(job, train_rd, build_neural(config), config=config,
+                                images=PixelSource(job.train, spec), lmbda=job.value,
+                                batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
+                                device=job.device)
+    return Trained(model, None, {"epochs": epochs})
+
+
+#: Training recipe per learned codec kind.
+RECIPES: dict[str, Recipe] = {
+    "hecsb": Recipe("hecsb", _distilled(_hecsb_start), larger_is_more_bytes=False),
+    "svb": Recipe("svb", _distilled(_svb_start), larger_is_more_bytes=False),
+    "crbq": Recipe("crbq", _train_crbq, larger_is_more_bytes=True),
+    "factorized": Recipe("factorized", _train_neural, larger_is_more_bytes=True),
+    "hyperprior": Recipe("hyperprior", _train_neural, larger_is_more_bytes=True),
+}
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    """Add the training recipe of a learned codec kind of one's own."""
+    if RECIPES.get(recipe.kind, recipe) is not recipe:
+        raise ValueError(f"recipe {recipe.kind!r} registered twice")
+    RECIPES[recipe.kind] = recipe
+    return recipe
+
+
+def get_recipe(kind: str) -> Recipe:
+    if kind not in RECIPES:
+        raise ValueError(f"no training recipe for {kind!r}; known: {', '.join(sorted(RECIPES))}")
+    return RECIPES[kind]
+
+
+def level_order(recipe: Recipe, values: list[float]) -> list[int]:
+    """Rate level of each value: 0 = the fewest bytes."""
+    order = np.argsort(np.asarray(values) * (1 if recipe.larger_is_more_bytes else -1), kind="stable")
+    return [int(r) for r in np.argsort(order)]
+
+
+# -- evaluation through the real bytes, and the one training loop ------------------------------------
+@torch.inference_mode()
+def evaluate_split(split: Split, x: Any, y: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
+    """Accuracy from the server half's decoding of every real payload, payload sizes, and (for a
+    factorized-prior latent) the prior's estimate of them. ``x`` may be a lazy folder view."""
+    correct, sizes, est_bits = 0, [], []
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        latents = split.latent(xb)
+        if isinstance(split.model, FactorizedLatentModel):
+            est_bits.append(rate_bits(split.model.quantize(latents, "round")[1]))
+        payloads = [split.payload(v) for v in latents]
+        logits = torch.stack([split.decode(p) for p in payloads])
+        correct += int((logits.argmax(1) == y[i:i + batch_size]).sum())
+        sizes += [len(p) for p in payloads]
+    sizes_arr = np.asarray(sizes, dtype=np.float64)
+    out = {"test_accuracy": correct / max(len(sizes), 1), "mean_payload_bytes": float(sizes_arr.mean()),
+           "p95_payload_bytes": float(np.percentile(sizes_arr, 95))}
+    if est_bits:
+        out["estimated_bytes_mean"] = float(torch.cat(est_bits).double().mean()) / 8
+    return out
+
+
+def val_accuracy(path: Path, teacher: Classifier, val: Any) -> float:
+    """Accuracy of checkpoint ``path`` on held-out training images (rounded latent, no coder)."""
+    split = Split.load(path, teacher)
+    return accuracy(torch.cat([split.logits_rounded(val.x[i:i + 500]) for i in range(0, len(val), 500)]), val.y)
+
+
+def train_level(job: TrainJob, path: Path, test: Any, teacher_accuracy: float, command: str,
+                val: Any = None) -> dict[str, Any]:
+    """Train ``job`` with its recipe, save it at ``path``, measure it, write its manifest; returns the manifest."""
+    recipe = get_recipe(job.kind)
+    start = time.time()
+    trained = recipe.train(job)
+    minutes = (time.time() - start) / 60
+    facts = {recipe.setting: job.value, "rate_level": str(job.level), **trained.facts, "command": command}
+    save_learned(path, trained.model, job.teacher.model_id, facts, trained.tail)
+    split = Split.load(path, job.teacher)
+    measured = evaluate_split(split, test.x, test.y)
+    fields = {"kind": job.kind, "rate_level": job.level, recipe.setting: job.value,
+              **{k: round(v, 4) if k == "test_accuracy" else round(v, 2) for k, v in measured.items()},
+              "teacher_accuracy": round(teacher_accuracy, 4), "test_images": len(test),
+              "train_images": len(job.train), "teacher_model_id": job.teacher.model_id,
+              "config": trained.model.config_dict(), **trained.facts,
+              "train_minutes": round(minutes, 1), "train_device": str(job.device),
+              "torch_threads": torch.get_num_threads(), "command": command}
+    fields.setdefault("earlier_training", [])
+    if val is not None:
+        fields["val_accuracy"], fields["val_images"] = round(val_accuracy(path, job.teacher, val), 4), len(val)
+    write_manifest(path, fields)
+    return read_manifest(path)
