@@ -55,8 +55,12 @@ def _codec_params(stats_period: float) -> tuple[Param, ...]:
         Param("checkpoint", "", "Checkpoint file of the classifier/bottleneck; empty = shipped default",
               read_only=True),
         Param("teacher", "", "Classifier the bottleneck was trained for (its tail runs on the server), and the "
-              "input codecs' classifier: a classifier checkpoint or local torchvision ResNet-50 weights (.pth); "
-              "empty = the shipped Fashion-MNIST teacher", read_only=True),
+              "input codecs' classifier: a registered teacher name (NAME or NAME:WEIGHTS), a classifier checkpoint "
+              "or local torchvision ResNet-50 weights (.pth); empty = the shipped Fashion-MNIST teacher",
+              read_only=True),
+        Param("plugins", "", "Comma-separated Python modules imported before the codec is created, whose "
+              "@register_codec classes add codecs of one's own (edge and server must load the same)",
+              read_only=True),
         Param("device", "cpu", "Torch device", choices=("cpu", "cuda"), read_only=True),
         Param("threads", 1, "Torch intra-op threads; 0 = torch default", min=0, max=256, read_only=True),
         Param("onednn", False, "Run CPU convolutions with oneDNN; off = PyTorch's native kernels, faster "

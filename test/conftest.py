@@ -16,7 +16,7 @@ def random_classifier(tmp_path_factory):
     """Path of an untrained Fashion-MNIST classifier checkpoint (fast, deterministic)."""
     import torch
 
-    from hecsb_ros.core.models import build_model, fmnist_spec, save_checkpoint
+    from hecsb_ros.core.teachers import build_model, fmnist_spec, save_checkpoint
 
     torch.manual_seed(0)
     spec = fmnist_spec()

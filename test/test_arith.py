@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hecsb_ros.core.arith import decode_with_indexes, encode_with_indexes
+from hecsb_ros.core.entropy.arith import decode_with_indexes, encode_with_indexes
 
 
 def _table(rng: random.Random, values: int) -> list[int]:

@@ -8,20 +8,19 @@ import torch
 from compressai.entropy_models import EntropyBottleneck
 from torch import nn
 
-from hecsb_ros.core.baselines import checkpoint as ckpt
-from hecsb_ros.core.baselines.crbq import (
-    CrbqBottleneck, CrbqConfig, CrbqSplit, dequantize_8bit, head_distill, pack, quantize_8bit, save_crbq, unpack,
+from hecsb_ros.core import store
+from hecsb_ros.core.entropy import LatentCoder
+from hecsb_ros.core.entropy.tables import (
+    TableCoder, channel_indexes, frame_two, read_varint, unframe_two, write_varint,
 )
-from hecsb_ros.core.baselines.entropy import (
-    TableCoder, channel_indexes, eb_dequantize, eb_symbols, frame_two, read_varint, unframe_two, write_varint,
-)
-from hecsb_ros.core.baselines.neural import (
-    NeuralConfig, NeuralInputSplit, build, crop, pad, save_neural, table_indexes, train_rd,
-)
-from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbConfig, SvbSplit, load_svb, save_svb
-from hecsb_ros.core.models import model_id_of
+from hecsb_ros.core.learned import Split, read_learned, save_learned
+from hecsb_ros.core.learned.crbq import CrbqBottleneck, CrbqConfig, dequantize_8bit, pack, quantize_8bit, unpack
+from hecsb_ros.core.learned.neural import NeuralConfig, build, crop, pad, table_indexes
+from hecsb_ros.core.learned.svb import SvbBottleneck, SvbConfig
 from hecsb_ros.core.payload import PayloadError
+from hecsb_ros.core.store import model_id_of
 from hecsb_ros.core.training.data import TensorSource
+from hecsb_ros.core.training.recipes import head_distill, train_rd
 
 torch.set_num_threads(1)
 SVB_CFG = SvbConfig(1, (28, 28), 32, (14, 14), latent_channels=4)
@@ -90,19 +89,20 @@ def test_table_coder_round_trip_and_hostile_bytes():
     eb = EntropyBottleneck(3)
     eb.update(force=True)
     coder = TableCoder.of(eb)
+    latent = LatentCoder(eb, (3, 5, 5))
     idx = channel_indexes((3, 5, 5))
     y = torch.randn(3, 5, 5) * 4
-    s = coder.clamp(eb_symbols(eb, y), idx)
+    s = latent.symbols(y)
     data = coder.encode(s, idx)
     assert torch.equal(coder.decode(data, idx), s)
     assert 1 <= len(data) <= TableCoder.max_bytes(75) == 151
     # the same symbols as CompressAI's own (rANS) coder on in-range symbols
-    z = eb_dequantize(eb, s)
+    z = latent.dequantize(s)
     assert torch.equal(eb.decompress(eb.compress(z[None]), (5, 5))[0], z)
     _check_mutations(data, lambda b: coder.decode(b, idx), lambda b: coder.encode(coder.decode(b, idx), idx))
     # a symbol far outside the tables is clamped, never escaped
     huge = torch.full((3, 5, 5), 10_000.0)
-    s2 = coder.clamp(eb_symbols(eb, huge), idx)
+    s2 = latent.symbols(huge)
     assert bool((s2 <= coder.hi[idx.long()]).all())
     assert torch.equal(coder.decode(coder.encode(s2, idx), idx), s2)
 
@@ -110,7 +110,8 @@ def test_table_coder_round_trip_and_hostile_bytes():
     bound = coder.bind(idx)
     assert coder.bind(bound) is bound and bound.flat == idx.reshape(-1).tolist()
     assert coder.encode(s, bound) == data and torch.equal(coder.decode(data, bound), s)
-    assert torch.equal(coder.clamp(eb_symbols(eb, huge), bound), s2)
+    raw = torch.round(huge - eb._get_medians().detach().reshape(-1, 1, 1)).to(torch.int64)
+    assert torch.equal(coder.clamp(raw, bound), s2) and torch.equal(coder.clamp(raw, idx), s2)
 
 
 def test_table_coder_checks_tables_once_and_indexes_when_bound():
@@ -129,7 +130,7 @@ def test_table_coder_checks_tables_once_and_indexes_when_bound():
 def test_frozen_gdn_gives_the_layers_outputs():
     from compressai.layers import GDN
 
-    from hecsb_ros.core.baselines.gdn import FrozenGDN, freeze_gdn_
+    from hecsb_ros.core.learned.gdn import FrozenGDN, freeze_gdn_
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 6, 3), GDN(6), nn.Sequential(GDN(6, inverse=True)))
@@ -165,11 +166,9 @@ def test_svb_shapes_and_modes():
 
 @pytest.fixture(scope="module")
 def shipped_teacher():
-    from hecsb_ros.core.models import default_teacher_path, load_classifier
+    from hecsb_ros.core.teachers import load_teacher
 
-    if not default_teacher_path().exists():
-        pytest.skip("shipped teacher checkpoint missing")
-    return load_classifier(None)
+    return load_teacher(None)
 
 
 def _tiny_source(n: int = 16, seed: int = 0) -> TensorSource:
@@ -187,18 +186,18 @@ def test_svb_trains_with_the_hecsb_distiller_and_codes_exactly(shipped_teacher, 
     model = Distiller(SvbBottleneck(SVB_CFG), shipped_teacher, _tiny_source(), cfg, None, progress=False).run()
     assert model.entropy_bottleneck._offset.numel() == 4  # update() ran: CDF tables exist
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
-    path = save_svb(tmp_path / "svb_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"beta": 0.01})
-    again, meta = load_svb(path)
+    path = save_learned(tmp_path / "svb_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"beta": 0.01})
+    again, meta, _ = read_learned(path)
     assert meta["kind"] == "svb" and meta["beta"] == "0.01"
-    split = SvbSplit(path, shipped_teacher)
+    split = Split.load(path, shipped_teacher)
     x = torch.randn(3, 1, 28, 28)
-    payloads = [split.entropy_encode(v) for v in split.latent(x)]
+    payloads = split.encode(x)
     logits = torch.stack([split.decode(p) for p in payloads])
     assert torch.allclose(logits, split.logits_rounded(x), atol=1e-5)
     _check_mutations(payloads[0], split.decode,
                      lambda b: split.coder.encode_symbols(split.coder.decode_symbols(b)))
     with pytest.raises(ValueError, match="not a crbq checkpoint"):
-        ckpt.load(path, "crbq")
+        read_learned(path, "crbq")
 
 
 # -- CR+BQ -------------------------------------------------------------------------------------------
@@ -239,12 +238,14 @@ def test_crbq_head_distillation_reduces_distortion(shipped_teacher, tmp_path):
     with torch.no_grad():
         d1 = float((model(src.x) - h).pow(2).mean())
     assert d1 < d0
-    path = save_crbq(tmp_path / "crbq_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"channels": 2})
-    split = CrbqSplit(path, shipped_teacher)
+    path = save_learned(tmp_path / "crbq_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"channels": 2})
+    split = Split.load(path, shipped_teacher)
     payloads = split.encode(src.x[:4])
     assert {len(p) for p in payloads} == {cfg.payload_bytes}
     logits = torch.stack([split.decode(p) for p in payloads])
-    assert torch.allclose(logits, split.logits(src.x[:4]), atol=1e-4)
+    assert torch.allclose(logits, split.logits_rounded(src.x[:4]), atol=1e-4)
+    with torch.no_grad():  # what the payload carries is what the training forward pass quantises
+        assert torch.allclose(logits, shipped_teacher.model.tail(model(src.x[:4])), atol=1e-4)
 
 
 # -- neural input codecs -----------------------------------------------------------------------------
@@ -255,36 +256,40 @@ def test_neural_input_codec_round_trip_and_hostile_bytes(kind, shipped_teacher, 
     pixels = torch.rand(16, 1, 28, 28)
     model = train_rd(build(cfg), cfg, pixels, lmbda=0.01, epochs=1, batch_size=8, progress=False, log=lambda m: None)
     assert model.entropy_bottleneck._offset.numel() > 0
-    path = save_neural(tmp_path / f"{kind}_fmnist_r0.safetensors", model, cfg, shipped_teacher.model_id, {"lmbda": 0.01})
-    split = NeuralInputSplit(path, kind, shipped_teacher)
+    path = save_learned(tmp_path / f"{kind}_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"lmbda": 0.01})
+    split = Split.load(path, shipped_teacher)
     assert cfg.latent_shape == (8, 4, 4) and cfg.hyper_shape == (8, 1, 1)
     x = pixels[:1]
-    data = split.encode_pixels(x)
+    spec = shipped_teacher.spec
+    data = split.encode((x - spec.mean[0]) / spec.std[0])[0]  # the edge takes the teacher's normalised input
     assert 1 <= len(data) <= split.max_payload_bytes()
-    rec = split.decode_pixels(data)
+    rec = split.decode_features(data)
     assert rec.shape == (1, 1, 28, 28) and float(rec.min()) >= 0 and float(rec.max()) <= 1
     # the same reconstruction as CompressAI's own (rANS) compress / decompress (no symbol was clamped)
     with torch.no_grad():
         ref = model.compress(pad(x, cfg))
         ref_rec = crop(model.decompress(ref["strings"], ref["shape"])["x_hat"], cfg)
     assert torch.allclose(rec, ref_rec, atol=1e-6)
-    assert torch.equal(split.decode_pixels(data), rec)  # deterministic
+    assert torch.equal(split.decode_features(data), rec)  # deterministic
     if kind == "hyperprior":  # the vectorised table choice equals CompressAI's build_indexes
         gc = model.gaussian_conditional
         scales = torch.cat([torch.exp(torch.randn(1, 16, 2, 2) * 3),
                             gc.scale_table[:16].view(1, 16, 1, 1).expand(1, 16, 2, 2)], 1)
         assert torch.equal(table_indexes(gc, scales), gc.build_indexes(scales))
-    _check_mutations(data, split.decode_pixels, n=30)
+    _check_mutations(data, split.decode_features, n=30)
 
 
 def test_levels_and_paths(tmp_path):
     for lv in (2, 0, 11):
         (tmp_path / f"svb_fmnist_r{lv}.safetensors").write_bytes(b"")
     (tmp_path / "svb_fmnist_rx.safetensors").write_bytes(b"")
-    assert ckpt.list_levels("svb", tmp_path) == [0, 2, 11]
-    assert ckpt.level_path("crbq", 3, tmp_path).name == "crbq_fmnist_r3.safetensors"
-    with pytest.raises(FileNotFoundError, match="train_baselines"):
-        ckpt.load(tmp_path / "missing.safetensors", "svb")
+    assert store.list_levels("svb", "fmnist", tmp_path) == [0, 2, 11]
+    assert store.list_levels("svb", "resnet50", tmp_path) == []
+    assert store.level_path("crbq", "fmnist", 3, tmp_path).name == "crbq_fmnist_r3.safetensors"
+    with pytest.raises(FileNotFoundError, match="train_baselines svb"):
+        read_learned(tmp_path / "missing.safetensors", "svb")
+    with pytest.raises(FileNotFoundError, match="train_hecsb"):
+        read_learned(tmp_path / "missing.safetensors", "hecsb")
 
 
 # -- the registered codecs -------------------------------------------------------------------------
@@ -295,21 +300,20 @@ def _untrained_checkpoint(kind: str, teacher, folder):
     if kind == "svb":
         model = SvbBottleneck(SVB_CFG)
         model.update()
-        return save_svb(path, model.eval(), teacher.model_id)
+        return save_learned(path, model.eval(), teacher.model_id)
     if kind == "crbq":
-        return save_crbq(path, CrbqBottleneck(CrbqConfig(1, (28, 28), 32, (14, 14), 2)).eval(), teacher.model_id)
+        return save_learned(path, CrbqBottleneck(CrbqConfig(1, (28, 28), 32, (14, 14), 2)).eval(), teacher.model_id)
     cfg = NeuralConfig(kind, N=8, M=8)
     model = build(cfg)
     model.update(force=True)
-    return save_neural(path, model.eval(), cfg, teacher.model_id)
+    return save_learned(path, model.eval(), teacher.model_id)
 
 
 @pytest.mark.parametrize("kind", ["svb", "crbq", "factorized", "hyperprior"])
 def test_registered_codec_contract(kind, shipped_teacher, tmp_path):
     import numpy as np
 
-    from hecsb_ros.core.codecs.base import CodecSettings, create_codec, list_codecs
-    from hecsb_ros.core.payload import validate_payload
+    from hecsb_ros.core.codecs.base import CodecSettings, create_codec, list_codecs, validate_payload
 
     assert kind in list_codecs()
     path = _untrained_checkpoint(kind, shipped_teacher, tmp_path)
@@ -349,7 +353,7 @@ def test_train_baselines_cli_continues_an_svb_from_init(tmp_path):
         train_baselines.main([*common, "--init", str(first), str(first)])
     assert train_baselines.main([*common, "--stage1-epochs", "0", "--stage2-epochs", "1", "--ema", "0.9",
                                  "--init", str(first), "--out", str(tmp_path / "b")]) == 0
-    m = ckpt.read_manifest(tmp_path / "b" / "svb_fmnist_r0.safetensors")
+    m = store.read_manifest(tmp_path / "b" / "svb_fmnist_r0.safetensors")
     earlier = m["earlier_training"]
     assert earlier[-1]["model_id"] == model_id_of(first)
     assert m["distill"]["ema"] == 0.9 and m["config"]["latent_channels"] == 4

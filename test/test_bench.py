@@ -139,7 +139,7 @@ def test_edge_macs_count_the_arithmetic_layers():
     image = np.zeros((28, 28), np.uint8)
     assert edge_macs(create_codec("jpeg"), image) == 0
     codec = create_codec("hecsb", CodecSettings(quality=4))
-    (c1, c2), m = codec.split.bottleneck.config.acq_channels, codec.split.bottleneck.config.measurements
+    (c1, c2), m = codec.split.model.config.acq_channels, codec.split.model.config.measurements
     assert edge_macs(codec, image) == 14 * 14 * c1 * 25 + 7 * 7 * c2 * c1 * 25 + 7 * 7 * m * c2
     # SVB's deployed GDN layers (FrozenGDN) count as GDN: conv 5x5 (4N), GDN, conv 5x5 (2N), GDN, conv 3x3 (N)
     svb = create_codec("svb", CodecSettings(quality=0))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hecsb_ros.core.bench.points import LEARNED, learned_levels
-from hecsb_ros.core.models import default_teacher_path
+from hecsb_ros.core.teachers import default_teacher_path
 
 REPO = Path(__file__).resolve().parents[1]
 

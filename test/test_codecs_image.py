@@ -11,7 +11,8 @@ import torch
 from hecsb_ros.core.codecs import CodecSettings, create_codec, list_codecs
 from hecsb_ros.core.codecs.image import jpeg_size, png_size, webp_size
 from hecsb_ros.core.datasets import load_fashion_mnist
-from hecsb_ros.core.payload import PayloadError, validate_payload
+from hecsb_ros.core.codecs import validate_payload
+from hecsb_ros.core.payload import PayloadError
 
 IMAGE_CODECS = ("raw", "png", "jpeg", "webp")
 
@@ -58,7 +59,7 @@ def test_round_trip_gives_the_same_logits_as_the_classifier(codecs, images, name
     out = codec.decode(frame.data, frame.shape)
     assert out.logits.shape == (10,)
     if name in ("raw", "png"):  # lossless: identical to running the classifier on the pixels
-        from hecsb_ros.core.models import images_to_tensor
+        from hecsb_ros.core.teachers import images_to_tensor
 
         x = images_to_tensor(images[0][:, :, None], codec.classifier.spec)
         with torch.inference_mode():

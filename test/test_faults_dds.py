@@ -11,7 +11,7 @@ import math
 import pytest
 
 from hecsb_ros.reliability import scenarios
-from hecsb_ros.reliability.pipeline import Monitor, Pipeline
+from hecsb_ros.runner import Monitor, Pipeline
 
 DOMAIN = 211
 RATE_HZ = 20.0

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from hecsb_ros.core.bottleneck import (
-    HecsbBottleneck, HecsbConfig, HecsbSplit, LatentCoder, load_bottleneck, rate_bits, save_bottleneck,
-)
+from hecsb_ros.core.entropy import LatentCoder
+from hecsb_ros.core.learned import HecsbBottleneck, HecsbConfig, Split, rate_bits, read_learned, save_learned
 from hecsb_ros.core.payload import PayloadError
 
 torch.set_num_threads(1)
@@ -119,7 +118,7 @@ def test_widened_computes_the_same_latent_and_trains_the_new_filters():
 
 
 def test_shapes_resnet50_split():
-    from hecsb_ros.core.models import build_model, resnet50_spec
+    from hecsb_ros.core.teachers import build_model, resnet50_spec
 
     torch.manual_seed(0)
     teacher = build_model(resnet50_spec()).eval()
@@ -221,8 +220,8 @@ def test_hostile_payloads_raise_payload_error():
 
 def test_checkpoint_carries_tables_and_decodes_in_fresh_process(tmp_path):
     model = _updated(seed=3)
-    path = save_bottleneck(tmp_path / "b.safetensors", model, "0123456789abcdef", {"beta": "0.1"})
-    loaded, meta = load_bottleneck(path)
+    path = save_learned(tmp_path / "b.safetensors", model, "0123456789abcdef", {"beta": "0.1"})
+    loaded, meta, _ = read_learned(path)
     assert meta["teacher_model_id"] == "0123456789abcdef" and meta["beta"] == "0.1"
     for name in ("_quantized_cdf", "_offset", "_cdf_length"):
         assert torch.equal(getattr(loaded.entropy_bottleneck, name), getattr(model.entropy_bottleneck, name))
@@ -232,8 +231,9 @@ def test_checkpoint_carries_tables_and_decodes_in_fresh_process(tmp_path):
     (tmp_path / "payload.bin").write_bytes(data)
     script = textwrap.dedent(f"""
         import sys, torch
-        from hecsb_ros.core.bottleneck import LatentCoder, load_bottleneck
-        model, _ = load_bottleneck({str(path)!r})
+        from hecsb_ros.core.entropy import LatentCoder
+        from hecsb_ros.core.learned import read_learned
+        model, _, _ = read_learned({str(path)!r})
         coder = LatentCoder(model.entropy_bottleneck, model.config.latent_shape)
         z = coder.decode(open({str(tmp_path / 'payload.bin')!r}, 'rb').read())
         open({str(tmp_path / 'z.bin')!r}, 'wb').write(z.numpy().tobytes())
@@ -242,7 +242,7 @@ def test_checkpoint_carries_tables_and_decodes_in_fresh_process(tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
     assert (tmp_path / "z.bin").read_bytes() == z.numpy().tobytes()
     with pytest.raises(ValueError, match="update"):
-        save_bottleneck(tmp_path / "c.safetensors", HecsbBottleneck(FMNIST_CFG), "0123456789abcdef")
+        save_learned(tmp_path / "c.safetensors", HecsbBottleneck(FMNIST_CFG), "0123456789abcdef")
 
 
 # -- codec ------------------------------------------------------------------------------------
@@ -250,9 +250,9 @@ def test_checkpoint_carries_tables_and_decodes_in_fresh_process(tmp_path):
 @pytest.fixture(scope="module")
 def bottleneck_files(tmp_path_factory):
     """Two untrained bottlenecks for the shipped teacher (different weights, so different ids)."""
-    from hecsb_ros.core.models import load_classifier
+    from hecsb_ros.core.teachers import load_teacher
 
-    teacher = load_classifier()
+    teacher = load_teacher()
     folder = tmp_path_factory.mktemp("hecsb")
     paths = []
     for seed in (0, 1):
@@ -262,7 +262,7 @@ def bottleneck_files(tmp_path_factory):
         cfg = HecsbConfig(1, (28, 28), h.shape[1], tuple(h.shape[2:]), acq_channels=(8, 12), decoder_channels=16)
         model = HecsbBottleneck(cfg)
         model.update()
-        paths.append(save_bottleneck(folder / f"b{seed}.safetensors", model, teacher.model_id))
+        paths.append(save_learned(folder / f"b{seed}.safetensors", model, teacher.model_id))
     return paths
 
 
@@ -278,7 +278,7 @@ def test_codec_round_trip_and_shape_contract(bottleneck_files):
     assert {"preprocess", "encode", "entropy"} <= set(frame.timings_ms)
     out = codec.decode(frame.data, frame.shape)
     assert out.logits.shape == (10,) and {"decode", "infer"} <= set(out.timings_ms)
-    from hecsb_ros.core.models import images_to_tensor
+    from hecsb_ros.core.teachers import images_to_tensor
 
     x = images_to_tensor(image[..., None], codec.spec)
     assert torch.allclose(out.logits, codec.split.logits_rounded(x)[0], atol=1e-5)
@@ -299,7 +299,7 @@ def test_codec_round_trip_and_shape_contract(bottleneck_files):
 
 def test_server_with_other_model_id_refuses(bottleneck_files):
     from hecsb_ros.core.codecs import CodecSettings, create_codec
-    from hecsb_ros.core.payload import validate_payload
+    from hecsb_ros.core.codecs import validate_payload
 
     edge = create_codec("hecsb", CodecSettings(checkpoint=str(bottleneck_files[0])))
     server = create_codec("hecsb", CodecSettings(checkpoint=str(bottleneck_files[1])))
@@ -313,9 +313,9 @@ def test_server_with_other_model_id_refuses(bottleneck_files):
 
 def test_bottleneck_for_other_teacher_is_refused(tmp_path):
     model = _updated()
-    path = save_bottleneck(tmp_path / "b.safetensors", model, "ffffffffffffffff")
+    path = save_learned(tmp_path / "b.safetensors", model, "ffffffffffffffff")
     with pytest.raises(ValueError, match="teacher"):
-        HecsbSplit.load(path)
+        Split.load(path)
 
 
 def test_evaluation_cli_writes_results(bottleneck_files, tmp_path):
@@ -345,12 +345,15 @@ def test_evaluation_cli_writes_results(bottleneck_files, tmp_path):
 def test_shipped_rate_levels_match_manifests_and_classify():
     import json
 
-    from hecsb_ros.core.bottleneck import DEFAULT_RATE_LEVEL, list_rate_levels, rate_level_path
     from hecsb_ros.core.codecs import create_codec
+    from hecsb_ros.core.codecs.learned import DEFAULT_RATE_LEVEL
     from hecsb_ros.core.datasets import DatasetNotFound, load_fashion_mnist
-    from hecsb_ros.core.models import model_id_of
+    from hecsb_ros.core.store import level_path, list_levels, model_id_of
 
-    levels = list_rate_levels()
+    def rate_level_path(lv: int):
+        return level_path("hecsb", "fmnist", lv)
+
+    levels = list_levels("hecsb", "fmnist")
     assert len(levels) >= 4 and levels == list(range(len(levels))) and DEFAULT_RATE_LEVEL in levels
     manifests = [json.loads(rate_level_path(lv).with_suffix(".json").read_text()) for lv in levels]
     for lv, m in zip(levels, manifests):

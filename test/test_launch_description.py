@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hecsb_ros.cli.run_demo import node_command
+from hecsb_ros.runner import node_command
 from hecsb_ros.graph import LAUNCH_ARGUMENTS, split_inference_nodes
 
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / "launch" / "split_inference.launch.py"

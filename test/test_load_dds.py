@@ -1,7 +1,8 @@
 """Camera at twice the edge's sustainable rate: the edge drops stale frames (keep-last depth 1),
 latency stays bounded and nothing grows. Every node runs in its own process over DDS.
 
-The edge is ``hecsb_ros.reliability.slow_edge`` (png plus 25 ms per frame: at most 40 frames/s);
+The codec is the ``png_slow`` plugin (``hecsb_ros.reliability.slow_codec``: png plus 25 ms per
+frame on the edge, loaded by both nodes through their ``plugins`` parameter: at most 40 frames/s);
 the camera publishes 80 frames/s. Figures are printed (pytest -s) and recorded by
 ``python -m hecsb_ros.cli.load``.
 """
@@ -12,7 +13,7 @@ import json
 import pytest
 
 from hecsb_ros.reliability import scenarios
-from hecsb_ros.reliability.pipeline import Monitor, Pipeline
+from hecsb_ros.runner import Monitor, Pipeline
 
 DOMAIN = 212
 EXTRA_MS = 25.0
@@ -26,11 +27,9 @@ def overloaded(random_classifier, tmp_path_factory):
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=DOMAIN)
-    params = {"edge": {"checkpoint": str(random_classifier), "stats_period_s": 0.5},
-              "server": {"checkpoint": str(random_classifier), "stats_period_s": 0.5}}
-    pipe = Pipeline(DOMAIN, tmp_path_factory.mktemp("load"), params,
-                    modules={"edge": "hecsb_ros.reliability.slow_edge"}, codec="png", profile="4g",
-                    rate_hz=str(CAMERA_HZ))
+    slow = {"checkpoint": str(random_classifier), "stats_period_s": 0.5, "plugins": "hecsb_ros.reliability.slow_codec"}
+    pipe = Pipeline(DOMAIN, tmp_path_factory.mktemp("load"), {"edge": slow, "server": slow}, codec="png_slow",
+                    profile="4g", rate_hz=str(CAMERA_HZ))
     pipe.env["HECSB_EDGE_EXTRA_MS"] = str(EXTRA_MS)
     monitor = Monitor(context=ctx)
     pipe.start()

@@ -6,7 +6,8 @@ import math
 import pytest
 
 from hecsb_ros.core.codecs import CodecSettings, create_codec
-from hecsb_ros.core.payload import PayloadError, check_shape_bounds, check_timings, validate_payload
+from hecsb_ros.core.codecs import validate_payload
+from hecsb_ros.core.payload import PayloadError, check_shape_bounds, check_timings
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hecsb_ros.core.models import default_teacher_path
+from hecsb_ros.core.teachers import default_teacher_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,14 +63,16 @@ def test_default_codec_is_hecsb_and_classifies_over_dds(tmp_path):
     """
     import torch
 
-    from hecsb_ros.core.bottleneck import DEFAULT_RATE_LEVEL, HecsbSplit, rate_level_path
+    from hecsb_ros.core.codecs.learned import DEFAULT_RATE_LEVEL
+    from hecsb_ros.core.learned import Split
+    from hecsb_ros.core.store import level_path
     from hecsb_ros.core.datasets import load_fashion_mnist
-    from hecsb_ros.core.models import images_to_tensor
+    from hecsb_ros.core.teachers import images_to_tensor
 
-    path = rate_level_path(DEFAULT_RATE_LEVEL)
+    path = level_path("hecsb", "fmnist", DEFAULT_RATE_LEVEL)
     manifest = json.loads(path.with_suffix(".json").read_text())
     test = load_fashion_mnist("test").subset(50)
-    split = HecsbSplit.load(path)
+    split = Split.load(path)
     x = images_to_tensor(test.images[..., None], split.teacher.spec)
     offline = float((split.logits_rounded(x).argmax(1) == torch.from_numpy(test.labels)).float().mean())
     assert offline >= 0.8  # the shipped default level is a working classifier on these frames

@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from hecsb_ros.core.baselines.crbq import crbq_config_for
-from hecsb_ros.core.baselines.svb import SvbBottleneck, svb_config_for
 from hecsb_ros.core.codecs import CodecSettings, create_codec
-from hecsb_ros.core.models import load_resnet50
+from hecsb_ros.core.learned import SvbBottleneck, crbq_config_for, svb_config_for
+from hecsb_ros.core.teachers import load_teacher
+
+
+def load_resnet50(weights: Path):
+    return load_teacher(f"resnet50:{weights}")
 
 torch.set_num_threads(1)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hecsb_ros.core.manifest import (MANIFEST_NAME, ManifestError, read_manifest, sha256_file, verify_checkpoint,
-                                     write_manifest)
+from hecsb_ros.core.store import (CHECKSUMS_NAME, ChecksumError, read_checksums, sha256_of, verify_checkpoint,
+                                     write_checksums)
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hecsb_ros"
@@ -23,14 +23,14 @@ PACKAGE = ROOT / "hecsb_ros"
 def test_checkpoint_loads_with_pickle_and_torch_load_disabled(random_classifier, monkeypatch):
     import torch
 
-    from hecsb_ros.core.models import load_classifier
+    from hecsb_ros.core.teachers import load_teacher
 
     def refuse(*a, **k):
         raise AssertionError("a checkpoint load used pickle")
 
     for target, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
         monkeypatch.setattr(target, name, refuse)
-    clf = load_classifier(random_classifier)
+    clf = load_teacher(random_classifier)
     assert clf.spec.num_classes == 10
 
 
@@ -47,49 +47,49 @@ class _Payload:
 def test_pickled_code_in_a_pth_checkpoint_is_refused_and_not_run(tmp_path):
     import torch
 
-    from hecsb_ros.core.models import load_classifier
+    from hecsb_ros.core.teachers import load_teacher
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pth"
     torch.save({"conv1.weight": _Payload(marker)}, evil)
     with pytest.raises(Exception) as err:
-        load_classifier(evil)
+        load_teacher(evil)
     assert "weights_only" in str(err.value) or "Unpickl" in type(err.value).__name__ + str(err.value)
     assert not marker.exists(), "unpickling ran the payload"
 
 
-def test_manifest_accepts_a_matching_checkpoint_and_refuses_a_changed_one(random_classifier, tmp_path):
+def test_checksums_accept_a_matching_checkpoint_and_refuse_a_changed_one(random_classifier, tmp_path):
     ckpt = tmp_path / "teacher.safetensors"
     ckpt.write_bytes(random_classifier.read_bytes())
-    manifest = write_manifest(tmp_path)
-    assert manifest.name == MANIFEST_NAME and read_manifest(manifest) == {ckpt.name: sha256_file(ckpt)}
-    assert verify_checkpoint(ckpt) == sha256_file(ckpt)
+    manifest = write_checksums(tmp_path)
+    assert manifest.name == CHECKSUMS_NAME and read_checksums(manifest) == {ckpt.name: sha256_of(ckpt)}
+    assert verify_checkpoint(ckpt) == sha256_of(ckpt)
     data = bytearray(ckpt.read_bytes())
     data[-1] ^= 0x01  # one flipped bit in the weights
     ckpt.write_bytes(bytes(data))
-    with pytest.raises(ManifestError, match="refusing to load"):
+    with pytest.raises(ChecksumError, match="refusing to load"):
         verify_checkpoint(ckpt)
 
 
-def test_manifest_rules(tmp_path):
+def test_checksum_rules(tmp_path):
     other = tmp_path / "other.safetensors"
     other.write_bytes(b"x")
     assert verify_checkpoint(other) is None  # no manifest, not required
-    with pytest.raises(ManifestError, match="no manifest"):
+    with pytest.raises(ChecksumError, match="no checksum list"):
         verify_checkpoint(other, required=True)
-    (tmp_path / MANIFEST_NAME).write_text(f"{'0' * 64}  listed.safetensors\n")
-    with pytest.raises(ManifestError, match="not listed"):
+    (tmp_path / CHECKSUMS_NAME).write_text(f"{'0' * 64}  listed.safetensors\n")
+    with pytest.raises(ChecksumError, match="not listed"):
         verify_checkpoint(other, required=True)
     for bad in (f"{'0' * 64}  ../outside.safetensors", f"{'0' * 64}  /etc/passwd", "nothex  x.safetensors",
                 f"{'0' * 64}  ..", f"{'0' * 64}  a.pth\n{'1' * 64}  a.pth"):
-        (tmp_path / MANIFEST_NAME).write_text(bad + "\n")
-        with pytest.raises(ManifestError):
-            read_manifest(tmp_path / MANIFEST_NAME)
+        (tmp_path / CHECKSUMS_NAME).write_text(bad + "\n")
+        with pytest.raises(ChecksumError):
+            read_checksums(tmp_path / CHECKSUMS_NAME)
     elsewhere = tmp_path / "sub"
     elsewhere.mkdir()
-    (elsewhere / MANIFEST_NAME).write_text(f"{sha256_file(other)}  other.safetensors\n")
-    with pytest.raises(ManifestError, match="own folder"):
-        verify_checkpoint(other, manifest=elsewhere / MANIFEST_NAME)
+    (elsewhere / CHECKSUMS_NAME).write_text(f"{sha256_of(other)}  other.safetensors\n")
+    with pytest.raises(ChecksumError, match="own folder"):
+        verify_checkpoint(other, checksums=elsewhere / CHECKSUMS_NAME)
 
 
 # -- no shell, eval or unsafe deserialization anywhere in the package --------------------------------
@@ -258,17 +258,17 @@ def test_loading_a_tampered_shipped_checkpoint_is_refused(tmp_path):
     """The loaders check the SHA256SUMS beside a checkpoint before reading it."""
     import shutil
 
-    from hecsb_ros.core.manifest import ManifestError, write_manifest
-    from hecsb_ros.core.models import default_teacher_path, load_classifier
+    from hecsb_ros.core.store import ChecksumError, write_checksums
+    from hecsb_ros.core.teachers import default_teacher_path, load_teacher
 
     shipped = default_teacher_path()
     assert (shipped.parent / "SHA256SUMS").read_text().count(shipped.name) == 1
     copy = tmp_path / shipped.name
     shutil.copy(shipped, copy)
-    write_manifest(tmp_path, [copy.name])
-    assert load_classifier(copy).model_id  # intact: loads
+    write_checksums(tmp_path, [copy.name])
+    assert load_teacher(copy).model_id  # intact: loads
     data = bytearray(copy.read_bytes())
     data[-1] ^= 0x01  # one bit of one weight
     copy.write_bytes(bytes(data))
-    with pytest.raises(ManifestError, match="refusing to load"):
-        load_classifier(copy)
+    with pytest.raises(ChecksumError, match="refusing to load"):
+        load_teacher(copy)

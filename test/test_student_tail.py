@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, HecsbSplit, load_bottleneck, save_bottleneck
-from hecsb_ros.core.models import Classifier, build_model, fmnist_spec, read_tensors, save_checkpoint
-from hecsb_ros.core.models.student_tail import TAIL_PREFIX, build_tail, split_tail_state, tail_state
+from hecsb_ros.core.learned import HecsbBottleneck, HecsbConfig, Split, read_learned, save_learned
+from hecsb_ros.core.store import read_tensors
+from hecsb_ros.core.teachers import Classifier, build_model, fmnist_spec, save_checkpoint
+from hecsb_ros.core.teachers.tail import TAIL_PREFIX, build_tail, split_tail_state, tail_state
 from hecsb_ros.core.training.data import TensorSource
 from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
 
@@ -28,9 +29,9 @@ def teacher_file(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def teacher(teacher_file) -> Classifier:
-    from hecsb_ros.core.models import load_classifier
+    from hecsb_ros.core.teachers import load_teacher
 
-    return load_classifier(teacher_file)
+    return load_teacher(teacher_file)
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +63,13 @@ def test_train_tail_fine_tunes_a_copy_and_leaves_the_teacher_alone(teacher, data
 
 def test_tail_travels_in_the_checkpoint_and_the_server_runs_it(teacher, data, tmp_path):
     d = _distill(teacher, data, train_tail=True, ema=0.5)
-    path = save_bottleneck(tmp_path / "b.safetensors", d.model, teacher.model_id, tail=d.tail)
+    path = save_learned(tmp_path / "b.safetensors", d.model, teacher.model_id, tail=d.tail)
     state, meta = read_tensors(path)
     assert meta["tail"] == "fine-tuned" and any(k.startswith(TAIL_PREFIX) for k in state)
-    model, _ = load_bottleneck(path)  # the bottleneck alone loads strictly, without the tail keys
+    model, _, _ = read_learned(path)  # the bottleneck alone loads strictly, without the tail keys
     assert set(model.state_dict()) == set(split_tail_state(state)[0])
-    split = HecsbSplit.load(path, teacher)
-    assert split.tail_module is not teacher.model.tail
+    split = Split.load(path, teacher)
+    assert split.tail is not teacher.model.tail
     x = data.x[:4]
     payloads = split.encode(x)
     with torch.inference_mode():
@@ -77,8 +78,8 @@ def test_tail_travels_in_the_checkpoint_and_the_server_runs_it(teacher, data, tm
         teachers = rounded_rate_and_logits(d.model, teacher, x)[1]
     assert torch.allclose(got, expected, atol=1e-5)
     assert not torch.allclose(got, teachers, atol=1e-3)  # the fine-tuned tail, not the teacher's
-    plain = save_bottleneck(tmp_path / "plain.safetensors", d.model, teacher.model_id)
-    assert HecsbSplit.load(plain, teacher).tail_module is teacher.model.tail
+    plain = save_learned(tmp_path / "plain.safetensors", d.model, teacher.model_id)
+    assert Split.load(plain, teacher).tail is teacher.model.tail
 
 
 def test_resume_restores_the_tail(teacher, data, tmp_path):
@@ -108,7 +109,7 @@ def test_bad_tails_and_settings_are_refused(teacher):
 
 
 def test_svb_checkpoint_carries_its_tail(teacher, tmp_path):
-    from hecsb_ros.core.baselines.svb import SvbBottleneck, SvbSplit, save_svb, svb_config_for
+    from hecsb_ros.core.learned import SvbBottleneck, svb_config_for
 
     torch.manual_seed(0)
     model = SvbBottleneck(svb_config_for(teacher, 4))
@@ -117,11 +118,11 @@ def test_svb_checkpoint_carries_its_tail(teacher, tmp_path):
     with torch.no_grad():
         for p in tail.parameters():
             p.add_(0.5)
-    path = save_svb(tmp_path / "svb.safetensors", model, teacher.model_id, {"beta": 0.1}, tail=tail)
-    split = SvbSplit(path, teacher)
+    path = save_learned(tmp_path / "svb.safetensors", model, teacher.model_id, {"beta": 0.1}, tail=tail)
+    split = Split.load(path, teacher)
     h = torch.randn(1, 8, 14, 14)
     with torch.inference_mode():
-        assert torch.allclose(split.tail_module(h), tail(h))
-        assert not torch.allclose(split.tail_module(h), teacher.model.tail(h))
-        data = split.entropy_encode(split.latent(torch.randn(1, 1, 28, 28))[0])
+        assert torch.allclose(split.classify(h), tail(h))
+        assert not torch.allclose(split.classify(h), teacher.model.tail(h))
+        data = split.payload(split.latent(torch.randn(1, 1, 28, 28))[0])
         assert split.decode(data).shape == (10,)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from hecsb_ros.core.bottleneck import HecsbBottleneck, HecsbConfig, load_bottleneck
-from hecsb_ros.core.models import Classifier, build_model, fmnist_spec
+from hecsb_ros.core.learned import HecsbBottleneck, HecsbConfig, read_learned
+from hecsb_ros.core.teachers import Classifier, build_model, fmnist_spec
 from hecsb_ros.core.training.data import TensorSource
 from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
 
@@ -164,7 +164,7 @@ def test_cli_fashion_mnist(tmp_path, random_classifier):
         manifest = json.loads((tmp_path / f"hecsb_fmnist_r{level}.json").read_text())
         assert manifest["beta"] == beta and manifest["test_images"] == 32
         assert manifest["mean_payload_bytes"] >= 8 and 0 <= manifest["test_accuracy"] <= 1
-        model, meta = load_bottleneck(tmp_path / manifest["file"])
+        model, meta, _ = read_learned(tmp_path / manifest["file"])
         assert meta["beta"] == repr(beta) and len(manifest["model_id"]) == 16
     assert not list(tmp_path.glob("*.train_state.pt"))
     # continue stage 2 from a trained level (written in place); the manifest keeps the history
@@ -180,7 +180,7 @@ def test_cli_fashion_mnist(tmp_path, random_classifier):
     assert again["model_id"] != first["model_id"] and again["config"] == first["config"]
     assert [e["model_id"] for e in again["earlier_training"]] == [first["model_id"]]
     # a new, deeper decoder behind the trained encoder and prior
-    edge_before, _ = load_bottleneck(tmp_path / "hecsb_fmnist_r0.safetensors")
+    edge_before, _, _ = read_learned(tmp_path / "hecsb_fmnist_r0.safetensors")
     rc = main(["--teacher", str(random_classifier), "--beta", "0.1", "--levels", "0", "--init",
                str(tmp_path / "hecsb_fmnist_r0.safetensors"), "--decoder-blocks", "2", "--stage1-epochs", "0",
                "--stage2-epochs", "1", "--freeze-encoder", "--limit-train", "64", "--limit-test", "32",
@@ -188,7 +188,7 @@ def test_cli_fashion_mnist(tmp_path, random_classifier):
     assert rc == 0
     deeper = json.loads((tmp_path / "deeper" / "hecsb_fmnist_r0.json").read_text())
     assert deeper["config"] == {**again["config"], "decoder_blocks": 2}
-    model, _ = load_bottleneck(tmp_path / "deeper" / "hecsb_fmnist_r0.safetensors")
+    model, _, _ = read_learned(tmp_path / "deeper" / "hecsb_fmnist_r0.safetensors")
     x = torch.randn(4, 1, 28, 28)
     with torch.no_grad():  # encoder and prior frozen: the same latent and the same bytes
         assert torch.equal(model.encode(x), edge_before.encode(x))

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from hecsb_ros.core.codecs import CodecSettings, configure_torch
 from hecsb_ros.core.codecs.learned import DEFAULT_RATE_LEVEL
 from hecsb_ros.core.learned import Split, rate_bits
-from hecsb_ros.core.store import CHECKPOINT_DIR, level_path, list_levels
+from hecsb_ros.core.store import CHECKPOINT_DIR, prefix_level_path, prefix_levels
 from hecsb_ros.core.teachers import load_teacher
 from hecsb_ros.core.training import accuracy, evaluate
 from hecsb_ros.core.training.data import fashion_mnist_source
@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--levels", type=int, nargs="+", default=None, help="rate levels (default: all shipped)")
     p.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR)
-    p.add_argument("--prefix", default=None, help="checkpoint prefix hecsb_TAG (default: hecsb_ and the teacher's tag)")
+    p.add_argument("--prefix", default=None, help="checkpoint file prefix (default: hecsb_ and the teacher's tag)")
     p.add_argument("--teacher", default=None, help="teacher setting (default: the shipped Fashion-MNIST one)")
     p.add_argument("--limit", type=int, default=None, help="first N test images (default: all 10,000)")
     p.add_argument("--timing-runs", type=int, default=300)
@@ -110,14 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     teacher = load_teacher(args.teacher)
     test = fashion_mnist_source("test", teacher.spec, args.limit)
     teacher_acc = evaluate(teacher.model, test.x, test.y)
-    tag = args.prefix.removeprefix("hecsb_") if args.prefix else teacher.tag
-    levels = args.levels if args.levels is not None else list_levels("hecsb", tag, args.checkpoints)
+    prefix = args.prefix or f"hecsb_{teacher.tag}"
+    levels = args.levels if args.levels is not None else prefix_levels(prefix, args.checkpoints)
     if not levels:
-        raise SystemExit(f"no hecsb_{tag}_r*.safetensors in {args.checkpoints}; train them with "
+        raise SystemExit(f"no {prefix}_r*.safetensors in {args.checkpoints}; train them with "
                          "'python -m hecsb_ros.cli.train_hecsb --beta ...'")
     rows = []
     for level in levels:
-        split = Split.load(level_path("hecsb", tag, level, args.checkpoints), teacher, kind="hecsb")
+        split = Split.load(prefix_level_path(prefix, level, args.checkpoints), teacher, kind="hecsb")
         r = evaluate_level(split, test.x, test.y, args.timing_runs)
         rows.append({"level": level, "beta": float(split.metadata.get("beta", "nan")), "model_id": split.model_id,
                      "test_images": len(test), "teacher_accuracy": teacher_acc, **r,

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from hecsb_ros.reliability import scenarios
-from hecsb_ros.reliability.pipeline import Monitor, Pipeline
+from hecsb_ros.runner import Monitor, Pipeline
+
+SLOW_CODEC_MODULE = "hecsb_ros.reliability.slow_codec"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,13 +41,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def _pipeline(args: argparse.Namespace, rate: float, **extra: Any) -> Pipeline:
+def _pipeline(args: argparse.Namespace, rate: float, slow: bool = False) -> Pipeline:
+    """The png pipeline; ``slow``: its edge takes ``--extra-ms`` longer per frame (the png_slow plugin codec)."""
     params: dict[str, dict[str, Any]] = {"edge": {"stats_period_s": 0.5}, "server": {"stats_period_s": 0.5}}
-    if args.checkpoint:
-        for role in ("edge", "server"):
+    for role in ("edge", "server"):
+        if args.checkpoint:
             params[role]["checkpoint"] = args.checkpoint
-    return Pipeline(args.domain_id, Path(tempfile.mkdtemp(prefix="hecsb_faults_")), params, codec="png",
-                    profile="4g", rate_hz=str(rate), **extra)
+        if slow:
+            params[role]["plugins"] = SLOW_CODEC_MODULE
+    pipe = Pipeline(args.domain_id, Path(tempfile.mkdtemp(prefix="hecsb_faults_")), params,
+                    codec="png_slow" if slow else "png", profile="4g", rate_hz=str(rate))
+    pipe.env["HECSB_EDGE_EXTRA_MS"] = str(args.extra_ms)
+    return pipe
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -82,8 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             monitor.destroy()
         print("[faults] overload", file=sys.stderr, flush=True)
         rate = 2 * 1000.0 / args.extra_ms
-        pipe = _pipeline(args, rate, modules={"edge": "hecsb_ros.reliability.slow_edge"})
-        pipe.env["HECSB_EDGE_EXTRA_MS"] = str(args.extra_ms)
+        pipe = _pipeline(args, rate, slow=True)
         monitor = Monitor("hecsb_load_monitor", context=ctx)
         try:
             pipe.start()
@@ -140,7 +146,7 @@ def markdown(r: dict[str, Any], argv: list[str]) -> str:
     o = r["overload"]
     lat = o["latency"]
     lines += ["", "## Camera at twice the edge's sustainable rate", "",
-              f"Edge: `hecsb_ros.reliability.slow_edge` (png + {1000 / o['sustainable_hz']:.0f} ms per frame, at most "
+              f"Edge: codec `png_slow` (plugin `{SLOW_CODEC_MODULE}`: png + {1000 / o['sustainable_hz']:.0f} ms per frame, at most "
               f"{o['sustainable_hz']:.0f} frames/s); camera set to {o['camera_set_hz']:.0f} frames/s; "
               f"{o['seconds']:.0f} s.", "",
               "| frames in (camera) | processed (edge) | dropped stale | camera rate | edge rate | latency p50 / p95 / p99 (ms) |",

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import torch
 
+from hecsb_ros.core.store import prefix_level_path
 from hecsb_ros.core.teachers import Classifier, load_teacher
 from hecsb_ros.core.training import Augment, evaluate, resolve_device, set_seed
 from hecsb_ros.core.training.data import FolderSource, TensorSource, fashion_mnist_source
+from hecsb_ros.core.training.photos import ImageList, PhotoCrops
 from hecsb_ros.core.training.recipes import TrainJob, get_recipe, level_order, train_level, val_accuracy
 
 
@@ -30,10 +32,21 @@ def add_device_options(p: argparse.ArgumentParser, budget_help: str) -> None:
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
-    """``--data``, ``--val-folder``, ``--teacher``, ``--resnet50-weights``, ``--limit-train/test``."""
+    """``--data``, ``--val-folder``, ``--test-list``, ``--teacher``, ``--resnet50-weights``, held-out
+    images, photo crops and their cache, ``--limit-train/test``."""
     p.add_argument("--data", nargs="+", default=["fashion-mnist"],
-                   help="'fashion-mnist' or 'imagenet-folder PATH' (train folder)")
+                   help="'fashion-mnist', 'imagenet-folder PATH' (a labelled train folder) or 'photos PATH [PATH ...]' "
+                        "(image folders and video files, no labels: distil from the teacher's outputs)")
     p.add_argument("--val-folder", type=Path, default=None, help="imagenet-folder: evaluation folder")
+    p.add_argument("--test-list", type=Path, default=None,
+                   help="photos: evaluation images, a CSV of file,class_index (paths relative to it; -1 = no label)")
+    p.add_argument("--val-images", type=int, default=0,
+                   help="hold out this many training images (photos: whole photos) and report the accuracy on them "
+                        "(photos: agreement with the teacher), to choose levels without the test set")
+    p.add_argument("--crops", type=int, default=2, help="photos: random resized crops per photo")
+    p.add_argument("--video-every", type=int, default=10, help="photos: use every k-th frame of a video")
+    p.add_argument("--cache", type=Path, default=Path("runs/cache"),
+                   help="photos: folder of the crops and the teacher's outputs on them (made once)")
     p.add_argument("--teacher", default=None,
                    help="teacher: a registered name (fmnist_resnet, resnet50:PATH, ...), a classifier checkpoint "
                         "or a weights file (default: the shipped Fashion-MNIST teacher)")
@@ -65,11 +78,21 @@ def data_sources(args: argparse.Namespace, teacher: Classifier, augment: Augment
         return train, test, val
     if kind == "imagenet-folder" and len(args.data) == 2:
         if val_images:
-            raise SystemExit("--val-images is for fashion-mnist; an imagenet-folder run has --val-folder")
+            raise SystemExit("--val-images is for fashion-mnist and photos; an imagenet-folder run has --val-folder")
         train = FolderSource(args.data[1], teacher.spec, args.limit_train)
         test = FolderSource(args.val_folder or args.data[1], teacher.spec, args.limit_test)  # read lazily
         return train, test, None
-    raise SystemExit(f"--data must be 'fashion-mnist' or 'imagenet-folder PATH', not {' '.join(args.data)}")
+    if kind == "photos" and len(args.data) >= 2:
+        if args.test_list is None:
+            raise SystemExit("--data photos needs --test-list CSV (file,class_index) for the evaluation images")
+        crops = PhotoCrops(args.data[1:], teacher, args.cache, args.crops, args.video_every, args.seed,
+                           progress=not getattr(args, "no_progress", False))
+        train, val = crops.split(val_images)
+        if args.limit_train:
+            train = train.first(args.limit_train)
+        return train, ImageList(args.test_list, teacher.spec, labelled_only=True, limit=args.limit_test), val
+    raise SystemExit(f"--data must be 'fashion-mnist', 'imagenet-folder PATH' or 'photos PATH ...', "
+                     f"not {' '.join(args.data)}")
 
 
 def hold_out(train: TensorSource, n: int, seed: int = 20240601) -> tuple[TensorSource, TensorSource | None]:
@@ -84,7 +107,7 @@ def hold_out(train: TensorSource, n: int, seed: int = 20240601) -> tuple[TensorS
 
 
 def train_levels(args: argparse.Namespace, kind: str, values: list[float], augment: Augment | None, command: str,
-                 val_images: int = 0, prefix: str | None = None) -> list[dict]:
+                 prefix: str | None = None) -> list[dict]:
     """Train one rate level of ``kind`` per value with its recipe, as the options say; returns the manifests.
 
     Checkpoints are ``{prefix}_r{LEVEL}.safetensors`` in ``--out`` (default prefix: ``{kind}_{tag}``);
@@ -92,7 +115,7 @@ def train_levels(args: argparse.Namespace, kind: str, values: list[float], augme
     interrupted run continues from it.
     """
     teacher = teacher_from_args(args)
-    train, test, val = data_sources(args, teacher, augment, val_images)
+    train, test, val = data_sources(args, teacher, augment, args.val_images)
     recipe = get_recipe(kind)
     levels = args.levels or level_order(recipe, values)
     if len(levels) != len(values) or len(set(levels)) != len(levels):
@@ -107,7 +130,7 @@ def train_levels(args: argparse.Namespace, kind: str, values: list[float], augme
     manifests = []
     for value, level in sorted(zip(values, levels), key=lambda t: t[1]):
         set_seed(args.seed)
-        path = args.out / f"{prefix or f'{kind}_{teacher.tag}'}_r{level}.safetensors"
+        path = prefix_level_path(prefix or f"{kind}_{teacher.tag}", level, args.out)
         state_path = path.with_suffix(".train_state.pt") if resumable else None
         if val is not None and level in inits:
             print(f"level {level}: {inits[level]} has accuracy {val_accuracy(inits[level], teacher, val):.4f} "

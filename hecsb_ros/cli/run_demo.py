@@ -1,8 +1,9 @@
 """hecsb-demo: run the split-inference node set as processes over DDS, with a live progress line.
 
 For machines without ``ros2 launch``; the nodes come from the same description as the launch file
-(:func:`hecsb_ros.graph.split_inference_nodes`). Ends with a summary: frames, accuracy, payload bytes
-per frame, kbit/s and latency per stage.
+(:func:`hecsb_ros.graph.split_inference_nodes`) and run through the project's process runner
+(:mod:`hecsb_ros.runner`). Ends with a summary: frames, accuracy, payload bytes per frame, kbit/s
+and latency per stage.
 
     python -m hecsb_ros.cli.run_demo --codec png --profile 4g --frames 200
 """
@@ -12,18 +13,15 @@ import argparse
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
-from hecsb_ros.graph import LAUNCH_ARGUMENTS, NodeSpec, split_inference_nodes
+from hecsb_ros.graph import LAUNCH_ARGUMENTS, split_inference_nodes
 from hecsb_ros.params import DEFAULT_CODEC
+from hecsb_ros.runner import Monitor, Pipeline, ResultRecord
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,66 +41,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def node_command(spec: NodeSpec, params_files: list[str]) -> list[str]:
-    """``python -m module --ros-args ...`` for one node."""
-    cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
-    for f in params_files:
-        cmd += ["--params-file", f]
-    for src, dst in spec.remappings:
-        cmd += ["-r", f"{src}:={dst}"]
-    return cmd
+def first_results(monitor: Monitor, limit: int) -> list[ResultRecord]:
+    """The monitor's results, one per frame (sequence), the first ``limit``."""
+    seen: set[int] = set()
+    out = []
+    for r in list(monitor.results):
+        if r.sequence not in seen and len(out) < limit:
+            seen.add(r.sequence)
+            out.append(r)
+    return out
 
 
-class Monitor:
-    """Subscribes to results and statistics; keeps what the summary needs."""
-
-    def __init__(self, limit: int) -> None:
-        import rclpy
-        from rclpy.node import Node
-
-        from hecsb_ros.msg import ClassificationResult, LinkStats
-        from hecsb_ros.nodes.common import reliable_qos
-
-        self._rclpy = rclpy
-        self.limit = limit
-        self.node = Node("hecsb_demo_monitor")
-        self.stats = LinkStatsAccumulator()
-        self.seen: set[int] = set()
-        self.first = self.last = None
-        self.server_stats = None
-        self.edge_stats = None
-        self.node.create_subscription(ClassificationResult, "classification", self._on_result, reliable_qos(100))
-        self.node.create_subscription(LinkStats, "link_stats", lambda m: setattr(self, "server_stats", m),
-                                      reliable_qos(10))
-        self.node.create_subscription(LinkStats, "edge_stats", lambda m: setattr(self, "edge_stats", m),
-                                      reliable_qos(10))
-
-    def _on_result(self, msg) -> None:
-        from rclpy.time import Time
-
-        if msg.sequence in self.seen or len(self.seen) >= self.limit:
-            return
-        self.seen.add(msg.sequence)
-        now = time.monotonic()
-        self.first = self.first or now
-        self.last = now
-        latency = (self.node.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds / 1e6
-        correct = None if msg.ground_truth < 0 else bool(msg.ground_truth == msg.class_id)
-        self.stats.add(FrameRecord(msg.payload_bytes, 0, latency, msg.edge_total_ms, msg.transfer_ms,
-                                   msg.server_total_ms, correct))
-
-    def spin_once(self, timeout: float) -> None:
-        self._rclpy.spin_once(self.node, timeout_sec=timeout)
-
-
-def summary(monitor: Monitor, args: argparse.Namespace) -> dict:
+def summary(records: list[ResultRecord], monitor: Monitor, args: argparse.Namespace) -> dict:
     """Summary of the run; figures over all results (one window)."""
-    duration = (monitor.last - monitor.first) if monitor.first and monitor.last else 0.0
-    snap = monitor.stats.snapshot(time.monotonic())
+    stats = LinkStatsAccumulator()
+    for r in records:
+        stats.add(FrameRecord(r.payload_bytes, 0, r.latency_ms, r.edge_ms, r.transfer_ms, r.server_ms, r.correct))
+    duration = records[-1].arrival_mono - records[0].arrival_mono if len(records) > 1 else 0.0
+    snap = stats.snapshot(time.monotonic())
     n = snap["frames"]
     payload_total = snap["payload_bytes_mean"] * n if n else 0.0
-    server = monitor.server_stats
-    out = {
+    server = monitor.link_stats[-1][1] if monitor.link_stats else None
+    return {
         "codec": args.codec or DEFAULT_CODEC, "quality": args.quality or "(codec default)", "profile": args.profile,
         "frames": n, "accuracy": snap["accuracy"], "labelled_frames": snap["labelled_frames"],
         "payload_bytes_mean": snap["payload_bytes_mean"], "payload_bytes_p50": snap["payload_bytes_p50"],
@@ -116,7 +76,6 @@ def summary(monitor: Monitor, args: argparse.Namespace) -> dict:
         "message_bytes_mean": float(server.message_bytes_mean) if server else math.nan,
         "server_drops": int(server.drops) if server else 0,
     }
-    return out
 
 
 def format_summary(s: dict) -> str:
@@ -138,67 +97,57 @@ def format_summary(s: dict) -> str:
     ])
 
 
+def _progress(monitor: Monitor, frames: int, start: float, tty: bool) -> None:
+    records = first_results(monitor, frames)
+    labelled = [r.correct for r in records if r.correct is not None]
+    acc = f"{100 * sum(labelled) / len(labelled):.1f}%" if labelled else "-"
+    lat = sorted(r.latency_ms for r in records)
+    p50 = f"{lat[len(lat) // 2]:.1f} ms" if lat else "-"
+    line = (f"[{time.monotonic() - start:6.1f} s] {len(records):4d}/{frames} frames  accuracy {acc}  "
+            f"latency p50 {p50}")
+    print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = dict(os.environ)
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    if args.domain_id is not None:
-        env["ROS_DOMAIN_ID"] = str(args.domain_id)
-    os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID") if k in env})
-    launch_values = {name: str(getattr(args, name)) for name in LAUNCH_ARGUMENTS}
+    launch_values = {name: str(getattr(args, name)) for name in LAUNCH_ARGUMENTS if name != "params_file"}
     launch_values["frames"] = "0"  # the source loops; the demo stops after --frames results
-    specs = split_inference_nodes(**launch_values)
-    for spec in specs:  # ... and once this process listens to the classifications too
-        if spec.name == "camera_source":
-            spec.parameters["wait_for_topics"] += ",classification"
-
+    camera = next(s for s in split_inference_nodes(**launch_values) if s.key == "camera_source").parameters
     tmp = tempfile.TemporaryDirectory(prefix="hecsb_demo_")
-    log_dir = args.log_dir or Path(tmp.name)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    generated = Path(tmp.name) / "params.yaml"
-    generated.write_text(yaml.safe_dump({s.name: {"ros__parameters": s.parameters} for s in specs}))
-    user_files = [str(Path(args.params_file).resolve())] if args.params_file else []
+    # the camera starts once this process listens to the classifications too
+    pipeline = Pipeline(args.domain_id, args.log_dir or Path(tmp.name),
+                        params={"camera_source": {"wait_for_topics": camera["wait_for_topics"] + ",classification"}},
+                        params_files=(args.params_file,) if args.params_file else (), **launch_values)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # this process's monitor, as the nodes
 
     import rclpy
 
-    rclpy.init()
-    monitor = Monitor(args.frames)
-    procs: dict[str, tuple[subprocess.Popen, Path]] = {}
+    context = rclpy.Context()
+    rclpy.init(context=context, **({} if args.domain_id is None else {"domain_id": args.domain_id}))
+    monitor = Monitor("hecsb_demo_monitor", context=context)
     code = 0
     try:
-        for spec in specs:
-            log = log_dir / f"{spec.name}.log"
-            procs[spec.name] = (subprocess.Popen(node_command(spec, user_files + [str(generated)]), env=env,
-                                                 stdout=log.open("w"), stderr=subprocess.STDOUT), log)
+        pipeline.start()
         start = time.monotonic()
         tty = sys.stderr.isatty()
         last_print = 0.0
-        while len(monitor.seen) < args.frames:
-            monitor.spin_once(0.1)
+        while len(first_results(monitor, args.frames)) < args.frames:
+            time.sleep(0.1)
             now = time.monotonic()
-            for name, (proc, log) in procs.items():
-                if proc.poll() is not None:
-                    tail = log.read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"node {name} exited with code {proc.returncode}:\n{tail}")
+            pipeline.check()
+            done = len(first_results(monitor, args.frames))
             if now - start > args.timeout:
-                raise TimeoutError(f"only {len(monitor.seen)} of {args.frames} results after {args.timeout:.0f} s")
-            if monitor.last and now - monitor.last > args.idle_timeout:
-                raise TimeoutError(f"no result for {args.idle_timeout:.0f} s after {len(monitor.seen)} frames")
+                raise TimeoutError(f"only {done} of {args.frames} results after {args.timeout:.0f} s")
+            last = monitor.results[-1].arrival_mono if monitor.results else None
+            if last and now - last > args.idle_timeout:
+                raise TimeoutError(f"no result for {args.idle_timeout:.0f} s after {done} frames")
             if now - last_print >= (0.2 if tty else 5.0):
                 last_print = now
-                s = monitor.stats
-                acc = f"{100 * s.accuracy:.1f}%" if s.labelled else "-"
-                lat = sorted(s.all_latencies)
-                p50 = f"{lat[len(lat) // 2]:.1f} ms" if lat else "-"
-                line = (f"[{now - start:6.1f} s] {len(monitor.seen):4d}/{args.frames} frames  accuracy {acc}  "
-                        f"latency p50 {p50}")
-                print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+                _progress(monitor, args.frames, start, tty)
         if tty:
             print(file=sys.stderr)
-        deadline = time.monotonic() + 2.5  # let the nodes publish one more LinkStats
-        while time.monotonic() < deadline:
-            monitor.spin_once(0.1)
-        result = summary(monitor, args)
+        monitor.spin(2.5)  # let the nodes publish one more LinkStats
+        result = summary(first_results(monitor, args.frames), monitor, args)
         print(format_summary(result), flush=True)
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -209,16 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         code = 130
     finally:
-        for proc, _ in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc, _ in procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        monitor.node.destroy_node()
-        rclpy.try_shutdown()
+        pipeline.stop()
+        monitor.destroy()
+        rclpy.try_shutdown(context=context)
         tmp.cleanup()
     return code
 

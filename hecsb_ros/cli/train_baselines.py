@@ -25,7 +25,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from hecsb_ros.cli.options import add_data_options, add_device_options, data_sources, train_levels
+from hecsb_ros.cli.options import add_data_options, add_device_options, train_levels
 from hecsb_ros.core.store import CHECKPOINT_DIR
 from hecsb_ros.core.training import Augment, set_threads
 

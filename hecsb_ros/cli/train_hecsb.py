@@ -51,9 +51,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "checkpoint then carries that tail and the server runs it")
     p.add_argument("--tail-lr-scale", type=float, default=1.0,
                    help="with --train-tail: the tail's learning rate as a multiple of --lr2")
-    p.add_argument("--val-images", type=int, default=0,
-                   help="fashion-mnist: hold out this many training images (a fixed random subset) and report "
-                        "the accuracy on them, to compare runs without looking at the test set")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr1", type=float, default=4e-3)
     p.add_argument("--lr2", type=float, default=2e-3)
@@ -85,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     command = "python -m hecsb_ros.cli.train_hecsb " + shlex.join(argv if argv is not None else sys.argv[1:])
-    train_levels(args, "hecsb", args.beta, Augment(pad=2, hflip=True), command, args.val_images, args.prefix)
+    train_levels(args, "hecsb", args.beta, Augment(pad=2, hflip=True), command, args.prefix)
     return 0
 
 

@@ -35,12 +35,14 @@ def check_image(image: np.ndarray, encoding: str) -> None:
         raise PayloadError("bad_image", f"image size {w}x{h} outside 1..{MAX_PIXELS} pixels")
 
 
-def prepare_image(image: np.ndarray, encoding: str, spec) -> np.ndarray:
+def prepare_image(image: np.ndarray, encoding: str, spec, resize: str | None = None) -> np.ndarray:
     """Convert a camera frame to the classifier's input as uint8 ``(H, W, C)``.
 
     Args:
         image: ``(h, w)`` or ``(h, w, c)`` uint8 in ``encoding`` (mono8, rgb8 or bgr8).
-        spec: a :class:`hecsb_ros.core.teachers.spec.ClassifierSpec` (``input_size``, ``in_channels``).
+        spec: a :class:`hecsb_ros.core.teachers.spec.ClassifierSpec` (``input_size``, ``in_channels``,
+            its resize policy and interpolation).
+        resize: another resize policy than the spec's (``squash``, ``center_crop``, ``letterbox``).
     """
     check_image(image, encoding)
     if spec.in_channels == 1:
@@ -56,10 +58,50 @@ def prepare_image(image: np.ndarray, encoding: str, spec) -> np.ndarray:
             out = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB)
         else:
             out = image
-    h, w = spec.input_size
-    if out.shape[:2] != (h, w):
-        interp = cv2.INTER_AREA if out.shape[0] > h else cv2.INTER_LINEAR
-        out = cv2.resize(np.ascontiguousarray(out), (w, h), interpolation=interp)
+    out = fit(out, tuple(spec.input_size), resize or spec.resize, getattr(spec, "crop_fraction", 1.0),
+              getattr(spec, "interpolation", "area"))
     if out.ndim == 2:
         out = out[:, :, None]
     return np.ascontiguousarray(out)
+
+
+def fit(image: np.ndarray, size: tuple[int, int], policy: str = "squash", crop_fraction: float = 1.0,
+        interpolation: str = "area") -> np.ndarray:
+    """``(h, w[, c])`` -> ``size`` = ``(H, W)`` by ``policy``.
+
+    - ``squash``: resize the whole frame (the aspect ratio is not kept);
+    - ``center_crop``: the centre region of the target's aspect ratio whose short side is
+      ``crop_fraction`` of the frame's, then resize (EfficientNet's evaluation crop: 224 / 256);
+    - ``letterbox``: resize the whole frame to fit inside, centred, the rest black.
+    """
+    h, w = size
+    ih, iw = image.shape[:2]
+    if policy == "center_crop":
+        scale = min(ih / h, iw / w) * crop_fraction
+        ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
+        top, left = (ih - ch) // 2, (iw - cw) // 2
+        image = image[top:top + ch, left:left + cw]
+    elif policy == "letterbox":
+        scale = min(h / ih, w / iw)
+        nh, nw = max(1, min(h, round(ih * scale))), max(1, min(w, round(iw * scale)))
+        inner = _resize(image, (nh, nw), interpolation)
+        out = np.zeros((h, w) + image.shape[2:], dtype=image.dtype)
+        top, left = (h - nh) // 2, (w - nw) // 2
+        out[top:top + nh, left:left + nw] = inner.reshape((nh, nw) + image.shape[2:])
+        return out
+    elif policy != "squash":
+        raise ValueError(f"unknown resize policy {policy!r}; use squash, center_crop or letterbox")
+    return _resize(image, (h, w), interpolation)
+
+
+def _resize(image: np.ndarray, size: tuple[int, int], interpolation: str) -> np.ndarray:
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    if interpolation == "bicubic":
+        interp = cv2.INTER_CUBIC
+    elif interpolation == "bilinear":
+        interp = cv2.INTER_LINEAR
+    else:  # area: the best when shrinking, bilinear when enlarging
+        interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=interp)

@@ -178,13 +178,23 @@ def read_manifest(path: Path | str) -> dict[str, Any]:
 # -- rate levels -------------------------------------------------------------------------------------
 def level_path(kind: str, tag: str, level: int, folder: Path | None = None) -> Path:
     """Checkpoint path of rate level ``level`` of learned codec ``kind`` for teacher ``tag``."""
-    return (folder or CHECKPOINT_DIR) / f"{kind}_{tag}_r{level}.safetensors"
+    return prefix_level_path(f"{kind}_{tag}", level, folder)
 
 
 def list_levels(kind: str, tag: str, folder: Path | None = None) -> list[int]:
     """Rate levels of ``kind`` for teacher ``tag`` whose checkpoints exist in ``folder``, sorted."""
+    return prefix_levels(f"{kind}_{tag}", folder)
+
+
+def prefix_level_path(prefix: str, level: int, folder: Path | None = None) -> Path:
+    """``{folder}/{prefix}_r{level}.safetensors`` (``folder``: the shipped checkpoints)."""
+    return (folder or CHECKPOINT_DIR) / f"{prefix}_r{level}.safetensors"
+
+
+def prefix_levels(prefix: str, folder: Path | None = None) -> list[int]:
+    """Levels of the files ``{prefix}_r{LEVEL}.safetensors`` in ``folder``, sorted."""
     folder = folder or CHECKPOINT_DIR
-    pattern = re.compile(rf"{re.escape(kind)}_{re.escape(tag)}_r(\d+)\.safetensors$")
+    pattern = re.compile(rf"{re.escape(prefix)}_r(\d+)\.safetensors$")
     if not folder.is_dir():
         return []
     return sorted(int(m.group(1)) for m in (pattern.match(p.name) for p in folder.iterdir()) if m)

@@ -14,7 +14,7 @@ from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
-from hecsb_ros.core.codecs import CodecSettings
+from hecsb_ros.core.codecs import Codec, CodecSettings, create_codec, load_codec_modules
 from hecsb_ros.core.stats import LinkStatsAccumulator
 from hecsb_ros.params import Param, check_value
 
@@ -89,6 +89,7 @@ class CodecNodeConfig:
     quality: int
     checkpoint: str
     teacher: str
+    plugins: str
     device: str
     threads: int
     onednn: bool
@@ -98,6 +99,11 @@ class CodecNodeConfig:
         """The codec's settings from these parameters."""
         return CodecSettings(quality=self.quality, checkpoint=self.checkpoint, device=self.device,
                              threads=self.threads, onednn=self.onednn, teacher=self.teacher)
+
+    def create_codec(self) -> Codec:
+        """Import the ``plugins`` modules, then build the configured codec (ValueError says why not)."""
+        load_codec_modules([m.strip() for m in self.plugins.split(",") if m.strip()])
+        return create_codec(self.codec, self.codec_settings())
 
 
 def read_config(node: Node, params: tuple[Param, ...], cls: type) -> Any:

@@ -6,7 +6,6 @@ Subscribes ``image_raw`` (best effort, shallow: stale frames are dropped while b
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from dataclasses import dataclass
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from hecsb_ros.core.codecs import create_codec
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
@@ -35,7 +33,7 @@ class EdgeNode(Node):
         super().__init__("hecsb_edge", **node_kwargs)
         declare_parameters(self, EDGE)
         cfg = self.cfg = read_config(self, EDGE, EdgeConfig)
-        self.codec = create_codec(cfg.codec, cfg.codec_settings())
+        self.codec = cfg.create_codec()
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self._labels: OrderedDict[tuple[int, str], int] = OrderedDict()

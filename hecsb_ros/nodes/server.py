@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 
-from hecsb_ros.core.codecs import create_codec, validate_payload
+from hecsb_ros.core.codecs import validate_payload
 from hecsb_ros.core.payload import PayloadError, check_timings
 from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
@@ -36,7 +36,7 @@ class ServerNode(Node):
         super().__init__("hecsb_server", **node_kwargs)
         declare_parameters(self, SERVER)
         cfg = self.cfg = read_config(self, SERVER, ServerConfig)
-        self.codec = create_codec(cfg.codec, cfg.codec_settings())
+        self.codec = cfg.create_codec()
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self._seq = SequenceTracker()

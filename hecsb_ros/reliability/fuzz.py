@@ -22,7 +22,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from hecsb_ros.reliability.memory import rss_mb  # noqa: F401  (re-exported for callers)
+from hecsb_ros.runner import rss_mb  # noqa: F401  (re-exported for callers)
 
 #: Strings that would do harm if a node passed a field to a shell, a path or eval.
 HOSTILE_STRINGS = ("../../../../etc/passwd", "/tmp/hecsb_fuzz_pwned", "$(touch /tmp/hecsb_fuzz_pwned)",

@@ -1,4 +1,4 @@
-"""Fault and load scenarios on a running :class:`~hecsb_ros.reliability.pipeline.Pipeline`.
+"""Fault and load scenarios on a running :class:`~hecsb_ros.runner.Pipeline`.
 
 Each scenario returns a dict of measured figures; tests assert on them, the ``hecsb_ros.cli``
 reliability commands write them into reports. Times are ``time.monotonic()`` seconds unless a key
@@ -10,7 +10,7 @@ import math
 import time
 from typing import Any
 
-from hecsb_ros.reliability.pipeline import Monitor, Pipeline, latency_stats
+from hecsb_ros.runner import Monitor, Pipeline, latency_stats
 
 
 def wait_for_flow(monitor: Monitor, pipeline: Pipeline, results: int = 20, timeout: float = 90.0) -> float:

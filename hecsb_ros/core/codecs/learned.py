@@ -10,7 +10,9 @@ behind an input codec, the whole teacher. Everything model-specific is in
 (``tag`` the teacher's, see :mod:`hecsb_ros.core.store`), level 0 the fewest bytes;
 ``checkpoint`` may name another file (its rate level is then a label the edge and the server agree
 on). The payload carries no shape (the model id fixes it), so :meth:`LearnedCodec.check_shape`
-accepts only ``()``. A new learned codec is a :class:`LearnedCodec` subclass with its ``kind`` here.
+accepts only ``()``. Every learned model kind (:data:`~hecsb_ros.core.learned.base.BUILTIN_MODELS`)
+is registered as a codec of the same name; a learned model of one's own is served after
+:func:`register_learned_codec`.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer, register_codec
+from hecsb_ros.core.learned.base import list_models, model_class
 from hecsb_ros.core.learned.split import Split
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import prepare_image
@@ -110,41 +113,12 @@ class LearnedCodec(Codec):
         return Decoded(logits=logits, timings_ms=t.ms)
 
 
-@register_codec("hecsb")
-class HecsbCodec(LearnedCodec):
-    """HECS-B (seed paper, section 3.3)."""
-
-    kind = "hecsb"
-    description = "HECS-B learned bottleneck; quality = rate level (0 = fewest bytes)"
-
-
-@register_codec("svb")
-class SvbCodec(LearnedCodec):
-    """SVB, the Shallow Variational Bottleneck (Matsubara et al., Furutanpey et al.)."""
-
-    kind = "svb"
-    description = "Shallow Variational Bottleneck (GDN encoder, factorized prior); quality = rate level"
+def register_learned_codec(kind: str) -> type[LearnedCodec]:
+    """Serve learned model ``kind`` as the codec of the same name (its model's description)."""
+    cls = model_class(kind)
+    return register_codec(kind)(type(f"{cls.__name__}Codec", (LearnedCodec,), {
+        "kind": kind, "description": cls.description, "__doc__": f"The {kind} learned codec ({cls.__name__})."}))
 
 
-@register_codec("crbq")
-class CrbqCodec(LearnedCodec):
-    """CR+BQ, Matsubara et al.'s head network distillation baseline."""
-
-    kind = "crbq"
-    description = "Channel reduction + 8-bit bottleneck quantisation; quality = rate level"
-
-
-@register_codec("factorized")
-class FactorizedCodec(LearnedCodec):
-    """Factorized-prior image codec (Balle et al. 2018), whole teacher on the server."""
-
-    kind = "factorized"
-    description = "Neural input compression, factorized prior (CompressAI); quality = rate level"
-
-
-@register_codec("hyperprior")
-class HyperpriorCodec(LearnedCodec):
-    """Mean-scale hyperprior image codec (Minnen et al. 2018), whole teacher on the server."""
-
-    kind = "hyperprior"
-    description = "Neural input compression, mean-scale hyperprior (CompressAI); quality = rate level"
+for _kind in list_models():  # every built-in learned model is a codec
+    register_learned_codec(_kind)

@@ -18,7 +18,8 @@ Call order of a model: train, then ``update()`` once (the integer CDF tables bec
 buffers, so both ends code with the same tables), then save.
 
 A new learned codec is one module with a :class:`LearnedModel` subclass (``kind`` set) plus one
-line in :data:`BUILTIN_MODELS` (and one in the codec registry to deploy it).
+line in :data:`BUILTIN_MODELS`; the codec registry then serves it under its ``kind``, and a recipe
+(:mod:`hecsb_ros.core.training.recipes`) trains it.
 """
 from __future__ import annotations
 
@@ -88,6 +89,8 @@ class LearnedModel(CompressionModel):
     """
 
     kind: ClassVar[str] = ""
+    #: one line, shown as the codec's description
+    description: ClassVar[str] = ""
     #: manifest field naming the value that sets the rate (beta, channels, lmbda)
     rate_setting: ClassVar[str] = ""
     checkpoint_format: ClassVar[str] = BASELINE_FORMAT
@@ -252,7 +255,7 @@ def build_learned(kind: str, config: Any) -> LearnedModel:
 
 # -- checkpoints --------------------------------------------------------------------------------
 TRAIN_COMMANDS = {"hecsb": "python -m hecsb_ros.cli.train_hecsb"}
-_RESERVED = ("format", "kind", "config", "teacher_model_id", "tail")
+_RESERVED = ("format", "kind", "config", "teacher_model_id")
 
 
 def save_learned(path: Path | str, model: LearnedModel, teacher_model_id: str, facts: dict[str, Any] | None = None,
@@ -260,8 +263,8 @@ def save_learned(path: Path | str, model: LearnedModel, teacher_model_id: str, f
     """Write a trained model (after ``update()``): weights, CDF tables, config and facts.
 
     ``tail``: a fine-tuned copy of the teacher's tail to ship with it (keys ``tail.*``, metadata
-    ``tail`` = ``fine-tuned``; see :mod:`hecsb_ros.core.teachers.tail`). Facts that are not strings
-    are stored as JSON.
+    ``tail`` = ``fine-tuned``; see :mod:`hecsb_ros.core.teachers.tail`); the metadata's ``tail``
+    follows it, whatever ``facts`` say. Facts that are not strings are stored as JSON.
     """
     if not model.has_tables():
         raise ValueError("call model.update() before saving: the checkpoint must carry the CDF tables")
@@ -273,7 +276,7 @@ def save_learned(path: Path | str, model: LearnedModel, teacher_model_id: str, f
             "teacher_model_id": teacher_model_id}
     if model.checkpoint_format == BASELINE_FORMAT:
         meta["kind"] = model.kind
-    meta.update({str(k): metadata_value(v) for k, v in facts.items()})
+    meta.update({str(k): metadata_value(v) for k, v in facts.items() if k != "tail"})
     state = dict(model.state_dict())
     if tail is not None:
         state.update(tail_state(tail))

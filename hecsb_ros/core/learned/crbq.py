@@ -109,6 +109,7 @@ class CrbqBottleneck(LearnedModel):
     """Channel-reducing encoder, 8-bit quantiser and decoder to the teacher's split features."""
 
     kind = "crbq"
+    description = "Channel reduction + 8-bit bottleneck quantisation; quality = rate level"
     rate_setting = "channels"
     config_type = CrbqConfig
 

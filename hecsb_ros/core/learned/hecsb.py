@@ -168,6 +168,7 @@ class HecsbBottleneck(FactorizedLatentModel):
     """
 
     kind = "hecsb"
+    description = "HECS-B learned bottleneck; quality = rate level (0 = fewest bytes)"
     rate_setting = "beta"
     checkpoint_format = HECSB_FORMAT
     config_type = HecsbConfig

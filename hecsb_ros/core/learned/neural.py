@@ -108,6 +108,7 @@ class SmallFactorizedPrior(_NeuralInputModel, FactorizedPrior):
     """CompressAI's factorized prior with ``in_channels`` and three analysis/synthesis stages."""
 
     kind = "factorized"
+    description = "Neural input compression, factorized prior (CompressAI); quality = rate level"
 
     def __init__(self, N: int, M: int, in_channels: int = 1) -> None:
         super().__init__(N, M)
@@ -126,6 +127,7 @@ class SmallMeanScaleHyperprior(_NeuralInputModel, MeanScaleHyperprior):
     """CompressAI's mean-scale hyperprior with ``in_channels`` and three analysis/synthesis stages."""
 
     kind = "hyperprior"
+    description = "Neural input compression, mean-scale hyperprior (CompressAI); quality = rate level"
 
     def __init__(self, N: int, M: int, in_channels: int = 1) -> None:
         super().__init__(N, M)

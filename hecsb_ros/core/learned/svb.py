@@ -81,6 +81,7 @@ class SvbBottleneck(FactorizedLatentModel):
     """
 
     kind = "svb"
+    description = "Shallow Variational Bottleneck (GDN encoder, factorized prior); quality = rate level"
     rate_setting = "beta"
     config_type = SvbConfig
 

@@ -26,10 +26,14 @@ from hecsb_ros.core.store import model_id_of, read_metadata
 from hecsb_ros.core.teachers.classifier import CLASSIFIER_FORMAT, Classifier, read_checkpoint
 from hecsb_ros.core.teachers.spec import ClassifierSpec
 
-#: Registered teacher families: name -> module whose ``TEACHER`` describes it (imported on first use).
+#: Registered teacher families: name -> ``module[:ATTRIBUTE]`` whose ``TEACHER`` (or ATTRIBUTE)
+#: describes it, imported on first use.
 BUILTIN_TEACHERS: dict[str, str] = {
     "fmnist_resnet": "hecsb_ros.core.teachers.fmnist_resnet",
     "resnet50": "hecsb_ros.core.teachers.resnet50",
+    "efficientnet_lite0": "hecsb_ros.core.teachers.efficientnet_lite:TEACHER_LITE0",
+    "efficientnet_lite1": "hecsb_ros.core.teachers.efficientnet_lite:TEACHER_LITE1",
+    "efficientnet_lite2": "hecsb_ros.core.teachers.efficientnet_lite:TEACHER_LITE2",
 }
 DEFAULT_TEACHER = "fmnist_resnet"
 TRAIN_TEACHER_COMMAND = "python -m hecsb_ros.cli.train_teacher"
@@ -78,9 +82,10 @@ def register_teacher(teacher: Teacher) -> Teacher:
 
 
 def _load_builtin() -> None:
-    for name, module in BUILTIN_TEACHERS.items():
+    for name, target in BUILTIN_TEACHERS.items():
         if name not in _REGISTRY:
-            register_teacher(importlib.import_module(module).TEACHER)
+            module, _, attribute = target.partition(":")
+            register_teacher(getattr(importlib.import_module(module), attribute or "TEACHER"))
 
 
 def list_teachers() -> list[str]:
@@ -160,7 +165,10 @@ def _ref(teacher: Teacher | None, path: Path) -> TeacherRef:
 
 
 def _weight_names(path: Path) -> list[str]:
-    state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # an old (non-zip) torch file cannot be memory-mapped
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
     return list(state) if isinstance(state, dict) else []
 
 

@@ -8,6 +8,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+#: How a frame of another shape becomes the teacher's input (see :func:`hecsb_ros.core.preprocess.prepare_image`).
+RESIZE_POLICIES = ("squash", "center_crop", "letterbox")
+INTERPOLATIONS = ("area", "bilinear", "bicubic")
+
 
 @dataclass(frozen=True)
 class ClassifierSpec:
@@ -20,6 +24,13 @@ class ClassifierSpec:
         in_channels: 1 (grey) or 3 (RGB).
         mean: per-channel mean for pixels scaled to [0, 1].
         std: per-channel standard deviation for pixels scaled to [0, 1].
+        resize: how a camera frame of another shape becomes ``input_size``, as the teacher was
+            evaluated: ``squash`` (resize, aspect ratio not kept), ``center_crop`` (the centre square
+            of ``crop_fraction`` of the short side, then resize) or ``letterbox`` (fit inside, pad with
+            black); see :func:`hecsb_ros.core.preprocess.prepare_image`.
+        crop_fraction: with ``center_crop``, the part of the short side kept (EfficientNet: 224/256).
+        interpolation: ``area`` (area when shrinking, bilinear when enlarging), ``bilinear`` or
+            ``bicubic``.
     """
 
     backbone: str
@@ -28,6 +39,9 @@ class ClassifierSpec:
     in_channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    resize: str = "squash"
+    crop_fraction: float = 1.0
+    interpolation: str = "area"
 
     def __post_init__(self) -> None:
         if self.in_channels not in (1, 3):
@@ -38,13 +52,23 @@ class ClassifierSpec:
             raise ValueError("std values must be positive")
         if len(self.input_size) != 2 or min(self.input_size) <= 0:
             raise ValueError(f"input_size must be a positive (H, W), not {self.input_size}")
+        if self.resize not in RESIZE_POLICIES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_POLICIES)}, not {self.resize!r}")
+        if not 0.0 < self.crop_fraction <= 1.0:
+            raise ValueError(f"crop_fraction must be in (0, 1], not {self.crop_fraction}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {self.interpolation!r}")
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        d = asdict(self)
+        for name, default in (("resize", "squash"), ("crop_fraction", 1.0), ("interpolation", "area")):
+            if d[name] == default:  # older readers, and the shipped checkpoints' spec, lack them
+                del d[name]
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ClassifierSpec":
@@ -52,7 +76,9 @@ class ClassifierSpec:
         return cls(backbone=str(d["backbone"]), classes=tuple(str(c) for c in d["classes"]),
                    input_size=(int(d["input_size"][0]), int(d["input_size"][1])),
                    in_channels=int(d["in_channels"]), mean=tuple(float(v) for v in d["mean"]),
-                   std=tuple(float(v) for v in d["std"]))
+                   std=tuple(float(v) for v in d["std"]), resize=str(d.get("resize", "squash")),
+                   crop_fraction=float(d.get("crop_fraction", 1.0)),
+                   interpolation=str(d.get("interpolation", "area")))
 
 
 def images_to_tensor(images: np.ndarray, spec: ClassifierSpec) -> torch.Tensor:

@@ -54,6 +54,10 @@ from hecsb_ros.core.training.common import batches, epochs_for_budget, kd_loss, 
 
 
 class Source(Protocol):
+    """Training images and labels by index. A source may also have ``targets(idx)``: the teacher's
+    ``features`` and ``logits`` on those images, precomputed (:class:`~hecsb_ros.core.training.photos.PhotoCrops`),
+    which the distiller then uses instead of running the teacher."""
+
     def __len__(self) -> int: ...
     def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
 
@@ -267,9 +271,13 @@ class Distiller:
                 break
             x, y = self.train.batch(idx, self.gen)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            cached = self.train.targets(idx) if hasattr(self.train, "targets") else None  # the teacher's, precomputed
             if stage == 1:
-                with torch.no_grad():
-                    h = self.teacher.model.head(x)
+                if cached is not None:
+                    h = cached["features"].to(self.device, non_blocking=True)
+                else:
+                    with torch.no_grad():
+                        h = self.teacher.model.head(x)
                 h_hat, lik = model(x, mode="noise")
                 d, r = distortion(h, h_hat).mean(), rate_bits(lik).mean()
                 loss = d + self.cfg.beta * r
@@ -280,8 +288,11 @@ class Distiller:
                     lam = torch.rand(len(x), generator=self.gen).to(self.device)
                     perm = torch.randperm(len(x), generator=self.gen).to(self.device)
                     x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[perm]
-                with torch.no_grad():
-                    t_logits = self.teacher.model(x)
+                if cached is not None and not mixed:
+                    t_logits = cached["logits"].to(self.device, non_blocking=True)
+                else:
+                    with torch.no_grad():
+                        t_logits = self.teacher.model(x)
                 if self.cfg.freeze_encoder:
                     with torch.no_grad():
                         z, lik = model.quantize(model.encode(x), "round")

@@ -175,7 +175,10 @@ def _svb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None]:
     return model.train(), tail
 
 
-def _distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module | None]]) -> Callable[[TrainJob], Trained]:
+def distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module | None]]) -> Callable[[TrainJob], Trained]:
+    """The two-stage recipe (:class:`~hecsb_ros.core.training.distill.Distiller`) for a factorized-latent
+    bottleneck; ``start(job)`` returns the initial model and the tail behind it (None: the teacher's)."""
+
     def train(job: TrainJob) -> Trained:
         names = {f.name for f in dataclasses.fields(DistillConfig)} - {"beta"}
         cfg = DistillConfig(beta=job.value, **{n: getattr(job.options, n) for n in names
@@ -348,8 +351,8 @@ def _train_neural(job: TrainJob) -> Trained:
 
 #: Training recipe per learned codec kind.
 RECIPES: dict[str, Recipe] = {
-    "hecsb": Recipe("hecsb", _distilled(_hecsb_start), larger_is_more_bytes=False),
-    "svb": Recipe("svb", _distilled(_svb_start), larger_is_more_bytes=False),
+    "hecsb": Recipe("hecsb", distilled(_hecsb_start), larger_is_more_bytes=False),
+    "svb": Recipe("svb", distilled(_svb_start), larger_is_more_bytes=False),
     "crbq": Recipe("crbq", _train_crbq, larger_is_more_bytes=True),
     "factorized": Recipe("factorized", _train_neural, larger_is_more_bytes=True),
     "hyperprior": Recipe("hyperprior", _train_neural, larger_is_more_bytes=True),

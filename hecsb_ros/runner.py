@@ -1,10 +1,13 @@
-"""The node set as separate processes, with a monitor node, for fault, load and soak runs.
+"""The process runner: the node set as separate processes, and a monitor node that watches them.
 
-:class:`Pipeline` starts the nodes described by :func:`hecsb_ros.graph.split_inference_nodes`, can
-kill and restart any of them, and reads their resident memory. :class:`Monitor` is an in-process
-node that records every result (arrival time, capture stamp, latency), the latest LinkStats of
-server and edge, and the nodes' ``/diagnostics`` values; it also sets parameters of other nodes.
-All clocks are this machine's (capture stamps and arrival times come from the same system clock).
+The one way the project starts its nodes without ``ros2 launch``: the demo (``run_demo``), the
+fault, load and soak tools and the multi-process tests all use it. :class:`Pipeline` starts the
+nodes described by :func:`hecsb_ros.graph.split_inference_nodes` (``python -m <module> --ros-args
+...``, one parameter file per run), can kill and restart any of them, and reads their resident
+memory and logs. :class:`Monitor` is an in-process node that records every result (arrival time,
+capture stamp, latency, bytes and timings), the LinkStats of server and edge, and the nodes'
+``/diagnostics`` values; it also sets parameters of other nodes. All clocks are this machine's
+(capture stamps and arrival times come from the same system clock).
 """
 from __future__ import annotations
 
@@ -24,53 +27,61 @@ from typing import Any
 import yaml
 
 from hecsb_ros.graph import NodeSpec, split_inference_nodes
-from hecsb_ros.reliability.memory import rss_mb
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def ros_env(domain_id: int) -> dict[str, str]:
-    """Environment for node processes: this domain, discovery kept on this machine."""
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+def ros_env(domain_id: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for node processes: discovery kept on this machine (unless the caller's
+    environment says otherwise), ``domain_id`` when given, unbuffered output."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if domain_id is not None:
+        env["ROS_DOMAIN_ID"] = str(domain_id)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def rss_mb(pid: int | None = None) -> float:
+    """Resident set size of a process (default: this one) in MiB, from /proc (Linux)."""
+    with open(f"/proc/{pid or os.getpid()}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return math.nan
 
 
 class Pipeline:
     """Node processes of one split-inference graph on one DDS domain.
 
     Args:
-        domain_id: ``ROS_DOMAIN_ID`` of every process.
+        domain_id: ``ROS_DOMAIN_ID`` of every process (None: the caller's).
         log_dir: where each node's output goes (``<node name>.log``, appended across restarts).
         params: extra parameters per node role (``camera_source``, ``edge``, ``link_emulator``,
             ``server``), applied after the graph's own.
-        modules: optional replacement ``python -m`` module per role (e.g. a wrapper that registers
-            an extra codec before running the node).
+        params_files: the user's YAML parameter files, given to every node before the run's own
+            (so the graph's values and ``params`` win).
+        env: base environment of the processes (default: this process's).
         **graph_args: arguments of :func:`split_inference_nodes` (codec, profile, rate_hz, ...).
     """
 
-    def __init__(self, domain_id: int, log_dir: Path, params: dict[str, dict[str, Any]] | None = None,
-                 modules: dict[str, str] | None = None, **graph_args: str) -> None:
-        self.env = ros_env(domain_id)
+    def __init__(self, domain_id: int | None, log_dir: Path, params: dict[str, dict[str, Any]] | None = None,
+                 params_files: tuple[str, ...] = (), env: dict[str, str] | None = None, **graph_args: str) -> None:
+        self.env = ros_env(domain_id, env)
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.specs: dict[str, NodeSpec] = {s.key: s for s in split_inference_nodes(**graph_args)}
-        self.modules = modules or {}
         values = {s.name: {"ros__parameters": {**s.parameters, **(params or {}).get(s.key, {})}}
                   for s in self.specs.values()}
-        self._params_file = self.log_dir / "params.yaml"
-        self._params_file.write_text(yaml.safe_dump(values))
+        self._params_files = [str(Path(f).resolve()) for f in params_files] + [str(self.log_dir / "params.yaml")]
+        Path(self._params_files[-1]).write_text(yaml.safe_dump(values))
         self.procs: dict[str, subprocess.Popen] = {}
         self.started_at: dict[str, float] = {}
         self.restarts: dict[str, int] = {k: 0 for k in self.specs}
 
     def command(self, key: str) -> list[str]:
-        spec = self.specs[key]
-        cmd = [sys.executable, "-m", self.modules.get(key, spec.module), "--ros-args", "-r", f"__node:={spec.name}",
-               "--params-file", str(self._params_file)]
-        for src, dst in spec.remappings:
-            cmd += ["-r", f"{src}:={dst}"]
-        return cmd
+        """``python -m <module> --ros-args ...`` of one node."""
+        return node_command(self.specs[key], self._params_files)
 
     def start(self, *keys: str) -> None:
         """Start the given roles (all when none given) in graph order."""
@@ -118,6 +129,13 @@ class Pipeline:
         path = self.log_dir / f"{self.specs[key].name}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
+    def check(self) -> None:
+        """RuntimeError with the node's last output when a started node has exited."""
+        for key, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"node {self.specs[key].name} exited with code {proc.returncode}:\n"
+                                   f"{self.log_tail(key, 3000)}")
+
     def stop(self) -> None:
         """SIGINT every node, then SIGKILL what is left after 10 s."""
         for proc in self.procs.values():
@@ -133,9 +151,20 @@ class Pipeline:
         self.stop()
 
 
+def node_command(spec: NodeSpec, params_files: list[str]) -> list[str]:
+    """``python -m module --ros-args ...`` for one node, with its parameter files and remappings."""
+    cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+    for f in params_files:
+        cmd += ["--params-file", f]
+    for src, dst in spec.remappings:
+        cmd += ["-r", f"{src}:={dst}"]
+    return cmd
+
+
 @dataclass(frozen=True)
 class ResultRecord:
-    """One result seen by the monitor: arrival (time.monotonic and system ns), capture ns, latency ms."""
+    """One result seen by the monitor: arrival (time.monotonic and system ns), capture ns, latency ms,
+    payload bytes and the edge / transfer / server times the result carries."""
 
     arrival_mono: float
     arrival_ns: int
@@ -143,12 +172,16 @@ class ResultRecord:
     sequence: int
     latency_ms: float
     correct: bool | None
+    payload_bytes: int = 0
+    edge_ms: float = math.nan
+    transfer_ms: float = math.nan
+    server_ms: float = math.nan
 
 
 class Monitor:
     """In-process observer node; call :meth:`spin` to process its callbacks."""
 
-    def __init__(self, name: str = "hecsb_reliability_monitor", context: Any = None) -> None:
+    def __init__(self, name: str = "hecsb_monitor", context: Any = None) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -190,7 +223,9 @@ class Monitor:
         capture = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
         correct = None if msg.ground_truth < 0 else bool(msg.ground_truth == msg.class_id)
         self.results.append(ResultRecord(time.monotonic(), now_ns, capture, int(msg.sequence),
-                                         (now_ns - capture) / 1e6, correct))
+                                         (now_ns - capture) / 1e6, correct, int(msg.payload_bytes),
+                                         float(msg.edge_total_ms), float(msg.transfer_ms),
+                                         float(msg.server_total_ms)))
 
     def _on_diag(self, msg: Any) -> None:
         for status in msg.status:

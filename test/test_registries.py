@@ -1,0 +1,77 @@
+"""The registries: learned models, their codecs and training recipes. A learned codec of one's own is
+one class plus its registrations, and then trains, saves, loads and serves like the built-in ones."""
+from __future__ import annotations
+
+from argparse import Namespace
+
+import numpy as np
+import pytest
+import torch
+from compressai.entropy_models import EntropyBottleneck
+from torch import nn
+
+from hecsb_ros.core.codecs import CodecSettings, codec_class, create_codec, list_codecs
+from hecsb_ros.core.codecs.learned import LearnedCodec, register_learned_codec
+from hecsb_ros.core.learned import BUILTIN_MODELS, FactorizedLatentModel, list_models, model_class, register_model
+from hecsb_ros.core.learned.hecsb import HecsbConfig
+from hecsb_ros.core.training.data import TensorSource
+from hecsb_ros.core.training.recipes import RECIPES, Recipe, TrainJob, distilled, get_recipe, register_recipe, train_level
+
+torch.set_num_threads(1)
+
+
+def test_every_builtin_learned_model_is_a_codec_with_a_recipe():
+    for kind in BUILTIN_MODELS:
+        cls = codec_class(kind)
+        assert issubclass(cls, LearnedCodec) and cls.kind == kind and cls.description == model_class(kind).description
+        assert get_recipe(kind).setting == model_class(kind).rate_setting in ("beta", "channels", "lmbda")
+    assert set(RECIPES) >= set(BUILTIN_MODELS)
+    with pytest.raises(ValueError, match="known:.*hecsb"):
+        model_class("nope")
+    with pytest.raises(ValueError, match="known codecs"):
+        create_codec("nope")
+
+
+@register_model
+class OneConvBottleneck(FactorizedLatentModel):
+    """A codec of one's own: one stride-2 convolution to a factorized-prior latent, one transposed back."""
+
+    kind = "oneconv_test"
+    description = "test bottleneck"
+    rate_setting = "beta"
+    config_type = HecsbConfig  # any frozen dataclass with latent_shape
+
+    def __init__(self, config: HecsbConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.g_a = nn.Conv2d(config.in_channels, config.measurements, 5, 4, 2)
+        self.entropy_bottleneck = EntropyBottleneck(config.measurements)
+        self.g_phi = nn.ConvTranspose2d(config.measurements, config.feature_channels, 4, 2, 1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.g_a(x)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.g_a.parameters())
+
+
+def test_a_learned_codec_of_ones_own_trains_saves_and_serves(tmp_path):
+    from hecsb_ros.core.teachers import load_teacher
+
+    teacher = load_teacher()
+    channels, size = teacher.split_features()
+    config = HecsbConfig(1, (28, 28), channels, size, acq_channels=(4, 8), measurements=2)
+    register_recipe(Recipe("oneconv_test", distilled(lambda job: (OneConvBottleneck(config), None)), False))
+    register_learned_codec("oneconv_test")
+    assert "oneconv_test" in list_models() and "oneconv_test" in list_codecs()
+    g = torch.Generator().manual_seed(0)
+    data = TensorSource(torch.randn(32, 1, 28, 28, generator=g), torch.randint(0, 10, (32,), generator=g))
+    options = Namespace(stage1_epochs=1, stage2_epochs=1, batch_size=16, seed=0)
+    job = TrainJob("oneconv_test", 0.01, 0, teacher, data, options, progress=False, log=lambda s: None)
+    path = tmp_path / "oneconv_test_fmnist_r0.safetensors"
+    manifest = train_level(job, path, data, 0.1, "test")
+    assert manifest["kind"] == "oneconv_test" and manifest["beta"] == 0.01 and manifest["test_images"] == 32
+    codec = create_codec("oneconv_test", CodecSettings(checkpoint=str(path)))
+    frame = codec.encode(np.zeros((28, 28), np.uint8), "mono8")
+    assert codec.decode(frame.data, frame.shape).logits.shape == (10,)
+    assert codec.model_id == manifest["model_id"]
