@@ -113,3 +113,32 @@ def test_shape_other_than_the_input_is_refused(codecs, images):
     frame = codecs["raw"].encode(images[0], "mono8")
     with pytest.raises(PayloadError, match="bad_shape"):
         validate_payload(codecs["raw"], "raw", "img-raw", 0, (28, 27, 1), len(frame.data), 1 << 20)
+
+
+@pytest.mark.parametrize("name", ["jpeg_frame", "webp_frame", "png_frame"])
+def test_whole_frame_codecs_send_the_camera_frame_and_resize_on_the_server(name, random_classifier):
+    from hecsb_ros.core.codecs import CodecSettings, create_codec, validate_payload
+
+    codec = create_codec(name, CodecSettings(checkpoint=str(random_classifier)))
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    enc = codec.encode(frame, "bgr8")
+    assert enc.shape == (480, 640, 1)  # the grey teacher's colour space, the camera's size
+    validate_payload(codec, name, codec.model_id, codec.quality, enc.shape, len(enc.data), 1 << 22, 1 << 22)
+    assert codec.decode(enc.data, enc.shape).logits.shape == (10,)
+    with pytest.raises(PayloadError, match="bad_shape"):
+        codec.check_shape((480, 640, 3))  # not the teacher's channels
+    with pytest.raises(PayloadError, match="bad_shape"):
+        codec.check_shape((5000, 5000, 1))  # above 4K
+    with pytest.raises(PayloadError):
+        codec.decode(enc.data, (240, 320, 1))  # the header says otherwise
+
+
+def test_resize_setting_overrides_the_teachers_policy(random_classifier):
+    from hecsb_ros.core.codecs import CodecSettings, create_codec
+
+    frame = np.zeros((40, 80), np.uint8)
+    frame[:, 20:60] = 255  # a bright centre square
+    squash = create_codec("raw", CodecSettings(checkpoint=str(random_classifier))).encode(frame, "mono8")
+    crop = create_codec("raw", CodecSettings(checkpoint=str(random_classifier), resize="center_crop")).encode(
+        frame, "mono8")
+    assert np.frombuffer(crop.data, np.uint8).min() == 255 and np.frombuffer(squash.data, np.uint8).min() == 0

@@ -44,8 +44,19 @@ def prepare_image(image: np.ndarray, encoding: str, spec, resize: str | None = N
             its resize policy and interpolation).
         resize: another resize policy than the spec's (``squash``, ``center_crop``, ``letterbox``).
     """
+    out = convert_colour(image, encoding, spec.in_channels)
+    out = fit(out, tuple(spec.input_size), resize or spec.resize, getattr(spec, "crop_fraction", 1.0),
+              getattr(spec, "interpolation", "area"))
+    if out.ndim == 2:
+        out = out[:, :, None]
+    return np.ascontiguousarray(out)
+
+
+def convert_colour(image: np.ndarray, encoding: str, channels: int) -> np.ndarray:
+    """A camera frame in ``encoding`` -> uint8 RGB ``(h, w, 3)`` (``channels`` 3) or grey ``(h, w)`` (1),
+    at its own size; raises ``PayloadError('bad_image')`` for a frame :func:`check_image` refuses."""
     check_image(image, encoding)
-    if spec.in_channels == 1:
+    if channels == 1:
         if encoding == "mono8":
             out = image if image.ndim == 2 else image[:, :, 0]
         else:
@@ -58,11 +69,7 @@ def prepare_image(image: np.ndarray, encoding: str, spec, resize: str | None = N
             out = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB)
         else:
             out = image
-    out = fit(out, tuple(spec.input_size), resize or spec.resize, getattr(spec, "crop_fraction", 1.0),
-              getattr(spec, "interpolation", "area"))
-    if out.ndim == 2:
-        out = out[:, :, None]
-    return np.ascontiguousarray(out)
+    return out
 
 
 def fit(image: np.ndarray, size: tuple[int, int], policy: str = "squash", crop_fraction: float = 1.0,

@@ -51,6 +51,9 @@ class CodecSettings:
         onednn: run CPU convolutions with oneDNN (MKL-DNN). Off by default: at batch 1 on these small
             networks PyTorch's native kernels are faster (every codec, edge and server; see
             benchmarks/README.md); oneDNN pays off for large inputs such as ResNet-50 at 224 x 224.
+        resize: how a camera frame of another shape becomes the teacher's input (``squash``,
+            ``center_crop``, ``letterbox``); '' uses the teacher's own policy, the one its bottlenecks
+            were trained and evaluated with (recorded in their manifests).
     """
 
     quality: int = -1
@@ -59,6 +62,7 @@ class CodecSettings:
     threads: int = 0
     onednn: bool = False
     teacher: str = ""
+    resize: str = ""
 
     def load_teacher(self) -> Classifier:
         """The :class:`~hecsb_ros.core.teachers.Classifier` named by ``teacher`` (or the shipped one)."""

@@ -16,7 +16,7 @@ import torch
 
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer, register_codec
 from hecsb_ros.core.payload import PayloadError
-from hecsb_ros.core.preprocess import prepare_image
+from hecsb_ros.core.preprocess import convert_colour, prepare_image
 from hecsb_ros.core.teachers.registry import load_teacher
 from hecsb_ros.core.teachers.spec import images_to_tensor
 
@@ -92,11 +92,16 @@ class ImageCodec(Codec):
     """Base of the input codecs: payload = the classifier input image, encoded.
 
     ``shape`` sent with the payload is the image's ``(H, W, C)``; it must equal the classifier's
-    input (the server checks before decoding).
+    input (the server checks before decoding). With ``whole_frame`` the payload is the whole camera
+    frame at its own size, as ROS's compressed image transport sends it; the server decodes it and
+    then crops and resizes it for the classifier.
     """
 
     default_quality: ClassVar[int] = 0
     quality_range: ClassVar[tuple[int, int]] = (0, 0)
+    whole_frame: ClassVar[bool] = False
+    #: largest whole frame accepted (pixels): 4K UHD
+    max_frame_pixels: ClassVar[int] = 3840 * 2160
 
     def __init__(self, settings: CodecSettings) -> None:
         super().__init__(settings)
@@ -114,12 +119,19 @@ class ImageCodec(Codec):
         return self.classifier.spec.classes
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
-        if tuple(shape) != self.input_shape:
-            raise PayloadError("bad_shape", f"image shape {tuple(shape)} != classifier input {self.input_shape}")
+        shape = tuple(shape)
+        if self.whole_frame:
+            if len(shape) != 3 or shape[2] != self.input_shape[2] or min(shape) < 1 \
+                    or shape[0] * shape[1] > self.max_frame_pixels:
+                raise PayloadError("bad_shape", f"frame shape {shape} is not (H, W, {self.input_shape[2]}) "
+                                                f"with at most {self.max_frame_pixels} pixels")
+        elif shape != self.input_shape:
+            raise PayloadError("bad_shape", f"image shape {shape} != classifier input {self.input_shape}")
 
     def max_payload_bytes(self) -> int:
         # Generous bound: an incompressible image plus container overhead.
-        return int(np.prod(self.input_shape)) * 2 + 4096
+        pixels = self.max_frame_pixels if self.whole_frame else self.input_shape[0] * self.input_shape[1]
+        return pixels * self.input_shape[2] * 2 + 4096
 
     # -- format hooks ------------------------------------------------------------------------
     def _encode_pixels(self, pixels: np.ndarray) -> bytes:
@@ -132,7 +144,11 @@ class ImageCodec(Codec):
     def encode(self, image: np.ndarray, encoding: str) -> EncodedFrame:
         t = Timer()
         with t("preprocess"):
-            pixels = prepare_image(image, encoding, self.classifier.spec)
+            if self.whole_frame:
+                pixels = convert_colour(image, encoding, self.input_shape[2])
+                pixels = np.ascontiguousarray(pixels[:, :, None] if pixels.ndim == 2 else pixels)
+            else:
+                pixels = prepare_image(image, encoding, self.classifier.spec, self.settings.resize or None)
         with t("encode"):
             data = self._encode_pixels(pixels)
         t.ms["entropy"] = 0.0
@@ -146,8 +162,11 @@ class ImageCodec(Codec):
             pixels = self._decode_pixels(data, shape)
             if pixels.ndim == 2:
                 pixels = pixels[:, :, None]
-            if tuple(pixels.shape) != self.input_shape:
-                raise PayloadError("decode_error", f"decoded image {pixels.shape} != {self.input_shape}")
+            if tuple(pixels.shape) != tuple(shape):
+                raise PayloadError("decode_error", f"decoded image {pixels.shape} != {tuple(shape)}")
+            if self.whole_frame:  # the classifier's crop and resize, on the server
+                pixels = prepare_image(pixels, "rgb8" if pixels.shape[2] == 3 else "mono8", self.classifier.spec,
+                                       self.settings.resize or None)
             x = images_to_tensor(pixels, self.classifier.spec).to(self.device)
         with t("infer"):
             logits = self.classifier.model(x)[0].float().cpu()
@@ -250,3 +269,28 @@ class WebpCodec(_OpenCVCodec):
 
     def _header_size(self, data: bytes) -> tuple[int, int]:
         return webp_size(data)
+
+
+@register_codec("jpeg_frame")
+class JpegFrameCodec(JpegCodec):
+    """JPEG of the whole camera frame (ROS compressed image transport's default format); quality 1-100."""
+
+    description = "JPEG of the whole camera frame, resized on the server; quality 1-100"
+    whole_frame = True
+    default_quality = 95
+
+
+@register_codec("webp_frame")
+class WebpFrameCodec(WebpCodec):
+    """WebP of the whole camera frame; quality 1-100 lossy, 101 lossless."""
+
+    description = "WebP of the whole camera frame, resized on the server; quality 1-100, 101 lossless"
+    whole_frame = True
+
+
+@register_codec("png_frame")
+class PngFrameCodec(PngCodec):
+    """PNG of the whole camera frame (compressed image transport's lossless format); level 0-9."""
+
+    description = "PNG of the whole camera frame, resized on the server; quality = compression level 0-9"
+    whole_frame = True

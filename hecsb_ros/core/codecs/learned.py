@@ -93,7 +93,8 @@ class LearnedCodec(Codec):
     def encode(self, image: np.ndarray, encoding: str) -> EncodedFrame:
         t = Timer()
         with t("preprocess"):
-            x = images_to_tensor(prepare_image(image, encoding, self.spec), self.spec).to(self.device)
+            x = images_to_tensor(prepare_image(image, encoding, self.spec, self.settings.resize or None),
+                                 self.spec).to(self.device)
         with t("encode"):
             y = self.split.latent(x)[0]
         with t("entropy"):

@@ -423,7 +423,7 @@ def train_level(job: TrainJob, path: Path, test: Any, teacher_accuracy: float, c
               **{k: round(v, 4) if k == "test_accuracy" else round(v, 2) for k, v in measured.items()},
               "teacher_accuracy": round(teacher_accuracy, 4), "test_images": len(test),
               "train_images": len(job.train), "teacher_model_id": job.teacher.model_id,
-              "config": trained.model.config_dict(), **trained.facts,
+              "config": trained.model.config_dict(), "resize": job.teacher.spec.resize, **trained.facts,
               "train_minutes": round(minutes, 1), "train_device": str(job.device),
               "torch_threads": torch.get_num_threads(), "command": command}
     fields.setdefault("earlier_training", [])
