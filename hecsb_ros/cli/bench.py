@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="camera rate of the ROS runs (10 Hz keeps the slowest server half below saturation)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the ROS runs")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--teacher", default="",
+                   help="camera scale: the teacher (e.g. efficientnet_lite0); its shipped levels are benchmarked")
+    p.add_argument("--test-list", type=Path, default=None,
+                   help="camera scale: evaluation photos, a CSV of file,class_index (-1 = no label)")
+    p.add_argument("--frame-size", type=lambda t: tuple(int(v) for v in t.split("x")), default=(640, 480),
+                   help="camera scale: WIDTHxHEIGHT of the camera frames the photos become")
     args = p.parse_args(argv)
     if args.out_dir is None:
         args.out_dir = REPO / ("runs/bench_quick" if args.quick else "benchmarks")
@@ -56,34 +62,91 @@ def log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def evaluation_frames(args: argparse.Namespace):
+    """(frames, encoding, labels, description, teacher setting) of the benchmark's regime.
+
+    Fashion-MNIST (default): the test images as mono8 frames. Camera scale (``--teacher`` with
+    ``--test-list``): every listed photo resized to a ``--frame-size`` bgr8 camera frame.
+    """
+    if not args.teacher:
+        from hecsb_ros.core.datasets import load_fashion_mnist
+
+        data = load_fashion_mnist("test").subset(args.limit)
+        return list(data.images), "mono8", data.labels, f"the first {len(data)} Fashion-MNIST test images", ""
+    import cv2
+
+    from hecsb_ros.core.training.photos import ImageList
+    from hecsb_ros.core.teachers import resolve_teacher
+
+    if args.test_list is None:
+        raise SystemExit("--teacher needs --test-list CSV (file,class_index; -1 = no label)")
+    listed = ImageList(args.test_list, resolve_teacher(args.teacher).teacher.spec(), limit=args.limit)
+    w, h = args.frame_size
+    frames = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_COLOR), (w, h), interpolation=cv2.INTER_AREA)
+              for f in listed.files]
+    labelled = int((listed.labels >= 0).sum())
+    return (frames, "bgr8", listed.labels.numpy(), f"{len(frames)} photos of {args.test_list.name} ({labelled} "
+            f"labelled) as {w}x{h} bgr8 camera frames", args.teacher)
+
+
 def rate_accuracy(args: argparse.Namespace) -> dict:
     """Evaluate every rate point; returns the results document (also written as results.json)."""
     from hecsb_ros.core.bench import rate_accuracy as ra
     from hecsb_ros.core.bench.points import discover
-    from hecsb_ros.core.datasets import load_fashion_mnist
+    from hecsb_ros.core.teachers import load_teacher
 
-    data = load_fashion_mnist("test").subset(args.limit)
-    teacher_acc = ra.teacher_accuracy(data.images, data.labels)
-    points = discover(args.codecs, quick=args.quick)
-    log(f"teacher accuracy {100 * teacher_acc:.2f}% on {len(data)} test images; {len(points)} rate points")
-    codecs = ra.load_codecs(points, args.threads)
+    frames, encoding, labels, description, teacher_setting = evaluation_frames(args)
+    teacher = load_teacher(teacher_setting or None)
+    reference = ra.teacher_outputs(teacher, frames, encoding)
+    ref_top = reference.argmax(1)
+    mask = labels >= 0
+    teacher_acc = float((ref_top[mask] == labels[mask]).mean())
+    teacher_top5 = float(np.mean([labels[i] in np.argsort(-reference[i])[:5] for i in np.flatnonzero(mask)]))
+    points = discover(args.codecs, quick=args.quick, tag=teacher.tag)
+    log(f"teacher top-1 {100 * teacher_acc:.2f}% (top-5 {100 * teacher_top5:.2f}%) on {int(mask.sum())} labelled "
+        f"of {len(frames)} frames; {len(points)} rate points")
+    codecs = ra.load_codecs(points, args.threads, teacher_setting)
     results = {}
     for p in points:
         t0 = time.time()
-        results[p.key] = ra.evaluate_point(codecs[p.key], p, data.images, data.labels, args.progress)
+        results[p.key] = ra.evaluate_point(codecs[p.key], p, frames, labels, args.progress, encoding,
+                                           ref_top if teacher_setting else None)
         r = results[p.key]
-        log(f"  {p.codec:10s} {p.setting:28s} {100 * r.accuracy:6.2f}%  {r.bytes_mean:8.1f} B  ({time.time() - t0:.0f} s)")
+        log(f"  {p.codec:10s} {p.setting:28s} {100 * r.accuracy:6.2f}%  {r.bytes_mean:9.1f} B  ({time.time() - t0:.0f} s)")
     log(f"timing edge and server halves: {args.timing_rounds} interleaved frames per rate point")
-    times = ra.time_points(codecs, data.images[:max(args.timing_rounds, 1)], args.timing_rounds, progress=args.progress)
+    timed = {**codecs, "teacher": ra.TeacherOnEdge(teacher)}
+    times = ra.time_points(timed, frames[:max(args.timing_rounds, 1)], args.timing_rounds, progress=args.progress,
+                           encoding=encoding)
+    overhead = message_overhead(codecs, frames[0], encoding)
     rows = []
     for p in points:
         r = results[p.key]
         t = times[p.key]
         r.edge_ms, r.server_ms = t["edge"], t["server"]
         r.parts_ms = {k: v for k, v in t.items() if k not in ("edge", "server")}
-        rows.append(r.row(teacher_acc))
-    return {"teacher_accuracy": teacher_acc, "test_images": len(data), "rows": rows,
-            "timing_rounds": args.timing_rounds, "threads": args.threads}
+        row = r.row(teacher_acc)
+        row["message_bytes_mean"] = round(r.bytes_mean + overhead[p.key], 2)
+        rows.append(row)
+    return {"teacher_accuracy": teacher_acc, "teacher_top5": teacher_top5, "teacher": teacher.spec.backbone,
+            "teacher_model_id": teacher.model_id, "teacher_edge_ms": times["teacher"]["edge"],
+            "test_images": len(frames), "labelled_images": int(mask.sum()), "data": description,
+            "encoding": encoding, "rows": rows, "timing_rounds": args.timing_rounds, "threads": args.threads}
+
+
+def message_overhead(codecs: dict, frame, encoding: str) -> dict[str, int]:
+    """Bytes a serialized ``CompressedLatent`` adds to the payload (header, codec and model-id strings,
+    shape, timings; CDR alignment may add up to 3 B more), per rate point, from one real frame."""
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from hecsb_ros.nodes.conversions import latent_msg
+
+    out = {}
+    for key, codec in codecs.items():
+        enc = codec.encode(frame, encoding)
+        msg = latent_msg(enc, Header(frame_id="camera"), 0, codec.name, codec.model_id, codec.quality, -1, 0, 0.0)
+        out[key] = len(serialize_message(msg)) - len(enc.data)
+    return out
 
 
 def operating_points(rows: list[dict], teacher_acc: float) -> dict[str, dict]:
@@ -106,8 +169,8 @@ def write_outputs(doc: dict, args: argparse.Namespace) -> None:
     out = args.out_dir
     rows, teacher_acc = doc["rows"], doc["teacher_accuracy"]
     report.write_csv(rows, out / "rate_accuracy.csv")
-    title = (f"Fashion-MNIST, {doc['test_images']} test images: top-1 accuracy vs mean payload "
-             f"(teacher {100 * teacher_acc:.2f}%)")
+    data = doc.get("data", f"the first {doc['test_images']} Fashion-MNIST test images")
+    title = f"{data[0].upper() + data[1:]}: top-1 accuracy vs mean payload (teacher {100 * teacher_acc:.2f}%)"
     report.plot(rows, teacher_acc, out / "fig8_rate_accuracy.png", title)
     matched = report.matched_accuracy(rows, teacher_acc)
     if matched:
@@ -117,7 +180,7 @@ def write_outputs(doc: dict, args: argparse.Namespace) -> None:
     report.write_csv([r.as_dict() for r in computed], out / "latency_computed.csv")
     if measured:
         report.write_csv([r.as_dict() for r in measured], out / "latency_ros.csv")
-    claims = report.claims(rows, teacher_acc, doc["operating"], measured or None)
+    claims = report.claims(rows, teacher_acc, doc["operating"], measured or None, doc.get("teacher_edge_ms"))
     doc["claims"] = claims
     ros_note = (f"median over {args.ros_frames} frames per cell at {args.ros_rate_hz:g} Hz"
                 if measured else "not run (--no-ros / --quick)")
@@ -147,6 +210,7 @@ def readme(doc: dict, matched: list[dict], claims: list[dict], computed, measure
 
     m = doc["machine"]
     teacher_acc = doc["teacher_accuracy"]
+    data = doc.get("data", f"the first {doc['test_images']} Fashion-MNIST test images")
     lines = [
         "# Benchmarks: rate-accuracy (Fig. 8) and latency (Table 2)", "",
         f"Generated by `{doc['command']}` on {m['date_utc']} in {doc['run_minutes']:.1f} min "
@@ -155,9 +219,12 @@ def readme(doc: dict, matched: list[dict], claims: list[dict], computed, measure
         f"{m['load_average_1_5_15']}), {m['os']}, Python {m['python']}, torch {m['torch']}, "
         f"{doc['threads']} torch thread for all timings, {m.get('cpu_convolutions', 'default')} CPU convolutions "
         "(the codecs' default; see backend/README.md).", "",
-        f"Data: the first {doc['test_images']} Fashion-MNIST test images; teacher (shipped ResNet, no "
-        f"compression) {100 * teacher_acc:.2f}% top-1. Sizes are `len(payload)`; accuracy comes from the "
-        "logits the server half computes from those bytes.", "",
+        f"Data: {data}; "
+        f"teacher `{doc.get('teacher', 'fmnist_resnet')}` (no compression) {100 * teacher_acc:.2f}% top-1"
+        + (f", top-5 {100 * doc['teacher_top5']:.2f}%" if doc.get("teacher_top5") is not None else "")
+        + ". Sizes are `len(payload)` (message bytes: the serialized `CompressedLatent`); accuracy comes from the "
+        "logits the server half computes from those bytes (top-1 and top-5 over the labelled frames; agreement: "
+        "top-1 equal to the uncompressed teacher's on the same frame, over all frames).", "",
         "![rate-accuracy](fig8_rate_accuracy.png)", "",
         "## Operating points", "",
         "Edge MACs: multiply-accumulates of the edge half's network for one image (machine-independent).", "",

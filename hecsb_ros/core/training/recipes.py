@@ -49,6 +49,9 @@ from hecsb_ros.core.training.distill import DistillConfig, Distiller
 HECSB_ARCH: dict[str, dict[str, Any]] = {
     "fmnist": {"acq_channels": (16, 24), "measurements": 2, "decoder_channels": 128},
     "resnet50": {"acq_channels": (64, 96, 128), "measurements": 12, "decoder_channels": 256},
+    # EfficientNet-Lite0 at 224: three 5x5 stride-2 layers to its 40 x 28 x 28 split features (85 M
+    # multiply-accumulates on the edge, 0.22 x the teacher's), six measurements per position
+    "effl0": {"acq_channels": (16, 32, 48), "measurements": 6, "decoder_channels": 96, "decoder_blocks": 1},
 }
 
 
