@@ -7,7 +7,6 @@ image (a decompression bomb).
 """
 from __future__ import annotations
 
-import struct
 from typing import ClassVar
 
 import cv2
@@ -15,78 +14,11 @@ import numpy as np
 import torch
 
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer, register_codec
+from hecsb_ros.core.imageformats import jpeg_size, png_check_chunks, png_size, webp_size
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import convert_colour, prepare_image
 from hecsb_ros.core.teachers.registry import load_teacher
 from hecsb_ros.core.teachers.spec import images_to_tensor
-
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG IHDR chunk."""
-    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
-        raise PayloadError("decode_error", "not a PNG stream")
-    return struct.unpack(">II", data[16:24])
-
-
-def png_check_chunks(data: bytes) -> None:
-    """Raise ``PayloadError('truncated')`` unless every PNG chunk up to IEND fits in ``data``.
-
-    OpenCV's PNG reader allocates a chunk's declared length before reading it: a 141-byte stream
-    declaring a 2**31-1 byte chunk costs 2 GiB and 2 s. Walking the chunk lengths first stops that.
-    """
-    pos = 8
-    while True:
-        if pos + 12 > len(data):
-            raise PayloadError("truncated", "PNG stream ends before its IEND chunk")
-        length = struct.unpack(">I", data[pos:pos + 4])[0]
-        if length > len(data) - pos - 12:
-            raise PayloadError("truncated", f"PNG chunk declares {length} B, {len(data) - pos - 12} B left")
-        if data[pos + 4:pos + 8] == b"IEND":
-            return
-        pos += 12 + length
-
-
-def jpeg_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from the first JPEG start-of-frame marker."""
-    if len(data) < 4 or data[:2] != b"\xff\xd8":
-        raise PayloadError("decode_error", "not a JPEG stream")
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            raise PayloadError("decode_error", "corrupt JPEG marker sequence")
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        seg_len = struct.unpack(">H", data[i + 2:i + 4])[0]
-        if marker in _JPEG_SOF:
-            if i + 9 > len(data):
-                break
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
-            return width, height
-        if seg_len < 2:
-            raise PayloadError("decode_error", "corrupt JPEG segment length")
-        i += 2 + seg_len
-    raise PayloadError("truncated", "JPEG stream ends before its frame header")
-
-
-def webp_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a WebP RIFF header (VP8, VP8L or VP8X)."""
-    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-        raise PayloadError("decode_error", "not a WebP stream")
-    kind = data[12:16]
-    if kind == b"VP8 ":
-        w, h = struct.unpack("<HH", data[26:30])
-        return w & 0x3FFF, h & 0x3FFF
-    if kind == b"VP8L":
-        bits = int.from_bytes(data[21:25], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if kind == b"VP8X":
-        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
-    raise PayloadError("decode_error", f"unknown WebP chunk {kind!r}")
-
 
 class ImageCodec(Codec):
     """Base of the input codecs: payload = the classifier input image, encoded.
