@@ -11,7 +11,8 @@ setup(
     description="HECS-B split computing: compressed-sensing bottleneck, codecs, training, evaluation",
     license="Apache-2.0",
     packages=find_packages(include=["hecsb_ros", "hecsb_ros.*"]),
-    package_data={"hecsb_ros": ["checkpoints/*.safetensors", "checkpoints/*.json"]},
+    package_data={"hecsb_ros": ["checkpoints/*.safetensors", "checkpoints/*.json", "checkpoints/SHA256SUMS",
+                               "core/teachers/imagenet_synsets.txt"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1", "torchvision>=0.16", "compressai>=1.2.8", "numpy<2",

@@ -135,7 +135,7 @@ class SplitEfficientNetLite(nn.Module):
 
 
 def _spec(variant: str) -> ClassifierSpec:
-    from hecsb_ros.core.teachers.resnet50 import imagenet_classes
+    from hecsb_ros.core.teachers.imagenet import imagenet_classes
 
     size = VARIANTS[variant][0]
     return ClassifierSpec(f"efficientnet_{variant}", imagenet_classes(), (size, size), 3, MEAN, STD,

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from hecsb_ros.core.store import verify_checkpoint
+from hecsb_ros.core.teachers.imagenet import imagenet_classes
 from hecsb_ros.core.teachers.registry import Teacher
 from hecsb_ros.core.teachers.spec import ClassifierSpec
 
@@ -24,13 +25,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision key prefix -> key prefix in :class:`SplitResNet50`
 _KEY_MAP = {"conv1.": "head.0.", "bn1.": "head.1.", "layer1.": "head.4.", "layer2.": "head.5.",
             "layer3.": "tail.0.", "layer4.": "tail.1.", "fc.": "tail.4."}
-
-
-def imagenet_classes() -> tuple[str, ...]:
-    """The 1,000 ImageNet class names shipped in torchvision's metadata (no download)."""
-    from torchvision.models import ResNet50_Weights
-
-    return tuple(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
 class SplitResNet50(nn.Module):
