@@ -2,21 +2,21 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
-from cv_bridge import CvBridge, CvBridgeError
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from hecsb_ros.core.codecs import EncodedFrame
+from hecsb_ros.core.imageformats import MAX_DECODED_PIXELS, decode_image, encode_image
 from hecsb_ros.core.payload import PayloadError
-from hecsb_ros.core.preprocess import ENCODINGS, MAX_PIXELS
+from hecsb_ros.core.preprocess import MAX_PIXELS, check_image, check_size, encoding_of, frame_size
 from hecsb_ros.core.results import Classification
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
 
-_BRIDGE = CvBridge()
 UNKNOWN = CompressedLatent.GROUND_TRUTH_UNKNOWN
 UINT64_MAX = 2**64 - 1
 
@@ -30,31 +30,73 @@ def ns_to_time(ns: int) -> TimeMsg:
 
 
 def image_msg_to_array(msg: Image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Validate a ``sensor_msgs/Image`` and return it as ``(H, W)`` or ``(H, W, C)`` uint8.
+    """Validate a ``sensor_msgs/Image`` and return its buffer as the array of its encoding.
 
-    Raises ``PayloadError('bad_image')`` for an unsupported encoding, an empty or huge size, a
-    step too small for the width, or data whose length disagrees with ``step * height``.
+    The layout per encoding is :class:`hecsb_ros.core.preprocess.Encoding`'s (e.g. ``(H, W, 3)``
+    uint8 for bgr8, ``(H, W, 2)`` for UYVY, ``(H * 3/2, W)`` for NV21, ``(H, W)`` uint16 in native
+    order for mono16); row padding (``step`` above the row's bytes) is cut and ``is_bigendian``
+    honoured. Only layout work happens here: colour conversion is the core's
+    (:func:`hecsb_ros.core.preprocess.convert_colour`).
+
+    Raises ``PayloadError('bad_image')`` for an unsupported encoding (naming the supported ones),
+    an empty, odd (4:2:x, Bayer) or huge size, a step too small for the width, or data whose length
+    disagrees with ``step`` x buffer rows.
     """
-    if msg.encoding not in ENCODINGS:
-        raise PayloadError("bad_image", f"encoding {msg.encoding!r} not supported; use {sorted(ENCODINGS)}")
+    enc = encoding_of(msg.encoding)
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    if h <= 0 or w <= 0 or h * w > max_pixels:
-        raise PayloadError("bad_image", f"size {w}x{h} outside 1..{max_pixels} pixels")
-    if step < w * ENCODINGS[msg.encoding]:
-        raise PayloadError("bad_image", f"step {step} < width {w} x {ENCODINGS[msg.encoding]} channels")
-    if len(msg.data) != step * h:
-        raise PayloadError("bad_image", f"{len(msg.data)} data bytes, step x height = {step * h}")
-    try:
-        arr = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
-    except (CvBridgeError, TypeError, ValueError) as exc:
-        raise PayloadError("bad_image", f"cv_bridge: {exc}") from exc
-    return np.ascontiguousarray(arr)
+    check_size(enc, h, w, max_pixels)
+    row_bytes = enc.row_bytes(w)
+    if step < row_bytes:
+        raise PayloadError("bad_image", f"step {step} < width {w} x {enc.channels} channel(s) x {enc.itemsize} B")
+    rows = enc.buffer_rows(h)
+    if len(msg.data) != step * rows:
+        raise PayloadError("bad_image", f"{len(msg.data)} data bytes, step x rows = {step * rows}")
+    buf = np.frombuffer(msg.data, dtype=np.uint8).reshape(rows, step)[:, :row_bytes]
+    if enc.itemsize > 1:  # the message's byte order -> native
+        wire = np.dtype(enc.dtype).newbyteorder(">" if msg.is_bigendian else "<")
+        buf = np.ascontiguousarray(buf).view(wire).astype(enc.dtype, copy=False)
+    return np.ascontiguousarray(buf.reshape(enc.buffer_shape(h, w)))
 
 
-def array_to_image_msg(image: np.ndarray, encoding: str, header: Header) -> Image:
-    """``(H, W)`` / ``(H, W, C)`` uint8 -> ``sensor_msgs/Image`` with ``header``."""
-    msg = _BRIDGE.cv2_to_imgmsg(np.ascontiguousarray(image), encoding=encoding)
+def array_to_image_msg(image: np.ndarray, encoding: str, header: Header, bigendian: bool | None = None) -> Image:
+    """The array of a frame in ``encoding`` (the layout :func:`image_msg_to_array` returns) ->
+    ``sensor_msgs/Image`` with ``header``, unpadded rows; 16-bit data is written in this machine's
+    byte order unless ``bigendian`` says otherwise."""
+    check_image(image, encoding)
+    enc = encoding_of(encoding)
+    h, w = frame_size(image, encoding)
+    big = (sys.byteorder == "big") if bigendian is None else bool(bigendian)
+    data = np.ascontiguousarray(image)
+    if enc.itemsize > 1:
+        data = data.astype(np.dtype(enc.dtype).newbyteorder(">" if big else "<"), copy=False)
+    msg = Image()
     msg.header = header
+    msg.height, msg.width, msg.encoding = h, w, encoding
+    msg.is_bigendian = int(big) if enc.itemsize > 1 else 0
+    msg.step = enc.row_bytes(w)
+    msg.data = data.tobytes()  # bytes into uint8[]: fast path
+    return msg
+
+
+def compressed_msg_to_array(msg: CompressedImage, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
+    """Decode a ``sensor_msgs/CompressedImage`` (JPEG/PNG/WebP, ``format`` as ROS's compressed image
+    transport writes it) -> ``(array, encoding)``, under the same caps as the server's image
+    payloads: the declared size is read from the header first and must be at most ``max_pixels``
+    and 4K UHD; PNG chunk lengths are walked before OpenCV runs."""
+    data = msg.data if isinstance(msg.data, bytes) else bytes(msg.data)
+    return decode_image(data, str(msg.format), min(max_pixels, MAX_DECODED_PIXELS))
+
+
+def array_to_compressed_msg(image: np.ndarray, encoding: str, header: Header, fmt: str = "jpeg",
+                            quality: int = 95) -> CompressedImage:
+    """A ``bgr8`` / ``rgb8`` / ``mono8`` frame -> ``sensor_msgs/CompressedImage`` as the compressed image
+    transport publishes it (``format`` e.g. ``"bgr8; jpeg compressed bgr8"``); ``quality`` is the JPEG
+    quality or the PNG compression level."""
+    data, format_string = encode_image(image, encoding, fmt, quality)
+    msg = CompressedImage()
+    msg.header = header
+    msg.format = format_string
+    msg.data = data
     return msg
 
 
