@@ -4,7 +4,9 @@ Example (the full run)::
 
     python -m hecsb_ros.cli.cs_experiment --out benchmarks/cs --threads 2
 
-``--quick`` runs a small version (subsets, few epochs) for CI. Writes ``results.csv``,
+The methods are three LASSO decoders with the same random Gaussian ``A`` (sparse in pixels, sparse
+in the 2-D DCT, sparse in the DCT around the mean training image), the VAE prior of Bora et al. and
+HECSA. ``--quick`` runs a small version (subsets, few epochs) for CI. Writes ``results.csv``,
 ``fig7_errors.png``, ``reconstructions_m25.png`` and ``run.json`` into ``--out``.
 """
 from __future__ import annotations
@@ -20,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from hecsb_ros.core.cs.experiment import (CSConfig, config_dict, format_table, hecsa_losses,
-                                          run_experiment, write_csv)
+from hecsb_ros.core.cs.experiment import (LASSO_VARIANTS, METHODS, CSConfig, config_dict, format_table,
+                                          hecsa_losses, run_experiment, write_csv)
 from hecsb_ros.core.cs.plots import plot_errors, plot_reconstructions
 
 OMNIGLOT_NOTE = ("Note: the paper uses MNIST and Omniglot; Omniglot cannot be had offline here, "
@@ -31,13 +33,14 @@ OMNIGLOT_NOTE = ("Note: the paper uses MNIST and Omniglot; Omniglot cannot be ha
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cs_experiment",
-        description="Compressed sensing y = W x + eps: LASSO, VAE (Bora et al.) and HECSA "
-                    "(learned W, ||W||_F <= k) over m; reproduces Fig. 7 of the seed paper.")
+        description="Compressed sensing y = W x + eps: LASSO (pixel and DCT bases), VAE (Bora et al.) "
+                    "and HECSA (learned W, ||W||_F <= k) over m; reproduces Fig. 7 of the seed paper.")
     p.add_argument("--datasets", nargs="+", default=None, choices=["mnist", "fashion-mnist"],
                    help="data sets (default: mnist fashion-mnist)")
     p.add_argument("--m", nargs="+", type=int, default=None, dest="ms",
                    help="numbers of measurements (default: 2 5 10 25 50 100)")
-    p.add_argument("--methods", nargs="+", default=None, choices=["lasso", "vae", "hecsa"])
+    p.add_argument("--methods", nargs="+", default=None, choices=[*METHODS, "lasso"],
+                   help="methods to run (default: all); 'lasso' stands for every LASSO variant")
     p.add_argument("--sigma", type=float, default=None, help="measurement-noise std, training and test (default 0.1)")
     p.add_argument("--quick", action="store_true", help="small subsets and few epochs (CI; < 3 min)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/cs"), help="output folder")
@@ -71,6 +74,10 @@ def config_from_args(args: argparse.Namespace) -> CSConfig:
         value = getattr(args, arg)
         if value is not None:
             overrides[key] = tuple(value) if isinstance(value, list) else value
+    if "methods" in overrides:
+        expanded = [v for meth in overrides["methods"]  # type: ignore[union-attr]
+                    for v in (LASSO_VARIANTS if meth == "lasso" else (meth,))]
+        overrides["methods"] = tuple(meth for meth in METHODS if meth in expanded)
     if any(m <= 0 or m >= 784 for m in overrides.get("ms", cfg.ms)):  # type: ignore[union-attr]
         raise SystemExit("every m must satisfy 0 < m < n = 784")
     return replace(cfg, **overrides)  # type: ignore[arg-type]
@@ -111,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "note": OMNIGLOT_NOTE,
         "config": config_dict(cfg),
+        "references": result.references,
         "histories": {k: v for k, v in result.histories.items()},
     }
     (out_dir / "run.json").write_text(json.dumps(run_info, indent=1, default=float) + "\n")

@@ -1,6 +1,8 @@
 """The compressed-sensing experiment of section 4.1 (Fig. 7): LASSO, VAE and HECSA over ``m``.
 
-For every data set and ``m`` one random Gaussian ``A`` (entries N(0, 1/m)) serves LASSO and the VAE,
+LASSO comes in three variants (:data:`LASSO_VARIANTS`): sparse in pixels, sparse in the 2-D DCT,
+and sparse in the DCT around the mean training image. For every data set and ``m`` one random
+Gaussian ``A`` (entries N(0, 1/m)) serves all LASSO variants and the VAE,
 and HECSA's learned ``W`` is constrained to ``||W||_F <= k = ||A||_F``, the norm of that very
 matrix, so the learned and random encoders measure with the same energy. The test noise
 ``eps ~ N(0, sigma^2 I_m)`` is drawn once per (data set, ``m``, image) and added to ``A x`` and to
@@ -20,15 +22,25 @@ import torch
 from hecsb_ros.core.cs.data import (DISPLAY_NAMES, CSData, l2_errors, load_cs_data, mean_and_sem,
                                     measurement_noise, stream_seed)
 from hecsb_ros.core.cs.hecsa import HECSA, train_hecsa
-from hecsb_ros.core.cs.lasso import DEFAULT_ALPHAS, lasso_reconstruct, select_alpha
+from hecsb_ros.core.cs.lasso import (DEFAULT_ALPHAS, LassoVariant, alpha_at_grid_edge, lasso_reconstruct,
+                                     select_alpha)
 from hecsb_ros.core.cs.vae import VAE, train_vae, vae_reconstruct
 from hecsb_ros.core.measurement import gaussian_measurement_matrix
 
-METHODS: tuple[str, ...] = ("lasso", "vae", "hecsa")
-METHOD_LABELS: dict[str, str] = {"lasso": "LASSO", "vae": "VAE", "hecsa": "HECSA"}
+#: The LASSO decoders: ``x = mu + Psi s`` with sparse ``s`` (see :mod:`.lasso`).
+LASSO_VARIANTS: dict[str, LassoVariant] = {
+    "lasso-pixels": LassoVariant(basis="pixels"),
+    "lasso-dct": LassoVariant(basis="dct"),
+    "lasso-dct-centred": LassoVariant(basis="dct", centred=True),
+}
+METHODS: tuple[str, ...] = (*LASSO_VARIANTS, "vae", "hecsa")
+METHOD_LABELS: dict[str, str] = {
+    "lasso-pixels": "LASSO (pixels)", "lasso-dct": "LASSO (DCT)",
+    "lasso-dct-centred": "LASSO (DCT, mean-centred)", "vae": "VAE", "hecsa": "HECSA",
+}
 CSV_COLUMNS: tuple[str, ...] = (
     "dataset", "method", "m", "sigma", "n_test", "mean_l2", "sem_l2", "hyperparameter",
-    "w_frobenius", "a_frobenius", "norm_ratio", "seconds",
+    "nonzeros", "w_frobenius", "a_frobenius", "norm_ratio", "seconds",
 )
 
 
@@ -46,7 +58,6 @@ class CSConfig:
     test_subset: int | None = 1000
     lasso_val_images: int = 100
     lasso_alphas: tuple[float, ...] = DEFAULT_ALPHAS
-    lasso_max_iter: int = 1000
     vae_epochs: int = 10
     vae_restarts: int = 5
     vae_steps: int = 200
@@ -63,8 +74,7 @@ class CSConfig:
     def quick(cls, **overrides: object) -> "CSConfig":
         """Small subsets and few epochs: the whole grid in well under three minutes."""
         base = cls(train_subset=3000, val_size=500, test_subset=100, lasso_val_images=30,
-                   lasso_alphas=(1e-2, 0.1, 1.0), lasso_max_iter=300, vae_epochs=5,
-                   vae_restarts=3, vae_steps=100, hecsa_epochs=8)
+                   vae_epochs=5, vae_restarts=3, vae_steps=100, hecsa_epochs=8)
         return replace(base, **overrides)  # type: ignore[arg-type]
 
 
@@ -76,15 +86,18 @@ class CSOutput:
     rows: list[dict[str, object]] = field(default_factory=list)
     examples: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     histories: dict[str, object] = field(default_factory=dict)
+    references: dict[str, dict[str, float]] = field(default_factory=dict)
     grid_m: int | None = None
 
 
 def _row(cfg: CSConfig, dataset: str, method: str, m: int, errors: np.ndarray, seconds: float,
-         a_norm: float, hyper: str = "", w_norm: float | None = None) -> dict[str, object]:
+         a_norm: float, hyper: str = "", w_norm: float | None = None,
+         nonzeros: float | None = None) -> dict[str, object]:
     mean, sem = mean_and_sem(errors)
     return {
         "dataset": dataset, "method": method, "m": m, "sigma": cfg.sigma, "n_test": len(errors),
         "mean_l2": round(mean, 5), "sem_l2": round(sem, 5), "hyperparameter": hyper,
+        "nonzeros": "" if nonzeros is None else round(nonzeros, 2),
         "w_frobenius": "" if w_norm is None else round(w_norm, 4),
         "a_frobenius": round(a_norm, 4),
         "norm_ratio": "" if w_norm is None else round(w_norm / a_norm, 4),
@@ -99,6 +112,12 @@ def run_dataset(cfg: CSConfig, index: int, data: CSData, out: CSOutput,
     X_test = data.test
     n_test = X_test.shape[0]
     grid_m = out.grid_m
+    mean_image = data.train.double().mean(dim=0)
+    zeros_mean, _ = mean_and_sem(l2_errors(X_test, torch.zeros_like(X_test)))
+    mean_mean, _ = mean_and_sem(l2_errors(X_test, mean_image.expand_as(X_test)))
+    out.references[name] = {"zeros": round(zeros_mean, 5), "mean_image": round(mean_mean, 5)}
+    log(f"[{name}] reference predictions on the test images: all zeros {zeros_mean:.3f}, "
+        f"mean training image {mean_mean:.3f}")
     vae: VAE | None = None
     if "vae" in cfg.methods:
         t0 = time.perf_counter()
@@ -118,16 +137,27 @@ def run_dataset(cfg: CSConfig, index: int, data: CSData, out: CSOutput,
         noise = measurement_noise(n_test, m, cfg.sigma, stream_seed(cfg.seed, index, m, 4))
         Y = X_test @ A.t() + noise
         recon: dict[str, torch.Tensor] = {}
-        if "lasso" in cfg.methods:
+        X_val = data.val[:cfg.lasso_val_images]
+        noise_val = measurement_noise(X_val.shape[0], m, cfg.sigma, stream_seed(cfg.seed, index, m, 5))
+        for method, variant in LASSO_VARIANTS.items():
+            if method not in cfg.methods:
+                continue
             t0 = time.perf_counter()
-            X_val = data.val[:cfg.lasso_val_images]
-            noise_val = measurement_noise(X_val.shape[0], m, cfg.sigma, stream_seed(cfg.seed, index, m, 5))
-            alpha, scores = select_alpha(A, X_val, noise_val, cfg.lasso_alphas, max_iter=cfg.lasso_max_iter)
-            x_hat = torch.from_numpy(lasso_reconstruct(A, Y, alpha, max_iter=cfg.lasso_max_iter)).float()
-            recon["lasso"] = x_hat
-            out.histories[f"{name}/lasso/m={m}"] = scores
-            out.rows.append(_row(cfg, name, "lasso", m, l2_errors(X_test, x_hat),
-                                 time.perf_counter() - t0, a_norm, hyper=f"alpha={alpha:g}"))
+            alpha, scores = select_alpha(A, X_val, noise_val, cfg.lasso_alphas, variant=variant,
+                                         mean=mean_image)
+            x_np, s_np = lasso_reconstruct(A, Y, alpha, variant=variant, mean=mean_image,
+                                           return_coefficients=True)
+            x_hat = torch.from_numpy(x_np).float()
+            recon[method] = x_hat
+            out.histories[f"{name}/{method}/m={m}"] = scores
+            edge = alpha_at_grid_edge(alpha, cfg.lasso_alphas)
+            hyper = f"alpha={alpha:g}" + (f" (grid end: {edge})" if edge else "")
+            if edge:
+                log(f"[{name}] m={m} {METHOD_LABELS[method]}: the chosen alpha {alpha:g} is at the "
+                    f"{edge} end of the grid")
+            nonzeros = float((np.abs(s_np) > 0).sum(axis=1).mean())
+            out.rows.append(_row(cfg, name, method, m, l2_errors(X_test, x_hat), time.perf_counter() - t0,
+                                 a_norm, hyper=hyper, nonzeros=nonzeros))
         if vae is not None:
             t0 = time.perf_counter()
             x_hat, _ = vae_reconstruct(vae, A, Y, lam=cfg.vae_lambda, restarts=cfg.vae_restarts,
@@ -197,8 +227,8 @@ def read_csv(path: Path | str) -> list[dict[str, object]]:
             row["m"] = int(raw["m"])
             for key in ("mean_l2", "sem_l2", "sigma", "a_frobenius"):
                 row[key] = float(raw[key])
-            for key in ("w_frobenius", "norm_ratio"):
-                row[key] = float(raw[key]) if raw[key] else ""
+            for key in ("w_frobenius", "norm_ratio", "nonzeros"):
+                row[key] = float(raw[key]) if raw.get(key) else ""
             rows.append(row)
     return rows
 

@@ -12,8 +12,15 @@ import numpy as np  # noqa: E402
 from hecsb_ros.core.cs.data import DISPLAY_NAMES  # noqa: E402
 from hecsb_ros.core.cs.experiment import METHOD_LABELS, METHODS  # noqa: E402
 
-# The paper's colours: LASSO blue, VAE red, HECS-B green (Fig. 7).
-COLORS: dict[str, str] = {"lasso": "tab:blue", "vae": "tab:red", "hecsa": "tab:green"}
+# The paper's colours: LASSO blue (here three shades/line styles, one per variant), VAE red,
+# HECS-B green (Fig. 7).
+STYLES: dict[str, dict[str, str]] = {
+    "lasso-pixels": {"color": "tab:blue", "linestyle": ":", "marker": "s"},
+    "lasso-dct": {"color": "tab:cyan", "linestyle": "--", "marker": "^"},
+    "lasso-dct-centred": {"color": "navy", "linestyle": "-.", "marker": "v"},
+    "vae": {"color": "tab:red", "linestyle": "-", "marker": "o"},
+    "hecsa": {"color": "tab:green", "linestyle": "-", "marker": "o"},
+}
 
 
 def plot_errors(rows: list[dict[str, object]], path: Path | str, sigma: float | None = None) -> None:
@@ -29,7 +36,7 @@ def plot_errors(rows: list[dict[str, object]], path: Path | str, sigma: float | 
                 continue
             ms = [int(r["m"]) for r in sel]
             ax.errorbar(ms, [float(r["mean_l2"]) for r in sel], yerr=[float(r["sem_l2"]) for r in sel],
-                        marker="o", capsize=3, color=COLORS[method], label=METHOD_LABELS[method])
+                        capsize=3, label=METHOD_LABELS[method], **STYLES[method])
         ms_all = sorted({int(r["m"]) for r in rows if r["dataset"] == dataset})
         ax.set_xscale("log")
         ax.set_xticks(ms_all)
@@ -40,7 +47,7 @@ def plot_errors(rows: list[dict[str, object]], path: Path | str, sigma: float | 
         ax.set_title(DISPLAY_NAMES.get(dataset, dataset))
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     if sigma is not None:
         fig.suptitle(f"Test-set reconstruction error, measurement noise sigma = {sigma:g}")
     fig.tight_layout()
@@ -50,7 +57,7 @@ def plot_errors(rows: list[dict[str, object]], path: Path | str, sigma: float | 
 
 
 def plot_reconstructions(examples: dict[str, dict[str, np.ndarray]], path: Path | str, m: int) -> None:
-    """Image grid: for each data set, rows original / LASSO / VAE / HECSA at ``m`` measurements."""
+    """Image grid: for each data set, rows original / each LASSO variant / VAE / HECSA at ``m``."""
     order = ["original"] + [k for k in METHODS]
     panels = [(ds, row) for ds, ex in examples.items() for row in order if row in ex]
     if not panels:
@@ -69,7 +76,8 @@ def plot_reconstructions(examples: dict[str, dict[str, np.ndarray]], path: Path 
             for spine in ax.spines.values():
                 spine.set_visible(False)
         name = "MNIST" if ds == "mnist" else ("Fashion-MNIST" if ds == "fashion-mnist" else ds)
-        axes[r][0].set_ylabel(f"{name}\n{METHOD_LABELS.get(row, row.capitalize())}", fontsize=8)
+        label = METHOD_LABELS.get(row, row.capitalize()).replace(" (", "\n(")
+        axes[r][0].set_ylabel(f"{name}\n{label}", fontsize=7)
     fig.suptitle(f"Reconstructions from m = {m} noisy measurements (Fashion-MNIST stands in for Omniglot)",
                  fontsize=9)
     fig.tight_layout()
