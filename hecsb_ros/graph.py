@@ -4,8 +4,8 @@
 (:mod:`hecsb_ros.cli.run_demo`) starts the same nodes as processes on machines without
 ``ros2 launch``. Topics (relative, so namespaces and remapping work):
 
-    camera_source: image_raw, image_raw/ground_truth
-    edge:          image_raw -> latent;                 classification -> edge_stats
+    camera_source: image_raw (or image_raw/compressed), image_raw/ground_truth
+    edge:          image_raw (or image_raw/compressed) -> latent;   classification -> edge_stats
     link_emulator: latent -> latent_shaped
     server:        latent_shaped -> classification, link_stats
 """
@@ -41,6 +41,9 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "device": ("", "Torch device for edge and server: cpu or cuda; '' = cpu"),
     "checkpoint": ("", "Bottleneck (or classifier) checkpoint for edge and server; '' = the shipped one"),
     "teacher": ("", "Classifier the bottleneck was trained for (e.g. local ResNet-50 weights .pth); '' = shipped"),
+    "resize": ("", "Resize policy of edge and server: squash, center_crop, letterbox; '' = the teacher's own"),
+    "input": ("", "Camera frames between camera and edge: raw (sensor_msgs/Image on image_raw) or compressed "
+                  "(sensor_msgs/CompressedImage on image_raw/compressed); '' = raw"),
     "params_file": ("", "YAML parameter file applied to all nodes (node names as keys, or /**)"),
     "link": ("true", "Insert the link emulator between edge and server"),
 }
@@ -54,7 +57,7 @@ def _set(params: dict[str, Any], key: str, value: str, kind: type) -> None:
 def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g", source: str = "dataset",
                           path: str = "", frames: str = "0", rate_hz: str = "", device: str = "",
                           checkpoint: str = "", teacher: str = "", params_file: str = "",
-                          link: str = "true") -> list[NodeSpec]:
+                          link: str = "true", resize: str = "", input: str = "") -> list[NodeSpec]:
     """Describe the node set for the given launch arguments (all strings, as launch passes them).
 
     ``params_file`` is not applied here: the caller passes it to every node before these values.
@@ -62,13 +65,20 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     del params_file
     if profile not in PRESETS:
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PRESETS)}")
+    if input not in ("", "raw", "compressed"):
+        raise ValueError(f"unknown input {input!r}; use raw or compressed")
     codec_params: dict[str, Any] = {}
     _set(codec_params, "codec", codec, str)
     _set(codec_params, "quality", quality, int)
     _set(codec_params, "device", device, str)
     _set(codec_params, "checkpoint", checkpoint, str)
     _set(codec_params, "teacher", teacher, str)
+    _set(codec_params, "resize", resize, str)
     camera: dict[str, Any] = {"source": source}
+    edge = dict(codec_params)
+    if input:
+        edge["input"] = input
+        camera["output"] = input
     _set(camera, "path", path, str)
     _set(camera, "frames", frames, int)
     _set(camera, "rate_hz", rate_hz, float)
@@ -78,7 +88,7 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     nodes = [
         NodeSpec("camera_source", "hecsb_camera_source", "hecsb_camera_source",
                  "hecsb_ros.nodes.camera_source", camera),
-        NodeSpec("edge", "hecsb_edge", "hecsb_edge", "hecsb_ros.nodes.edge", dict(codec_params)),
+        NodeSpec("edge", "hecsb_edge", "hecsb_edge", "hecsb_ros.nodes.edge", edge),
     ]
     if with_link:
         nodes.append(NodeSpec("link_emulator", "hecsb_link_emulator", "hecsb_link_emulator",

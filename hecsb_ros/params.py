@@ -13,6 +13,8 @@ from typing import Any
 from hecsb_ros.core.link import PRESETS
 
 DEFAULT_CODEC = "hecsb"
+#: Resize policies (hecsb_ros.core.teachers.spec.RESIZE_POLICIES; '' = the teacher's own).
+RESIZE_CHOICES = ("", "squash", "center_crop", "letterbox")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,11 @@ def _codec_params(stats_period: float) -> tuple[Param, ...]:
         Param("threads", 1, "Torch intra-op threads; 0 = torch default", min=0, max=256, read_only=True),
         Param("onednn", False, "Run CPU convolutions with oneDNN; off = PyTorch's native kernels, faster "
               "at batch 1 for the small models (turn on for large inputs such as ResNet-50)", read_only=True),
+        Param("resize", "", "How a camera frame of another shape becomes the teacher's input: squash (whole "
+              "frame, aspect ratio not kept), center_crop (the teacher's crop of the centre), letterbox (whole frame, "
+              "black bars); '' = the teacher's own policy, the one its bottlenecks were trained with (recorded in "
+              "their manifests). Edge and server must agree (the server resizes for whole-frame codecs)",
+              choices=RESIZE_CHOICES, read_only=True),
         Param("stats_period_s", stats_period, "Seconds between LinkStats and /diagnostics messages",
               min=0.1, max=3600.0),
     )
@@ -91,13 +98,23 @@ CAMERA_SOURCE: tuple[Param, ...] = (
           "ends after wait_for_subscribers_s", read_only=True),
     Param("qos_depth", 2, "History depth of the image publisher (best effort, keep last)", min=1,
           max=100, read_only=True),
+    Param("output", "raw", "Publish frames as sensor_msgs/Image on image_raw (raw), as sensor_msgs/CompressedImage "
+          "on image_raw/compressed as ROS's compressed image transport does (compressed), or both",
+          choices=("raw", "compressed", "both"), read_only=True),
+    Param("compressed_format", "jpeg", "Format of image_raw/compressed", choices=("jpeg", "png"), read_only=True),
+    Param("jpeg_quality", 95, "JPEG quality of image_raw/compressed", min=1, max=100, read_only=True),
+    Param("png_level", 3, "PNG compression level of image_raw/compressed", min=0, max=9, read_only=True),
 )
 
 EDGE: tuple[Param, ...] = _codec_params(2.0) + (
     Param("qos_depth", 1, "Image subscription depth: older frames are dropped while busy", min=1,
           max=100, read_only=True),
-    Param("max_image_pixels", 8192 * 8192, "Largest accepted camera image (pixels)", min=1,
+    Param("max_image_pixels", 8192 * 8192, "Largest accepted camera image (pixels); compressed frames are "
+          "also capped at 4K UHD (3840 x 2160), as the server caps whole-frame image payloads", min=1,
           max=8192 * 8192, read_only=True),
+    Param("input", "raw", "Camera frames to subscribe: sensor_msgs/Image on image_raw (raw), or "
+          "sensor_msgs/CompressedImage (JPEG/PNG, as ROS's compressed image transport publishes them) on "
+          "image_raw/compressed (compressed)", choices=("raw", "compressed"), read_only=True),
 )
 
 SERVER: tuple[Param, ...] = _codec_params(1.0) + (

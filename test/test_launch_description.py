@@ -96,6 +96,17 @@ def test_description_wires_the_topics():
     assert "link_emulator" not in direct and direct["server"].remappings == ()
 
 
+def test_input_and_resize_reach_camera_edge_and_server():
+    specs = {s.key: s for s in split_inference_nodes(input="compressed", resize="center_crop", codec="jpeg_frame")}
+    assert specs["camera_source"].parameters["output"] == "compressed"
+    assert specs["edge"].parameters == {"codec": "jpeg_frame", "resize": "center_crop", "input": "compressed"}
+    assert specs["server"].parameters == {"codec": "jpeg_frame", "resize": "center_crop"}
+    plain = {s.key: s for s in split_inference_nodes()}
+    assert "output" not in plain["camera_source"].parameters and "input" not in plain["edge"].parameters
+    with pytest.raises(ValueError, match="unknown input"):
+        split_inference_nodes(input="h264")
+
+
 def test_unknown_profile_fails_early():
     with pytest.raises(ValueError, match="unknown profile"):
         split_inference_nodes(profile="3g")

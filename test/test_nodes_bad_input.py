@@ -134,3 +134,55 @@ def test_edge_drops_bad_images_and_keeps_encoding(ros_context, random_classifier
     finally:
         node.destroy_node()
         peer.destroy_node()
+
+
+def _jpeg_photo(width: int = 640, height: int = 480) -> bytes:
+    import cv2
+    from sklearn.datasets import load_sample_images
+
+    bgr = cv2.cvtColor(cv2.resize(load_sample_images().images[0], (width, height)), cv2.COLOR_RGB2BGR)
+    return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+
+
+def test_edge_compressed_input_drops_bad_streams_and_keeps_encoding(ros_context, random_classifier):
+    """input: compressed subscribes image_raw/compressed; bombs and garbage are refused before decoding."""
+    import struct
+    import zlib
+
+    from sensor_msgs.msg import CompressedImage
+
+    from hecsb_ros.nodes.edge import EdgeNode
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png_head = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0))
+    small_head = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0))
+    good = _jpeg_photo()
+    node = EdgeNode(parameter_overrides=_overrides(random_classifier, input="compressed"))
+    peer = ros_context.create_node("test_camera")
+    latents: list[CompressedLatent] = []
+    peer.create_subscription(CompressedLatent, "latent", latents.append, reliable_qos(100))
+    pub = peer.create_publisher(CompressedImage, "image_raw/compressed", 10)
+    raw_pub = peer.create_publisher(Image, "image_raw", 10)
+    try:
+        assert spin_until(ros_context, [node, peer], lambda: pub.get_subscription_count() > 0)
+        assert raw_pub.get_subscription_count() == 0  # raw frames are not read with input: compressed
+        bad = [
+            (b"", "empty"),
+            (b"GIF89a" + bytes(64), "bad_image"),                                   # not JPEG/PNG/WebP
+            (png_head + chunk(b"IEND", b""), "bad_image"),                          # declares 1.6 G pixels
+            (small_head + struct.pack(">I", 2**31 - 1) + b"IDAT" + bytes(64), "truncated"),  # 2 GiB chunk
+            (good[: len(good) // 4], "decode_error"),                               # truncated JPEG
+        ]
+        for data, reason in bad:
+            before = node.stats.drop_counts[reason]
+            pub.publish(CompressedImage(header=Header(frame_id="camera"), format="jpeg", data=data))
+            assert spin_until(ros_context, [node, peer], lambda: node.stats.drop_counts[reason] == before + 1), reason
+        pub.publish(CompressedImage(header=Header(frame_id="camera"), format="bgr8; jpeg compressed bgr8", data=good))
+        assert spin_until(ros_context, [node, peer], lambda: len(latents) == 1)
+        assert latents[0].codec == "png" and list(latents[0].shape) == [28, 28, 1]
+        assert node.stats.drops == len(bad) and node.images_in == len(bad) + 1
+    finally:
+        node.destroy_node()
+        peer.destroy_node()

@@ -76,3 +76,29 @@ def test_descriptors_carry_ranges(ros_context):
     finally:
         node.on_shutdown()
         node.destroy_node()
+
+
+def test_resize_choices_are_the_teachers_policies():
+    from hecsb_ros.core.teachers.spec import RESIZE_POLICIES
+    from hecsb_ros.params import EDGE, RESIZE_CHOICES, SERVER
+
+    assert RESIZE_CHOICES == ("",) + RESIZE_POLICIES
+    for params in (EDGE, SERVER):
+        assert {p.name: p for p in params}["resize"].choices == RESIZE_CHOICES
+
+
+@pytest.mark.parametrize("node_name", ["edge", "server"])
+def test_resize_reaches_the_codec_and_a_wrong_one_fails_fast(ros_context, random_classifier, node_name):
+    from hecsb_ros.nodes.edge import EdgeNode
+    from hecsb_ros.nodes.server import ServerNode
+
+    cls = EdgeNode if node_name == "edge" else ServerNode
+    base = [Parameter("codec", value="png_frame"), Parameter("checkpoint", value=str(random_classifier))]
+    node = cls(parameter_overrides=base + [Parameter("resize", value="letterbox")])
+    try:
+        assert node.codec.settings.resize == "letterbox"
+        assert node.describe_parameter("resize").read_only
+    finally:
+        node.destroy_node()
+    with pytest.raises(ValueError, match="resize='crop' is not one of"):
+        cls(parameter_overrides=base + [Parameter("resize", value="crop")])

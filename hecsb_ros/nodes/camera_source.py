@@ -1,21 +1,25 @@
-"""hecsb_camera_source: publishes sensor_msgs/Image from a data set, folder, video or camera.
+"""hecsb_camera_source: publishes camera frames from a data set, folder, video or camera.
 
-Topics: ``image_raw`` (sensor_msgs/Image, best effort) and, for data sets, ``image_raw/ground_truth``
-(hecsb_ros/GroundTruth, reliable), sent just before each image.
+Topics: ``image_raw`` (sensor_msgs/Image, best effort) and/or, with ``output: compressed`` or
+``both``, ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG or PNG with the format string
+of ROS's compressed image transport); for data sets also ``image_raw/ground_truth``
+(hecsb_ros/GroundTruth, reliable), sent just before each image. A frame is stamped when it is read
+from its source, in the timer tick that publishes it.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from hecsb_ros.core.sources import open_source
+from hecsb_ros.core.sources import Frame, open_source
 from hecsb_ros.msg import GroundTruth
 from hecsb_ros.nodes.common import OK, Diagnostics, declare_parameters, image_qos, read_config, reliable_qos, run_node
-from hecsb_ros.nodes.conversions import array_to_image_msg
+from hecsb_ros.nodes.conversions import array_to_compressed_msg, array_to_image_msg
 from hecsb_ros.params import CAMERA_SOURCE
 
 
@@ -34,6 +38,10 @@ class CameraConfig:
     wait_for_subscribers_s: float
     wait_for_topics: str
     qos_depth: int
+    output: str
+    compressed_format: str
+    jpeg_quality: int
+    png_level: int
 
 
 class CameraSource(Node):
@@ -42,12 +50,20 @@ class CameraSource(Node):
         declare_parameters(self, CAMERA_SOURCE)
         self.cfg = read_config(self, CAMERA_SOURCE, CameraConfig)
         cfg = self.cfg
-        self._frames = open_source(cfg.source, cfg.dataset, cfg.split, cfg.path, cfg.device_index,
-                                   cfg.start_index, cfg.loop)
-        self._next = next(self._frames, None)  # fail fast on a missing source
-        if self._next is None:
-            raise ValueError(f"source {cfg.source!r} produced no frame")
-        self._pub = self.create_publisher(Image, "image_raw", image_qos(cfg.qos_depth))
+        # Fail fast on a missing or empty source: read one frame, then open the source again, so that
+        # every published frame is read (and stamped) in the tick that publishes it.
+        probe = self._open()
+        first = next(probe, None)
+        close = getattr(probe, "close", None)
+        if close is not None:
+            close()
+        if first is None:
+            raise ValueError(f"source {cfg.source!r} produced no frame; check the 'source'/'path' parameters")
+        self._frames = self._open()
+        qos = image_qos(cfg.qos_depth)
+        self._pub = self.create_publisher(Image, "image_raw", qos) if cfg.output in ("raw", "both") else None
+        self._cpub = (self.create_publisher(CompressedImage, "image_raw/compressed", qos)
+                      if cfg.output in ("compressed", "both") else None)
         self._gt_pub = self.create_publisher(GroundTruth, "image_raw/ground_truth", reliable_qos(50))
         self._diag = Diagnostics(self)
         self.sent = 0
@@ -57,7 +73,12 @@ class CameraSource(Node):
         self._timer = self.create_timer(1.0 / cfg.rate_hz, self._tick)
         self._diag_timer = self.create_timer(1.0, self._report)
         self.add_on_set_parameters_callback(self._on_rate)
-        self.get_logger().info(f"publishing {cfg.source} frames at {cfg.rate_hz} Hz on {self._pub.topic_name}")
+        topics = ", ".join(p.topic_name for p in (self._pub, self._cpub) if p is not None)
+        self.get_logger().info(f"publishing {cfg.source} frames at {cfg.rate_hz} Hz on {topics}")
+
+    def _open(self) -> Iterator[Frame]:
+        cfg = self.cfg
+        return open_source(cfg.source, cfg.dataset, cfg.split, cfg.path, cfg.device_index, cfg.start_index, cfg.loop)
 
     def _on_rate(self, changes):
         from rcl_interfaces.msg import SetParametersResult
@@ -68,30 +89,44 @@ class CameraSource(Node):
                 self._timer = self.create_timer(1.0 / c.value, self._tick)
         return SetParametersResult(successful=True)
 
+    def _subscribed(self) -> bool:
+        return any(p is not None and p.get_subscription_count() > 0 for p in (self._pub, self._cpub))
+
     def _tick(self) -> None:
         cfg = self.cfg
         if self._waiting:
             # Discovery takes up to a few seconds: do not publish into the void.
-            ready = self._pub.get_subscription_count() > 0 and \
-                all(self.count_subscribers(t) > 0 for t in self._wait_topics)
+            ready = self._subscribed() and all(self.count_subscribers(t) > 0 for t in self._wait_topics)
             if not ready and time.monotonic() - self._started < cfg.wait_for_subscribers_s:
                 return
             self._waiting = False
-        frame = self._next
-        if frame is None or (cfg.frames and self.sent >= cfg.frames):
-            self._timer.cancel()
-            self.get_logger().info(f"done after {self.sent} frames")
+        if cfg.frames and self.sent >= cfg.frames:
+            self._stop()
             return
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=cfg.frame_id)
+        frame = next(self._frames, None)
+        stamp = self.get_clock().now()  # capture time: when the frame was read from its source
+        if frame is None:
+            self._stop()
+            return
+        header = Header(stamp=stamp.to_msg(), frame_id=cfg.frame_id)
         if frame.label >= 0:
             self._gt_pub.publish(GroundTruth(header=header, class_id=frame.label))
-        self._pub.publish(array_to_image_msg(frame.image, frame.encoding, header))
+        if self._pub is not None:
+            self._pub.publish(array_to_image_msg(frame.image, frame.encoding, header))
+        if self._cpub is not None:
+            quality = cfg.jpeg_quality if cfg.compressed_format == "jpeg" else cfg.png_level
+            self._cpub.publish(array_to_compressed_msg(frame.image, frame.encoding, header, cfg.compressed_format,
+                                                       quality))
         self.sent += 1
-        self._next = next(self._frames, None)
+
+    def _stop(self) -> None:
+        self._timer.cancel()
+        self.get_logger().info(f"done after {self.sent} frames")
 
     def _report(self) -> None:
         self._diag.publish(OK, "publishing" if not self._waiting else "waiting for subscribers",
-                           {"frames_sent": self.sent, "source": self.cfg.source, "rate_hz": self.cfg.rate_hz})
+                           {"frames_sent": self.sent, "source": self.cfg.source, "rate_hz": self.cfg.rate_hz,
+                            "output": self.cfg.output})
 
 
 def main(args: list[str] | None = None) -> int:

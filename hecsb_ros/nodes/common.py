@@ -93,12 +93,13 @@ class CodecNodeConfig:
     device: str
     threads: int
     onednn: bool
+    resize: str
     stats_period_s: float
 
     def codec_settings(self) -> CodecSettings:
         """The codec's settings from these parameters."""
         return CodecSettings(quality=self.quality, checkpoint=self.checkpoint, device=self.device,
-                             threads=self.threads, onednn=self.onednn, teacher=self.teacher)
+                             threads=self.threads, onednn=self.onednn, teacher=self.teacher, resize=self.resize)
 
     def create_codec(self) -> Codec:
         """Import the ``plugins`` modules, then build the configured codec (ValueError says why not)."""

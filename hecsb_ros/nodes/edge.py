@@ -1,6 +1,8 @@
 """hecsb_edge: camera image -> codec edge half -> ``CompressedLatent``; measures the round trip.
 
-Subscribes ``image_raw`` (best effort, shallow: stale frames are dropped while busy),
+Subscribes ``image_raw`` (sensor_msgs/Image, every common encoding) or, with ``input: compressed``,
+``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG/PNG as ROS's compressed image transport
+publishes them), best effort and shallow (stale frames are dropped while busy), plus
 ``image_raw/ground_truth`` and ``classification``; publishes ``latent`` and ``edge_stats``
 (LinkStats: capture -> result back at the edge).
 """
@@ -9,16 +11,20 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
+import numpy as np
 from rclpy.node import Node
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
 from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, Diagnostics, DropCounter, declare_parameters, image_qos,
                                     read_config, reliable_qos, run_node)
-from hecsb_ros.nodes.conversions import UNKNOWN, image_msg_to_array, latent_msg, link_stats_msg, time_to_ns
+from hecsb_ros.nodes.conversions import (UNKNOWN, compressed_msg_to_array, image_msg_to_array, latent_msg,
+                                         link_stats_msg, time_to_ns)
 from hecsb_ros.params import EDGE
 
 
@@ -26,6 +32,7 @@ from hecsb_ros.params import EDGE
 class EdgeConfig(CodecNodeConfig):
     qos_depth: int
     max_image_pixels: int
+    input: str
 
 
 class EdgeNode(Node):
@@ -43,12 +50,16 @@ class EdgeNode(Node):
         self._stats_pub = self.create_publisher(LinkStats, "edge_stats", reliable_qos(10))
         # Ground truth first: with both ready, the executor takes it before the image.
         self.create_subscription(GroundTruth, "image_raw/ground_truth", self._on_truth, reliable_qos(50))
-        self.create_subscription(Image, "image_raw", self._on_image, image_qos(cfg.qos_depth))
+        if cfg.input == "compressed":
+            self._image_sub = self.create_subscription(CompressedImage, "image_raw/compressed", self._on_compressed,
+                                                       image_qos(cfg.qos_depth))
+        else:
+            self._image_sub = self.create_subscription(Image, "image_raw", self._on_image, image_qos(cfg.qos_depth))
         self.create_subscription(ClassificationResult, "classification", self._on_result, reliable_qos(50))
         self._diag = Diagnostics(self)
         self.create_timer(cfg.stats_period_s, self._report)
         self.get_logger().info(f"codec {cfg.codec} (quality {self.codec.quality}, model {self.codec.model_id}) "
-                               f"on {cfg.device}")
+                               f"on {cfg.device}, frames from {self._image_sub.topic_name} ({cfg.input})")
 
     def _on_truth(self, msg: GroundTruth) -> None:
         self._labels[(time_to_ns(msg.header.stamp), msg.header.frame_id)] = int(msg.class_id)
@@ -56,20 +67,27 @@ class EdgeNode(Node):
             self._labels.popitem(last=False)
 
     def _on_image(self, msg: Image) -> None:
+        self._encode(msg.header, lambda: (image_msg_to_array(msg, self.cfg.max_image_pixels), msg.encoding))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._encode(msg.header, lambda: compressed_msg_to_array(msg, self.cfg.max_image_pixels))
+
+    def _encode(self, header: Header, frame: Callable[[], tuple[np.ndarray, str]]) -> None:
+        """Convert (``frame()``), encode and publish one camera frame; bad frames are counted, not raised."""
         t0 = time.perf_counter_ns()
         self.images_in += 1
         try:
-            image = image_msg_to_array(msg, self.cfg.max_image_pixels)
-            frame = self.codec.encode(image, msg.encoding)
+            image, encoding = frame()
+            encoded = self.codec.encode(image, encoding)
         except PayloadError as exc:
             self.drop(exc.reason, exc.detail)
             return
         except Exception as exc:  # noqa: BLE001 - an image the checks let through must not stop the node
             self.drop("bad_image", f"{type(exc).__name__}: {exc}")
             return
-        label = self._labels.pop((time_to_ns(msg.header.stamp), msg.header.frame_id), UNKNOWN)
+        label = self._labels.pop((time_to_ns(header.stamp), header.frame_id), UNKNOWN)
         total_ms = (time.perf_counter_ns() - t0) / 1e6
-        out = latent_msg(frame, msg.header, self._seq, self.codec.name, self.codec.model_id, self.codec.quality,
+        out = latent_msg(encoded, header, self._seq, self.codec.name, self.codec.model_id, self.codec.quality,
                          label, self.get_clock().now().nanoseconds, total_ms)
         self._pub.publish(out)
         self._seq += 1
@@ -87,7 +105,7 @@ class EdgeNode(Node):
         level = WARN if snap["drops"] else OK
         self._diag.publish(level, f"{snap['frames']} results in window, {snap['drops']} drops", {
             "images_in": self.images_in, "latents_sent": self._seq, "codec": self.codec.name,
-            "round_trip_p50_ms": snap["latency_p50_ms"], "drops": snap["drops"]})
+            "input": self.cfg.input, "round_trip_p50_ms": snap["latency_p50_ms"], "drops": snap["drops"]})
 
 
 def main(args: list[str] | None = None) -> int:
