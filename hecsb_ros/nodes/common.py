@@ -33,6 +33,13 @@ def reliable_qos(depth: int) -> QoSProfile:
                       history=HistoryPolicy.KEEP_LAST, depth=depth)
 
 
+def latched_qos() -> QoSProfile:
+    """Static metadata (vision_msgs/VisionInfo, LabelInfo): reliable, transient local, keep last 1, so
+    that a subscriber that joins later still gets the last message."""
+    return QoSProfile(reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                      history=HistoryPolicy.KEEP_LAST, depth=1)
+
+
 # -- parameters ---------------------------------------------------------------------------------
 def _descriptor(p: Param) -> ParameterDescriptor:
     d = ParameterDescriptor(description=p.description, read_only=p.read_only)

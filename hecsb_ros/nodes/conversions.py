@@ -1,9 +1,10 @@
 """Message <-> core conversions. Pure functions: no rclpy.init needed, testable on their own."""
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
@@ -161,4 +162,55 @@ def link_stats_msg(snapshot: dict[str, Any], stamp: TimeMsg, frame_id: str) -> L
         elif isinstance(value, list) and value and isinstance(value[0], int):
             value = [min(v, UINT64_MAX) for v in value]
         setattr(msg, key, value)
+    return msg
+
+
+# -- vision_msgs (optional: a ROS installation has it, the PyPI wheels do not) ------------------
+VISION_TYPES = ("Classification", "ObjectHypothesis", "VisionInfo", "LabelInfo", "VisionClass")
+
+
+def vision_msgs_module() -> Any | None:
+    """``vision_msgs.msg`` when it is installed with every type used here (vision_msgs 4.x: Humble and
+    later), else None."""
+    try:
+        import vision_msgs.msg as vision
+    except ImportError:
+        return None
+    return vision if all(hasattr(vision, name) for name in VISION_TYPES) else None
+
+
+def vision_classification_msg(vision: Any, header: Header, cls: Classification) -> Any:
+    """``vision_msgs/Classification``: the result's header (= the camera frame's) and its top-k as
+    ``ObjectHypothesis`` (class id as a decimal string, softmax probability as score)."""
+    msg = vision.Classification()
+    msg.header = header
+    msg.results = [vision.ObjectHypothesis(class_id=str(int(i)), score=float(s))
+                   for i, s in zip(cls.topk_ids, cls.topk_scores)]
+    return msg
+
+
+def class_database_version(classes: Sequence[str]) -> int:
+    """A non-negative int32 that changes when the class list changes (listeners compare it)."""
+    digest = hashlib.sha256("\n".join(classes).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def label_info_msg(vision: Any, header: Header, classes: Sequence[str]) -> Any:
+    """``vision_msgs/LabelInfo``: class id -> name for every class of the classifier."""
+    msg = vision.LabelInfo()
+    msg.header = header
+    msg.class_map = [vision.VisionClass(class_id=i, class_name=str(name)) for i, name in enumerate(classes)]
+    msg.threshold = 0.0
+    return msg
+
+
+def vision_info_msg(vision: Any, header: Header, method: str, database_location: str,
+                    classes: Sequence[str]) -> Any:
+    """``vision_msgs/VisionInfo``: the pipeline's name, where its class database is (the LabelInfo
+    topic) and the database's version (:func:`class_database_version`)."""
+    msg = vision.VisionInfo()
+    msg.header = header
+    msg.method = method
+    msg.database_location = database_location
+    msg.database_version = class_database_version(classes)
     return msg

@@ -1,7 +1,10 @@
 """hecsb_server: ``CompressedLatent`` -> validate -> codec server half -> ``classification``.
 
 Subscribes ``latent`` (reliable) as raw bytes, so the serialized size is exact and bytes that do not
-deserialize are counted instead of crashing; publishes ``classification`` and ``link_stats``.
+deserialize are counted instead of crashing; publishes ``classification`` and ``link_stats``. Where
+``vision_msgs`` is installed it also publishes ``classification/vision`` (vision_msgs/Classification,
+header = the camera frame's) and, latched, ``classification/vision_info`` (vision_msgs/VisionInfo)
+and ``classification/label_info`` (vision_msgs/LabelInfo: the class names).
 """
 from __future__ import annotations
 
@@ -11,15 +14,17 @@ from dataclasses import dataclass
 
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
+from std_msgs.msg import Header
 
 from hecsb_ros.core.codecs import validate_payload
 from hecsb_ros.core.payload import PayloadError, check_timings
 from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
-from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, Diagnostics, DropCounter, declare_parameters, read_config,
-                                    reliable_qos, run_node)
-from hecsb_ros.nodes.conversions import UNKNOWN, latent_payload, link_stats_msg, result_msg, time_to_ns
+from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, Diagnostics, DropCounter, declare_parameters,
+                                    latched_qos, read_config, reliable_qos, run_node)
+from hecsb_ros.nodes.conversions import (UNKNOWN, label_info_msg, latent_payload, link_stats_msg, result_msg,
+                                         time_to_ns, vision_classification_msg, vision_info_msg, vision_msgs_module)
 from hecsb_ros.params import SERVER
 
 
@@ -45,9 +50,27 @@ class ServerNode(Node):
         self._stats_pub = self.create_publisher(LinkStats, "link_stats", reliable_qos(10))
         self.create_subscription(CompressedLatent, "latent", self._on_latent, reliable_qos(cfg.qos_depth), raw=True)
         self._diag = Diagnostics(self)
+        self._vision = vision_msgs_module()
+        self._vision_pub = self._vision_outputs() if self._vision is not None else None
+        if self._vision is None:
+            self.get_logger().info("vision_msgs is not installed: classification/vision, classification/vision_info "
+                                   "and classification/label_info are not published")
         self.create_timer(cfg.stats_period_s, self._report)
         self.get_logger().info(f"serving codec {self.codec.name} (quality {self.codec.quality}, "
                                f"model {self.codec.model_id}) on {cfg.device}")
+
+    def _vision_outputs(self):
+        """Publish the latched class database (LabelInfo + VisionInfo); return the Classification publisher."""
+        vision = self._vision
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
+        classes = self.codec.classes
+        self._label_pub = self.create_publisher(vision.LabelInfo, "classification/label_info", latched_qos())
+        self._info_pub = self.create_publisher(vision.VisionInfo, "classification/vision_info", latched_qos())
+        self._label_pub.publish(label_info_msg(vision, header, classes))
+        method = (f"hecsb_ros split inference: codec {self.codec.name}, quality {self.codec.quality}, "
+                  f"model {self.codec.model_id}")
+        self._info_pub.publish(vision_info_msg(vision, header, method, self._label_pub.topic_name, classes))
+        return self.create_publisher(vision.Classification, "classification/vision", reliable_qos(50))
 
     def _param(self, name: str):
         return self.get_parameter(name).value
@@ -85,6 +108,8 @@ class ServerNode(Node):
         out = result_msg(msg, cls, len(data), transfer_ms, decoded.timings_ms.get("decode", math.nan),
                          decoded.timings_ms.get("infer", math.nan), total_ms)
         self._pub.publish(out)
+        if self._vision_pub is not None:
+            self._vision_pub.publish(vision_classification_msg(self._vision, msg.header, cls))
         # Plain integer arithmetic: Time.from_msg raises on a negative (hostile) stamp.
         latency_ms = (self.get_clock().now().nanoseconds - time_to_ns(msg.header.stamp)) / 1e6
         correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == cls.class_id)
