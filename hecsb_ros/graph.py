@@ -12,9 +12,60 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 from hecsb_ros.core.link import PRESETS
+
+#: The environment variable through which Fast DDS loads an XML profile in every process.
+FASTDDS_PROFILE_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
+PROFILE_NAME = "fastdds_profile.xml"
+
+
+def fastdds_profile() -> Path:
+    """The shipped Fast DDS profile (a 32 MiB shared-memory segment beside the builtin UDPv4 transport,
+    so that camera frames of 640x480 and more reach other processes): ``config/`` of this checkout,
+    else ``share/hecsb_ros/config/`` of the installation (ament index), else the path the first would have."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[1] / "config" / PROFILE_NAME]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("hecsb_ros")) / "config" / PROFILE_NAME)
+    except Exception:  # noqa: BLE001 - no ament index (AMENT_PREFIX_PATH unset) or not installed
+        pass
+    if len(here.parents) > 4:  # installed: <prefix>/lib/python3.X/site-packages/hecsb_ros/graph.py
+        candidates.append(here.parents[4] / "share" / "hecsb_ros" / "config" / PROFILE_NAME)
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def fastdds_profile_problem(env: Mapping[str, str]) -> str | None:
+    """What is wrong with ``FASTDDS_DEFAULT_PROFILES_FILE`` in ``env`` and what to do, or None.
+
+    Unset: frames of 640x480 and more published by this process are lost in other processes. Set to a
+    missing file: Fast DDS only logs an XML parser error and runs on its defaults (the same loss). Set
+    to an empty value: the profile is turned off on purpose (no problem reported).
+    """
+    value = env.get(FASTDDS_PROFILE_VAR)
+    fix = f"export {FASTDDS_PROFILE_VAR}={fastdds_profile()}"
+    if value is None:
+        return (f"{FASTDDS_PROFILE_VAR} is not set: camera frames of 640x480 and more that this process publishes "
+                f"do not reach other processes (Fast DDS's 512 KiB shared-memory segment); {fix}")
+    if value and not Path(value).is_file():
+        return (f"{FASTDDS_PROFILE_VAR}={value} does not exist, so Fast DDS runs on its defaults and camera frames "
+                f"of 640x480 and more are lost between processes; {fix} (or unset it for the defaults)")
+    return None
+
+
+def dds_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the shipped Fast DDS profile unless the caller chose one; an empty
+    ``FASTDDS_DEFAULT_PROFILES_FILE`` means "no profile" and is removed (Fast DDS would log an XML
+    parser error for the empty path)."""
+    out = dict(env)
+    out.setdefault(FASTDDS_PROFILE_VAR, str(fastdds_profile()))
+    if not out[FASTDDS_PROFILE_VAR]:
+        del out[FASTDDS_PROFILE_VAR]
+    return out
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ capture stamp, latency, bytes and timings), the LinkStats of server and edge, an
 """
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import signal
@@ -26,20 +27,67 @@ from typing import Any
 
 import yaml
 
-from hecsb_ros.graph import NodeSpec, split_inference_nodes
+from hecsb_ros.graph import NodeSpec, dds_environment, split_inference_nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def ros_env(domain_id: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for node processes: discovery kept on this machine (unless the caller's
-    environment says otherwise), ``domain_id`` when given, unbuffered output."""
-    env = dict(os.environ if base is None else base)
+    """Environment for node processes: discovery kept on this machine and the shipped Fast DDS
+    profile (large camera frames between processes; :func:`hecsb_ros.graph.fastdds_profile`), unless
+    the caller's environment says otherwise (``FASTDDS_DEFAULT_PROFILES_FILE=`` empty: no profile),
+    ``domain_id`` when given, unbuffered output."""
+    env = dds_environment(os.environ if base is None else base)
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     if domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(domain_id)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def shm_segments(pid: int) -> set[Path]:
+    """Fast DDS shared-memory segments (``/dev/shm/fastdds_<id>``) a process maps: its own and those of
+    the writers it reads from (Linux; empty when the process is gone)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    out = set()
+    for line in maps.splitlines():
+        parts = line.split(maxsplit=5)
+        name = parts[5] if len(parts) == 6 else ""
+        if name.startswith("/dev/shm/fastdds_") and not name.startswith("/dev/shm/fastdds_port") \
+                and not name.endswith("_el"):
+            out.add(Path(name.strip()))
+    return out
+
+
+def remove_stale_segments(segments: set[Path]) -> list[Path]:
+    """Remove those ``segments`` whose owner is gone: nobody holds the lock on ``<segment>_el``.
+
+    A process killed without clean-up (SIGKILL) leaves its segment behind, with the profile 32 MiB of
+    RAM in ``/dev/shm`` each; Fast DDS does not reclaim it. A live owner holds the lock, so its
+    segments are never touched.
+    """
+    removed = []
+    for seg in segments:
+        lock = seg.with_name(seg.name + "_el")
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # the owner is alive
+            os.close(fd)
+            continue
+        try:
+            seg.unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)
+            removed.append(seg)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def rss_mb(pid: int | None = None) -> float:
@@ -94,15 +142,18 @@ class Pipeline:
             self.started_at[key] = time.monotonic()
 
     def kill(self, key: str, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
-        """Send ``sig`` to one node (default SIGKILL: no clean-up) and wait until it is gone."""
+        """Send ``sig`` to one node (default SIGKILL: no clean-up) and wait until it is gone; then
+        remove the shared-memory segments it left behind (:func:`remove_stale_segments`)."""
         proc = self.procs[key]
         if proc.poll() is None:
+            segments = shm_segments(proc.pid)
             proc.send_signal(sig)
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            remove_stale_segments(segments)
 
     def restart(self, key: str) -> None:
         self.kill(key)
@@ -137,12 +188,15 @@ class Pipeline:
                                    f"{self.log_tail(key, 3000)}")
 
     def stop(self) -> None:
-        """SIGINT every node, then SIGKILL what is left after 10 s."""
+        """SIGINT every node, then SIGKILL what is left after 10 s; remove segments left behind."""
+        segments: set[Path] = set()
         for proc in self.procs.values():
             if proc.poll() is None:
+                segments |= shm_segments(proc.pid)
                 proc.send_signal(signal.SIGINT)
         for key in self.procs:
             self.kill(key, signal.SIGINT)
+        remove_stale_segments(segments)
 
     def __enter__(self) -> "Pipeline":
         return self

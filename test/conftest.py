@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 
 # Keep every test's DDS traffic on this machine and away from other runs.
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
+# The shipped Fast DDS profile, in this process (before rclpy starts) and in every node it starts, as
+# the launch file and the runner give it to the nodes: camera frames of 640x480 and more need it.
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(Path(__file__).resolve().parents[1] / "config"
+                                                           / "fastdds_profile.xml"))
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,14 @@ class _Recorder:
         self.args, self.kwargs = args, kwargs
 
 
+class _SetEnvironmentVariable(_Recorder):
+    pass
+
+
+class _UnsetEnvironmentVariable(_SetEnvironmentVariable):
+    pass
+
+
 class _LaunchConfiguration:
     def __init__(self, name):
         self.name = name
@@ -38,6 +46,8 @@ def launch_module(monkeypatch):
     actions = types.ModuleType("launch.actions")
     actions.DeclareLaunchArgument = _Recorder
     actions.OpaqueFunction = _Recorder
+    actions.SetEnvironmentVariable = _SetEnvironmentVariable
+    actions.UnsetEnvironmentVariable = _UnsetEnvironmentVariable
     subs = types.ModuleType("launch.substitutions")
     subs.LaunchConfiguration = _LaunchConfiguration
     launch_ros = types.ModuleType("launch_ros")
@@ -59,11 +69,19 @@ def _run(launch_module, **overrides):
     opaque = entities[-1]
     context = {name: default for name, (default, _) in LAUNCH_ARGUMENTS.items()}
     context.update(overrides)
-    return declared, opaque.kwargs["function"](context)
+    actions = opaque.kwargs["function"](context)
+    env = [a for a in actions if isinstance(a, _SetEnvironmentVariable)]
+    assert actions[:len(env)] == env  # environment first: it applies to the nodes after it
+    return declared, actions[len(env):], env
+
+
+def _nodes_of(launch_module, **overrides):
+    _, nodes, _ = _run(launch_module, **overrides)
+    return nodes
 
 
 def test_every_launch_argument_is_declared_with_a_description(launch_module):
-    declared, _ = _run(launch_module)
+    declared, _, _ = _run(launch_module)
     assert set(declared) == set(LAUNCH_ARGUMENTS)
     assert all(e.kwargs["description"] for e in declared.values())
 
@@ -71,7 +89,7 @@ def test_every_launch_argument_is_declared_with_a_description(launch_module):
 @pytest.mark.parametrize("overrides", [{}, {"codec": "jpeg", "quality": "30", "profile": "wifi"},
                                        {"link": "false", "params_file": "/tmp/p.yaml"}])
 def test_launch_nodes_equal_the_shared_description(launch_module, overrides):
-    _, nodes = _run(launch_module, **overrides)
+    nodes = _nodes_of(launch_module, **overrides)
     context = {name: default for name, (default, _) in LAUNCH_ARGUMENTS.items()}
     context.update(overrides)
     specs = split_inference_nodes(**context)
@@ -83,6 +101,20 @@ def test_launch_nodes_equal_the_shared_description(launch_module, overrides):
         assert node.kwargs["parameters"][-1] == spec.parameters
         if overrides.get("params_file"):
             assert node.kwargs["parameters"][0] == overrides["params_file"]
+
+
+def test_nodes_get_the_fast_dds_profile_unless_one_is_set(launch_module, monkeypatch):
+    from hecsb_ros.graph import FASTDDS_PROFILE_VAR, fastdds_profile
+
+    monkeypatch.delenv(FASTDDS_PROFILE_VAR, raising=False)
+    _, _, env = _run(launch_module)
+    assert [e.args for e in env] == [(FASTDDS_PROFILE_VAR, str(fastdds_profile()))]
+    assert fastdds_profile().is_file() and fastdds_profile().name == "fastdds_profile.xml"
+    monkeypatch.setenv(FASTDDS_PROFILE_VAR, "/opt/my_profile.xml")  # the user's own profile
+    assert _run(launch_module)[2] == []
+    monkeypatch.setenv(FASTDDS_PROFILE_VAR, "")  # none on purpose: unset, Fast DDS's defaults
+    (unset,) = _run(launch_module)[2]
+    assert isinstance(unset, _UnsetEnvironmentVariable) and unset.args == (FASTDDS_PROFILE_VAR,)
 
 
 def test_description_wires_the_topics():

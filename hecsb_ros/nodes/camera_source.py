@@ -45,6 +45,9 @@ class CameraConfig:
 
 
 class CameraSource(Node):
+    #: run_node warns when the Fast DDS profile is not set: large frames from here would be lost
+    publishes_frames = True
+
     def __init__(self, **node_kwargs) -> None:
         super().__init__("hecsb_camera_source", **node_kwargs)
         declare_parameters(self, CAMERA_SOURCE)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 from typing import Any, Callable
 
@@ -16,6 +17,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 
 from hecsb_ros.core.codecs import Codec, CodecSettings, create_codec, load_codec_modules
 from hecsb_ros.core.stats import LinkStatsAccumulator
+from hecsb_ros.graph import FASTDDS_PROFILE_VAR, fastdds_profile_problem
 from hecsb_ros.params import Param, check_value
 
 
@@ -164,6 +166,18 @@ def _fmt(v: Any) -> str:
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
 
+def check_fastdds_profile(node: Node, publishes_frames: bool = False) -> None:
+    """Log an error when ``FASTDDS_DEFAULT_PROFILES_FILE`` names a missing file (Fast DDS then runs on
+    its defaults and large frames are lost); with ``publishes_frames`` also warn when it is unset."""
+    problem = fastdds_profile_problem(os.environ)
+    if problem is None:
+        return
+    if os.environ.get(FASTDDS_PROFILE_VAR):
+        node.get_logger().error(problem)
+    elif publishes_frames:
+        node.get_logger().warning(problem)
+
+
 # -- entry point --------------------------------------------------------------------------------
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C/SIGTERM; a start-up error exits with code 2."""
@@ -171,6 +185,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     node = None
     try:
         node = factory()
+        check_fastdds_profile(node, bool(getattr(node, "publishes_frames", False)))
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
