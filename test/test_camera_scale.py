@@ -110,3 +110,40 @@ def test_image_list_is_preprocessed_as_the_edge_does(lite0, photos, tmp_path):
     expected = images_to_tensor(prepare_image(photos["flower"], "rgb8", lite0.spec), lite0.spec)
     assert torch.equal(images.x[0:1], expected)
     assert len(ImageList(tmp_path / "list.csv", lite0.spec, labelled_only=True)) == 1
+
+
+def test_hecsb_can_start_with_the_teachers_first_layers(lite0, tmp_path):
+    """HECS-B's acquisition network at camera scale: Lite0's own layers to stride 4 (started from the
+    teacher's weights), then a stride-2 convolution and W to the teacher's 28 x 28 split grid."""
+    from argparse import Namespace
+
+    from hecsb_ros.core.bench.macs import count_macs
+    from hecsb_ros.core.learned import HecsbBottleneck, HecsbConfig, Split, save_learned
+    from hecsb_ros.core.training.recipes import TrainJob, _hecsb_start, hecsb_config
+
+    config = hecsb_config(lite0, Namespace())
+    assert (config.stem, config.downsampling, config.latent_shape) == ("efficientnet_lite0", 3, (6, 28, 28))
+    assert HecsbConfig.from_json(config.to_json()) == config
+    plain = HecsbConfig(1, (28, 28), 32, (14, 14))
+    assert "stem" not in plain.to_json()  # configs without a stem are written as before
+    job = TrainJob("hecsb", 1e-3, 0, lite0, None, Namespace(), log=lambda s: None)
+    model, _ = _hecsb_start(job)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        model.eval()
+        head = lite0.model.head
+        ref = head.act(head.bn0(head.conv_stem(x)))
+        for block in list(head.blocks.blocks)[:3]:  # blocks 0-2 end at stride 4
+            ref = block(ref)
+        assert torch.allclose(model.f_psi.stem(x), ref)  # the teacher's weights, to stride 4
+    macs, y = count_macs(model.encode, x)
+    assert y.shape == (1, 6, 28, 28) and macs < 0.3 * count_macs(lite0.model, x)[0]
+    model.update()
+    path = save_learned(tmp_path / "hecsb_effl0_r0.safetensors", model.eval(), lite0.model_id)
+    split = Split.load(path, lite0)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    from hecsb_ros.core.codecs import CodecSettings, create_codec
+
+    codec = create_codec("hecsb", CodecSettings(checkpoint=str(path), teacher="efficientnet_lite0"))
+    enc = codec.encode(frame, "bgr8")
+    assert codec.decode(enc.data, enc.shape).logits.shape == (1000,) and split.model_id == codec.model_id

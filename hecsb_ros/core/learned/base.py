@@ -106,7 +106,8 @@ class LearnedModel(CompressionModel):
         return cls(config)
 
     def config_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config)
+        to_json = getattr(self.config, "to_json", None)
+        return json.loads(to_json()) if to_json else dataclasses.asdict(self.config)
 
     @property
     def teacher_bound(self) -> bool:

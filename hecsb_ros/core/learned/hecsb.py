@@ -53,6 +53,11 @@ class HecsbConfig:
         decoder_blocks: residual blocks of ``g_phi`` at the feature resolution (server side only;
             they add decoder capacity without touching the edge half or the payload).
         kernel: kernel size of ``f_psi``'s convolutions.
+        stem: '' or a teacher family (``efficientnet_lite0``) whose first layers, up to
+            ``stem_stride``, start ``f_psi`` (the compressed-sensing module in a shallow layer of the
+            DNN, as the seed paper puts it); they are initialised from the teacher and fine-tuned,
+            and ``acq_channels`` are the stride-2 convolutions after them.
+        stem_stride: the stride at which the stem ends (a power of 2).
     """
 
     in_channels: int
@@ -65,14 +70,24 @@ class HecsbConfig:
     decoder_channels: int = 64
     kernel: int = 5
     decoder_blocks: int = 0
+    stem: str = ""
+    stem_stride: int = 4
 
     def __post_init__(self) -> None:
         if self.measurements >= self.acq_channels[-1]:
             raise ValueError(f"need m < l: m={self.measurements}, l={self.acq_channels[-1]}")
+        if self.stem and (self.stem_stride < 2 or self.stem_stride & (self.stem_stride - 1)):
+            raise ValueError(f"stem_stride must be a power of 2, not {self.stem_stride}")
+        d = self.downsampling
         h, w = self.latent_size
-        if (h << len(self.acq_channels), w << len(self.acq_channels)) != tuple(self.input_size):
-            raise ValueError(f"input size {self.input_size} not divisible by 2^{len(self.acq_channels)}")
+        if (h << d, w << d) != tuple(self.input_size):
+            raise ValueError(f"input size {self.input_size} not divisible by 2^{d}")
         self.upsampling  # validates the feature size
+
+    @property
+    def downsampling(self) -> int:
+        """Stride-2 steps from the input to the latent grid (the stem's and the convolutions')."""
+        return len(self.acq_channels) + (self.stem_stride.bit_length() - 1 if self.stem else 0)
 
     @property
     def latent_l(self) -> int:
@@ -80,7 +95,7 @@ class HecsbConfig:
 
     @property
     def latent_size(self) -> tuple[int, int]:
-        d = len(self.acq_channels)
+        d = self.downsampling
         return (self.input_size[0] >> d, self.input_size[1] >> d)
 
     @property
@@ -98,7 +113,10 @@ class HecsbConfig:
         return self.max_norm if self.max_norm > 0 else gaussian_frobenius_norm(self.measurements, self.latent_l)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        d = asdict(self)
+        if not self.stem:  # configs without a stem read (and hash) as before it existed
+            del d["stem"], d["stem_stride"]
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "HecsbConfig":
@@ -106,19 +124,28 @@ class HecsbConfig:
 
 
 class Acquisition(nn.Module):
-    """``f_psi``: ``(N, C, H, W)`` -> ``(N, l, H / 2^d, W / 2^d)`` with ``d`` stride-2 conv + ReLU."""
+    """``f_psi``: ``(N, C, H, W)`` -> ``(N, l, H / 2^d, W / 2^d)``: an optional teacher stem, then
+    stride-2 conv + ReLU layers."""
 
-    def __init__(self, in_channels: int, widths: tuple[int, ...], kernel: int) -> None:
+    def __init__(self, in_channels: int, widths: tuple[int, ...], kernel: int, stem: str = "",
+                 stem_stride: int = 4, input_size: tuple[int, int] = (0, 0)) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_channels
+        if stem:
+            from hecsb_ros.core.teachers.registry import get_teacher
+
+            teacher = get_teacher(stem)
+            if teacher.stem is None:
+                raise ValueError(f"teacher {stem!r} has no stem for a HECS-B acquisition network")
+            self.stem, cin = teacher.stem(tuple(input_size), stem_stride)
         for cout in widths:
             layers += [nn.Conv2d(cin, cout, kernel, 2, kernel // 2), nn.ReLU(inplace=True)]
             cin = cout
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(self.stem(x)) if hasattr(self, "stem") else self.net(x)
 
 
 class ResidualBlock(nn.Module):
@@ -176,7 +203,8 @@ class HecsbBottleneck(FactorizedLatentModel):
     def __init__(self, config: HecsbConfig) -> None:
         super().__init__()
         self.config = config
-        self.f_psi = Acquisition(config.in_channels, config.acq_channels, config.kernel)
+        self.f_psi = Acquisition(config.in_channels, config.acq_channels, config.kernel, config.stem,
+                                 config.stem_stride, config.input_size)
         self.measure = MeasurementOperator(config.latent_l, config.measurements, config.norm_bound, spatial=True)
         self.entropy_bottleneck = EntropyBottleneck(config.measurements)
         self.g_phi = Decoder(config.measurements, config.decoder_channels, config.feature_channels,

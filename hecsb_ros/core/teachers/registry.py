@@ -53,6 +53,9 @@ class Teacher:
         read_weights: ``path -> state dict`` for foreign weight files (e.g. torchvision's), or None.
         recognizes: ``tensor names -> bool``: a foreign weights file belongs to this family.
         description: one line for ``--help`` texts and errors.
+        stem: ``(input_size, stride) -> (module, channels)``: the family's first layers up to
+            ``stride`` (untrained; a HECS-B acquisition network may start with them, initialised from
+            the teacher's head, whose state-dict names they share), or None.
     """
 
     name: str
@@ -63,6 +66,7 @@ class Teacher:
     read_weights: Callable[[Path], dict[str, torch.Tensor]] | None = None
     recognizes: Callable[[list[str]], bool] | None = None
     description: str = ""
+    stem: Callable[[tuple[int, int], int], tuple[nn.Module, int]] | None = None
 
 
 _REGISTRY: dict[str, Teacher] = {}

@@ -49,9 +49,11 @@ from hecsb_ros.core.training.distill import DistillConfig, Distiller
 HECSB_ARCH: dict[str, dict[str, Any]] = {
     "fmnist": {"acq_channels": (16, 24), "measurements": 2, "decoder_channels": 128},
     "resnet50": {"acq_channels": (64, 96, 128), "measurements": 12, "decoder_channels": 256},
-    # EfficientNet-Lite0 at 224: three 5x5 stride-2 layers to its 40 x 28 x 28 split features (85 M
-    # multiply-accumulates on the edge, 0.22 x the teacher's), six measurements per position
-    "effl0": {"acq_channels": (16, 32, 48), "measurements": 6, "decoder_channels": 96, "decoder_blocks": 1},
+    # EfficientNet-Lite0 at 224: its own first layers to stride 4 (initialised from the teacher) and one
+    # 5x5 stride-2 convolution to the 40 x 28 x 28 split grid (about 95 M multiply-accumulates on the
+    # edge, 0.25 x the teacher's), six measurements per position
+    "effl0": {"stem": "efficientnet_lite0", "stem_stride": 4, "acq_channels": (48,), "measurements": 6,
+              "decoder_channels": 96, "decoder_blocks": 1},
 }
 
 
@@ -151,7 +153,13 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
     """A fresh HECS-B, or ``job.init`` grown / widened / with a new decoder as the options ask."""
     options = job.options
     if job.init is None:
-        return HecsbBottleneck(hecsb_config(job.teacher, options)), None
+        model = HecsbBottleneck(hecsb_config(job.teacher, options))
+        if model.config.stem:  # the teacher's own first layers: start from its weights
+            stem = model.f_psi.stem
+            head = job.teacher.model.head.state_dict()
+            stem.load_state_dict({k: v for k, v in head.items() if k in stem.state_dict()})
+            job.log(f"f_psi starts with {model.config.stem}'s first layers to stride {model.config.stem_stride}")
+        return model, None
     model, tail = _check_init(job.init, job.teacher)
     if _opt(options, "measurements") and options.measurements != model.config.measurements:
         job.log(f"starting from {job.init}, measurements per position {model.config.measurements} -> "

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Train the camera-scale rate levels of every learned codec against EfficientNet-Lite0, without
+# labels, from the photo and video pool of docs/camera_data.md, with the same CPU budget per codec
+# family (BUDGET minutes at one thread; continued runs count in it):
+#   hecsb, svb:            one level trained in stages 1 + 2 (BUDGET * 2/5), then three levels
+#                          continued from it in stage 2 at other betas (BUDGET / 5 each);
+#   crbq, factorized,      three levels, each trained from scratch (BUDGET / 3 each).
+#   hyperprior:
+# Levels are checked on 300 held-out training photos (agreement with the teacher) and evaluated on
+# the labelled ImageNet photos of TEST_LIST. Usage:
+#   DATA=/work/data BUDGET=40 scripts/train_camera.sh [FAMILY ...]   (default: all five)
+# Checkpoints and manifests go to OUT/<family>/ (default runs/camera).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+py="${PY:-$here/.venv/bin/python}"
+data="${DATA:-/work/data}"
+out="${OUT:-$here/runs/camera}"
+budget="${BUDGET:-40}"
+cache="${CACHE:-$here/runs/cache}"
+test_list="${TEST_LIST:-$data/imagen/labels.csv}"
+pool=("$data/photos/clothing-dataset" "$data/photos/debian-opencv-doc" "$data/photos/debian-plasma-workspace-wallpapers"
+      "$data/photos/debian-mate-backgrounds" "$data/video/CarND-LaneLines-P1" "$data/video/debian-opencv-doc")
+common=(--teacher efficientnet_lite0 --data photos "${pool[@]}" --test-list "$test_list" --cache "$cache"
+        --crops 2 --video-every 10 --val-images 300 --batch-size 32 --threads 1 --no-progress)
+share() { "$py" -c "print(round($budget * $1, 2))"; }
+
+two_stage() {  # family, base beta, base level, "beta:level ..." continued from the base
+  local kind=$1 beta=$2 level=$3; shift 3
+  local cmd=(-m hecsb_ros.cli.train_hecsb)
+  [ "$kind" = svb ] && cmd=(-m hecsb_ros.cli.train_baselines svb)
+  "$py" "${cmd[@]}" --beta "$beta" --levels "$level" --stage1-epochs 1 --stage2-epochs 1 --alpha 1.0 \
+    --stage2-rate-weight 1 --budget-min "$(share 0.4)" --out "$out/$kind/base" "${common[@]}"
+  local base="$out/$kind/base/${kind}_effl0_r$level.safetensors"
+  mkdir -p "$out/$kind"
+  cp "$base" "${base%.safetensors}.json" "$out/$kind/"
+  for pair in "$@"; do
+    "$py" "${cmd[@]}" --beta "${pair%%:*}" --levels "${pair##*:}" --init "$base" --stage1-epochs 0 --stage2-epochs 1 \
+      --alpha 1.0 --stage2-rate-weight 1 --budget-min "$(share 0.2)" --out "$out/$kind" "${common[@]}"
+  done
+}
+
+families=("$@")
+[ ${#families[@]} -gt 0 ] || families=(hecsb svb crbq factorized hyperprior)
+for family in "${families[@]}"; do
+  case "$family" in
+    hecsb|svb) two_stage "$family" 3e-4 2 3e-3:0 1e-3:1 1e-4:3 ;;
+    crbq) for pair in 1:0 2:1 4:2; do
+            "$py" -m hecsb_ros.cli.train_baselines crbq --channels "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
+              --budget-min "$(share 0.333)" --out "$out/crbq" "${common[@]}"
+          done ;;
+    factorized|hyperprior)
+          for pair in 0.001:0 0.004:1 0.016:2; do
+            "$py" -m hecsb_ros.cli.train_baselines "$family" --lmbda "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
+              --budget-min "$(share 0.333)" --out "$out/$family" "${common[@]}"
+          done ;;
+    *) echo "unknown family $family (hecsb, svb, crbq, factorized, hyperprior)" >&2; exit 2 ;;
+  esac
+done
