@@ -159,3 +159,41 @@ def test_backend_bench_compares_both_backends_in_separate_processes(tmp_path):
         values = [float(v) for v in line.split(",")[1:]]
         assert all(v > 0 for v in values)
     assert "| hecsb 5 |" in (tmp_path / "README.md").read_text()
+
+
+def test_bd_rate_is_the_bjontegaard_fit_and_differs_from_the_mean_log_ratio():
+    a = [(10.0, 0.5), (20.0, 0.7), (40.0, 0.8), (80.0, 0.85), (160.0, 0.87)]
+    b = [(2 * x, y) for x, y in a]
+    assert compare.bd_rate(a, b) == pytest.approx(-0.5, abs=1e-9)  # a fit of the same shape: exactly half
+    bent = [(10.0, 0.5), (30.0, 0.7), (35.0, 0.8), (200.0, 0.85), (210.0, 0.87)]
+    assert compare.bd_rate(a, bent) != pytest.approx(compare.mean_log_ratio(a, bent), abs=1e-3)
+    assert compare.bd_rate(a, [(5.0, 0.9)]) is None  # one point: no fit
+
+
+def test_paired_bootstrap_intervals():
+    from hecsb_ros.core.bench import intervals
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    teacher = (rng.random(n) < 0.9).astype(float)
+    same = intervals.PerImage(teacher.copy(), np.full(n, 100.0))
+    worse = intervals.PerImage(np.where(rng.random(n) < 0.1, 0.0, teacher), np.full(n, 50.0))
+    idx = intervals.resample_indices(n, 300)
+    assert intervals.accuracy_delta_interval(same, teacher, idx) == (0.0, 0.0)  # paired: no spread at all
+    lo, hi = intervals.accuracy_delta_interval(worse, teacher, idx)
+    observed = 100 * (worse.correct.mean() - teacher.mean())  # about -9 pp
+    assert lo < observed < hi < 0 and hi - lo < 3
+    # bytes ratio at matched accuracy: a curve with the same accuracies at half the bytes
+    cheap = [intervals.PerImage(p.correct, p.sizes / 2) for p in (worse, same)]
+    r = intervals.matched_ratio_interval(cheap, [worse, same], teacher, idx, below_teacher_pp=1.0)
+    assert r["lo"] == pytest.approx(0.5) and r["hi"] == pytest.approx(0.5) and r["undefined"] == 0
+    unlabelled = intervals.PerImage(np.where(np.arange(n) % 2 == 0, np.nan, teacher), np.ones(n))
+    assert intervals.accuracy_delta_interval(unlabelled, np.where(np.arange(n) % 2 == 0, np.nan, teacher), idx) == (0.0, 0.0)
+
+
+def test_null_codec_is_the_harness_floor():
+    from hecsb_ros.core.codecs import create_codec
+
+    codec = create_codec("null")
+    frame = codec.encode(np.zeros((28, 28), np.uint8), "mono8")
+    assert frame.data == b"\x00" and codec.decode(frame.data, ()).logits.shape == (10,)

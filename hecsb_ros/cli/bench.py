@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="camera rate of the ROS runs (10 Hz keeps the slowest server half below saturation)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID of the ROS runs")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap rounds of the 95%% intervals")
     p.add_argument("--teacher", default="",
                    help="camera scale: the teacher (e.g. efficientnet_lite0); its shipped levels are benchmarked")
     p.add_argument("--test-list", type=Path, default=None,
@@ -91,6 +92,7 @@ def evaluation_frames(args: argparse.Namespace):
 
 def rate_accuracy(args: argparse.Namespace) -> dict:
     """Evaluate every rate point; returns the results document (also written as results.json)."""
+    from hecsb_ros.core.bench import intervals
     from hecsb_ros.core.bench import rate_accuracy as ra
     from hecsb_ros.core.bench.points import discover
     from hecsb_ros.core.teachers import load_teacher
@@ -118,6 +120,8 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
     times = ra.time_points(timed, frames[:max(args.timing_rounds, 1)], args.timing_rounds, progress=args.progress,
                            encoding=encoding)
     overhead = message_overhead(codecs, frames[0], encoding)
+    teacher_correct = np.where(mask, (ref_top == labels).astype(float), np.nan)
+    idx = intervals.resample_indices(len(frames), args.bootstrap)
     rows = []
     for p in points:
         r = results[p.key]
@@ -126,11 +130,19 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
         r.parts_ms = {k: v for k, v in t.items() if k not in ("edge", "server")}
         row = r.row(teacher_acc)
         row["message_bytes_mean"] = round(r.bytes_mean + overhead[p.key], 2)
+        lo, hi = intervals.accuracy_delta_interval(r.per_image, teacher_correct, idx)
+        row["delta_pp_lo"], row["delta_pp_hi"] = round(lo, 2), round(hi, 2)
+        acc = intervals.curve_rounds([r.per_image], idx)[1][0]
+        row["accuracy_lo"], row["accuracy_hi"] = (round(float(v), 4) for v in np.percentile(acc, [2.5, 97.5]))
         rows.append(row)
+    by_codec = {c: [results[p.key].per_image for p in points if p.codec == c] for c in ("hecsb", "svb")}
+    ratio = (intervals.matched_ratio_interval(by_codec["hecsb"], by_codec["svb"], teacher_correct, idx)
+             if all(by_codec.values()) else None)
     return {"teacher_accuracy": teacher_acc, "teacher_top5": teacher_top5, "teacher": teacher.spec.backbone,
             "teacher_model_id": teacher.model_id, "teacher_edge_ms": times["teacher"]["edge"],
             "test_images": len(frames), "labelled_images": int(mask.sum()), "data": description,
-            "encoding": encoding, "rows": rows, "timing_rounds": args.timing_rounds, "threads": args.threads}
+            "encoding": encoding, "rows": rows, "timing_rounds": args.timing_rounds, "threads": args.threads,
+            "bootstrap_rounds": args.bootstrap, "claim1_ratio_interval": ratio}
 
 
 def message_overhead(codecs: dict, frame, encoding: str) -> dict[str, int]:
@@ -180,7 +192,8 @@ def write_outputs(doc: dict, args: argparse.Namespace) -> None:
     report.write_csv([r.as_dict() for r in computed], out / "latency_computed.csv")
     if measured:
         report.write_csv([r.as_dict() for r in measured], out / "latency_ros.csv")
-    claims = report.claims(rows, teacher_acc, doc["operating"], measured or None, doc.get("teacher_edge_ms"))
+    claims = report.claims(rows, teacher_acc, doc["operating"], measured or None, doc.get("teacher_edge_ms"),
+                           doc.get("claim1_ratio_interval"))
     doc["claims"] = claims
     ros_note = (f"median over {args.ros_frames} frames per cell at {args.ros_rate_hz:g} Hz"
                 if measured else "not run (--no-ros / --quick)")
@@ -227,13 +240,20 @@ def readme(doc: dict, matched: list[dict], claims: list[dict], computed, measure
         "top-1 equal to the uncompressed teacher's on the same frame, over all frames).", "",
         "![rate-accuracy](fig8_rate_accuracy.png)", "",
         "## Operating points", "",
-        "Edge MACs: multiply-accumulates of the edge half's network for one image (machine-independent).", "",
-        "| codec | setting | mean B | accuracy % | delta pp | edge ms | server ms | edge MACs |",
-        "|---|---|---:|---:|---:|---:|---:|---:|"]
+        "Edge MACs: multiply-accumulates of the edge half's network for one image (machine-independent). Edge "
+        "ms: image in -> payload out (preprocessing, network and entropy coding); server ms: payload in -> logits "
+        "out; the network-only and coder-only parts are in rate_accuracy.csv. Message B: the serialized "
+        "`CompressedLatent` that carries the payload (what the emulated link is charged with). Intervals: paired "
+        f"bootstrap over the images ({doc.get('bootstrap_rounds', 0)} rounds).", "",
+        "| codec | setting | payload B | message B | accuracy % | delta pp (95% interval) | edge ms | server ms | "
+        "edge MACs |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for codec, r in doc["operating"].items():
         macs = r.get("edge_macs", 0)
-        lines.append(f"| {LABELS[codec]} | {r['setting']} | {r['bytes_mean']:.1f} | {100 * r['accuracy']:.2f} | "
-                     f"{r['delta_pp']:+.2f} | {r['edge_ms']:.3f} | {r['server_ms']:.3f} | "
+        ci = f" ({r['delta_pp_lo']:+.2f} to {r['delta_pp_hi']:+.2f})" if "delta_pp_lo" in r else ""
+        msg = f"{r['message_bytes_mean']:.1f}" if "message_bytes_mean" in r else "-"
+        lines.append(f"| {LABELS[codec]} | {r['setting']} | {r['bytes_mean']:.1f} | {msg} | {100 * r['accuracy']:.2f} | "
+                     f"{r['delta_pp']:+.2f}{ci} | {r['edge_ms']:.3f} | {r['server_ms']:.3f} | "
                      f"{f'{macs / 1e6:.2f} M' if macs else '-'} |")
     lines += ["", "## HECS-B bytes against each baseline at matched accuracy", "",
               "Ratio = HECS-B bytes / baseline bytes at the same accuracy, interpolated log-linearly on each "

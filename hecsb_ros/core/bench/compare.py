@@ -3,9 +3,16 @@
 A curve is a list of ``(bytes, accuracy)`` points. Its Pareto front keeps the points that no
 cheaper point matches in accuracy, so that accuracy increases with bytes along it. Bytes at a given
 accuracy are interpolated linearly in ``log(bytes)`` between neighbouring front points (no
-extrapolation). The Bjontegaard delta rate (BD-rate) with accuracy as the quality axis is the mean
-of ``log(bytes_A / bytes_B)`` over the accuracy range both fronts cover, reported as
-``exp(mean) - 1`` (-0.5 = A needs half the bytes of B on average).
+extrapolation).
+
+Two summaries of one curve against another over the accuracy range both fronts cover, each
+reported as ``exp(mean log ratio) - 1`` (-0.5 = A needs half the bytes of B on average):
+
+- :func:`bd_rate`, the Bjontegaard delta rate as the video-coding literature computes it, with
+  accuracy as the quality axis: a cubic polynomial of ``log(bytes)`` in accuracy is fitted to each
+  front (a lower degree with fewer than four front points), and the difference of their integrals
+  over the common range is averaged;
+- :func:`mean_log_ratio`, the same average of the piecewise log-linear interpolations (no fit).
 """
 from __future__ import annotations
 
@@ -54,14 +61,36 @@ def overlap(a: Curve, b: Curve) -> tuple[float, float] | None:
     return (lo, hi) if hi > lo else None
 
 
-def bd_rate(a: Curve, b: Curve, samples: int = 201) -> float | None:
-    """BD-rate of ``a`` against ``b`` over their common accuracy range (None without one)."""
+def mean_log_ratio(a: Curve, b: Curve, samples: int = 201) -> float | None:
+    """Mean of ``log(bytes_a / bytes_b)`` over the common accuracy range, of the piecewise log-linear
+    interpolations, as ``exp(mean) - 1`` (None without a common range)."""
     rng = overlap(a, b)
     if rng is None:
         return None
     accs = np.linspace(rng[0], rng[1], samples)
     diffs = [math.log(bytes_at(a, x)) - math.log(bytes_at(b, x)) for x in accs]  # type: ignore[arg-type]
     return float(math.exp(float(np.mean(diffs))) - 1.0)
+
+
+def _log_rate_fit(curve: Curve) -> np.poly1d:
+    """Polynomial of ``log(bytes)`` in accuracy through the Pareto front: cubic, or of degree
+    ``points - 1`` with fewer than four points."""
+    front = pareto(curve)
+    acc = np.array([a for _, a in front])
+    logb = np.log([b for b, _ in front])
+    return np.poly1d(np.polyfit(acc, logb, min(3, len(front) - 1)))
+
+
+def bd_rate(a: Curve, b: Curve) -> float | None:
+    """Bjontegaard delta rate of ``a`` against ``b`` over their common accuracy range (cubic fits of
+    log bytes in accuracy, integrated; None without a common range or with one-point fronts)."""
+    rng = overlap(a, b)
+    if rng is None or min(len(pareto(a)), len(pareto(b))) < 2:
+        return None
+    lo, hi = rng
+    ia, ib = _log_rate_fit(a).integ(), _log_rate_fit(b).integ()
+    mean = ((ia(hi) - ia(lo)) - (ib(hi) - ib(lo))) / (hi - lo)
+    return float(math.exp(mean) - 1.0)
 
 
 def matched_ratio(a: Curve, b: Curve, accuracy: float) -> float | None:

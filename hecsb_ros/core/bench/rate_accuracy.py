@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hecsb_ros.core.bench.intervals import PerImage
 from hecsb_ros.core.bench.macs import edge_macs
 from hecsb_ros.core.bench.points import RatePoint
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, create_codec, validate_payload
@@ -44,6 +45,7 @@ class PointResult:
     parts_ms: dict[str, float] = field(default_factory=dict)
     top5: float = float("nan")
     agreement: float = float("nan")
+    per_image: PerImage | None = None  # correct top-1 (NaN: no label) and bytes per image, for intervals
 
     def row(self, teacher_accuracy: float) -> dict:
         """CSV row."""
@@ -72,6 +74,7 @@ def evaluate_point(codec: Codec, point: RatePoint, images: Sequence[np.ndarray],
     teacher's top-1 per frame), sizes, and the edge half's multiply-accumulates (on the first frame)."""
     macs = edge_macs(codec, images[0], encoding) if len(images) else 0
     sizes = np.empty(len(images), dtype=np.float64)
+    correct = np.full(len(images), np.nan)
     top1 = top5 = agree = 0
     for i in tqdm(range(len(images)), desc=point.key, file=sys.stderr, leave=False, disable=not progress):
         frame = codec.encode(images[i], encoding)
@@ -80,6 +83,7 @@ def evaluate_point(codec: Codec, point: RatePoint, images: Sequence[np.ndarray],
         logits = codec.decode(frame.data, frame.shape).logits
         best = logits.topk(min(5, logits.numel())).indices.tolist()
         if labels[i] >= 0:
+            correct[i] = float(best[0] == int(labels[i]))
             top1 += int(best[0] == int(labels[i]))
             top5 += int(int(labels[i]) in best)
         if reference is not None:
@@ -89,7 +93,8 @@ def evaluate_point(codec: Codec, point: RatePoint, images: Sequence[np.ndarray],
     return PointResult(point, len(images), top1 / labelled, float(sizes.mean()),
                        float(np.percentile(sizes, 50)), float(np.percentile(sizes, 95)), float(sizes.max()),
                        codec.model_id, macs, top5=top5 / labelled,
-                       agreement=agree / len(images) if reference is not None and len(images) else float("nan"))
+                       agreement=agree / len(images) if reference is not None and len(images) else float("nan"),
+                       per_image=PerImage(correct, sizes))
 
 
 def time_samples(codecs: dict[str, Codec], images: Sequence[np.ndarray], rounds: int, warmup: int = 5,

@@ -46,11 +46,19 @@ def plot(rows: Sequence[dict], teacher_accuracy: float, path: Path, title: str) 
     styles = {"hecsb": ("tab:red", "o", 2.4), "svb": ("tab:blue", "s", 1.4), "crbq": ("tab:purple", "D", 1.4),
               "factorized": ("tab:olive", "v", 1.4), "hyperprior": ("tab:cyan", "^", 1.4),
               "jpeg": ("tab:brown", "x", 1.2), "webp": ("tab:green", "P", 1.2), "png": ("tab:gray", "*", 1.2)}
+    styles.update({"jpeg_frame": ("tab:brown", "1", 1.0), "webp_frame": ("tab:green", "2", 1.0),
+                   "png_frame": ("tab:gray", "3", 1.0)})
     fig, ax = plt.subplots(figsize=(8, 5.2), dpi=120)
     for codec, pts in curves(rows).items():
         color, marker, width = styles.get(codec, ("black", ".", 1.0))
         ax.plot([b for b, _ in pts], [100 * a for _, a in pts], marker=marker, color=color, lw=width, ms=5,
-                label=LABELS.get(codec, codec))
+                label=LABELS.get(codec, codec), ls="--" if codec.endswith("_frame") else "-")
+        mine = sorted((float(r["bytes_mean"]), r) for r in rows if r["codec"] == codec and "accuracy_lo" in r)
+        if mine:  # 95% paired-bootstrap whiskers
+            acc = [100 * float(r["accuracy"]) for _, r in mine]
+            err = [[a - 100 * float(r["accuracy_lo"]) for a, (_, r) in zip(acc, mine)],
+                   [100 * float(r["accuracy_hi"]) - a for a, (_, r) in zip(acc, mine)]]
+            ax.errorbar([b for b, _ in mine], acc, yerr=err, fmt="none", ecolor=color, elinewidth=0.8, capsize=2)
     ax.axhline(100 * teacher_accuracy, color="black", ls="--", lw=1, label=f"Teacher ({100 * teacher_accuracy:.2f}%)")
     ax.axhspan(100 * teacher_accuracy - 1, 100 * teacher_accuracy, color="0.85", alpha=0.5, lw=0,
                label="within 1 pp of the teacher")
@@ -97,6 +105,7 @@ def matched_accuracy(rows: Sequence[dict], teacher_accuracy: float,
         bd = compare.bd_rate(mine, theirs)
         row["bd_rate"] = _r(bd, 3)
         row["bd_ratio"] = _r(None if bd is None else 1 + bd, 3)
+        row["mean_log_ratio"] = _r(compare.mean_log_ratio(mine, theirs), 3)
         out.append(row)
     return out
 
@@ -111,16 +120,17 @@ def _f(v: float | None, nd: int = 2, unit: str = "") -> str:
 
 def matched_markdown(matched: Sequence[dict]) -> str:
     lines = ["| baseline | HECS-B/baseline bytes at teacher -1 pp | at -2 pp | at -3 pp | common accuracy range | "
-             "ratio at top of range | BD-rate (HECS-B vs baseline) |",
-             "|---|---:|---:|---:|---|---:|---:|"]
+             "ratio at top of range | BD-rate (cubic fit) | mean log ratio |",
+             "|---|---:|---:|---:|---|---:|---:|---:|"]
     for m in matched:
         def cell(pp: str) -> str:
             r = m[f"ratio_at_-{pp}pp"]
             return "n/a" if r is None else f"{r:.3f} ({m[f'hecsb_bytes_at_-{pp}pp']:.1f} / {m[f'baseline_bytes_at_-{pp}pp']:.1f} B)"
-        bd = m["bd_rate"]
+        bd, mlr = m["bd_rate"], m.get("mean_log_ratio")
         lines.append(f"| {LABELS.get(m['baseline'], m['baseline'])} | {cell('1')} | {cell('2')} | {cell('3')} | "
                      f"{m['common_accuracy_range'] or 'none'} | {_f(m['ratio_at_top_of_common_range'], 3)} | "
-                     f"{'n/a' if bd is None else f'{100 * bd:+.1f}%'} |")
+                     f"{'n/a' if bd is None else f'{100 * bd:+.1f}%'} | "
+                     f"{'n/a' if mlr is None else f'{100 * mlr:+.1f}%'} |")
     return "\n".join(lines)
 
 
@@ -163,11 +173,15 @@ def machine_description() -> dict[str, str]:
 
 
 def claims(rows: Sequence[dict], teacher_accuracy: float, operating: dict[str, dict],
-           measured: Sequence[LatencyRow] | None, teacher_edge_ms: float | None = None) -> list[dict]:
+           measured: Sequence[LatencyRow] | None, teacher_edge_ms: float | None = None,
+           ratio_interval: dict | None = None) -> list[dict]:
     """The four claims of the issue, each with its figure, threshold and verdict (None = not measurable).
 
     ``teacher_edge_ms``: the whole teacher's time on the edge (preprocessing + network), timed in the
     same run; with it claim 2 also compares HECS-B's edge half with the teacher's.
+    ``ratio_interval``: the paired-bootstrap 95% interval of claim 1's ratio
+    (:func:`hecsb_ros.core.bench.intervals.matched_ratio_interval`); with it claim 1 holds only if
+    the whole interval does.
     """
     cs = curves(rows)
     out = []
@@ -187,9 +201,16 @@ def claims(rows: Sequence[dict], teacher_accuracy: float, operating: dict[str, d
                 note = "the accuracy ranges do not overlap"
         bd = compare.bd_rate(cs[CHAMPION], cs["svb"])
         if bd is not None:
-            note += f"; BD-rate over the common range {100 * bd:+.1f}% (ratio {1 + bd:.3f})"
+            note += f"; BD-rate (cubic fit) over the common range {100 * bd:+.1f}% (ratio {1 + bd:.3f})"
+    holds = None if fig is None else fig <= 0.5
+    interval = None
+    if ratio_interval and ratio_interval.get("hi") is not None:
+        interval = [ratio_interval["lo"], ratio_interval["hi"]]
+        holds = ratio_interval["hi"] <= 0.5 and ratio_interval["undefined"] == 0
+        note += (f"; 95% paired-bootstrap interval {ratio_interval['lo']:.3f}-{ratio_interval['hi']:.3f}"
+                 + (f" ({ratio_interval['undefined']} rounds without a match)" if ratio_interval["undefined"] else ""))
     out.append({"claim": "HECS-B needs at most 0.5x the bytes of SVB at matched accuracy", "figure": fig,
-                "threshold": "<= 0.5", "holds": None if fig is None else fig <= 0.5, "note": note})
+                "threshold": "<= 0.5 (whole interval)", "holds": holds, "interval": interval, "note": note})
     # 2. edge time vs SVB
     fig, note = None, "HECS-B or SVB missing"
     if CHAMPION in operating and "svb" in operating:

@@ -30,7 +30,7 @@ from hecsb_ros.core.payload import DEFAULT_MAX_ELEMENTS, PayloadError, check_sha
 from hecsb_ros.core.teachers.classifier import Classifier
 
 #: Modules whose ``@register_codec`` classes are the built-in codecs.
-BUILTIN_CODEC_MODULES = ("hecsb_ros.core.codecs.learned", "hecsb_ros.core.codecs.image")
+BUILTIN_CODEC_MODULES = ("hecsb_ros.core.codecs.learned", "hecsb_ros.core.codecs.image", "hecsb_ros.core.codecs.null")
 
 
 @dataclass(frozen=True)
