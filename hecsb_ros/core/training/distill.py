@@ -82,8 +82,13 @@ class DistillConfig:
     mixup: float = 0.0
     train_tail: bool = False
     tail_lr_scale: float = 1.0
+    #: part of the training images one epoch visits (a fresh random subset each epoch); below 1 when a
+    #: time budget is shorter than one epoch of each stage (:meth:`Distiller.fit_budget`)
+    epoch_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.epoch_fraction <= 1.0:
+            raise ValueError(f"epoch_fraction must be in (0, 1], not {self.epoch_fraction}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema is a decay in [0, 1), not {self.ema}")
         if not 0.0 <= self.mixup <= 1.0:
@@ -134,8 +139,9 @@ class Distiller:
                 p.requires_grad_(True)
         self.tail = tail.to(self.device).eval()
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.steps_per_epoch = len(train) // cfg.batch_size
-        if self.steps_per_epoch == 0:
+        self.full_steps = len(train) // cfg.batch_size
+        self.steps_per_epoch = max(1, int(self.full_steps * cfg.epoch_fraction))
+        if self.full_steps == 0:
             raise ValueError(f"need at least batch_size={cfg.batch_size} training images, have {len(train)}")
         self.epoch = 0  # epochs done over both stages
         self._shares = (cfg.stage1_epochs, cfg.stage2_epochs)  # ratio kept by fit_budget
@@ -214,7 +220,7 @@ class Distiller:
             with tqdm(total=(last - self.epoch) * self.steps_per_epoch, desc=f"beta={self.cfg.beta:g} stage {stage}",
                       unit="batch", file=sys.stderr, disable=not self.progress) as bar:
                 while self.epoch < last:
-                    stats = self._epoch(stage, opt, sched, aux, bar)
+                    stats = self._epoch(stage, opt, sched, aux, bar, max_steps=self.steps_per_epoch)
                     self.epoch += 1
                     stats.update(stage=stage, epoch=self.epoch)
                     self.history.append(stats)
@@ -236,7 +242,8 @@ class Distiller:
         Times ``steps`` steps of each stage on a copy of the model (the model, the batch order
         and the random state are left as they were) and scales the configured epochs of the two
         stages, keeping the ratio of the epochs first configured. Returns (and uses from now on)
-        the new configuration.
+        the new configuration. When even one epoch per stage is longer than the budget, the
+        epochs visit a random part of the images (``epoch_fraction``) so that the run fits.
         """
         saved_model, saved_gen, saved_rng = copy.deepcopy(self.model), self.gen.get_state(), torch.get_rng_state()
         saved_tail = copy.deepcopy(self.tail.state_dict())
@@ -247,16 +254,20 @@ class Distiller:
                 opt, sched, aux = _optimisers(self.model, stage, self.cfg, n, self.tail)
                 while n > 0:  # as many (partial) epochs as it takes
                     self._epoch(stage, opt, sched, aux, None, max_steps=n)
-                    n -= min(n, self.steps_per_epoch)
-            per_epoch.append(seconds_per_step(run, self.device, steps=steps) * self.steps_per_epoch)
+                    n -= min(n, self.full_steps)
+            per_epoch.append(seconds_per_step(run, self.device, steps=steps) * self.full_steps)
         self.model = saved_model
         self.tail.load_state_dict(saved_tail)
         self.gen.set_state(saved_gen)
         torch.set_rng_state(saved_rng)
         e1, e2 = epochs_for_budget(minutes * 60, per_epoch, self._shares)
-        self.cfg = DistillConfig(**{**asdict(self.cfg), "stage1_epochs": e1, "stage2_epochs": e2})
+        fraction = min(1.0, minutes * 60 / (e1 * per_epoch[0] + e2 * per_epoch[1]))
+        self.cfg = DistillConfig(**{**asdict(self.cfg), "stage1_epochs": e1, "stage2_epochs": e2,
+                                    "epoch_fraction": round(fraction, 4)})
+        self.steps_per_epoch = max(1, int(self.full_steps * self.cfg.epoch_fraction))
         self.log(f"budget {minutes:g} min: {per_epoch[0]:.1f} s per stage-1 epoch, {per_epoch[1]:.1f} s per "
-                 f"stage-2 epoch -> {e1} + {e2} epochs")
+                 f"stage-2 epoch -> {e1} + {e2} epochs" + (f" of {100 * fraction:.0f}% of the images each"
+                                                           if fraction < 1 else ""))
         return self.cfg
 
     def _epoch(self, stage: int, opt, sched, aux, bar, max_steps: int | None = None) -> dict[str, float]:

@@ -214,16 +214,18 @@ def distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module
 def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int, batch_size: int = 64,
                  lr: float = 2e-3, seed: int = 0, progress: bool = True,
                  log: Callable[[str], None] = print, device: torch.device | str = "cpu",
-                 max_steps: int | None = None) -> CrbqBottleneck:
-    """Head distillation: minimise ``1/2 ||h - g(Q(f(x)))||^2 / n`` with ``h = teacher.head(x)``.
+                 max_steps: int | None = None, epoch_fraction: float = 1.0) -> CrbqBottleneck:
+    """Head distillation: minimise ``1/2 ||h - g(Q(f(x)))||^2 / n`` with ``h = teacher.head(x)`` (the
+    source's cached teacher features when it has them).
 
-    Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops early (for timing).
+    Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops early (for timing);
+    ``epoch_fraction`` < 1 visits that part of the images per epoch (a fresh random subset each).
     """
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     teacher.model.to(device).eval()
     model.to(device)
-    steps = len(train) // batch_size
+    steps = max(1, int(len(train) // batch_size * epoch_fraction))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1)
     done = 0
@@ -232,13 +234,16 @@ def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int,
         for epoch in range(epochs):
             model.train()
             total = torch.zeros((), device=device)
-            for idx in batches(len(train), batch_size, gen, drop_last=True):
-                if max_steps is not None and done >= max_steps:
+            for step, idx in enumerate(batches(len(train), batch_size, gen, drop_last=True)):
+                if (max_steps is not None and done >= max_steps) or step >= steps:
                     break
                 x, _ = train.batch(idx, gen)
                 x = x.to(device, non_blocking=True)
-                with torch.no_grad():
-                    h = teacher.model.head(x)
+                if hasattr(train, "targets"):
+                    h = train.targets(idx)["features"].to(device, non_blocking=True)
+                else:
+                    with torch.no_grad():
+                        h = teacher.model.head(x)
                 loss = 0.5 * (model(x) - h).pow(2).flatten(1).mean(1).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -264,19 +269,19 @@ def rd_loss(out: dict, x: torch.Tensor, lmbda: float, num_pixels: int) -> tuple[
 def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | PixelSource, lmbda: float, epochs: int,
              batch_size: int = 64, lr: float = 1e-3, aux_lr: float = 1e-3, seed: int = 0,
              progress: bool = True, log: Callable[[str], None] = print, device: torch.device | str = "cpu",
-             max_steps: int | None = None) -> nn.Module:
+             max_steps: int | None = None, epoch_fraction: float = 1.0) -> nn.Module:
     """Train on pixels in [0, 1] ``(N, C, H, W)`` (random h-flips); ``update()`` at the end.
 
     ``images``: a tensor, or a :class:`~hecsb_ros.core.training.data.PixelSource` read batch by batch
     (an image folder). Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops
-    early (for timing).
+    early (for timing); ``epoch_fraction`` < 1 visits that part of the images per epoch.
     """
     device = torch.device(device)
     model.to(device)
     gen = torch.Generator().manual_seed(seed)
     params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
-    steps = len(images) // batch_size
+    steps = max(1, int(len(images) // batch_size * epoch_fraction))
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1)
     aux_opt = torch.optim.Adam(aux_params, lr=aux_lr)
@@ -287,8 +292,8 @@ def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | Pixe
         for epoch in range(epochs):
             model.train()
             sums = [torch.zeros((), device=device), torch.zeros((), device=device)]
-            for idx in batches(len(images), batch_size, gen, drop_last=True):
-                if max_steps is not None and done >= max_steps:
+            for step, idx in enumerate(batches(len(images), batch_size, gen, drop_last=True)):
+                if (max_steps is not None and done >= max_steps) or step >= steps:
                     break
                 x = images[idx]
                 flip = torch.rand(len(idx), generator=gen) < 0.5
@@ -326,10 +331,12 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _fit_epochs(job: TrainJob, train_fn: Callable[..., nn.Module], model: nn.Module, **kw: Any) -> tuple[nn.Module, int]:
+def _fit_epochs(job: TrainJob, train_fn: Callable[..., nn.Module], model: nn.Module,
+                **kw: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Train ``model`` with ``train_fn`` for ``--epochs``, or for the epochs that fit ``--budget-min``
-    given the step time measured on copies of the model."""
-    epochs = _opt(job.options, "epochs", 4)
+    given the step time measured on copies of the model (part of an epoch when one is too long).
+    Returns the model and the facts (epochs, epoch fraction)."""
+    epochs, fraction = _opt(job.options, "epochs", 4), 1.0
     batch_size = _opt(job.options, "batch_size", 64)
     budget = _opt(job.options, "budget_min")
     if budget:
@@ -337,27 +344,30 @@ def _fit_epochs(job: TrainJob, train_fn: Callable[..., nn.Module], model: nn.Mod
             train_fn(copy.deepcopy(model), epochs=n, progress=False, log=_quiet, max_steps=n, **kw)
         per_epoch = seconds_per_step(run, job.device) * (len(job.train) // batch_size)
         epochs = epochs_for_budget(budget * 60, [per_epoch], [1])[0]
-        job.log(f"budget {budget:g} min: {per_epoch:.1f} s per epoch -> {epochs} epochs")
-    return train_fn(model, epochs=epochs, progress=job.progress, log=job.log, **kw), epochs
+        fraction = round(min(1.0, budget * 60 / (epochs * per_epoch)), 4)
+        job.log(f"budget {budget:g} min: {per_epoch:.1f} s per epoch -> {epochs} epochs"
+                + (f" of {100 * fraction:.0f}% of the images" if fraction < 1 else ""))
+    model = train_fn(model, epochs=epochs, progress=job.progress, log=job.log, epoch_fraction=fraction, **kw)
+    return model, {"epochs": epochs, "epoch_fraction": fraction}
 
 
 def _train_crbq(job: TrainJob) -> Trained:
     model = CrbqBottleneck(crbq_config_for(job.teacher, int(job.value)))
-    model, epochs = _fit_epochs(job, head_distill, model, teacher=job.teacher, train=job.train,
-                                batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
-                                device=job.device)
-    return Trained(model, None, {"epochs": epochs})
+    model, facts = _fit_epochs(job, head_distill, model, teacher=job.teacher, train=job.train,
+                               batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
+                               device=job.device)
+    return Trained(model, None, facts)
 
 
 def _train_neural(job: TrainJob) -> Trained:
     spec = job.teacher.spec
     config = NeuralConfig(job.kind, _opt(job.options, "N", 32), _opt(job.options, "M", 32), spec.in_channels,
                           tuple(spec.input_size))
-    model, epochs = _fit_epochs(job, train_rd, build_neural(config), config=config,
-                                images=PixelSource(job.train, spec), lmbda=job.value,
-                                batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
-                                device=job.device)
-    return Trained(model, None, {"epochs": epochs})
+    model, facts = _fit_epochs(job, train_rd, build_neural(config), config=config,
+                               images=PixelSource(job.train, spec), lmbda=job.value,
+                               batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
+                               device=job.device)
+    return Trained(model, None, facts)
 
 
 #: Training recipe per learned codec kind.
