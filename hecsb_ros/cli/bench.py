@@ -145,6 +145,16 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
             "bootstrap_rounds": args.bootstrap, "claim1_ratio_interval": ratio}
 
 
+def write_frames(args: argparse.Namespace, folder: Path, count: int = 100) -> None:
+    """The first ``count`` evaluation photos as ``--frame-size`` PNG camera frames (the ROS runs' source)."""
+    import cv2
+
+    frames, _, _, _, _ = evaluation_frames(args)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames[:count]):
+        cv2.imwrite(str(folder / f"frame_{i:04d}.png"), frame)
+
+
 def message_overhead(codecs: dict, frame, encoding: str) -> dict[str, int]:
     """Bytes a serialized ``CompressedLatent`` adds to the payload (header, codec and model-id strings,
     shape, timings; CDR alignment may add up to 3 B more), per rate point, from one real frame."""
@@ -301,7 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.with_ros or args.ros_only:
         t0 = time.time()
         domain = args.domain_id if args.domain_id is not None else 201 + int(np.random.default_rng().integers(0, 30))
-        rows = latency.measured_rows(list(doc["operating"].values()), args.ros_frames, args.ros_rate_hz, domain, log)
+        extra: tuple[str, ...] = ()
+        if args.teacher:  # camera scale: the camera source publishes the evaluation photos as camera frames
+            frames_dir = args.out_dir / "frames"
+            write_frames(args, frames_dir)
+            extra = ("--teacher", args.teacher, "--source", "folder", "--path", str(frames_dir))
+        rows = latency.measured_rows(list(doc["operating"].values()), args.ros_frames, args.ros_rate_hz, domain, log,
+                                     extra=extra)
         doc["latency_ros"] = [r.as_dict() for r in rows]
         doc["ros_minutes"] = (time.time() - t0) / 60
         doc["ros_frames"], doc["ros_rate_hz"] = args.ros_frames, args.ros_rate_hz

@@ -9,6 +9,9 @@ over DDS) runs for each codec and profile through ``python -m hecsb_ros.cli.run_
 summary gives the medians of the edge time, the transfer (edge send -> server receive, through
 the emulated link), the server time, and the capture -> result latency (``total``; it also
 contains the DDS hops camera -> edge and server -> monitor that the computed total leaves out).
+Each profile also runs the ``null`` codec (a one-byte payload, no compute): its total is the
+harness floor every codec pays (DDS hops, the relay, serialisation), and each row's
+``above_floor_ms`` is its total minus that floor.
 """
 from __future__ import annotations
 
@@ -49,6 +52,8 @@ class LatencyRow:
     server_ms: float
     total_ms: float
     frames: int = 0
+    message_bytes: float = float("nan")
+    above_floor_ms: float = float("nan")
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -67,7 +72,7 @@ def computed_rows(operating: list[dict]) -> list[LatencyRow]:
 
 
 def run_demo(codec: str, quality: int, profile: str, frames: int, rate_hz: float, domain_id: int,
-             timeout_s: float = 300.0, log_dir: Path | None = None) -> dict:
+             timeout_s: float = 300.0, log_dir: Path | None = None, extra: tuple[str, ...] = ()) -> dict:
     """Run the ROS pipeline once through ``hecsb_ros.cli.run_demo``; returns its JSON summary.
 
     Raises RuntimeError (with the tail of its output) when the run fails.
@@ -76,7 +81,7 @@ def run_demo(codec: str, quality: int, profile: str, frames: int, rate_hz: float
         out = Path(tmp) / "summary.json"
         cmd = [sys.executable, "-m", "hecsb_ros.cli.run_demo", "--codec", codec, "--quality", str(quality),
                "--profile", profile, "--frames", str(frames), "--rate-hz", str(rate_hz), "--json", str(out),
-               "--domain-id", str(domain_id), "--timeout", str(timeout_s)]
+               "--domain-id", str(domain_id), "--timeout", str(timeout_s), *extra]
         if log_dir is not None:
             cmd += ["--log-dir", str(log_dir / f"{codec}_q{quality}_{profile}")]
         env = dict(os.environ)
@@ -87,25 +92,34 @@ def run_demo(codec: str, quality: int, profile: str, frames: int, rate_hz: float
         return json.loads(out.read_text())
 
 
+HARNESS = {"codec": "null", "quality": 0, "setting": "harness floor"}
+
+
 def measured_rows(operating: list[dict], frames: int = 200, rate_hz: float = 20.0, domain_id: int = 211,
-                  log=print, log_dir: Path | None = None, retries: int = 1) -> list[LatencyRow]:
-    """Run the pipeline for every operating point and profile; one row per run."""
+                  log=print, log_dir: Path | None = None, retries: int = 1,
+                  extra: tuple[str, ...] = ()) -> list[LatencyRow]:
+    """Run the pipeline for the harness (the null codec) and every operating point on every profile;
+    one row per run. ``extra``: more ``run_demo`` arguments (teacher, frame source)."""
     rows = []
     for profile in PROFILES:
-        for r in operating:
+        floor = None
+        for r in [HARNESS, *operating]:
             start = time.time()
             for attempt in range(retries + 1):
                 try:
-                    s = run_demo(r["codec"], int(r["quality"]), profile, frames, rate_hz, domain_id, log_dir=log_dir)
+                    s = run_demo(r["codec"], int(r["quality"]), profile, frames, rate_hz, domain_id, log_dir=log_dir,
+                                 extra=extra)
                     break
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     if attempt == retries:
                         raise
                     log(f"retrying {r['codec']} on {profile}: {str(exc)[-500:]}")
             total = s["latency_p50_ms"]
+            floor = total if r is HARNESS else floor
             rows.append(LatencyRow(profile, r["codec"], int(r["quality"]), r["setting"], s["payload_bytes_mean"],
                                    s["accuracy"], s["transfer_p50_ms"], s["edge_p50_ms"], s["server_p50_ms"],
-                                   total, int(s["frames"])))
+                                   total, int(s["frames"]), float(s.get("message_bytes_mean", float("nan"))),
+                                   total - floor))
             log(f"ROS {profile:4s} {r['codec']:10s} q{r['quality']}: {s['frames']} frames, transfer "
                 f"{s['transfer_p50_ms']:.3f} ms, edge {s['edge_p50_ms']:.3f} ms, server {s['server_p50_ms']:.3f} ms, "
                 f"total {total:.3f} ms ({time.time() - start:.0f} s)")

@@ -137,18 +137,20 @@ def matched_markdown(matched: Sequence[dict]) -> str:
 def latency_markdown(rows: Sequence[LatencyRow], measured: bool) -> str:
     """Table 2 layout: one block per profile, one row per codec."""
     head = ("| Network / data rate | Codec (setting) | Payload B | Accuracy % | Transfer (ms) | Edge (ms) | "
-            "Server (ms) | Total (ms) |" + (" Frames |" if measured else ""))
-    sep = "|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if measured else "")
+            "Server (ms) | Total (ms) |" + (" Message B | Total - harness (ms) | Frames |" if measured else ""))
+    sep = "|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if measured else "")
     lines = [head, sep]
     for profile in PROFILES:
         first = True
         for r in [r for r in rows if r.profile == profile]:
             label = PROFILE_LABELS[profile] if first else ""
             first = False
-            name = f"{LABELS.get(r.codec, r.codec)} ({r.setting})"
-            line = (f"| {label} | {name} | {r.payload_bytes:.1f} | {100 * r.accuracy:.2f} | {r.transfer_ms:.3f} | "
+            name = "harness: null codec" if r.codec == "null" else f"{LABELS.get(r.codec, r.codec)} ({r.setting})"
+            acc = "-" if r.codec == "null" else f"{100 * r.accuracy:.2f}"
+            line = (f"| {label} | {name} | {r.payload_bytes:.1f} | {acc} | {r.transfer_ms:.3f} | "
                     f"{r.edge_ms:.3f} | {r.server_ms:.3f} | {r.total_ms:.3f} |")
-            lines.append(line + (f" {r.frames} |" if measured else ""))
+            lines.append(line + (f" {_f(r.message_bytes, 1)} | {_f(r.above_floor_ms, 3)} | {r.frames} |"
+                                 if measured else ""))
     return "\n".join(lines)
 
 
