@@ -27,7 +27,8 @@ from hecsb_ros.core.codecs import CodecSettings, configure_torch
 from hecsb_ros.core.codecs.learned import DEFAULT_RATE_LEVEL
 from hecsb_ros.core.learned import Split, rate_bits
 from hecsb_ros.core.store import CHECKPOINT_DIR, prefix_level_path, prefix_levels
-from hecsb_ros.core.teachers import load_teacher
+from hecsb_ros.core.preprocess import prepare_image
+from hecsb_ros.core.teachers import images_to_tensor, load_teacher
 from hecsb_ros.core.training import accuracy, evaluate
 from hecsb_ros.core.training.data import fashion_mnist_source
 
@@ -75,7 +76,8 @@ def reference_sizes(images: np.ndarray) -> dict[str, float]:
 
 
 @torch.inference_mode()
-def evaluate_level(split: Split, x: torch.Tensor, y: torch.Tensor, runs: int) -> dict[str, float]:
+def evaluate_level(split: Split, x: torch.Tensor, y: torch.Tensor, runs: int,
+                   image: np.ndarray | None = None) -> dict[str, float]:
     """Accuracy through the real bytes, payload statistics and timings of one rate level."""
     model, coder = split.model, split.coder
     payloads, latents, est_bits = [], [], []
@@ -95,9 +97,14 @@ def evaluate_level(split: Split, x: torch.Tensor, y: torch.Tensor, runs: int) ->
     bits = torch.cat(est_bits).double().numpy()
     x1 = x[:1]
     y1 = model.encode(x1)[0]
-    t = _median_ms({"edge_net": lambda: model.encode(x1), "entropy": lambda: coder.encode(y1),
-                    "edge": lambda: coder.encode(model.encode(x1)[0]),
-                    "teacher": lambda: split.teacher.model(x1), "teacher_head": lambda: split.teacher.model.head(x1),
+    spec = split.teacher.spec
+
+    def pixels() -> torch.Tensor:  # the edge's preprocessing of the camera frame (as the codec and the bench)
+        return x1 if image is None else images_to_tensor(prepare_image(image, "mono8", spec), spec)
+
+    t = _median_ms({"edge_net": lambda: model.encode(x1), "entropy": lambda: coder.payload(y1),
+                    "edge": lambda: coder.payload(model.encode(pixels())[0]),
+                    "teacher": lambda: split.teacher.model(pixels()), "teacher_head": lambda: split.teacher.model.head(x1),
                     "server": lambda: split.decode(payloads[0])}, runs)
     return {"accuracy": accuracy(logits, y), "bytes_mean": sizes.mean(), "bytes_p50": np.percentile(sizes, 50),
             "bytes_p95": np.percentile(sizes, 95), "bytes_max": sizes.max(), "est_bytes_mean": bits.mean() / 8,
@@ -115,10 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     if not levels:
         raise SystemExit(f"no {prefix}_r*.safetensors in {args.checkpoints}; train them with "
                          "'python -m hecsb_ros.cli.train_hecsb --beta ...'")
+    from hecsb_ros.core.datasets import load_fashion_mnist
+
+    first_image = load_fashion_mnist("test").images[0]
     rows = []
     for level in levels:
         split = Split.load(prefix_level_path(prefix, level, args.checkpoints), teacher, kind="hecsb")
-        r = evaluate_level(split, test.x, test.y, args.timing_runs)
+        r = evaluate_level(split, test.x, test.y, args.timing_runs, first_image)
         rows.append({"level": level, "beta": float(split.metadata.get("beta", "nan")), "model_id": split.model_id,
                      "test_images": len(test), "teacher_accuracy": teacher_acc, **r,
                      "delta_pp": 100 * (r["accuracy"] - teacher_acc),
@@ -151,8 +161,9 @@ def _markdown(rows: list[dict], refs: dict[str, float], teacher_acc: float, n: i
         "computed from the logits the server half produces from those bytes. Estimated = -log2 p(z) / 8 of the",
         "prior; the coder's termination and the 16-bit tables cost the difference (the real/est. column).",
         f"Times: {threads} thread(s), batch 1, {backend} CPU convolutions (the codecs' default), median of",
-        "interleaved runs in one process (shared machine; compare the ratio). Edge = f_theta network +",
-        "entropy coding; teacher = the whole classifier.", "",
+        "interleaved runs in one process (shared machine; compare the ratio). Edge = image in -> payload out",
+        "(preprocessing, f_theta network, entropy coding: the definition every tool uses); teacher = the same",
+        "preprocessing and the whole classifier.", "",
         "| level | beta | accuracy % | delta pp | mean B | p50 B | p95 B | est. B | real/est. | edge ms | "
         "teacher ms | edge/teacher | model id |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
