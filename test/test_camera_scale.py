@@ -147,3 +147,30 @@ def test_hecsb_can_start_with_the_teachers_first_layers(lite0, tmp_path):
     codec = create_codec("hecsb", CodecSettings(checkpoint=str(path), teacher="efficientnet_lite0"))
     enc = codec.encode(frame, "bgr8")
     assert codec.decode(enc.data, enc.shape).logits.shape == (1000,) and split.model_id == codec.model_id
+
+
+def test_training_commands_distil_from_unlabelled_photos(lite0, media, tmp_path):
+    """train_hecsb and train_baselines with --data photos: no labels, the teacher's cached outputs,
+    held-out photos, and an evaluation list; the shipped-style checkpoint then runs as a codec."""
+    import json
+
+    from hecsb_ros.cli.train_baselines import main as train_baselines
+    from hecsb_ros.cli.train_hecsb import main as train_hecsb
+    from hecsb_ros.core.codecs import CodecSettings, create_codec
+
+    cv2.imwrite(str(tmp_path / "eval.jpg"), cv2.imread(str(media / "photos" / "flower.jpg")))
+    (tmp_path / "eval.csv").write_text("file,class_index\neval.jpg,985\neval.jpg,-1\n")
+    common = ["--teacher", "efficientnet_lite0", "--data", "photos", str(media), "--test-list", str(tmp_path / "eval.csv"),
+              "--cache", str(tmp_path / "cache"), "--crops", "1", "--val-images", "1", "--batch-size", "2",
+              "--no-progress"]
+    assert train_hecsb(["--beta", "1e-3", "--stage1-epochs", "1", "--stage2-epochs", "1", "--alpha", "1.0",
+                        "--stage2-rate-weight", "1", "--out", str(tmp_path / "out")] + common) == 0
+    manifest = json.loads((tmp_path / "out" / "hecsb_effl0_r0.json").read_text())
+    assert manifest["test_images"] == 1 and manifest["resize"] == "center_crop" and "val_accuracy" in manifest
+    assert manifest["config"]["stem"] == "efficientnet_lite0" and manifest["train_images"] > 0
+    assert train_baselines(["crbq", "--channels", "1", "--epochs", "1", "--out", str(tmp_path / "out")] + common) == 0
+    for kind in ("hecsb", "crbq"):
+        codec = create_codec(kind, CodecSettings(checkpoint=str(tmp_path / "out" / f"{kind}_effl0_r0.safetensors"),
+                                                 teacher="efficientnet_lite0"))
+        enc = codec.encode(np.zeros((480, 640, 3), np.uint8), "bgr8")
+        assert codec.decode(enc.data, enc.shape).logits.shape == (1000,)
