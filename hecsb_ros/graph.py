@@ -39,6 +39,13 @@ def fastdds_profile() -> Path:
     return next((c for c in candidates if c.is_file()), candidates[0])
 
 
+#: glibc malloc settings of the edge's process (it takes camera frames): buffers up to 32 MiB served
+#: from the heap and freed heap kept, instead of three frame-sized buffers mapped, zeroed and unmapped
+#: per message. Measured (benchmarks/frames): edge CPU per 1280x720 frame 10.8-11.2 -> 7.6-7.7 ms,
+#: capture->result p50 15-16 -> 12 ms, RSS +6-8 MiB; no change at 640x480.
+EDGE_ENV: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456"}
+
+
 def fastdds_profile_problem(env: Mapping[str, str]) -> str | None:
     """What is wrong with ``FASTDDS_DEFAULT_PROFILES_FILE`` in ``env`` and what to do, or None.
 
@@ -78,6 +85,7 @@ class NodeSpec:
     module: str                   # python -m <module> for the process runner
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # its process's environment, where the user's has none
 
 
 #: Launch arguments: name -> (default, description). '' means "leave the node's default".
@@ -139,7 +147,7 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     nodes = [
         NodeSpec("camera_source", "hecsb_camera_source", "hecsb_camera_source",
                  "hecsb_ros.nodes.camera_source", camera),
-        NodeSpec("edge", "hecsb_edge", "hecsb_edge", "hecsb_ros.nodes.edge", edge),
+        NodeSpec("edge", "hecsb_edge", "hecsb_edge", "hecsb_ros.nodes.edge", edge, env=dict(EDGE_ENV)),
     ]
     if with_link:
         nodes.append(NodeSpec("link_emulator", "hecsb_link_emulator", "hecsb_link_emulator",

@@ -110,12 +110,16 @@ class Pipeline:
         params_files: the user's YAML parameter files, given to every node before the run's own
             (so the graph's values and ``params`` win).
         env: base environment of the processes (default: this process's).
+        node_env: environment per node role over ``env``; a value None removes the variable. The graph's
+            own (``NodeSpec.env``, e.g. the edge's malloc settings) applies where ``env`` has none.
         **graph_args: arguments of :func:`split_inference_nodes` (codec, profile, rate_hz, ...).
     """
 
     def __init__(self, domain_id: int | None, log_dir: Path, params: dict[str, dict[str, Any]] | None = None,
-                 params_files: tuple[str, ...] = (), env: dict[str, str] | None = None, **graph_args: str) -> None:
+                 params_files: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 node_env: dict[str, dict[str, str | None]] | None = None, **graph_args: str) -> None:
         self.env = ros_env(domain_id, env)
+        self.node_env = dict(node_env or {})
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.specs: dict[str, NodeSpec] = {s.key: s for s in split_inference_nodes(**graph_args)}
@@ -137,7 +141,13 @@ class Pipeline:
             if key in self.procs and self.procs[key].poll() is None:
                 raise RuntimeError(f"{key} is already running")
             log = (self.log_dir / f"{self.specs[key].name}.log").open("a")
-            self.procs[key] = subprocess.Popen(self.command(key), cwd=ROOT, env=self.env, stdout=log,
+            env = {**self.specs[key].env, **self.env}
+            for name, value in self.node_env.get(key, {}).items():
+                if value is None:
+                    env.pop(name, None)
+                else:
+                    env[name] = value
+            self.procs[key] = subprocess.Popen(self.command(key), cwd=ROOT, env=env, stdout=log,
                                                stderr=subprocess.STDOUT)
             self.started_at[key] = time.monotonic()
 
@@ -218,7 +228,7 @@ def node_command(spec: NodeSpec, params_files: list[str]) -> list[str]:
 @dataclass(frozen=True)
 class ResultRecord:
     """One result seen by the monitor: arrival (time.monotonic and system ns), capture ns, latency ms,
-    payload bytes and the edge / transfer / server times the result carries."""
+    payload bytes, the edge / transfer / server times the result carries, and its class."""
 
     arrival_mono: float
     arrival_ns: int
@@ -230,6 +240,7 @@ class ResultRecord:
     edge_ms: float = math.nan
     transfer_ms: float = math.nan
     server_ms: float = math.nan
+    class_id: int = -1
 
 
 class Monitor:
@@ -279,7 +290,7 @@ class Monitor:
         self.results.append(ResultRecord(time.monotonic(), now_ns, capture, int(msg.sequence),
                                          (now_ns - capture) / 1e6, correct, int(msg.payload_bytes),
                                          float(msg.edge_total_ms), float(msg.transfer_ms),
-                                         float(msg.server_total_ms)))
+                                         float(msg.server_total_ms), int(msg.class_id)))
 
     def _on_diag(self, msg: Any) -> None:
         for status in msg.status:

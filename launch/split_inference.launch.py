@@ -26,8 +26,10 @@ def _nodes(context, *args, **kwargs):
         actions.append(UnsetEnvironmentVariable(FASTDDS_PROFILE_VAR))
     for spec in split_inference_nodes(**values):
         parameters = ([params_file] if params_file else []) + [spec.parameters]
+        env = {k: v for k, v in spec.env.items() if k not in os.environ}  # the edge's malloc settings
         actions.append(Node(package="hecsb_ros", executable=spec.executable, name=spec.name,
-                            parameters=parameters, remappings=list(spec.remappings), output="screen"))
+                            parameters=parameters, remappings=list(spec.remappings), output="screen",
+                            **({"additional_env": env} if env else {})))
     return actions
 
 

@@ -27,6 +27,32 @@ def test_runner_and_environment_use_it_unless_the_caller_chose():
     assert dds_environment({"A": "1"}) == {"A": "1", FASTDDS_PROFILE_VAR: str(fastdds_profile())}
 
 
+def test_runner_gives_the_edge_its_environment(tmp_path, monkeypatch):
+    import subprocess
+
+    from hecsb_ros.graph import EDGE_ENV
+    from hecsb_ros.runner import Pipeline
+
+    seen = {}
+
+    class _Popen:
+        def __init__(self, cmd, env, **kwargs):
+            seen[cmd[2]] = env
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", _Popen)
+    base = {"PATH": "/usr/bin", "MALLOC_TRIM_THRESHOLD_": "1"}
+    Pipeline(None, tmp_path, env=base).start()
+    edge, server = seen["hecsb_ros.nodes.edge"], seen["hecsb_ros.nodes.server"]
+    assert edge["MALLOC_MMAP_THRESHOLD_"] == EDGE_ENV["MALLOC_MMAP_THRESHOLD_"]
+    assert edge["MALLOC_TRIM_THRESHOLD_"] == "1"  # the caller's value wins
+    assert "MALLOC_MMAP_THRESHOLD_" not in server and server[FASTDDS_PROFILE_VAR] == str(fastdds_profile())
+    Pipeline(None, tmp_path, env=base, node_env={"edge": {"MALLOC_MMAP_THRESHOLD_": None, "X": "2"}}).start("edge")
+    assert "MALLOC_MMAP_THRESHOLD_" not in seen["hecsb_ros.nodes.edge"] and seen["hecsb_ros.nodes.edge"]["X"] == "2"
+
+
 def test_problems_say_what_to_do(tmp_path):
     fix = f"export {FASTDDS_PROFILE_VAR}={fastdds_profile()}"
     missing = fastdds_profile_problem({FASTDDS_PROFILE_VAR: str(tmp_path / "nope.xml")})

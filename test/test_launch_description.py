@@ -117,6 +117,19 @@ def test_nodes_get_the_fast_dds_profile_unless_one_is_set(launch_module, monkeyp
     assert isinstance(unset, _UnsetEnvironmentVariable) and unset.args == (FASTDDS_PROFILE_VAR,)
 
 
+def test_the_edge_gets_its_malloc_settings_unless_the_user_has_them(launch_module, monkeypatch):
+    from hecsb_ros.graph import EDGE_ENV
+
+    for name in EDGE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    nodes = {n.kwargs["name"]: n for n in _nodes_of(launch_module)}
+    assert nodes["hecsb_edge"].kwargs["additional_env"] == EDGE_ENV
+    assert all("additional_env" not in n.kwargs for name, n in nodes.items() if name != "hecsb_edge")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
+    edge = {n.kwargs["name"]: n for n in _nodes_of(launch_module)}["hecsb_edge"]
+    assert edge.kwargs["additional_env"] == {"MALLOC_TRIM_THRESHOLD_": EDGE_ENV["MALLOC_TRIM_THRESHOLD_"]}
+
+
 def test_description_wires_the_topics():
     specs = {s.key: s for s in split_inference_nodes(codec="png", profile="5g")}
     assert list(specs) == ["camera_source", "edge", "link_emulator", "server"]
