@@ -43,6 +43,8 @@ from hecsb_ros.graph import EDGE_ENV, FASTDDS_PROFILE_VAR, fastdds_profile
 MALLOC_ENV = EDGE_ENV
 #: (label, profile in every process, malloc thresholds in the edge)
 CELLS = (("no profile", False, False), ("profile", True, False), ("profile + edge malloc", True, True))
+#: the settings the project ships (launch file, runner): the profile everywhere, malloc thresholds in the edge
+SHIPPED = "profile + edge malloc"
 FIELDS = ("size", "setting", "rate_hz", "duration_s", "published", "received_by_edge", "classified",
           "lost_before_edge", "received_pct", "classified_pct", "edge_ms_p50", "edge_ms_p95", "edge_ms_mean",
           "edge_cpu_ms_per_frame", "edge_cpu_pct", "edge_rss_mb", "latency_p50_ms", "latency_p95_ms", "publish_ms_p50",
@@ -184,6 +186,7 @@ def _fmt(v) -> str:
 
 
 def write_report(rows: list[dict], out_dir: Path, command: str, started: float, seconds: float) -> None:
+    """``results.csv`` and ``README.md`` (the table, the shipped settings' figures) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "results.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
@@ -212,6 +215,18 @@ def write_report(rows: list[dict], out_dir: Path, command: str, started: float, 
     ]
     for row in rows:
         lines.append("| " + " | ".join(_fmt(row[k]) for k, _ in cols) + " |")
+    lines += [""]
+    for row in rows:
+        if row["setting"] != SHIPPED:
+            continue
+        period = 1e3 / float(row["rate_hz"])
+        lines.append(f"- {row['size']} with the shipped settings (profile + edge malloc): "
+                     f"{row['received_by_edge']} of {row['published']} frames reached the edge "
+                     f"({int(row['published']) - int(row['received_by_edge'])} lost or overwritten), "
+                     f"{row['classified']} classified; the edge's time per frame is {_fmt(row['edge_ms_p50'])} ms "
+                     f"(p95 {_fmt(row['edge_ms_p95'])} ms) and its CPU {_fmt(row['edge_cpu_ms_per_frame'])} ms "
+                     f"per frame, {100 * float(row['edge_cpu_ms_per_frame']) / period:.0f}% of the "
+                     f"{period:.1f} ms frame period.")
     lines += ["", "Edge ms/frame: the edge's own `edge_total_ms` of each classified frame (message -> array, "
               "colour conversion, resize, encode). Edge CPU: user + system time of the edge process over the run "
               "(rclpy receiving the message included) per frame it received, and over the streaming time. Received by the edge: frames its "
