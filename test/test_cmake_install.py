@@ -28,10 +28,13 @@ def test_full_install_into_a_fresh_prefix(tmp_path):
     share = prefix / "share" / "hecsb_ros"
     assert (share / "launch" / "split_inference.launch.py").exists()
     assert (share / "config" / "split_inference.yaml").exists()
+    assert (share / "config" / "fastdds_profile.xml").exists()
     site = prefix / Path(sysconfig.get_paths()["purelib"]).relative_to(sys.prefix)
     code = ("import hecsb_ros, hecsb_ros.nodes.server, hecsb_ros.graph\n"
             "from hecsb_ros.msg import CompressedLatent, ClassificationResult, LinkStats, GroundTruth\n"
             f"assert hecsb_ros.__path__[0].startswith({str(prefix)!r}), hecsb_ros.__path__\n"
+            "from hecsb_ros.graph import fastdds_profile\n"
+            f"assert str(fastdds_profile()) == {str(share / 'config' / 'fastdds_profile.xml')!r}, fastdds_profile()\n"
             "print('ok')")
     # Outside the checkout, with the install first on the path, as 'source install/setup.bash' does.
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
