@@ -1,8 +1,10 @@
 """The split-inference node set, described once (ROS-free).
 
-``launch/split_inference.launch.py`` turns it into ``launch_ros`` Node actions; ``hecsb-demo``
-(:mod:`hecsb_ros.cli.run_demo`) starts the same nodes as processes on machines without
-``ros2 launch``. Topics (relative, so namespaces and remapping work):
+``launch/split_inference.launch.py`` turns it into ``launch_ros`` actions; ``hecsb_demo``
+(:mod:`hecsb_ros.cli.run_demo`) starts the same nodes as processes through the process runner on
+machines without ``ros2 launch``. Edge and server are managed (lifecycle) nodes: by default
+(``lifecycle: true``) both bring them to active in :data:`START_ORDER` (server, then edge) before the
+camera source starts. Topics (relative, so namespaces and remapping work):
 
     camera_source: image_raw (or image_raw/compressed), image_raw/ground_truth
     edge:          image_raw (or image_raw/compressed) -> latent;   classification -> edge_stats
@@ -86,6 +88,13 @@ class NodeSpec:
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
     env: dict[str, str] = field(default_factory=dict)  # its process's environment, where the user's has none
+    managed: bool = False         # a lifecycle node that a manager configures and activates (autostart off)
+
+
+#: Order in which the launch file and the runner bring the nodes up: the server active first, then the
+#: edge (both configured = codec loaded, then activated = subscribed), the link emulator before the edge
+#: sends, the camera source last, once the chain downstream of it is active.
+START_ORDER: tuple[str, ...] = ("server", "link_emulator", "edge", "camera_source")
 
 
 #: Launch arguments: name -> (default, description). '' means "leave the node's default".
@@ -105,6 +114,9 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
                   "(sensor_msgs/CompressedImage on image_raw/compressed); '' = raw"),
     "params_file": ("", "YAML parameter file applied to all nodes (node names as keys, or /**)"),
     "link": ("true", "Insert the link emulator between edge and server"),
+    "lifecycle": ("true", "Edge and server as managed (lifecycle) nodes brought to active in order (server, edge), "
+                          "then the camera source starts; false: plain nodes that start at once (the camera then "
+                          "waits for the pipeline's subscribers, wait_for_topics)"),
 }
 
 
@@ -116,7 +128,8 @@ def _set(params: dict[str, Any], key: str, value: str, kind: type) -> None:
 def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g", source: str = "dataset",
                           path: str = "", frames: str = "0", rate_hz: str = "", device: str = "",
                           checkpoint: str = "", teacher: str = "", params_file: str = "",
-                          link: str = "true", resize: str = "", input: str = "") -> list[NodeSpec]:
+                          link: str = "true", resize: str = "", input: str = "",
+                          lifecycle: str = "true") -> list[NodeSpec]:
     """Describe the node set for the given launch arguments (all strings, as launch passes them).
 
     ``params_file`` is not applied here: the caller passes it to every node before these values.
@@ -141,18 +154,34 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     _set(camera, "path", path, str)
     _set(camera, "frames", frames, int)
     _set(camera, "rate_hz", rate_hz, float)
-    with_link = link.lower() in ("true", "1", "yes")
-    # the camera starts once the edge -> (link ->) server chain is subscribed: no frame lost at start-up
-    camera["wait_for_topics"] = "latent,latent_shaped" if with_link else "latent"
+    with_link = _flag(link, "link")
+    managed = _flag(lifecycle, "lifecycle")
+    server = dict(codec_params)
+    if managed:  # configured and activated by the launch file / runner, in START_ORDER
+        edge["autostart"] = server["autostart"] = False
+    else:
+        # plain nodes start at once: the camera waits until the edge -> (link ->) server chain is subscribed
+        camera["wait_for_topics"] = "latent,latent_shaped" if with_link else "latent"
     nodes = [
         NodeSpec("camera_source", "hecsb_camera_source", "hecsb_camera_source",
                  "hecsb_ros.nodes.camera_source", camera),
-        NodeSpec("edge", "hecsb_edge", "hecsb_edge", "hecsb_ros.nodes.edge", edge, env=dict(EDGE_ENV)),
+        NodeSpec("edge", "hecsb_edge", "hecsb_edge", "hecsb_ros.nodes.edge", edge, env=dict(EDGE_ENV),
+                 managed=managed),
     ]
     if with_link:
         nodes.append(NodeSpec("link_emulator", "hecsb_link_emulator", "hecsb_link_emulator",
                               "hecsb_ros.nodes.link_emulator", {"profile": profile},
                               (("latent_in", "latent"), ("latent_out", "latent_shaped"))))
     nodes.append(NodeSpec("server", "hecsb_server", "hecsb_server", "hecsb_ros.nodes.server",
-                          dict(codec_params), (("latent", "latent_shaped"),) if with_link else ()))
+                          server, (("latent", "latent_shaped"),) if with_link else (), managed=managed))
     return nodes
+
+
+def _flag(value: str, name: str) -> bool:
+    """A launch argument's boolean (true/false, 1/0, yes/no, any case)."""
+    v = value.strip().lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {value!r}")

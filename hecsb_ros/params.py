@@ -74,6 +74,10 @@ def _codec_params(stats_period: float) -> tuple[Param, ...]:
               choices=RESIZE_CHOICES, read_only=True),
         Param("stats_period_s", stats_period, "Seconds between LinkStats and /diagnostics messages",
               min=0.1, max=3600.0),
+        Param("autostart", True, "Lifecycle (managed) node: true = configure and activate itself at start-up, "
+              "as a plain node starts; false = wait unconfigured for a lifecycle manager (the launch file with "
+              "lifecycle:=true, the process runner, 'ros2 lifecycle set'): configure loads the codec, activate "
+              "starts processing", read_only=True),
     )
 
 

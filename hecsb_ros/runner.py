@@ -3,14 +3,17 @@
 The one way the project starts its nodes without ``ros2 launch``: the demo (``run_demo``), the
 fault, load and soak tools and the multi-process tests all use it. :class:`Pipeline` starts the
 nodes described by :func:`hecsb_ros.graph.split_inference_nodes` (``python -m <module> --ros-args
-...``, one parameter file per run), can kill and restart any of them, and reads their resident
+...``, one parameter file per run), brings the managed (lifecycle) ones to active in
+:data:`~hecsb_ros.graph.START_ORDER` through their standard ``change_state`` / ``get_state``
+services before the camera source starts, can kill and restart any node, and reads their resident
 memory and logs. :class:`Monitor` is an in-process node that records every result (arrival time,
 capture stamp, latency, bytes and timings), the LinkStats of server and edge, and the nodes'
-``/diagnostics`` values; it also sets parameters of other nodes. All clocks are this machine's
-(capture stamps and arrival times come from the same system clock).
+``/diagnostics`` values; it sets parameters of other nodes and drives their lifecycle transitions.
+All clocks are this machine's (capture stamps and arrival times come from the same system clock).
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import math
 import os
@@ -27,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from hecsb_ros.graph import NodeSpec, dds_environment, split_inference_nodes
+from hecsb_ros.graph import START_ORDER, NodeSpec, dds_environment, split_inference_nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,12 +115,16 @@ class Pipeline:
         env: base environment of the processes (default: this process's).
         node_env: environment per node role over ``env``; a value None removes the variable. The graph's
             own (``NodeSpec.env``, e.g. the edge's malloc settings) applies where ``env`` has none.
-        **graph_args: arguments of :func:`split_inference_nodes` (codec, profile, rate_hz, ...).
+        monitor: the :class:`Monitor` that drives the lifecycle transitions (and whose result
+            subscription must be matched before the camera starts); None: the pipeline makes its own
+            lifecycle client node on the same domain when it first needs one.
+        **graph_args: arguments of :func:`split_inference_nodes` (codec, profile, rate_hz, lifecycle, ...).
     """
 
     def __init__(self, domain_id: int | None, log_dir: Path, params: dict[str, dict[str, Any]] | None = None,
                  params_files: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                 node_env: dict[str, dict[str, str | None]] | None = None, **graph_args: str) -> None:
+                 node_env: dict[str, dict[str, str | None]] | None = None, monitor: "Monitor | None" = None,
+                 **graph_args: str) -> None:
         self.env = ros_env(domain_id, env)
         self.node_env = dict(node_env or {})
         self.log_dir = Path(log_dir)
@@ -130,26 +137,106 @@ class Pipeline:
         self.procs: dict[str, subprocess.Popen] = {}
         self.started_at: dict[str, float] = {}
         self.restarts: dict[str, int] = {k: 0 for k in self.specs}
+        self.monitor = monitor
+        self._own_manager: tuple[Any, Monitor] | None = None
 
     def command(self, key: str) -> list[str]:
         """``python -m <module> --ros-args ...`` of one node."""
         return node_command(self.specs[key], self._params_files)
 
-    def start(self, *keys: str) -> None:
-        """Start the given roles (all when none given) in graph order."""
-        for key in keys or tuple(self.specs):
-            if key in self.procs and self.procs[key].poll() is None:
-                raise RuntimeError(f"{key} is already running")
-            log = (self.log_dir / f"{self.specs[key].name}.log").open("a")
-            env = {**self.specs[key].env, **self.env}
-            for name, value in self.node_env.get(key, {}).items():
-                if value is None:
-                    env.pop(name, None)
-                else:
-                    env[name] = value
-            self.procs[key] = subprocess.Popen(self.command(key), cwd=ROOT, env=env, stdout=log,
-                                               stderr=subprocess.STDOUT)
-            self.started_at[key] = time.monotonic()
+    def start(self, *keys: str, timeout: float = 300.0) -> None:
+        """Start the given roles (all when none given) in :data:`START_ORDER`: every process but the
+        camera source's at once, then each managed node configured and activated in turn (server,
+        then edge; a failed transition raises RuntimeError with the node's reason), then the camera
+        source once the chain is active and discovered."""
+        wanted = keys or tuple(self.specs)
+        order = [k for k in START_ORDER if k in wanted] + [k for k in wanted if k not in START_ORDER]
+        early = [k for k in order if k != "camera_source"]
+        for key in early:
+            self._spawn(key)
+        for key in early:
+            if self.specs[key].managed:
+                self.bring_up(key, timeout)
+        if "camera_source" in order:
+            if any(s.managed for s in self.specs.values()):
+                self._wait_for_chain(min(timeout, 30.0))
+            self._spawn("camera_source")
+
+    def _spawn(self, key: str) -> None:
+        if key in self.procs and self.procs[key].poll() is None:
+            raise RuntimeError(f"{key} is already running")
+        log = (self.log_dir / f"{self.specs[key].name}.log").open("a")
+        env = {**self.specs[key].env, **self.env}
+        for name, value in self.node_env.get(key, {}).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        self.procs[key] = subprocess.Popen(self.command(key), cwd=ROOT, env=env, stdout=log,
+                                           stderr=subprocess.STDOUT)
+        self.started_at[key] = time.monotonic()
+
+    def manager(self) -> "Monitor":
+        """The node that drives lifecycle transitions: ``monitor``, else the pipeline's own."""
+        if self.monitor is not None:
+            return self.monitor
+        if self._own_manager is None:
+            import rclpy
+
+            context = rclpy.Context()
+            domain = self.env.get("ROS_DOMAIN_ID")
+            rclpy.init(context=context, **({"domain_id": int(domain)} if domain else {}))
+            self._own_manager = (context, Monitor(f"hecsb_runner_{os.getpid()}", context=context, observe=False))
+            atexit.register(self._close_manager)  # also when the caller never calls stop()
+        return self._own_manager[1]
+
+    def _close_manager(self) -> None:
+        if self._own_manager is not None:
+            import rclpy
+
+            context, manager = self._own_manager
+            self._own_manager = None
+            manager.destroy()
+            rclpy.try_shutdown(context=context)
+
+    def bring_up(self, key: str, timeout: float = 300.0) -> None:
+        """Configure, then activate the managed node ``key`` through its lifecycle services.
+
+        Raises RuntimeError when its process exits or a transition fails (the message carries the
+        node's reason, e.g. "configure failed: unknown checkpoint ..."), TimeoutError when its
+        services do not appear."""
+        name = self.specs[key].name
+        manager = self.manager()
+        alive = lambda: self.procs[key].poll() is None  # noqa: E731
+        if not manager.wait_for_lifecycle(name, timeout, alive):
+            self.check()
+            raise TimeoutError(f"the lifecycle services of {name} did not appear within {timeout:.0f} s")
+        for transition in ("configure", "activate"):
+            if not manager.change_state(name, transition, timeout, alive):
+                self.check()
+                state = manager.lifecycle_state(name)
+                raise RuntimeError(f"{name}: {transition} failed, the node is {state}: {self.failure_reason(key)}")
+
+    def failure_reason(self, key: str) -> str:
+        """The last "... failed: reason" line of the node's log (what a failed transition logged)."""
+        lines = [ln for ln in self.log_tail(key, 20000).splitlines() if "failed: " in ln]
+        return lines[-1].split("]: ", 1)[-1] if lines else "(no reason in the log)"
+
+    def _wait_for_chain(self, timeout: float) -> None:
+        """Wait (bounded) until the topics from the edge on have a publisher and a subscriber in this
+        process's view of the graph and ``monitor``'s result subscription is matched: discovery
+        between the nodes is then done, so the camera's first frames are not published into it."""
+        manager = self.manager()
+        topics = ["latent", "classification"] + (["latent_shaped"] if "link_emulator" in self.specs else [])
+        monitor = self.monitor
+
+        def ready() -> bool:
+            self.check()
+            matched = monitor is None or monitor.results_matched()
+            return matched and all(manager.node.count_publishers(t) > 0 and manager.node.count_subscribers(t) > 0
+                                   for t in topics)
+
+        manager.spin_until(ready, timeout)
 
     def kill(self, key: str, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
         """Send ``sig`` to one node (default SIGKILL: no clean-up) and wait until it is gone; then
@@ -207,6 +294,7 @@ class Pipeline:
         for key in self.procs:
             self.kill(key, signal.SIGINT)
         remove_stale_segments(segments)
+        self._close_manager()
 
     def __enter__(self) -> "Pipeline":
         return self
@@ -244,9 +332,13 @@ class ResultRecord:
 
 
 class Monitor:
-    """In-process observer node; call :meth:`spin` to process its callbacks."""
+    """In-process observer node; its callbacks run on its own thread.
 
-    def __init__(self, name: str = "hecsb_monitor", context: Any = None) -> None:
+    With ``observe`` (default) it records results, LinkStats and diagnostics; without, it is only a
+    client of other nodes' parameter and lifecycle services (the runner's own lifecycle manager).
+    """
+
+    def __init__(self, name: str = "hecsb_monitor", context: Any = None, observe: bool = True) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -260,12 +352,16 @@ class Monitor:
         self.edge_stats: list[tuple[float, Any]] = []
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.diag_history: dict[str, deque[tuple[float, dict[str, str]]]] = {}
-        self.node.create_subscription(ClassificationResult, "classification", self._on_result, reliable_qos(200))
-        self.node.create_subscription(LinkStats, "link_stats",
-                                      lambda m: self.link_stats.append((time.monotonic(), m)), reliable_qos(20))
-        self.node.create_subscription(LinkStats, "edge_stats",
-                                      lambda m: self.edge_stats.append((time.monotonic(), m)), reliable_qos(20))
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, reliable_qos(50))
+        self._result_sub = None
+        if observe:
+            self._result_sub = self.node.create_subscription(ClassificationResult, "classification", self._on_result,
+                                                             reliable_qos(200))
+            self.node.create_subscription(LinkStats, "link_stats",
+                                          lambda m: self.link_stats.append((time.monotonic(), m)), reliable_qos(20))
+            self.node.create_subscription(LinkStats, "edge_stats",
+                                          lambda m: self.edge_stats.append((time.monotonic(), m)), reliable_qos(20))
+            self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, reliable_qos(50))
+        self._lifecycle_clients: dict[tuple[str, str], Any] = {}
         self._executor = SingleThreadedExecutor(context=self.node.context)
         self._executor.add_node(self.node)
         self._param_clients: dict[str, Any] = {}
@@ -345,6 +441,56 @@ class Monitor:
         if not result.successful:
             raise ValueError(f"{node_name} refused {name}={value!r}: {result.reason}")
         return time.monotonic()
+
+    def results_matched(self) -> bool:
+        """Whether the result subscription is matched with a publisher (results would arrive)."""
+        return self._result_sub is not None and self._result_sub.get_publisher_count() > 0
+
+    # -- lifecycle (managed nodes), through the standard services ------------------------------
+    def _lifecycle_client(self, node_name: str, service: str) -> Any:
+        from lifecycle_msgs.srv import ChangeState, GetState
+
+        key = (node_name, service)
+        if key not in self._lifecycle_clients:
+            srv_type = ChangeState if service == "change_state" else GetState
+            self._lifecycle_clients[key] = self.node.create_client(srv_type, f"{node_name}/{service}")
+        return self._lifecycle_clients[key]
+
+    def wait_for_lifecycle(self, node_name: str, timeout: float = 60.0, alive=lambda: True) -> bool:
+        """Wait until ``node_name``'s ``change_state`` and ``get_state`` services are available
+        (False on timeout or as soon as ``alive()`` turns false)."""
+        clients = [self._lifecycle_client(node_name, s) for s in ("change_state", "get_state")]
+        self.spin_until(lambda: not alive() or all(c.service_is_ready() for c in clients), timeout)
+        return alive() and all(c.service_is_ready() for c in clients)
+
+    def _call(self, client: Any, request: Any, timeout: float, alive=lambda: True) -> Any:
+        future = client.call_async(request)
+        if not self.spin_until(lambda: future.done() or not alive(), timeout) or not future.done():
+            client.remove_pending_request(future)
+            return None
+        return future.result()
+
+    def lifecycle_state(self, node_name: str, timeout: float = 10.0) -> str:
+        """Label of ``node_name``'s lifecycle state (``<node>/get_state``); '' when it does not answer."""
+        from lifecycle_msgs.srv import GetState
+
+        client = self._lifecycle_client(node_name, "get_state")
+        if not client.wait_for_service(timeout_sec=timeout):
+            return ""
+        response = self._call(client, GetState.Request(), timeout)
+        return response.current_state.label if response is not None else ""
+
+    def change_state(self, node_name: str, transition: str, timeout: float = 120.0, alive=lambda: True) -> bool:
+        """Trigger ``transition`` (configure, activate, deactivate, cleanup, shutdown) on ``node_name``
+        through ``<node>/change_state``; True when the node reports success."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        client = self._lifecycle_client(node_name, "change_state")
+        if not client.wait_for_service(timeout_sec=min(timeout, 10.0)):
+            return False
+        response = self._call(client, ChangeState.Request(transition=Transition(label=transition)), timeout, alive)
+        return bool(response is not None and response.success)
 
     def destroy(self) -> None:
         self._running = False

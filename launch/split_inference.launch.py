@@ -1,35 +1,78 @@
 """ros2 launch hecsb_ros split_inference.launch.py [codec:=hecsb] [profile:=4g] [source:=dataset] ...
 
 Starts camera source, edge, link emulator and server. The node set comes from
-hecsb_ros.graph.split_inference_nodes, the same description that 'hecsb-demo' uses. The nodes get
-the shipped Fast DDS profile (share/hecsb_ros/config/fastdds_profile.xml: a 32 MiB shared-memory
-segment, without which camera frames of 640x480 and more are lost between processes) unless
-FASTDDS_DEFAULT_PROFILES_FILE is already set (set it empty to run on Fast DDS's defaults).
+hecsb_ros.graph.split_inference_nodes, the same description that the process runner ('hecsb_demo')
+uses. With lifecycle:=true (default) edge and server are managed (lifecycle) nodes: their
+processes start at once, then the server is configured (codec loaded) and activated, then the edge,
+and the camera source starts only once the edge is active, so no frame is published into a pipeline
+that is not there yet. A failed configure (e.g. an unknown checkpoint) logs the node's reason and
+ends the launch. lifecycle:=false starts plain nodes at once (the camera waits for the pipeline's
+subscribers). The nodes get the shipped Fast DDS profile (share/hecsb_ros/config/fastdds_profile.xml:
+a 32 MiB shared-memory segment, without which camera frames of 640x480 and more are lost between
+processes) unless FASTDDS_DEFAULT_PROFILES_FILE is already set (set it empty to run on Fast DDS's
+defaults).
 """
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable, UnsetEnvironmentVariable
+from launch.actions import (DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler,
+                            SetEnvironmentVariable, UnsetEnvironmentVariable)
+from launch.events import Shutdown, matches_action
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
 
-from hecsb_ros.graph import FASTDDS_PROFILE_VAR, LAUNCH_ARGUMENTS, fastdds_profile, split_inference_nodes
+from hecsb_ros.graph import FASTDDS_PROFILE_VAR, LAUNCH_ARGUMENTS, START_ORDER, fastdds_profile, split_inference_nodes
+
+
+def _node_action(spec, params_file):
+    parameters = ([params_file] if params_file else []) + [spec.parameters]
+    env = {k: v for k, v in spec.env.items() if k not in os.environ}  # the edge's malloc settings
+    kwargs = dict(package="hecsb_ros", executable=spec.executable, name=spec.name, parameters=parameters,
+                  remappings=list(spec.remappings), output="screen", **({"additional_env": env} if env else {}))
+    return LifecycleNode(namespace="", **kwargs) if spec.managed else Node(**kwargs)
+
+
+def _transition(action, transition_id):
+    return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(action), transition_id=transition_id))
 
 
 def _nodes(context, *args, **kwargs):
     values = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
-    params_file = values["params_file"]
     actions = []
     if FASTDDS_PROFILE_VAR not in os.environ:
         actions.append(SetEnvironmentVariable(FASTDDS_PROFILE_VAR, str(fastdds_profile())))
     elif not os.environ[FASTDDS_PROFILE_VAR]:  # set empty: Fast DDS's defaults, without its error about ''
         actions.append(UnsetEnvironmentVariable(FASTDDS_PROFILE_VAR))
-    for spec in split_inference_nodes(**values):
-        parameters = ([params_file] if params_file else []) + [spec.parameters]
-        env = {k: v for k, v in spec.env.items() if k not in os.environ}  # the edge's malloc settings
-        actions.append(Node(package="hecsb_ros", executable=spec.executable, name=spec.name,
-                            parameters=parameters, remappings=list(spec.remappings), output="screen",
-                            **({"additional_env": env} if env else {})))
+    specs = split_inference_nodes(**values)
+    nodes = {spec.key: _node_action(spec, values["params_file"]) for spec in specs}
+    names = {spec.key: spec.name for spec in specs}
+    managed = [key for key in START_ORDER if key in nodes and next(s for s in specs if s.key == key).managed]
+    if not managed:  # plain nodes, all at once
+        return actions + [nodes[spec.key] for spec in specs]
+    # Every process but the camera's starts now (their imports overlap); then server, then edge are
+    # configured and activated in turn; the camera source starts once the last one is active.
+    actions += [nodes[key] for key in START_ORDER if key in nodes and key != "camera_source"]
+    for i, key in enumerate(managed):
+        node = nodes[key]
+        then = [_transition(nodes[managed[i + 1]], Transition.TRANSITION_CONFIGURE)] if i + 1 < len(managed) \
+            else [nodes["camera_source"]]
+        actions += [
+            RegisterEventHandler(OnStateTransition(
+                target_lifecycle_node=node, start_state="configuring", goal_state="inactive", handle_once=True,
+                entities=[_transition(node, Transition.TRANSITION_ACTIVATE)])),
+            RegisterEventHandler(OnStateTransition(
+                target_lifecycle_node=node, start_state="activating", goal_state="active", handle_once=True,
+                entities=[LogInfo(msg=f"hecsb_ros: {names[key]} is active"), *then])),
+            RegisterEventHandler(OnStateTransition(
+                target_lifecycle_node=node, start_state="configuring", goal_state="unconfigured", handle_once=True,
+                entities=[LogInfo(msg=f"hecsb_ros: {names[key]} failed to configure (the reason is in its log "
+                                      "above); stopping the launch"),
+                          EmitEvent(event=Shutdown(reason=f"{names[key]} failed to configure"))])),
+        ]
+    actions.append(_transition(nodes[managed[0]], Transition.TRANSITION_CONFIGURE))
     return actions
 
 

@@ -44,12 +44,13 @@ def test_runner_gives_the_edge_its_environment(tmp_path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "Popen", _Popen)
     base = {"PATH": "/usr/bin", "MALLOC_TRIM_THRESHOLD_": "1"}
-    Pipeline(None, tmp_path, env=base).start()
+    Pipeline(None, tmp_path, env=base, lifecycle="false").start()  # plain nodes: no lifecycle services to call
     edge, server = seen["hecsb_ros.nodes.edge"], seen["hecsb_ros.nodes.server"]
     assert edge["MALLOC_MMAP_THRESHOLD_"] == EDGE_ENV["MALLOC_MMAP_THRESHOLD_"]
     assert edge["MALLOC_TRIM_THRESHOLD_"] == "1"  # the caller's value wins
     assert "MALLOC_MMAP_THRESHOLD_" not in server and server[FASTDDS_PROFILE_VAR] == str(fastdds_profile())
-    Pipeline(None, tmp_path, env=base, node_env={"edge": {"MALLOC_MMAP_THRESHOLD_": None, "X": "2"}}).start("edge")
+    Pipeline(None, tmp_path, env=base, node_env={"edge": {"MALLOC_MMAP_THRESHOLD_": None, "X": "2"}},
+             lifecycle="false").start("edge")
     assert "MALLOC_MMAP_THRESHOLD_" not in seen["hecsb_ros.nodes.edge"] and seen["hecsb_ros.nodes.edge"]["X"] == "2"
 
 

@@ -1,7 +1,9 @@
-"""The launch file builds its nodes from hecsb_ros.graph, the description the demo runner uses.
+"""The launch file builds its nodes from hecsb_ros.graph, the description the demo runner uses, and
+brings the lifecycle nodes up in order with launch_ros's LifecycleNode, ChangeState events and
+OnStateTransition handlers.
 
-ros2 launch is not installable here, so ``launch``/``launch_ros`` are replaced by recording stand-ins
-and the launch file's own code is executed with them.
+ros2 launch is not installable here, so ``launch``/``launch_ros`` are replaced by recording stand-ins,
+the launch file's own code is executed with them and the recorded description is played back.
 """
 from __future__ import annotations
 
@@ -31,6 +33,38 @@ class _UnsetEnvironmentVariable(_SetEnvironmentVariable):
     pass
 
 
+class _Node(_Recorder):
+    pass
+
+
+class _LifecycleNode(_Node):
+    pass
+
+
+class _EmitEvent(_Recorder):
+    pass
+
+
+class _RegisterEventHandler(_Recorder):
+    pass
+
+
+class _OnStateTransition(_Recorder):
+    pass
+
+
+class _ChangeState(_Recorder):
+    pass
+
+
+class _Shutdown(_Recorder):
+    pass
+
+
+class _LogInfo(_Recorder):
+    pass
+
+
 class _LaunchConfiguration:
     def __init__(self, name):
         self.name = name
@@ -48,13 +82,27 @@ def launch_module(monkeypatch):
     actions.OpaqueFunction = _Recorder
     actions.SetEnvironmentVariable = _SetEnvironmentVariable
     actions.UnsetEnvironmentVariable = _UnsetEnvironmentVariable
+    actions.EmitEvent = _EmitEvent
+    actions.RegisterEventHandler = _RegisterEventHandler
+    actions.LogInfo = _LogInfo
+    events = types.ModuleType("launch.events")
+    events.Shutdown = _Shutdown
+    events.matches_action = lambda action: ("matches", action)
     subs = types.ModuleType("launch.substitutions")
     subs.LaunchConfiguration = _LaunchConfiguration
     launch_ros = types.ModuleType("launch_ros")
     ros_actions = types.ModuleType("launch_ros.actions")
-    ros_actions.Node = _Recorder
-    for name, mod in {"launch": launch, "launch.actions": actions, "launch.substitutions": subs,
-                      "launch_ros": launch_ros, "launch_ros.actions": ros_actions}.items():
+    ros_actions.Node = _Node
+    ros_actions.LifecycleNode = _LifecycleNode
+    handlers = types.ModuleType("launch_ros.event_handlers")
+    handlers.OnStateTransition = _OnStateTransition
+    ros_events = types.ModuleType("launch_ros.events")
+    lifecycle_events = types.ModuleType("launch_ros.events.lifecycle")
+    lifecycle_events.ChangeState = _ChangeState
+    for name, mod in {"launch": launch, "launch.actions": actions, "launch.events": events,
+                      "launch.substitutions": subs, "launch_ros": launch_ros, "launch_ros.actions": ros_actions,
+                      "launch_ros.event_handlers": handlers, "launch_ros.events": ros_events,
+                      "launch_ros.events.lifecycle": lifecycle_events}.items():
         monkeypatch.setitem(sys.modules, name, mod)
     spec = importlib.util.spec_from_file_location("split_inference_launch", LAUNCH_FILE)
     module = importlib.util.module_from_spec(spec)
@@ -75,9 +123,58 @@ def _run(launch_module, **overrides):
     return declared, actions[len(env):], env
 
 
+class _Launch:
+    """Plays a recorded launch description as ros2 launch would: actions in order, lifecycle transitions
+    (ChangeState events) answered with ``fails`` (node name -> transition label that fails), and the
+    event handlers that match each state change. Records what happens, in order."""
+
+    LABELS = {1: ("configure", "configuring", "inactive", "unconfigured"),
+              3: ("activate", "activating", "active", "inactive")}
+
+    def __init__(self, actions, fails=None):
+        self.fails = fails or {}
+        self.handlers = []
+        self.started = []   # Node actions in the order their processes start
+        self.log = []       # "start NAME", "configure NAME", "activate NAME", "shutdown"
+        self.state = {}
+        for action in actions:
+            self.run(action)
+
+    def run(self, action):
+        if isinstance(action, _Node):
+            self.started.append(action)
+            self.log.append(f"start {action.kwargs['name']}")
+            if isinstance(action, _LifecycleNode):
+                self.state[id(action)] = "unconfigured"
+        elif isinstance(action, _RegisterEventHandler):
+            self.handlers.append(action.args[0] if action.args else action.kwargs["event_handler"])
+        elif isinstance(action, _EmitEvent):
+            event = action.kwargs["event"]
+            if isinstance(event, _Shutdown):
+                self.log.append("shutdown")
+                return
+            _, target = event.kwargs["lifecycle_node_matcher"]
+            label, during, goal, back = self.LABELS[event.kwargs["transition_id"]]
+            assert self.state.get(id(target)) == ("unconfigured" if label == "configure" else "inactive")
+            name = target.kwargs["name"]
+            self.log.append(f"{label} {name}")
+            end = back if self.fails.get(name) == label else goal
+            self.state[id(target)] = end
+            for handler in list(self.handlers):
+                kw = handler.kwargs
+                if kw["target_lifecycle_node"] is target and kw["start_state"] == during and kw["goal_state"] == end:
+                    assert kw.get("handle_once"), "a later manual transition must not start nodes again"
+                    self.handlers.remove(handler)
+                    for entity in kw["entities"]:
+                        self.run(entity)
+        elif not isinstance(action, _LogInfo):
+            raise AssertionError(f"unexpected action {action!r}")
+
+
 def _nodes_of(launch_module, **overrides):
-    _, nodes, _ = _run(launch_module, **overrides)
-    return nodes
+    """The node actions in the order their processes start."""
+    _, actions, _ = _run(launch_module, **overrides)
+    return _Launch(actions).started
 
 
 def test_every_launch_argument_is_declared_with_a_description(launch_module):
@@ -87,20 +184,53 @@ def test_every_launch_argument_is_declared_with_a_description(launch_module):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"codec": "jpeg", "quality": "30", "profile": "wifi"},
-                                       {"link": "false", "params_file": "/tmp/p.yaml"}])
+                                       {"link": "false", "params_file": "/tmp/p.yaml"}, {"lifecycle": "false"}])
 def test_launch_nodes_equal_the_shared_description(launch_module, overrides):
     nodes = _nodes_of(launch_module, **overrides)
     context = {name: default for name, (default, _) in LAUNCH_ARGUMENTS.items()}
     context.update(overrides)
-    specs = split_inference_nodes(**context)
-    assert [n.kwargs["name"] for n in nodes] == [s.name for s in specs]
-    for node, spec in zip(nodes, specs):
+    specs = {s.name: s for s in split_inference_nodes(**context)}
+    assert sorted(n.kwargs["name"] for n in nodes) == sorted(specs)
+    for node in nodes:
+        spec = specs[node.kwargs["name"]]
         assert node.kwargs["package"] == "hecsb_ros"
         assert node.kwargs["executable"] == spec.executable
         assert node.kwargs["remappings"] == list(spec.remappings)
         assert node.kwargs["parameters"][-1] == spec.parameters
+        assert isinstance(node, _LifecycleNode) == spec.managed
+        if spec.managed:
+            assert node.kwargs["namespace"] == "" and spec.parameters["autostart"] is False
         if overrides.get("params_file"):
             assert node.kwargs["parameters"][0] == overrides["params_file"]
+
+
+@pytest.mark.parametrize("link", ["true", "false"])
+def test_lifecycle_nodes_come_up_in_order_before_the_camera_starts(launch_module, link):
+    """server configured, activated; then the edge; the camera's process only once the edge is active."""
+    _, actions, _ = _run(launch_module, link=link)
+    played = _Launch(actions)
+    others = ["start hecsb_link_emulator"] if link == "true" else []
+    assert played.log == ["start hecsb_server", *others, "start hecsb_edge",
+                          "configure hecsb_server", "activate hecsb_server",
+                          "configure hecsb_edge", "activate hecsb_edge", "start hecsb_camera_source"]
+    assert not [n for n in played.started if n.kwargs["name"] == "hecsb_camera_source"
+                and "wait_for_topics" in n.kwargs["parameters"][-1]]  # no custom wait needed
+
+
+@pytest.mark.parametrize("failing", ["hecsb_server", "hecsb_edge"])
+def test_a_failed_configure_ends_the_launch_and_starts_nothing_after_it(launch_module, failing):
+    _, actions, _ = _run(launch_module)
+    played = _Launch(actions, fails={failing: "configure"})
+    assert played.log[-2:] == [f"configure {failing}", "shutdown"]
+    assert "start hecsb_camera_source" not in played.log
+    assert "activate " + failing not in played.log
+
+
+def test_plain_nodes_start_at_once_and_the_camera_waits_for_the_pipeline(launch_module):
+    _, actions, _ = _run(launch_module, lifecycle="false")
+    assert all(isinstance(a, _Node) and not isinstance(a, _LifecycleNode) for a in actions)
+    camera = next(a for a in actions if a.kwargs["name"] == "hecsb_camera_source")
+    assert camera.kwargs["parameters"][-1]["wait_for_topics"] == "latent,latent_shaped"
 
 
 def test_nodes_get_the_fast_dds_profile_unless_one_is_set(launch_module, monkeypatch):
@@ -135,7 +265,8 @@ def test_description_wires_the_topics():
     assert list(specs) == ["camera_source", "edge", "link_emulator", "server"]
     assert dict(specs["link_emulator"].remappings) == {"latent_in": "latent", "latent_out": "latent_shaped"}
     assert dict(specs["server"].remappings) == {"latent": "latent_shaped"}
-    assert specs["edge"].parameters == specs["server"].parameters == {"codec": "png"}
+    assert specs["edge"].parameters == specs["server"].parameters == {"codec": "png", "autostart": False}
+    assert specs["edge"].managed and specs["server"].managed and not specs["camera_source"].managed
     assert specs["link_emulator"].parameters == {"profile": "5g"}
     direct = {s.key: s for s in split_inference_nodes(link="false")}
     assert "link_emulator" not in direct and direct["server"].remappings == ()
@@ -144,8 +275,9 @@ def test_description_wires_the_topics():
 def test_input_and_resize_reach_camera_edge_and_server():
     specs = {s.key: s for s in split_inference_nodes(input="compressed", resize="center_crop", codec="jpeg_frame")}
     assert specs["camera_source"].parameters["output"] == "compressed"
-    assert specs["edge"].parameters == {"codec": "jpeg_frame", "resize": "center_crop", "input": "compressed"}
-    assert specs["server"].parameters == {"codec": "jpeg_frame", "resize": "center_crop"}
+    assert specs["edge"].parameters == {"codec": "jpeg_frame", "resize": "center_crop", "input": "compressed",
+                                        "autostart": False}
+    assert specs["server"].parameters == {"codec": "jpeg_frame", "resize": "center_crop", "autostart": False}
     plain = {s.key: s for s in split_inference_nodes()}
     assert "output" not in plain["camera_source"].parameters and "input" not in plain["edge"].parameters
     with pytest.raises(ValueError, match="unknown input"):
@@ -155,6 +287,15 @@ def test_input_and_resize_reach_camera_edge_and_server():
 def test_unknown_profile_fails_early():
     with pytest.raises(ValueError, match="unknown profile"):
         split_inference_nodes(profile="3g")
+    with pytest.raises(ValueError, match="lifecycle must be true or false"):
+        split_inference_nodes(lifecycle="maybe")
+
+
+def test_start_order_is_server_then_edge_then_camera():
+    from hecsb_ros.graph import START_ORDER
+
+    assert START_ORDER == ("server", "link_emulator", "edge", "camera_source")
+    assert set(START_ORDER) == {s.key for s in split_inference_nodes()}
 
 
 def test_runner_command_uses_the_same_names_and_remappings():

@@ -1,8 +1,9 @@
-"""hecsb-demo: run the split-inference node set as processes over DDS, with a live progress line.
+"""hecsb_demo: run the split-inference node set as processes over DDS, with a live progress line.
 
 For machines without ``ros2 launch``; the nodes come from the same description as the launch file
 (:func:`hecsb_ros.graph.split_inference_nodes`) and run through the project's process runner
-(:mod:`hecsb_ros.runner`). Ends with a summary: frames, accuracy, payload bytes per frame, kbit/s
+(:mod:`hecsb_ros.runner`), edge and server as lifecycle nodes brought to active in order before the
+camera starts (``--lifecycle false``: plain nodes). Ends with a summary: frames, accuracy, payload bytes per frame, kbit/s
 and latency per stage.
 
     python -m hecsb_ros.cli.run_demo --codec png --profile 4g --frames 200
@@ -25,7 +26,7 @@ from hecsb_ros.runner import Monitor, Pipeline, ResultRecord
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="hecsb-demo", description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog="hecsb_demo", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for name, (default, help_text) in LAUNCH_ARGUMENTS.items():
         if name == "frames":
@@ -114,10 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     launch_values["frames"] = "0"  # the source loops; the demo stops after --frames results
     camera = next(s for s in split_inference_nodes(**launch_values) if s.key == "camera_source").parameters
     tmp = tempfile.TemporaryDirectory(prefix="hecsb_demo_")
-    # the camera starts once this process listens to the classifications too
-    pipeline = Pipeline(args.domain_id, args.log_dir or Path(tmp.name),
-                        params={"camera_source": {"wait_for_topics": camera["wait_for_topics"] + ",classification"}},
-                        params_files=(args.params_file,) if args.params_file else (), **launch_values)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # this process's monitor, as the nodes
 
     import rclpy
@@ -125,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     context = rclpy.Context()
     rclpy.init(context=context, **({} if args.domain_id is None else {"domain_id": args.domain_id}))
     monitor = Monitor("hecsb_demo_monitor", context=context)
+    # Lifecycle (default): the runner activates server and edge, waits until this monitor's result
+    # subscription is matched, then starts the camera. Plain nodes: the camera waits for the topics.
+    extra = ({"camera_source": {"wait_for_topics": camera["wait_for_topics"] + ",classification"}}
+             if "wait_for_topics" in camera else {})
+    pipeline = Pipeline(args.domain_id, args.log_dir or Path(tmp.name), params=extra,
+                        params_files=(args.params_file,) if args.params_file else (), monitor=monitor,
+                        **launch_values)
     code = 0
     try:
         pipeline.start()
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(result, indent=2))
     except (RuntimeError, TimeoutError) as exc:
-        print(f"\nhecsb-demo failed: {exc}", file=sys.stderr)
+        print(f"\nhecsb_demo failed: {exc}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = 130

@@ -1,7 +1,9 @@
-"""Shared node plumbing: QoS profiles, parameter declaration, drop counting, diagnostics, main()."""
+"""Shared node plumbing: QoS profiles, parameter declaration, drop counting, diagnostics, the managed
+(lifecycle) codec node base, main()."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import os
 import sys
@@ -11,6 +13,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
@@ -56,24 +59,22 @@ def _descriptor(p: Param) -> ParameterDescriptor:
     return d
 
 
-def declare_parameters(node: Node, params: tuple[Param, ...]) -> dict[str, Any]:
+def declare_parameters(node: Node, params: tuple[Param, ...], validate: bool = True) -> dict[str, Any]:
     """Declare ``params`` with descriptors, validate the start-up values, return them by name.
 
-    Raises ValueError (fail fast) with every invalid value and the fix; installs a callback that
-    rejects invalid runtime changes with a reason.
+    Raises ValueError (fail fast) with every invalid value and the fix (with ``validate=False`` the
+    caller checks later, see :func:`parameter_problems`); installs a callback that rejects invalid
+    runtime changes with a reason.
     """
     by_name = {p.name: p for p in params}
     values: dict[str, Any] = {}
-    problems = []
     for p in params:
         value = node.declare_parameter(p.name, p.default, _descriptor(p)).value
         if isinstance(p.default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        reason = check_value(p, value)
-        if reason:
-            problems.append(reason)
         values[p.name] = value
-    if problems:
+    problems = parameter_problems(node, params)
+    if validate and problems:
         raise ValueError("invalid parameters: " + "; ".join(problems))
 
     def on_set(changes: list[rclpy.parameter.Parameter]) -> SetParametersResult:
@@ -114,6 +115,16 @@ class CodecNodeConfig:
         """Import the ``plugins`` modules, then build the configured codec (ValueError says why not)."""
         load_codec_modules([m.strip() for m in self.plugins.split(",") if m.strip()])
         return create_codec(self.codec, self.codec_settings())
+
+
+def parameter_problems(node: Node, params: tuple[Param, ...]) -> list[str]:
+    """Why the node's current values of ``params`` are not acceptable (empty: all are)."""
+    problems = []
+    for p in params:
+        reason = check_value(p, node.get_parameter(p.name).value)
+        if reason:
+            problems.append(reason)
+    return problems
 
 
 def read_config(node: Node, params: tuple[Param, ...], cls: type) -> Any:
@@ -178,6 +189,170 @@ def check_fastdds_profile(node: Node, publishes_frames: bool = False) -> None:
         node.get_logger().warning(problem)
 
 
+# -- managed (lifecycle) codec nodes ------------------------------------------------------------
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+
+
+class ManagedCodecNode(LifecycleNode):
+    """Base of the edge and the server: a ROS 2 managed (lifecycle) node.
+
+    Construction declares the parameters (descriptors, runtime changes validated) and the standard
+    lifecycle services (``<node>/change_state``, ``<node>/get_state``, ...). Transitions:
+
+    - ``configure``: validate the parameters, read them (``self.cfg``), load the codec and its
+      checkpoints, create the publishers (:meth:`_setup`). Any error fails the transition: the node
+      stays unconfigured, the reason is logged ("configure failed: ...", also on ``/rosout``), kept
+      in ``last_error`` and published on ``/diagnostics``;
+    - ``activate``: create the subscriptions and timers (:meth:`_start`): processing starts;
+    - ``deactivate``: destroy them; the loaded codec stays;
+    - ``cleanup`` / ``shutdown``: release the codec and the publishers.
+
+    With the ``autostart`` parameter (default true) the node configures and activates itself at
+    construction, as a plain node starts, and a failed configure raises ValueError (fail fast);
+    with ``autostart: false`` it waits unconfigured for a lifecycle manager.
+    """
+
+    def __init__(self, node_name: str, params: tuple[Param, ...], config_cls: type, **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self._params = params
+        self._config_cls = config_cls
+        declare_parameters(self, params, validate=False)  # checked by configure
+        self.cfg: Any = None
+        self.codec: Codec | None = None
+        self.last_error = ""
+        self._owned_publishers: list[Any] = []
+        self._active_entities: list[Any] = []  # subscriptions and timers of the active state
+        self._diag = Diagnostics(self)
+        _guard_change_state_service(self)
+        if self.get_parameter("autostart").value:
+            if self.trigger_configure() != SUCCESS:
+                raise ValueError(self.last_error or "configure failed")
+            if self.trigger_activate() != SUCCESS:
+                raise ValueError(self.last_error or "activate failed")
+
+    # subclass hooks --------------------------------------------------------------------------
+    def _setup(self) -> None:
+        """Configure: create publishers and counters (``self.cfg`` and ``self.codec`` are set)."""
+
+    def _start(self) -> None:
+        """Activate: create subscriptions and timers with :meth:`_subscribe` / :meth:`_timer`."""
+
+    def _ready_line(self) -> str:
+        """The log line written once the node is active."""
+        return "active"
+
+    # helpers for the hooks -------------------------------------------------------------------
+    def _publisher(self, msg_type: Any, topic: str, qos: QoSProfile) -> Any:
+        pub = self.create_publisher(msg_type, topic, qos)
+        self._owned_publishers.append(pub)
+        return pub
+
+    def _subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        sub = self.create_subscription(*args, **kwargs)
+        self._active_entities.append(sub)
+        return sub
+
+    def _timer(self, period_s: float, callback: Callable[[], None]) -> Any:
+        timer = self.create_timer(period_s, callback)
+        self._active_entities.append(timer)
+        return timer
+
+    # transitions -----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            problems = parameter_problems(self, self._params)
+            if problems:
+                raise ValueError("invalid parameters: " + "; ".join(problems))
+            self.cfg = read_config(self, self._params, self._config_cls)
+            self.codec = self.cfg.create_codec()
+            self._setup()
+        except Exception as exc:  # noqa: BLE001 - every configure error is a failed transition with its reason
+            self._release()
+            reason = str(exc) if isinstance(exc, (ValueError, FileNotFoundError)) else f"{type(exc).__name__}: {exc}"
+            self.last_error = reason
+            self.get_logger().error(f"configure failed: {reason}")
+            self._diag.publish(ERROR, f"configure failed: {reason}", {"lifecycle": "unconfigured", "error": reason})
+            return FAILURE
+        self.last_error = ""
+        self.get_logger().info(f"configured: loaded codec {self.codec.name} (quality {self.codec.quality}, "
+                               f"model {self.codec.model_id}) on {self.cfg.device}")
+        self._diag.publish(OK, "inactive (configured)", {"lifecycle": "inactive", "codec": self.codec.name})
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._start()
+        except Exception as exc:  # noqa: BLE001
+            self._stop()
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"activate failed: {self.last_error}")
+            return FAILURE
+        self.get_logger().info(self._ready_line())
+        return SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        self.get_logger().info("deactivated: processing stopped, codec kept")
+        self._diag.publish(OK, "inactive", {"lifecycle": "inactive", "codec": self.codec.name if self.codec else ""})
+        return SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info("cleaned up: codec released")
+        self._diag.publish(OK, "unconfigured", {"lifecycle": "unconfigured"})
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return SUCCESS  # back to unconfigured
+
+    def _stop(self) -> None:
+        for entity in self._active_entities:
+            if hasattr(entity, "cancel"):
+                entity.cancel()
+                self.destroy_timer(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._active_entities = []
+
+    def _release(self) -> None:
+        self._stop()
+        for pub in self._owned_publishers:
+            self.destroy_publisher(pub)
+        self._owned_publishers = []
+        self.codec = None
+        gc.collect()
+
+    @property
+    def lifecycle_state(self) -> str:
+        """Label of the current lifecycle state (unconfigured, inactive, active, finalized, ...)."""
+        return self._state_machine.current_state[1]
+
+
+def _guard_change_state_service(node: LifecycleNode) -> None:
+    """Answer ``success: false`` to a transition the current state does not have. Jazzy's rclpy (7.1)
+    raises from the service callback instead, which ends the node's spin; Kilted's returns an error."""
+    srv = getattr(node, "_service_change_state", None)
+    if srv is None:
+        return
+    inner = srv.callback
+
+    def change_state(request: Any, response: Any) -> Any:
+        try:
+            return inner(request, response)
+        except Exception as exc:  # noqa: BLE001 - rclpy's RCLError for a transition not available now
+            node.get_logger().error(f"transition {request.transition.label or request.transition.id} refused in "
+                                    f"state {node._state_machine.current_state[1]}: {exc}")
+            response.success = False
+            return response
+
+    srv.callback = change_state
+
+
 # -- entry point --------------------------------------------------------------------------------
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """Init rclpy, build the node, spin until Ctrl-C/SIGTERM; a start-up error exits with code 2."""
@@ -195,8 +370,8 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             shutdown = getattr(node, "on_shutdown", None)
-            if shutdown is not None:
-                shutdown()
+            if shutdown is not None and not isinstance(node, LifecycleNode):
+                shutdown()  # plain nodes' clean-up (the link emulator's delivery thread)
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()

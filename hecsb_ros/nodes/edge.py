@@ -5,6 +5,9 @@ Subscribes ``image_raw`` (sensor_msgs/Image, every common encoding) or, with ``i
 publishes them), best effort and shallow (stale frames are dropped while busy), plus
 ``image_raw/ground_truth`` and ``classification``; publishes ``latent`` and ``edge_stats``
 (LinkStats: capture -> result back at the edge).
+
+A managed (lifecycle) node (:class:`~hecsb_ros.nodes.common.ManagedCodecNode`): configure loads the
+codec and creates the publishers, activate subscribes, deactivate unsubscribes and keeps the codec.
 """
 from __future__ import annotations
 
@@ -14,15 +17,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
-from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, Diagnostics, DropCounter, declare_parameters, image_qos,
-                                    read_config, reliable_qos, run_node)
+from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, image_qos, reliable_qos,
+                                    run_node)
 from hecsb_ros.nodes.conversions import (UNKNOWN, compressed_msg_to_array, image_msg_to_array, latent_msg,
                                          link_stats_msg, time_to_ns)
 from hecsb_ros.params import EDGE
@@ -35,31 +37,35 @@ class EdgeConfig(CodecNodeConfig):
     input: str
 
 
-class EdgeNode(Node):
+class EdgeNode(ManagedCodecNode):
     def __init__(self, **node_kwargs) -> None:
-        super().__init__("hecsb_edge", **node_kwargs)
-        declare_parameters(self, EDGE)
-        cfg = self.cfg = read_config(self, EDGE, EdgeConfig)
-        self.codec = cfg.create_codec()
+        super().__init__("hecsb_edge", EDGE, EdgeConfig, **node_kwargs)
+
+    def _setup(self) -> None:
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self._labels: OrderedDict[tuple[int, str], int] = OrderedDict()
         self._seq = 0
         self.images_in = 0
-        self._pub = self.create_publisher(CompressedLatent, "latent", reliable_qos(10))
-        self._stats_pub = self.create_publisher(LinkStats, "edge_stats", reliable_qos(10))
+        self._pub = self._publisher(CompressedLatent, "latent", reliable_qos(10))
+        self._stats_pub = self._publisher(LinkStats, "edge_stats", reliable_qos(10))
+
+    def _start(self) -> None:
+        cfg = self.cfg
         # Ground truth first: with both ready, the executor takes it before the image.
-        self.create_subscription(GroundTruth, "image_raw/ground_truth", self._on_truth, reliable_qos(50))
+        self._subscribe(GroundTruth, "image_raw/ground_truth", self._on_truth, reliable_qos(50))
         if cfg.input == "compressed":
-            self._image_sub = self.create_subscription(CompressedImage, "image_raw/compressed", self._on_compressed,
-                                                       image_qos(cfg.qos_depth))
+            self._image_sub = self._subscribe(CompressedImage, "image_raw/compressed", self._on_compressed,
+                                              image_qos(cfg.qos_depth))
         else:
-            self._image_sub = self.create_subscription(Image, "image_raw", self._on_image, image_qos(cfg.qos_depth))
-        self.create_subscription(ClassificationResult, "classification", self._on_result, reliable_qos(50))
-        self._diag = Diagnostics(self)
-        self.create_timer(cfg.stats_period_s, self._report)
-        self.get_logger().info(f"codec {cfg.codec} (quality {self.codec.quality}, model {self.codec.model_id}) "
-                               f"on {cfg.device}, frames from {self._image_sub.topic_name} ({cfg.input})")
+            self._image_sub = self._subscribe(Image, "image_raw", self._on_image, image_qos(cfg.qos_depth))
+        self._subscribe(ClassificationResult, "classification", self._on_result, reliable_qos(50))
+        self._timer(cfg.stats_period_s, self._report)
+
+    def _ready_line(self) -> str:
+        cfg = self.cfg
+        return (f"codec {cfg.codec} (quality {self.codec.quality}, model {self.codec.model_id}) "
+                f"on {cfg.device}, frames from {self._image_sub.topic_name} ({cfg.input})")
 
     def _on_truth(self, msg: GroundTruth) -> None:
         self._labels[(time_to_ns(msg.header.stamp), msg.header.frame_id)] = int(msg.class_id)
@@ -104,7 +110,7 @@ class EdgeNode(Node):
         self._stats_pub.publish(link_stats_msg(snap, self.get_clock().now().to_msg(), self.get_name()))
         level = WARN if snap["drops"] else OK
         self._diag.publish(level, f"{snap['frames']} results in window, {snap['drops']} drops", {
-            "images_in": self.images_in, "latents_sent": self._seq, "codec": self.codec.name,
+            "lifecycle": "active", "images_in": self.images_in, "latents_sent": self._seq, "codec": self.codec.name,
             "input": self.cfg.input, "round_trip_p50_ms": snap["latency_p50_ms"], "drops": snap["drops"]})
 
 

@@ -5,6 +5,10 @@ deserialize are counted instead of crashing; publishes ``classification`` and ``
 ``vision_msgs`` is installed it also publishes ``classification/vision`` (vision_msgs/Classification,
 header = the camera frame's) and, latched, ``classification/vision_info`` (vision_msgs/VisionInfo)
 and ``classification/label_info`` (vision_msgs/LabelInfo: the class names).
+
+A managed (lifecycle) node (:class:`~hecsb_ros.nodes.common.ManagedCodecNode`): configure loads the
+codec and creates the publishers (the latched class database is sent then), activate subscribes
+``latent``, deactivate unsubscribes and keeps the codec.
 """
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ import math
 import time
 from dataclasses import dataclass
 
-from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from std_msgs.msg import Header
 
@@ -21,8 +24,8 @@ from hecsb_ros.core.payload import PayloadError, check_timings
 from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
-from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, Diagnostics, DropCounter, declare_parameters,
-                                    latched_qos, read_config, reliable_qos, run_node)
+from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, latched_qos, reliable_qos,
+                                    run_node)
 from hecsb_ros.nodes.conversions import (UNKNOWN, label_info_msg, latent_payload, link_stats_msg, result_msg,
                                          time_to_ns, vision_classification_msg, vision_info_msg, vision_msgs_module)
 from hecsb_ros.params import SERVER
@@ -36,41 +39,43 @@ class ServerConfig(CodecNodeConfig):
     qos_depth: int
 
 
-class ServerNode(Node):
+class ServerNode(ManagedCodecNode):
     def __init__(self, **node_kwargs) -> None:
-        super().__init__("hecsb_server", **node_kwargs)
-        declare_parameters(self, SERVER)
-        cfg = self.cfg = read_config(self, SERVER, ServerConfig)
-        self.codec = cfg.create_codec()
+        super().__init__("hecsb_server", SERVER, ServerConfig, **node_kwargs)
+
+    def _setup(self) -> None:
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self._seq = SequenceTracker()
         self.received = 0
-        self._pub = self.create_publisher(ClassificationResult, "classification", reliable_qos(50))
-        self._stats_pub = self.create_publisher(LinkStats, "link_stats", reliable_qos(10))
-        self.create_subscription(CompressedLatent, "latent", self._on_latent, reliable_qos(cfg.qos_depth), raw=True)
-        self._diag = Diagnostics(self)
+        self._pub = self._publisher(ClassificationResult, "classification", reliable_qos(50))
+        self._stats_pub = self._publisher(LinkStats, "link_stats", reliable_qos(10))
         self._vision = vision_msgs_module()
         self._vision_pub = self._vision_outputs() if self._vision is not None else None
         if self._vision is None:
             self.get_logger().info("vision_msgs is not installed: classification/vision, classification/vision_info "
                                    "and classification/label_info are not published")
-        self.create_timer(cfg.stats_period_s, self._report)
-        self.get_logger().info(f"serving codec {self.codec.name} (quality {self.codec.quality}, "
-                               f"model {self.codec.model_id}) on {cfg.device}")
+
+    def _start(self) -> None:
+        self._subscribe(CompressedLatent, "latent", self._on_latent, reliable_qos(self.cfg.qos_depth), raw=True)
+        self._timer(self.cfg.stats_period_s, self._report)
+
+    def _ready_line(self) -> str:
+        return (f"serving codec {self.codec.name} (quality {self.codec.quality}, "
+                f"model {self.codec.model_id}) on {self.cfg.device}")
 
     def _vision_outputs(self):
         """Publish the latched class database (LabelInfo + VisionInfo); return the Classification publisher."""
         vision = self._vision
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
         classes = self.codec.classes
-        self._label_pub = self.create_publisher(vision.LabelInfo, "classification/label_info", latched_qos())
-        self._info_pub = self.create_publisher(vision.VisionInfo, "classification/vision_info", latched_qos())
+        self._label_pub = self._publisher(vision.LabelInfo, "classification/label_info", latched_qos())
+        self._info_pub = self._publisher(vision.VisionInfo, "classification/vision_info", latched_qos())
         self._label_pub.publish(label_info_msg(vision, header, classes))
         method = (f"hecsb_ros split inference: codec {self.codec.name}, quality {self.codec.quality}, "
                   f"model {self.codec.model_id}")
         self._info_pub.publish(vision_info_msg(vision, header, method, self._label_pub.topic_name, classes))
-        return self.create_publisher(vision.Classification, "classification/vision", reliable_qos(50))
+        return self._publisher(vision.Classification, "classification/vision", reliable_qos(50))
 
     def _param(self, name: str):
         return self.get_parameter(name).value
@@ -120,7 +125,7 @@ class ServerNode(Node):
         self._stats_pub.publish(link_stats_msg(snap, self.get_clock().now().to_msg(), self.get_name()))
         level = WARN if snap["drops"] else OK
         self._diag.publish(level, f"{snap['frames']} frames in window, {snap['drops']} drops since start", {
-            "received": self.received, "codec": self.codec.name, "kbit_per_s": snap["kbit_per_s"],
+            "lifecycle": "active", "received": self.received, "codec": self.codec.name, "kbit_per_s": snap["kbit_per_s"],
             "latency_p50_ms": snap["latency_p50_ms"], "accuracy": snap["accuracy"], "drops": snap["drops"]})
 
 

@@ -1,0 +1,199 @@
+"""Edge and server as managed (lifecycle) nodes, driven through the standard lifecycle services
+(``<node>/change_state``, ``<node>/get_state``) by the runner's Monitor node, as the process runner
+and a lifecycle manager drive them; and the runner bringing a whole pipeline up in order."""
+from __future__ import annotations
+
+import os
+import random
+import threading
+from pathlib import Path
+
+import pytest
+from rclpy.parameter import Parameter
+
+from hecsb_ros.runner import Monitor
+
+
+class _Spinning:
+    """Spin one node on its own thread (as its process would), for another node to call its services."""
+
+    def __init__(self, node) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.node = node
+        self._executor = SingleThreadedExecutor(context=node.context)
+        self._executor.add_node(node)
+        self._stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except BaseException as exc:  # noqa: BLE001 - recorded: a transition must never end the spin
+                self.errors.append(exc)
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self._executor.remove_node(self.node)
+        self.node.destroy_node()
+
+
+def _managed(cls_path: str, **params):
+    import importlib
+
+    module, cls = cls_path.split(":")
+    values = {"autostart": False, **params}
+    return getattr(importlib.import_module(module), cls)(
+        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+
+
+def _subscriptions(node) -> set[str]:
+    return {s.topic_name for s in node.subscriptions}
+
+
+@pytest.mark.parametrize("cls_path, input_topic", [("hecsb_ros.nodes.server:ServerNode", "/latent"),
+                                                   ("hecsb_ros.nodes.edge:EdgeNode", "/image_raw")])
+def test_transitions_through_the_standard_services(ros_context, random_classifier, cls_path, input_topic):
+    node = _managed(cls_path, codec="png", checkpoint=str(random_classifier))
+    spinning = _Spinning(node)
+    monitor = Monitor(f"lifecycle_test_{random.randint(0, 99999)}")
+    name = node.get_name()
+    try:
+        assert monitor.wait_for_lifecycle(name, 30.0)
+        assert monitor.lifecycle_state(name) == "unconfigured"
+        assert node.codec is None and input_topic not in _subscriptions(node)
+        assert not monitor.change_state(name, "activate")  # not from unconfigured: refused, node keeps spinning
+        assert monitor.lifecycle_state(name) == "unconfigured"
+
+        assert monitor.change_state(name, "configure")
+        assert monitor.lifecycle_state(name) == "inactive"
+        codec = node.codec
+        assert codec is not None and codec.name == "png"  # the model is loaded at configure
+        assert input_topic not in _subscriptions(node)  # ... but nothing is processed yet
+
+        assert monitor.change_state(name, "activate")
+        assert monitor.lifecycle_state(name) == "active"
+        assert input_topic in _subscriptions(node)
+
+        assert monitor.change_state(name, "deactivate")
+        assert monitor.lifecycle_state(name) == "inactive"
+        assert input_topic not in _subscriptions(node) and node.codec is codec  # stopped, model kept
+        assert monitor.change_state(name, "activate") and input_topic in _subscriptions(node)
+        assert monitor.change_state(name, "deactivate")
+
+        assert monitor.change_state(name, "cleanup")
+        assert monitor.lifecycle_state(name) == "unconfigured" and node.codec is None  # released
+        assert monitor.change_state(name, "configure") and node.codec is not None  # loads again
+        assert monitor.change_state(name, "shutdown")
+        assert monitor.lifecycle_state(name) == "finalized" and node.codec is None
+        assert not spinning.errors
+    finally:
+        monitor.destroy()
+        spinning.close()
+
+
+@pytest.mark.parametrize("cls_path", ["hecsb_ros.nodes.server:ServerNode", "hecsb_ros.nodes.edge:EdgeNode"])
+def test_failed_configure_leaves_the_node_unconfigured_with_the_reason(ros_context, random_classifier, tmp_path,
+                                                                       cls_path):
+    """An unknown checkpoint: configure fails, the node stays unconfigured and says why (log and /rosout,
+    /diagnostics, ``last_error``); with the file in place the same node configures."""
+    from rcl_interfaces.msg import Log
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    missing = tmp_path / "no_such_checkpoint.safetensors"
+    node = _managed(cls_path, codec="png", checkpoint=str(missing))
+    spinning = _Spinning(node)
+    monitor = Monitor(f"lifecycle_test_{random.randint(0, 99999)}")
+    name = node.get_name()
+    logs: list[str] = []
+    monitor.node.create_subscription(Log, "/rosout", lambda m: logs.append(m.msg) if m.name == name else None,
+                                     QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                                                durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    try:
+        assert monitor.wait_for_lifecycle(name, 30.0)
+        assert not monitor.change_state(name, "configure")
+        assert monitor.lifecycle_state(name) == "unconfigured"
+        assert node.codec is None
+        assert str(missing) in node.last_error
+        assert monitor.spin_until(lambda: any("configure failed" in m and str(missing) in m for m in logs), 10.0), logs
+        assert monitor.spin_until(lambda: str(missing) in monitor.diagnostics.get(name, {}).get("error", ""), 10.0)
+        assert not monitor.change_state(name, "activate") and monitor.lifecycle_state(name) == "unconfigured"
+        missing.write_bytes(Path(random_classifier).read_bytes())  # the operator fixes the file
+        assert monitor.change_state(name, "configure") and monitor.lifecycle_state(name) == "inactive"
+        assert node.last_error == ""
+        assert not spinning.errors
+    finally:
+        monitor.destroy()
+        spinning.close()
+
+
+def test_plain_start_configures_and_activates_and_fails_fast(ros_context, random_classifier, tmp_path):
+    from hecsb_ros.nodes.server import ServerNode
+
+    node = ServerNode(parameter_overrides=[Parameter("codec", value="png"),
+                                           Parameter("checkpoint", value=str(random_classifier))])
+    try:
+        assert node.lifecycle_state == "active" and "/latent" in _subscriptions(node)
+    finally:
+        node.destroy_node()
+    with pytest.raises(ValueError, match="no_such"):
+        ServerNode(parameter_overrides=[Parameter("codec", value="png"),
+                                        Parameter("checkpoint", value=str(tmp_path / "no_such.safetensors"))])
+
+
+def test_runner_brings_the_pipeline_up_in_order_and_reports_a_failed_configure(random_classifier, tmp_path):
+    """Processes over DDS: server, then edge configured and activated through their services before the
+    camera starts; with an unknown checkpoint on the server the start fails with the node's reason,
+    the server stays unconfigured and neither the edge nor the camera is brought up."""
+    import re
+
+    import rclpy
+
+    from hecsb_ros.runner import Pipeline
+
+    domain = random.Random(f"{os.getpid()}lifecycle").randint(20, 99)
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    monitor = Monitor("lifecycle_runner_monitor", context=context)
+    try:
+        good = {"checkpoint": str(random_classifier)}
+        pipe = Pipeline(domain, tmp_path / "ok", {"edge": good, "server": good}, codec="png", link="false",
+                        rate_hz="20", monitor=monitor)
+        try:
+            pipe.start()
+            assert monitor.lifecycle_state("hecsb_server") == monitor.lifecycle_state("hecsb_edge") == "active"
+            assert monitor.spin_until(lambda: len(monitor.results) >= 5, 120.0), pipe.log_tail("camera_source")
+
+            def first(key: str, text: str) -> float:
+                for line in pipe.log_tail(key, 100000).splitlines():
+                    m = re.match(r"\[INFO\] \[(\d+\.\d+)\]", line)
+                    if m and text in line:
+                        return float(m.group(1))
+                raise AssertionError(f"{text!r} not in {key}'s log")
+
+            server_active = first("server", "serving codec")
+            edge_configured, edge_active = first("edge", "configured: loaded codec"), first("edge", "]: codec png")
+            camera_started = first("camera_source", "publishing")
+            assert server_active < edge_configured < edge_active < camera_started
+        finally:
+            pipe.stop()
+
+        bad = {"checkpoint": str(tmp_path / "unknown.safetensors")}
+        pipe = Pipeline(domain, tmp_path / "bad", {"edge": good, "server": bad}, codec="png", link="false",
+                        monitor=monitor)
+        try:
+            with pytest.raises(RuntimeError, match=r"hecsb_server: configure failed, the node is unconfigured: "
+                                                   r"configure failed: .*unknown\.safetensors"):
+                pipe.start()
+            assert pipe.alive()["server"] and monitor.lifecycle_state("hecsb_server") == "unconfigured"
+            assert monitor.lifecycle_state("hecsb_edge") == "unconfigured" and "camera_source" not in pipe.procs
+        finally:
+            pipe.stop()
+    finally:
+        monitor.destroy()
+        rclpy.try_shutdown(context=context)
