@@ -112,40 +112,47 @@ def test_image_list_is_preprocessed_as_the_edge_does(lite0, photos, tmp_path):
     assert len(ImageList(tmp_path / "list.csv", lite0.spec, labelled_only=True)) == 1
 
 
-def test_hecsb_can_start_with_the_teachers_first_layers(lite0, tmp_path):
-    """HECS-B's acquisition network at camera scale: Lite0's own layers to stride 4 (started from the
-    teacher's weights), then a stride-2 convolution and W to the teacher's 28 x 28 split grid."""
+def test_hecsb_measures_the_teachers_own_features(lite0, tmp_path):
+    """HECS-B at camera scale: f_psi is Lite0's own head (started from the teacher's weights), W takes
+    32 measurements of each position's 40 features, starting as their principal directions, and
+    decoding starts from the least-squares inverse (the classical linear recovery)."""
     from argparse import Namespace
 
     from hecsb_ros.core.bench.macs import count_macs
-    from hecsb_ros.core.learned import HecsbBottleneck, HecsbConfig, Split, save_learned
+    from hecsb_ros.core.codecs import CodecSettings, create_codec
+    from hecsb_ros.core.learned import HecsbConfig, Split, save_learned
+    from hecsb_ros.core.training.data import TensorSource
     from hecsb_ros.core.training.recipes import TrainJob, _hecsb_start, hecsb_config
 
     config = hecsb_config(lite0, Namespace())
-    assert (config.stem, config.downsampling, config.latent_shape) == ("efficientnet_lite0", 3, (6, 28, 28))
-    assert HecsbConfig.from_json(config.to_json()) == config
+    assert (config.stem, config.stem_stride, config.latent_shape) == ("efficientnet_lite0", 8, (32, 28, 28))
+    assert config.linear_inverse and HecsbConfig.from_json(config.to_json()) == config
     plain = HecsbConfig(1, (28, 28), 32, (14, 14))
-    assert "stem" not in plain.to_json()  # configs without a stem are written as before
-    job = TrainJob("hecsb", 1e-3, 0, lite0, None, Namespace(), log=lambda s: None)
+    assert "stem" not in plain.to_json() and "linear_inverse" not in plain.to_json()  # written as before
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 3, 224, 224, generator=g) * 2 - 1
+    job = TrainJob("hecsb", 1e-3, 0, lite0, TensorSource(x, torch.zeros(8, dtype=torch.int64)), Namespace(),
+                   log=lambda s: None)
     model, _ = _hecsb_start(job)
-    x = torch.randn(1, 3, 224, 224)
+    model.eval()
     with torch.no_grad():
-        model.eval()
-        head = lite0.model.head
-        ref = head.act(head.bn0(head.conv_stem(x)))
-        for block in list(head.blocks.blocks)[:3]:  # blocks 0-2 end at stride 4
-            ref = block(ref)
-        assert torch.allclose(model.f_psi.stem(x), ref)  # the teacher's weights, to stride 4
-    macs, y = count_macs(model.encode, x)
-    assert y.shape == (1, 6, 28, 28) and macs < 0.3 * count_macs(lite0.model, x)[0]
+        h = lite0.model.head(x)
+        assert torch.allclose(model.f_psi(x), h, atol=1e-5)  # the teacher's own features
+        w = model.measure.weight
+        assert torch.allclose(w @ w.T, torch.eye(32) * float(w[0].norm()) ** 2, atol=1e-4)  # orthogonal rows
+        assert abs(float(w.norm()) - config.norm_bound) < 1e-3
+        flat = h.permute(0, 2, 3, 1).reshape(-1, 40)
+        pca = torch.linalg.eigh(torch.cov((flat - flat.mean(0)).T)).eigenvalues.flip(0)
+        recovered = model.synthesize(model.encode(x))  # unrounded: the projection onto the 32 directions
+        residual = float(((recovered - h) ** 2).permute(0, 2, 3, 1).reshape(-1, 40).sum(1).mean())
+        assert abs(residual - float(pca[32:].sum())) < 0.05 * float(pca.sum())
+    macs, y = count_macs(model.encode, x[:1])
+    assert y.shape == (1, 32, 28, 28) and macs < 0.32 * count_macs(lite0.model, x[:1])[0]
     model.update()
     path = save_learned(tmp_path / "hecsb_effl0_r0.safetensors", model.eval(), lite0.model_id)
     split = Split.load(path, lite0)
-    frame = np.zeros((480, 640, 3), np.uint8)
-    from hecsb_ros.core.codecs import CodecSettings, create_codec
-
     codec = create_codec("hecsb", CodecSettings(checkpoint=str(path), teacher="efficientnet_lite0"))
-    enc = codec.encode(frame, "bgr8")
+    enc = codec.encode(np.zeros((480, 640, 3), np.uint8), "bgr8")
     assert codec.decode(enc.data, enc.shape).logits.shape == (1000,) and split.model_id == codec.model_id
 
 

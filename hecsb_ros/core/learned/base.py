@@ -198,7 +198,7 @@ class FactorizedLatentModel(LearnedModel):
     def forward(self, x: torch.Tensor, mode: str = "noise") -> tuple[torch.Tensor, torch.Tensor]:
         """``x (N, C, H, W)`` -> reconstructed split features and the latent's likelihoods."""
         z, likelihoods = self.quantize(self.encode(x), mode)
-        return self.g_phi(z), likelihoods
+        return self.synthesize(z), likelihoods
 
     def project_(self) -> None:
         """Enforce the model's constraints after an optimiser step (none by default)."""

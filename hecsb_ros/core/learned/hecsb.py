@@ -58,6 +58,12 @@ class HecsbConfig:
             DNN, as the seed paper puts it); they are initialised from the teacher and fine-tuned,
             and ``acq_channels`` are the stride-2 convolutions after them.
         stem_stride: the stride at which the stem ends (a power of 2).
+        stem_channels: the stem's output channels; ``l`` when there are no ``acq_channels`` (the
+            stem then reaches the split itself and ``W`` measures the teacher's own features).
+        linear_inverse: the decoder adds the least-squares inverse of the measurement,
+            ``pinv(W) z + b``, to ``g_phi(z)`` (whose last layer then starts at zero): decoding
+            starts as the classical linear recovery of the measured features and ``g_phi`` learns
+            the correction.
     """
 
     in_channels: int
@@ -72,10 +78,14 @@ class HecsbConfig:
     decoder_blocks: int = 0
     stem: str = ""
     stem_stride: int = 4
+    stem_channels: int = 0
+    linear_inverse: bool = False
 
     def __post_init__(self) -> None:
-        if self.measurements >= self.acq_channels[-1]:
-            raise ValueError(f"need m < l: m={self.measurements}, l={self.acq_channels[-1]}")
+        if not self.acq_channels and not (self.stem and self.stem_channels > 0):
+            raise ValueError("f_psi needs acq_channels, or a stem with stem_channels")
+        if self.measurements >= self.latent_l:
+            raise ValueError(f"need m < l: m={self.measurements}, l={self.latent_l}")
         if self.stem and (self.stem_stride < 2 or self.stem_stride & (self.stem_stride - 1)):
             raise ValueError(f"stem_stride must be a power of 2, not {self.stem_stride}")
         d = self.downsampling
@@ -91,7 +101,7 @@ class HecsbConfig:
 
     @property
     def latent_l(self) -> int:
-        return self.acq_channels[-1]
+        return self.acq_channels[-1] if self.acq_channels else self.stem_channels
 
     @property
     def latent_size(self) -> tuple[int, int]:
@@ -115,7 +125,9 @@ class HecsbConfig:
     def to_json(self) -> str:
         d = asdict(self)
         if not self.stem:  # configs without a stem read (and hash) as before it existed
-            del d["stem"], d["stem_stride"]
+            del d["stem"], d["stem_stride"], d["stem_channels"]
+        if not self.linear_inverse:
+            del d["linear_inverse"]
         return json.dumps(d, sort_keys=True)
 
     @classmethod
@@ -209,6 +221,23 @@ class HecsbBottleneck(FactorizedLatentModel):
         self.entropy_bottleneck = EntropyBottleneck(config.measurements)
         self.g_phi = Decoder(config.measurements, config.decoder_channels, config.feature_channels,
                              config.upsampling, config.decoder_blocks)
+        if config.linear_inverse:
+            if config.upsampling or config.latent_l != config.feature_channels:
+                raise ValueError("linear_inverse needs W to measure the split features themselves "
+                                 "(latent grid = feature grid, l = feature channels)")
+            self.feature_mean = nn.Parameter(torch.zeros(config.feature_channels))
+            last = self.g_phi.net[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+
+    def synthesize(self, z: torch.Tensor) -> torch.Tensor:
+        """Server network: rounded latent ``(N, m, h, w)`` -> features; with ``linear_inverse``,
+        ``pinv(W) z + b`` (the least-squares recovery) plus ``g_phi``'s correction."""
+        h = self.g_phi(z)
+        if self.config.linear_inverse:
+            inverse = torch.linalg.pinv(self.measure.weight)  # (l, m)
+            h = h + nn.functional.conv2d(z, inverse[:, :, None, None]) + self.feature_mean[None, :, None, None]
+        return h
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Edge network: image ``(N, C, H, W)`` -> unquantised latent ``y = W f_psi(x)`` ``(N, m, h, w)``."""

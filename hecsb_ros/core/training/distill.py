@@ -309,7 +309,7 @@ class Distiller:
                         z, lik = model.quantize(model.encode(x), "round")
                 else:
                     z, lik = model.quantize(model.encode(x), "ste")
-                s_logits = tail(model.g_phi(z))
+                s_logits = tail(model.synthesize(z))
                 r = rate_bits(lik).mean()
                 if mixed:
                     loss = mixed_kd_loss(s_logits, t_logits, y, y[perm], lam, self.cfg.alpha, self.cfg.tau)
@@ -371,7 +371,7 @@ def rounded_rate_and_logits(model: FactorizedLatentModel, teacher: Classifier, x
     for idx in batches(len(x), batch_size):
         z, lik = model.quantize(model.encode(x[idx]), "round")
         bits.append(rate_bits(lik))
-        logits.append(tail(model.g_phi(z)))
+        logits.append(tail(model.synthesize(z)))
     return torch.cat(bits), torch.cat(logits)
 
 

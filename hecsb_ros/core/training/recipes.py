@@ -49,11 +49,11 @@ from hecsb_ros.core.training.distill import DistillConfig, Distiller
 HECSB_ARCH: dict[str, dict[str, Any]] = {
     "fmnist": {"acq_channels": (16, 24), "measurements": 2, "decoder_channels": 128},
     "resnet50": {"acq_channels": (64, 96, 128), "measurements": 12, "decoder_channels": 256},
-    # EfficientNet-Lite0 at 224: its own first layers to stride 4 (initialised from the teacher) and one
-    # 5x5 stride-2 convolution to the 40 x 28 x 28 split grid (about 95 M multiply-accumulates on the
-    # edge, 0.25 x the teacher's), six measurements per position
-    "effl0": {"stem": "efficientnet_lite0", "stem_stride": 4, "acq_channels": (48,), "measurements": 6,
-              "decoder_channels": 96, "decoder_blocks": 1},
+    # EfficientNet-Lite0 at 224: f_psi is the teacher's own head (its layers to the stride-8 split,
+    # initialised from it: 114 M multiply-accumulates, 0.3 x the whole teacher), W takes 32 measurements
+    # of each position's 40 features, and decoding starts from their least-squares inverse
+    "effl0": {"stem": "efficientnet_lite0", "stem_stride": 8, "stem_channels": 40, "acq_channels": (),
+              "measurements": 32, "linear_inverse": True, "decoder_channels": 64, "decoder_blocks": 1},
 }
 
 
@@ -138,6 +138,8 @@ def hecsb_config(teacher: Classifier, options: Any) -> HecsbConfig:
             arch[name] = _opt(options, name)
     if _opt(options, "acq_channels"):
         arch["acq_channels"] = tuple(options.acq_channels)
+    if arch.get("stem") and not arch["acq_channels"]:  # the stem reaches the split: l = the features' channels
+        arch["stem_channels"] = channels
     return HecsbConfig(spec.in_channels, spec.input_size, channels, size, max_norm=_opt(options, "max_norm", 0.0),
                        **arch)
 
@@ -159,6 +161,9 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
             head = job.teacher.model.head.state_dict()
             stem.load_state_dict({k: v for k, v in head.items() if k in stem.state_dict()})
             job.log(f"f_psi starts with {model.config.stem}'s first layers to stride {model.config.stem_stride}")
+        if model.config.linear_inverse:
+            principal_measurements_(model, job.train, job.teacher)
+            job.log(f"W starts as the {model.config.measurements} principal directions of the split features")
         return model, None
     model, tail = _check_init(job.init, job.teacher)
     if _opt(options, "measurements") and options.measurements != model.config.measurements:
@@ -176,6 +181,24 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
         return fresh.train(), tail
     job.log(f"starting from {job.init} ({model.config})")
     return model.train(), tail
+
+
+@torch.no_grad()
+def principal_measurements_(model: HecsbBottleneck, train: Any, teacher: Classifier, images: int = 256,
+                            seed: int = 0) -> None:
+    """Start ``W`` as the top ``m`` principal directions of the teacher's split features (per position,
+    over ``images`` training images), scaled to the norm bound, and the decoder's bias so that the
+    linear inverse reconstructs the projection of the features onto them (the classical optimum of a
+    linear measurement with linear recovery, before quantisation)."""
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:images]
+    h = train.targets(idx)["features"] if hasattr(train, "targets") else teacher.model.head(train.batch(idx)[0])
+    flat = h.double().permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+    mean = flat.mean(0)
+    _, vectors = torch.linalg.eigh(torch.cov((flat - mean).T))
+    top = vectors.flip(1)[:, :model.config.measurements].T  # (m, l), orthonormal rows
+    w = top * (model.config.norm_bound / model.config.measurements ** 0.5)
+    model.measure.weight.copy_(w.float())
+    model.feature_mean.copy_((mean - top.T @ (top @ mean)).float())
 
 
 def _svb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None]:
