@@ -2,7 +2,9 @@
 # Train the camera-scale rate levels of every learned codec against EfficientNet-Lite0, without
 # labels, from the photo and video pool of docs/camera_data.md, with the same CPU budget per codec
 # family (BUDGET minutes at one thread; continued runs count in it):
-#   hecsb, svb:            one level trained in stages 1 + 2 (BUDGET * 2/5), then three levels
+#   hecsb:                 four levels, each trained in stages 1 + 2 (2:1) from W = the principal
+#                          directions of the teacher's split features (BUDGET / 4 each);
+#   svb:                   one level trained in stages 1 + 2 (BUDGET * 2/5), then three levels
 #                          continued from it in stage 2 at other betas (BUDGET / 5 each);
 #   crbq, factorized,      three levels, each trained from scratch (BUDGET / 3 each).
 #   hyperprior:
@@ -43,7 +45,12 @@ families=("$@")
 [ ${#families[@]} -gt 0 ] || families=(hecsb svb crbq factorized hyperprior)
 for family in "${families[@]}"; do
   case "$family" in
-    hecsb|svb) two_stage "$family" 3e-4 2 3e-3:0 1e-3:1 1e-4:3 ;;
+    hecsb) for pair in 3e-3:0 1e-3:1 3e-4:2 1e-4:3; do
+             "$py" -m hecsb_ros.cli.train_hecsb --beta "${pair%%:*}" --levels "${pair##*:}" --stage1-epochs 2 \
+               --stage2-epochs 1 --lr1 1e-3 --lr2 5e-4 --alpha 1.0 --stage2-rate-weight 1 --budget-min "$(share 0.25)" \
+               --out "$out/hecsb" "${common[@]}"
+           done ;;
+    svb) two_stage svb 3e-4 2 3e-3:0 1e-3:1 1e-4:3 ;;
     crbq) for pair in 1:0 2:1 4:2; do
             "$py" -m hecsb_ros.cli.train_baselines crbq --channels "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
               --budget-min "$(share 0.333)" --out "$out/crbq" "${common[@]}"

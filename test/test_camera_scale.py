@@ -140,7 +140,10 @@ def test_hecsb_measures_the_teachers_own_features(lite0, tmp_path):
         assert torch.allclose(model.f_psi(x), h, atol=1e-5)  # the teacher's own features
         w = model.measure.weight
         assert torch.allclose(w @ w.T, torch.eye(32) * float(w[0].norm()) ** 2, atol=1e-4)  # orthogonal rows
-        assert abs(float(w.norm()) - config.norm_bound) < 1e-3
+        import math
+
+        s = math.sqrt(math.log(2) / (12 * 40 * 784 * 1e-3))  # the rows' norm where dD/dR = -beta
+        assert abs(float(w[0].norm()) - s) < 1e-4 and float(w.norm()) <= config.norm_bound
         flat = h.permute(0, 2, 3, 1).reshape(-1, 40)
         pca = torch.linalg.eigh(torch.cov((flat - flat.mean(0)).T)).eigenvalues.flip(0)
         recovered = model.synthesize(model.encode(x))  # unrounded: the projection onto the 32 directions

@@ -162,8 +162,9 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
             stem.load_state_dict({k: v for k, v in head.items() if k in stem.state_dict()})
             job.log(f"f_psi starts with {model.config.stem}'s first layers to stride {model.config.stem_stride}")
         if model.config.linear_inverse:
-            principal_measurements_(model, job.train, job.teacher)
-            job.log(f"W starts as the {model.config.measurements} principal directions of the split features")
+            scale = principal_measurements_(model, job.train, job.teacher, beta=job.value)
+            job.log(f"W starts as the {model.config.measurements} principal directions of the split features, "
+                    f"rows of norm {scale:.3f}")
         return model, None
     model, tail = _check_init(job.init, job.teacher)
     if _opt(options, "measurements") and options.measurements != model.config.measurements:
@@ -184,21 +185,33 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
 
 
 @torch.no_grad()
-def principal_measurements_(model: HecsbBottleneck, train: Any, teacher: Classifier, images: int = 256,
-                            seed: int = 0) -> None:
+def principal_measurements_(model: HecsbBottleneck, train: Any, teacher: Classifier, beta: float | None = None,
+                            images: int = 256, seed: int = 0) -> float:
     """Start ``W`` as the top ``m`` principal directions of the teacher's split features (per position,
-    over ``images`` training images), scaled to the norm bound, and the decoder's bias so that the
-    linear inverse reconstructs the projection of the features onto them (the classical optimum of a
-    linear measurement with linear recovery, before quantisation)."""
+    over ``images`` training images) and the decoder's bias so that the linear inverse reconstructs the
+    projection of the features onto them (the classical optimum of a linear measurement with linear
+    recovery, before quantisation). Returns the rows' norm ``s``.
+
+    The rows' norm sets the quantisation step in feature space (``1 / s``) and so the rate. With
+    ``beta`` it is the norm at which the rate-distortion slope of uniformly quantised measurements
+    equals ``beta`` (eq. 14: ``dD/dR = -beta`` for ``D = 1/2`` the mean squared error per feature
+    element, ``R`` bits per image): ``s = sqrt(ln 2 / (12 C P beta))`` with ``C`` feature channels
+    and ``P`` latent positions, at most the norm bound's ``k / sqrt(m)``; training starts near its
+    optimum for that beta."""
     idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:images]
     h = train.targets(idx)["features"] if hasattr(train, "targets") else teacher.model.head(train.batch(idx)[0])
     flat = h.double().permute(0, 2, 3, 1).reshape(-1, h.shape[1])
     mean = flat.mean(0)
     _, vectors = torch.linalg.eigh(torch.cov((flat - mean).T))
     top = vectors.flip(1)[:, :model.config.measurements].T  # (m, l), orthonormal rows
-    w = top * (model.config.norm_bound / model.config.measurements ** 0.5)
-    model.measure.weight.copy_(w.float())
+    config = model.config
+    scale = config.norm_bound / config.measurements ** 0.5
+    if beta:
+        positions = config.latent_size[0] * config.latent_size[1]
+        scale = min(scale, math.sqrt(math.log(2) / (12 * config.feature_channels * positions * beta)))
+    model.measure.weight.copy_((top * scale).float())
     model.feature_mean.copy_((mean - top.T @ (top @ mean)).float())
+    return scale
 
 
 def _svb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None]:
