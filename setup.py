@@ -17,24 +17,26 @@ setup(
     install_requires=[
         "torch>=2.1", "torchvision>=0.16", "compressai>=1.2.8", "numpy<2",
         "opencv-python-headless>=4.8,<5", "safetensors", "tqdm", "pyyaml", "matplotlib",
-        "scikit-learn",
+        "scikit-learn", "scipy", "pillow",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/hecsb_ros"]),
         ("share/hecsb_ros", ["package.xml"]),
     ],
+    # One set of names, ROS's: the node executables are the ones 'ros2 run hecsb_ros <name>' starts
+    # (CMakeLists.txt installs scripts/nodes/<name>), the commands follow the same convention.
     entry_points={
         "console_scripts": [
-            "hecsb-demo = hecsb_ros.cli.run_demo:main",
-            "hecsb-train-teacher = hecsb_ros.cli.train_teacher:main",
-            "hecsb-train = hecsb_ros.cli.train_hecsb:main",
-            "hecsb-evaluate = hecsb_ros.cli.evaluate_hecsb:main",
-            "hecsb-cs-experiment = hecsb_ros.cli.cs_experiment:main",
-            "hecsb-camera-source = hecsb_ros.nodes.camera_source:main",
-            "hecsb-edge = hecsb_ros.nodes.edge:main",
-            "hecsb-server = hecsb_ros.nodes.server:main",
-            "hecsb-link-emulator = hecsb_ros.nodes.link_emulator:main",
+            "hecsb_demo = hecsb_ros.cli.run_demo:main",
+            "hecsb_train_teacher = hecsb_ros.cli.train_teacher:main",
+            "hecsb_train = hecsb_ros.cli.train_hecsb:main",
+            "hecsb_evaluate = hecsb_ros.cli.evaluate_hecsb:main",
+            "hecsb_cs_experiment = hecsb_ros.cli.cs_experiment:main",
+            "hecsb_camera_source = hecsb_ros.nodes.camera_source:main",
+            "hecsb_edge = hecsb_ros.nodes.edge:main",
+            "hecsb_server = hecsb_ros.nodes.server:main",
+            "hecsb_link_emulator = hecsb_ros.nodes.link_emulator:main",
         ],
     },
 )

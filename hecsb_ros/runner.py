@@ -457,11 +457,18 @@ class Monitor:
         return self._lifecycle_clients[key]
 
     def wait_for_lifecycle(self, node_name: str, timeout: float = 60.0, alive=lambda: True) -> bool:
-        """Wait until ``node_name``'s ``change_state`` and ``get_state`` services are available
-        (False on timeout or as soon as ``alive()`` turns false)."""
-        clients = [self._lifecycle_client(node_name, s) for s in ("change_state", "get_state")]
-        self.spin_until(lambda: not alive() or all(c.service_is_ready() for c in clients), timeout)
-        return alive() and all(c.service_is_ready() for c in clients)
+        """Wait until ``node_name`` answers ``<node>/get_state`` (False on timeout or as soon as
+        ``alive()`` turns false). An answer, not the graph, tells: after a restart the graph may still
+        list the killed process's services, and a request sent only to those is lost."""
+        from lifecycle_msgs.srv import GetState
+
+        client = self._lifecycle_client(node_name, "get_state")
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and alive():
+            if client.service_is_ready() and self._call(client, GetState.Request(), 1.0, alive) is not None:
+                return True
+            time.sleep(0.05)
+        return False
 
     def _call(self, client: Any, request: Any, timeout: float, alive=lambda: True) -> Any:
         future = client.call_async(request)

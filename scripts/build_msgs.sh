@@ -6,7 +6,11 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$(cd "${1:-$here/.venv}" && pwd)"
 py="$venv/bin/python"
+# One build directory per venv: a CMake cache keeps the prefix it found its packages in (ament_cmake_DIR,
+# std_msgs_DIR, ...), so a directory configured against another venv (Kilted vs Jazzy wheels) would
+# silently build against that venv's generators.
 build="$here/build/msgs"
+[ "$venv" = "$(cd "$here/.venv" 2>/dev/null && pwd)" ] || build="$here/build/msgs-$(printf %s "$venv" | sha256sum | cut -c1-12)"
 
 # Fix 2 of the machine notes: the wheels' exported CMake files name the include directories of
 # the machine that built them. Point them at this venv's Python and numpy.

@@ -16,6 +16,25 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(Path(__file__).resolv
                                                            / "fastdds_profile.xml"))
 
 
+#: Test files per marker (pytest.ini says what each marker is for); single tests are marked where they are.
+MARKED_FILES: dict[str, frozenset[str]] = {
+    "ros": frozenset({
+        "test_conversions.py", "test_params.py", "test_nodes_bad_input.py", "test_fuzz_nodes.py", "test_security.py",
+        "test_lifecycle.py", "test_launch_description.py", "test_camera_source.py", "test_vision_msgs.py",
+        "test_dds_profile.py", "test_pipeline_dds.py", "test_faults_dds.py", "test_load_dds.py",
+        "test_core_ros_free.py", "test_cmake_install.py", "test_package.py"}),
+    "quick": frozenset({"test_params.py", "test_conversions.py", "test_lifecycle.py", "test_launch_description.py",
+                        "test_layers.py", "test_package.py"}),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for marker, files in MARKED_FILES.items():
+            if item.path.name in files:
+                item.add_marker(getattr(pytest.mark, marker))
+
+
 @pytest.fixture(scope="session")
 def random_classifier(tmp_path_factory):
     """Path of an untrained Fashion-MNIST classifier checkpoint (fast, deterministic)."""

@@ -9,13 +9,17 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.build
 def test_full_install_into_a_fresh_prefix(tmp_path):
     src, build, prefix = tmp_path / "src", tmp_path / "build", tmp_path / "install"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "__pycache__",
-                                                             "benchmarks", "*.egg-info"))
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "__pycache__",
+                                                             "benchmarks", "runs", "*.egg-info", ".hypothesis",
+                                                             ".pytest_cache", ".ruff_cache"))
     venv = Path(sys.prefix)
     env = dict(os.environ, AMENT_PREFIX_PATH=str(venv), PATH=f"{venv / 'bin'}:{os.environ['PATH']}")
     for cmd in (["cmake", "-S", str(src), "-B", str(build), f"-DCMAKE_INSTALL_PREFIX={prefix}",

@@ -52,6 +52,20 @@ def _managed(cls_path: str, **params):
         parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
 
 
+def _change_state_by_id(monitor: Monitor, name: str, transition_id: int) -> bool:
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    client = monitor.node.create_client(ChangeState, f"{name}/change_state")
+    try:
+        assert client.wait_for_service(timeout_sec=10.0)
+        future = client.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        assert monitor.spin_until(future.done, 10.0), "no answer: the node stopped spinning"
+        return future.result().success
+    finally:
+        monitor.node.destroy_client(client)
+
+
 def _subscriptions(node) -> set[str]:
     return {s.topic_name for s in node.subscriptions}
 
@@ -68,6 +82,7 @@ def test_transitions_through_the_standard_services(ros_context, random_classifie
         assert monitor.lifecycle_state(name) == "unconfigured"
         assert node.codec is None and input_topic not in _subscriptions(node)
         assert not monitor.change_state(name, "activate")  # not from unconfigured: refused, node keeps spinning
+        assert not _change_state_by_id(monitor, name, 3)  # by id, as launch_ros sends it (Jazzy's rclpy raised)
         assert monitor.lifecycle_state(name) == "unconfigured"
 
         assert monitor.change_state(name, "configure")
