@@ -75,3 +75,27 @@ def test_a_learned_codec_of_ones_own_trains_saves_and_serves(tmp_path):
     frame = codec.encode(np.zeros((28, 28), np.uint8), "mono8")
     assert codec.decode(frame.data, frame.shape).logits.shape == (10,)
     assert codec.model_id == manifest["model_id"]
+
+
+def test_codec_bank_serves_every_shipped_level():
+    import numpy as np
+
+    from hecsb_ros.core.codecs.bank import CodecBank
+    from hecsb_ros.core.payload import PayloadError
+    from hecsb_ros.core.store import list_levels
+
+    bank = CodecBank("hecsb", CodecSettings(threads=1))
+    assert bank.levels == list_levels("hecsb", "fmnist") and bank.default_level == 5
+    image = np.zeros((28, 28), np.uint8)
+    for level in (0, 6):
+        frame = bank.codec(level).encode(image, "mono8")
+        codec = bank.for_payload(bank.codec(level).model_id, level)
+        assert codec is bank.codec(level) and codec.decode(frame.data, ()).logits.shape == (10,)
+    with pytest.raises(PayloadError, match="bad_rate"):
+        bank.for_payload(bank.codec(0).model_id, 1)  # level 0's encoder named as level 1
+    with pytest.raises(PayloadError, match="model_mismatch"):
+        bank.for_payload("0123456789abcdef", 2)
+    jpeg = CodecBank("jpeg", CodecSettings(quality=50))
+    assert jpeg.for_payload("img-jpeg", 90) is jpeg.codec(50) and jpeg.codec(90).quality == 90
+    with pytest.raises(PayloadError, match="bad_rate"):
+        jpeg.for_payload("img-jpeg", 101)

@@ -61,15 +61,60 @@ def make_profile(name: str, rate_mbps: float = -1.0, delay_ms: float = -1.0, jit
     return profile
 
 
-class LinkShaper:
-    """Schedules frames on a link; times in seconds on any monotonic clock."""
+@dataclass(frozen=True)
+class RateSchedule:
+    """A link rate that changes over time: ``(rate_mbps, seconds)`` segments, repeated from the start.
 
-    def __init__(self, profile: LinkProfile, seed: int = 0) -> None:
+    Written as ``"54:10,2:10,12:10"`` (Mbit/s for seconds, in turn): a Wi-Fi link that drops to
+    2 Mbit/s behind a wall for 10 s and recovers.
+    """
+
+    segments: tuple[tuple[float, float], ...]
+
+    def __post_init__(self) -> None:
+        if not self.segments or any(r <= 0 or d <= 0 for r, d in self.segments):
+            raise ValueError(f"a rate schedule needs segments of positive rate and duration, not {self.segments}")
+
+    @classmethod
+    def parse(cls, text: str) -> "RateSchedule":
+        """``"RATE:SECONDS,RATE:SECONDS,..."`` -> schedule; ValueError names the expected form."""
+        try:
+            segments = tuple((float(r), float(d)) for r, d in (part.split(":") for part in text.split(",")))
+        except ValueError:
+            raise ValueError(f"rate schedule {text!r} is not 'Mbit/s:seconds,...' (e.g. '54:10,2:10,12:10')") from None
+        return cls(segments)
+
+    @property
+    def period_s(self) -> float:
+        return sum(d for _, d in self.segments)
+
+    def rate_at(self, t: float) -> float:
+        """Rate in Mbit/s ``t`` seconds after the schedule started."""
+        t = t % self.period_s
+        for rate, duration in self.segments:
+            if t < duration:
+                return rate
+            t -= duration
+        return self.segments[-1][0]  # pragma: no cover - float rounding at the period's end
+
+
+class LinkShaper:
+    """Schedules frames on a link; times in seconds on any monotonic clock. With a ``RateSchedule``
+    the rate is the schedule's at the moment a frame starts on the link (``start`` is its time 0)."""
+
+    def __init__(self, profile: LinkProfile, seed: int = 0, rate_schedule: RateSchedule | None = None,
+                 start: float = 0.0) -> None:
         self.profile = profile
+        self.rate_schedule = rate_schedule
+        self._t0 = start
         self._rng = random.Random(seed)
         self._busy_until = 0.0
         self._last_delivery = 0.0
         self._blackout_until = -math.inf
+
+    def rate_mbps(self, now: float) -> float:
+        """The link's rate at ``now``."""
+        return self.rate_schedule.rate_at(now - self._t0) if self.rate_schedule else self.profile.rate_mbps
 
     def blackout(self, now: float, duration_s: float) -> None:
         """Drop everything offered in ``[now, now + duration_s)`` (a link outage)."""
@@ -89,7 +134,8 @@ class LinkShaper:
         start = max(now, self._busy_until)
         if (start - now) * 1e3 > p.max_queue_ms:
             return None, "queue_full"
-        done = start + (size_bytes * 8.0 / (p.rate_mbps * 1e6) if math.isfinite(p.rate_mbps) else 0.0)
+        rate = self.rate_mbps(start)
+        done = start + (size_bytes * 8.0 / (rate * 1e6) if math.isfinite(rate) else 0.0)
         self._busy_until = done
         jitter = self._rng.uniform(-p.jitter_ms, p.jitter_ms) if p.jitter_ms > 0 else 0.0
         deliver = done + max(0.0, p.delay_ms + jitter) / 1e3
