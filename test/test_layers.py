@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("hecsb_ros.core.payload", "hecsb_ros.core.store", "hecsb_ros.core.grid",
                     "hecsb_ros.core.measurement", "hecsb_ros.core.datasets", "hecsb_ros.core.link",
                     "hecsb_ros.core.stats", "hecsb_ros.core.results", "hecsb_ros.core.sources",
-                    "hecsb_ros.core.imageformats")),
+                    "hecsb_ros.core.imageformats", "hecsb_ros.core.ratecontrol")),
     ("entropy coding", ("hecsb_ros.core.entropy",)),
     ("teachers", ("hecsb_ros.core.teachers", "hecsb_ros.core.preprocess")),
     ("learned models", ("hecsb_ros.core.learned",)),
