@@ -18,9 +18,17 @@ IGNORE = shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "__p
 
 
 def workspace_copy(ws: Path) -> Path:
-    """``ws/src/hecsb_ros``: the checkout as a workspace's source package."""
+    """``ws/src/hecsb_ros``: the checkout as a workspace's source package, as a clone has it (the files
+    git tracks; without git, everything but IGNORE)."""
     src = ws / "src" / "hecsb_ros"
-    shutil.copytree(ROOT, src, ignore=IGNORE)
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, text=True)
+    if listed.returncode != 0 or not listed.stdout:
+        shutil.copytree(ROOT, src, ignore=IGNORE)
+        return src
+    for rel in listed.stdout.split("\0"):
+        if rel and (ROOT / rel).is_file() and not rel.startswith("benchmarks/"):
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
     return src
 
 
