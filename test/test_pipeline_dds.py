@@ -47,10 +47,12 @@ def test_png_over_dds_with_4g_link(tmp_path):
 
 
 def test_link_emulator_slows_transfer_as_the_rate_says(tmp_path):
-    """raw frames (784 B) on a 0.1 Mbit/s link take >= 62.7 ms each on the wire."""
+    """raw frames (784 B) on a 0.1 Mbit/s link take >= 62.7 ms each on the wire. Plain (unmanaged) nodes
+    here, the camera waiting for the pipeline's topics: the start without lifecycle keeps working."""
     params = tmp_path / "slow.yaml"
     params.write_text("hecsb_link_emulator:\n  ros__parameters:\n    rate_mbps: 0.1\n    size_basis: payload\n")
-    s = run_demo(tmp_path, "--codec", "raw", "--rate-hz", "5", "--params-file", str(params), frames=15)
+    s = run_demo(tmp_path, "--codec", "raw", "--rate-hz", "5", "--params-file", str(params), "--lifecycle", "false",
+                 frames=15)
     assert s["payload_bytes_mean"] == 784
     assert s["transfer_p50_ms"] >= 784 * 8 / 0.1e6 * 1e3
 
@@ -89,7 +91,8 @@ def test_default_codec_is_hecsb_and_classifies_over_dds(tmp_path):
 def _camera_run(tmp_path: Path, input_kind: str, frames: int = 60, rate_hz: float = 15.0,
                 size: tuple[int, int] = (640, 480)) -> tuple[int, list, Path]:
     """Camera source (a folder of real photos, bgr8) -> edge -> server as separate processes through the
-    runner, the Fast DDS profile in each (the runner's default). Returns (frames sent, results, folder)."""
+    runner, the Fast DDS profile in each (the runner's default), edge and server brought to active
+    before the camera starts (no wait_for_topics). Returns (frames sent, results, folder)."""
     import cv2
     from sklearn.datasets import load_sample_images
 
@@ -103,12 +106,11 @@ def _camera_run(tmp_path: Path, input_kind: str, frames: int = 60, rate_hz: floa
         cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(cv2.resize(img, size, interpolation=cv2.INTER_AREA),
                                                            cv2.COLOR_RGB2BGR))
     domain = random.Random(f"{os.getpid()}{input_kind}").randint(20, 99)
-    pipe = Pipeline(domain, tmp_path / "logs", link="false", source="folder", path=str(folder), input=input_kind,
-                    params={"camera_source": {"frames": frames, "rate_hz": rate_hz, "loop": True,
-                                              "wait_for_topics": "latent,classification"}})
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
     monitor = Monitor("test_frames_monitor", context=context)
+    pipe = Pipeline(domain, tmp_path / "logs", link="false", source="folder", path=str(folder), input=input_kind,
+                    params={"camera_source": {"frames": frames, "rate_hz": rate_hz, "loop": True}}, monitor=monitor)
     try:
         pipe.start()
         sent = lambda: monitor.diag_int("hecsb_camera_source", "frames_sent")  # noqa: E731
