@@ -358,3 +358,25 @@ def test_train_baselines_cli_continues_an_svb_from_init(tmp_path):
     assert earlier[-1]["model_id"] == model_id_of(first)
     assert m["distill"]["ema"] == 0.9 and m["config"]["latent_channels"] == 4
     assert m["model_id"] != earlier[-1]["model_id"]
+
+
+def test_large_latents_use_rans_and_refuse_hostile_streams():
+    """Above RANS_MIN_SYMBOLS symbols (camera-scale latents) the stream is CompressAI's rANS code:
+    the same symbols back, and truncated, flipped or random bytes refused (never read out of bounds)."""
+    from hecsb_ros.core.entropy.tables import RANS_MIN_SYMBOLS
+
+    torch.manual_seed(0)
+    eb = EntropyBottleneck(8)
+    eb.update(force=True)
+    coder = LatentCoder(eb, (8, 28, 28))
+    assert coder.num_symbols > RANS_MIN_SYMBOLS and TableCoder.uses_rans(coder.num_symbols)
+    y = torch.randn(8, 28, 28) * 4
+    data = coder.payload(y)
+    assert len(data) % 4 == 0 and len(data) <= coder.max_payload_bytes()
+    assert torch.equal(coder.decode(data), coder.quantize(y))
+    # the same stream CompressAI's own entropy bottleneck writes for these (in-range) symbols
+    assert eb.compress(coder.quantize(y)[None])[0] == data
+    _check_mutations(data, coder.decode, lambda b: coder.encode_symbols(coder.decode_symbols(b)))
+    for bad in (b"", b"\x00" * 4, data[:-1], bytes(range(256)) * 3):
+        with pytest.raises(PayloadError):
+            coder.decode(bad)
