@@ -29,6 +29,9 @@ def add_device_options(p: argparse.ArgumentParser, budget_help: str) -> None:
     p.add_argument("--budget-min", type=float, default=None,
                    help="fit each level's training into about this many minutes on this machine: step times "
                         f"are measured first and the epochs scaled ({budget_help}); the manifest records them")
+    p.add_argument("--refit-prior", action=argparse.BooleanOptionalAction, default=None,
+                   help="after training, fit the factorized prior of the latent (HECS-B, SVB, factorized) to "
+                        "the latents of 256 training images, the rounding grid kept (default: on)")
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:

@@ -43,6 +43,7 @@ from hecsb_ros.core.teachers.tail import build_tail
 from hecsb_ros.core.training.common import accuracy, batches, epochs_for_budget, seconds_per_step
 from hecsb_ros.core.training.data import PixelSource
 from hecsb_ros.core.training.distill import DistillConfig, Distiller
+from hecsb_ros.core.training.prior import fit_prior_
 
 #: HECS-B architecture per teacher tag (``f_psi`` widths, measurements per position, decoder width);
 #: a teacher without an entry gets the Fashion-MNIST shape with one stride-2 layer per halving.
@@ -162,9 +163,13 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
             stem.load_state_dict({k: v for k, v in head.items() if k in stem.state_dict()})
             job.log(f"f_psi starts with {model.config.stem}'s first layers to stride {model.config.stem_stride}")
         if model.config.linear_inverse:
-            scale = principal_measurements_(model, job.train, job.teacher, beta=job.value)
+            features = sample_features(job.train, job.teacher, seed=_opt(options, "seed", 0))
+            scale = principal_measurements_(model, features, beta=job.value)
             job.log(f"W starts as the {model.config.measurements} principal directions of the split features, "
                     f"rows of norm {scale:.3f}")
+            with torch.no_grad():
+                latents = model.measure(features)
+            fit_prior_(model.entropy_bottleneck, latents, log=job.log)
         return model, None
     model, tail = _check_init(job.init, job.teacher)
     if _opt(options, "measurements") and options.measurements != model.config.measurements:
@@ -185,10 +190,38 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
 
 
 @torch.no_grad()
-def principal_measurements_(model: HecsbBottleneck, train: Any, teacher: Classifier, beta: float | None = None,
-                            images: int = 256, seed: int = 0) -> float:
-    """Start ``W`` as the top ``m`` principal directions of the teacher's split features (per position,
-    over ``images`` training images) and the decoder's bias so that the linear inverse reconstructs the
+def sample_features(train: Any, teacher: Classifier, images: int = 256, seed: int = 0) -> torch.Tensor:
+    """The teacher's split features of ``images`` random training images (the cached ones if the
+    source has them)."""
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:images]
+    return train.targets(idx)["features"] if hasattr(train, "targets") else teacher.model.head(train.batch(idx)[0])
+
+
+@torch.no_grad()
+def sample_latents(model: LearnedModel, inputs: Callable[[torch.Tensor], torch.Tensor], count: int,
+                   images: int = 256, seed: int = 1, batch_size: int = 32) -> torch.Tensor:
+    """``model``'s unquantised latents (its edge network's output) of ``images`` random training
+    images; ``inputs(idx)`` gives the model's input for the images at ``idx`` of ``count``."""
+    idx = torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:images]
+    model.eval()
+    return torch.cat([model.edge(inputs(part)) for part in idx.split(batch_size)])
+
+
+def refit_prior(model: LearnedModel, inputs: Callable[[torch.Tensor], torch.Tensor], count: int,
+                log: Callable[[str], None] = print) -> dict[str, float]:
+    """After training: fit the factorized prior of ``model``'s latent to the latents of training
+    images, the medians (and so the rounded latent) kept (:mod:`hecsb_ros.core.training.prior`).
+    Returns the manifest facts (estimated bytes per image before and after)."""
+    latents = sample_latents(model, inputs, count)
+    before, after = fit_prior_(model.entropy_bottleneck, latents, keep_medians=True, log=log)
+    model.update(force=True)
+    return {"prior_refit_bytes": [round(before / 8, 1), round(after / 8, 1)]}
+
+
+@torch.no_grad()
+def principal_measurements_(model: HecsbBottleneck, features: torch.Tensor, beta: float | None = None) -> float:
+    """Start ``W`` as the top ``m`` principal directions of the teacher's split ``features``
+    ``(N, C, h, w)`` (per position) and the decoder's bias so that the linear inverse reconstructs the
     projection of the features onto them (the classical optimum of a linear measurement with linear
     recovery, before quantisation). Returns the rows' norm ``s``.
 
@@ -198,9 +231,7 @@ def principal_measurements_(model: HecsbBottleneck, train: Any, teacher: Classif
     element, ``R`` bits per image): ``s = sqrt(ln 2 / (12 C P beta))`` with ``C`` feature channels
     and ``P`` latent positions, at most the norm bound's ``k / sqrt(m)``; training starts near its
     optimum for that beta."""
-    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:images]
-    h = train.targets(idx)["features"] if hasattr(train, "targets") else teacher.model.head(train.batch(idx)[0])
-    flat = h.double().permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+    flat = features.double().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
     mean = flat.mean(0)
     _, vectors = torch.linalg.eigh(torch.cov((flat - mean).T))
     top = vectors.flip(1)[:, :model.config.measurements].T  # (m, l), orthonormal rows
@@ -239,6 +270,8 @@ def distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module
         model = distiller.run(resume=job.resume)
         fine_tuned = distiller.tail is not job.teacher.model.tail
         facts: dict[str, Any] = {"distill": dataclasses.asdict(cfg), "tail": "fine-tuned" if fine_tuned else "teacher"}
+        if _opt(job.options, "refit_prior", True) and not cfg.freeze_encoder:  # frozen: the edge's bytes stay
+            facts |= refit_prior(model, lambda idx: job.train.batch(idx)[0], len(job.train), log=job.log)
         if job.init is not None:
             facts["earlier_training"] = earlier_training(job.init)
         return Trained(model, distiller.tail if fine_tuned else None, facts)
@@ -403,6 +436,9 @@ def _train_neural(job: TrainJob) -> Trained:
                                images=PixelSource(job.train, spec), lmbda=job.value,
                                batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
                                device=job.device)
+    if job.kind == "factorized" and _opt(job.options, "refit_prior", True):  # the hyperprior's y has no such prior
+        pixels = PixelSource(job.train, spec)
+        facts |= refit_prior(model, lambda idx: pixels[idx], len(pixels), log=job.log)
     return Trained(model, None, facts)
 
 
