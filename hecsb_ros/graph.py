@@ -19,8 +19,11 @@ from typing import Any, Mapping
 
 from hecsb_ros.core.link import PRESETS
 
-#: The environment variable through which Fast DDS loads an XML profile in every process.
+#: The environment variable through which Fast DDS 3 (Kilted) loads an XML profile in every process.
 FASTDDS_PROFILE_VAR = "FASTDDS_DEFAULT_PROFILES_FILE"
+#: Fast DDS 2.x (Humble, Jazzy) reads only this name, Fast DDS 3 only the one above: both are set.
+FASTRTPS_PROFILE_VAR = "FASTRTPS_DEFAULT_PROFILES_FILE"
+PROFILE_VARS = (FASTDDS_PROFILE_VAR, FASTRTPS_PROFILE_VAR)
 PROFILE_NAME = "fastdds_profile.xml"
 
 
@@ -48,15 +51,29 @@ def fastdds_profile() -> Path:
 EDGE_ENV: dict[str, str] = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456"}
 
 
+def profile_setting(env: Mapping[str, str]) -> str | None:
+    """The profile the user chose in ``env``: ``FASTDDS_DEFAULT_PROFILES_FILE`` if set, else
+    ``FASTRTPS_DEFAULT_PROFILES_FILE`` if set ('' = none on purpose), else None (not chosen)."""
+    for var in PROFILE_VARS:
+        if var in env:
+            return env[var]
+    return None
+
+
+def profile_exports(path: str | Path) -> str:
+    """The shell line that gives a process ``path`` as its Fast DDS profile, on every distribution."""
+    return "export " + " ".join(f"{var}={path}" for var in PROFILE_VARS)
+
+
 def fastdds_profile_problem(env: Mapping[str, str]) -> str | None:
-    """What is wrong with ``FASTDDS_DEFAULT_PROFILES_FILE`` in ``env`` and what to do, or None.
+    """What is wrong with the Fast DDS profile setting in ``env`` and what to do, or None.
 
     Unset: frames of 640x480 and more published by this process are lost in other processes. Set to a
     missing file: Fast DDS only logs an XML parser error and runs on its defaults (the same loss). Set
     to an empty value: the profile is turned off on purpose (no problem reported).
     """
-    value = env.get(FASTDDS_PROFILE_VAR)
-    fix = f"export {FASTDDS_PROFILE_VAR}={fastdds_profile()}"
+    value = profile_setting(env)
+    fix = profile_exports(fastdds_profile())
     if value is None:
         return (f"{FASTDDS_PROFILE_VAR} is not set: camera frames of 640x480 and more that this process publishes "
                 f"do not reach other processes (Fast DDS's 512 KiB shared-memory segment); {fix}")
@@ -67,13 +84,18 @@ def fastdds_profile_problem(env: Mapping[str, str]) -> str | None:
 
 
 def dds_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` with the shipped Fast DDS profile unless the caller chose one; an empty
-    ``FASTDDS_DEFAULT_PROFILES_FILE`` means "no profile" and is removed (Fast DDS would log an XML
-    parser error for the empty path)."""
+    """``env`` with the shipped Fast DDS profile unless the caller chose one, under both variable names
+    (Fast DDS 3 of Kilted reads ``FASTDDS_DEFAULT_PROFILES_FILE``, Fast DDS 2.x of Humble and Jazzy
+    ``FASTRTPS_DEFAULT_PROFILES_FILE``); an empty value means "no profile" and both are removed (Fast DDS
+    would log an XML parser error for the empty path)."""
     out = dict(env)
-    out.setdefault(FASTDDS_PROFILE_VAR, str(fastdds_profile()))
-    if not out[FASTDDS_PROFILE_VAR]:
-        del out[FASTDDS_PROFILE_VAR]
+    chosen = profile_setting(env)
+    value = str(fastdds_profile()) if chosen is None else chosen
+    for var in PROFILE_VARS:
+        if value:
+            out.setdefault(var, value)
+        else:
+            out.pop(var, None)
     return out
 
 

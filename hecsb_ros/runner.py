@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def ros_env(domain_id: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for node processes: discovery kept on this machine and the shipped Fast DDS
     profile (large camera frames between processes; :func:`hecsb_ros.graph.fastdds_profile`), unless
-    the caller's environment says otherwise (``FASTDDS_DEFAULT_PROFILES_FILE=`` empty: no profile),
+    the caller's environment says otherwise (``FASTDDS_DEFAULT_PROFILES_FILE=`` empty: no profile;
+    both Fast DDS variable names are set, see :func:`hecsb_ros.graph.dds_environment`),
     ``domain_id`` when given, unbuffered output."""
     env = dds_environment(os.environ if base is None else base)
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -49,8 +50,9 @@ def ros_env(domain_id: int | None = None, base: dict[str, str] | None = None) ->
 
 
 def shm_segments(pid: int) -> set[Path]:
-    """Fast DDS shared-memory segments (``/dev/shm/fastdds_<id>``) a process maps: its own and those of
-    the writers it reads from (Linux; empty when the process is gone)."""
+    """Fast DDS shared-memory segments (``/dev/shm/fastdds_<id>``; Fast DDS 2.x of Jazzy:
+    ``fastrtps_<id>``) a process maps: its own and those of the writers it reads from (Linux; empty
+    when the process is gone)."""
     try:
         maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:
@@ -58,10 +60,10 @@ def shm_segments(pid: int) -> set[Path]:
     out = set()
     for line in maps.splitlines():
         parts = line.split(maxsplit=5)
-        name = parts[5] if len(parts) == 6 else ""
-        if name.startswith("/dev/shm/fastdds_") and not name.startswith("/dev/shm/fastdds_port") \
-                and not name.endswith("_el"):
-            out.add(Path(name.strip()))
+        name = parts[5].strip() if len(parts) == 6 else ""
+        for prefix in ("/dev/shm/fastdds_", "/dev/shm/fastrtps_"):
+            if name.startswith(prefix) and not name.startswith(prefix + "port") and not name.endswith("_el"):
+                out.add(Path(name))
     return out
 
 
@@ -487,17 +489,49 @@ class Monitor:
         response = self._call(client, GetState.Request(), timeout)
         return response.current_state.label if response is not None else ""
 
+    #: transition label -> (state it starts from, state it leads to); shutdown starts from any
+    TRANSITIONS = {"configure": ("unconfigured", "inactive"), "activate": ("inactive", "active"),
+                   "deactivate": ("active", "inactive"), "cleanup": ("inactive", "unconfigured"),
+                   "shutdown": ("", "finalized")}
+
     def change_state(self, node_name: str, transition: str, timeout: float = 120.0, alive=lambda: True) -> bool:
         """Trigger ``transition`` (configure, activate, deactivate, cleanup, shutdown) on ``node_name``
-        through ``<node>/change_state``; True when the node reports success."""
+        through ``<node>/change_state``; True when the node reports success.
+
+        A request that never reached the node (a restarted process whose service the client has not
+        matched yet) is sent again: while no answer comes, ``get_state`` tells whether the node is
+        still in the start state (request lost), busy with the transition (no answer) or past it."""
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
 
         client = self._lifecycle_client(node_name, "change_state")
         if not client.wait_for_service(timeout_sec=min(timeout, 10.0)):
             return False
-        response = self._call(client, ChangeState.Request(transition=Transition(label=transition)), timeout, alive)
-        return bool(response is not None and response.success)
+        request = ChangeState.Request(transition=Transition(label=transition))
+        start, goal = self.TRANSITIONS.get(transition, ("", ""))
+        futures = [client.call_async(request)]
+        end = time.monotonic() + timeout
+
+        def drop_pending() -> None:
+            for f in futures:
+                if not f.done():
+                    client.remove_pending_request(f)
+
+        while True:
+            self.spin_until(lambda: any(f.done() for f in futures) or not alive(), 5.0)
+            done = [f for f in futures if f.done()]
+            if done:  # the node answered: success, a refusal, or the answer to a resend of a lost request
+                drop_pending()
+                return any(f.result().success for f in done) or self.lifecycle_state(node_name, 5.0) == goal
+            if not alive() or time.monotonic() > end:
+                drop_pending()
+                return False
+            state = self.lifecycle_state(node_name, 2.0)  # '' while the node is busy in the transition
+            if state == goal:
+                drop_pending()
+                return True
+            if start and state == start:
+                futures.append(client.call_async(request))
 
     def destroy(self) -> None:
         self._running = False

@@ -9,7 +9,8 @@ that is not there yet. A failed configure (e.g. an unknown checkpoint) logs the 
 ends the launch. lifecycle:=false starts plain nodes at once (the camera waits for the pipeline's
 subscribers). The nodes get the shipped Fast DDS profile (share/hecsb_ros/config/fastdds_profile.xml:
 a 32 MiB shared-memory segment, without which camera frames of 640x480 and more are lost between
-processes) unless FASTDDS_DEFAULT_PROFILES_FILE is already set (set it empty to run on Fast DDS's
+processes), as FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3, Kilted) and FASTRTPS_DEFAULT_PROFILES_FILE
+(Fast DDS 2.x, Humble and Jazzy), unless one is already set (set it empty to run on Fast DDS's
 defaults).
 """
 import os
@@ -24,7 +25,8 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from hecsb_ros.graph import FASTDDS_PROFILE_VAR, LAUNCH_ARGUMENTS, START_ORDER, fastdds_profile, split_inference_nodes
+from hecsb_ros.graph import (LAUNCH_ARGUMENTS, PROFILE_VARS, START_ORDER, fastdds_profile, profile_setting,
+                             split_inference_nodes)
 
 
 def _node_action(spec, params_file):
@@ -42,10 +44,15 @@ def _transition(action, transition_id):
 def _nodes(context, *args, **kwargs):
     values = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
     actions = []
-    if FASTDDS_PROFILE_VAR not in os.environ:
-        actions.append(SetEnvironmentVariable(FASTDDS_PROFILE_VAR, str(fastdds_profile())))
-    elif not os.environ[FASTDDS_PROFILE_VAR]:  # set empty: Fast DDS's defaults, without its error about ''
-        actions.append(UnsetEnvironmentVariable(FASTDDS_PROFILE_VAR))
+    # Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2.x (Humble, Jazzy)
+    # FASTRTPS_DEFAULT_PROFILES_FILE: both get the user's choice, else the shipped profile.
+    chosen = profile_setting(os.environ)
+    profile = str(fastdds_profile()) if chosen is None else chosen
+    for var in PROFILE_VARS:
+        if not profile:  # set empty: Fast DDS's defaults, without its error about ''
+            actions.append(UnsetEnvironmentVariable(var))
+        elif var not in os.environ:
+            actions.append(SetEnvironmentVariable(var, profile))
     specs = split_inference_nodes(**values)
     nodes = {spec.key: _node_action(spec, values["params_file"]) for spec in specs}
     names = {spec.key: spec.name for spec in specs}

@@ -12,8 +12,9 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
 # The shipped Fast DDS profile, in this process (before rclpy starts) and in every node it starts, as
 # the launch file and the runner give it to the nodes: camera frames of 640x480 and more need it.
-os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(Path(__file__).resolve().parents[1] / "config"
-                                                           / "fastdds_profile.xml"))
+# Fast DDS 3 (Kilted) reads the first name, Fast DDS 2.x (Jazzy) the second.
+for _var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+    os.environ.setdefault(_var, str(Path(__file__).resolve().parents[1] / "config" / "fastdds_profile.xml"))
 
 
 #: Test files per marker (pytest.ini says what each marker is for); single tests are marked where they are.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from hecsb_ros.graph import FASTDDS_PROFILE_VAR, dds_environment, fastdds_profile, fastdds_profile_problem
+from hecsb_ros.graph import (FASTDDS_PROFILE_VAR, FASTRTPS_PROFILE_VAR, dds_environment, fastdds_profile,
+                             fastdds_profile_problem)
 from hecsb_ros.runner import ros_env
 
 
@@ -24,7 +25,13 @@ def test_runner_and_environment_use_it_unless_the_caller_chose():
     assert ros_env(base={})[FASTDDS_PROFILE_VAR] == str(fastdds_profile())
     assert ros_env(base={FASTDDS_PROFILE_VAR: "/mine.xml"})[FASTDDS_PROFILE_VAR] == "/mine.xml"
     assert FASTDDS_PROFILE_VAR not in ros_env(base={FASTDDS_PROFILE_VAR: ""})  # off on purpose: unset
-    assert dds_environment({"A": "1"}) == {"A": "1", FASTDDS_PROFILE_VAR: str(fastdds_profile())}
+    assert FASTRTPS_PROFILE_VAR not in ros_env(base={FASTDDS_PROFILE_VAR: ""})
+    shipped = str(fastdds_profile())
+    assert dds_environment({"A": "1"}) == {"A": "1", FASTDDS_PROFILE_VAR: shipped, FASTRTPS_PROFILE_VAR: shipped}
+    # Fast DDS 2.x (Jazzy) reads only FASTRTPS_DEFAULT_PROFILES_FILE: the user's choice reaches both names
+    assert dds_environment({FASTDDS_PROFILE_VAR: "/mine.xml"})[FASTRTPS_PROFILE_VAR] == "/mine.xml"
+    assert dds_environment({FASTRTPS_PROFILE_VAR: "/mine.xml"})[FASTDDS_PROFILE_VAR] == "/mine.xml"
+    assert not set(dds_environment({FASTRTPS_PROFILE_VAR: ""})) & {FASTDDS_PROFILE_VAR, FASTRTPS_PROFILE_VAR}
 
 
 def test_runner_gives_the_edge_its_environment(tmp_path, monkeypatch):
@@ -91,6 +98,7 @@ def test_nodes_log_an_error_for_a_missing_file(monkeypatch, tmp_path):
     check_fastdds_profile(node)
     assert [kind for kind, _ in node.logger.lines] == ["error"] and "does not exist" in node.logger.lines[0][1]
     monkeypatch.delenv(FASTDDS_PROFILE_VAR)
+    monkeypatch.delenv(FASTRTPS_PROFILE_VAR, raising=False)
     check_fastdds_profile(node)  # a subscriber does not need it
     check_fastdds_profile(node, publishes_frames=True)  # a frame publisher does
     assert [kind for kind, _ in node.logger.lines] == ["error", "warning"]
@@ -124,8 +132,10 @@ def test_segments_of_a_killed_process_are_removed_and_live_ones_kept(tmp_path):
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait()
         assert all(s.exists() for s in big)  # Fast DDS leaves it behind
-        assert remove_stale_segments(owned[0] | owned[1]) and not any(s.exists() for s in owned[0] - owned[1])
-        assert all(s.exists() for s in owned[1])  # the live process's segment is kept
+        # The second process may map the first one's segment too (a reader maps its writers' segments), but
+        # only the owner holds the lock: the dead one's segments go, the live one's own stay.
+        assert remove_stale_segments(owned[0] | owned[1]) and not any(s.exists() for s in owned[0])
+        assert owned[1] - owned[0] and all(s.exists() for s in owned[1] - owned[0])
     finally:
         for proc in procs:
             if proc.poll() is None:

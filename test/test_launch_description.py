@@ -234,17 +234,22 @@ def test_plain_nodes_start_at_once_and_the_camera_waits_for_the_pipeline(launch_
 
 
 def test_nodes_get_the_fast_dds_profile_unless_one_is_set(launch_module, monkeypatch):
-    from hecsb_ros.graph import FASTDDS_PROFILE_VAR, fastdds_profile
+    from hecsb_ros.graph import FASTDDS_PROFILE_VAR, FASTRTPS_PROFILE_VAR, fastdds_profile
 
-    monkeypatch.delenv(FASTDDS_PROFILE_VAR, raising=False)
+    for var in (FASTDDS_PROFILE_VAR, FASTRTPS_PROFILE_VAR):
+        monkeypatch.delenv(var, raising=False)
     _, _, env = _run(launch_module)
-    assert [e.args for e in env] == [(FASTDDS_PROFILE_VAR, str(fastdds_profile()))]
+    shipped = str(fastdds_profile())
+    assert [e.args for e in env] == [(FASTDDS_PROFILE_VAR, shipped), (FASTRTPS_PROFILE_VAR, shipped)]
     assert fastdds_profile().is_file() and fastdds_profile().name == "fastdds_profile.xml"
-    monkeypatch.setenv(FASTDDS_PROFILE_VAR, "/opt/my_profile.xml")  # the user's own profile
+    monkeypatch.setenv(FASTDDS_PROFILE_VAR, "/opt/my_profile.xml")  # the user's own profile, for Jazzy too
+    assert [e.args for e in _run(launch_module)[2]] == [(FASTRTPS_PROFILE_VAR, "/opt/my_profile.xml")]
+    monkeypatch.setenv(FASTRTPS_PROFILE_VAR, "/opt/my_profile.xml")
     assert _run(launch_module)[2] == []
     monkeypatch.setenv(FASTDDS_PROFILE_VAR, "")  # none on purpose: unset, Fast DDS's defaults
-    (unset,) = _run(launch_module)[2]
-    assert isinstance(unset, _UnsetEnvironmentVariable) and unset.args == (FASTDDS_PROFILE_VAR,)
+    unset = _run(launch_module)[2]
+    assert all(isinstance(u, _UnsetEnvironmentVariable) for u in unset)
+    assert [u.args for u in unset] == [(FASTDDS_PROFILE_VAR,), (FASTRTPS_PROFILE_VAR,)]
 
 
 def test_the_edge_gets_its_malloc_settings_unless_the_user_has_them(launch_module, monkeypatch):

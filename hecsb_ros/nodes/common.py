@@ -20,7 +20,7 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 
 from hecsb_ros.core.codecs import Codec, CodecSettings, create_codec, load_codec_modules
 from hecsb_ros.core.stats import LinkStatsAccumulator
-from hecsb_ros.graph import FASTDDS_PROFILE_VAR, fastdds_profile_problem
+from hecsb_ros.graph import fastdds_profile_problem, profile_setting
 from hecsb_ros.params import Param, check_value
 
 
@@ -178,12 +178,12 @@ OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.E
 
 
 def check_fastdds_profile(node: Node, publishes_frames: bool = False) -> None:
-    """Log an error when ``FASTDDS_DEFAULT_PROFILES_FILE`` names a missing file (Fast DDS then runs on
+    """Log an error when the Fast DDS profile variable names a missing file (Fast DDS then runs on
     its defaults and large frames are lost); with ``publishes_frames`` also warn when it is unset."""
     problem = fastdds_profile_problem(os.environ)
     if problem is None:
         return
-    if os.environ.get(FASTDDS_PROFILE_VAR):
+    if profile_setting(os.environ):
         node.get_logger().error(problem)
     elif publishes_frames:
         node.get_logger().warning(problem)
