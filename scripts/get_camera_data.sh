@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Bring in the camera-scale photos and videos listed in docs/camera_data.md (idempotent):
+# the label-free training pool and the 1,000 held-out ImageNet photos with their labels file.
+#   DATA=/work/data scripts/get_camera_data.sh
+# GitHub sources are taken at the pinned commits, from MIRROR/<owner>+<name>/repo when such a git
+# directory exists (an offline snapshot), else cloned from github.com. Debian sources are
+# downloaded with 'apt-get download' and unpacked without installing them.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+py="${PY:-$here/.venv/bin/python}"
+data="${DATA:-/work/data}"
+mirror="${MIRROR:-/work/.mirror}"
+say() { printf '\033[1m[data]\033[0m %s\n' "$*" >&2; }
+mkdir -p "$data"
+
+github() {  # owner/name commit destination [path inside the repository]
+  local repo=$1 commit=$2 dest=$3 sub=${4:-.}
+  if [ -d "$dest" ] && [ -n "$(ls -A "$dest")" ]; then say "$dest: present"; return; fi
+  local git_dir="$mirror/${repo/\//+}/repo"
+  if [ ! -d "$git_dir" ]; then
+    git_dir="$data/.git-$(basename "$repo")"
+    [ -d "$git_dir" ] || git clone -q --bare "https://github.com/$repo.git" "$git_dir" \
+      || { say "cannot reach github.com/$repo; bring in a snapshot and set MIRROR"; exit 1; }
+  fi
+  git --git-dir="$git_dir" cat-file -e "$commit^{commit}" \
+    || { say "$repo: commit $commit missing from $git_dir"; exit 1; }
+  mkdir -p "$dest"
+  say "$repo@${commit:0:8} -> $dest"
+  # File by file: offline snapshots may lack their largest files; those are skipped and counted.
+  local missing=0 mode type hash path
+  while IFS=$' \t' read -r mode type hash path; do
+    [ "$type" = blob ] || continue
+    if git --git-dir="$git_dir" cat-file -e "$hash" 2>/dev/null; then
+      mkdir -p "$dest/$(dirname "$path")"
+      git --git-dir="$git_dir" cat-file blob "$hash" > "$dest/$path"
+    else
+      missing=$((missing + 1))
+    fi
+  done < <(git --git-dir="$git_dir" ls-tree -r "$commit" -- "$sub")
+  [ "$missing" -eq 0 ] || say "$repo: $missing file(s) missing from the snapshot, skipped"
+}
+
+debian() {  # package version -> prints the folder it was unpacked into
+  local pkg=$1 version=$2 dir="$data/.deb/$1"
+  if [ ! -d "$dir" ]; then
+    mkdir -p "$data/.deb"
+    (cd "$data/.deb" && apt-get download -qq "$pkg=$version" >/dev/null) \
+      || { say "apt-get download $pkg=$version failed (is Debian's archive reachable?)"; exit 1; }
+    dpkg -x "$data/.deb/${pkg}_"*.deb "$dir"
+  fi
+  echo "$dir"
+}
+
+copy_matching() {  # source folder, destination, find expression...
+  local src=$1 dest=$2; shift 2
+  if [ -d "$dest" ] && [ -n "$(ls -A "$dest")" ]; then say "$dest: present"; return; fi
+  mkdir -p "$dest"
+  find "$src" -type f \( "$@" \) -exec cp -n {} "$dest/" \;
+  say "$dest: $(ls "$dest" | wc -l) files"
+}
+
+# Training pool.
+github alexeygrigorev/clothing-dataset 7ed86a9cc56763b6acb35e41cb35184e43a5d218 \
+  "$data/photos/clothing-dataset" images
+github udacity/CarND-LaneLines-P1 ce5681be7ef8140560c0e464ef2da611e40b4fc9 \
+  "$data/video/CarND-LaneLines-P1"
+cv="$(debian opencv-doc 4.6.0+dfsg-12)"
+copy_matching "$cv/usr/share/doc/opencv-doc/examples/data" "$data/photos/debian-opencv-doc" \
+  -iname '*.jpg' -o -iname '*.png'
+copy_matching "$cv/usr/share/doc/opencv-doc/examples/data" "$data/video/debian-opencv-doc" -iname '*.avi'
+mate="$(debian mate-backgrounds 1.26.0-1)"
+copy_matching "$mate/usr/share/backgrounds" "$data/photos/debian-mate-backgrounds" \
+  -iname '*.jpg' -o -iname '*.png'
+plasma="$(debian plasma-workspace-wallpapers 4:5.27.5-2)"
+dest="$data/photos/debian-plasma-workspace-wallpapers"
+if [ ! -d "$dest" ] || [ -z "$(ls -A "$dest")" ]; then
+  mkdir -p "$dest"
+  for wall in "$plasma"/usr/share/wallpapers/*/; do  # the largest resolution of each wallpaper
+    best="$(find "$wall" -path '*contents/images/*' -type f \( -iname '*.jpg' -o -iname '*.png' \) \
+      | awk -F/ '{n=$NF; split(n, a, /[x.]/); print a[1]*a[2], $0}' | sort -n | tail -1 | cut -d' ' -f2-)"
+    [ -n "$best" ] && cp "$best" "$dest/$(basename "$wall").${best##*.}"
+  done
+  say "$dest: $(ls "$dest" | wc -l) files"
+fi
+
+# Evaluation photos (never trained on) and their labels.
+github ajschumacher/imagen 2e8718956e3bb046db9a8e488c2254fd9846b6c5 "$data/imagen" imagen
+[ -f "$data/imagen/labels.csv" ] || "$py" -m hecsb_ros.cli.image_list "$data/imagen/imagen" --out "$data/imagen/labels.csv"
+say "ready: $data (see docs/camera_data.md)"
