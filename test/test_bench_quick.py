@@ -15,8 +15,9 @@ from hecsb_ros.core.teachers import default_teacher_path
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(not default_teacher_path().exists(), reason="shipped teacher checkpoint missing")
-def test_bench_quick_writes_every_output(tmp_path):
+def test_bench_quick_writes_every_output(tmp_path, missing_data):
+    if not default_teacher_path().exists():
+        missing_data("shipped teacher checkpoint missing")
     out = tmp_path / "bench"
     proc = subprocess.run([sys.executable, "-m", "hecsb_ros.cli.bench", "--quick", "--out-dir", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -225,8 +225,9 @@ def _datasets_available() -> bool:
     return True
 
 
-@pytest.mark.skipif(not _datasets_available(), reason="MNIST / Fashion-MNIST not installed")
-def test_quick_cli_end_to_end(tmp_path, capsys) -> None:
+def test_quick_cli_end_to_end(tmp_path, capsys, missing_data) -> None:
+    if not _datasets_available():
+        missing_data("MNIST / Fashion-MNIST not installed")
     from hecsb_ros.cli.cs_experiment import main
 
     out = tmp_path / "cs"

@@ -45,6 +45,36 @@ def edge(ros_context, random_classifier):
     node.destroy_node()
 
 
+#: Drop reasons of the server (every outcome but "served").
+REFUSED = frozenset({"bad_message", "empty", "truncated", "decode_error", "bad_shape", "bad_timing", "bad_rate",
+                     "unknown_codec", "model_mismatch", "too_large"})
+#: The outcomes each malformed-latent kind may have (PNG codec); anything else fails the test.
+LATENT_OUTCOMES: dict[str, frozenset[str]] = {
+    "valid": frozenset({"served"}),
+    "hostile_header": frozenset({"served"}),  # odd stamps and sequence numbers are survivable
+    "absurd_shape": frozenset({"bad_shape"}), "shape_mismatch": frozenset({"bad_shape"}),
+    "png_size_bomb": frozenset({"bad_shape"}), "unknown_model": frozenset({"model_mismatch"}),
+    "unknown_codec": frozenset({"unknown_codec"}), "bad_rate": frozenset({"bad_rate"}),
+    "bad_timing": frozenset({"bad_timing"}), "empty": frozenset({"empty"}), "oversize": frozenset({"too_large"}),
+    "random_bytes": frozenset({"bad_message"}), "cdr_random": frozenset({"bad_message"}),
+    "truncated_cdr": frozenset({"bad_message"}),
+    "corrupt_png_body": frozenset({"truncated", "decode_error"}),
+    "random_payload": frozenset({"truncated", "decode_error"}),
+    "truncated_payload": frozenset({"empty", "truncated", "decode_error"}),
+    "multi": REFUSED,  # several fields wrong: refused, for whichever check sees it first
+    # A zlib stream that inflates within the size cap is a valid (if odd) PNG.
+    "png_zlib_bomb": frozenset({"served", "too_large", "decode_error", "bad_shape"}),
+    # One random byte flipped in a valid message: harmless (served) or refused, never a crash.
+    "mutated_cdr": REFUSED | {"served"},
+}
+
+
+def _check_latent_outcomes(report):
+    assert set(LATENT_OUTCOMES) == set(LATENT_KINDS)
+    for (kind, outcome) in report.kind_outcomes:
+        assert outcome in LATENT_OUTCOMES[kind], (kind, outcome)
+
+
 def _check(report, kinds, n):
     d = report.to_dict()
     assert d["crashes"] == 0, d["crash_examples"]
@@ -57,18 +87,7 @@ def _check(report, kinds, n):
 def test_server_survives_and_counts_every_malformed_latent(server):
     report = fuzz_server(server, N, rng_seed=1)
     _check(report, LATENT_KINDS, N)
-    ko = report.kind_outcomes
-    by_kind = {k: {o for (kk, o) in ko if kk == k} for k in LATENT_KINDS}
-    assert by_kind["absurd_shape"] == {"bad_shape"}
-    assert by_kind["unknown_model"] == {"model_mismatch"}
-    assert by_kind["unknown_codec"] == {"unknown_codec"}
-    assert by_kind["bad_rate"] == {"bad_rate"}
-    assert by_kind["bad_timing"] == {"bad_timing"}
-    assert by_kind["empty"] == {"empty"}
-    assert by_kind["valid"] == {"served"}
-    assert by_kind["hostile_header"] == {"served"}  # odd stamps and sequence numbers are survivable
-    assert by_kind["random_bytes"] <= {"bad_message"}
-    assert by_kind["corrupt_png_body"] <= {"truncated", "decode_error"}
+    _check_latent_outcomes(report)
     # Still serving after all that.
     before = server.stats.frames_total
     server._on_latent(serialize_message(valid_latent(server)))
@@ -93,13 +112,14 @@ def test_edge_survives_and_counts_every_malformed_image(edge):
     _check(report, IMAGE_KINDS, N)
     assert len(seen) == N and all(refused for encoding, refused in seen if encoding not in ENCODINGS)
     assert any(encoding not in ENCODINGS for encoding, _ in seen)
+    # Every kind has one expected outcome: malformed frames are refused, well-formed ones served.
+    expected = {kind: "bad_image" for kind in ("wrong_encoding", "bad_step", "data_mismatch", "zero_size",
+                                               "huge_declared", "multi")}
+    expected.update({kind: "served" for kind in ("valid", "odd_aspect", "padded_step", "big_valid",
+                                                 "hostile_header")})
+    assert set(expected) == set(IMAGE_KINDS)
     for (kind, outcome) in report.kind_outcomes:
-        bad = kind in ("bad_step", "data_mismatch", "zero_size", "huge_declared")
-        assert outcome == ("bad_image" if bad else outcome), (kind, outcome)
-        if kind == "wrong_encoding":
-            assert outcome in ("bad_image", "served"), (kind, outcome)
-        if kind in ("valid", "odd_aspect", "padded_step", "big_valid", "hostile_header"):
-            assert outcome == "served", (kind, outcome)
+        assert outcome == expected[kind], (kind, outcome)
 
 
 def test_edge_survives_hostile_results(edge):
@@ -119,10 +139,7 @@ def test_server_over_dds_counts_every_hostile_message(server):
     assert report.uncounted == 0 and sum(report.outcomes.values()) == n
     assert server.received == n
     # Each outcome belongs to the message just published (one at a time, in order).
-    for (kind, outcome), _ in report.kind_outcomes.items():
-        expected = {"unknown_model": "model_mismatch", "unknown_codec": "unknown_codec", "absurd_shape": "bad_shape",
-                    "random_bytes": "bad_message", "hostile_header": "served", "valid": "served"}.get(kind, outcome)
-        assert outcome == expected, (kind, outcome)
+    _check_latent_outcomes(report)
 
 
 # -- regressions found by the fuzzer ---------------------------------------------------------------

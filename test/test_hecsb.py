@@ -318,7 +318,7 @@ def test_bottleneck_for_other_teacher_is_refused(tmp_path):
         Split.load(path)
 
 
-def test_evaluation_cli_writes_results(bottleneck_files, tmp_path):
+def test_evaluation_cli_writes_results(bottleneck_files, tmp_path, missing_data):
     import csv
     import shutil
 
@@ -328,7 +328,7 @@ def test_evaluation_cli_writes_results(bottleneck_files, tmp_path):
     try:
         load_fashion_mnist("test")
     except DatasetNotFound as exc:
-        pytest.skip(str(exc))
+        missing_data(exc)
     shutil.copy(bottleneck_files[0], tmp_path / "t_r0.safetensors")
     shutil.copy(bottleneck_files[1], tmp_path / "t_r1.safetensors")
     assert main(["--checkpoints", str(tmp_path), "--prefix", "t", "--limit", "40", "--timing-runs", "3",
@@ -342,7 +342,7 @@ def test_evaluation_cli_writes_results(bottleneck_files, tmp_path):
     assert "| level | beta |" in text and rows[0]["model_id"] in text
 
 
-def test_shipped_rate_levels_match_manifests_and_classify():
+def test_shipped_rate_levels_match_manifests_and_classify(missing_data):
     import json
 
     from hecsb_ros.core.codecs import create_codec
@@ -365,7 +365,7 @@ def test_shipped_rate_levels_match_manifests_and_classify():
     try:
         test = load_fashion_mnist("test").subset(300)
     except DatasetNotFound as exc:
-        pytest.skip(str(exc))
+        missing_data(exc)
     correct, total_bytes = 0, 0
     for image, label in zip(test.images, test.labels):
         frame = codec.encode(image, "mono8")

@@ -148,14 +148,14 @@ def test_hold_out_splits_off_a_fixed_disjoint_subset(data):
         hold_out(data, 128)
 
 
-def test_cli_fashion_mnist(tmp_path, random_classifier):
+def test_cli_fashion_mnist(tmp_path, random_classifier, missing_data):
     from hecsb_ros.cli.train_hecsb import main
     from hecsb_ros.core.datasets import DatasetNotFound, load_fashion_mnist
 
     try:
         load_fashion_mnist("test")
     except DatasetNotFound as exc:
-        pytest.skip(str(exc))
+        missing_data(exc)
     rc = main(["--teacher", str(random_classifier), "--beta", "0.01", "0.1", "--stage1-epochs", "1",
                "--stage2-epochs", "1", "--limit-train", "64", "--limit-test", "32", "--batch-size", "32",
                "--acq-channels", "8", "12", "--decoder-channels", "16", "--out", str(tmp_path), "--no-progress"])

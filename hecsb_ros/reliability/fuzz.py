@@ -22,6 +22,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from hecsb_ros.core.preprocess import ENCODINGS
 from hecsb_ros.runner import rss_mb  # noqa: F401  (re-exported for callers)
 
 #: Strings that would do harm if a node passed a field to a shell, a path or eval.
@@ -194,9 +195,12 @@ def image_cases(draw: st.DrawFn, kind: str | None = None, max_valid_pixels: int 
         return bytes([draw(st.integers(0, 255))]) * (height * step)
 
     if kind == "wrong_encoding":
-        bad = draw(st.one_of(st.sampled_from(("32FC1", "16UC1", "mono16", "rgba8", "bgra8", "bayer_rggb8",
-                                              "yuv422", "8UC3", "MONO8", "")),
-                             st.sampled_from(HOSTILE_STRINGS), st.text(max_size=32)))
+        # Names cameras do use that the edge does not take (float and signed depth, 16-bit colour,
+        # case variants), hostile strings and random text; never one of the supported encodings.
+        bad = draw(st.one_of(st.sampled_from(("32FC1", "16UC1", "16SC1", "rgb16", "bgra16", "bayer_rggb16",
+                                              "MONO8", "Bgr8", "yuv420", "")),
+                             st.sampled_from(HOSTILE_STRINGS), st.text(max_size=32))
+                   .filter(lambda e: _clean(e) not in ENCODINGS))
         return kind, image_message(h, w, _clean(bad), w * 4, filled(h, w * 4))
     if kind == "bad_step":
         step = draw(st.integers(0, max(0, w * ch - 1)))
@@ -228,10 +232,17 @@ def image_cases(draw: st.DrawFn, kind: str | None = None, max_valid_pixels: int 
         msg.header.frame_id = _clean(draw(st.one_of(st.sampled_from(HOSTILE_STRINGS), st.text(max_size=64))))
         return kind, msg
     if kind == "multi":
+        # Several header fields wrong at once; always malformed (a combination that happens to
+        # describe a well-formed padded image of another height is drawn again).
         msg = image_message(h, w, enc, w * ch, filled(h, w * ch))
-        msg.encoding = draw(st.sampled_from((enc, "32FC1", "rgba8")))
-        msg.step = draw(st.integers(0, 4 * w * ch))
-        msg.height = draw(st.integers(0, 2 * h))
+
+        def well_formed(fields: tuple[str, int, int]) -> bool:
+            encoding, step, height = fields
+            return encoding == enc and height >= 1 and step >= w * ch and height * step == h * w * ch
+
+        msg.encoding, msg.step, msg.height = draw(
+            st.tuples(st.sampled_from((enc, "32FC1", "16SC1")), st.integers(0, 4 * w * ch), st.integers(0, 2 * h))
+            .filter(lambda f: not well_formed(f)))
         msg.is_bigendian = draw(st.integers(0, 1))
         return kind, msg
     if kind == "valid":
