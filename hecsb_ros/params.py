@@ -48,12 +48,15 @@ def check_value(param: Param, value: Any) -> str | None:
     return None
 
 
-def _codec_params(stats_period: float) -> tuple[Param, ...]:
+def _codec_params(stats_period: float, runtime_quality: bool = False) -> tuple[Param, ...]:
+    quality_note = (" Settable at run time ('ros2 param set'): the next frame is encoded at the new level, "
+                    "no restart (a server with all_levels decodes every level)" if runtime_quality else "")
     return (
         Param("codec", DEFAULT_CODEC, "Codec registry name (hecsb, png, jpeg, webp, raw, ...); edge and "
               "server must agree", read_only=True),
         Param("quality", -1, "Codec quality or rate level; -1 = the codec's default (JPEG/WebP 1-100, "
-              "WebP 101 lossless, PNG 0-9, learned codecs: rate-level index)", min=-1, max=255, read_only=True),
+              "WebP 101 lossless, PNG 0-9, learned codecs: rate-level index)." + quality_note, min=-1, max=255,
+              read_only=not runtime_quality),
         Param("checkpoint", "", "Checkpoint file of the classifier/bottleneck; empty = shipped default",
               read_only=True),
         Param("teacher", "", "Classifier the bottleneck was trained for (its tail runs on the server), and the "
@@ -110,7 +113,7 @@ CAMERA_SOURCE: tuple[Param, ...] = (
     Param("png_level", 3, "PNG compression level of image_raw/compressed", min=0, max=9, read_only=True),
 )
 
-EDGE: tuple[Param, ...] = _codec_params(2.0) + (
+EDGE: tuple[Param, ...] = _codec_params(2.0, runtime_quality=True) + (
     Param("qos_depth", 1, "Image subscription depth: older frames are dropped while busy", min=1,
           max=100, read_only=True),
     Param("max_image_pixels", 8192 * 8192, "Largest accepted camera image (pixels); compressed frames are "
@@ -122,6 +125,9 @@ EDGE: tuple[Param, ...] = _codec_params(2.0) + (
 )
 
 SERVER: tuple[Param, ...] = _codec_params(1.0) + (
+    Param("all_levels", True, "Decode every rate level: a learned codec loads all its shipped levels and decodes "
+          "each latent with the level its model id and rate level name (an edge may switch levels at run time); "
+          "an image codec accepts every quality. false = only the configured quality", read_only=True),
     Param("top_k", 5, "Number of classes in topk_ids/topk_scores", min=1, max=1000),
     Param("max_payload_bytes", 1 << 20, "Payloads larger than this are dropped unread", min=1, max=1 << 28),
     Param("max_decoded_elements", 1 << 22, "Largest tensor a payload may declare (elements)", min=1,

@@ -60,7 +60,7 @@ def _mutations(good: CompressedLatent):
         "absurd_shape": m(shape=[2**31, 2**31, 2**31, 2**31]),
         "too_large": m(data=b"\x89PNG" + bytes(10000)),
         "nan_timing": m(edge_total_ms=float("nan")),
-        "bad_rate": m(rate_level=3),
+        "bad_rate": m(rate_level=42),  # PNG serves levels 0-9
     }
 
 

@@ -89,13 +89,23 @@ def test_codec_bank_serves_every_shipped_level():
     image = np.zeros((28, 28), np.uint8)
     for level in (0, 6):
         frame = bank.codec(level).encode(image, "mono8")
-        codec = bank.for_payload(bank.codec(level).model_id, level)
+        codec = bank.for_payload("hecsb", bank.codec(level).model_id, level)
         assert codec is bank.codec(level) and codec.decode(frame.data, ()).logits.shape == (10,)
     with pytest.raises(PayloadError, match="bad_rate"):
-        bank.for_payload(bank.codec(0).model_id, 1)  # level 0's encoder named as level 1
+        bank.for_payload("hecsb", bank.codec(0).model_id, 1)  # level 0's encoder named as level 1
     with pytest.raises(PayloadError, match="model_mismatch"):
-        bank.for_payload("0123456789abcdef", 2)
+        bank.for_payload("hecsb", "0123456789abcdef", 2)
+    with pytest.raises(PayloadError, match="unknown_codec"):
+        bank.for_payload("svb", bank.codec(0).model_id, 0)
     jpeg = CodecBank("jpeg", CodecSettings(quality=50))
-    assert jpeg.for_payload("img-jpeg", 90) is jpeg.codec(50) and jpeg.codec(90).quality == 90
+    assert jpeg.for_payload("jpeg", "img-jpeg", 90) is jpeg.codec(50) and jpeg.codec(90).quality == 90
     with pytest.raises(PayloadError, match="bad_rate"):
-        jpeg.for_payload("img-jpeg", 101)
+        jpeg.for_payload("jpeg", "img-jpeg", 101)
+    one = CodecBank("jpeg", CodecSettings(quality=50), all_levels=False)
+    assert one.for_payload("jpeg", "img-jpeg", 50) is one.codec(50) and one.describe() == "quality 50 only"
+    with pytest.raises(PayloadError, match="bad_rate"):
+        one.for_payload("jpeg", "img-jpeg", 90)
+    single = CodecBank("hecsb", CodecSettings(threads=1, quality=2), all_levels=False)
+    assert single.levels == [2]
+    with pytest.raises(PayloadError, match="model_mismatch"):
+        single.for_payload("hecsb", bank.codec(3).model_id, 3)

@@ -219,6 +219,7 @@ class ManagedCodecNode(LifecycleNode):
         declare_parameters(self, params, validate=False)  # checked by configure
         self.cfg: Any = None
         self.codec: Codec | None = None
+        self.bank: Any = None  # CodecBank of the codec's rate levels (set by configure)
         self.last_error = ""
         self._owned_publishers: list[Any] = []
         self._active_entities: list[Any] = []  # subscriptions and timers of the active state
@@ -325,6 +326,7 @@ class ManagedCodecNode(LifecycleNode):
             self.destroy_publisher(pub)
         self._owned_publishers = []
         self.codec = None
+        self.bank = None
         gc.collect()
 
     @property

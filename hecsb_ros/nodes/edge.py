@@ -6,6 +6,9 @@ publishes them), best effort and shallow (stale frames are dropped while busy), 
 ``image_raw/ground_truth`` and ``classification``; publishes ``latent`` and ``edge_stats``
 (LinkStats: capture -> result back at the edge).
 
+``quality`` (the rate level) may be set at run time (``ros2 param set /hecsb_edge quality 3``): the
+next frame is encoded at that level; a server with ``all_levels`` (default) decodes every level.
+
 A managed (lifecycle) node (:class:`~hecsb_ros.nodes.common.ManagedCodecNode`): configure loads the
 codec and creates the publishers, activate subscribes, deactivate unsubscribes and keeps the codec.
 """
@@ -17,9 +20,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
@@ -40,8 +45,29 @@ class EdgeConfig(CodecNodeConfig):
 class EdgeNode(ManagedCodecNode):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("hecsb_edge", EDGE, EdgeConfig, **node_kwargs)
+        self.add_on_set_parameters_callback(self._on_set_quality)
+
+    def _on_set_quality(self, changes) -> SetParametersResult:
+        """``quality`` at run time: the level is made (or taken from the bank) before the change is
+        accepted, and the next frame is encoded with it; a level that cannot be made is refused."""
+        for change in changes:
+            if change.name != "quality" or self.bank is None:
+                continue
+            bank = self.bank
+            level = change.value if change.value >= 0 else bank.cls.quality_bounds(bank.settings)[0]
+            try:
+                codec = bank.codec(int(level))
+            except Exception as exc:  # noqa: BLE001 - refused with the reason, the current level stays
+                return SetParametersResult(successful=False, reason=f"quality {change.value}: {exc}")
+            if codec is not self.codec:
+                self.get_logger().info(f"quality {self.codec.quality} -> {codec.quality} (model {codec.model_id})")
+                self.codec = codec
+        return SetParametersResult(successful=True)
 
     def _setup(self) -> None:
+        # The shipped rate levels of a learned codec are loaded now, so a switch at run time is instant;
+        # an image codec's other qualities are made when first asked for.
+        self.bank = CodecBank(self.cfg.codec, self.cfg.codec_settings(), default=self.codec)
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self._labels: OrderedDict[tuple[int, str], int] = OrderedDict()
@@ -82,9 +108,10 @@ class EdgeNode(ManagedCodecNode):
         """Convert (``frame()``), encode and publish one camera frame; bad frames are counted, not raised."""
         t0 = time.perf_counter_ns()
         self.images_in += 1
+        codec = self.codec  # the level in force for this frame (quality may change between frames)
         try:
             image, encoding = frame()
-            encoded = self.codec.encode(image, encoding)
+            encoded = codec.encode(image, encoding)
         except PayloadError as exc:
             self.drop(exc.reason, exc.detail)
             return
@@ -93,7 +120,7 @@ class EdgeNode(ManagedCodecNode):
             return
         label = self._labels.pop((time_to_ns(header.stamp), header.frame_id), UNKNOWN)
         total_ms = (time.perf_counter_ns() - t0) / 1e6
-        out = latent_msg(encoded, header, self._seq, self.codec.name, self.codec.model_id, self.codec.quality,
+        out = latent_msg(encoded, header, self._seq, codec.name, codec.model_id, codec.quality,
                          label, self.get_clock().now().nanoseconds, total_ms)
         self._pub.publish(out)
         self._seq += 1
@@ -111,6 +138,7 @@ class EdgeNode(ManagedCodecNode):
         level = WARN if snap["drops"] else OK
         self._diag.publish(level, f"{snap['frames']} results in window, {snap['drops']} drops", {
             "lifecycle": "active", "images_in": self.images_in, "latents_sent": self._seq, "codec": self.codec.name,
+            "quality": self.codec.quality,
             "input": self.cfg.input, "round_trip_p50_ms": snap["latency_p50_ms"], "drops": snap["drops"]})
 
 

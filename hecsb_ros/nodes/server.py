@@ -20,6 +20,7 @@ from rclpy.serialization import deserialize_message
 from std_msgs.msg import Header
 
 from hecsb_ros.core.codecs import validate_payload
+from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError, check_timings
 from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
@@ -37,6 +38,7 @@ class ServerConfig(CodecNodeConfig):
     max_payload_bytes: int
     max_decoded_elements: int
     qos_depth: int
+    all_levels: bool
 
 
 class ServerNode(ManagedCodecNode):
@@ -44,6 +46,9 @@ class ServerNode(ManagedCodecNode):
         super().__init__("hecsb_server", SERVER, ServerConfig, **node_kwargs)
 
     def _setup(self) -> None:
+        # Every rate level (all_levels): each latent is decoded by the level its model id names.
+        self.bank = CodecBank(self.cfg.codec, self.cfg.codec_settings(), default=self.codec,
+                              all_levels=self.cfg.all_levels)
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self._seq = SequenceTracker()
@@ -62,7 +67,7 @@ class ServerNode(ManagedCodecNode):
 
     def _ready_line(self) -> str:
         return (f"serving codec {self.codec.name} (quality {self.codec.quality}, "
-                f"model {self.codec.model_id}) on {self.cfg.device}")
+                f"model {self.codec.model_id}; {self.bank.describe()}) on {self.cfg.device}")
 
     def _vision_outputs(self):
         """Publish the latched class database (LabelInfo + VisionInfo); return the Classification publisher."""
@@ -95,9 +100,10 @@ class ServerNode(ManagedCodecNode):
         data = latent_payload(msg)
         try:
             check_timings((msg.edge_preprocess_ms, msg.edge_encode_ms, msg.edge_entropy_ms, msg.edge_total_ms))
-            validate_payload(self.codec, msg.codec, msg.model_id, msg.rate_level, tuple(msg.shape), len(data),
+            codec = self.bank.for_payload(msg.codec, msg.model_id, msg.rate_level)
+            validate_payload(codec, msg.codec, msg.model_id, codec.quality, tuple(msg.shape), len(data),
                              self._param("max_payload_bytes"), self._param("max_decoded_elements"))
-            decoded = self.codec.decode(data, tuple(int(d) for d in msg.shape))
+            decoded = codec.decode(data, tuple(int(d) for d in msg.shape))
         except PayloadError as exc:
             self.drop(exc.reason, f"seq {msg.sequence}: {exc.detail}")
             return
@@ -107,7 +113,7 @@ class ServerNode(ManagedCodecNode):
         gap = self._seq.update(int(msg.sequence))
         if gap:
             self.stats.drop("sequence_gap", gap)
-        cls = classify(decoded.logits, self.codec.classes, self._param("top_k"))
+        cls = classify(decoded.logits, codec.classes, self._param("top_k"))
         transfer_ms = (recv_ns - time_to_ns(msg.edge_sent)) / 1e6
         total_ms = (time.perf_counter_ns() - t0) / 1e6
         out = result_msg(msg, cls, len(data), transfer_ms, decoded.timings_ms.get("decode", math.nan),
@@ -125,7 +131,8 @@ class ServerNode(ManagedCodecNode):
         self._stats_pub.publish(link_stats_msg(snap, self.get_clock().now().to_msg(), self.get_name()))
         level = WARN if snap["drops"] else OK
         self._diag.publish(level, f"{snap['frames']} frames in window, {snap['drops']} drops since start", {
-            "lifecycle": "active", "received": self.received, "codec": self.codec.name, "kbit_per_s": snap["kbit_per_s"],
+            "lifecycle": "active", "received": self.received, "codec": self.codec.name,
+            "levels": self.bank.describe(), "kbit_per_s": snap["kbit_per_s"],
             "latency_p50_ms": snap["latency_p50_ms"], "accuracy": snap["accuracy"], "drops": snap["drops"]})
 
 

@@ -156,7 +156,7 @@ def latent_cases(draw: st.DrawFn, valid: Any, served: dict[str, Any], kind: str 
         name = draw(st.sampled_from(("edge_preprocess_ms", "edge_encode_ms", "edge_entropy_ms", "edge_total_ms")))
         setattr(msg, name, draw(st.sampled_from(BAD_FLOATS)))
     elif kind == "bad_rate":
-        msg.rate_level = draw(st.integers(0, 255).filter(lambda r: r != served["rate_level"]))
+        msg.rate_level = draw(st.integers(0, 255).filter(lambda r: not served["accepts"](r)))
     elif kind == "oversize":
         size = draw(st.sampled_from((served["max_payload_bytes"] + 1, served["max_payload_bytes"] * 2,
                                      served["max_payload_bytes"] + 70000)))
@@ -341,6 +341,7 @@ def valid_latent(server_node: Any) -> Any:
 def served_info(server_node: Any) -> dict[str, Any]:
     codec = server_node.codec
     return {"codec": codec.name, "model_id": codec.model_id, "rate_level": codec.quality,
+            "accepts": server_node.bank.accepts,
             "shape": tuple(valid_latent(server_node).shape),
             "max_payload_bytes": server_node.get_parameter("max_payload_bytes").value}
 

@@ -16,17 +16,24 @@ from hecsb_ros.core.payload import PayloadError
 
 
 class CodecBank:
-    """The rate levels of codec ``name``: ``codec(level)`` for the edge, ``for_payload(...)`` for the server."""
+    """The rate levels of codec ``name``: ``codec(level)`` for the edge, ``for_payload(...)`` for the server.
 
-    def __init__(self, name: str, settings: CodecSettings, levels: list[int] | None = None) -> None:
+    ``default``: an already built codec at the configured level (else one is made); ``all_levels``:
+    False keeps the bank to that one level (quality), as a server that serves one level only.
+    """
+
+    def __init__(self, name: str, settings: CodecSettings, levels: list[int] | None = None,
+                 default: Codec | None = None, all_levels: bool = True) -> None:
         self.name = name
         self.settings = settings
         self.cls = codec_class(name)
-        self.learned = issubclass(self.cls, LearnedCodec) and not settings.checkpoint
+        self.per_level = issubclass(self.cls, LearnedCodec)  # one model (and model id) per level
+        self.learned = self.per_level and not settings.checkpoint
+        self.all_levels = all_levels
         if levels is None:
-            levels = shipped_levels(self.cls.kind, settings.teacher) if self.learned else []
+            levels = shipped_levels(self.cls.kind, settings.teacher) if self.learned and all_levels else []
         self._codecs: dict[int, Codec] = {}
-        default = create_codec(name, settings)
+        default = default if default is not None else create_codec(name, settings)
         self.default_level = default.quality
         self._codecs[default.quality] = default
         for level in levels:
@@ -38,28 +45,44 @@ class CodecBank:
         """Levels loaded so far (learned: every shipped one)."""
         return sorted(self._codecs)
 
+    def accepts(self, rate_level: int) -> bool:
+        """Whether a payload at ``rate_level`` (with the right model id) is decoded."""
+        if self.per_level or not self.all_levels:
+            return rate_level in self._codecs if self.per_level else rate_level == self.default_level
+        return self.lowest <= rate_level <= self.highest
+
+    def describe(self) -> str:
+        if self.per_level:
+            return f"rate levels {', '.join(map(str, self.levels))}"
+        if self.all_levels:
+            return f"qualities {self.lowest}-{self.highest}"
+        return f"quality {self.default_level} only"
+
     def codec(self, level: int) -> Codec:
         """The codec at ``level`` (made on first use); ValueError outside the codec's range."""
         if level not in self._codecs:
             self._codecs[level] = create_codec(self.name, replace(self.settings, quality=level))
         return self._codecs[level]
 
-    def for_payload(self, model_id: str, rate_level: int) -> Codec:
-        """The codec that decodes a payload of ``model_id`` at ``rate_level``; PayloadError otherwise."""
-        if self.learned:
+    def for_payload(self, codec_name: str, model_id: str, rate_level: int) -> Codec:
+        """The codec that decodes a payload of codec ``codec_name``, encoder ``model_id``, at
+        ``rate_level``; PayloadError (unknown_codec, model_mismatch, bad_rate) otherwise."""
+        if codec_name != self.name:
+            raise PayloadError("unknown_codec", f"codec {codec_name!r} not served (serving {self.name!r})")
+        if self.per_level:
+            known = {c.model_id: c for c in self._codecs.values()}
+            if model_id not in known:
+                raise PayloadError("model_mismatch", f"payload made by encoder {model_id!r}, not one of this "
+                                                     f"server's levels ({self.describe()})")
             codec = self._codecs.get(rate_level)
-            if codec is None:
-                raise PayloadError("bad_rate", f"rate level {rate_level} not served (serving {self.levels})")
-            if codec.model_id != model_id:
-                known = {c.model_id for c in self._codecs.values()}
-                reason = "model_mismatch" if model_id not in known else "bad_rate"
-                raise PayloadError(reason, f"payload of encoder {model_id!r} at level {rate_level}; level "
-                                           f"{rate_level} is encoder {codec.model_id!r}")
+            if codec is None or codec.model_id != model_id:
+                raise PayloadError("bad_rate", f"payload of encoder {model_id!r} labelled rate level {rate_level}; "
+                                               f"that encoder is level {known[model_id].quality}")
             return codec
         codec = self._codecs[self.default_level]
         if model_id != codec.model_id:
             raise PayloadError("model_mismatch", f"payload made by encoder {model_id!r}, this server runs "
                                                  f"{codec.model_id!r}")
-        if not self.lowest <= rate_level <= self.highest:
-            raise PayloadError("bad_rate", f"quality {rate_level} outside {self.lowest}..{self.highest}")
+        if not self.accepts(rate_level):
+            raise PayloadError("bad_rate", f"quality {rate_level} not served ({self.describe()})")
         return codec

@@ -1,0 +1,86 @@
+"""Rate levels switched at run time: the edge's ``quality`` parameter, the server's bank of levels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
+from conftest import spin_until
+from hecsb_ros.msg import ClassificationResult, CompressedLatent
+from hecsb_ros.nodes.common import image_qos, reliable_qos
+
+
+@pytest.fixture()
+def pipeline(ros_context):
+    from hecsb_ros.nodes.edge import EdgeNode
+    from hecsb_ros.nodes.server import ServerNode
+
+    server = ServerNode(parameter_overrides=[Parameter("stats_period_s", value=0.2)])
+    edge = EdgeNode(parameter_overrides=[Parameter("stats_period_s", value=0.2)])
+    peer = ros_context.create_node("rate_level_peer")
+    latents: list[CompressedLatent] = []
+    results: list[ClassificationResult] = []
+    peer.create_subscription(CompressedLatent, "latent", latents.append, reliable_qos(100))
+    peer.create_subscription(ClassificationResult, "classification", results.append, reliable_qos(100))
+    pub = peer.create_publisher(Image, "image_raw", image_qos(10))
+    nodes = [server, edge, peer]
+    assert spin_until(ros_context, nodes, lambda: pub.get_subscription_count() > 0 and
+                      edge.count_subscribers("latent") >= 2 and peer.count_publishers("classification") > 0)
+    yield ros_context, nodes, edge, server, pub, latents, results
+    for node in nodes:
+        node.destroy_node()
+
+
+def _frame(i: int) -> Image:
+    rng = np.random.default_rng(i)
+    msg = Image(height=28, width=28, encoding="mono8", step=28)
+    msg.data = rng.integers(0, 256, 28 * 28, dtype=np.uint8).tobytes()
+    msg.header.frame_id = f"f{i}"
+    return msg
+
+
+def _send(ctx, nodes, pub, results, first: int, n: int) -> None:
+    for i in range(first, first + n):
+        pub.publish(_frame(i))
+        assert spin_until(ctx, nodes, lambda: len(results) >= i + 1), f"frame {i} not classified"
+
+
+def test_quality_switches_at_run_time_and_the_server_decodes_every_level(pipeline):
+    ctx, nodes, edge, server, pub, latents, results = pipeline
+    assert server.bank.levels == [0, 1, 2, 3, 4, 5, 6] and edge.codec.quality == 5
+    _send(ctx, nodes, pub, results, 0, 4)
+    assert edge.set_parameters([Parameter("quality", value=0)])[0].successful
+    _send(ctx, nodes, pub, results, 4, 4)
+    refused = edge.set_parameters([Parameter("quality", value=42)])[0]
+    assert not refused.successful and "42" in refused.reason and edge.codec.quality == 0
+    _send(ctx, nodes, pub, results, 8, 2)
+    assert edge.set_parameters([Parameter("quality", value=-1)])[0].successful  # the codec's default
+    _send(ctx, nodes, pub, results, 10, 2)
+    assert [m.rate_level for m in latents] == [5] * 4 + [0] * 6 + [5] * 2
+    assert len({m.model_id for m in latents}) == 2
+    # Level 0 costs fewer bytes than level 5; every frame was served, none dropped.
+    sizes = {lv: np.mean([len(m.data) for m in latents if m.rate_level == lv]) for lv in (0, 5)}
+    assert sizes[0] < sizes[5]
+    assert len(results) == 12 and server.stats.drops == 0 and edge.stats.drops == 0
+    assert [r.sequence for r in results] == [m.sequence for m in latents]
+
+
+def test_a_server_of_one_level_refuses_the_others(ros_context):
+    from hecsb_ros.core.codecs import CodecSettings, create_codec
+    from hecsb_ros.nodes.server import ServerNode
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from hecsb_ros.nodes.conversions import latent_msg
+
+    server = ServerNode(parameter_overrides=[Parameter("all_levels", value=False)])
+    try:
+        assert server.bank.levels == [5]
+        codec = create_codec("hecsb", CodecSettings(quality=0))
+        frame = codec.encode(np.zeros((28, 28), np.uint8), "mono8")
+        msg = latent_msg(frame, Header(frame_id="c"), 0, codec.name, codec.model_id, 0, -1, 1, 1.0)
+        server._on_latent(serialize_message(msg))
+        assert server.stats.drop_counts["model_mismatch"] == 1 and server.stats.frames_total == 0
+    finally:
+        server.destroy_node()
