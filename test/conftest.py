@@ -24,6 +24,14 @@ MARKED_FILES: dict[str, frozenset[str]] = {
         "test_lifecycle.py", "test_launch_description.py", "test_camera_source.py", "test_vision_msgs.py",
         "test_dds_profile.py", "test_pipeline_dds.py", "test_faults_dds.py", "test_load_dds.py",
         "test_encodings.py", "test_rate_levels.py", "test_core_ros_free.py", "test_cmake_install.py", "test_package.py"}),
+    # Several ROS processes talking over DDS (the runner, a launch, camera frames between processes).
+    "dds": frozenset({"test_dds_profile.py", "test_pipeline_dds.py", "test_faults_dds.py", "test_load_dds.py",
+                      "test_security.py", "test_core_ros_free.py"}),
+    # Training, benchmarks, experiments, builds, long fuzz runs: minutes, not seconds.
+    "slow": frozenset({"test_training_hecsb.py", "test_bench.py", "test_bench_quick.py", "test_cs_experiment.py",
+                       "test_camera_scale.py", "test_baselines.py", "test_hecsb.py", "test_bit_identity.py",
+                       "test_resnet50_path.py", "test_fuzz_nodes.py", "test_student_tail.py", "test_colcon.py",
+                       "test_cmake_install.py"}),
     "quick": frozenset({"test_params.py", "test_conversions.py", "test_lifecycle.py", "test_launch_description.py",
                         "test_layers.py", "test_package.py"}),
 }
@@ -34,6 +42,9 @@ def pytest_collection_modifyitems(config, items):
         for marker, files in MARKED_FILES.items():
             if item.path.name in files:
                 item.add_marker(getattr(pytest.mark, marker))
+        # unit: everything that is neither multi-process, slow nor a build (scripts/test.sh -m unit)
+        if not any(item.get_closest_marker(m) for m in ("dds", "slow", "build")):
+            item.add_marker(pytest.mark.unit)
 
 
 def _ci() -> bool:

@@ -161,6 +161,7 @@ def test_plain_start_configures_and_activates_and_fails_fast(ros_context, random
                                         Parameter("checkpoint", value=str(tmp_path / "no_such.safetensors"))])
 
 
+@pytest.mark.dds
 def test_runner_brings_the_pipeline_up_in_order_and_reports_a_failed_configure(random_classifier, tmp_path):
     """Processes over DDS: server, then edge configured and activated through their services before the
     camera starts; with an unknown checkpoint on the server the start fails with the node's reason,
