@@ -150,6 +150,9 @@ LINK_EMULATOR: tuple[Param, ...] = (
     Param("max_pending", 1000, "Most frames held in the emulated link at once", min=1, max=100000,
           read_only=True),
     Param("stats_period_s", 1.0, "Seconds between /diagnostics messages", min=0.1, max=3600.0),
+    Param("rate_schedule", "", "A link rate that changes over time, 'Mbit/s:seconds,...' repeated from the start "
+          "(e.g. '54:10,2:10,12:10': Wi-Fi that drops to 2 Mbit/s for 10 s and recovers); overrides rate_mbps; "
+          "'' = constant rate. Setting it restarts the schedule"),
     Param("blackout_s", 0.0, "Setting this > 0 drops every frame for that many seconds from now (a link "
           "outage); 0 = none", min=0.0, max=3600.0),
 )

@@ -84,3 +84,22 @@ def test_a_server_of_one_level_refuses_the_others(ros_context):
         assert server.stats.drop_counts["model_mismatch"] == 1 and server.stats.frames_total == 0
     finally:
         server.destroy_node()
+
+
+def test_link_emulator_follows_a_rate_schedule(ros_context):
+    import time
+
+    from hecsb_ros.nodes.link_emulator import LinkEmulator
+
+    node = LinkEmulator(parameter_overrides=[Parameter("profile", value="wifi"),
+                                             Parameter("rate_schedule", value="2:30,12:30")])
+    try:
+        now = time.monotonic()
+        assert node.shaper.rate_mbps(now) == 2.0 and node.shaper.rate_mbps(now + 31) == 12.0
+        bad = node.set_parameters([Parameter("rate_schedule", value="fast")])[0]
+        assert not bad.successful and "Mbit/s:seconds" in bad.reason
+        assert node.set_parameters([Parameter("rate_schedule", value="")])[0].successful
+        assert node.shaper.rate_mbps(time.monotonic()) == 54.0  # the profile's constant rate again
+    finally:
+        node.on_shutdown()
+        node.destroy_node()

@@ -112,6 +112,10 @@ class LinkShaper:
         self._last_delivery = 0.0
         self._blackout_until = -math.inf
 
+    def set_schedule(self, schedule: RateSchedule | None, start: float) -> None:
+        """Follow ``schedule`` from ``start`` on (None: the profile's constant rate)."""
+        self.rate_schedule, self._t0 = schedule, start
+
     def rate_mbps(self, now: float) -> float:
         """The link's rate at ``now``."""
         return self.rate_schedule.rate_at(now - self._t0) if self.rate_schedule else self.profile.rate_mbps

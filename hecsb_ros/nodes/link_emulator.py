@@ -13,7 +13,7 @@ import time
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 
-from hecsb_ros.core.link import LinkShaper, make_profile
+from hecsb_ros.core.link import LinkShaper, RateSchedule, make_profile
 from hecsb_ros.core.stats import LinkStatsAccumulator
 from hecsb_ros.msg import CompressedLatent
 from hecsb_ros.nodes.common import OK, WARN, Diagnostics, DropCounter, declare_parameters, reliable_qos, run_node
@@ -24,7 +24,8 @@ class LinkEmulator(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("hecsb_link_emulator", **node_kwargs)
         self._values = declare_parameters(self, LINK_EMULATOR)
-        self.shaper = LinkShaper(self._profile(self._values), seed=self._values["seed"])
+        self.shaper = LinkShaper(self._profile(self._values), seed=self._values["seed"],
+                                 rate_schedule=self._schedule(self._values), start=time.monotonic())
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self.relayed = 0
@@ -42,8 +43,14 @@ class LinkEmulator(Node):
         if self._values["blackout_s"] > 0:
             self.blackout(self._values["blackout_s"])
         p = self.shaper.profile
-        self.get_logger().info(f"link profile {p.name}: {p.rate_mbps} Mbit/s, delay {p.delay_ms} ms, "
+        rate = (f"rate schedule {self._values['rate_schedule']} (Mbit/s:s)" if self.shaper.rate_schedule
+                else f"{p.rate_mbps} Mbit/s")
+        self.get_logger().info(f"link profile {p.name}: {rate}, delay {p.delay_ms} ms, "
                                f"jitter {p.jitter_ms} ms, loss {p.loss}")
+
+    @staticmethod
+    def _schedule(v: dict) -> RateSchedule | None:
+        return RateSchedule.parse(v["rate_schedule"]) if v["rate_schedule"].strip() else None
 
     @staticmethod
     def _profile(v: dict):
@@ -56,10 +63,14 @@ class LinkEmulator(Node):
         values.update({c.name: c.value for c in changes if c.name in values})
         try:
             profile = self._profile(values)
+            schedule = self._schedule(values)
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self._values = values
         self.shaper.profile = profile
+        if any(c.name == "rate_schedule" for c in changes):
+            with self._cv:
+                self.shaper.set_schedule(schedule, time.monotonic())
         for c in changes:
             if c.name == "blackout_s" and values["blackout_s"] > 0:
                 self.blackout(values["blackout_s"])
@@ -111,7 +122,7 @@ class LinkEmulator(Node):
     def _report(self) -> None:
         level = WARN if self.stats.drops else OK
         self._diag.publish(level, f"relayed {self.relayed}, dropped {self.stats.drops}", {
-            "profile": self.shaper.profile.name, "rate_mbps": self.shaper.profile.rate_mbps,
+            "profile": self.shaper.profile.name, "rate_mbps": self.shaper.rate_mbps(time.monotonic()),
             "pending": len(self._heap), "relayed": self.relayed, "drops": self.stats.drops,
             "link_loss": self.stats.drop_counts["link_loss"],
             "blackout_left_s": self.shaper.blackout_left(time.monotonic())})
