@@ -122,6 +122,14 @@ EDGE: tuple[Param, ...] = _codec_params(2.0, runtime_quality=True) + (
     Param("input", "raw", "Camera frames to subscribe: sensor_msgs/Image on image_raw (raw), or "
           "sensor_msgs/CompressedImage (JPEG/PNG, as ROS's compressed image transport publishes them) on "
           "image_raw/compressed (compressed)", choices=("raw", "compressed"), read_only=True),
+    Param("rate_control", "fixed", "fixed: every frame at 'quality'; budget: per frame, the most accurate rate "
+          "level expected to meet latency_budget_ms and max_kbit_s on the link as estimated from the results "
+          "(payload bytes and transfer times), with hysteresis (learned codecs with shipped levels)",
+          choices=("fixed", "budget")),
+    Param("latency_budget_ms", 100.0, "Budget mode: capture -> result time each frame should meet, ms; 0 = none",
+          min=0.0, max=60000.0),
+    Param("max_kbit_s", 0.0, "Budget mode: most kbit/s the latents may take on the link; 0 = no cap",
+          min=0.0, max=1e7),
 )
 
 SERVER: tuple[Param, ...] = _codec_params(1.0) + (

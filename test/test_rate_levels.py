@@ -103,3 +103,41 @@ def test_link_emulator_follows_a_rate_schedule(ros_context):
     finally:
         node.on_shutdown()
         node.destroy_node()
+
+
+def test_budget_mode_follows_the_cap_and_climbs_back_with_hysteresis(pipeline):
+    ctx, nodes, edge, server, pub, latents, results = pipeline
+    from hecsb_ros.msg import LinkStats
+
+    stats: list = []
+    nodes[2].create_subscription(LinkStats, "edge_stats", stats.append, reliable_qos(10))
+    # A cap no level meets at this frame rate: the least accurate level, from the next frame on.
+    assert edge.set_parameters([Parameter("max_kbit_s", value=0.001), Parameter("rate_control", value="budget")])[
+        0].successful
+    _send(ctx, nodes, pub, results, 0, 4)
+    lowest = edge.controller.levels[0].level
+    assert [m.rate_level for m in latents[1:]] == [lowest] * 3
+    # Cap lifted: up one level at a time, each after `patience` frames in which the next one fits.
+    assert edge.set_parameters([Parameter("max_kbit_s", value=0.0)])[0].successful
+    _send(ctx, nodes, pub, results, 4, 16)
+    levels = [m.rate_level for m in latents[4:]]
+    order = [lv.level for lv in edge.controller.levels]
+    steps = [(a, b) for a, b in zip(levels, levels[1:]) if a != b]
+    assert steps and all(order.index(b) == order.index(a) + 1 for a, b in steps), levels
+    assert len(set(levels[:edge.controller.patience - 1])) == 1  # no step before `patience` frames
+    assert spin_until(ctx, nodes, lambda: any(s.rate_control == "budget" for s in stats), timeout=5)
+    last = [s for s in stats if s.rate_control == "budget"][-1]
+    assert last.link_mbps_estimate > 0 and last.rate_level in order
+    assert server.stats.drops == 0
+
+
+def test_budget_mode_needs_learned_levels(ros_context, random_classifier):
+    from hecsb_ros.nodes.edge import EdgeNode
+
+    edge = EdgeNode(parameter_overrides=[Parameter("codec", value="png"),
+                                         Parameter("checkpoint", value=str(random_classifier))])
+    try:
+        refused = edge.set_parameters([Parameter("rate_control", value="budget")])[0]
+        assert not refused.successful and "two or more rate levels" in refused.reason and edge.controller is None
+    finally:
+        edge.destroy_node()

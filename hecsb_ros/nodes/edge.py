@@ -14,18 +14,21 @@ codec and creates the publishers, activate subscribes, deactivate unsubscribes a
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError
+from hecsb_ros.core.ratecontrol import BudgetController, LevelProfile
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
 from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, image_qos, reliable_qos,
@@ -40,16 +43,33 @@ class EdgeConfig(CodecNodeConfig):
     qos_depth: int
     max_image_pixels: int
     input: str
+    rate_control: str
+    latency_budget_ms: float
+    max_kbit_s: float
+
+
+#: Weight of the newest measurement in the per-level edge and server time averages.
+EWMA = 0.2
+RATE_CONTROL_PARAMS = ("rate_control", "latency_budget_ms", "max_kbit_s")
 
 
 class EdgeNode(ManagedCodecNode):
     def __init__(self, **node_kwargs) -> None:
+        self.controller: BudgetController | None = None
         super().__init__("hecsb_edge", EDGE, EdgeConfig, **node_kwargs)
         self.add_on_set_parameters_callback(self._on_set_quality)
 
     def _on_set_quality(self, changes) -> SetParametersResult:
         """``quality`` at run time: the level is made (or taken from the bank) before the change is
-        accepted, and the next frame is encoded with it; a level that cannot be made is refused."""
+        accepted, and the next frame is encoded with it; a level that cannot be made is refused.
+        ``rate_control``, ``latency_budget_ms``, ``max_kbit_s``: budget mode is (re)built at once."""
+        if self.bank is not None and any(c.name in RATE_CONTROL_PARAMS for c in changes):
+            values = {name: self.get_parameter(name).value for name in RATE_CONTROL_PARAMS}
+            values.update({c.name: c.value for c in changes if c.name in RATE_CONTROL_PARAMS})
+            try:
+                self._configure_rate_control(**values)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
         for change in changes:
             if change.name != "quality" or self.bank is None:
                 continue
@@ -68,6 +88,12 @@ class EdgeNode(ManagedCodecNode):
         # The shipped rate levels of a learned codec are loaded now, so a switch at run time is instant;
         # an image codec's other qualities are made when first asked for.
         self.bank = CodecBank(self.cfg.codec, self.cfg.codec_settings(), default=self.codec)
+        self._overhead = 100.0  # serialized message bytes beyond the payload (measured on the first frame)
+        self._sent_levels: OrderedDict[int, int] = OrderedDict()  # sequence -> rate level
+        self._times: dict[int, tuple[float, float]] = {}  # level -> (edge ms, server ms), averaged
+        self._rate_hz, self._last_frame = 0.0, math.nan
+        cfg = self.cfg
+        self._configure_rate_control(cfg.rate_control, cfg.latency_budget_ms, cfg.max_kbit_s)
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self._labels: OrderedDict[tuple[int, str], int] = OrderedDict()
@@ -75,6 +101,39 @@ class EdgeNode(ManagedCodecNode):
         self.images_in = 0
         self._pub = self._publisher(CompressedLatent, "latent", reliable_qos(10))
         self._stats_pub = self._publisher(LinkStats, "edge_stats", reliable_qos(10))
+
+    def _configure_rate_control(self, rate_control: str, latency_budget_ms: float, max_kbit_s: float) -> None:
+        """fixed: no controller; budget: a controller over the bank's levels (ValueError says why not)."""
+        if rate_control != "budget":
+            self.controller = None
+            return
+        profiles = self.bank.level_profiles(self._overhead)
+        old = self.controller
+        self.controller = BudgetController(profiles, latency_budget_ms, max_kbit_s,
+                                           estimator=old.estimator if old is not None else None)
+        current = self.codec.quality
+        self.controller.current = next((lv for lv in self.controller.levels if lv.level == current),
+                                       self.controller.levels[0])
+        self.get_logger().info(f"rate control: budget {latency_budget_ms} ms, cap {max_kbit_s or 'none'} kbit/s, "
+                               f"levels {[lv.level for lv in self.controller.levels]}")
+
+    def _measured(self, profile: LevelProfile) -> LevelProfile:
+        edge_ms, server_ms = self._times.get(profile.level, (profile.edge_ms, profile.server_ms))
+        return replace(profile, edge_ms=edge_ms, server_ms=server_ms)
+
+    def _choose_level(self) -> None:
+        """Budget mode: the level of the next frame, from the link estimate and the frame rate."""
+        now = time.monotonic()
+        if math.isfinite(self._last_frame) and now > self._last_frame:
+            hz = 1.0 / (now - self._last_frame)
+            self._rate_hz = hz if self._rate_hz == 0 else (1 - EWMA) * self._rate_hz + EWMA * hz
+        self._last_frame = now
+        ctl = self.controller
+        ctl.levels = [self._measured(lv) for lv in ctl.levels]
+        ctl.current = next(lv for lv in ctl.levels if lv.level == ctl.current.level)
+        level = ctl.choose(self._rate_hz).level
+        if level != self.codec.quality:
+            self.codec = self.bank.codec(level)
 
     def _start(self) -> None:
         cfg = self.cfg
@@ -108,6 +167,8 @@ class EdgeNode(ManagedCodecNode):
         """Convert (``frame()``), encode and publish one camera frame; bad frames are counted, not raised."""
         t0 = time.perf_counter_ns()
         self.images_in += 1
+        if self.controller is not None:
+            self._choose_level()
         codec = self.codec  # the level in force for this frame (quality may change between frames)
         try:
             image, encoding = frame()
@@ -122,6 +183,11 @@ class EdgeNode(ManagedCodecNode):
         total_ms = (time.perf_counter_ns() - t0) / 1e6
         out = latent_msg(encoded, header, self._seq, codec.name, codec.model_id, codec.quality,
                          label, self.get_clock().now().nanoseconds, total_ms)
+        if self._seq == 0:
+            self._overhead = float(len(serialize_message(out)) - len(encoded.data))
+        self._sent_levels[self._seq] = codec.quality
+        while len(self._sent_levels) > 1000:
+            self._sent_levels.popitem(last=False)
         self._pub.publish(out)
         self._seq += 1
 
@@ -131,14 +197,29 @@ class EdgeNode(ManagedCodecNode):
         correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == msg.class_id)
         self.stats.add(FrameRecord(msg.payload_bytes, 0, latency_ms, msg.edge_total_ms, msg.transfer_ms,
                                    msg.server_total_ms, correct))
+        level = self._sent_levels.get(int(msg.sequence))
+        if level is not None and all(math.isfinite(v) and v >= 0 for v in
+                                     (msg.edge_total_ms, msg.server_total_ms, msg.transfer_ms)):
+            old = self._times.get(level)
+            new = (msg.edge_total_ms, msg.server_total_ms)
+            self._times[level] = new if old is None else tuple((1 - EWMA) * o + EWMA * n for o, n in zip(old, new))
+            if self.controller is not None:
+                self.controller.observe(msg.payload_bytes + self._overhead, msg.transfer_ms)
 
     def _report(self) -> None:
         snap = self.stats.snapshot(time.monotonic())
-        self._stats_pub.publish(link_stats_msg(snap, self.get_clock().now().to_msg(), self.get_name()))
+        stats = link_stats_msg(snap, self.get_clock().now().to_msg(), self.get_name())
+        stats.rate_level = int(self.codec.quality)
+        stats.rate_control = "budget" if self.controller is not None else "fixed"
+        est = self.controller.estimator if self.controller is not None else None
+        stats.link_mbps_estimate = est.throughput_mbps if est is not None else math.nan
+        stats.link_delay_ms_estimate = est.delay_ms if est is not None else math.nan
+        self._stats_pub.publish(stats)
         level = WARN if snap["drops"] else OK
         self._diag.publish(level, f"{snap['frames']} results in window, {snap['drops']} drops", {
             "lifecycle": "active", "images_in": self.images_in, "latents_sent": self._seq, "codec": self.codec.name,
-            "quality": self.codec.quality,
+            "quality": self.codec.quality, "rate_control": stats.rate_control,
+            "link_mbps_estimate": stats.link_mbps_estimate, "link_delay_ms_estimate": stats.link_delay_ms_estimate,
             "input": self.cfg.input, "round_trip_p50_ms": snap["latency_p50_ms"], "drops": snap["drops"]})
 
 

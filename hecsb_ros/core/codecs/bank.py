@@ -13,6 +13,8 @@ from dataclasses import replace
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, codec_class, create_codec
 from hecsb_ros.core.codecs.learned import LearnedCodec, shipped_levels
 from hecsb_ros.core.payload import PayloadError
+from hecsb_ros.core.ratecontrol import LevelProfile
+from hecsb_ros.core.store import read_manifest
 
 
 class CodecBank:
@@ -86,3 +88,22 @@ class CodecBank:
         if not self.accepts(rate_level):
             raise PayloadError("bad_rate", f"quality {rate_level} not served ({self.describe()})")
         return codec
+
+    def level_profiles(self, overhead_bytes: float = 100.0) -> list[LevelProfile]:
+        """What each loaded level costs and gives, from its manifest: mean payload bytes (plus
+        ``overhead_bytes`` of message header) and accuracy (on the held-out images where the manifest
+        has them, else the test set's); edge and server times are left at 0 for the caller to measure.
+        ValueError unless at least two levels have both figures (rate control has nothing to choose)."""
+        profiles = []
+        for level in self.levels:
+            codec = self._codecs[level]
+            manifest = read_manifest(codec.path) if hasattr(codec, "path") else {}
+            accuracy = manifest.get("val_accuracy", manifest.get("test_accuracy"))
+            size = manifest.get("mean_payload_bytes")
+            if accuracy is not None and size is not None:
+                profiles.append(LevelProfile(level, float(size) + overhead_bytes, float(accuracy), 0.0, 0.0))
+        if len(profiles) < 2:
+            raise ValueError(f"rate control needs two or more rate levels with manifests (payload bytes, accuracy); "
+                             f"codec {self.name!r} has {len(profiles)} ({self.describe()}): use a learned codec "
+                             f"with its shipped levels")
+        return profiles

@@ -71,6 +71,7 @@ class LearnedCodec(Codec):
         super().__init__(settings)
         path = (Path(settings.checkpoint) if settings.checkpoint
                 else level_path(self.kind, teacher_tag(settings.teacher or None), self.quality))
+        self.path = path
         self.split = Split.load(path, teacher=settings.load_teacher(), device=settings.device, kind=self.kind)
         self.spec = self.split.teacher.spec
 
