@@ -12,7 +12,8 @@ from hecsb_ros.core.teachers import Classifier, load_teacher
 from hecsb_ros.core.training import Augment, evaluate, resolve_device, set_seed
 from hecsb_ros.core.training.data import FolderSource, TensorSource, fashion_mnist_source
 from hecsb_ros.core.training.photos import ImageList, PhotoCrops
-from hecsb_ros.core.training.recipes import TrainJob, get_recipe, level_order, train_level, val_accuracy
+from hecsb_ros.core.training.evaluation import val_accuracy
+from hecsb_ros.core.training.recipes import TrainJob, get_recipe, level_order, train_level
 
 
 def _device(name: str) -> torch.device:

@@ -16,10 +16,15 @@ factorized-prior input codec), so all of them ship a prior fitted in the same wa
 """
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Any, Callable
 
 import torch
 from compressai.entropy_models import EntropyBottleneck
+
+from hecsb_ros.core.learned.base import LearnedModel
+from hecsb_ros.core.learned.hecsb import HecsbBottleneck
+from hecsb_ros.core.teachers.classifier import Classifier
 
 
 def prior_bits(bottleneck: EntropyBottleneck, latents: torch.Tensor) -> float:
@@ -74,3 +79,60 @@ def fit_prior_(bottleneck: EntropyBottleneck, latents: torch.Tensor, steps: int 
         log(f"prior fitted to {latents.shape[0]} images' latents: {before / 8:.0f} -> {after / 8:.0f} B/image "
             f"(estimated)")
     return before, after
+
+
+# -- initialising and refitting the priors of the learned models -------------------------------
+@torch.no_grad()
+def sample_features(train: Any, teacher: Classifier, images: int = 256, seed: int = 0) -> torch.Tensor:
+    """The teacher's split features of ``images`` random training images (the cached ones if the
+    source has them)."""
+    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:images]
+    return train.targets(idx)["features"] if hasattr(train, "targets") else teacher.model.head(train.batch(idx)[0])
+
+
+@torch.no_grad()
+def sample_latents(model: LearnedModel, inputs: Callable[[torch.Tensor], torch.Tensor], count: int,
+                   images: int = 256, seed: int = 1, batch_size: int = 32) -> torch.Tensor:
+    """``model``'s unquantised latents (its edge network's output) of ``images`` random training
+    images; ``inputs(idx)`` gives the model's input for the images at ``idx`` of ``count``."""
+    idx = torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:images]
+    model.eval()
+    return torch.cat([model.edge(inputs(part)) for part in idx.split(batch_size)])
+
+
+def refit_prior(model: LearnedModel, inputs: Callable[[torch.Tensor], torch.Tensor], count: int,
+                log: Callable[[str], None] = print) -> dict[str, float]:
+    """After training: fit the factorized prior of ``model``'s latent to the latents of training
+    images, the medians (and so the rounded latent) kept (:mod:`hecsb_ros.core.training.prior`).
+    Returns the manifest facts (estimated bytes per image before and after)."""
+    latents = sample_latents(model, inputs, count)
+    before, after = fit_prior_(model.entropy_bottleneck, latents, keep_medians=True, log=log)
+    model.update(force=True)
+    return {"prior_refit_bytes": [round(before / 8, 1), round(after / 8, 1)]}
+
+
+@torch.no_grad()
+def principal_measurements_(model: HecsbBottleneck, features: torch.Tensor, beta: float | None = None) -> float:
+    """Start ``W`` as the top ``m`` principal directions of the teacher's split ``features``
+    ``(N, C, h, w)`` (per position) and the decoder's bias so that the linear inverse reconstructs the
+    projection of the features onto them (the classical optimum of a linear measurement with linear
+    recovery, before quantisation). Returns the rows' norm ``s``.
+
+    The rows' norm sets the quantisation step in feature space (``1 / s``) and so the rate. With
+    ``beta`` it is the norm at which the rate-distortion slope of uniformly quantised measurements
+    equals ``beta`` (eq. 14: ``dD/dR = -beta`` for ``D = 1/2`` the mean squared error per feature
+    element, ``R`` bits per image): ``s = sqrt(ln 2 / (12 C P beta))`` with ``C`` feature channels
+    and ``P`` latent positions, at most the norm bound's ``k / sqrt(m)``; training starts near its
+    optimum for that beta."""
+    flat = features.double().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+    mean = flat.mean(0)
+    _, vectors = torch.linalg.eigh(torch.cov((flat - mean).T))
+    top = vectors.flip(1)[:, :model.config.measurements].T  # (m, l), orthonormal rows
+    config = model.config
+    scale = config.norm_bound / config.measurements ** 0.5
+    if beta:
+        positions = config.latent_size[0] * config.latent_size[1]
+        scale = min(scale, math.sqrt(math.log(2) / (12 * config.feature_channels * positions * beta)))
+    model.measure.weight.copy_((top * scale).float())
+    model.feature_mean.copy_((mean - top.T @ (top @ mean)).float())
+    return scale

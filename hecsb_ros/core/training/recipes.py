@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from hecsb_ros.core.learned.base import FactorizedLatentModel, LearnedModel, model_class, rate_bits, read_learned, save_learned
+from hecsb_ros.core.learned.base import FactorizedLatentModel, LearnedModel, model_class, read_learned, save_learned
 from hecsb_ros.core.learned.crbq import CrbqBottleneck, crbq_config_for
 from hecsb_ros.core.learned.hecsb import DECODER_FIELDS, HecsbBottleneck, HecsbConfig
 from hecsb_ros.core.learned.neural import NeuralConfig, build as build_neural, crop, pad
@@ -40,10 +40,11 @@ from hecsb_ros.core.learned.svb import SvbBottleneck, svb_config_for
 from hecsb_ros.core.store import model_id_of, read_manifest, read_metadata, write_manifest
 from hecsb_ros.core.teachers.classifier import Classifier
 from hecsb_ros.core.teachers.tail import build_tail
-from hecsb_ros.core.training.common import accuracy, batches, epochs_for_budget, seconds_per_step
+from hecsb_ros.core.training.common import batches, epochs_for_budget, seconds_per_step
 from hecsb_ros.core.training.data import PixelSource
 from hecsb_ros.core.training.distill import DistillConfig, Distiller
-from hecsb_ros.core.training.prior import fit_prior_
+from hecsb_ros.core.training.evaluation import evaluate_split, val_accuracy
+from hecsb_ros.core.training.prior import fit_prior_, principal_measurements_, refit_prior, sample_features
 
 #: HECS-B architecture per teacher tag (``f_psi`` widths, measurements per position, decoder width);
 #: a teacher without an entry gets the Fashion-MNIST shape with one stride-2 layer per halving.
@@ -187,62 +188,6 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
         return fresh.train(), tail
     job.log(f"starting from {job.init} ({model.config})")
     return model.train(), tail
-
-
-@torch.no_grad()
-def sample_features(train: Any, teacher: Classifier, images: int = 256, seed: int = 0) -> torch.Tensor:
-    """The teacher's split features of ``images`` random training images (the cached ones if the
-    source has them)."""
-    idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:images]
-    return train.targets(idx)["features"] if hasattr(train, "targets") else teacher.model.head(train.batch(idx)[0])
-
-
-@torch.no_grad()
-def sample_latents(model: LearnedModel, inputs: Callable[[torch.Tensor], torch.Tensor], count: int,
-                   images: int = 256, seed: int = 1, batch_size: int = 32) -> torch.Tensor:
-    """``model``'s unquantised latents (its edge network's output) of ``images`` random training
-    images; ``inputs(idx)`` gives the model's input for the images at ``idx`` of ``count``."""
-    idx = torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:images]
-    model.eval()
-    return torch.cat([model.edge(inputs(part)) for part in idx.split(batch_size)])
-
-
-def refit_prior(model: LearnedModel, inputs: Callable[[torch.Tensor], torch.Tensor], count: int,
-                log: Callable[[str], None] = print) -> dict[str, float]:
-    """After training: fit the factorized prior of ``model``'s latent to the latents of training
-    images, the medians (and so the rounded latent) kept (:mod:`hecsb_ros.core.training.prior`).
-    Returns the manifest facts (estimated bytes per image before and after)."""
-    latents = sample_latents(model, inputs, count)
-    before, after = fit_prior_(model.entropy_bottleneck, latents, keep_medians=True, log=log)
-    model.update(force=True)
-    return {"prior_refit_bytes": [round(before / 8, 1), round(after / 8, 1)]}
-
-
-@torch.no_grad()
-def principal_measurements_(model: HecsbBottleneck, features: torch.Tensor, beta: float | None = None) -> float:
-    """Start ``W`` as the top ``m`` principal directions of the teacher's split ``features``
-    ``(N, C, h, w)`` (per position) and the decoder's bias so that the linear inverse reconstructs the
-    projection of the features onto them (the classical optimum of a linear measurement with linear
-    recovery, before quantisation). Returns the rows' norm ``s``.
-
-    The rows' norm sets the quantisation step in feature space (``1 / s``) and so the rate. With
-    ``beta`` it is the norm at which the rate-distortion slope of uniformly quantised measurements
-    equals ``beta`` (eq. 14: ``dD/dR = -beta`` for ``D = 1/2`` the mean squared error per feature
-    element, ``R`` bits per image): ``s = sqrt(ln 2 / (12 C P beta))`` with ``C`` feature channels
-    and ``P`` latent positions, at most the norm bound's ``k / sqrt(m)``; training starts near its
-    optimum for that beta."""
-    flat = features.double().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
-    mean = flat.mean(0)
-    _, vectors = torch.linalg.eigh(torch.cov((flat - mean).T))
-    top = vectors.flip(1)[:, :model.config.measurements].T  # (m, l), orthonormal rows
-    config = model.config
-    scale = config.norm_bound / config.measurements ** 0.5
-    if beta:
-        positions = config.latent_size[0] * config.latent_size[1]
-        scale = min(scale, math.sqrt(math.log(2) / (12 * config.feature_channels * positions * beta)))
-    model.measure.weight.copy_((top * scale).float())
-    model.feature_mean.copy_((mean - top.T @ (top @ mean)).float())
-    return scale
 
 
 def _svb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None]:
@@ -472,35 +417,7 @@ def level_order(recipe: Recipe, values: list[float]) -> list[int]:
     return [int(r) for r in np.argsort(order)]
 
 
-# -- evaluation through the real bytes, and the one training loop ------------------------------------
-@torch.inference_mode()
-def evaluate_split(split: Split, x: Any, y: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
-    """Accuracy from the server half's decoding of every real payload, payload sizes, and (for a
-    factorized-prior latent) the prior's estimate of them. ``x`` may be a lazy folder view."""
-    correct, sizes, est_bits = 0, [], []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size]
-        latents = split.latent(xb)
-        if isinstance(split.model, FactorizedLatentModel):
-            est_bits.append(rate_bits(split.model.quantize(latents, "round")[1]))
-        payloads = [split.payload(v) for v in latents]
-        logits = torch.stack([split.decode(p) for p in payloads])
-        correct += int((logits.argmax(1) == y[i:i + batch_size]).sum())
-        sizes += [len(p) for p in payloads]
-    sizes_arr = np.asarray(sizes, dtype=np.float64)
-    out = {"test_accuracy": correct / max(len(sizes), 1), "mean_payload_bytes": float(sizes_arr.mean()),
-           "p95_payload_bytes": float(np.percentile(sizes_arr, 95))}
-    if est_bits:
-        out["estimated_bytes_mean"] = float(torch.cat(est_bits).double().mean()) / 8
-    return out
-
-
-def val_accuracy(path: Path, teacher: Classifier, val: Any) -> float:
-    """Accuracy of checkpoint ``path`` on held-out training images (rounded latent, no coder)."""
-    split = Split.load(path, teacher)
-    return accuracy(torch.cat([split.logits_rounded(val.x[i:i + 500]) for i in range(0, len(val), 500)]), val.y)
-
-
+# -- the one training loop -------------------------------------------------------------------------
 def train_level(job: TrainJob, path: Path, test: Any, teacher_accuracy: float, command: str,
                 val: Any = None) -> dict[str, Any]:
     """Train ``job`` with its recipe, save it at ``path``, measure it, write its manifest; returns the manifest."""
