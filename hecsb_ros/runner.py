@@ -331,6 +331,8 @@ class ResultRecord:
     transfer_ms: float = math.nan
     server_ms: float = math.nan
     class_id: int = -1
+    label: str = ""
+    score: float = math.nan
 
 
 class Monitor:
@@ -388,7 +390,8 @@ class Monitor:
         self.results.append(ResultRecord(time.monotonic(), now_ns, capture, int(msg.sequence),
                                          (now_ns - capture) / 1e6, correct, int(msg.payload_bytes),
                                          float(msg.edge_total_ms), float(msg.transfer_ms),
-                                         float(msg.server_total_ms), int(msg.class_id)))
+                                         float(msg.server_total_ms), int(msg.class_id), str(msg.label),
+                                         float(msg.score)))
 
     def _on_diag(self, msg: Any) -> None:
         for status in msg.status:

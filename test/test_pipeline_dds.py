@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hecsb_ros.core.teachers import default_teacher_path
+from hecsb_ros.core.teachers import default_teacher_path, fmnist_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +27,7 @@ def run_demo(tmp_path: Path, *args: str, frames: int = 60) -> dict:
     logs = "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in (tmp_path / "logs").glob("*.log"))
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr[-3000:]}\n{logs}"
     assert "hecsb_ros demo summary" in proc.stdout
-    return json.loads(out.read_text())
+    return {**json.loads(out.read_text()), "stdout": proc.stdout}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,8 +36,11 @@ def shipped_teacher():
 
 
 def test_png_over_dds_with_4g_link(tmp_path):
-    s = run_demo(tmp_path, "--codec", "png", "--profile", "4g")
+    s = run_demo(tmp_path, "--codec", "png", "--profile", "4g", "--show-results")
     assert s["frames"] == 60 and s["labelled_frames"] >= 50
+    shown = re.findall(r"^frame +(\d+): (.+) \((0\.\d\d|1\.00)\), (\d+) B", s["stdout"], re.M)
+    classes = set(fmnist_spec().classes)
+    assert len(shown) == 60 and all(label in classes for _, label, _, _ in shown), s["stdout"][:2000]
     assert s["accuracy"] >= 0.90
     assert 300 < s["payload_bytes_mean"] < 900  # Fashion-MNIST PNGs are about 500 B
     assert s["message_bytes_mean"] > s["payload_bytes_mean"]

@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="Stop when no result arrived for this long after the first one")
     ap.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for all processes")
     ap.add_argument("--json", type=Path, default=None, help="Also write the summary as JSON here")
+    ap.add_argument("--show-results", action="store_true",
+                    help="Print every classification (frame, class name, score) as it arrives")
     ap.add_argument("--log-dir", type=Path, default=None, help="Keep each node's output in this folder")
     return ap.parse_args(argv)
 
@@ -109,6 +111,15 @@ def _progress(monitor: Monitor, frames: int, start: float, tty: bool) -> None:
     print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
 
 
+def _show_results(monitor: Monitor, frames: int, shown: int) -> int:
+    """Print the results after the first ``shown``; returns how many are printed now."""
+    records = first_results(monitor, frames)
+    for r in records[shown:]:
+        print(f"frame {r.sequence:4d}: {r.label} ({r.score:.2f}), {r.payload_bytes} B, "
+              f"capture->result {r.latency_ms:.0f} ms", flush=True)
+    return len(records)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     launch_values = {name: str(getattr(args, name)) for name in LAUNCH_ARGUMENTS if name != "params_file"}
@@ -134,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.start()
         start = time.monotonic()
         tty = sys.stderr.isatty()
-        last_print = 0.0
+        last_print, shown = 0.0, 0
         while len(first_results(monitor, args.frames)) < args.frames:
             time.sleep(0.1)
             now = time.monotonic()
@@ -145,10 +156,14 @@ def main(argv: list[str] | None = None) -> int:
             last = monitor.results[-1].arrival_mono if monitor.results else None
             if last and now - last > args.idle_timeout:
                 raise TimeoutError(f"no result for {args.idle_timeout:.0f} s after {done} frames")
-            if now - last_print >= (0.2 if tty else 5.0):
+            if args.show_results:
+                shown = _show_results(monitor, args.frames, shown)
+            elif now - last_print >= (0.2 if tty else 5.0):
                 last_print = now
                 _progress(monitor, args.frames, start, tty)
-        if tty:
+        if args.show_results:
+            _show_results(monitor, args.frames, shown)
+        elif tty:
             print(file=sys.stderr)
         monitor.spin(2.5)  # let the nodes publish one more LinkStats
         result = summary(first_results(monitor, args.frames), monitor, args)
