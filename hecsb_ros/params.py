@@ -133,6 +133,9 @@ EDGE: tuple[Param, ...] = _codec_params(2.0, runtime_quality=True) + (
 )
 
 SERVER: tuple[Param, ...] = _codec_params(1.0) + (
+    Param("robots", "", "Robots served by this one server, as comma-separated namespaces (robot1,robot2): it "
+          "subscribes <robot>/latent of each and answers on <robot>/classification with per-robot LinkStats on "
+          "<robot>/link_stats; '' = the node's own latent / classification topics (one robot)", read_only=True),
     Param("all_levels", True, "Decode every rate level: a learned codec loads all its shipped levels and decodes "
           "each latent with the level its model id and rate level name (an edge may switch levels at run time); "
           "an image codec accepts every quality. false = only the configured quality", read_only=True),

@@ -141,3 +141,49 @@ def test_budget_mode_needs_learned_levels(ros_context, random_classifier):
         assert not refused.successful and "two or more rate levels" in refused.reason and edge.controller is None
     finally:
         edge.destroy_node()
+
+
+def test_one_server_serves_two_robots_on_their_own_topics(ros_context):
+    from hecsb_ros.msg import LinkStats
+    from hecsb_ros.nodes.edge import EdgeNode
+    from hecsb_ros.nodes.server import ServerNode
+
+    server = ServerNode(parameter_overrides=[Parameter("robots", value="robot1, /robot2/"),
+                                             Parameter("stats_period_s", value=0.2)])
+    edges = [EdgeNode(namespace=ns, parameter_overrides=[Parameter("quality", value=q)])
+             for ns, q in (("robot1", 5), ("robot2", 0))]
+    peer = ros_context.create_node("fleet_peer")
+    results: dict[str, list] = {"robot1": [], "robot2": []}
+    stats: dict[str, list] = {"robot1": [], "robot2": []}
+    pubs = {}
+    for ns in results:
+        peer.create_subscription(ClassificationResult, f"/{ns}/classification", results[ns].append, reliable_qos(50))
+        peer.create_subscription(LinkStats, f"/{ns}/link_stats", stats[ns].append, reliable_qos(10))
+        pubs[ns] = peer.create_publisher(Image, f"/{ns}/image_raw", image_qos(10))
+    nodes = [server, *edges, peer]
+    try:
+        assert [r.name for r in server.robots] == ["robot1", "robot2"]
+        assert spin_until(ros_context, nodes, lambda: all(p.get_subscription_count() > 0 for p in pubs.values())
+                          and all(e.count_subscribers(e.resolve_topic_name("latent")) > 0 for e in edges))
+        counts = {"robot1": 5, "robot2": 3}
+        for ns, n in counts.items():
+            for i in range(n):
+                pubs[ns].publish(_frame(i))
+                assert spin_until(ros_context, nodes, lambda: len(results[ns]) >= i + 1), (ns, i)
+        assert {ns: len(r) for ns, r in results.items()} == counts  # each robot gets its own results only
+        assert [r.sequence for r in results["robot2"]] == [0, 1, 2]  # each robot numbers its own frames
+        assert spin_until(ros_context, nodes, lambda: all(s and s[-1].frames_total == counts[ns]
+                                                          for ns, s in stats.items()), timeout=5)
+        assert stats["robot1"][-1].header.frame_id.endswith("/robot1")
+        assert server.stats.frames_total == 8 and server.stats.drops == 0  # no sequence gap across robots
+        assert {r.name: r.received for r in server.robots} == counts
+    finally:
+        for node in nodes:
+            node.destroy_node()
+
+
+def test_robots_parameter_refuses_a_namespace_listed_twice(ros_context):
+    from hecsb_ros.nodes.server import ServerNode
+
+    with pytest.raises(ValueError, match="twice"):
+        ServerNode(parameter_overrides=[Parameter("robots", value="robot1,robot1")])

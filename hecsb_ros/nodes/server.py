@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from rclpy.serialization import deserialize_message
 from std_msgs.msg import Header
@@ -39,6 +40,32 @@ class ServerConfig(CodecNodeConfig):
     max_decoded_elements: int
     qos_depth: int
     all_levels: bool
+    robots: str
+
+
+@dataclass
+class Robot:
+    """One robot the server serves: its namespace ('' = the node's own topics), its result and
+    statistics publishers, its own LinkStats and sequence tracking."""
+
+    name: str
+    pub: Any
+    stats_pub: Any
+    vision_pub: Any
+    stats: LinkStatsAccumulator
+    seq: SequenceTracker
+    received: int = 0
+
+    def topic(self, name: str) -> str:
+        return f"{self.name}/{name}" if self.name else name
+
+
+def robot_names(text: str) -> list[str]:
+    """``"robot1, /robot2/"`` -> ``["robot1", "robot2"]``; empty -> ``[""]`` (the node's own topics)."""
+    names = [part.strip().strip("/") for part in text.split(",") if part.strip().strip("/")]
+    if len(set(names)) != len(names):
+        raise ValueError(f"robots lists a namespace twice: {text!r}")
+    return names or [""]
 
 
 class ServerNode(ManagedCodecNode):
@@ -49,53 +76,72 @@ class ServerNode(ManagedCodecNode):
         # Every rate level (all_levels): each latent is decoded by the level its model id names.
         self.bank = CodecBank(self.cfg.codec, self.cfg.codec_settings(), default=self.codec,
                               all_levels=self.cfg.all_levels)
-        self.stats = LinkStatsAccumulator()
+        self.stats = LinkStatsAccumulator()  # every robot's frames and drops together
         self.drop = DropCounter(self, self.stats)
         self._seq = SequenceTracker()
         self.received = 0
-        self._pub = self._publisher(ClassificationResult, "classification", reliable_qos(50))
-        self._stats_pub = self._publisher(LinkStats, "link_stats", reliable_qos(10))
         self._vision = vision_msgs_module()
-        self._vision_pub = self._vision_outputs() if self._vision is not None else None
         if self._vision is None:
             self.get_logger().info("vision_msgs is not installed: classification/vision, classification/vision_info "
                                    "and classification/label_info are not published")
+        self.robots = [self._robot(name) for name in robot_names(self.cfg.robots)]
+        self._pub, self._stats_pub = self.robots[0].pub, self.robots[0].stats_pub
+        self._vision_pub = self.robots[0].vision_pub
+
+    def _robot(self, name: str) -> Robot:
+        """Publishers and statistics of one robot ('' = the node's own topics, statistics shared)."""
+        own = name == ""
+        robot = Robot(name, None, None, None, self.stats if own else LinkStatsAccumulator(),
+                      self._seq if own else SequenceTracker())
+        robot.pub = self._publisher(ClassificationResult, robot.topic("classification"), reliable_qos(50))
+        robot.stats_pub = self._publisher(LinkStats, robot.topic("link_stats"), reliable_qos(10))
+        robot.vision_pub = self._vision_outputs(robot) if self._vision is not None else None
+        return robot
 
     def _start(self) -> None:
-        self._subscribe(CompressedLatent, "latent", self._on_latent, reliable_qos(self.cfg.qos_depth), raw=True)
+        for robot in self.robots:
+            self._subscribe(CompressedLatent, robot.topic("latent"), lambda raw, r=robot: self._on_latent(raw, r),
+                            reliable_qos(self.cfg.qos_depth), raw=True)
         self._timer(self.cfg.stats_period_s, self._report)
 
     def _ready_line(self) -> str:
         return (f"serving codec {self.codec.name} (quality {self.codec.quality}, "
                 f"model {self.codec.model_id}; {self.bank.describe()}) on {self.cfg.device}")
 
-    def _vision_outputs(self):
+    def _vision_outputs(self, robot: Robot):
         """Publish the latched class database (LabelInfo + VisionInfo); return the Classification publisher."""
         vision = self._vision
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
         classes = self.codec.classes
-        self._label_pub = self._publisher(vision.LabelInfo, "classification/label_info", latched_qos())
-        self._info_pub = self._publisher(vision.VisionInfo, "classification/vision_info", latched_qos())
-        self._label_pub.publish(label_info_msg(vision, header, classes))
+        label_pub = self._publisher(vision.LabelInfo, robot.topic("classification/label_info"), latched_qos())
+        info_pub = self._publisher(vision.VisionInfo, robot.topic("classification/vision_info"), latched_qos())
+        label_pub.publish(label_info_msg(vision, header, classes))
         method = (f"hecsb_ros split inference: codec {self.codec.name}, quality {self.codec.quality}, "
                   f"model {self.codec.model_id}")
-        self._info_pub.publish(vision_info_msg(vision, header, method, self._label_pub.topic_name, classes))
-        return self._publisher(vision.Classification, "classification/vision", reliable_qos(50))
+        info_pub.publish(vision_info_msg(vision, header, method, label_pub.topic_name, classes))
+        return self._publisher(vision.Classification, robot.topic("classification/vision"), reliable_qos(50))
 
     def _param(self, name: str):
         return self.get_parameter(name).value
 
-    def _on_latent(self, raw: bytes) -> None:
+    def _drop(self, robot: Robot, reason: str, detail: str) -> None:
+        self.drop(reason, f"{robot.name}: {detail}" if robot.name else detail)
+        if robot.stats is not self.stats:
+            robot.stats.drop(reason)
+
+    def _on_latent(self, raw: bytes, robot: Robot | None = None) -> None:
         t0 = time.perf_counter_ns()
         recv_ns = self.get_clock().now().nanoseconds
+        robot = robot or self.robots[0]
         self.received += 1
+        robot.received += 1
         if len(raw) > self._param("max_payload_bytes") + 65536:
-            self.drop("too_large", f"message of {len(raw)} B above the cap")
+            self._drop(robot, "too_large", f"message of {len(raw)} B above the cap")
             return
         try:
             msg = deserialize_message(raw, CompressedLatent)
         except Exception as exc:  # noqa: BLE001 - any malformed CDR must be survivable
-            self.drop("bad_message", f"cannot deserialize {len(raw)} B: {exc}")
+            self._drop(robot, "bad_message", f"cannot deserialize {len(raw)} B: {exc}")
             return
         data = latent_payload(msg)
         try:
@@ -105,34 +151,47 @@ class ServerNode(ManagedCodecNode):
                              self._param("max_payload_bytes"), self._param("max_decoded_elements"))
             decoded = codec.decode(data, tuple(int(d) for d in msg.shape))
         except PayloadError as exc:
-            self.drop(exc.reason, f"seq {msg.sequence}: {exc.detail}")
+            self._drop(robot, exc.reason, f"seq {msg.sequence}: {exc.detail}")
             return
         except Exception as exc:  # noqa: BLE001 - a decoder bug on hostile bytes must not stop the node
-            self.drop("decode_error", f"seq {msg.sequence}: {type(exc).__name__}: {exc}")
+            self._drop(robot, "decode_error", f"seq {msg.sequence}: {type(exc).__name__}: {exc}")
             return
-        gap = self._seq.update(int(msg.sequence))
+        gap = robot.seq.update(int(msg.sequence))  # each robot numbers its own frames
         if gap:
             self.stats.drop("sequence_gap", gap)
+            if robot.stats is not self.stats:
+                robot.stats.drop("sequence_gap", gap)
         cls = classify(decoded.logits, codec.classes, self._param("top_k"))
         transfer_ms = (recv_ns - time_to_ns(msg.edge_sent)) / 1e6
         total_ms = (time.perf_counter_ns() - t0) / 1e6
         out = result_msg(msg, cls, len(data), transfer_ms, decoded.timings_ms.get("decode", math.nan),
                          decoded.timings_ms.get("infer", math.nan), total_ms)
-        self._pub.publish(out)
-        if self._vision_pub is not None:
-            self._vision_pub.publish(vision_classification_msg(self._vision, msg.header, cls))
+        robot.pub.publish(out)
+        if robot.vision_pub is not None:
+            robot.vision_pub.publish(vision_classification_msg(self._vision, msg.header, cls))
         # Plain integer arithmetic: Time.from_msg raises on a negative (hostile) stamp.
         latency_ms = (self.get_clock().now().nanoseconds - time_to_ns(msg.header.stamp)) / 1e6
         correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == cls.class_id)
-        self.stats.add(FrameRecord(len(data), len(raw), latency_ms, msg.edge_total_ms, transfer_ms, total_ms, correct))
+        record = FrameRecord(len(data), len(raw), latency_ms, msg.edge_total_ms, transfer_ms, total_ms, correct)
+        self.stats.add(record)
+        if robot.stats is not self.stats:
+            robot.stats.add(record)
 
     def _report(self) -> None:
-        snap = self.stats.snapshot(time.monotonic())
-        self._stats_pub.publish(link_stats_msg(snap, self.get_clock().now().to_msg(), self.get_name()))
+        now, stamp = time.monotonic(), self.get_clock().now().to_msg()
+        per_robot = {}
+        for robot in self.robots:
+            robot_snap = robot.stats.snapshot(now)
+            name = f"{self.get_name()}/{robot.name}" if robot.name else self.get_name()
+            robot.stats_pub.publish(link_stats_msg(robot_snap, stamp, name))
+            per_robot[robot.name] = robot_snap
+        snap = per_robot[""] if list(per_robot) == [""] else self.stats.snapshot(now)
         level = WARN if snap["drops"] else OK
         self._diag.publish(level, f"{snap['frames']} frames in window, {snap['drops']} drops since start", {
             "lifecycle": "active", "received": self.received, "codec": self.codec.name,
-            "levels": self.bank.describe(), "kbit_per_s": snap["kbit_per_s"],
+            "levels": self.bank.describe(),
+            **({f"{r.name}/results": r.stats.frames_total for r in self.robots} if self.robots[0].name else {}),
+            "kbit_per_s": snap["kbit_per_s"],
             "latency_p50_ms": snap["latency_p50_ms"], "accuracy": snap["accuracy"], "drops": snap["drops"]})
 
 
