@@ -114,14 +114,18 @@ def test_segments_of_a_killed_process_are_removed_and_live_ones_kept(tmp_path):
 
     from hecsb_ros.runner import remove_stale_segments, shm_segments
 
-    code = ("import rclpy, time\nrclpy.init()\nnode = rclpy.create_node('segment_owner')\n"
-            "open(%r, 'w').close()\ntime.sleep(120)\n")
+    # The owner signals it is up (a file), then waits for a stop file and shuts down cleanly.
+    code = ("import os, rclpy, time\nrclpy.init()\nnode = rclpy.create_node('segment_owner')\n"
+            "open(%r, 'w').close()\nend = time.monotonic() + 300\n"
+            "while not os.path.exists(%r) and time.monotonic() < end:\n    time.sleep(0.05)\n"
+            "node.destroy_node()\nrclpy.shutdown()\n")
     env = ros_env(base=dict(os.environ))
     procs, owned = [], []
+    stop = tmp_path / "stop"
     try:
         for i in range(2):
             ready = tmp_path / f"ready{i}"
-            procs.append(subprocess.Popen([sys.executable, "-c", code % str(ready)], env=env))
+            procs.append(subprocess.Popen([sys.executable, "-c", code % (str(ready), str(stop))], env=env))
             while not ready.exists():
                 assert procs[-1].poll() is None
                 time.sleep(0.05)
@@ -137,7 +141,11 @@ def test_segments_of_a_killed_process_are_removed_and_live_ones_kept(tmp_path):
         assert remove_stale_segments(owned[0] | owned[1]) and not any(s.exists() for s in owned[0])
         assert owned[1] - owned[0] and all(s.exists() for s in owned[1] - owned[0])
     finally:
+        stop.touch()
         for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # a loaded machine: kill it and remove what it leaves
+                proc.kill()
+                proc.wait()
+        remove_stale_segments(set().union(*owned))
