@@ -145,6 +145,12 @@ SERVER: tuple[Param, ...] = _codec_params(1.0) + (
           max=1 << 28),
     Param("qos_depth", 10, "Latent subscription depth (reliable, keep last)", min=1, max=1000,
           read_only=True),
+    Param("max_batch", 1, "Micro-batching: latents that arrive within max_wait_ms (from any robot) are decoded "
+          "one by one and classified in one network call of up to max_batch frames; 1 = off (each frame at "
+          "once). Pays where the network is large (camera-scale teachers, a GPU)", min=1, max=256, read_only=True),
+    Param("max_wait_ms", 5.0, "Micro-batching: longest time a latent waits for others before its batch runs "
+          "(counted in server_total_ms and server_wait_ms); used when max_batch > 1", min=0.0, max=1000.0,
+          read_only=True),
 )
 
 LINK_EMULATOR: tuple[Param, ...] = (

@@ -128,7 +128,8 @@ def latent_payload(msg: CompressedLatent) -> bytes:
 
 
 def result_msg(latent: CompressedLatent, cls: Classification, payload_bytes: int, transfer_ms: float,
-               decode_ms: float, infer_ms: float, total_ms: float) -> ClassificationResult:
+               decode_ms: float, infer_ms: float, total_ms: float, batch: int = 1,
+               wait_ms: float = 0.0) -> ClassificationResult:
     """Build the ``ClassificationResult`` answering ``latent``."""
     msg = ClassificationResult()
     msg.header = latent.header
@@ -146,6 +147,8 @@ def result_msg(latent: CompressedLatent, cls: Classification, payload_bytes: int
     msg.server_decode_ms = float(decode_ms)
     msg.server_infer_ms = float(infer_ms)
     msg.server_total_ms = float(total_ms)
+    msg.server_batch = int(batch)
+    msg.server_wait_ms = float(wait_ms)
     return msg
 
 

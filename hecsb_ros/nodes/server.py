@@ -41,6 +41,8 @@ class ServerConfig(CodecNodeConfig):
     qos_depth: int
     all_levels: bool
     robots: str
+    max_batch: int
+    max_wait_ms: float
 
 
 @dataclass
@@ -58,6 +60,29 @@ class Robot:
 
     def topic(self, name: str) -> str:
         return f"{self.name}/{name}" if self.name else name
+
+
+@dataclass
+class Pending:
+    """A validated latent waiting for its micro-batch."""
+
+    robot: Robot
+    msg: Any
+    data: bytes
+    raw_bytes: int
+    codec: Any
+    t0_ns: int
+    recv_ns: int
+
+
+def _decode(codec: Any, data: bytes, shape: Any) -> Any:
+    """One latent through the codec's server half: its Decoded, or the PayloadError that refuses it."""
+    try:
+        return codec.decode(data, tuple(int(d) for d in shape))
+    except PayloadError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - a decoder bug on hostile bytes must not stop the node
+        return PayloadError("decode_error", f"{type(exc).__name__}: {exc}")
 
 
 def robot_names(text: str) -> list[str]:
@@ -87,6 +112,9 @@ class ServerNode(ManagedCodecNode):
         self.robots = [self._robot(name) for name in robot_names(self.cfg.robots)]
         self._pub, self._stats_pub = self.robots[0].pub, self.robots[0].stats_pub
         self._vision_pub = self.robots[0].vision_pub
+        self._pending: list[Pending] = []
+        self._batch_timer = None
+        self.batches = 0  # network calls of micro-batches (max_batch > 1)
 
     def _robot(self, name: str) -> Robot:
         """Publishers and statistics of one robot ('' = the node's own topics, statistics shared)."""
@@ -103,10 +131,21 @@ class ServerNode(ManagedCodecNode):
             self._subscribe(CompressedLatent, robot.topic("latent"), lambda raw, r=robot: self._on_latent(raw, r),
                             reliable_qos(self.cfg.qos_depth), raw=True)
         self._timer(self.cfg.stats_period_s, self._report)
+        if self.cfg.max_batch > 1:  # one-shot: started by the first latent of a batch, cancelled by its flush
+            self._batch_timer = self._timer(max(self.cfg.max_wait_ms, 0.01) / 1e3, self._flush)
+            self._batch_timer.cancel()
+
+    def _stop(self) -> None:
+        if getattr(self, "_pending", None):  # deactivate: what already arrived is answered, not lost
+            self._flush()
+        super()._stop()
+        self._batch_timer = None
 
     def _ready_line(self) -> str:
+        batching = (f"; micro-batches of up to {self.cfg.max_batch} within {self.cfg.max_wait_ms:g} ms"
+                    if self.cfg.max_batch > 1 else "")
         return (f"serving codec {self.codec.name} (quality {self.codec.quality}, "
-                f"model {self.codec.model_id}; {self.bank.describe()}) on {self.cfg.device}")
+                f"model {self.codec.model_id}; {self.bank.describe()}{batching}) on {self.cfg.device}")
 
     def _vision_outputs(self, robot: Robot):
         """Publish the latched class database (LabelInfo + VisionInfo); return the Classification publisher."""
@@ -149,12 +188,42 @@ class ServerNode(ManagedCodecNode):
             codec = self.bank.for_payload(msg.codec, msg.model_id, msg.rate_level)
             validate_payload(codec, msg.codec, msg.model_id, codec.quality, tuple(msg.shape), len(data),
                              self._param("max_payload_bytes"), self._param("max_decoded_elements"))
-            decoded = codec.decode(data, tuple(int(d) for d in msg.shape))
         except PayloadError as exc:
             self._drop(robot, exc.reason, f"seq {msg.sequence}: {exc.detail}")
             return
-        except Exception as exc:  # noqa: BLE001 - a decoder bug on hostile bytes must not stop the node
-            self._drop(robot, "decode_error", f"seq {msg.sequence}: {type(exc).__name__}: {exc}")
+        pending = Pending(robot, msg, data, len(raw), codec, t0, recv_ns)
+        if self.cfg.max_batch <= 1:
+            self._finish(pending, _decode(codec, data, msg.shape))
+            return
+        self._pending.append(pending)
+        if len(self._pending) >= self.cfg.max_batch:
+            self._flush()
+        elif len(self._pending) == 1:
+            self._batch_timer.reset()
+
+    def _flush(self) -> None:
+        """Classify the waiting latents: one :meth:`Codec.decode_batch` per codec (rate level)."""
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
+        pending, self._pending = self._pending, []
+        by_codec: dict[int, list[Pending]] = {}
+        for item in pending:
+            by_codec.setdefault(id(item.codec), []).append(item)
+        for group in by_codec.values():
+            self.batches += 1
+            start_ns = time.perf_counter_ns()
+            try:
+                results = group[0].codec.decode_batch([(p.data, tuple(int(d) for d in p.msg.shape)) for p in group])
+            except Exception as exc:  # noqa: BLE001 - a codec bug must not stop the node
+                results = [PayloadError("decode_error", f"{type(exc).__name__}: {exc}")] * len(group)
+            for item, result in zip(group, results):
+                self._finish(item, result, wait_ms=(start_ns - item.t0_ns) / 1e6)
+
+    def _finish(self, pending: Pending, decoded: Any, wait_ms: float = 0.0) -> None:
+        """Publish the result of one latent (or count its decode error)."""
+        robot, msg, data, codec = pending.robot, pending.msg, pending.data, pending.codec
+        if isinstance(decoded, PayloadError):
+            self._drop(robot, decoded.reason, f"seq {msg.sequence}: {decoded.detail}")
             return
         gap = robot.seq.update(int(msg.sequence))  # each robot numbers its own frames
         if gap:
@@ -162,17 +231,18 @@ class ServerNode(ManagedCodecNode):
             if robot.stats is not self.stats:
                 robot.stats.drop("sequence_gap", gap)
         cls = classify(decoded.logits, codec.classes, self._param("top_k"))
-        transfer_ms = (recv_ns - time_to_ns(msg.edge_sent)) / 1e6
-        total_ms = (time.perf_counter_ns() - t0) / 1e6
+        transfer_ms = (pending.recv_ns - time_to_ns(msg.edge_sent)) / 1e6
+        total_ms = (time.perf_counter_ns() - pending.t0_ns) / 1e6
         out = result_msg(msg, cls, len(data), transfer_ms, decoded.timings_ms.get("decode", math.nan),
-                         decoded.timings_ms.get("infer", math.nan), total_ms)
+                         decoded.timings_ms.get("infer", math.nan), total_ms, decoded.batch, wait_ms)
         robot.pub.publish(out)
         if robot.vision_pub is not None:
             robot.vision_pub.publish(vision_classification_msg(self._vision, msg.header, cls))
         # Plain integer arithmetic: Time.from_msg raises on a negative (hostile) stamp.
         latency_ms = (self.get_clock().now().nanoseconds - time_to_ns(msg.header.stamp)) / 1e6
         correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == cls.class_id)
-        record = FrameRecord(len(data), len(raw), latency_ms, msg.edge_total_ms, transfer_ms, total_ms, correct)
+        record = FrameRecord(len(data), pending.raw_bytes, latency_ms, msg.edge_total_ms, transfer_ms, total_ms,
+                             correct)
         self.stats.add(record)
         if robot.stats is not self.stats:
             robot.stats.add(record)
@@ -190,6 +260,7 @@ class ServerNode(ManagedCodecNode):
         self._diag.publish(level, f"{snap['frames']} frames in window, {snap['drops']} drops since start", {
             "lifecycle": "active", "received": self.received, "codec": self.codec.name,
             "levels": self.bank.describe(),
+            **({"micro_batches": self.batches} if self.cfg.max_batch > 1 else {}),
             **({f"{r.name}/results": r.stats.frames_total for r in self.robots} if self.robots[0].name else {}),
             "kbit_per_s": snap["kbit_per_s"],
             "latency_p50_ms": snap["latency_p50_ms"], "accuracy": snap["accuracy"], "drops": snap["drops"]})

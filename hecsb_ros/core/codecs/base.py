@@ -82,10 +82,12 @@ class EncodedFrame:
 
 @dataclass(frozen=True)
 class Decoded:
-    """Server output: logits ``(K,)`` for one frame and timings in ms per part."""
+    """Server output: logits ``(K,)`` for one frame, timings in ms per part, and the number of frames
+    whose network ran together with this one (``batch``; ``infer`` is that whole batch's time)."""
 
     logits: torch.Tensor
     timings_ms: dict[str, float] = field(default_factory=dict)
+    batch: int = 1
 
 
 class Timer:
@@ -159,6 +161,57 @@ class Codec(abc.ABC):
     def max_payload_bytes(self) -> int:
         """Largest payload this codec can legitimately produce (used with the node's cap)."""
         return 1 << 24
+
+    # -- micro-batching (server) -------------------------------------------------------------
+    def decode_input(self, data: bytes, shape: tuple[int, ...]) -> torch.Tensor:
+        """Server half, first part: one payload -> the network's input ``(1, ...)`` (entropy or image
+        decoding, per payload). Codecs that implement it and :meth:`infer` get a batched
+        :meth:`decode_batch`; the others are decoded one by one."""
+        raise NotImplementedError
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """Server half, second part: network inputs ``(N, ...)`` -> logits ``(N, K)``."""
+        raise NotImplementedError
+
+    def decode_batch(self, items: Sequence[tuple[bytes, tuple[int, ...]]]) -> list["Decoded | PayloadError"]:
+        """Server half for several payloads: each is decoded on its own (a bad one becomes its
+        :class:`PayloadError`, the others go on), then one network call classifies all that decoded.
+        The result for item i is its :class:`Decoded` or its error."""
+        out: list[Decoded | PayloadError | None] = [None] * len(items)
+        inputs: list[tuple[int, torch.Tensor, dict[str, float]]] = []
+        for i, (data, shape) in enumerate(items):
+            t = Timer()
+            try:
+                with t("decode"):
+                    x = self.decode_input(data, shape)
+            except NotImplementedError:  # a codec without the two hooks: one by one
+                return [_decode_one(self, d, s) for d, s in items]
+            except PayloadError as exc:
+                out[i] = exc
+                continue
+            except Exception as exc:  # noqa: BLE001 - a decoder bug on hostile bytes stays this item's
+                out[i] = PayloadError("decode_error", f"{type(exc).__name__}: {exc}")
+                continue
+            inputs.append((i, x, t.ms))
+        groups: dict[tuple[int, ...], list[tuple[int, torch.Tensor, dict[str, float]]]] = {}
+        for item in inputs:  # one network call per input shape (one shape per codec in practice)
+            groups.setdefault(tuple(item[1].shape[1:]), []).append(item)
+        for group in groups.values():
+            t = Timer()
+            with torch.inference_mode(), t("infer"):
+                logits = self.infer(torch.cat([x for _, x, _ in group])).float().cpu()
+            for row, (i, _, ms) in enumerate(group):
+                out[i] = Decoded(logits=logits[row], timings_ms={**ms, "infer": t.ms["infer"]}, batch=len(group))
+        return out  # type: ignore[return-value]
+
+
+def _decode_one(codec: Codec, data: bytes, shape: tuple[int, ...]) -> "Decoded | PayloadError":
+    try:
+        return codec.decode(data, shape)
+    except PayloadError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001
+        return PayloadError("decode_error", f"{type(exc).__name__}: {exc}")
 
 
 def configure_torch(settings: CodecSettings) -> None:

@@ -87,21 +87,29 @@ class ImageCodec(Codec):
         return EncodedFrame(data=data, shape=tuple(pixels.shape), timings_ms=t.ms)
 
     @torch.inference_mode()
-    def decode(self, data: bytes, shape: tuple[int, ...]) -> Decoded:
+    def decode_input(self, data: bytes, shape: tuple[int, ...]) -> torch.Tensor:
         self.check_shape(shape)
+        pixels = self._decode_pixels(data, shape)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        if tuple(pixels.shape) != tuple(shape):
+            raise PayloadError("decode_error", f"decoded image {pixels.shape} != {tuple(shape)}")
+        if self.whole_frame:  # the classifier's crop and resize, on the server
+            pixels = prepare_image(pixels, "rgb8" if pixels.shape[2] == 3 else "mono8", self.classifier.spec,
+                                   self.settings.resize or None)
+        return images_to_tensor(pixels, self.classifier.spec).to(self.device)
+
+    @torch.inference_mode()
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier.model(x)
+
+    @torch.inference_mode()
+    def decode(self, data: bytes, shape: tuple[int, ...]) -> Decoded:
         t = Timer()
         with t("decode"):
-            pixels = self._decode_pixels(data, shape)
-            if pixels.ndim == 2:
-                pixels = pixels[:, :, None]
-            if tuple(pixels.shape) != tuple(shape):
-                raise PayloadError("decode_error", f"decoded image {pixels.shape} != {tuple(shape)}")
-            if self.whole_frame:  # the classifier's crop and resize, on the server
-                pixels = prepare_image(pixels, "rgb8" if pixels.shape[2] == 3 else "mono8", self.classifier.spec,
-                                       self.settings.resize or None)
-            x = images_to_tensor(pixels, self.classifier.spec).to(self.device)
+            x = self.decode_input(data, shape)
         with t("infer"):
-            logits = self.classifier.model(x)[0].float().cpu()
+            logits = self.infer(x)[0].float().cpu()
         return Decoded(logits=logits, timings_ms=t.ms)
 
 

@@ -103,15 +103,23 @@ class LearnedCodec(Codec):
         return EncodedFrame(data=data, shape=(), timings_ms=t.ms)
 
     @torch.inference_mode()
-    def decode(self, data: bytes, shape: tuple[int, ...]) -> Decoded:
+    def decode_input(self, data: bytes, shape: tuple[int, ...]) -> torch.Tensor:
         self.check_shape(shape)
         if len(data) > self.max_payload_bytes():
             raise PayloadError("too_large", f"{len(data)} B above the {self.max_payload_bytes()} B a payload can take")
+        return self.split.decode_features(bytes(data))
+
+    @torch.inference_mode()
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        return self.split.classify(x)
+
+    @torch.inference_mode()
+    def decode(self, data: bytes, shape: tuple[int, ...]) -> Decoded:
         t = Timer()
         with t("decode"):
-            h = self.split.decode_features(bytes(data))
+            h = self.decode_input(data, shape)
         with t("infer"):
-            logits = self.split.classify(h)[0].float().cpu()
+            logits = self.infer(h)[0].float().cpu()
         return Decoded(logits=logits, timings_ms=t.ms)
 
 

@@ -39,6 +39,13 @@ class NullCodec(Codec):
         self.check_shape(shape)
         return Decoded(logits=torch.zeros(len(self._classes)), timings_ms={"decode": 0.0, "infer": 0.0})
 
+    def decode_input(self, data: bytes, shape: tuple[int, ...]) -> torch.Tensor:
+        self.check_shape(shape)
+        return torch.zeros(1, 0)
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], len(self._classes))
+
     def check_shape(self, shape: tuple[int, ...]) -> None:
         if tuple(shape) != ():
             raise PayloadError("bad_shape", f"null payloads carry no shape, got {tuple(shape)}")
