@@ -13,7 +13,7 @@ camera source starts. Topics (relative, so namespaces and remapping work):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -111,6 +111,17 @@ class NodeSpec:
     remappings: tuple[tuple[str, str], ...] = ()
     env: dict[str, str] = field(default_factory=dict)  # its process's environment, where the user's has none
     managed: bool = False         # a lifecycle node that a manager configures and activates (autostart off)
+    namespace: str = ""           # a fleet's robot (its nodes' topics resolve under /<namespace>/)
+
+    @property
+    def role(self) -> str:
+        """camera_source, edge, link_emulator or server (a fleet's keys are ``<robot>/<role>``)."""
+        return self.key.rsplit("/", 1)[-1]
+
+    @property
+    def path(self) -> str:
+        """The node's name with its namespace (``robot1/hecsb_edge``): where its services are."""
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
 
 #: Order in which the launch file and the runner bring the nodes up: the server active first, then the
@@ -139,6 +150,9 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "lifecycle": ("true", "Edge and server as managed (lifecycle) nodes brought to active in order (server, edge), "
                           "then the camera source starts; false: plain nodes that start at once (the camera then "
                           "waits for the pipeline's subscribers, wait_for_topics)"),
+    "robots": ("", "A fleet on one server: comma-separated robot namespaces (robot1,robot2); each robot gets its own "
+                   "camera source, edge (and link emulator) under /<robot>/, and the one server answers each on "
+                   "/<robot>/classification; '' = one robot, no namespace"),
 }
 
 
@@ -151,12 +165,18 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
                           path: str = "", frames: str = "0", rate_hz: str = "", device: str = "",
                           checkpoint: str = "", teacher: str = "", params_file: str = "",
                           link: str = "true", resize: str = "", input: str = "",
-                          lifecycle: str = "true") -> list[NodeSpec]:
+                          lifecycle: str = "true", robots: str = "") -> list[NodeSpec]:
     """Describe the node set for the given launch arguments (all strings, as launch passes them).
 
     ``params_file`` is not applied here: the caller passes it to every node before these values.
+    ``robots`` (a fleet) repeats camera source, edge and link emulator per robot namespace, keyed
+    ``<robot>/<role>``, and gives the one server the robots (see :func:`fleet_nodes`).
     """
     del params_file
+    if robots.strip():
+        single = split_inference_nodes(codec, quality, profile, source, path, frames, rate_hz, device, checkpoint,
+                                       teacher, "", link, resize, input, lifecycle)
+        return fleet_nodes(single, robots)
     if profile not in PRESETS:
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PRESETS)}")
     if input not in ("", "raw", "compressed"):
@@ -197,6 +217,31 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     nodes.append(NodeSpec("server", "hecsb_server", "hecsb_server", "hecsb_ros.nodes.server",
                           server, (("latent", "latent_shaped"),) if with_link else (), managed=managed))
     return nodes
+
+
+def robot_namespaces(text: str) -> list[str]:
+    """``"robot1, /robot2/"`` -> ``["robot1", "robot2"]``; a namespace listed twice is refused."""
+    names = [part.strip().strip("/") for part in text.split(",") if part.strip().strip("/")]
+    if len(set(names)) != len(names):
+        raise ValueError(f"robots lists a namespace twice: {text!r}")
+    bad = [n for n in names if not all(c.isalnum() or c == "_" for c in n) or n[0].isdigit()]
+    if bad:
+        raise ValueError(f"robot namespaces must be ROS names (letters, digits, _; not starting with a digit): {bad}")
+    return names
+
+
+def fleet_nodes(single: list[NodeSpec], robots: str) -> list[NodeSpec]:
+    """One robot's node set -> a fleet's: camera source, edge and link emulator once per robot, in its
+    namespace (their relative topics resolve under /<robot>/), and one server whose ``robots``
+    parameter lists them; behind link emulators the server reads /<robot>/latent_shaped."""
+    names = robot_namespaces(robots)
+    out: list[NodeSpec] = []
+    for robot in names:
+        out += [replace(spec, key=f"{robot}/{spec.key}", namespace=robot) for spec in single if spec.key != "server"]
+    server = next(spec for spec in single if spec.key == "server")
+    remap = tuple((f"/{r}/latent", f"/{r}/latent_shaped") for r in names) if server.remappings else ()
+    out.append(replace(server, parameters={**server.parameters, "robots": ",".join(names)}, remappings=remap))
+    return out
 
 
 def _flag(value: str, name: str) -> bool:

@@ -109,9 +109,10 @@ class Pipeline:
 
     Args:
         domain_id: ``ROS_DOMAIN_ID`` of every process (None: the caller's).
-        log_dir: where each node's output goes (``<node name>.log``, appended across restarts).
+        log_dir: where each node's output goes (``<node name>.log``, a fleet's robots
+            ``<robot>_<node name>.log``; appended across restarts).
         params: extra parameters per node role (``camera_source``, ``edge``, ``link_emulator``,
-            ``server``), applied after the graph's own.
+            ``server``: in a fleet every robot's) or per key (``robot1/edge``), applied after the graph's own.
         params_files: the user's YAML parameter files, given to every node before the run's own
             (so the graph's values and ``params`` win).
         env: base environment of the processes (default: this process's).
@@ -132,8 +133,11 @@ class Pipeline:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.specs: dict[str, NodeSpec] = {s.key: s for s in split_inference_nodes(**graph_args)}
-        values = {s.name: {"ros__parameters": {**s.parameters, **(params or {}).get(s.key, {})}}
-                  for s in self.specs.values()}
+        # Keys: node names; a fleet's robots by their full name (/robot1/hecsb_edge). ``params`` per role
+        # (every robot's edge) or per key (robot1/edge).
+        values = {(f"/{s.path}" if s.namespace else s.name): {"ros__parameters": {
+            **s.parameters, **(params or {}).get(s.role, {}), **(params or {}).get(s.key, {})}}
+            for s in self.specs.values()}
         self._params_files = [str(Path(f).resolve()) for f in params_files] + [str(self.log_dir / "params.yaml")]
         Path(self._params_files[-1]).write_text(yaml.safe_dump(values))
         self.procs: dict[str, subprocess.Popen] = {}
@@ -152,24 +156,28 @@ class Pipeline:
         then edge; a failed transition raises RuntimeError with the node's reason), then the camera
         source once the chain is active and discovered."""
         wanted = keys or tuple(self.specs)
-        order = [k for k in START_ORDER if k in wanted] + [k for k in wanted if k not in START_ORDER]
-        early = [k for k in order if k != "camera_source"]
+        rank = {role: i for i, role in enumerate(START_ORDER)}
+        order = sorted(wanted, key=lambda k: rank.get(self.specs[k].role, len(rank)))  # stable: robots in order
+        early = [k for k in order if self.specs[k].role != "camera_source"]
+        cameras = [k for k in order if self.specs[k].role == "camera_source"]
         for key in early:
             self._spawn(key)
         for key in early:
             if self.specs[key].managed:
                 self.bring_up(key, timeout)
-        if "camera_source" in order:
+        if cameras:
             if any(s.managed for s in self.specs.values()):
                 self._wait_for_chain(min(timeout, 30.0))
-            self._spawn("camera_source")
+            for key in cameras:
+                self._spawn(key)
 
     def _spawn(self, key: str) -> None:
         if key in self.procs and self.procs[key].poll() is None:
             raise RuntimeError(f"{key} is already running")
-        log = (self.log_dir / f"{self.specs[key].name}.log").open("a")
+        log = self.log_path(key).open("a")
         env = {**self.specs[key].env, **self.env}
-        for name, value in self.node_env.get(key, {}).items():
+        spec = self.specs[key]
+        for name, value in {**self.node_env.get(spec.role, {}), **self.node_env.get(key, {})}.items():
             if value is None:
                 env.pop(name, None)
             else:
@@ -207,7 +215,7 @@ class Pipeline:
         Raises RuntimeError when its process exits or a transition fails (the message carries the
         node's reason, e.g. "configure failed: unknown checkpoint ..."), TimeoutError when its
         services do not appear."""
-        name = self.specs[key].name
+        name = self.specs[key].path
         manager = self.manager()
         alive = lambda: self.procs[key].poll() is None  # noqa: E731
         if not manager.wait_for_lifecycle(name, timeout, alive):
@@ -229,7 +237,10 @@ class Pipeline:
         process's view of the graph and ``monitor``'s result subscription is matched: discovery
         between the nodes is then done, so the camera's first frames are not published into it."""
         manager = self.manager()
-        topics = ["latent", "classification"] + (["latent_shaped"] if "link_emulator" in self.specs else [])
+        robots = sorted({s.namespace for s in self.specs.values() if s.role == "camera_source"}) or [""]
+        link = any(s.role == "link_emulator" for s in self.specs.values())
+        topics = [f"/{r}/{t}" if r else t for r in robots
+                  for t in ["latent", "classification"] + (["latent_shaped"] if link else [])]
         monitor = self.monitor
 
         def ready() -> bool:
@@ -275,8 +286,13 @@ class Pipeline:
                 out[key] = math.nan
         return out
 
+    def log_path(self, key: str) -> Path:
+        """``<node name>.log`` in ``log_dir`` (a fleet's robots: ``<robot>_<node name>.log``)."""
+        spec = self.specs[key]
+        return self.log_dir / (f"{spec.namespace}_{spec.name}.log" if spec.namespace else f"{spec.name}.log")
+
     def log_tail(self, key: str, chars: int = 2000) -> str:
-        path = self.log_dir / f"{self.specs[key].name}.log"
+        path = self.log_path(key)
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def check(self) -> None:
@@ -308,6 +324,8 @@ class Pipeline:
 def node_command(spec: NodeSpec, params_files: list[str]) -> list[str]:
     """``python -m module --ros-args ...`` for one node, with its parameter files and remappings."""
     cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.namespace:
+        cmd += ["-r", f"__ns:=/{spec.namespace}"]
     for f in params_files:
         cmd += ["--params-file", f]
     for src, dst in spec.remappings:
@@ -333,6 +351,8 @@ class ResultRecord:
     class_id: int = -1
     label: str = ""
     score: float = math.nan
+    robot: str = ""               # a fleet's robot ('' = one robot)
+    server_batch: int = 1         # frames classified with it in one network call
 
 
 class Monitor:
@@ -342,7 +362,8 @@ class Monitor:
     client of other nodes' parameter and lifecycle services (the runner's own lifecycle manager).
     """
 
-    def __init__(self, name: str = "hecsb_monitor", context: Any = None, observe: bool = True) -> None:
+    def __init__(self, name: str = "hecsb_monitor", context: Any = None, observe: bool = True,
+                 robots: tuple[str, ...] = ()) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -356,10 +377,12 @@ class Monitor:
         self.edge_stats: list[tuple[float, Any]] = []
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.diag_history: dict[str, deque[tuple[float, dict[str, str]]]] = {}
-        self._result_sub = None
-        if observe:
-            self._result_sub = self.node.create_subscription(ClassificationResult, "classification", self._on_result,
-                                                             reliable_qos(200))
+        self._result_subs: list[Any] = []
+        if observe:  # a fleet's robots: each one's /<robot>/classification (ResultRecord.robot says whose)
+            for robot in robots or ("",):
+                topic = f"/{robot}/classification" if robot else "classification"
+                self._result_subs.append(self.node.create_subscription(
+                    ClassificationResult, topic, lambda m, r=robot: self._on_result(m, r), reliable_qos(200)))
             self.node.create_subscription(LinkStats, "link_stats",
                                           lambda m: self.link_stats.append((time.monotonic(), m)), reliable_qos(20))
             self.node.create_subscription(LinkStats, "edge_stats",
@@ -383,7 +406,7 @@ class Monitor:
                     raise
                 return
 
-    def _on_result(self, msg: Any) -> None:
+    def _on_result(self, msg: Any, robot: str = "") -> None:
         now_ns = time.time_ns()
         capture = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
         correct = None if msg.ground_truth < 0 else bool(msg.ground_truth == msg.class_id)
@@ -391,7 +414,7 @@ class Monitor:
                                          (now_ns - capture) / 1e6, correct, int(msg.payload_bytes),
                                          float(msg.edge_total_ms), float(msg.transfer_ms),
                                          float(msg.server_total_ms), int(msg.class_id), str(msg.label),
-                                         float(msg.score)))
+                                         float(msg.score), robot, int(msg.server_batch)))
 
     def _on_diag(self, msg: Any) -> None:
         for status in msg.status:
@@ -449,7 +472,7 @@ class Monitor:
 
     def results_matched(self) -> bool:
         """Whether the result subscription is matched with a publisher (results would arrive)."""
-        return self._result_sub is not None and self._result_sub.get_publisher_count() > 0
+        return bool(self._result_subs) and all(sub.get_publisher_count() > 0 for sub in self._result_subs)
 
     # -- lifecycle (managed nodes), through the standard services ------------------------------
     def _lifecycle_client(self, node_name: str, service: str) -> Any:

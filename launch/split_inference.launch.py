@@ -1,6 +1,7 @@
 """ros2 launch hecsb_ros split_inference.launch.py [codec:=hecsb] [profile:=4g] [source:=dataset] ...
 
-Starts camera source, edge, link emulator and server. The node set comes from
+Starts camera source, edge, link emulator and server; with robots:=robot1,robot2 a fleet: camera
+source, edge and link emulator per robot under /<robot>/, one server for all. The node set comes from
 hecsb_ros.graph.split_inference_nodes, the same description that the process runner ('hecsb_demo')
 uses. With lifecycle:=true (default) edge and server are managed (lifecycle) nodes: their
 processes start at once, then the server is configured (codec loaded) and activated, then the edge,
@@ -34,7 +35,8 @@ def _node_action(spec, params_file):
     env = {k: v for k, v in spec.env.items() if k not in os.environ}  # the edge's malloc settings
     kwargs = dict(package="hecsb_ros", executable=spec.executable, name=spec.name, parameters=parameters,
                   remappings=list(spec.remappings), output="screen", **({"additional_env": env} if env else {}))
-    return LifecycleNode(namespace="", **kwargs) if spec.managed else Node(**kwargs)
+    return LifecycleNode(namespace=spec.namespace, **kwargs) if spec.managed else Node(namespace=spec.namespace,
+                                                                                       **kwargs)
 
 
 def _transition(action, transition_id):
@@ -53,19 +55,21 @@ def _nodes(context, *args, **kwargs):
             actions.append(UnsetEnvironmentVariable(var))
         elif var not in os.environ:
             actions.append(SetEnvironmentVariable(var, profile))
-    specs = split_inference_nodes(**values)
+    # In START_ORDER of their roles (a fleet's robots keep their order within a role).
+    specs = sorted(split_inference_nodes(**values), key=lambda s: START_ORDER.index(s.role))
     nodes = {spec.key: _node_action(spec, values["params_file"]) for spec in specs}
-    names = {spec.key: spec.name for spec in specs}
-    managed = [key for key in START_ORDER if key in nodes and next(s for s in specs if s.key == key).managed]
+    names = {spec.key: spec.path for spec in specs}
+    managed = [spec.key for spec in specs if spec.managed]
+    cameras = [nodes[spec.key] for spec in specs if spec.role == "camera_source"]
     if not managed:  # plain nodes, all at once
         return actions + [nodes[spec.key] for spec in specs]
-    # Every process but the camera's starts now (their imports overlap); then server, then edge are
-    # configured and activated in turn; the camera source starts once the last one is active.
-    actions += [nodes[key] for key in START_ORDER if key in nodes and key != "camera_source"]
+    # Every process but the cameras' starts now (their imports overlap); then the server, then each
+    # edge are configured and activated in turn; the camera sources start once the last one is active.
+    actions += [nodes[spec.key] for spec in specs if spec.role != "camera_source"]
     for i, key in enumerate(managed):
         node = nodes[key]
         then = [_transition(nodes[managed[i + 1]], Transition.TRANSITION_CONFIGURE)] if i + 1 < len(managed) \
-            else [nodes["camera_source"]]
+            else cameras
         actions += [
             RegisterEventHandler(OnStateTransition(
                 target_lifecycle_node=node, start_state="configuring", goal_state="inactive", handle_once=True,

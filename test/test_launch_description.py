@@ -123,6 +123,12 @@ def _run(launch_module, **overrides):
     return declared, actions[len(env):], env
 
 
+def _path(action) -> str:
+    """A node action's name with its namespace (``robot1/hecsb_edge``)."""
+    ns = action.kwargs.get("namespace", "")
+    return f"{ns}/{action.kwargs['name']}" if ns else action.kwargs["name"]
+
+
 class _Launch:
     """Plays a recorded launch description as ros2 launch would: actions in order, lifecycle transitions
     (ChangeState events) answered with ``fails`` (node name -> transition label that fails), and the
@@ -143,7 +149,7 @@ class _Launch:
     def run(self, action):
         if isinstance(action, _Node):
             self.started.append(action)
-            self.log.append(f"start {action.kwargs['name']}")
+            self.log.append(f"start {_path(action)}")
             if isinstance(action, _LifecycleNode):
                 self.state[id(action)] = "unconfigured"
         elif isinstance(action, _RegisterEventHandler):
@@ -156,7 +162,7 @@ class _Launch:
             _, target = event.kwargs["lifecycle_node_matcher"]
             label, during, goal, back = self.LABELS[event.kwargs["transition_id"]]
             assert self.state.get(id(target)) == ("unconfigured" if label == "configure" else "inactive")
-            name = target.kwargs["name"]
+            name = _path(target)
             self.log.append(f"{label} {name}")
             end = back if self.fails.get(name) == label else goal
             self.state[id(target)] = end
@@ -215,6 +221,27 @@ def test_lifecycle_nodes_come_up_in_order_before_the_camera_starts(launch_module
                           "configure hecsb_edge", "activate hecsb_edge", "start hecsb_camera_source"]
     assert not [n for n in played.started if n.kwargs["name"] == "hecsb_camera_source"
                 and "wait_for_topics" in n.kwargs["parameters"][-1]]  # no custom wait needed
+
+
+def test_a_fleet_gets_one_server_and_a_camera_edge_and_link_per_robot_in_its_namespace(launch_module):
+    """robots:=robot1,robot2: the server first, each robot's edge configured and activated in turn, the
+    cameras only after the last edge is active; the server reads each robot's shaped latents."""
+    _, actions, _ = _run(launch_module, robots="robot1,robot2")
+    played = _Launch(actions)
+    assert played.log == [
+        "start hecsb_server", "start robot1/hecsb_link_emulator", "start robot2/hecsb_link_emulator",
+        "start robot1/hecsb_edge", "start robot2/hecsb_edge",
+        "configure hecsb_server", "activate hecsb_server", "configure robot1/hecsb_edge", "activate robot1/hecsb_edge",
+        "configure robot2/hecsb_edge", "activate robot2/hecsb_edge",
+        "start robot1/hecsb_camera_source", "start robot2/hecsb_camera_source"]
+    server = next(n for n in played.started if n.kwargs["name"] == "hecsb_server")
+    assert server.kwargs["parameters"][-1]["robots"] == "robot1,robot2"
+    assert server.kwargs["remappings"] == [("/robot1/latent", "/robot1/latent_shaped"),
+                                           ("/robot2/latent", "/robot2/latent_shaped")]
+    edge = next(n for n in played.started if _path(n) == "robot2/hecsb_edge")
+    assert edge.kwargs["remappings"] == [] and isinstance(edge, _LifecycleNode)
+    with pytest.raises(ValueError, match="twice"):
+        _run(launch_module, robots="robot1,robot1")
 
 
 @pytest.mark.parametrize("failing", ["hecsb_server", "hecsb_edge"])

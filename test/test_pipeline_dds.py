@@ -158,3 +158,21 @@ def test_compressed_camera_frames_are_classified(tmp_path):
     """camera output: compressed (JPEG, as compressed image transport) -> edge input: compressed."""
     sent, results, _ = _camera_run(tmp_path, "compressed")
     assert sent == 60 and len({r.sequence for r in results}) >= 57
+
+
+def test_a_fleet_of_two_robots_on_one_batching_server(tmp_path):
+    """robots robot1,robot2 (camera, edge and link emulator per robot in its namespace, one server with
+    micro-batching on): every result goes back to its own robot and each robot numbers its own frames."""
+    params = tmp_path / "fleet.yaml"
+    params.write_text("hecsb_server:\n  ros__parameters:\n    max_batch: 4\n    max_wait_ms: 40.0\n")
+    s = run_demo(tmp_path, "--codec", "png", "--robots", "robot1,robot2", "--profile", "wifi", "--show-results",
+                 "--params-file", str(params), frames=40)
+    shown = re.findall(r"^(robot[12]) frame +(\d+): ", s["stdout"], re.M)
+    assert len(shown) == 40 and {r for r, _ in shown} == {"robot1", "robot2"}, s["stdout"][:2000]
+    for robot in ("robot1", "robot2"):
+        seqs = [int(q) for r, q in shown if r == robot]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert s["accuracy"] >= 0.85 and s["frames"] == 40
+    logs = (tmp_path / "logs")
+    assert (logs / "robot1_hecsb_edge.log").exists() and (logs / "robot2_hecsb_camera_source.log").exists()
+    assert "micro-batches of up to 4 within 40 ms" in (logs / "hecsb_server.log").read_text()

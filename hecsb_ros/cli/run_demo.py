@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
-from hecsb_ros.graph import LAUNCH_ARGUMENTS, split_inference_nodes
+from hecsb_ros.graph import LAUNCH_ARGUMENTS, robot_namespaces, split_inference_nodes
 from hecsb_ros.params import DEFAULT_CODEC
 from hecsb_ros.runner import Monitor, Pipeline, ResultRecord
 
@@ -45,12 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def first_results(monitor: Monitor, limit: int) -> list[ResultRecord]:
-    """The monitor's results, one per frame (sequence), the first ``limit``."""
-    seen: set[int] = set()
+    """The monitor's results, one per frame (robot and sequence), the first ``limit``."""
+    seen: set[tuple[str, int]] = set()
     out = []
     for r in list(monitor.results):
-        if r.sequence not in seen and len(out) < limit:
-            seen.add(r.sequence)
+        if (r.robot, r.sequence) not in seen and len(out) < limit:
+            seen.add((r.robot, r.sequence))
             out.append(r)
     return out
 
@@ -115,7 +115,8 @@ def _show_results(monitor: Monitor, frames: int, shown: int) -> int:
     """Print the results after the first ``shown``; returns how many are printed now."""
     records = first_results(monitor, frames)
     for r in records[shown:]:
-        print(f"frame {r.sequence:4d}: {r.label} ({r.score:.2f}), {r.payload_bytes} B, "
+        who = f"{r.robot} " if r.robot else ""
+        print(f"{who}frame {r.sequence:4d}: {r.label} ({r.score:.2f}), {r.payload_bytes} B, "
               f"capture->result {r.latency_ms:.0f} ms", flush=True)
     return len(records)
 
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     launch_values = {name: str(getattr(args, name)) for name in LAUNCH_ARGUMENTS if name != "params_file"}
     launch_values["frames"] = "0"  # the source loops; the demo stops after --frames results
-    camera = next(s for s in split_inference_nodes(**launch_values) if s.key == "camera_source").parameters
+    camera = next(s for s in split_inference_nodes(**launch_values) if s.role == "camera_source").parameters
+    robots = tuple(robot_namespaces(args.robots))  # a fleet: every robot's results
     tmp = tempfile.TemporaryDirectory(prefix="hecsb_demo_")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # this process's monitor, as the nodes
 
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     context = rclpy.Context()
     rclpy.init(context=context, **({} if args.domain_id is None else {"domain_id": args.domain_id}))
-    monitor = Monitor("hecsb_demo_monitor", context=context)
+    monitor = Monitor("hecsb_demo_monitor", context=context, robots=robots)
     # Lifecycle (default): the runner activates server and edge, waits until this monitor's result
     # subscription is matched, then starts the camera. Plain nodes: the camera waits for the topics.
     extra = ({"camera_source": {"wait_for_topics": camera["wait_for_topics"] + ",classification"}}

@@ -25,6 +25,7 @@ from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError, check_timings
 from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
+from hecsb_ros.graph import robot_namespaces
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
 from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, latched_qos, reliable_qos,
                                     run_node)
@@ -87,10 +88,7 @@ def _decode(codec: Any, data: bytes, shape: Any) -> Any:
 
 def robot_names(text: str) -> list[str]:
     """``"robot1, /robot2/"`` -> ``["robot1", "robot2"]``; empty -> ``[""]`` (the node's own topics)."""
-    names = [part.strip().strip("/") for part in text.split(",") if part.strip().strip("/")]
-    if len(set(names)) != len(names):
-        raise ValueError(f"robots lists a namespace twice: {text!r}")
-    return names or [""]
+    return robot_namespaces(text) or [""]
 
 
 class ServerNode(ManagedCodecNode):

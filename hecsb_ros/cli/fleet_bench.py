@@ -1,0 +1,213 @@
+"""A fleet on one server: N robots at 10 Hz each, micro-batching off and on.
+
+    python -m hecsb_ros.cli.fleet_bench                               # writes benchmarks/fleet/
+    python -m hecsb_ros.cli.fleet_bench --codec jpeg --teacher efficientnet_lite0 --out-dir benchmarks/fleet_camera
+
+Each cell starts the fleet's node set through the process runner (``robots:=robot1,...,robotN``: a
+camera source and an edge per robot in its namespace, one server for all, no link emulator), lets
+it warm up until every robot has results, then counts for ``--duration`` s: results per second
+(and the offered load, N x rate), capture -> result latency p50 / p95 over all robots, per-robot
+fairness (fewest and most results of a robot), the mean batch the server's network ran, and the
+server process's CPU load. Cells: N in ``--robots``, each with ``max_batch`` 1 (off) and
+``--batch`` (on, ``max_wait_ms`` = ``--wait-ms``). Results go to ``results.csv``, ``README.md``
+and ``fleet.png`` in ``--out-dir``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FIELDS = ("robots", "batching", "max_batch", "max_wait_ms", "rate_hz", "duration_s", "offered_per_s",
+          "results_per_s", "latency_p50_ms", "latency_p95_ms", "robot_min", "robot_max", "mean_batch",
+          "server_ms_p50", "server_cpu_pct", "load_before", "load_after")
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, log_dir: Path) -> dict:
+    """One cell: N robots into one server with ``max_batch`` (1 = off)."""
+    import rclpy
+
+    from hecsb_ros.runner import Monitor, Pipeline
+
+    robots = tuple(f"robot{i + 1}" for i in range(n))
+    graph = {"link": "false", "robots": ",".join(robots), "rate_hz": str(args.rate), "source": args.source,
+             **({"path": args.path} if args.path else {}), **({"codec": args.codec} if args.codec else {}),
+             **({"teacher": args.teacher} if args.teacher else {})}
+    server = {"max_batch": max_batch, "max_wait_ms": float(args.wait_ms), "stats_period_s": 1.0,
+              "threads": args.threads}
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    monitor = Monitor("fleet_bench_monitor", context=context, robots=robots)
+    pipe = Pipeline(domain_id, log_dir, params={"server": server, "edge": {"stats_period_s": 1.0}}, monitor=monitor,
+                    **graph)
+    try:
+        pipe.start(timeout=600.0)
+        if not monitor.spin_until(lambda: {r.robot for r in monitor.results} >= set(robots), 300.0):
+            pipe.check()
+            raise TimeoutError(f"not every robot had a result within 300 s: {pipe.log_tail('server')}")
+        monitor.spin(args.warmup)
+        pid = pipe.pid("server")
+        load_before, cpu0, t0 = os.getloadavg()[0], _cpu_s(pid), time.monotonic()
+        monitor.spin(args.duration)
+        t1, cpu1 = time.monotonic(), _cpu_s(pid)
+        pipe.check()
+        window = [r for r in monitor.results if t0 <= r.arrival_mono < t1]
+        per_robot = {r: 0 for r in robots}
+        for rec in window:
+            per_robot[rec.robot] = per_robot.get(rec.robot, 0) + 1
+        latency = [r.latency_ms for r in window]
+        return {
+            "robots": n, "batching": "on" if max_batch > 1 else "off", "max_batch": max_batch,
+            "max_wait_ms": float(args.wait_ms) if max_batch > 1 else 0.0, "rate_hz": args.rate,
+            "duration_s": round(t1 - t0, 2), "offered_per_s": n * args.rate,
+            "results_per_s": len(window) / (t1 - t0),
+            "latency_p50_ms": _pct(latency, 50), "latency_p95_ms": _pct(latency, 95),
+            "robot_min": min(per_robot.values()), "robot_max": max(per_robot.values()),
+            "mean_batch": float(np.mean([r.server_batch for r in window])) if window else math.nan,
+            "server_ms_p50": _pct([r.server_ms for r in window], 50),
+            "server_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+            "load_before": load_before, "load_after": os.getloadavg()[0],
+        }
+    finally:
+        pipe.stop()
+        monitor.destroy()
+        rclpy.try_shutdown(context=context)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.1f}"
+    return str(v)
+
+
+def plot(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for batching, style in (("off", "o-"), ("on", "s--")):
+        sel = [r for r in rows if r["batching"] == batching]
+        if not sel:
+            continue
+        ns = [r["robots"] for r in sel]
+        ax1.plot(ns, [r["results_per_s"] for r in sel], style, label=f"batching {batching}")
+        ax2.plot(ns, [r["latency_p95_ms"] for r in sel], style, label=f"p95, batching {batching}")
+        ax2.plot(ns, [r["latency_p50_ms"] for r in sel], style, alpha=0.4, label=f"p50, batching {batching}")
+    offered = sorted({(r["robots"], r["offered_per_s"]) for r in rows})
+    ax1.plot([o[0] for o in offered], [o[1] for o in offered], ":", color="grey", label="offered")
+    ax1.set(xlabel="robots", ylabel="results / s", title="throughput")
+    ax2.set(xlabel="robots", ylabel="capture -> result ms", title="latency", yscale="log")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(rows: list[dict], args: argparse.Namespace, out_dir: Path, command: str, started: float,
+                 seconds: float) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "results.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{row[k]:.3f}" if isinstance(row[k], float) else row[k]) for k in FIELDS})
+    what = f"codec {args.codec or 'default (hecsb)'}, teacher {args.teacher or 'shipped Fashion-MNIST'}"
+    plot(rows, out_dir / "fleet.png", f"{what}; {args.rate:g} Hz per robot; {platform.node()}")
+    cols = [("robots", "robots"), ("batching", "batching"), ("offered_per_s", "offered /s"),
+            ("results_per_s", "results /s"), ("latency_p50_ms", "latency p50 ms"), ("latency_p95_ms", "p95 ms"),
+            ("robot_min", "fewest per robot"), ("robot_max", "most per robot"), ("mean_batch", "mean batch"),
+            ("server_ms_p50", "server ms p50"), ("server_cpu_pct", "server CPU %")]
+    lines = [
+        "# A fleet on one server: throughput, latency, fairness, micro-batching off and on", "",
+        f"Command: `{command}`  ",
+        f"Machine: {platform.node()}, {platform.platform()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, shared by every process of the fleet (load average "
+        f"{rows[0]['load_before']:.1f} at the start, {rows[-1]['load_after']:.1f} at the end)  ",
+        f"Run: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, {seconds / 60:.1f} min  ",
+        f"Setting: {what}; per robot a camera source ({args.source}) at {args.rate:g} Hz and an edge in its "
+        f"namespace, one server (threads {args.threads}); no link emulator; batching on = max_batch {args.batch}, "
+        f"max_wait_ms {args.wait_ms:g}; counted for {args.duration:g} s after every robot had results and "
+        f"{args.warmup:g} s more.", "",
+        "| " + " | ".join(h for _, h in cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row[k]) for k, _ in cols) + " |")
+    lines += [""]
+    by = {(r["robots"], r["batching"]): r for r in rows}
+    for n in sorted({r["robots"] for r in rows}):
+        off, on = by.get((n, "off")), by.get((n, "on"))
+        if off and on and off["results_per_s"] > 0:
+            lines.append(f"- {n} robots: batching on / off = {on['results_per_s'] / off['results_per_s']:.2f}x "
+                         f"results per second, p95 {_fmt(on['latency_p95_ms'])} vs {_fmt(off['latency_p95_ms'])} ms.")
+    lines += ["", "Results /s: results that reached the monitor in the counting window. Latency: capture stamp -> "
+              "arrival at the monitor (one machine, one clock). Mean batch: frames per network call of the server "
+              "(`server_batch` of each result). Server CPU: user + system time of the server process over the window, "
+              "in % of one core.", "", "![fleet](fleet.png)", ""]
+    (out_dir / "README.md").write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--robots", type=int, nargs="+", default=[1, 2, 4, 8], help="fleet sizes")
+    ap.add_argument("--rate", type=float, default=10.0, help="frames per second per robot")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds counted per cell")
+    ap.add_argument("--warmup", type=float, default=3.0, help="seconds after every robot's first result")
+    ap.add_argument("--batch", type=int, default=8, help="max_batch when batching is on")
+    ap.add_argument("--wait-ms", type=float, default=10.0, help="max_wait_ms when batching is on")
+    ap.add_argument("--modes", nargs="+", default=["off", "on"], choices=["off", "on"])
+    ap.add_argument("--codec", default="", help="codec of edges and server; '' = the default")
+    ap.add_argument("--teacher", default="", help="teacher (e.g. efficientnet_lite0); '' = the shipped one")
+    ap.add_argument("--threads", type=int, default=1, help="the server's torch threads")
+    ap.add_argument("--source", default="dataset", help="camera source of every robot")
+    ap.add_argument("--path", default="", help="image folder / video for --source folder / video")
+    ap.add_argument("--domain-id", type=int, default=None, help="first ROS_DOMAIN_ID (one per cell)")
+    ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/fleet"))
+    args = ap.parse_args(argv)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    started, rows = time.time(), []
+    domain = args.domain_id if args.domain_id is not None else random.Random(os.getpid()).randint(120, 180)
+    log_root = Path(tempfile.mkdtemp(prefix="hecsb_fleet_"))
+    for n in args.robots:
+        for mode in args.modes:
+            max_batch = args.batch if mode == "on" else 1
+            print(f"[fleet_bench] {n} robots, batching {mode} (domain {domain})", file=sys.stderr, flush=True)
+            row = run_cell(n, max_batch, args, domain, log_root / f"{n}_{mode}")
+            rows.append(row)
+            domain += 1
+            print("  " + ", ".join(f"{k} {_fmt(row[k])}" for k in ("results_per_s", "latency_p50_ms", "latency_p95_ms",
+                                                                    "robot_min", "robot_max", "mean_batch")),
+                  file=sys.stderr, flush=True)
+    command = "python -m hecsb_ros.cli.fleet_bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_report(rows, args, args.out_dir, command.strip(), started, time.time() - started)
+    print((args.out_dir / "README.md").read_text())
+    print(f"logs: {log_root}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
