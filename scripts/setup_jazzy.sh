@@ -19,13 +19,19 @@ mkdir -p "$(dirname "$venv")"
 [ -x "$venv/bin/python" ] || { say "creating $venv"; "$py" -m venv "$venv"; }
 venv="$(cd "$venv" && pwd)"
 stamp="$venv/.hecsb-requirements"
-want="$(sha256sum "$here/requirements-jazzy.txt" | cut -d' ' -f1)"
+want="$(cat "$here/requirements-jazzy.txt" "$here/constraints.txt" | sha256sum | cut -d' ' -f1)"
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # pip must not see the main venv's packages (it would count them as installed here).
   rm -f "$site/zz_hecsb_shared_ml.pth"
   say "installing the Jazzy wheels (about 110 MB of ROS, under a minute)"
-  "$venv/bin/python" -m pip install -q -r "$here/requirements-jazzy.txt" 2>&1 | grep -v "^WARNING: Location" || true
+  # The main venv's pins for everything that is not ROS (docutils, lark, ... that the ROS wheels pull
+  # in), so that the packages both venvs hold have the same versions (checked below).
+  shared="$venv/.hecsb-shared-constraints.txt"
+  grep -viE '^(ros-|ros_|rosidl|ament|rcl|rmw|rcutils|rpyutils|[a-z0-9_.-]*[-_](msgs|interfaces)==)' \
+    "$here/constraints.txt" | grep -E '==' > "$shared"
+  "$venv/bin/python" -m pip install -q -r "$here/requirements-jazzy.txt" -c "$shared" 2>&1 \
+    | grep -v "^WARNING: Location" || true
   "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('ros-rclpy').startswith('7.')" \
     || { say "Jazzy rclpy did not install (see the pip output above)"; exit 1; }
   echo "$want" > "$stamp"
