@@ -50,9 +50,12 @@ def blackout(pipeline: Pipeline, monitor: Monitor, duration_s: float = 5.0, rate
     """
     link = pipeline.specs["link_emulator"].name
     gap0 = _drop_count(_latest(monitor.link_stats), "sequence_gap")
+    t_asked = time.monotonic()
     t_set = monitor.set_parameter(link, "blackout_s", float(duration_s))
-    # The node applied the change before answering: the outage ends at most this late.
+    # The node applied the change between the request and its answer: the outage ends at most this
+    # late (t_end) and at least this early (t_open, the request's time plus the duration).
     t_end = t_set + duration_s
+    t_open = t_asked + duration_s
     t_end_ns = time.time_ns() + int(duration_s * 1e9)
     monitor.spin(duration_s + 3.0)
     after = monitor.results_since(t_end)
@@ -60,7 +63,7 @@ def blackout(pipeline: Pipeline, monitor: Monitor, duration_s: float = 5.0, rate
     # results of frames captured during the outage (a frame captured before it may still be on its
     # way through a loaded server and arrive late: that is not a frame that crossed the dead link)
     t_set_ns = t_end_ns - int(duration_s * 1e9)
-    during = [r for r in monitor.results if t_set + 0.5 <= r.arrival_mono < t_end and r.capture_ns >= t_set_ns]
+    during = [r for r in monitor.results if t_set + 0.5 <= r.arrival_mono < t_open and r.capture_ns >= t_set_ns]
     stale = [r for r in after if r.capture_ns < t_end_ns - int(0.5e9)]
     first_second = [r for r in after if first and r.arrival_mono < first.arrival_mono + 1.0]
     # LinkStats published after the recovery carries the gap.
