@@ -187,3 +187,10 @@ def test_robots_parameter_refuses_a_namespace_listed_twice(ros_context):
 
     with pytest.raises(ValueError, match="twice"):
         ServerNode(parameter_overrides=[Parameter("robots", value="robot1,robot1")])
+
+
+def test_fading_bench_scales_its_schedule():
+    from hecsb_ros.cli.fading_bench import scaled_schedule
+
+    assert scaled_schedule("54:10,2:10,12:10", 1.0) == ("54:10,2:10,12:10", 30.0)
+    assert scaled_schedule("54:10,2:5", 0.001) == ("0.054:10,0.002:5", 15.0)
