@@ -510,10 +510,18 @@ class Monitor:
         from lifecycle_msgs.srv import GetState
 
         client = self._lifecycle_client(node_name, "get_state")
+        end = time.monotonic() + timeout
         if not client.wait_for_service(timeout_sec=timeout):
             return ""
-        response = self._call(client, GetState.Request(), timeout)
-        return response.current_state.label if response is not None else ""
+        # Asked again every 2 s: a reply can be lost (seen with Fast DDS 2.x of Jazzy after a failed
+        # transition), and a node busy in a transition answers only once it is done.
+        while True:
+            left = end - time.monotonic()
+            response = self._call(client, GetState.Request(), max(0.1, min(2.0, left)))
+            if response is not None:
+                return response.current_state.label
+            if left <= 2.0:
+                return ""
 
     #: transition label -> (state it starts from, state it leads to); shutdown starts from any
     TRANSITIONS = {"configure": ("unconfigured", "inactive"), "activate": ("inactive", "active"),
