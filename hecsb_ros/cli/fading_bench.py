@@ -16,7 +16,6 @@ capture -> result p50 / p95. Results go to ``results.csv``, ``README.md`` and ``
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import platform
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from hecsb_ros.cli.benchutil import fmt, markdown_table, monitored_pipeline, percentile, write_csv
 
 FIELDS = ("mode", "level", "budget_ms", "schedule", "seconds", "sent", "results", "met", "miss_pct",
           "payload_bytes_mean", "accuracy_met", "accuracy_all_frames", "latency_p50_ms", "latency_p95_ms",
@@ -45,10 +46,6 @@ def scaled_schedule(schedule: str, scale: float) -> tuple[str, float]:
 
 def run_cell(mode: str, level: int, args: argparse.Namespace, schedule: str, cycle_s: float, domain_id: int,
              log_dir: Path) -> dict:
-    import rclpy
-
-    from hecsb_ros.runner import Monitor, Pipeline
-
     edge: dict = {"stats_period_s": 1.0}
     if mode == "budget":
         edge.update(rate_control="budget", latency_budget_ms=float(args.budget_ms))
@@ -57,12 +54,8 @@ def run_cell(mode: str, level: int, args: argparse.Namespace, schedule: str, cyc
     params = {"edge": edge, "camera_source": {"stats_period_s": 0.5},
               "link_emulator": {"rate_schedule": schedule, "stats_period_s": 1.0}}
     graph = {"rate_hz": str(args.rate), **({"codec": args.codec} if args.codec else {})}
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain_id)
-    monitor = Monitor("fading_bench_monitor", context=context)
-    pipe = Pipeline(domain_id, log_dir, params=params, monitor=monitor, **graph)
-    cam = pipe.specs["camera_source"].name
-    try:
+    with monitored_pipeline(domain_id, log_dir, "fading_bench_monitor", params=params, **graph) as (pipe, monitor):
+        cam = pipe.specs["camera_source"].name
         pipe.start(timeout=600.0)
         if not monitor.spin_until(lambda: len(monitor.results) > 0, 300.0):
             pipe.check()
@@ -90,14 +83,10 @@ def run_cell(mode: str, level: int, args: argparse.Namespace, schedule: str, cyc
             "payload_bytes_mean": float(np.mean([r.payload_bytes for r in window])) if window else math.nan,
             "accuracy_met": float(np.mean(labelled_met)) if labelled_met else math.nan,
             "accuracy_all_frames": sum(labelled_met) / sent if sent else math.nan,
-            "latency_p50_ms": float(np.percentile([r.latency_ms for r in window], 50)) if window else math.nan,
-            "latency_p95_ms": float(np.percentile([r.latency_ms for r in window], 95)) if window else math.nan,
+            "latency_p50_ms": percentile([r.latency_ms for r in window], 50),
+            "latency_p95_ms": percentile([r.latency_ms for r in window], 95),
             "levels_used": _levels_used(monitor, t0, t1),
         }
-    finally:
-        pipe.stop()
-        monitor.destroy()
-        rclpy.try_shutdown(context=context)
 
 
 def _levels_used(monitor, t0: float, t1: float) -> str:
@@ -109,10 +98,10 @@ def _levels_used(monitor, t0: float, t1: float) -> str:
     return " ".join(f"{v}:{100 * c / len(levels):.0f}%" for v, c in zip(values, counts))
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.1f}"
-    return str(v)
+def _cell(key: str, value) -> str:
+    if key.startswith("accuracy"):
+        return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
+    return fmt(value)
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -138,11 +127,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 def write_report(rows: list[dict], args: argparse.Namespace, schedule: str, out_dir: Path, command: str,
                  started: float, seconds: float, load: tuple[float, float]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "results.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{row[k]:.4f}" if isinstance(row[k], float) else row[k]) for k in FIELDS})
+    write_csv(rows, FIELDS, out_dir / "results.csv", digits=4)
     plot(rows, out_dir / "fading.png", f"link {schedule} Mbit/s:s, budget {args.budget_ms:g} ms, {args.rate:g} Hz")
     cols = [("mode", "mode"), ("level", "level"), ("sent", "frames sent"), ("results", "results"),
             ("miss_pct", "deadline misses %"), ("payload_bytes_mean", "payload B mean"),
@@ -159,21 +144,16 @@ def write_report(rows: list[dict], args: argparse.Namespace, schedule: str, out_
         + (f", the seed schedule `{args.schedule}` times {args.rate_scale:g}" if args.rate_scale != 1 else "")
         + f"), budget {args.budget_ms:g} ms capture -> result; {args.cycles} schedule cycle(s) counted per cell "
         f"after {args.warmup:g} s of warm-up.", "",
-        "| " + " | ".join(h for _, h in cols) + " |",
-        "|" + "---|" * len(cols),
+        *markdown_table(rows, cols, _cell),
     ]
-    for row in rows:
-        lines.append("| " + " | ".join(_fmt(row[k]) if k != "accuracy_met" and k != "accuracy_all_frames"
-                                       else ("n/a" if math.isnan(row[k]) else f"{100 * row[k]:.1f}%")
-                                       for k, _ in cols) + " |")
     budget = next((r for r in rows if r["mode"] == "budget"), None)
     fixed_ok = [r for r in rows if r["mode"] == "fixed" and r["miss_pct"] <= 1.0]
     lines += [""]
     if budget is not None:
         best = max(fixed_ok, key=lambda r: r["accuracy_met"], default=None)
-        lines.append(f"- budget mode: {_fmt(budget['miss_pct'])}% misses, accuracy of met frames "
+        lines.append(f"- budget mode: {fmt(budget['miss_pct'])}% misses, accuracy of met frames "
                      f"{100 * budget['accuracy_met']:.1f}%; the most accurate fixed level with <= 1% misses: "
-                     + (f"level {best['level']} at {100 * best['accuracy_met']:.1f}% ({_fmt(best['miss_pct'])}% misses)."
+                     + (f"level {best['level']} at {100 * best['accuracy_met']:.1f}% ({fmt(best['miss_pct'])}% misses)."
                         if best else "none."))
     lines += ["", "Deadline misses: frames the camera sent in the window whose result did not arrive within the "
               "budget of their capture (late or never). Accuracy of met: over the results that met the deadline "
@@ -212,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         row = run_cell(mode, level, args, schedule, cycle, domain, log_root / f"{mode}_{level}")
         rows.append(row)
         domain += 1
-        print("  " + ", ".join(f"{k} {_fmt(row[k])}" for k in ("sent", "results", "miss_pct", "payload_bytes_mean",
+        print("  " + ", ".join(f"{k} {fmt(row[k])}" for k in ("sent", "results", "miss_pct", "payload_bytes_mean",
                                                                 "accuracy_met", "levels_used")),
               file=sys.stderr, flush=True)
     command = "python -m hecsb_ros.cli.fading_bench " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -15,7 +15,6 @@ and ``fleet.png`` in ``--out-dir``.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import platform
@@ -27,47 +26,32 @@ from pathlib import Path
 
 import numpy as np
 
+from hecsb_ros.cli.benchutil import cpu_seconds, fmt, markdown_table, monitored_pipeline, percentile, write_csv
+
 FIELDS = ("robots", "batching", "max_batch", "max_wait_ms", "rate_hz", "duration_s", "offered_per_s",
           "results_per_s", "latency_p50_ms", "latency_p95_ms", "robot_min", "robot_max", "mean_batch",
           "server_ms_p50", "server_cpu_pct", "load_before", "load_after")
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else math.nan
-
-
 def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, log_dir: Path) -> dict:
     """One cell: N robots into one server with ``max_batch`` (1 = off)."""
-    import rclpy
-
-    from hecsb_ros.runner import Monitor, Pipeline
-
     robots = tuple(f"robot{i + 1}" for i in range(n))
     graph = {"link": "false", "robots": ",".join(robots), "rate_hz": str(args.rate), "source": args.source,
              **({"path": args.path} if args.path else {}), **({"codec": args.codec} if args.codec else {}),
              **({"teacher": args.teacher} if args.teacher else {})}
     server = {"max_batch": max_batch, "max_wait_ms": float(args.wait_ms), "stats_period_s": 1.0,
               "threads": args.threads}
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain_id)
-    monitor = Monitor("fleet_bench_monitor", context=context, robots=robots)
-    pipe = Pipeline(domain_id, log_dir, params={"server": server, "edge": {"stats_period_s": 1.0}}, monitor=monitor,
-                    **graph)
-    try:
+    with monitored_pipeline(domain_id, log_dir, "fleet_bench_monitor", robots, **graph,
+                            params={"server": server, "edge": {"stats_period_s": 1.0}}) as (pipe, monitor):
         pipe.start(timeout=600.0)
         if not monitor.spin_until(lambda: {r.robot for r in monitor.results} >= set(robots), 300.0):
             pipe.check()
             raise TimeoutError(f"not every robot had a result within 300 s: {pipe.log_tail('server')}")
         monitor.spin(args.warmup)
         pid = pipe.pid("server")
-        load_before, cpu0, t0 = os.getloadavg()[0], _cpu_s(pid), time.monotonic()
+        load_before, cpu0, t0 = os.getloadavg()[0], cpu_seconds(pid), time.monotonic()
         monitor.spin(args.duration)
-        t1, cpu1 = time.monotonic(), _cpu_s(pid)
+        t1, cpu1 = time.monotonic(), cpu_seconds(pid)
         pipe.check()
         window = [r for r in monitor.results if t0 <= r.arrival_mono < t1]
         per_robot = {r: 0 for r in robots}
@@ -79,23 +63,13 @@ def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, l
             "max_wait_ms": float(args.wait_ms) if max_batch > 1 else 0.0, "rate_hz": args.rate,
             "duration_s": round(t1 - t0, 2), "offered_per_s": n * args.rate,
             "results_per_s": len(window) / (t1 - t0),
-            "latency_p50_ms": _pct(latency, 50), "latency_p95_ms": _pct(latency, 95),
+            "latency_p50_ms": percentile(latency, 50), "latency_p95_ms": percentile(latency, 95),
             "robot_min": min(per_robot.values()), "robot_max": max(per_robot.values()),
             "mean_batch": float(np.mean([r.server_batch for r in window])) if window else math.nan,
-            "server_ms_p50": _pct([r.server_ms for r in window], 50),
+            "server_ms_p50": percentile([r.server_ms for r in window], 50),
             "server_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
             "load_before": load_before, "load_after": os.getloadavg()[0],
         }
-    finally:
-        pipe.stop()
-        monitor.destroy()
-        rclpy.try_shutdown(context=context)
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.1f}"
-    return str(v)
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -129,11 +103,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 def write_report(rows: list[dict], args: argparse.Namespace, out_dir: Path, command: str, started: float,
                  seconds: float) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "results.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{row[k]:.3f}" if isinstance(row[k], float) else row[k]) for k in FIELDS})
+    write_csv(rows, FIELDS, out_dir / "results.csv")
     what = f"codec {args.codec or 'default (hecsb)'}, teacher {args.teacher or 'shipped Fashion-MNIST'}"
     plot(rows, out_dir / "fleet.png", f"{what}; {args.rate:g} Hz per robot; {platform.node()}")
     cols = [("robots", "robots"), ("batching", "batching"), ("offered_per_s", "offered /s"),
@@ -151,18 +121,14 @@ def write_report(rows: list[dict], args: argparse.Namespace, out_dir: Path, comm
         f"namespace, one server (threads {args.threads}); no link emulator; batching on = max_batch {args.batch}, "
         f"max_wait_ms {args.wait_ms:g}; counted for {args.duration:g} s after every robot had results and "
         f"{args.warmup:g} s more.", "",
-        "| " + " | ".join(h for _, h in cols) + " |",
-        "|" + "---|" * len(cols),
+        *markdown_table(rows, cols), "",
     ]
-    for row in rows:
-        lines.append("| " + " | ".join(_fmt(row[k]) for k, _ in cols) + " |")
-    lines += [""]
     by = {(r["robots"], r["batching"]): r for r in rows}
     for n in sorted({r["robots"] for r in rows}):
         off, on = by.get((n, "off")), by.get((n, "on"))
         if off and on and off["results_per_s"] > 0:
             lines.append(f"- {n} robots: batching on / off = {on['results_per_s'] / off['results_per_s']:.2f}x "
-                         f"results per second, p95 {_fmt(on['latency_p95_ms'])} vs {_fmt(off['latency_p95_ms'])} ms.")
+                         f"results per second, p95 {fmt(on['latency_p95_ms'])} vs {fmt(off['latency_p95_ms'])} ms.")
     lines += ["", "Results /s: results that reached the monitor in the counting window. Latency: capture stamp -> "
               "arrival at the monitor (one machine, one clock). Mean batch: frames per network call of the server "
               "(`server_batch` of each result). Server CPU: user + system time of the server process over the window, "
@@ -199,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             row = run_cell(n, max_batch, args, domain, log_root / f"{n}_{mode}")
             rows.append(row)
             domain += 1
-            print("  " + ", ".join(f"{k} {_fmt(row[k])}" for k in ("results_per_s", "latency_p50_ms", "latency_p95_ms",
+            print("  " + ", ".join(f"{k} {fmt(row[k])}" for k in ("results_per_s", "latency_p50_ms", "latency_p95_ms",
                                                                     "robot_min", "robot_max", "mean_batch")),
                   file=sys.stderr, flush=True)
     command = "python -m hecsb_ros.cli.fleet_bench " + " ".join(argv if argv is not None else sys.argv[1:])

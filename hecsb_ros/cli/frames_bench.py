@@ -23,7 +23,6 @@ to match it) before it counts; discovery is never counted as loss.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hecsb_ros.cli.benchutil import cpu_seconds, fmt, markdown_table, monitored_pipeline, percentile, write_csv
 from hecsb_ros.graph import EDGE_ENV, FASTDDS_PROFILE_VAR, fastdds_profile
 
 #: glibc: serve buffers up to 32 MiB from the heap and keep freed heap (the edge's default since measured here)
@@ -107,41 +107,25 @@ def publish(size: str, rate: float, duration: float, out: Path, match_timeout: f
     return 0
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else math.nan
-
-
 def run_cell(size: str, label: str, profile: bool, malloc: bool, args: argparse.Namespace, domain_id: int,
              log_dir: Path) -> dict:
     """One cell: edge + server through the runner, the publisher as a separate process."""
-    import rclpy
-
-    from hecsb_ros.runner import Monitor, Pipeline
-
     env = dict(os.environ, **{FASTDDS_PROFILE_VAR: str(fastdds_profile()) if profile else ""})
     for key in MALLOC_ENV:
         env.pop(key, None)
     graph = {"link": "false", **({"codec": args.codec} if args.codec else {})}
-    pipe = Pipeline(domain_id, log_dir, params={"edge": {"stats_period_s": 0.5}, "server": {"stats_period_s": 0.5}},
-                    env=env, node_env={"edge": dict(MALLOC_ENV) if malloc else dict.fromkeys(MALLOC_ENV)}, **graph)
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain_id)
-    monitor = Monitor("frames_bench_monitor", context=context)
     summary_file = log_dir / f"publisher_{size}_{int(profile)}{int(malloc)}.json"
-    try:
+    with monitored_pipeline(domain_id, log_dir, "frames_bench_monitor", env=env,
+                            params={"edge": {"stats_period_s": 0.5}, "server": {"stats_period_s": 0.5}},
+                            node_env={"edge": dict(MALLOC_ENV) if malloc else dict.fromkeys(MALLOC_ENV)},
+                            **graph) as (pipe, monitor):
         pipe.start("edge", "server")
         if not monitor.spin_until(lambda: {"hecsb_edge", "hecsb_server"} <= set(monitor.diagnostics), 180.0):
             pipe.check()
             raise TimeoutError("edge and server did not report within 180 s")
         load_before = os.getloadavg()[0]
         edge_pid = pipe.pid("edge")
-        cpu0 = _cpu_s(edge_pid)
+        cpu0 = cpu_seconds(edge_pid)
         t_start = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "hecsb_ros.cli.frames_bench", "--publish", size,
                                "--rate", str(args.rate), "--duration", str(args.duration), "--summary",
@@ -151,7 +135,7 @@ def run_cell(size: str, label: str, profile: bool, malloc: bool, args: argparse.
             raise RuntimeError(f"publisher failed: {proc.stderr[-2000:]}")
         pub = json.loads(summary_file.read_text())
         monitor.spin(3.0)  # the last results and one more edge report
-        cpu1 = _cpu_s(edge_pid)
+        cpu1 = cpu_seconds(edge_pid)
         edge_rss = pipe.rss()["edge"]
         t_end = time.monotonic()
         pipe.check()
@@ -165,34 +149,20 @@ def run_cell(size: str, label: str, profile: bool, malloc: bool, args: argparse.
             "published": pub["published"], "received_by_edge": received, "classified": len(records),
             "lost_before_edge": pub["published"] - received,
             "received_pct": 100.0 * received / pub["published"], "classified_pct": 100.0 * len(records) / pub["published"],
-            "edge_ms_p50": _pct(edge_ms, 50), "edge_ms_p95": _pct(edge_ms, 95),
+            "edge_ms_p50": percentile(edge_ms, 50), "edge_ms_p95": percentile(edge_ms, 95),
             "edge_ms_mean": float(np.mean(edge_ms)) if edge_ms else math.nan,
             "edge_cpu_ms_per_frame": 1e3 * (cpu1 - cpu0) / received if received else math.nan,
             "edge_cpu_pct": 100.0 * (cpu1 - cpu0) / pub["wall_s"],
-            "latency_p50_ms": _pct(latency, 50), "latency_p95_ms": _pct(latency, 95),
+            "latency_p50_ms": percentile(latency, 50), "latency_p95_ms": percentile(latency, 95),
             "publish_ms_p50": pub["publish_ms_p50"], "publisher_late": pub["late"], "edge_rss_mb": edge_rss,
             "load_before": load_before, "load_after": os.getloadavg()[0],
         }
-    finally:
-        pipe.stop()
-        monitor.destroy()
-        rclpy.try_shutdown(context=context)
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.1f}"
-    return str(v)
 
 
 def write_report(rows: list[dict], out_dir: Path, command: str, started: float, seconds: float) -> None:
     """``results.csv`` and ``README.md`` (the table, the shipped settings' figures) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "results.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{row[k]:.3f}" if isinstance(row[k], float) else row[k]) for k in FIELDS})
+    write_csv(rows, FIELDS, out_dir / "results.csv")
     cols = [("size", "size"), ("setting", "setting"), ("published", "published"),
             ("received_by_edge", "received by the edge"), ("classified", "classified"),
             ("edge_ms_p50", "edge ms/frame p50"), ("edge_ms_p95", "p95"),
@@ -210,12 +180,8 @@ def write_report(rows: list[dict], out_dir: Path, command: str, started: float, 
         f"{rows[0]['duration_s']:g} s from a separate publisher process (best effort, keep last 2); edge and "
         "server through the process runner, default codec, no link emulator.",
         "",
-        "| " + " | ".join(h for _, h in cols) + " |",
-        "|" + "---|" * len(cols),
+        *markdown_table(rows, cols), "",
     ]
-    for row in rows:
-        lines.append("| " + " | ".join(_fmt(row[k]) for k, _ in cols) + " |")
-    lines += [""]
     for row in rows:
         if row["setting"] != SHIPPED:
             continue
@@ -223,8 +189,8 @@ def write_report(rows: list[dict], out_dir: Path, command: str, started: float, 
         lines.append(f"- {row['size']} with the shipped settings (profile + edge malloc): "
                      f"{row['received_by_edge']} of {row['published']} frames reached the edge "
                      f"({int(row['published']) - int(row['received_by_edge'])} lost or overwritten), "
-                     f"{row['classified']} classified; the edge's time per frame is {_fmt(row['edge_ms_p50'])} ms "
-                     f"(p95 {_fmt(row['edge_ms_p95'])} ms) and its CPU {_fmt(row['edge_cpu_ms_per_frame'])} ms "
+                     f"{row['classified']} classified; the edge's time per frame is {fmt(row['edge_ms_p50'])} ms "
+                     f"(p95 {fmt(row['edge_ms_p95'])} ms) and its CPU {fmt(row['edge_cpu_ms_per_frame'])} ms "
                      f"per frame, {100 * float(row['edge_cpu_ms_per_frame']) / period:.0f}% of the "
                      f"{period:.1f} ms frame period.")
     lines += ["", "Edge ms/frame: the edge's own `edge_total_ms` of each classified frame (message -> array, "
@@ -261,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             row = run_cell(size, label, profile, malloc, args, domain, log_root / f"{size}_{len(rows)}")
             rows.append(row)
             domain += 1
-            print("  " + ", ".join(f"{k} {_fmt(row[k])}" for k in ("published", "received_by_edge", "classified",
+            print("  " + ", ".join(f"{k} {fmt(row[k])}" for k in ("published", "received_by_edge", "classified",
                                                                     "edge_ms_p50", "edge_cpu_ms_per_frame")),
                   file=sys.stderr, flush=True)
     command = "python -m hecsb_ros.cli.frames_bench " + " ".join(argv if argv is not None else sys.argv[1:])
