@@ -21,6 +21,7 @@ from rclpy.serialization import deserialize_message
 from std_msgs.msg import Header
 
 from hecsb_ros.core.codecs import validate_payload
+from hecsb_ros.core.codecs.base import decode_or_error
 from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError, check_timings
 from hecsb_ros.core.results import classify
@@ -74,16 +75,6 @@ class Pending:
     codec: Any
     t0_ns: int
     recv_ns: int
-
-
-def _decode(codec: Any, data: bytes, shape: Any) -> Any:
-    """One latent through the codec's server half: its Decoded, or the PayloadError that refuses it."""
-    try:
-        return codec.decode(data, tuple(int(d) for d in shape))
-    except PayloadError as exc:
-        return exc
-    except Exception as exc:  # noqa: BLE001 - a decoder bug on hostile bytes must not stop the node
-        return PayloadError("decode_error", f"{type(exc).__name__}: {exc}")
 
 
 def robot_names(text: str) -> list[str]:
@@ -191,7 +182,7 @@ class ServerNode(ManagedCodecNode):
             return
         pending = Pending(robot, msg, data, len(raw), codec, t0, recv_ns)
         if self.cfg.max_batch <= 1:
-            self._finish(pending, _decode(codec, data, msg.shape))
+            self._finish(pending, decode_or_error(codec, data, tuple(int(d) for d in msg.shape)))
             return
         self._pending.append(pending)
         if len(self._pending) >= self.cfg.max_batch:

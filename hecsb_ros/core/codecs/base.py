@@ -185,7 +185,7 @@ class Codec(abc.ABC):
                 with t("decode"):
                     x = self.decode_input(data, shape)
             except NotImplementedError:  # a codec without the two hooks: one by one
-                return [_decode_one(self, d, s) for d, s in items]
+                return [decode_or_error(self, d, s) for d, s in items]
             except PayloadError as exc:
                 out[i] = exc
                 continue
@@ -205,7 +205,9 @@ class Codec(abc.ABC):
         return out  # type: ignore[return-value]
 
 
-def _decode_one(codec: Codec, data: bytes, shape: tuple[int, ...]) -> "Decoded | PayloadError":
+def decode_or_error(codec: Codec, data: bytes, shape: tuple[int, ...]) -> "Decoded | PayloadError":
+    """``codec.decode``, with the :class:`PayloadError` that refuses the payload returned instead of
+    raised (any other exception of a decoder on hostile bytes becomes a 'decode_error')."""
     try:
         return codec.decode(data, shape)
     except PayloadError as exc:
