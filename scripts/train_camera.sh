@@ -2,16 +2,18 @@
 # Train the camera-scale rate levels of every learned codec against EfficientNet-Lite0, without
 # labels, from the photo and video pool of docs/camera_data.md, with the same CPU budget per codec
 # family (BUDGET minutes at one thread; continued runs count in it):
-#   hecsb:                 four levels, each trained in stages 1 + 2 (2:1) from W = the principal
-#                          directions of the teacher's split features (BUDGET / 4 each);
-#   svb:                   one level trained in stages 1 + 2 (BUDGET * 2/5), then three levels
-#                          continued from it in stage 2 at other betas (BUDGET / 5 each);
+#   hecsb, svb:            one level trained in stages 1 + 2 (BUDGET * 2/5; HECS-B from W = the
+#                          principal directions of the teacher's split features), then three levels
+#                          continued from it in stage 2 at other betas (BUDGET / 5 each: a level
+#                          trained alone at a high beta in a few minutes collapses to no information);
 #   crbq, factorized,      three levels, each trained from scratch (BUDGET / 3 each).
 #   hyperprior:
 # Levels are checked on 300 held-out training photos (agreement with the teacher) and evaluated on
 # the labelled ImageNet photos of TEST_LIST. Usage:
 #   DATA=/work/data BUDGET=40 scripts/train_camera.sh [FAMILY ...]   (default: all five)
-# Checkpoints and manifests go to OUT/<family>/ (default runs/camera).
+# Checkpoints and manifests go to OUT/<family>/ (default runs/camera). The family 'cache' only
+# builds the cache of crops and teacher outputs (with all threads; do it first when families train
+# in parallel processes, which then share it).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py="${PY:-$here/.venv/bin/python}"
@@ -26,31 +28,36 @@ common=(--teacher efficientnet_lite0 --data photos "${pool[@]}" --test-list "$te
         --crops 2 --video-every 10 --val-images 300 --batch-size 32 --threads 1 --no-progress)
 share() { "$py" -c "print(round($budget * $1, 2))"; }
 
-two_stage() {  # family, base beta, base level, "beta:level ..." continued from the base
-  local kind=$1 beta=$2 level=$3; shift 3
+two_stage() {  # family, base beta, base level, "lr1:lr2", "beta:level ..." continued from the base
+  local kind=$1 beta=$2 level=$3 lr=$4; shift 4
   local cmd=(-m hecsb_ros.cli.train_hecsb)
   [ "$kind" = svb ] && cmd=(-m hecsb_ros.cli.train_baselines svb)
   "$py" "${cmd[@]}" --beta "$beta" --levels "$level" --stage1-epochs 1 --stage2-epochs 1 --alpha 1.0 \
-    --stage2-rate-weight 1 --budget-min "$(share 0.4)" --out "$out/$kind/base" "${common[@]}"
+    --lr1 "${lr%%:*}" --lr2 "${lr##*:}" --stage2-rate-weight 1 --budget-min "$(share 0.4)" --out "$out/$kind/base" "${common[@]}"
   local base="$out/$kind/base/${kind}_effl0_r$level.safetensors"
   mkdir -p "$out/$kind"
   cp "$base" "${base%.safetensors}.json" "$out/$kind/"
   for pair in "$@"; do
     "$py" "${cmd[@]}" --beta "${pair%%:*}" --levels "${pair##*:}" --init "$base" --stage1-epochs 0 --stage2-epochs 1 \
-      --alpha 1.0 --stage2-rate-weight 1 --budget-min "$(share 0.2)" --out "$out/$kind" "${common[@]}"
+      --lr2 "${lr##*:}" --alpha 1.0 --stage2-rate-weight 1 --budget-min "$(share 0.2)" --out "$out/$kind" "${common[@]}"
   done
 }
 
 families=("$@")
-[ ${#families[@]} -gt 0 ] || families=(hecsb svb crbq factorized hyperprior)
+[ ${#families[@]} -gt 0 ] || families=(cache hecsb svb crbq factorized hyperprior)
 for family in "${families[@]}"; do
   case "$family" in
-    hecsb) for pair in 3e-3:0 1e-3:1 3e-4:2 1e-4:3; do
-             "$py" -m hecsb_ros.cli.train_hecsb --beta "${pair%%:*}" --levels "${pair##*:}" --stage1-epochs 2 \
-               --stage2-epochs 1 --lr1 1e-3 --lr2 5e-4 --alpha 1.0 --stage2-rate-weight 1 --budget-min "$(share 0.25)" \
-               --out "$out/hecsb" "${common[@]}"
-           done ;;
-    svb) two_stage svb 3e-4 2 3e-3:0 1e-3:1 1e-4:3 ;;
+    cache) "$py" - "${pool[@]}" <<PY
+import sys, torch
+from hecsb_ros.core.teachers import load_teacher
+from hecsb_ros.core.training.photos import PhotoCrops
+torch.set_num_threads(max(1, torch.get_num_threads()))
+crops = PhotoCrops(sys.argv[1:], load_teacher("efficientnet_lite0"), "$cache", crops_per_image=2, video_every=10)
+print(f"cache: {len(crops)} crops in {crops.folder}")
+PY
+           ;;
+    hecsb) two_stage hecsb 3e-4 2 1e-3:5e-4 3e-3:0 1e-3:1 1e-4:3 ;;
+    svb) two_stage svb 3e-4 2 2e-3:5e-4 3e-3:0 1e-3:1 1e-4:3 ;;
     crbq) for pair in 1:0 2:1 4:2; do
             "$py" -m hecsb_ros.cli.train_baselines crbq --channels "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
               --budget-min "$(share 0.333)" --out "$out/crbq" "${common[@]}"
@@ -60,6 +67,6 @@ for family in "${families[@]}"; do
             "$py" -m hecsb_ros.cli.train_baselines "$family" --lmbda "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
               --budget-min "$(share 0.333)" --out "$out/$family" "${common[@]}"
           done ;;
-    *) echo "unknown family $family (hecsb, svb, crbq, factorized, hyperprior)" >&2; exit 2 ;;
+    *) echo "unknown family $family (cache, hecsb, svb, crbq, factorized, hyperprior)" >&2; exit 2 ;;
   esac
 done

@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if name == "frames":
             continue
         ap.add_argument(f"--{name.replace('_', '-')}", default=default, help=help_text)
-    ap.add_argument("--frames", type=int, default=200, help="Frames to classify, then stop")
+    ap.add_argument("--frames", type=int, default=200,
+                    help="Frames to classify, then stop (with --robots: from each robot)")
     ap.add_argument("--timeout", type=float, default=600.0, help="Give up after this many seconds")
     ap.add_argument("--idle-timeout", type=float, default=20.0,
                     help="Stop when no result arrived for this long after the first one")
@@ -45,12 +46,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def first_results(monitor: Monitor, limit: int) -> list[ResultRecord]:
-    """The monitor's results, one per frame (robot and sequence), the first ``limit``."""
+    """The monitor's results, one per frame (robot and sequence), the first ``limit`` of each robot
+    (in a fleet one robot's camera may start seconds after another's: each one counts its own)."""
     seen: set[tuple[str, int]] = set()
+    per_robot: dict[str, int] = {}
     out = []
     for r in list(monitor.results):
-        if (r.robot, r.sequence) not in seen and len(out) < limit:
+        if (r.robot, r.sequence) not in seen and per_robot.get(r.robot, 0) < limit:
             seen.add((r.robot, r.sequence))
+            per_robot[r.robot] = per_robot.get(r.robot, 0) + 1
             out.append(r)
     return out
 
@@ -100,13 +104,13 @@ def format_summary(s: dict) -> str:
     ])
 
 
-def _progress(monitor: Monitor, frames: int, start: float, tty: bool) -> None:
+def _progress(monitor: Monitor, frames: int, total: int, start: float, tty: bool) -> None:
     records = first_results(monitor, frames)
     labelled = [r.correct for r in records if r.correct is not None]
     acc = f"{100 * sum(labelled) / len(labelled):.1f}%" if labelled else "-"
     lat = sorted(r.latency_ms for r in records)
     p50 = f"{lat[len(lat) // 2]:.1f} ms" if lat else "-"
-    line = (f"[{time.monotonic() - start:6.1f} s] {len(records):4d}/{frames} frames  accuracy {acc}  "
+    line = (f"[{time.monotonic() - start:6.1f} s] {len(records):4d}/{total} frames  accuracy {acc}  "
             f"latency p50 {p50}")
     print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
 
@@ -148,13 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         tty = sys.stderr.isatty()
         last_print, shown = 0.0, 0
-        while len(first_results(monitor, args.frames)) < args.frames:
+        total = args.frames * max(1, len(robots))
+        while len(first_results(monitor, args.frames)) < total:
             time.sleep(0.1)
             now = time.monotonic()
             pipeline.check()
             done = len(first_results(monitor, args.frames))
             if now - start > args.timeout:
-                raise TimeoutError(f"only {done} of {args.frames} results after {args.timeout:.0f} s")
+                raise TimeoutError(f"only {done} of {total} results after {args.timeout:.0f} s")
             last = monitor.results[-1].arrival_mono if monitor.results else None
             if last and now - last > args.idle_timeout:
                 raise TimeoutError(f"no result for {args.idle_timeout:.0f} s after {done} frames")
@@ -162,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 shown = _show_results(monitor, args.frames, shown)
             elif now - last_print >= (0.2 if tty else 5.0):
                 last_print = now
-                _progress(monitor, args.frames, start, tty)
+                _progress(monitor, args.frames, total, start, tty)
         if args.show_results:
             _show_results(monitor, args.frames, shown)
         elif tty:
