@@ -135,7 +135,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "codec": ("", "Codec for edge and server (hecsb, png, jpeg, webp, raw); '' = default"),
     "quality": ("", "Codec quality or rate level; '' = the codec's default"),
     "profile": ("4g", f"Link profile: {', '.join(PRESETS)}"),
-    "source": ("dataset", "Frame source: dataset, folder, video, camera"),
+    "source": ("dataset", "Frame source: dataset, folder, video, camera (dataset with a camera-scale teacher: the "
+                          "photos of Debian's opencv-doc package)"),
     "path": ("", "Image folder or video file for source=folder/video"),
     "frames": ("0", "Frames to publish; 0 = until stopped"),
     "rate_hz": ("", "Camera frame rate; '' = default"),
@@ -188,6 +189,16 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     _set(codec_params, "checkpoint", checkpoint, str)
     _set(codec_params, "teacher", teacher, str)
     _set(codec_params, "resize", resize, str)
+    if source == "dataset" and camera_scale(teacher):
+        # Fashion-MNIST means nothing to an ImageNet teacher: play real photos instead
+        from hecsb_ros.core.sources import SAMPLE_PHOTOS
+
+        source, path = "folder", path or str(SAMPLE_PHOTOS)
+        if not Path(path).is_dir():
+            raise FileNotFoundError(
+                f"teacher {teacher!r} is a camera-scale teacher and source:=dataset plays the sample photos of "
+                f"Debian's opencv-doc package ({path}): install them (sudo apt-get install opencv-doc), or name "
+                "photos with source:=folder path:=DIR, a video with source:=video path:=FILE, or source:=camera")
     camera: dict[str, Any] = {"source": source}
     edge = dict(codec_params)
     if input:
@@ -217,6 +228,16 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     nodes.append(NodeSpec("server", "hecsb_server", "hecsb_server", "hecsb_ros.nodes.server",
                           server, (("latent", "latent_shaped"),) if with_link else (), managed=managed))
     return nodes
+
+
+def camera_scale(teacher: str) -> bool:
+    """Whether the ``teacher`` setting names a camera-scale (ImageNet) teacher, i.e. not the shipped
+    Fashion-MNIST one ('' is that one; the registry is imported only for another setting)."""
+    if not teacher.strip():
+        return False
+    from hecsb_ros.core.teachers import resolve_teacher
+
+    return resolve_teacher(teacher).teacher.tag != "fmnist"
 
 
 def robot_namespaces(text: str) -> list[str]:

@@ -316,6 +316,22 @@ def test_input_and_resize_reach_camera_edge_and_server():
         split_inference_nodes(input="h264")
 
 
+def test_a_camera_scale_teacher_plays_real_photos_instead_of_fashion_mnist(tmp_path, monkeypatch):
+    import hecsb_ros.core.sources as sources
+
+    monkeypatch.setattr(sources, "SAMPLE_PHOTOS", tmp_path)
+    specs = {s.key: s for s in split_inference_nodes(teacher="efficientnet_lite0")}
+    assert specs["camera_source"].parameters == {"source": "folder", "path": str(tmp_path), "frames": 0}
+    assert specs["edge"].parameters["teacher"] == specs["server"].parameters["teacher"] == "efficientnet_lite0"
+    # a folder, video or camera the user names is kept, and the Fashion-MNIST teacher keeps its data set
+    named = {s.key: s for s in split_inference_nodes(teacher="efficientnet_lite0", source="camera")}
+    assert named["camera_source"].parameters == {"source": "camera", "frames": 0}
+    assert {s.key: s for s in split_inference_nodes()}["camera_source"].parameters == {"source": "dataset", "frames": 0}
+    monkeypatch.setattr(sources, "SAMPLE_PHOTOS", tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="apt-get install opencv-doc"):
+        split_inference_nodes(teacher="efficientnet-lite0")
+
+
 def test_unknown_profile_fails_early():
     with pytest.raises(ValueError, match="unknown profile"):
         split_inference_nodes(profile="3g")

@@ -13,6 +13,9 @@ import numpy as np
 
 from hecsb_ros.core.datasets import load_dataset
 
+#: Photos a camera-scale demo plays when no folder is named: the sample images of Debian's
+#: ``opencv-doc`` package (91 photos; ``apt-get install opencv-doc``).
+SAMPLE_PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
 
 
