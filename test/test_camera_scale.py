@@ -184,3 +184,30 @@ def test_training_commands_distil_from_unlabelled_photos(lite0, media, tmp_path)
                                                  teacher="efficientnet_lite0"))
         enc = codec.encode(np.zeros((480, 640, 3), np.uint8), "bgr8")
         assert codec.decode(enc.data, enc.shape).logits.shape == (1000,)
+    # levels are chosen on the held-out images (never the test list) and shipped with their manifests
+    from hecsb_ros.cli.select_levels import main as select_levels
+    from hecsb_ros.core.store import read_checksums
+
+    report = tmp_path / "selection.md"
+    assert select_levels([str(tmp_path / "out"), "--min-agreement", "0", "--ship", str(tmp_path / "ship"),
+                          "--report", str(report)] + [a for a in common if a not in ("--test-list", str(tmp_path / "eval.csv"))]) == 0
+    shipped = sorted(p.name for p in (tmp_path / "ship").glob("*.safetensors"))
+    assert shipped == ["crbq_effl0_r0.safetensors", "hecsb_effl0_r0.safetensors"]  # one level each: both kept
+    assert sorted(read_checksums(tmp_path / "ship" / "SHA256SUMS")) == shipped
+    chosen = json.loads((tmp_path / "ship" / "hecsb_effl0_r0.json").read_text())["selection"]
+    assert chosen["held_out_images"] == manifest["val_images"] and chosen["val_bytes_mean"] > 0 and 0 <= chosen["val_agreement"] <= 1
+    assert "| hecsb | 0 |" in report.read_text() and report.with_suffix(".csv").is_file()
+
+
+def test_level_selection_keeps_the_pareto_front_and_drops_collapsed_levels():
+    from hecsb_ros.cli.select_levels import choose
+
+    rows = [{"codec": "hecsb", "level": lv, "val_bytes_mean": b, "val_agreement": a}
+            for lv, b, a in ((0, 8.0, 0.003), (1, 900.0, 0.60), (2, 1500.0, 0.55), (3, 4000.0, 0.70))]
+    rows.append({"codec": "svb", "level": 0, "val_bytes_mean": 5000.0, "val_agreement": 0.5})  # another codec
+    choose(rows, 0.10)
+    verdict = {(r["codec"], r["level"]): (r["kept"], r["why"]) for r in rows}
+    assert verdict[("hecsb", 0)] == (False, "collapsed (agreement < 0.1)")
+    assert verdict[("hecsb", 1)] == (True, "Pareto front") and verdict[("hecsb", 3)] == (True, "Pareto front")
+    assert verdict[("hecsb", 2)] == (False, "dominated by r1")
+    assert verdict[("svb", 0)] == (True, "Pareto front")  # compared with its own codec only

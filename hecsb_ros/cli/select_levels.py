@@ -1,0 +1,148 @@
+"""Choose the rate levels to ship from trained candidates, on held-out training images only.
+
+    python -m hecsb_ros.cli.select_levels runs/camera/hecsb runs/camera/svb ... \\
+        --teacher efficientnet_lite0 --data photos <pool ...> --val-images 300 --cache runs/cache \\
+        --ship hecsb_ros/checkpoints --report benchmarks/camera/selection.md
+
+Every candidate checkpoint (``*.safetensors`` with its manifest, in the folders given) is run
+through the real entropy coder on the held-out images the training runs set aside
+(``--val-images``, the same split): mean payload bytes and agreement with the teacher. Per codec a
+level is kept unless it collapsed (agreement below ``--min-agreement``) or another level of the
+same codec is at least as accurate with no more bytes (not on the Pareto front). The test set is
+never read. Kept levels are copied with their manifests (``selection`` added: held-out bytes,
+agreement, the rule) into ``--ship`` and its SHA256SUMS rewritten; the table of every candidate
+goes to ``--report`` (Markdown) and the CSV beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from hecsb_ros.cli.benchutil import markdown_table, write_csv
+from hecsb_ros.cli.options import add_data_options, hold_out, teacher_from_args
+from hecsb_ros.core.learned.split import Split
+from hecsb_ros.core.store import write_checksums
+from hecsb_ros.core.training import set_threads
+from hecsb_ros.core.training.data import fashion_mnist_source
+from hecsb_ros.core.training.photos import PhotoCrops
+from hecsb_ros.core.training.evaluation import evaluate_split
+
+FIELDS = ("codec", "level", "setting", "val_bytes_mean", "val_agreement", "test_top1", "kept", "why", "file")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("folders", type=Path, nargs="+", help="folders of candidate checkpoints and manifests")
+    add_data_options(p)
+    p.add_argument("--min-agreement", type=float, default=0.10,
+                   help="a level agreeing with the teacher on fewer held-out images than this collapsed")
+    p.add_argument("--ship", type=Path, default=None, help="copy the kept levels here (and rewrite SHA256SUMS)")
+    p.add_argument("--report", type=Path, required=True, help="Markdown table of every candidate (CSV beside it)")
+    p.add_argument("--seed", type=int, default=0, help="the training runs' --seed (photos: part of the cache key)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per network call")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if not args.val_images:
+        p.error("--val-images is required: levels are chosen on held-out training images")
+    return args
+
+
+def candidates(folders: list[Path]) -> list[tuple[Path, dict]]:
+    out = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.safetensors")):
+            manifest = path.with_suffix(".json")
+            if not manifest.is_file():
+                raise SystemExit(f"{path}: no manifest {manifest.name} beside it")
+            out.append((path, json.loads(manifest.read_text())))
+    if not out:
+        raise SystemExit(f"no candidate checkpoints in {', '.join(map(str, folders))}")
+    return out
+
+
+def choose(rows: list[dict], min_agreement: float) -> None:
+    """Mark each row ``kept`` / ``why`` (per codec: not collapsed, on the Pareto front of bytes and agreement)."""
+    for row in rows:
+        peers = [r for r in rows if r["codec"] == row["codec"] and r is not row]
+        better = [r for r in peers if r["val_bytes_mean"] <= row["val_bytes_mean"]
+                  and r["val_agreement"] >= row["val_agreement"]
+                  and (r["val_bytes_mean"], -r["val_agreement"]) != (row["val_bytes_mean"], -row["val_agreement"])]
+        if row["val_agreement"] < min_agreement:
+            row["kept"], row["why"] = False, f"collapsed (agreement < {min_agreement:g})"
+        elif better:
+            b = min(better, key=lambda r: r["val_bytes_mean"])
+            row["kept"], row["why"] = False, f"dominated by r{b['level']}"
+        else:
+            row["kept"], row["why"] = True, "Pareto front"
+
+
+def held_out(args: argparse.Namespace, teacher) -> tuple[object, object]:
+    """(training rest, held-out images) split as the training runs split them; the test set is not opened."""
+    if args.data[0] == "photos" and len(args.data) >= 2:
+        crops = PhotoCrops(args.data[1:], teacher, args.cache, args.crops, args.video_every, args.seed,
+                           batch_size=args.batch_size, progress=not args.no_progress)
+        return crops.split(args.val_images)
+    if args.data[0] == "fashion-mnist":
+        return hold_out(fashion_mnist_source("train", teacher.spec, args.limit_train, None), args.val_images)
+    raise SystemExit("select_levels: --data photos DIR... or fashion-mnist (an imagenet-folder run has --val-folder)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    teacher = teacher_from_args(args)
+    _, val = held_out(args, teacher)
+    rows = []
+    for path, manifest in tqdm(candidates(args.folders), desc="candidates", file=sys.stderr,
+                               disable=args.no_progress):
+        split = Split.load(path, teacher)
+        kind = split.model.kind
+        with torch.inference_mode():
+            m = evaluate_split(split, val.x, val.y, batch_size=args.batch_size)
+        setting = type(split.model).rate_setting
+        rows.append({"codec": kind, "level": int(manifest["rate_level"]), "setting": f"{setting}={manifest.get(setting)}",
+                     "val_bytes_mean": round(m["mean_payload_bytes"], 1), "val_agreement": round(m["test_accuracy"], 4),
+                     "test_top1": manifest.get("test_accuracy"), "file": str(path), "_manifest": manifest})
+        print(f"{path.name}: {m['mean_payload_bytes']:.1f} B, agreement {m['test_accuracy']:.4f} on {len(val)} "
+              "held-out images", flush=True)
+    choose(rows, args.min_agreement)
+    rows.sort(key=lambda r: (r["codec"], r["level"]))
+    if args.ship is not None:
+        args.ship.mkdir(parents=True, exist_ok=True)
+        for r in rows:
+            if not r["kept"]:
+                continue
+            src = Path(r["file"])
+            shutil.copy2(src, args.ship / src.name)
+            manifest = dict(r["_manifest"], selection={
+                "held_out_images": len(val), "val_bytes_mean": r["val_bytes_mean"],
+                "val_agreement": r["val_agreement"], "rule": f"not collapsed (agreement >= {args.min_agreement:g}) "
+                "and on the codec's Pareto front of held-out bytes and agreement"})
+            (args.ship / src.with_suffix(".json").name).write_text(json.dumps(manifest, indent=2) + "\n")
+        write_checksums(args.ship)
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, FIELDS, args.report.with_suffix(".csv"))
+    command = "python -m hecsb_ros.cli.select_levels " + " ".join(argv if argv is not None else sys.argv[1:])
+    cols = [("codec", "codec"), ("level", "level"), ("setting", "setting"), ("val_bytes_mean", "held-out B mean"),
+            ("val_agreement", "held-out agreement"), ("kept", "shipped"), ("why", "why")]
+    lines = ["# Rate levels chosen on held-out training images", "",
+             f"Command: `{command.strip()}`", "",
+             f"Every candidate through the real entropy coder on the {len(val)} held-out training images (crops and "
+             "frames of photos and videos no run trained on): mean payload bytes and top-1 agreement with the "
+             f"teacher. Kept: not collapsed (agreement >= {args.min_agreement:g}) and on its codec's Pareto front. "
+             "The test photos were not read.", "",
+             *markdown_table(rows, cols, lambda k, v: ("yes" if v else "no") if k == "kept" else str(v)), ""]
+    args.report.write_text("\n".join(lines))
+    print(f"kept {sum(r['kept'] for r in rows)} of {len(rows)} levels; wrote {args.report}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
