@@ -13,7 +13,8 @@
 #   DATA=/work/data BUDGET=40 scripts/train_camera.sh [FAMILY ...]   (default: all five)
 # Checkpoints and manifests go to OUT/<family>/ (default runs/camera). The family 'cache' only
 # builds the cache of crops and teacher outputs (with all threads; do it first when families train
-# in parallel processes, which then share it).
+# in parallel processes, which then share it); 'ship' chooses the levels on the held-out photos
+# (python -m hecsb_ros.cli.select_levels) and copies them into hecsb_ros/checkpoints.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py="${PY:-$here/.venv/bin/python}"
@@ -44,7 +45,7 @@ two_stage() {  # family, base beta, base level, "lr1:lr2", "beta:level ..." cont
 }
 
 families=("$@")
-[ ${#families[@]} -gt 0 ] || families=(cache hecsb svb crbq factorized hyperprior)
+[ ${#families[@]} -gt 0 ] || families=(cache hecsb svb crbq factorized hyperprior ship)
 for family in "${families[@]}"; do
   case "$family" in
     cache) "$py" - "${pool[@]}" <<PY
@@ -67,6 +68,9 @@ PY
             "$py" -m hecsb_ros.cli.train_baselines "$family" --lmbda "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
               --budget-min "$(share 0.333)" --out "$out/$family" "${common[@]}"
           done ;;
-    *) echo "unknown family $family (cache, hecsb, svb, crbq, factorized, hyperprior)" >&2; exit 2 ;;
+    ship) "$py" -m hecsb_ros.cli.select_levels "$out"/{hecsb,svb,crbq,factorized,hyperprior} --teacher efficientnet_lite0 \
+            --data photos "${pool[@]}" --cache "$cache" --crops 2 --video-every 10 --val-images 300 --no-progress \
+            --ship "$here/hecsb_ros/checkpoints" --report "$here/benchmarks/camera/selection.md" ;;
+    *) echo "unknown family $family (cache, hecsb, svb, crbq, factorized, hyperprior, ship)" >&2; exit 2 ;;
   esac
 done
