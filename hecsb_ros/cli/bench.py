@@ -34,7 +34,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=None, help="first N test images (default 10,000; quick 500)")
     p.add_argument("--codecs", nargs="+", default=None, help="subset of codecs (default: all)")
     p.add_argument("--timing-rounds", type=int, default=None, help="timed frames per codec (default 300; quick 30)")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of every timing")
+    p.add_argument("--eval-threads", type=int, default=None,
+                   help="torch threads while the accuracy of every rate point is measured (default: --threads); "
+                        "timings always run with --threads")
     p.add_argument("--no-ros", action="store_true", help="skip the ROS-measured latency table")
     p.add_argument("--ros", action="store_true", help="with --quick: run the ROS table too")
     p.add_argument("--ros-only", action="store_true", help="reuse results.json; only run the ROS table")
@@ -97,7 +100,10 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
     from hecsb_ros.core.bench.points import discover
     from hecsb_ros.core.teachers import load_teacher
 
+    import torch
+
     frames, encoding, labels, description, teacher_setting = evaluation_frames(args)
+    torch.set_num_threads(args.eval_threads or args.threads)
     teacher = load_teacher(teacher_setting or None)
     reference = ra.teacher_outputs(teacher, frames, encoding)
     ref_top = reference.argmax(1)
@@ -108,6 +114,7 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
     log(f"teacher top-1 {100 * teacher_acc:.2f}% (top-5 {100 * teacher_top5:.2f}%) on {int(mask.sum())} labelled "
         f"of {len(frames)} frames; {len(points)} rate points")
     codecs = ra.load_codecs(points, args.threads, teacher_setting)
+    torch.set_num_threads(args.eval_threads or args.threads)  # loading set --threads
     results = {}
     for p in points:
         t0 = time.time()
@@ -115,7 +122,9 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
                                            ref_top if teacher_setting else None)
         r = results[p.key]
         log(f"  {p.codec:10s} {p.setting:28s} {100 * r.accuracy:6.2f}%  {r.bytes_mean:9.1f} B  ({time.time() - t0:.0f} s)")
-    log(f"timing edge and server halves: {args.timing_rounds} interleaved frames per rate point")
+    torch.set_num_threads(args.threads)
+    log(f"timing edge and server halves: {args.timing_rounds} interleaved frames per rate point, "
+        f"{args.threads} torch thread(s)")
     timed = {**codecs, "teacher": ra.TeacherOnEdge(teacher)}
     times = ra.time_points(timed, frames[:max(args.timing_rounds, 1)], args.timing_rounds, progress=args.progress,
                            encoding=encoding)
