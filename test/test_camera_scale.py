@@ -207,7 +207,7 @@ def test_level_selection_keeps_the_pareto_front_and_drops_collapsed_levels():
     rows.append({"codec": "svb", "level": 0, "val_bytes_mean": 5000.0, "val_agreement": 0.5})  # another codec
     choose(rows, 0.10)
     verdict = {(r["codec"], r["level"]): (r["kept"], r["why"]) for r in rows}
-    assert verdict[("hecsb", 0)] == (False, "collapsed (agreement < 0.1)")
+    assert verdict[("hecsb", 0)] == (False, "collapsed (agreement <= 0.1)")
     assert verdict[("hecsb", 1)] == (True, "Pareto front") and verdict[("hecsb", 3)] == (True, "Pareto front")
     assert verdict[("hecsb", 2)] == (False, "dominated by r1")
     assert verdict[("svb", 0)] == (True, "Pareto front")  # compared with its own codec only

@@ -7,7 +7,8 @@
 Every candidate checkpoint (``*.safetensors`` with its manifest, in the folders given) is run
 through the real entropy coder on the held-out images the training runs set aside
 (``--val-images``, the same split): mean payload bytes and agreement with the teacher. Per codec a
-level is kept unless it collapsed (agreement below ``--min-agreement``) or another level of the
+level is kept unless it collapsed (agreement no better than always answering the held-out images'
+most frequent teacher class, or ``--min-agreement``) or another level of the
 same codec is at least as accurate with no more bytes (not on the Pareto front). The test set is
 never read. Kept levels are copied with their manifests (``selection`` added: held-out bytes,
 agreement, the rule) into ``--ship`` and its SHA256SUMS rewritten; the table of every candidate
@@ -40,8 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("folders", type=Path, nargs="+", help="folders of candidate checkpoints and manifests")
     add_data_options(p)
-    p.add_argument("--min-agreement", type=float, default=0.10,
-                   help="a level agreeing with the teacher on fewer held-out images than this collapsed")
+    p.add_argument("--min-agreement", type=float, default=None,
+                   help="a level agreeing with the teacher on no more held-out images than this collapsed "
+                        "(default: the share of the held-out images' most frequent teacher class, what a "
+                        "level that always answers that class gets)")
     p.add_argument("--ship", type=Path, default=None, help="copy the kept levels here (and rewrite SHA256SUMS)")
     p.add_argument("--report", type=Path, required=True, help="Markdown table of every candidate (CSV beside it)")
     p.add_argument("--seed", type=int, default=0, help="the training runs' --seed (photos: part of the cache key)")
@@ -74,8 +77,8 @@ def choose(rows: list[dict], min_agreement: float) -> None:
         better = [r for r in peers if r["val_bytes_mean"] <= row["val_bytes_mean"]
                   and r["val_agreement"] >= row["val_agreement"]
                   and (r["val_bytes_mean"], -r["val_agreement"]) != (row["val_bytes_mean"], -row["val_agreement"])]
-        if row["val_agreement"] < min_agreement:
-            row["kept"], row["why"] = False, f"collapsed (agreement < {min_agreement:g})"
+        if min_agreement > 0 and row["val_agreement"] <= min_agreement:
+            row["kept"], row["why"] = False, f"collapsed (agreement <= {min_agreement:.3g})"
         elif better:
             b = min(better, key=lambda r: r["val_bytes_mean"])
             row["kept"], row["why"] = False, f"dominated by r{b['level']}"
@@ -112,7 +115,12 @@ def main(argv: list[str] | None = None) -> int:
                      "test_top1": manifest.get("test_accuracy"), "file": str(path), "_manifest": manifest})
         print(f"{path.name}: {m['mean_payload_bytes']:.1f} B, agreement {m['test_accuracy']:.4f} on {len(val)} "
               "held-out images", flush=True)
-    choose(rows, args.min_agreement)
+    counts = torch.bincount(val.y)
+    majority = float(counts.max()) / len(val.y)
+    min_agreement = majority if args.min_agreement is None else args.min_agreement
+    print(f"collapsed: agreement <= {min_agreement:.4f} (the most frequent teacher class is "
+          f"{100 * majority:.1f}% of the held-out images)", flush=True)
+    choose(rows, min_agreement)
     rows.sort(key=lambda r: (r["codec"], r["level"]))
     if args.ship is not None:
         args.ship.mkdir(parents=True, exist_ok=True)
@@ -123,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy2(src, args.ship / src.name)
             manifest = dict(r["_manifest"], selection={
                 "held_out_images": len(val), "val_bytes_mean": r["val_bytes_mean"],
-                "val_agreement": r["val_agreement"], "rule": f"not collapsed (agreement >= {args.min_agreement:g}) "
+                "val_agreement": r["val_agreement"], "rule": f"not collapsed (agreement > {min_agreement:.4f}) "
                 "and on the codec's Pareto front of held-out bytes and agreement"})
             (args.ship / src.with_suffix(".json").name).write_text(json.dumps(manifest, indent=2) + "\n")
         write_checksums(args.ship)
@@ -136,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
              f"Command: `{command.strip()}`", "",
              f"Every candidate through the real entropy coder on the {len(val)} held-out training images (crops and "
              "frames of photos and videos no run trained on): mean payload bytes and top-1 agreement with the "
-             f"teacher. Kept: not collapsed (agreement >= {args.min_agreement:g}) and on its codec's Pareto front. "
+             f"teacher. Kept: not collapsed (agreement > {min_agreement:.4f}"
+             + (f", the share of the most frequent teacher class, {100 * majority:.1f}%" if args.min_agreement is None
+                else "") + ") and on its codec's Pareto front. "
              "The test photos were not read.", "",
              *markdown_table(rows, cols, lambda k, v: ("yes" if v else "no") if k == "kept" else str(v)), ""]
     args.report.write_text("\n".join(lines))
