@@ -211,3 +211,9 @@ def test_level_selection_keeps_the_pareto_front_and_drops_collapsed_levels():
     assert verdict[("hecsb", 1)] == (True, "Pareto front") and verdict[("hecsb", 3)] == (True, "Pareto front")
     assert verdict[("hecsb", 2)] == (False, "dominated by r1")
     assert verdict[("svb", 0)] == (True, "Pareto front")  # compared with its own codec only
+    collapsed = [{"codec": "crbq", "level": lv, "val_bytes_mean": b, "val_agreement": a}
+                 for lv, b, a in ((0, 800.0, 0.04), (1, 1600.0, 0.09), (2, 3100.0, 0.05))]
+    choose(collapsed, 0.10)
+    assert [r["kept"] for r in collapsed] == [False, True, False]  # every level collapsed: the best one stays
+    choose(collapsed, 0.10, keep_one=False)
+    assert not any(r["kept"] for r in collapsed)
