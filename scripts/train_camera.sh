@@ -10,7 +10,7 @@
 #   hyperprior:
 # Levels are checked on 300 held-out training photos (agreement with the teacher) and evaluated on
 # the labelled ImageNet photos of TEST_LIST. Usage:
-#   DATA=/work/data BUDGET=40 scripts/train_camera.sh [FAMILY ...]   (default: all five)
+#   DATA=/work/data BUDGET=40 [DEVICE=cuda] scripts/train_camera.sh [FAMILY ...]   (default: all)
 # Checkpoints and manifests go to OUT/<family>/ (default runs/camera). The family 'cache' only
 # builds the cache of crops and teacher outputs (with all threads; do it first when families train
 # in parallel processes, which then share it); 'ship' chooses the levels on the held-out photos
@@ -27,6 +27,7 @@ pool=("$data/photos/clothing-dataset" "$data/photos/debian-opencv-doc" "$data/ph
       "$data/photos/debian-mate-backgrounds" "$data/video/CarND-LaneLines-P1" "$data/video/debian-opencv-doc")
 common=(--teacher efficientnet_lite0 --data photos "${pool[@]}" --test-list "$test_list" --cache "$cache"
         --crops 2 --video-every 10 --val-images 300 --batch-size 32 --threads 1 --no-progress)
+[ -z "${DEVICE:-}" ] || common+=(--device "$DEVICE")  # DEVICE=cuda: train on a GPU
 share() { "$py" -c "print(round($budget * $1, 2))"; }
 
 two_stage() {  # family, base beta, base level, "lr1:lr2", "beta:level ..." continued from the base
