@@ -81,7 +81,7 @@ def choose(rows: list[dict], min_agreement: float, keep_one: bool = True) -> Non
         peers = [r for r in rows if r["codec"] == row["codec"] and r is not row]
         better = [r for r in peers if r["val_bytes_mean"] <= row["val_bytes_mean"]
                   and r["val_agreement"] >= row["val_agreement"]
-                  and (r["val_bytes_mean"], -r["val_agreement"]) != (row["val_bytes_mean"], -row["val_agreement"])]
+                  and (r["val_bytes_mean"], r["val_agreement"]) != (row["val_bytes_mean"], row["val_agreement"])]
         if min_agreement > 0 and row["val_agreement"] <= min_agreement:
             row["kept"], row["why"] = False, f"collapsed (agreement <= {min_agreement:.3g})"
         elif better:
@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                                disable=args.no_progress):
         split = Split.load(path, teacher)
         kind = split.model.kind
-        with torch.inference_mode():
-            m = evaluate_split(split, val.x, val.y, batch_size=args.batch_size)
+        m = evaluate_split(split, val.x, val.y, batch_size=args.batch_size)  # inference mode inside
         setting = type(split.model).rate_setting
         rows.append({"codec": kind, "level": int(manifest["rate_level"]), "setting": f"{setting}={manifest.get(setting)}",
                      "val_bytes_mean": round(m["mean_payload_bytes"], 1), "val_agreement": round(m["test_accuracy"], 4),
