@@ -90,7 +90,8 @@ CAMERA_SOURCE: tuple[Param, ...] = (
     Param("dataset", "fashion-mnist", "Data set for source=dataset (publishes ground truth)",
           choices=("fashion-mnist", "mnist"), read_only=True),
     Param("split", "test", "Data set split", choices=("train", "test"), read_only=True),
-    Param("path", "", "Image folder (source=folder) or video file (source=video)", read_only=True),
+    Param("path", "", "Image folder (source=folder; a labels.csv of file,class_index in it labels the images) "
+          "or video file (source=video)", read_only=True),
     Param("device_index", 0, "OpenCV camera index (source=camera)", min=0, max=64, read_only=True),
     Param("rate_hz", 10.0, "Frames published per second", min=0.01, max=1000.0),
     Param("frames", 0, "Stop after this many frames; 0 = run until stopped", min=0, max=10**9),

@@ -33,6 +33,24 @@ def test_folder_frames_in_name_order(tmp_path):
     assert all(f.encoding == "bgr8" and f.label == -1 for f in frames)
 
 
+def test_folder_labels_file_labels_its_images(tmp_path):
+    for name in ("a.png", "b.png", "c.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((6, 8, 3), np.uint8))
+    (tmp_path / "labels.csv").write_text("file,synset,class_index\nphotos/a.png,n1,7\nb.png,n2,-1\n")
+    frames = list(open_source("folder", path=str(tmp_path), loop=False))
+    assert [f.label for f in frames] == [7, -1, -1]  # c.png is not listed: unknown
+
+
+def test_folder_labels_file_errors_name_the_line(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((6, 8, 3), np.uint8))
+    (tmp_path / "labels.csv").write_text("file,class_index\na.png,seven\n")
+    with pytest.raises(ValueError, match="line 2.*not an integer"):
+        next(iter(open_source("folder", path=str(tmp_path))))
+    (tmp_path / "labels.csv").write_text("name,label\na.png,7\n")
+    with pytest.raises(ValueError, match="'file' and 'class_index'"):
+        next(iter(open_source("folder", path=str(tmp_path))))
+
+
 def test_video_frames(tmp_path):
     path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))

@@ -155,13 +155,19 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
 
 
 def write_frames(args: argparse.Namespace, folder: Path, count: int = 100) -> None:
-    """The first ``count`` evaluation photos as ``--frame-size`` PNG camera frames (the ROS runs' source)."""
+    """The first ``count`` evaluation photos as ``--frame-size`` PNG camera frames (the ROS runs' source),
+    with their classes in the folder's ``labels.csv`` (-1 = unknown), which the folder source reads."""
     import cv2
 
-    frames, _, _, _, _ = evaluation_frames(args)
+    from hecsb_ros.core.sources import LABELS_FILE
+
+    frames, _, labels, _, _ = evaluation_frames(args)
     folder.mkdir(parents=True, exist_ok=True)
+    rows = ["file,class_index"]
     for i, frame in enumerate(frames[:count]):
         cv2.imwrite(str(folder / f"frame_{i:04d}.png"), frame)
+        rows.append(f"frame_{i:04d}.png,{int(labels[i])}")
+    (folder / LABELS_FILE).write_text("\n".join(rows) + "\n")
 
 
 def message_overhead(codecs: dict, frame, encoding: str) -> dict[str, int]:

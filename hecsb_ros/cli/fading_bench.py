@@ -2,6 +2,8 @@
 
     python -m hecsb_ros.cli.fading_bench                              # writes benchmarks/fading/
     python -m hecsb_ros.cli.fading_bench --rate-scale 0.001 --out-dir benchmarks/fading_scaled
+    python -m hecsb_ros.cli.fading_bench --teacher efficientnet_lite0 --source folder --path FRAMES \
+        --budget-ms 250 --out-dir benchmarks/fading_camera      # camera scale: 640 x 480 frames
 
 One robot (camera source at ``--rate`` Hz, edge, link emulator, server) through the process runner;
 the link emulator replays ``--schedule`` (Mbit/s:seconds, repeated; every rate times
@@ -53,7 +55,8 @@ def run_cell(mode: str, level: int, args: argparse.Namespace, schedule: str, cyc
         edge["quality"] = level
     params = {"edge": edge, "camera_source": {"stats_period_s": 0.5},
               "link_emulator": {"rate_schedule": schedule, "stats_period_s": 1.0}}
-    graph = {"rate_hz": str(args.rate), **({"codec": args.codec} if args.codec else {})}
+    graph = {"rate_hz": str(args.rate), "source": args.source, **({"path": args.path} if args.path else {}),
+             **({"codec": args.codec} if args.codec else {}), **({"teacher": args.teacher} if args.teacher else {})}
     with monitored_pipeline(domain_id, log_dir, "fading_bench_monitor", params=params, **graph) as (pipe, monitor):
         cam = pipe.specs["camera_source"].name
         pipe.start(timeout=600.0)
@@ -139,7 +142,9 @@ def write_report(rows: list[dict], args: argparse.Namespace, schedule: str, out_
         f"Machine: {platform.node()}, {platform.platform()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (shared; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end)  ",
         f"Run: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, {seconds / 60:.1f} min  ",
-        f"Setting: codec {args.codec or 'default (hecsb)'}, shipped Fashion-MNIST levels, camera source (dataset) at "
+        f"Setting: codec {args.codec or 'default (hecsb)'}, shipped levels of teacher "
+        f"{args.teacher or 'Fashion-MNIST (shipped)'}, camera source ({args.source}"
+        + (f" {args.path}" if args.path else "") + f") at "
         f"{args.rate:g} Hz, link emulator schedule `{schedule}` (Mbit/s:seconds"
         + (f", the seed schedule `{args.schedule}` times {args.rate_scale:g}" if args.rate_scale != 1 else "")
         + f"), budget {args.budget_ms:g} ms capture -> result; {args.cycles} schedule cycle(s) counted per cell "
@@ -157,7 +162,7 @@ def write_report(rows: list[dict], args: argparse.Namespace, schedule: str, out_
                         if best else "none."))
     lines += ["", "Deadline misses: frames the camera sent in the window whose result did not arrive within the "
               "budget of their capture (late or never). Accuracy of met: over the results that met the deadline "
-              "(Fashion-MNIST labels carried from the source). Levels used: the edge's `rate_level` on `edge_stats` "
+              "(the labels the source carries: Fashion-MNIST's, or a folder's labels.csv). Levels used: the edge's `rate_level` on `edge_stats` "
               "in the window.", "", "![fading](fading.png)", ""]
     (out_dir / "README.md").write_text("\n".join(lines))
 
@@ -173,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=5.0, help="seconds before counting")
     ap.add_argument("--levels", type=int, nargs="*", default=None, help="fixed levels; default: every shipped one")
     ap.add_argument("--codec", default="", help="a learned codec with levels; '' = the default")
+    ap.add_argument("--teacher", default="", help="teacher (e.g. efficientnet_lite0); '' = the shipped one")
+    ap.add_argument("--source", default="dataset", help="camera source: dataset, folder or video")
+    ap.add_argument("--path", default="", help="image folder / video for --source folder / video")
     ap.add_argument("--no-budget", action="store_true", help="fixed levels only")
     ap.add_argument("--domain-id", type=int, default=None)
     ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/fading"))
@@ -181,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     from hecsb_ros.core.codecs.learned import shipped_levels
     from hecsb_ros.params import DEFAULT_CODEC
 
-    levels = args.levels if args.levels is not None else sorted(shipped_levels(args.codec or DEFAULT_CODEC, ""))
+    levels = args.levels if args.levels is not None else sorted(shipped_levels(args.codec or DEFAULT_CODEC, args.teacher))
     schedule, cycle = scaled_schedule(args.schedule, args.rate_scale)
     started, rows, load0 = time.time(), [], os.getloadavg()[0]
     domain = args.domain_id if args.domain_id is not None else random.Random(os.getpid()).randint(120, 180)

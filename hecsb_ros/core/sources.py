@@ -39,19 +39,51 @@ def dataset_frames(name: str, split: str, start: int = 0, loop: bool = True) -> 
         start = 0
 
 
+#: A file of this name in an image folder gives its images' true classes (``file,class_index`` columns,
+#: ``file`` relative to the folder or ending in the image's name; ``-1`` = unknown); the results then
+#: carry them as ``ground_truth`` and the server's statistics count accuracy.
+LABELS_FILE = "labels.csv"
+
+
+def folder_labels(folder: Path) -> dict[str, int]:
+    """Image file name -> class id from ``folder/labels.csv`` (empty when there is none).
+
+    Raises ValueError, naming the file and line, on a file without ``file`` and ``class_index``
+    columns or with a class that is not an integer.
+    """
+    import csv
+
+    path = folder / LABELS_FILE
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"file", "class_index"} <= set(reader.fieldnames):
+            raise ValueError(f"{path}: needs the columns 'file' and 'class_index', found {reader.fieldnames}")
+        labels = {}
+        for line, row in enumerate(reader, start=2):
+            try:
+                labels[Path(row["file"]).name] = int(row["class_index"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}, line {line}: class_index {row.get('class_index')!r} is not an integer")
+    return labels
+
+
 def folder_frames(path: str, loop: bool = True) -> Iterator[Frame]:
-    """Images of a folder in name order (bgr8); unreadable files are skipped."""
+    """Images of a folder in name order (bgr8), labelled from its ``labels.csv`` when it has one;
+    unreadable files are skipped."""
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {path!r} does not exist; set the 'path' parameter")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path!r}")
+    labels = folder_labels(folder)
     while True:
         for f in files:
             img = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if img is not None:
-                yield Frame(img, "bgr8")
+                yield Frame(img, "bgr8", labels.get(f.name, -1))
         if not loop:
             return
 
