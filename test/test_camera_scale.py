@@ -217,3 +217,32 @@ def test_level_selection_keeps_the_pareto_front_and_drops_collapsed_levels():
     assert [r["kept"] for r in collapsed] == [False, True, False]  # every level collapsed: the best one stays
     choose(collapsed, 0.10, keep_one=False)
     assert not any(r["kept"] for r in collapsed)
+
+
+def test_the_default_level_is_the_fewest_bytes_near_the_best_held_out_agreement():
+    from hecsb_ros.cli.select_levels import choose_defaults
+
+    rows = [{"codec": "hecsb", "level": lv, "val_bytes_mean": b, "val_agreement": a, "kept": k}
+            for lv, b, a, k in ((0, 10.0, 0.80, True), (1, 20.0, 0.915, True), (2, 30.0, 0.92, True),
+                                (3, 40.0, 0.93, False))]  # level 3 was not kept: it does not count
+    rows.append({"codec": "svb", "level": 0, "val_bytes_mean": 9.0, "val_agreement": 0.2, "kept": True})
+    choose_defaults(rows, 0.01)
+    assert [(r["codec"], r["level"]) for r in rows if r["default"]] == [("hecsb", 1), ("svb", 0)]
+    choose_defaults(rows, 0.0)
+    assert [r["level"] for r in rows if r["default"] and r["codec"] == "hecsb"] == [2]
+
+
+def test_a_manifest_marked_default_decides_the_default_level(tmp_path, monkeypatch):
+    import json
+
+    from hecsb_ros.core import store
+    from hecsb_ros.core.codecs import learned
+
+    for lv in (0, 1, 2):
+        (tmp_path / f"hecsb_fmnist_r{lv}.safetensors").write_bytes(b"")
+        (tmp_path / f"hecsb_fmnist_r{lv}.json").write_text(json.dumps({"selection": {"default": lv == 1}}))
+    monkeypatch.setattr(store, "CHECKPOINT_DIR", tmp_path)
+    assert learned.default_level("hecsb") == 1
+    (tmp_path / "hecsb_fmnist_r1.json").write_text(json.dumps({"selection": {"default": False}}))
+    monkeypatch.setattr(learned, "DEFAULT_LEVELS", {})
+    assert learned.default_level("hecsb") == 2  # none marked: the highest shipped level

@@ -71,13 +71,13 @@ def test_default_codec_is_hecsb_and_classifies_over_dds(tmp_path):
     """
     import torch
 
-    from hecsb_ros.core.codecs.learned import DEFAULT_RATE_LEVEL
+    from hecsb_ros.core.codecs.learned import default_level
     from hecsb_ros.core.learned import Split
     from hecsb_ros.core.store import level_path
     from hecsb_ros.core.datasets import load_fashion_mnist
     from hecsb_ros.core.teachers import images_to_tensor
 
-    path = level_path("hecsb", "fmnist", DEFAULT_RATE_LEVEL)
+    path = level_path("hecsb", "fmnist", default_level("hecsb"))
     manifest = json.loads(path.with_suffix(".json").read_text())
     test = load_fashion_mnist("test").subset(50)
     split = Split.load(path)

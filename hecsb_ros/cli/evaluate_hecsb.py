@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from hecsb_ros.core.codecs import CodecSettings, configure_torch
-from hecsb_ros.core.codecs.learned import DEFAULT_RATE_LEVEL
+from hecsb_ros.core.codecs.learned import default_level
 from hecsb_ros.core.learned import Split, rate_bits
 from hecsb_ros.core.store import CHECKPOINT_DIR, prefix_level_path, prefix_levels
 from hecsb_ros.core.preprocess import prepare_image
@@ -169,7 +169,7 @@ def _markdown(rows: list[dict], refs: dict[str, float], teacher_acc: float, n: i
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        mark = " (default)" if r["level"] == DEFAULT_RATE_LEVEL else ""
+        mark = " (default)" if r["level"] == default_level("hecsb") else ""
         lines.append(f"| {r['level']}{mark} | {r['beta']:g} | {100 * r['accuracy']:.2f} | {r['delta_pp']:+.2f} | "
                      f"{r['bytes_mean']:.2f} | {r['bytes_p50']:.0f} | {r['bytes_p95']:.0f} | "
                      f"{r['est_bytes_mean']:.2f} | {r['real_over_est']:.2f} | {r['edge_ms']:.3f} | "

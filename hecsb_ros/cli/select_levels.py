@@ -10,8 +10,10 @@ through the real entropy coder on the held-out images the training runs set asid
 level is kept unless it collapsed (agreement no better than always answering the held-out images'
 most frequent teacher class, or ``--min-agreement``) or another level of the
 same codec is at least as accurate with no more bytes (not on the Pareto front); a codec whose every
-level collapsed ships its most accurate one, marked so (``--no-keep-one``: none). The test set is
-never read. Kept levels are copied with their manifests (``selection`` added: held-out bytes,
+level collapsed ships its most accurate one, marked so (``--no-keep-one``: none). Each codec's
+default level (the one its nodes run when no ``quality`` is set) is the kept level with the fewest
+held-out bytes whose agreement is within ``--default-within`` of the codec's most accurate kept
+level. The test set is never read. Kept levels are copied with their manifests (``selection`` added: held-out bytes,
 agreement, the rule) into ``--ship`` and its SHA256SUMS rewritten; the table of every candidate
 goes to ``--report`` (Markdown) and the CSV beside it.
 """
@@ -35,7 +37,7 @@ from hecsb_ros.core.training.data import fashion_mnist_source
 from hecsb_ros.core.training.photos import PhotoCrops
 from hecsb_ros.core.training.evaluation import evaluate_split
 
-FIELDS = ("codec", "level", "setting", "val_bytes_mean", "val_agreement", "test_top1", "kept", "why", "file")
+FIELDS = ("codec", "level", "setting", "val_bytes_mean", "val_agreement", "test_top1", "kept", "default", "why", "file")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-one", action=argparse.BooleanOptionalAction, default=True,
                    help="a codec whose every level collapsed still ships its most accurate one (so that the "
                         "benchmark compares with it), its manifest saying so")
+    p.add_argument("--default-within", type=float, default=0.01,
+                   help="default level: the fewest held-out bytes within this much agreement of the codec's "
+                        "most accurate kept level")
     p.add_argument("--ship", type=Path, default=None, help="copy the kept levels here (and rewrite SHA256SUMS)")
     p.add_argument("--report", type=Path, required=True, help="Markdown table of every candidate (CSV beside it)")
     p.add_argument("--seed", type=int, default=0, help="the training runs' --seed (photos: part of the cache key)")
@@ -96,6 +101,20 @@ def choose(rows: list[dict], min_agreement: float, keep_one: bool = True) -> Non
             best["kept"], best["why"] = True, "every level collapsed: the most accurate one, for the benchmark"
 
 
+def choose_defaults(rows: list[dict], within: float) -> None:
+    """Mark ``default`` per codec: among its kept levels, the fewest held-out bytes whose agreement is
+    within ``within`` of the most accurate kept level's."""
+    for codec in {r["codec"] for r in rows}:
+        kept = [r for r in rows if r["codec"] == codec and r["kept"]]
+        for r in rows:
+            if r["codec"] == codec:
+                r["default"] = False
+        if kept:
+            top = max(r["val_agreement"] for r in kept)
+            min((r for r in kept if r["val_agreement"] >= top - within),
+                key=lambda r: (r["val_bytes_mean"], -r["val_agreement"]))["default"] = True
+
+
 def held_out(args: argparse.Namespace, teacher) -> tuple[object, object]:
     """(training rest, held-out images) split as the training runs split them; the test set is not opened."""
     if args.data[0] == "photos" and len(args.data) >= 2:
@@ -130,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"collapsed: agreement <= {min_agreement:.4f} (the most frequent teacher class is "
           f"{100 * majority:.1f}% of the held-out images)", flush=True)
     choose(rows, min_agreement, args.keep_one)
+    choose_defaults(rows, args.default_within)
     rows.sort(key=lambda r: (r["codec"], r["level"]))
     if args.ship is not None:
         args.ship.mkdir(parents=True, exist_ok=True)
@@ -141,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             manifest = dict(r["_manifest"], selection={
                 "held_out_images": len(val), "val_bytes_mean": r["val_bytes_mean"],
                 "val_agreement": r["val_agreement"], "collapsed": r["why"].startswith("every level collapsed"),
+                "default": r["default"], "default_rule": f"fewest held-out bytes within {args.default_within:g} "
+                "agreement of the codec's most accurate kept level",
                 "rule": f"not collapsed (agreement > {min_agreement:.4f}) "
                 "and on the codec's Pareto front of held-out bytes and agreement"})
             (args.ship / src.with_suffix(".json").name).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -149,16 +171,18 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(rows, FIELDS, args.report.with_suffix(".csv"))
     command = "python -m hecsb_ros.cli.select_levels " + " ".join(argv if argv is not None else sys.argv[1:])
     cols = [("codec", "codec"), ("level", "level"), ("setting", "setting"), ("val_bytes_mean", "held-out B mean"),
-            ("val_agreement", "held-out agreement"), ("kept", "shipped"), ("why", "why")]
+            ("val_agreement", "held-out agreement"), ("kept", "shipped"), ("default", "default"), ("why", "why")]
     lines = ["# Rate levels chosen on held-out training images", "",
              f"Command: `{command.strip()}`", "",
-             f"Every candidate through the real entropy coder on the {len(val)} held-out training images (crops and "
-             "frames of photos and videos no run trained on): mean payload bytes and top-1 agreement with the "
+             f"Every candidate through the real entropy coder on the {len(val)} held-out training images (no run trained "
+             "on them): mean payload bytes and top-1 agreement with the "
              f"teacher. Kept: not collapsed (agreement > {min_agreement:.4f}"
              + (f", the share of the most frequent teacher class, {100 * majority:.1f}%" if args.min_agreement is None
                 else "") + ") and on its codec's Pareto front. "
-             "The test photos were not read.", "",
-             *markdown_table(rows, cols, lambda k, v: ("yes" if v else "no") if k == "kept" else str(v)), ""]
+             f"Default: per codec, the kept level with the fewest held-out bytes within {args.default_within:g} "
+             "agreement of its most accurate kept level. The test images were not read.", "",
+             *markdown_table(rows, cols, lambda k, v: ("yes" if v else "no") if k in ("kept", "default") else str(v)),
+             ""]
     args.report.write_text("\n".join(lines))
     print(f"kept {sum(r['kept'] for r in rows)} of {len(rows)} levels; wrote {args.report}", flush=True)
     return 0

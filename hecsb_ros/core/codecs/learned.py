@@ -27,15 +27,15 @@ from hecsb_ros.core.learned.base import list_models, model_class
 from hecsb_ros.core.learned.split import Split
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import prepare_image
-from hecsb_ros.core.store import level_path, list_levels, read_metadata
+from hecsb_ros.core.store import level_path, list_levels, read_manifest, read_metadata
 from hecsb_ros.core.teachers.registry import teacher_tag
 from hecsb_ros.core.teachers.spec import images_to_tensor
 
-#: The rate level a codec runs when none is given, per (codec, teacher tag); otherwise the highest
-#: shipped level. HECS-B on Fashion-MNIST: level 5, the fewest bytes within 1 pp of the teacher
-#: (30 B per image), the benchmark's operating point (benchmarks/hecsb/results.md).
+#: The rate level a codec runs when none is given, per (codec, teacher tag), where the shipped
+#: manifests name none (``selection.default``, chosen on held-out images by
+#: ``python -m hecsb_ros.cli.select_levels``); otherwise the highest shipped level.
+#: HECS-B on Fashion-MNIST: level 5 (30 B per image), from before levels were chosen on held-out images.
 DEFAULT_LEVELS: dict[tuple[str, str], int] = {("hecsb", "fmnist"): 5}
-DEFAULT_RATE_LEVEL = DEFAULT_LEVELS[("hecsb", "fmnist")]
 #: Rate levels a checkpoint named by file may be labelled with.
 MAX_LABEL_LEVEL = 255
 
@@ -46,9 +46,14 @@ def shipped_levels(kind: str, teacher: str = "") -> list[int]:
 
 
 def default_level(kind: str, teacher: str = "") -> int:
-    """The rate level ``kind`` runs for ``teacher`` when none is given (0 when none is shipped)."""
+    """The rate level ``kind`` runs for ``teacher`` when none is given (0 when none is shipped): the
+    shipped level whose manifest is marked ``selection.default``, else :data:`DEFAULT_LEVELS`, else
+    the highest shipped level."""
     tag = teacher_tag(teacher or None)
     levels = list_levels(kind, tag)
+    marked = [lv for lv in levels if read_manifest(level_path(kind, tag, lv)).get("selection", {}).get("default")]
+    if marked:
+        return marked[0]
     default = DEFAULT_LEVELS.get((kind, tag))
     return default if default in levels else (max(levels) if levels else 0)
 
