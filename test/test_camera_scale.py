@@ -189,10 +189,15 @@ def test_training_commands_distil_from_unlabelled_photos(lite0, media, tmp_path)
     from hecsb_ros.core.store import read_checksums
 
     report = tmp_path / "selection.md"
+    (tmp_path / "ship").mkdir()
+    for stale in ("hecsb_effl0_r7.safetensors", "hecsb_effl0_r7.json", "hecsb_fmnist_r7.safetensors"):
+        (tmp_path / "ship" / stale).write_bytes(b"")  # an old level of a candidate codec; another teacher's
     assert select_levels([str(tmp_path / "out"), "--min-agreement", "0", "--ship", str(tmp_path / "ship"),
                           "--report", str(report)] + [a for a in common if a not in ("--test-list", str(tmp_path / "eval.csv"))]) == 0
     shipped = sorted(p.name for p in (tmp_path / "ship").glob("*.safetensors"))
-    assert shipped == ["crbq_effl0_r0.safetensors", "hecsb_effl0_r0.safetensors"]  # one level each: both kept
+    # one level each: both kept; the old effl0 level is gone, the other teacher's file stays
+    assert shipped == ["crbq_effl0_r0.safetensors", "hecsb_effl0_r0.safetensors", "hecsb_fmnist_r7.safetensors"]
+    assert not (tmp_path / "ship" / "hecsb_effl0_r7.json").exists()
     assert sorted(read_checksums(tmp_path / "ship" / "SHA256SUMS")) == shipped
     chosen = json.loads((tmp_path / "ship" / "hecsb_effl0_r0.json").read_text())["selection"]
     assert chosen["held_out_images"] == manifest["val_images"] and chosen["val_bytes_mean"] > 0 and 0 <= chosen["val_agreement"] <= 1

@@ -14,13 +14,15 @@ level collapsed ships its most accurate one, marked so (``--no-keep-one``: none)
 default level (the one its nodes run when no ``quality`` is set) is the kept level with the fewest
 held-out bytes whose agreement is within ``--default-within`` of the codec's most accurate kept
 level. The test set is never read. Kept levels are copied with their manifests (``selection`` added: held-out bytes,
-agreement, the rule) into ``--ship`` and its SHA256SUMS rewritten; the table of every candidate
+agreement, the rule) into ``--ship``, replacing the levels shipped there before for the same codecs
+and teachers, and its SHA256SUMS rewritten; the table of every candidate
 goes to ``--report`` (Markdown) and the CSV beside it.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -115,6 +117,14 @@ def choose_defaults(rows: list[dict], within: float) -> None:
                 key=lambda r: (r["val_bytes_mean"], -r["val_agreement"]))["default"] = True
 
 
+def shipped_for(folder: Path, rows: list[dict]) -> list[Path]:
+    """Checkpoints and manifests in ``folder`` of the codecs and teachers the candidates are for
+    (``{kind}_{tag}_r{LEVEL}.*``, the prefix of each candidate's file name)."""
+    prefixes = {re.sub(r"_r\d+$", "", Path(r["file"]).stem) for r in rows}
+    return sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".json")
+                  and re.sub(r"_r\d+$", "", p.stem) in prefixes and re.search(r"_r\d+$", p.stem))
+
+
 def held_out(args: argparse.Namespace, teacher) -> tuple[object, object]:
     """(training rest, held-out images) split as the training runs split them; the test set is not opened."""
     if args.data[0] == "photos" and len(args.data) >= 2:
@@ -153,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.sort(key=lambda r: (r["codec"], r["level"]))
     if args.ship is not None:
         args.ship.mkdir(parents=True, exist_ok=True)
+        for stale in shipped_for(args.ship, rows):  # the kept levels replace what was shipped of these codecs
+            stale.unlink()
         for r in rows:
             if not r["kept"]:
                 continue

@@ -92,14 +92,15 @@ class CodecBank:
     def level_profiles(self, overhead_bytes: float = 100.0) -> list[LevelProfile]:
         """What each loaded level costs and gives, from its manifest: mean payload bytes (plus
         ``overhead_bytes`` of message header) and accuracy (on the held-out images where the manifest
-        has them, else the test set's); edge and server times are left at 0 for the caller to measure.
+        has them: the level selection's, else training's; else the test set's); edge and server times are left at 0 for the caller to measure.
         ValueError unless at least two levels have both figures (rate control has nothing to choose)."""
         profiles = []
         for level in self.levels:
             codec = self._codecs[level]
             manifest = read_manifest(codec.path) if hasattr(codec, "path") else {}
-            accuracy = manifest.get("val_accuracy", manifest.get("test_accuracy"))
-            size = manifest.get("mean_payload_bytes")
+            chosen = manifest.get("selection", {})  # held-out figures of select_levels, where it chose the level
+            accuracy = chosen.get("val_agreement", manifest.get("val_accuracy", manifest.get("test_accuracy")))
+            size = chosen.get("val_bytes_mean", manifest.get("mean_payload_bytes"))
             if accuracy is not None and size is not None:
                 profiles.append(LevelProfile(level, float(size) + overhead_bytes, float(accuracy), 0.0, 0.0))
         if len(profiles) < 2:
