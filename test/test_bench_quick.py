@@ -44,3 +44,12 @@ def test_bench_quick_writes_every_output(tmp_path, missing_data):
     assert len(doc["latency_computed"]) == 3 * len(expected)
     assert len(doc["claims"]) == 5 and "latency_ros" not in doc  # claim 2 against SVB and against the teacher
     assert (out / "README.md").read_text().count("|") > 20
+    # operating points are chosen on held-out training images, not on the test rows
+    from hecsb_ros.core.bench.compare import operating_point
+
+    assert doc["pick_images"] == 300 and 0.5 < doc["pick_teacher_accuracy"] <= 1.0
+    for codec, point in doc["operating"].items():
+        mine = [r for r in doc["rows"] if r["codec"] == codec]
+        assert operating_point([(r["pick_bytes_mean"], r["pick_accuracy"], r["setting"]) for r in mine],
+                               doc["pick_teacher_accuracy"]) == point["setting"]
+    assert "held-out" in table or "no learned codec trained on" in table

@@ -105,9 +105,14 @@ def hold_out(train: TensorSource, n: int, seed: int = 20240601) -> tuple[TensorS
         return train, None
     if n >= len(train):
         raise SystemExit(f"--val-images {n} leaves no training images (there are {len(train)})")
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
-    rest, val = order[:-n].sort().values, order[-n:].sort().values
+    rest, val = held_out_indices(len(train), n, seed)
     return TensorSource(train.x[rest], train.y[rest], train.augment), TensorSource(train.x[val], train.y[val])
+
+
+def held_out_indices(total: int, n: int, seed: int = 20240601) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rest, held out)``: the sorted indices :func:`hold_out` splits ``total`` images into."""
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    return order[:-n].sort().values, order[-n:].sort().values
 
 
 def train_levels(args: argparse.Namespace, kind: str, values: list[float], augment: Augment | None, command: str,
