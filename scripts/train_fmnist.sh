@@ -10,8 +10,8 @@
 #   BUDGET=12 [DEVICE=cuda] scripts/train_fmnist.sh [FAMILY ...]     (default: all, then ship)
 # Checkpoints and manifests go to OUT/<family>/ (default runs/fmnist). 'ship' runs
 # python -m hecsb_ros.cli.select_levels on the held-out images (report:
-# benchmarks/hecsb/selection.md) and copies the kept levels into hecsb_ros/checkpoints (the shipped
-# Fashion-MNIST levels of a codec are replaced: remove them first with CLEAN=1).
+# benchmarks/hecsb/selection.md) and puts the kept levels into hecsb_ros/checkpoints in place of the
+# shipped Fashion-MNIST levels of those codecs.
 # Families are independent processes: run two at once on two cores, then 'ship'.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,10 +50,7 @@ for family in "${families[@]}"; do
     factorized|hyperprior)
           "$py" -m hecsb_ros.cli.train_baselines "$family" --lmbda 0.002 0.008 0.032 0.128 --epochs 20 --batch-size 64 \
             --budget-min "$(share 0.25)" --out "$out/$family" "${common[@]}" ;;
-    ship) if [ -n "${CLEAN:-}" ]; then
-            for kind in hecsb svb crbq factorized hyperprior; do rm -f "$here"/hecsb_ros/checkpoints/${kind}_fmnist_r*.{safetensors,json}; done
-          fi
-          "$py" -m hecsb_ros.cli.select_levels "$out"/{hecsb,svb,crbq,factorized,hyperprior} --data fashion-mnist \
+    ship) "$py" -m hecsb_ros.cli.select_levels "$out"/{hecsb,svb,crbq,factorized,hyperprior} --data fashion-mnist \
             --val-images "$val" --no-progress --ship "$here/hecsb_ros/checkpoints" \
             --report "$here/benchmarks/hecsb/selection.md" ;;
     *) echo "unknown family $family (hecsb, svb, crbq, factorized, hyperprior, ship)" >&2; exit 2 ;;
