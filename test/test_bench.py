@@ -197,3 +197,21 @@ def test_null_codec_is_the_harness_floor():
     codec = create_codec("null")
     frame = codec.encode(np.zeros((28, 28), np.uint8), "mono8")
     assert frame.data == b"\x00" and codec.decode(frame.data, ()).logits.shape == (10,)
+
+
+def test_readme_claims_block_is_replaced_between_its_markers():
+    claims = [{"claim": "c1", "figure": 0.25, "threshold": "<= 0.5", "holds": True, "interval": [0.2, 0.3], "note": ""},
+              {"claim": "c2", "figure": None, "threshold": "<= 0.4", "holds": None, "interval": None,
+               "note": "ranges do not overlap"},
+              {"claim": "c3", "figure": 1.3, "threshold": "<= 0.5", "holds": False, "note": "x"}]
+    table = report.claims_summary_markdown(claims)
+    assert "| c1 | 0.250 (95%: 0.200-0.300) | <= 0.5 | yes |" in table
+    assert "| c2 | n/a | <= 0.4 | n/a (ranges do not overlap) |" in table
+    assert "| c3 | 1.300 | <= 0.5 | **no** |" in table
+    text = "intro\n<!-- begin claims x -->\nold table\n<!-- end claims x -->\nrest\n"
+    new = report.replace_block(text, "claims x", table)
+    assert "old table" not in new and new.startswith("intro\n<!-- begin claims x -->\n| claim |")
+    assert new.endswith("| **no** |\n<!-- end claims x -->\nrest\n")
+    assert report.replace_block(new, "claims x", table) == new  # idempotent
+    with pytest.raises(ValueError, match="not found"):
+        report.replace_block(text, "claims y", table)

@@ -56,11 +56,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="camera scale: the teacher (e.g. efficientnet_lite0); its shipped levels are benchmarked")
     p.add_argument("--test-list", type=Path, default=None,
                    help="camera scale: evaluation photos, a CSV of file,class_index (-1 = no label)")
+    p.add_argument("--readme", type=Path, default=None,
+                   help="also regenerate the claims table between '<!-- begin claims OUT_DIR -->' and "
+                        "'<!-- end claims OUT_DIR -->' in this file (default: the repository README for a full "
+                        "run into benchmarks/ or benchmarks/camera/; 'none' = no file)")
     p.add_argument("--frame-size", type=lambda t: tuple(int(v) for v in t.split("x")), default=(640, 480),
                    help="camera scale: WIDTHxHEIGHT of the camera frames the photos become")
     args = p.parse_args(argv)
     if args.out_dir is None:
         args.out_dir = REPO / ("runs/bench_quick" if args.quick else "benchmarks")
+    if args.readme is None and not args.quick and args.out_dir.resolve() in (REPO / "benchmarks", REPO / "benchmarks/camera"):
+        args.readme = REPO / "README.md"
+    if args.readme is not None and str(args.readme) == "none":
+        args.readme = None
     args.limit = args.limit if args.limit is not None else (500 if args.quick else None)
     args.timing_rounds = args.timing_rounds or (30 if args.quick else 300)
     args.with_ros = (args.ros or not args.quick) and not args.no_ros
@@ -296,6 +304,26 @@ def write_outputs(doc: dict, args: argparse.Namespace) -> None:
     (out / "claims.md").write_text("# The issue's four claims\n\n" + report.claims_markdown(claims) + "\n")
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=float) + "\n")
     (out / "README.md").write_text(readme(doc, matched, claims, computed, measured, args))
+    if getattr(args, "readme", None) is not None:
+        write_readme_claims(Path(args.readme), out, claims, doc)
+
+
+def write_readme_claims(path: Path, out: Path, claims: list[dict], doc: dict) -> None:
+    """Regenerate the claims table of ``path`` (between its ``claims <out>`` markers) from this run."""
+    from hecsb_ros.core.bench import report
+
+    try:
+        name = f"claims {out.resolve().relative_to(REPO)}"
+    except ValueError:
+        name = f"claims {out}"
+    m = doc["machine"]
+    body = (f"From [{name.split(' ', 1)[1]}/claims.md]({name.split(' ', 1)[1]}/claims.md) (run of "
+            f"{m['date_utc']}; details and intervals there):\n\n" + report.claims_summary_markdown(claims))
+    try:
+        path.write_text(report.replace_block(path.read_text(), name, body))
+        log(f"claims table of {path} regenerated")
+    except (OSError, ValueError) as exc:
+        log(f"claims table of {path} not regenerated: {exc}")
 
 
 def readme(doc: dict, matched: list[dict], claims: list[dict], computed, measured, args) -> str:

@@ -280,3 +280,27 @@ def claims_markdown(items: Sequence[dict]) -> str:
         verdict = "not measured" if c["holds"] is None else ("**yes**" if c["holds"] else "**no**")
         lines.append(f"| {c['claim']} | {figs} | {c['threshold']} | {verdict} | {c['note']} |")
     return "\n".join(lines)
+
+
+def claims_summary_markdown(items: Sequence[dict]) -> str:
+    """The claims as a short table (figure, its 95% interval where there is one, threshold, verdict)."""
+    lines = ["| claim | measured | threshold | holds |", "|---|---:|---|---|"]
+    for c in items:
+        fig = c["figure"]
+        figs = "n/a" if fig is None else (f"{fig:.3f}" if isinstance(fig, float) else str(fig))
+        if c.get("interval"):
+            figs += f" (95%: {c['interval'][0]:.3f}-{c['interval'][1]:.3f})"
+        verdict = f"n/a ({c['note']})" if c["holds"] is None else ("yes" if c["holds"] else "**no**")
+        lines.append(f"| {c['claim']} | {figs} | {c['threshold']} | {verdict} |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    """``text`` with what stands between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` replaced by
+    ``body``; :class:`ValueError` when the markers are missing."""
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise ValueError(f"markers {begin!r} ... {end!r} not found")
+    return text[:i + len(begin)] + "\n" + body.strip("\n") + "\n" + text[j:]
+
