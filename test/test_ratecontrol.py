@@ -66,3 +66,56 @@ def test_bit_rate_cap():
     c = BudgetController(LEVELS, latency_budget_ms=0, max_kbit_s=400, patience=3)
     chosen = [c.choose(10.0).level for _ in range(20)]  # it steps up one level after 3 frames that fit
     assert chosen[0] == 0 and chosen[-1] == 1 and max(chosen) == 1  # 320 kbit/s fits, 1280 kbit/s does not
+
+
+def _simulate_late_results(schedule: RateSchedule, controller: BudgetController, read_pending: bool,
+                           seconds: float = 90, rate_hz: float = 10.0) -> list[float]:
+    """As the edge sees it: a result comes back only once the frame crossed the link and the server."""
+    import heapq
+
+    shaper = LinkShaper(make_profile("wifi", delay_ms=2.0, max_queue_ms=60000), rate_schedule=schedule)
+    back: list[tuple[float, int, float, float]] = []  # (arrival s, seq, bytes, transfer ms)
+    latencies = []
+    for seq in range(int(seconds * rate_hz)):
+        now = seq / rate_hz
+        while back and back[0][0] <= now:
+            _, done, size, transfer = heapq.heappop(back)
+            controller.observe(size, transfer)
+            controller.answered(done)
+        lv = controller.choose(rate_hz, now * 1e3 if read_pending else None)
+        sent = now + lv.edge_ms / 1e3
+        deliver, _ = shaper.schedule(int(lv.message_bytes), sent)
+        if read_pending:
+            controller.sent(seq, lv, sent * 1e3)
+        arrival = deliver + lv.server_ms / 1e3
+        latencies.append((arrival - now) * 1e3)
+        heapq.heappush(back, (arrival, seq, lv.message_bytes, (deliver - sent) * 1e3))
+    return latencies
+
+
+def test_frames_that_do_not_come_back_cut_the_rate_before_their_results_arrive():
+    schedule = RateSchedule.parse("54:10,2:10,12:10")
+    misses = {}
+    for read_pending in (False, True):
+        c = BudgetController(LEVELS, latency_budget_ms=100.0)
+        lat = _simulate_late_results(schedule, c, read_pending)
+        misses[read_pending] = sum(t > 100 for t in lat) / len(lat)
+    # without reading the unanswered frames, the 64 kB frames in flight when the link fades all come
+    # back late, and the controller learns of it only then
+    assert misses[True] <= 0.5 * misses[False] and misses[True] < 0.05, misses
+
+
+def test_unanswered_frames_bound_the_estimate_and_lost_ones_are_forgotten():
+    c = BudgetController(LEVELS, latency_budget_ms=100.0)
+    c.estimator.throughput_mbps, c.estimator.delay_ms = 50.0, 2.0
+    c.sent(7, LEVELS[3], now_ms=0.0)  # 64 kB: 10 ms at 50 Mbit/s
+    c.choose(10.0, now_ms=8.0)
+    assert c.estimator.throughput_mbps == 50.0  # not late yet
+    c.choose(10.0, now_ms=205.0)  # 200 ms on the link and not delivered: at most 512 kbit / 198 ms
+    assert c.estimator.throughput_mbps == pytest.approx(64000 * 8 / 198.0 / 1e3)
+    assert c.pending == 1
+    c.choose(10.0, now_ms=5000.0)  # past max(4 x budget, 2 s): lost, no longer evidence
+    assert c.pending == 0
+    c.sent(8, LEVELS[0], now_ms=0.0)
+    c.answered(8)
+    assert c.pending == 0

@@ -10,14 +10,18 @@ slower link; with too little spread in size, the last delay is kept and the thro
 capture -> result time (edge + transfer + server) stays within the budget and whose bit rate the
 link can carry, with hysteresis: it steps down at once when the current level no longer fits, and
 up, one level at a time, only after ``patience`` frames in which the next level fits with a
-``margin`` to spare.
+``margin`` to spare. Results come back late exactly when the link fades, so the controller also
+reads the frames that have not come back (:meth:`BudgetController.sent` /
+:meth:`BudgetController.answered`): a frame longer on the link than the estimate allows shows that
+the link is at most ``its bits / its time on the link`` fast, and the estimate drops to that at once,
+before any late result arrives.
 
 ROS-free; the edge node feeds it and publishes its choice and estimate.
 """
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +93,7 @@ class BudgetController:
         self.estimator = estimator or LinkEstimator()
         self.current = self.levels[0]
         self._better_for = 0
+        self._pending: OrderedDict[int, tuple[float, LevelProfile]] = OrderedDict()
 
     def expected_ms(self, level: LevelProfile) -> float:
         """Expected capture -> result time of one frame at ``level`` on the estimated link."""
@@ -105,8 +110,39 @@ class BudgetController:
         """A result came back: update the link estimate."""
         self.estimator.add(message_bytes, transfer_ms)
 
-    def choose(self, rate_hz: float) -> LevelProfile:
-        """The level for the next frame."""
+    def sent(self, seq: int, level: LevelProfile, now_ms: float) -> None:
+        """Frame ``seq`` left the edge at ``now_ms`` (a monotonic clock) at ``level``."""
+        self._pending[seq] = (now_ms, level)
+        while len(self._pending) > 256:
+            self._pending.popitem(last=False)
+
+    def answered(self, seq: int) -> None:
+        """The result of frame ``seq`` came back."""
+        self._pending.pop(seq, None)
+
+    @property
+    def pending(self) -> int:
+        """Frames sent whose results have not come back (nor been given up on)."""
+        return len(self._pending)
+
+    def _overdue(self, now_ms: float) -> None:
+        """Lower the throughput estimate to what the unanswered frames show the link can at most be."""
+        est = self.estimator
+        horizon = max(4.0 * self.budget_ms, 2000.0)  # older: lost on the way, no longer evidence
+        for seq, (t, level) in list(self._pending.items()):
+            age = now_ms - t
+            if age > horizon:
+                del self._pending[seq]
+                continue
+            on_link = age - level.server_ms  # at least this long on the link, still not delivered
+            if on_link > est.transfer_ms(level.message_bytes):
+                bound = level.message_bytes * 8.0 / max(on_link - est.delay_ms, 1e-3) / 1e3  # Mbit/s
+                est.throughput_mbps = min(est.throughput_mbps, bound)
+
+    def choose(self, rate_hz: float, now_ms: float | None = None) -> LevelProfile:
+        """The level for the next frame (``now_ms``: the clock of :meth:`sent`, to read late frames)."""
+        if now_ms is not None and self._pending:
+            self._overdue(now_ms)
         best = next((lv for lv in reversed(self.levels) if self.fits(lv, rate_hz)), self.levels[0])
         if best.accuracy < self.current.accuracy or not self.fits(self.current, rate_hz):
             self.current, self._better_for = best, 0  # down at once

@@ -131,7 +131,7 @@ class EdgeNode(ManagedCodecNode):
         ctl = self.controller
         ctl.levels = [self._measured(lv) for lv in ctl.levels]
         ctl.current = next(lv for lv in ctl.levels if lv.level == ctl.current.level)
-        level = ctl.choose(self._rate_hz).level
+        level = ctl.choose(self._rate_hz, now * 1e3).level
         if level != self.codec.quality:
             self.codec = self.bank.codec(level)
 
@@ -189,6 +189,12 @@ class EdgeNode(ManagedCodecNode):
         while len(self._sent_levels) > 1000:
             self._sent_levels.popitem(last=False)
         self._pub.publish(out)
+        if self.controller is not None:
+            ctl = self.controller
+            profile = next((lv for lv in ctl.levels if lv.level == codec.quality), None)
+            if profile is not None:
+                ctl.sent(self._seq, replace(profile, message_bytes=len(encoded.data) + self._overhead),
+                         time.monotonic() * 1e3)
         self._seq += 1
 
     def _on_result(self, msg: ClassificationResult) -> None:
@@ -198,6 +204,8 @@ class EdgeNode(ManagedCodecNode):
         self.stats.add(FrameRecord(msg.payload_bytes, 0, latency_ms, msg.edge_total_ms, msg.transfer_ms,
                                    msg.server_total_ms, correct))
         level = self._sent_levels.get(int(msg.sequence))
+        if self.controller is not None:
+            self.controller.answered(int(msg.sequence))
         if level is not None and all(math.isfinite(v) and v >= 0 for v in
                                      (msg.edge_total_ms, msg.server_total_ms, msg.transfer_ms)):
             old = self._times.get(level)
