@@ -2,9 +2,10 @@
 restructured: the same payload bytes (SHA-256 over all payloads) and the same logits (within
 1e-6, relative) on the first 500 Fashion-MNIST test images, through the public codec registry.
 
-The references in ``test/data/bit_identity.json`` and ``bit_identity_logits.npz`` were recorded
-from commit 6e21206 (before the layered core) with ``python test/test_bit_identity.py --record``;
-re-record only when a shipped checkpoint is deliberately replaced.
+The references in ``test/data/bit_identity.json`` and ``bit_identity_logits.npz`` were first recorded
+from commit 6e21206 (before the layered core) and re-recorded when the equal-budget Fashion-MNIST
+levels replaced the shipped ones, with ``python test/test_bit_identity.py --record``; re-record only
+when a shipped checkpoint is deliberately replaced.
 
 Across CPUs: logits are compared within 2e-5 of each image's largest logit (float32 sums in
 another order on another vector instruction set differ in the last bits: up to 8.6e-6 after the

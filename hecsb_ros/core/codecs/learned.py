@@ -34,8 +34,8 @@ from hecsb_ros.core.teachers.spec import images_to_tensor
 #: The rate level a codec runs when none is given, per (codec, teacher tag), where the shipped
 #: manifests name none (``selection.default``, chosen on held-out images by
 #: ``python -m hecsb_ros.cli.select_levels``); otherwise the highest shipped level.
-#: HECS-B on Fashion-MNIST: level 5 (30 B per image), from before levels were chosen on held-out images.
-DEFAULT_LEVELS: dict[tuple[str, str], int] = {("hecsb", "fmnist"): 5}
+#: Empty: every shipped level set names its default (a checkpoint folder of the user's may not).
+DEFAULT_LEVELS: dict[tuple[str, str], int] = {}
 #: Rate levels a checkpoint named by file may be labelled with.
 MAX_LABEL_LEVEL = 255
 
