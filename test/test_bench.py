@@ -215,3 +215,24 @@ def test_readme_claims_block_is_replaced_between_its_markers():
     assert report.replace_block(new, "claims x", table) == new  # idempotent
     with pytest.raises(ValueError, match="not found"):
         report.replace_block(text, "claims y", table)
+
+
+def test_claim1_interval_falls_back_to_the_top_of_the_common_range():
+    from hecsb_ros.core.bench import intervals
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    teacher = (rng.random(n) < 0.95).astype(float)
+
+    def point(acc: float, size: float):
+        return intervals.PerImage((rng.random(n) < acc).astype(float), np.full(n, size))
+
+    a = [point(0.80, 10.0), point(0.85, 20.0)]  # neither curve gets within 1 pp of the teacher's 95%
+    b = [point(0.80, 40.0), point(0.84, 80.0)]
+    idx = intervals.resample_indices(n, 200)
+    at_teacher = intervals.matched_ratio_interval(a, b, teacher, idx)
+    assert at_teacher["hi"] is None and at_teacher["undefined"] == 200
+    out = intervals.claim1_interval(a, b, teacher, idx)
+    assert out["at"] == "common_top" and out["undefined"] == 0 and 0.1 < out["lo"] <= out["hi"] < 0.6
+    with pytest.raises(ValueError):
+        intervals.matched_ratio_interval(a, b, teacher, idx, at="median")

@@ -59,15 +59,22 @@ def curve_rounds(points: Sequence[PerImage], idx: np.ndarray) -> tuple[np.ndarra
 
 
 def matched_ratio_interval(a: Sequence[PerImage], b: Sequence[PerImage], teacher_correct: np.ndarray,
-                           idx: np.ndarray, below_teacher_pp: float = 1.0,
-                           level: float = 0.95) -> dict[str, float | int | None]:
-    """Interval of ``bytes_a / bytes_b`` at the teacher's accuracy - ``below_teacher_pp`` in each round.
+                           idx: np.ndarray, below_teacher_pp: float = 1.0, level: float = 0.95,
+                           at: str = "teacher") -> dict[str, float | int | str | None]:
+    """Interval of ``bytes_a / bytes_b`` at a matched accuracy, recomputed in each round.
 
-    Returns ``lo``, ``hi``, ``median`` (None when no round has both curves at the target) and
-    ``undefined`` (rounds where a curve does not reach it).
+    ``at="teacher"``: at the teacher's accuracy - ``below_teacher_pp``; ``at="common_top"``: at the
+    highest accuracy both curves reach in that round (the point estimate's fallback when they do not
+    both reach the teacher - 1 pp). Returns ``lo``, ``hi``, ``median`` (None when no round has both
+    curves at the target), ``undefined`` (rounds where a curve does not reach it) and ``at``.
     """
+    if at not in ("teacher", "common_top"):
+        raise ValueError(f"at={at!r}: 'teacher' or 'common_top'")
     (ba, aa), (bb, ab) = curve_rounds(a, idx), curve_rounds(b, idx)
-    target = _accuracy(teacher_correct, idx) - below_teacher_pp / 100
+    if at == "teacher":
+        target = _accuracy(teacher_correct, idx) - below_teacher_pp / 100
+    else:
+        target = np.minimum(aa.max(axis=0), ab.max(axis=0))
     ratios = []
     for r in range(idx.shape[0]):
         ratio = compare.matched_ratio(list(zip(ba[:, r], aa[:, r])), list(zip(bb[:, r], ab[:, r])), float(target[r]))
@@ -75,6 +82,16 @@ def matched_ratio_interval(a: Sequence[PerImage], b: Sequence[PerImage], teacher
             ratios.append(ratio)
     undefined = idx.shape[0] - len(ratios)
     if not ratios:
-        return {"lo": None, "hi": None, "median": None, "undefined": undefined}
+        return {"lo": None, "hi": None, "median": None, "undefined": undefined, "at": at}
     lo, med, hi = np.percentile(ratios, [50 * (1 - level), 50, 50 * (1 + level)])
-    return {"lo": float(lo), "hi": float(hi), "median": float(med), "undefined": undefined}
+    return {"lo": float(lo), "hi": float(hi), "median": float(med), "undefined": undefined, "at": at}
+
+
+def claim1_interval(a: Sequence[PerImage], b: Sequence[PerImage], teacher_correct: np.ndarray,
+                    idx: np.ndarray) -> dict[str, float | int | str | None]:
+    """Claim 1's interval where its point estimate is taken: at the teacher - 1 pp, or, when in no
+    round both curves reach that, at the top of their common accuracy range."""
+    out = matched_ratio_interval(a, b, teacher_correct, idx)
+    if out["hi"] is None:
+        out = matched_ratio_interval(a, b, teacher_correct, idx, at="common_top")
+    return out

@@ -209,7 +209,9 @@ def claims(rows: Sequence[dict], teacher_accuracy: float, operating: dict[str, d
     if ratio_interval and ratio_interval.get("hi") is not None:
         interval = [ratio_interval["lo"], ratio_interval["hi"]]
         holds = ratio_interval["hi"] <= 0.5 and ratio_interval["undefined"] == 0
-        note += (f"; 95% paired-bootstrap interval {ratio_interval['lo']:.3f}-{ratio_interval['hi']:.3f}"
+        where = (" (at the top of the common range in each round)"
+                 if ratio_interval.get("at") == "common_top" else "")
+        note += (f"; 95% paired-bootstrap interval{where} {ratio_interval['lo']:.3f}-{ratio_interval['hi']:.3f}"
                  + (f" ({ratio_interval['undefined']} rounds without a match)" if ratio_interval["undefined"] else ""))
     out.append({"claim": "HECS-B needs at most 0.5x the bytes of SVB at matched accuracy", "figure": fig,
                 "threshold": "<= 0.5 (whole interval)", "holds": holds, "interval": interval, "note": note})
