@@ -81,11 +81,16 @@ def test_codec_bank_serves_every_shipped_level():
     import numpy as np
 
     from hecsb_ros.core.codecs.bank import CodecBank
+    from hecsb_ros.core.codecs.learned import default_level
     from hecsb_ros.core.payload import PayloadError
     from hecsb_ros.core.store import list_levels
 
     bank = CodecBank("hecsb", CodecSettings(threads=1))
-    assert bank.levels == list_levels("hecsb", "fmnist") and bank.default_level == 5
+    assert bank.levels == list_levels("hecsb", "fmnist") and bank.default_level == default_level("hecsb")
+    from hecsb_ros.core.store import level_path, read_manifest
+
+    marked = [lv for lv in bank.levels if read_manifest(level_path("hecsb", "fmnist", lv))["selection"]["default"]]
+    assert marked == [bank.default_level]  # the one level the held-out selection marked
     image = np.zeros((28, 28), np.uint8)
     for level in (0, 6):
         frame = bank.codec(level).encode(image, "mono8")
