@@ -21,6 +21,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -113,9 +114,9 @@ def evaluation_frames(args: argparse.Namespace):
             f"labelled) as {w}x{h} bgr8 camera frames", args.teacher)
 
 
-def rate_accuracy(args: argparse.Namespace) -> dict:
-    """Evaluate every rate point; returns the results document (also written as results.json)."""
-    from hecsb_ros.core.bench import intervals
+def evaluate(args: argparse.Namespace, codec_names: list[str] | None) -> SimpleNamespace:
+    """The teacher and every rate point of ``codec_names`` (None = all) on the benchmark's frames:
+    frames, labels, the teacher's outputs and per-image correctness, the points, codecs and results."""
     from hecsb_ros.core.bench import rate_accuracy as ra
     from hecsb_ros.core.bench.points import discover
     from hecsb_ros.core.teachers import load_teacher
@@ -130,7 +131,7 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
     mask = labels >= 0
     teacher_acc = float((ref_top[mask] == labels[mask]).mean())
     teacher_top5 = float(np.mean([labels[i] in np.argsort(-reference[i])[:5] for i in np.flatnonzero(mask)]))
-    points = discover(args.codecs, quick=args.quick, tag=teacher.tag)
+    points = discover(codec_names, quick=args.quick, tag=teacher.tag)
     log(f"teacher top-1 {100 * teacher_acc:.2f}% (top-5 {100 * teacher_top5:.2f}%) on {int(mask.sum())} labelled "
         f"of {len(frames)} frames; {len(points)} rate points")
     codecs = ra.load_codecs(points, args.threads, teacher_setting)
@@ -142,15 +143,39 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
                                            ref_top if teacher_setting else None)
         r = results[p.key]
         log(f"  {p.codec:10s} {p.setting:28s} {100 * r.accuracy:6.2f}%  {r.bytes_mean:9.1f} B  ({time.time() - t0:.0f} s)")
-    picked = pick_accuracies(args, teacher, codecs, points) if args.pick_images else {}
+    return SimpleNamespace(frames=frames, encoding=encoding, labels=labels, description=description,
+                           teacher=teacher, teacher_acc=teacher_acc, teacher_top5=teacher_top5, mask=mask,
+                           teacher_correct=np.where(mask, (ref_top == labels).astype(float), np.nan),
+                           points=points, codecs=codecs, results=results)
+
+
+def claim1_ratio(ev: SimpleNamespace, idx: np.ndarray) -> dict | None:
+    """Claim 1's paired-bootstrap interval (HECS-B / SVB bytes) over the resamples ``idx``."""
+    from hecsb_ros.core.bench import intervals
+
+    by_codec = {c: [ev.results[p.key].per_image for p in ev.points if p.codec == c] for c in ("hecsb", "svb")}
+    if not all(by_codec.values()):
+        return None
+    return intervals.claim1_interval(by_codec["hecsb"], by_codec["svb"], ev.teacher_correct, idx)
+
+
+def rate_accuracy(args: argparse.Namespace) -> dict:
+    """Evaluate every rate point; returns the results document (also written as results.json)."""
+    from hecsb_ros.core.bench import intervals
+    from hecsb_ros.core.bench import rate_accuracy as ra
+
+    import torch
+
+    ev = evaluate(args, args.codecs)
+    frames, encoding, points, codecs, results = ev.frames, ev.encoding, ev.points, ev.codecs, ev.results
+    picked = pick_accuracies(args, ev.teacher, codecs, points) if args.pick_images else {}
     torch.set_num_threads(args.threads)
     log(f"timing edge and server halves: {args.timing_rounds} interleaved frames per rate point, "
         f"{args.threads} torch thread(s)")
-    timed = {**codecs, "teacher": ra.TeacherOnEdge(teacher)}
+    timed = {**codecs, "teacher": ra.TeacherOnEdge(ev.teacher)}
     times = ra.time_points(timed, frames[:max(args.timing_rounds, 1)], args.timing_rounds, progress=args.progress,
                            encoding=encoding)
     overhead = message_overhead(codecs, frames[0], encoding)
-    teacher_correct = np.where(mask, (ref_top == labels).astype(float), np.nan)
     idx = intervals.resample_indices(len(frames), args.bootstrap)
     rows = []
     for p in points:
@@ -158,55 +183,30 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
         t = times[p.key]
         r.edge_ms, r.server_ms = t["edge"], t["server"]
         r.parts_ms = {k: v for k, v in t.items() if k not in ("edge", "server")}
-        row = r.row(teacher_acc)
+        row = r.row(ev.teacher_acc)
         row["message_bytes_mean"] = round(r.bytes_mean + overhead[p.key], 2)
-        lo, hi = intervals.accuracy_delta_interval(r.per_image, teacher_correct, idx)
+        lo, hi = intervals.accuracy_delta_interval(r.per_image, ev.teacher_correct, idx)
         row["delta_pp_lo"], row["delta_pp_hi"] = round(lo, 2), round(hi, 2)
         acc = intervals.curve_rounds([r.per_image], idx)[1][0]
         row["accuracy_lo"], row["accuracy_hi"] = (round(float(v), 4) for v in np.percentile(acc, [2.5, 97.5]))
         if picked:
             row["pick_accuracy"], row["pick_bytes_mean"] = round(picked[p.key][0], 4), round(picked[p.key][1], 2)
         rows.append(row)
-    by_codec = {c: [results[p.key].per_image for p in points if p.codec == c] for c in ("hecsb", "svb")}
-    ratio = (intervals.claim1_interval(by_codec["hecsb"], by_codec["svb"], teacher_correct, idx)
-             if all(by_codec.values()) else None)
-    return {"teacher_accuracy": teacher_acc, "teacher_top5": teacher_top5, "teacher": teacher.spec.backbone,
-            "teacher_model_id": teacher.model_id, "teacher_edge_ms": times["teacher"]["edge"],
-            "test_images": len(frames), "labelled_images": int(mask.sum()), "data": description,
+    return {"teacher_accuracy": ev.teacher_acc, "teacher_top5": ev.teacher_top5, "teacher": ev.teacher.spec.backbone,
+            "teacher_model_id": ev.teacher.model_id, "teacher_edge_ms": times["teacher"]["edge"],
+            "test_images": len(frames), "labelled_images": int(ev.mask.sum()), "data": ev.description,
             "encoding": encoding, "rows": rows, "timing_rounds": args.timing_rounds, "threads": args.threads,
-            "bootstrap_rounds": args.bootstrap, "claim1_ratio_interval": ratio,
+            "bootstrap_rounds": args.bootstrap, "claim1_ratio_interval": claim1_ratio(ev, idx),
             "pick_images": args.pick_images, "pick_teacher_accuracy": picked.get("teacher")}
 
 
-def claim1_interval(args: argparse.Namespace) -> dict:
+def claim1_interval(args: argparse.Namespace) -> dict | None:
     """Claim 1's paired-bootstrap interval from a fresh evaluation of the HECS-B and SVB rate points on
     the run's test images (the same seeded resamples as the full run)."""
     from hecsb_ros.core.bench import intervals
-    from hecsb_ros.core.bench import rate_accuracy as ra
-    from hecsb_ros.core.bench.points import discover
-    from hecsb_ros.core.teachers import load_teacher
 
-    import torch
-
-    frames, encoding, labels, _, teacher_setting = evaluation_frames(args)
-    torch.set_num_threads(args.eval_threads or args.threads)
-    teacher = load_teacher(teacher_setting or None)
-    ref_top = ra.teacher_outputs(teacher, frames, encoding).argmax(1)
-    mask = labels >= 0
-    teacher_correct = np.where(mask, (ref_top == labels).astype(float), np.nan)
-    points = discover(["hecsb", "svb"], quick=args.quick, tag=teacher.tag)
-    codecs = ra.load_codecs(points, args.threads, teacher_setting)
-    torch.set_num_threads(args.eval_threads or args.threads)
-    by_codec: dict[str, list] = {"hecsb": [], "svb": []}
-    for p in points:
-        r = ra.evaluate_point(codecs[p.key], p, frames, labels, args.progress, encoding,
-                              ref_top if teacher_setting else None)
-        by_codec[p.codec].append(r.per_image)
-        log(f"  {p.codec:10s} {p.setting:28s} {100 * r.accuracy:6.2f}%  {r.bytes_mean:9.1f} B")
-    if not all(by_codec.values()):
-        return None
-    idx = intervals.resample_indices(len(frames), args.bootstrap)
-    return intervals.claim1_interval(by_codec["hecsb"], by_codec["svb"], teacher_correct, idx)
+    ev = evaluate(args, ["hecsb", "svb"])
+    return claim1_ratio(ev, intervals.resample_indices(len(ev.frames), args.bootstrap))
 
 
 def operating_rule(doc: dict) -> str:

@@ -89,9 +89,10 @@ def matched_ratio_interval(a: Sequence[PerImage], b: Sequence[PerImage], teacher
 
 def claim1_interval(a: Sequence[PerImage], b: Sequence[PerImage], teacher_correct: np.ndarray,
                     idx: np.ndarray) -> dict[str, float | int | str | None]:
-    """Claim 1's interval where its point estimate is taken: at the teacher - 1 pp, or, when in no
-    round both curves reach that, at the top of their common accuracy range."""
-    out = matched_ratio_interval(a, b, teacher_correct, idx)
-    if out["hi"] is None:
-        out = matched_ratio_interval(a, b, teacher_correct, idx, at="common_top")
-    return out
+    """Claim 1's interval where its point estimate is taken: at the teacher - 1 pp when both curves
+    reach it on all the images, else at the top of their common accuracy range."""
+    full = np.arange(len(teacher_correct))[None, :]
+    (ba, aa), (bb, ab) = curve_rounds(a, full), curve_rounds(b, full)
+    target = float(_accuracy(teacher_correct, full)[0]) - 0.01
+    reached = compare.matched_ratio(list(zip(ba[:, 0], aa[:, 0])), list(zip(bb[:, 0], ab[:, 0])), target)
+    return matched_ratio_interval(a, b, teacher_correct, idx, at="teacher" if reached is not None else "common_top")

@@ -206,7 +206,7 @@ def claims(rows: Sequence[dict], teacher_accuracy: float, operating: dict[str, d
             note += f"; BD-rate (cubic fit) over the common range {100 * bd:+.1f}% (ratio {1 + bd:.3f})"
     holds = None if fig is None else fig <= 0.5
     interval = None
-    if ratio_interval and ratio_interval.get("hi") is not None:
+    if fig is not None and ratio_interval and ratio_interval.get("hi") is not None:
         interval = [ratio_interval["lo"], ratio_interval["hi"]]
         holds = ratio_interval["hi"] <= 0.5 and ratio_interval["undefined"] == 0
         where = (" (at the top of the common range in each round)"
