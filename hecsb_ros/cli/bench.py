@@ -347,14 +347,13 @@ def write_readme_claims(path: Path, out: Path, claims: list[dict], doc: dict) ->
     from hecsb_ros.core.bench import report
 
     try:
-        name = f"claims {out.resolve().relative_to(REPO)}"
+        rel = out.resolve().relative_to(REPO)
     except ValueError:
-        name = f"claims {out}"
-    m = doc["machine"]
-    body = (f"From [{name.split(' ', 1)[1]}/claims.md]({name.split(' ', 1)[1]}/claims.md) (run of "
-            f"{m['date_utc']}; details and intervals there):\n\n" + report.claims_summary_markdown(claims))
+        rel = out
+    body = (f"From [{rel}/claims.md]({rel}/claims.md) (run of {doc['machine']['date_utc']}; details and "
+            "intervals there):\n\n" + report.claims_summary_markdown(claims))
     try:
-        path.write_text(report.replace_block(path.read_text(), name, body))
+        path.write_text(report.replace_block(path.read_text(), f"claims {rel}", body))
         log(f"claims table of {path} regenerated")
     except (OSError, ValueError) as exc:
         log(f"claims table of {path} not regenerated: {exc}")

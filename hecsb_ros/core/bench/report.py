@@ -274,11 +274,14 @@ def claims(rows: Sequence[dict], teacher_accuracy: float, operating: dict[str, d
     return out
 
 
+def _figure_text(fig) -> str:
+    return "n/a" if fig is None else (f"{fig:.3f}" if isinstance(fig, float) else str(fig))
+
+
 def claims_markdown(items: Sequence[dict]) -> str:
     lines = ["| claim | measured | threshold | holds | detail |", "|---|---:|---|---|---|"]
     for c in items:
-        fig = c["figure"]
-        figs = "n/a" if fig is None else (f"{fig:.3f}" if isinstance(fig, float) else str(fig))
+        figs = _figure_text(c["figure"])
         verdict = "not measured" if c["holds"] is None else ("**yes**" if c["holds"] else "**no**")
         lines.append(f"| {c['claim']} | {figs} | {c['threshold']} | {verdict} | {c['note']} |")
     return "\n".join(lines)
@@ -288,8 +291,7 @@ def claims_summary_markdown(items: Sequence[dict]) -> str:
     """The claims as a short table (figure, its 95% interval where there is one, threshold, verdict)."""
     lines = ["| claim | measured | threshold | holds |", "|---|---:|---|---|"]
     for c in items:
-        fig = c["figure"]
-        figs = "n/a" if fig is None else (f"{fig:.3f}" if isinstance(fig, float) else str(fig))
+        figs = _figure_text(c["figure"])
         if c.get("interval"):
             figs += f" (95%: {c['interval'][0]:.3f}-{c['interval'][1]:.3f})"
         verdict = f"n/a ({c['note']})" if c["holds"] is None else ("yes" if c["holds"] else "**no**")
@@ -305,4 +307,3 @@ def replace_block(text: str, name: str, body: str) -> str:
     if i < 0 or j < i:
         raise ValueError(f"markers {begin!r} ... {end!r} not found")
     return text[:i + len(begin)] + "\n" + body.strip("\n") + "\n" + text[j:]
-
