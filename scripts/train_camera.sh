@@ -2,12 +2,17 @@
 # Train the camera-scale rate levels of every learned codec against EfficientNet-Lite0, without
 # labels, from the photo and video pool of docs/camera_data.md, with the same CPU budget per codec
 # family (BUDGET minutes at one thread; continued runs count in it):
-#   hecsb, svb:            one level trained in stages 1 + 2 (BUDGET * 2/5; HECS-B from W = the
-#                          principal directions of the teacher's split features), then three levels
-#                          continued from it in stage 2 at other betas (BUDGET / 5 each: a level
+#   hecsb, svb:            one level trained in stages 1 + 2 (BUDGET / 3), then k levels continued
+#                          from it in stage 2 at other betas (BUDGET * 2/3 / k each: a level
 #                          trained alone at a high beta in a few minutes collapses to no information);
-#   crbq, factorized,      three levels, each trained from scratch (BUDGET / 3 each).
+#                          HECS-B's last level continues from the one before it (beta:level@from);
+#   crbq, factorized,      three levels, each trained from the start (BUDGET / 3 each).
 #   hyperprior:
+# Every edge encoder that reads the teacher's split starts with the teacher's own layers to it,
+# initialised from its weights (HECS-B's f_psi, SVB's and CR+BQ's encoders: --stem; HECS-B's W also
+# from the principal directions of the split features); the input codecs train on 128 x 128 patches
+# of the crops (--patch), as CompressAI's models are trained. Trained from random weights in CPU
+# minutes, the earlier SVB, CR+BQ and input codecs collapsed (benchmarks/camera/selection.md history).
 # Levels are checked on 300 held-out training photos (agreement with the teacher) and evaluated on
 # the labelled ImageNet photos of TEST_LIST. Usage:
 #   DATA=/work/data BUDGET=40 [DEVICE=cuda] scripts/train_camera.sh [FAMILY ...]   (default: all)
@@ -30,18 +35,21 @@ common=(--teacher efficientnet_lite0 --data photos "${pool[@]}" --test-list "$te
 [ -z "${DEVICE:-}" ] || common+=(--device "$DEVICE")  # DEVICE=cuda: train on a GPU
 share() { "$py" -c "print(round($budget * $1, 2))"; }
 
-two_stage() {  # family, base beta, base level, "lr1:lr2", "beta:level ..." continued from the base
+two_stage() {  # family, base beta, base level, "lr1:lr2", "beta:level[@from level] ..." continued from the base
   local kind=$1 beta=$2 level=$3 lr=$4; shift 4
-  local cmd=(-m hecsb_ros.cli.train_hecsb)
-  [ "$kind" = svb ] && cmd=(-m hecsb_ros.cli.train_baselines svb)
+  local cmd=(-m hecsb_ros.cli.train_hecsb) each=""
+  each=$("$py" -c "print(round($budget * 2 / 3 / $#, 2))")
+  [ "$kind" = svb ] && cmd=(-m hecsb_ros.cli.train_baselines svb --stem)
   "$py" "${cmd[@]}" --beta "$beta" --levels "$level" --stage1-epochs 1 --stage2-epochs 1 --alpha 1.0 \
-    --lr1 "${lr%%:*}" --lr2 "${lr##*:}" --stage2-rate-weight 1 --budget-min "$(share 0.4)" --out "$out/$kind/base" "${common[@]}"
+    --lr1 "${lr%%:*}" --lr2 "${lr##*:}" --stage2-rate-weight 1 --budget-min "$(share 0.3333)" --out "$out/$kind/base" "${common[@]}"
   local base="$out/$kind/base/${kind}_effl0_r$level.safetensors"
   mkdir -p "$out/$kind"
   cp "$base" "${base%.safetensors}.json" "$out/$kind/"
   for pair in "$@"; do
-    "$py" "${cmd[@]}" --beta "${pair%%:*}" --levels "${pair##*:}" --init "$base" --stage1-epochs 0 --stage2-epochs 1 \
-      --lr2 "${lr##*:}" --alpha 1.0 --stage2-rate-weight 1 --budget-min "$(share 0.2)" --out "$out/$kind" "${common[@]}"
+    local b=${pair%%:*} l=${pair#*:} init=$base
+    if [[ $l == *@* ]]; then init="$out/$kind/${kind}_effl0_r${l#*@}.safetensors"; l=${l%@*}; fi
+    "$py" "${cmd[@]}" --beta "$b" --levels "$l" --init "$init" --stage1-epochs 0 --stage2-epochs 1 \
+      --lr2 "${lr##*:}" --alpha 1.0 --stage2-rate-weight 1 --budget-min "$each" --out "$out/$kind" "${common[@]}"
   done
 }
 
@@ -60,16 +68,16 @@ PY
            ;;
     # HECS-B's level 0 (beta 3e-3) collapsed on the held-out photos (17% agreement, below the 23%
     # of always answering the most frequent class); its share of the budget went to level 4.
-    hecsb) two_stage hecsb 3e-4 2 1e-3:5e-4 1e-3:1 1e-4:3 3e-5:4 ;;
-    svb) two_stage svb 3e-4 2 2e-3:5e-4 3e-3:0 1e-3:1 1e-4:3 ;;
+    hecsb) two_stage hecsb 3e-4 2 1e-3:5e-4 1e-3:1 1e-4:3 3e-5:4 1e-5:5@4 ;;
+    svb) two_stage svb 3e-4 2 1e-3:5e-4 3e-3:0 1e-3:1 1e-4:3 ;;
     crbq) for pair in 1:0 2:1 4:2; do
-            "$py" -m hecsb_ros.cli.train_baselines crbq --channels "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
-              --budget-min "$(share 0.333)" --out "$out/crbq" "${common[@]}"
+            "$py" -m hecsb_ros.cli.train_baselines crbq --stem --channels "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
+              --budget-min "$(share 0.3333)" --out "$out/crbq" "${common[@]}"
           done ;;
     factorized|hyperprior)
-          for pair in 0.001:0 0.004:1 0.016:2; do
-            "$py" -m hecsb_ros.cli.train_baselines "$family" --lmbda "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
-              --budget-min "$(share 0.333)" --out "$out/$family" "${common[@]}"
+          for pair in 0.004:0 0.016:1 0.064:2; do
+            "$py" -m hecsb_ros.cli.train_baselines "$family" --patch 128 --lmbda "${pair%%:*}" --levels "${pair##*:}" \
+              --epochs 2 --budget-min "$(share 0.3333)" --out "$out/$family" "${common[@]}"
           done ;;
     ship) "$py" -m hecsb_ros.cli.select_levels "$out"/{hecsb,svb,crbq,factorized,hyperprior} --teacher efficientnet_lite0 \
             --data photos "${pool[@]}" --cache "$cache" --crops 2 --video-every 10 --val-images 300 --no-progress \

@@ -178,7 +178,10 @@ def test_training_commands_distil_from_unlabelled_photos(lite0, media, tmp_path)
     manifest = json.loads((tmp_path / "out" / "hecsb_effl0_r0.json").read_text())
     assert manifest["test_images"] == 1 and manifest["resize"] == "center_crop" and "val_accuracy" in manifest
     assert manifest["config"]["stem"] == "efficientnet_lite0" and manifest["train_images"] > 0
-    assert train_baselines(["crbq", "--channels", "1", "--epochs", "1", "--out", str(tmp_path / "out")] + common) == 0
+    assert train_baselines(["crbq", "--stem", "--channels", "1", "--epochs", "1", "--out", str(tmp_path / "out")]
+                           + common) == 0
+    crbq = json.loads((tmp_path / "out" / "crbq_effl0_r0.json").read_text())
+    assert crbq["config"]["stem"] == "efficientnet_lite0" and crbq["config"]["widths"] == []
     for kind in ("hecsb", "crbq"):
         codec = create_codec(kind, CodecSettings(checkpoint=str(tmp_path / "out" / f"{kind}_effl0_r0.safetensors"),
                                                  teacher="efficientnet_lite0"))
@@ -202,6 +205,51 @@ def test_training_commands_distil_from_unlabelled_photos(lite0, media, tmp_path)
     chosen = json.loads((tmp_path / "ship" / "hecsb_effl0_r0.json").read_text())["selection"]
     assert chosen["held_out_images"] == manifest["val_images"] and chosen["val_bytes_mean"] > 0 and 0 <= chosen["val_agreement"] <= 1
     assert "| hecsb | 0 |" in report.read_text() and report.with_suffix(".csv").is_file()
+
+
+def test_baselines_start_from_the_teachers_layers_and_input_codecs_train_on_patches(lite0, media, tmp_path):
+    """--stem: SVB's and CR+BQ's encoders begin with the teacher's own layers to the split, with its
+    weights (the stem computes exactly the teacher's split features); configs without a stem keep
+    their old form (the shipped Fashion-MNIST checkpoints' ids); --patch trains an input codec on
+    squares of the crops and the result codes whole 224 x 224 images."""
+    import json
+
+    from hecsb_ros.cli.train_baselines import main as train_baselines
+    from hecsb_ros.core.codecs import CodecSettings, create_codec
+    from hecsb_ros.core.learned.crbq import crbq_config_for
+    from hecsb_ros.core.learned.stem import load_stem_
+    from hecsb_ros.core.learned.svb import SvbBottleneck, svb_config_for
+    from hecsb_ros.core.training.recipes import random_patches
+
+    config = svb_config_for(lite0, 12, stem=True)
+    assert config.latent_shape == (12, 28, 28) and config.stem_stride == 8
+    model = SvbBottleneck(config).eval()
+    assert load_stem_(model.g_a[0], lite0.model.head, config.stem, log=lambda _: None) > 0
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(model.g_a[0](x), lite0.model.head(x))
+    assert "stem" not in SvbBottleneck(svb_config_for(lite0, 12)).config_dict()
+    assert "stem" not in crbq_config_for(lite0, 2).to_dict() and crbq_config_for(lite0, 2, stem=True).payload_bytes == 8 + 2 * 784
+    patches = random_patches(torch.rand(3, 3, 224, 224), 64, torch.Generator().manual_seed(0))
+    assert patches.shape == (3, 3, 64, 64)
+    with pytest.raises(ValueError, match="larger"):
+        random_patches(torch.rand(1, 3, 32, 32), 64, torch.Generator())
+
+    (tmp_path / "eval.csv").write_text("file,class_index\n" + str(media / "photos" / "flower.jpg") + ",985\n")
+    common = ["--teacher", "efficientnet_lite0", "--data", "photos", str(media), "--test-list", str(tmp_path / "eval.csv"),
+              "--cache", str(tmp_path / "cache"), "--crops", "1", "--batch-size", "2", "--no-progress",
+              "--out", str(tmp_path / "out")]
+    assert train_baselines(["svb", "--stem", "--beta", "1e-3", "--stage1-epochs", "1", "--stage2-epochs", "1",
+                            "--alpha", "1.0"] + common) == 0
+    assert train_baselines(["factorized", "--patch", "64", "--lmbda", "0.01", "--epochs", "1"] + common) == 0
+    assert json.loads((tmp_path / "out" / "factorized_effl0_r0.json").read_text())["patch"] == 64
+    for kind in ("svb", "factorized"):
+        codec = create_codec(kind, CodecSettings(checkpoint=str(tmp_path / "out" / f"{kind}_effl0_r0.safetensors"),
+                                                 teacher="efficientnet_lite0"))
+        enc = codec.encode(np.zeros((480, 640, 3), np.uint8), "bgr8")
+        assert len(enc.data) > 0 and codec.decode(enc.data, enc.shape).logits.shape == (1000,)
+    with pytest.raises(ValueError, match="multiple of 64"):
+        train_baselines(["hyperprior", "--patch", "100", "--lmbda", "0.01", "--epochs", "1"] + common)
 
 
 def test_level_selection_keeps_the_pareto_front_and_drops_collapsed_levels():

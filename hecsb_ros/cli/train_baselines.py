@@ -44,6 +44,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latent-channels", type=int, default=12, help="svb: N of the Entropic Student")
     p.add_argument("--N", type=int, default=32, help="factorized/hyperprior: N")
     p.add_argument("--M", type=int, default=32, help="factorized/hyperprior: M")
+    p.add_argument("--stem", action="store_true",
+                   help="svb, crbq: the encoder starts with the teacher's own layers to the split, initialised "
+                        "from its weights, as HECS-B's f_psi at camera scale (the teacher family needs a stem)")
+    p.add_argument("--patch", type=int, default=None,
+                   help="factorized/hyperprior: train on one random PATCH x PATCH square per image (a multiple "
+                        "of 64), as CompressAI models are trained: more steps in the same minutes")
     p.add_argument("--stage1-epochs", type=int, default=3, help="svb: head distillation epochs (eq. 14)")
     p.add_argument("--stage2-epochs", type=int, default=2, help="svb: KD fine-tuning epochs (eq. 10-12)")
     p.add_argument("--lr1", type=float, default=2e-3, help="svb: stage-1 learning rate")

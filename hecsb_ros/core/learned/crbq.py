@@ -11,12 +11,18 @@ The teacher's head is replaced, at the same split point as HECS-B, by
   little-endian float32 followed by the ``C h w`` bytes of ``q`` (no entropy coding);
 - a server decoder back to the split features, then the teacher's unchanged tail.
 
+With ``stem`` (camera scale) the encoder starts with the teacher's own layers to ``stem_stride``,
+initialised from its weights (:mod:`hecsb_ros.core.learned.stem`), followed by the ``widths``
+convolutions (none when the stem reaches the split) and ``conv 3x3 (C)``: the bottleneck injected
+into the teacher's head, as Matsubara et al. inject it.
+
 Trained by head distillation only (:func:`hecsb_ros.core.training.recipes.head_distill`):
 ``1/2 ||h - g(Q(f(x)))||^2`` per feature element, the quantiser passed straight through (the
 distortion term of eq. 14 without a rate term).
 """
 from __future__ import annotations
 
+import json
 import math
 import struct
 from dataclasses import asdict, dataclass
@@ -26,6 +32,7 @@ from torch import nn
 
 from hecsb_ros.core.grid import downsampled, encoder_depth, upsampling_steps
 from hecsb_ros.core.learned.base import LearnedModel, config_from_dict, register_model
+from hecsb_ros.core.learned.stem import check_stem_stride, teacher_stem
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.teachers.classifier import Classifier
 
@@ -37,7 +44,8 @@ class CrbqConfig:
     """Input ``(C_in, (H, W))``, split features ``(T, (h, w))`` and bottleneck channels ``channels``.
 
     ``widths``: the encoder's stride-2 convolutions (two at the Fashion-MNIST split; one more per
-    halving where the split features are coarser, as :func:`crbq_config_for` picks).
+    halving where the split features are coarser, as :func:`crbq_config_for` picks). ``stem``: ''
+    or a teacher family whose first layers, to ``stem_stride``, come before them.
     """
 
     in_channels: int
@@ -46,13 +54,18 @@ class CrbqConfig:
     feature_size: tuple[int, int]
     channels: int = 2
     widths: tuple[int, ...] = (32, 16)
+    stem: str = ""
+    stem_stride: int = 0
 
     def __post_init__(self) -> None:
+        if self.stem:
+            check_stem_stride(self.stem_stride)
         self.upsampling  # validates the input and feature sizes
 
     @property
     def latent_size(self) -> tuple[int, int]:
-        return downsampled(self.input_size, len(self.widths))
+        stem_steps = self.stem_stride.bit_length() - 1 if self.stem else 0
+        return downsampled(self.input_size, len(self.widths) + stem_steps)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -68,18 +81,28 @@ class CrbqConfig:
         return HEADER.size + math.prod(self.latent_shape)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.stem:  # configs without a stem read (and hash) as before it existed
+            del d["stem"], d["stem_stride"]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> "CrbqConfig":
         return config_from_dict(cls, d)
 
 
-def crbq_config_for(teacher: Classifier, channels: int) -> CrbqConfig:
-    """CR+BQ config matching ``teacher``'s input and split features (widths 32, ..., 32, 16)."""
+def crbq_config_for(teacher: Classifier, channels: int, stem: bool = False) -> CrbqConfig:
+    """CR+BQ config matching ``teacher``'s input and split features (widths 32, ..., 32, 16; with
+    ``stem``, the teacher's own layers to the split and no further convolutions before ``conv 3x3 (C)``)."""
     spec = teacher.spec
     feature_channels, feature_size = teacher.split_features()
     depth = encoder_depth(spec.input_size, feature_size)
+    if stem:
+        return CrbqConfig(spec.in_channels, spec.input_size, feature_channels, feature_size, channels, widths=(),
+                          stem=spec.backbone, stem_stride=1 << depth)
     return CrbqConfig(spec.in_channels, spec.input_size, feature_channels, feature_size, channels,
                       widths=(32,) * (depth - 1) + (16,))
 
@@ -118,6 +141,9 @@ class CrbqBottleneck(LearnedModel):
         self.config = config
         encoder: list[nn.Module] = []
         cin = config.in_channels
+        if config.stem:
+            stem, cin = teacher_stem(config.stem, config.input_size, config.stem_stride)
+            encoder.append(stem)
         for w in config.widths:
             encoder += _cbr(cin, w, 5, 2)
             cin = w

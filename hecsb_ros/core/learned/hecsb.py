@@ -33,6 +33,7 @@ from torch import nn
 
 from hecsb_ros.core.grid import upsampling_steps
 from hecsb_ros.core.learned.base import HECSB_FORMAT, FactorizedLatentModel, config_from_dict, register_model
+from hecsb_ros.core.learned.stem import check_stem_stride, teacher_stem
 from hecsb_ros.core.measurement import MeasurementOperator, gaussian_frobenius_norm
 
 #: Config fields of the server-side decoder only: a new decoder can sit behind a trained encoder.
@@ -86,8 +87,8 @@ class HecsbConfig:
             raise ValueError("f_psi needs acq_channels, or a stem with stem_channels")
         if self.measurements >= self.latent_l:
             raise ValueError(f"need m < l: m={self.measurements}, l={self.latent_l}")
-        if self.stem and (self.stem_stride < 2 or self.stem_stride & (self.stem_stride - 1)):
-            raise ValueError(f"stem_stride must be a power of 2, not {self.stem_stride}")
+        if self.stem:
+            check_stem_stride(self.stem_stride)
         d = self.downsampling
         h, w = self.latent_size
         if (h << d, w << d) != tuple(self.input_size):
@@ -145,12 +146,7 @@ class Acquisition(nn.Module):
         layers: list[nn.Module] = []
         cin = in_channels
         if stem:
-            from hecsb_ros.core.teachers.registry import get_teacher
-
-            teacher = get_teacher(stem)
-            if teacher.stem is None:
-                raise ValueError(f"teacher {stem!r} has no stem for a HECS-B acquisition network")
-            self.stem, cin = teacher.stem(tuple(input_size), stem_stride)
+            self.stem, cin = teacher_stem(stem, input_size, stem_stride)
         for cout in widths:
             layers += [nn.Conv2d(cin, cout, kernel, 2, kernel // 2), nn.ReLU(inplace=True)]
             cin = cout

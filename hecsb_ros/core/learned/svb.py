@@ -12,12 +12,18 @@ Replaces the teacher's head, like HECS-B, at the same split point:
   the teacher's split features (``T`` channels), then the teacher's tail (unchanged, or fine-tuned
   in stage 2 with ``train_tail`` and shipped in the checkpoint, as for HECS-B).
 
+With ``stem`` (camera scale), ``g_a`` starts with the teacher's own layers to ``stem_stride``,
+initialised from its weights as HECS-B's ``f_psi`` is (:mod:`hecsb_ros.core.learned.stem`), and
+``downsampling`` counts the stride-2 convolutions after it; when the stem reaches the split
+(``downsampling`` 0), ``g_a`` is ``stem - conv 3x3 (2N) - GDN - conv 3x3 (N)``.
+
 Training is the seed paper's two-stage procedure with the same
 :class:`~hecsb_ros.core.training.distill.Distiller` as HECS-B (eq. 14, then eq. 10-12): both are
 :class:`~hecsb_ros.core.learned.base.FactorizedLatentModel` models.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 
 import torch
@@ -27,6 +33,7 @@ from torch import nn
 
 from hecsb_ros.core.grid import downsampled, encoder_depth, upsampling_steps
 from hecsb_ros.core.learned.base import FactorizedLatentModel, config_from_dict, register_model
+from hecsb_ros.core.learned.stem import check_stem_stride, teacher_stem
 from hecsb_ros.core.teachers.classifier import Classifier
 
 @dataclass(frozen=True)
@@ -35,7 +42,8 @@ class SvbConfig:
 
     ``latent_channels`` is the Entropic Student's N (encoder widths 4N, 2N, N); ``downsampling`` is
     the number of stride-2 convolutions (2 as in the Entropic Student; 3 at a ResNet-50 split
-    before ``layer3``, whose features are 1/8 of the input: the extra ones are 4N wide).
+    before ``layer3``, whose features are 1/8 of the input: the extra ones are 4N wide). ``stem``: ''
+    or a teacher family whose first layers, to ``stem_stride``, come before them.
     """
 
     in_channels: int
@@ -45,15 +53,20 @@ class SvbConfig:
     latent_channels: int = 12
     kernel: int = 5
     downsampling: int = 2
+    stem: str = ""
+    stem_stride: int = 0
 
     def __post_init__(self) -> None:
-        if self.downsampling < 1:
-            raise ValueError(f"downsampling must be at least 1, not {self.downsampling}")
+        if self.downsampling < (0 if self.stem else 1):
+            raise ValueError(f"downsampling must be at least 1 without a stem, not {self.downsampling}")
+        if self.stem:
+            check_stem_stride(self.stem_stride)
         self.upsampling  # validates the input and feature sizes
 
     @property
     def latent_size(self) -> tuple[int, int]:
-        return downsampled(self.input_size, self.downsampling)
+        stem_steps = self.stem_stride.bit_length() - 1 if self.stem else 0
+        return downsampled(self.input_size, self.downsampling + stem_steps)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -66,7 +79,13 @@ class SvbConfig:
         return upsampling_steps(self.latent_size, self.feature_size)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.stem:  # configs without a stem read (and hash) as before it existed
+            del d["stem"], d["stem_stride"]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> "SvbConfig":
@@ -92,6 +111,13 @@ class SvbBottleneck(FactorizedLatentModel):
         widths = [4 * n] * (config.downsampling - 1) + [2 * n]
         encoder: list[nn.Module] = []
         cin = config.in_channels
+        if config.stem:
+            stem, cin = teacher_stem(config.stem, config.input_size, config.stem_stride)
+            encoder.append(stem)
+            if config.downsampling == 0:
+                widths = []
+                encoder += [nn.Conv2d(cin, 2 * n, 3, 1, 1), GDN(2 * n)]
+                cin = 2 * n
         for w in widths:
             encoder += [nn.Conv2d(cin, w, k, 2, k // 2), GDN(w)]
             cin = w
@@ -113,9 +139,13 @@ class SvbBottleneck(FactorizedLatentModel):
     def encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.g_a.parameters())
 
-def svb_config_for(teacher: Classifier, latent_channels: int = 12) -> SvbConfig:
-    """SVB config matching ``teacher``'s input and split features."""
+def svb_config_for(teacher: Classifier, latent_channels: int = 12, stem: bool = False) -> SvbConfig:
+    """SVB config matching ``teacher``'s input and split features; ``stem``: ``g_a`` starts with the
+    teacher's own layers to the split (its family must have a stem)."""
     spec = teacher.spec
     channels, feature_size = teacher.split_features()
-    return SvbConfig(spec.in_channels, spec.input_size, channels, feature_size, latent_channels,
-                     downsampling=encoder_depth(spec.input_size, feature_size))
+    depth = encoder_depth(spec.input_size, feature_size)
+    if stem:
+        return SvbConfig(spec.in_channels, spec.input_size, channels, feature_size, latent_channels,
+                         downsampling=0, stem=spec.backbone, stem_stride=1 << depth)
+    return SvbConfig(spec.in_channels, spec.input_size, channels, feature_size, latent_channels, downsampling=depth)

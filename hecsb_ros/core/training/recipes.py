@@ -36,6 +36,7 @@ from hecsb_ros.core.learned.crbq import CrbqBottleneck, crbq_config_for
 from hecsb_ros.core.learned.hecsb import DECODER_FIELDS, HecsbBottleneck, HecsbConfig
 from hecsb_ros.core.learned.neural import NeuralConfig, build as build_neural, crop, pad
 from hecsb_ros.core.learned.split import Split
+from hecsb_ros.core.learned.stem import load_stem_
 from hecsb_ros.core.learned.svb import SvbBottleneck, svb_config_for
 from hecsb_ros.core.store import model_id_of, read_manifest, read_metadata, write_manifest
 from hecsb_ros.core.teachers.classifier import Classifier
@@ -159,10 +160,7 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
     if job.init is None:
         model = HecsbBottleneck(hecsb_config(job.teacher, options))
         if model.config.stem:  # the teacher's own first layers: start from its weights
-            stem = model.f_psi.stem
-            head = job.teacher.model.head.state_dict()
-            stem.load_state_dict({k: v for k, v in head.items() if k in stem.state_dict()})
-            job.log(f"f_psi starts with {model.config.stem}'s first layers to stride {model.config.stem_stride}")
+            load_stem_(model.f_psi.stem, job.teacher.model.head, model.config.stem, log=job.log)
         if model.config.linear_inverse:
             features = sample_features(job.train, job.teacher, seed=_opt(options, "seed", 0))
             scale = principal_measurements_(model, features, beta=job.value)
@@ -192,7 +190,11 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
 
 def _svb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None]:
     if job.init is None:
-        return SvbBottleneck(svb_config_for(job.teacher, _opt(job.options, "latent_channels", 12))), None
+        model = SvbBottleneck(svb_config_for(job.teacher, _opt(job.options, "latent_channels", 12),
+                                             stem=_opt(job.options, "stem", False)))
+        if model.config.stem:  # the teacher's own first layers: start from its weights
+            load_stem_(model.g_a[0], job.teacher.model.head, model.config.stem, log=job.log)
+        return model, None
     model, tail = _check_init(job.init, job.teacher)
     job.log(f"starting from {job.init} ({model.config})")
     return model.train(), tail
@@ -280,16 +282,31 @@ def rd_loss(out: dict, x: torch.Tensor, lmbda: float, num_pixels: int) -> tuple[
     return lmbda * 255 ** 2 * mse + bpp, mse, bpp
 
 
+def random_patches(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """One random ``size x size`` patch of each image of ``x`` ``(N, C, H, W)``."""
+    n, _, h, w = x.shape
+    if size > min(h, w):
+        raise ValueError(f"patch {size} is larger than the images ({h} x {w})")
+    top = torch.randint(0, h - size + 1, (n,), generator=gen)
+    left = torch.randint(0, w - size + 1, (n,), generator=gen)
+    return torch.stack([x[i, :, t:t + size, l:l + size] for i, (t, l) in enumerate(zip(top.tolist(), left.tolist()))])
+
+
 def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | PixelSource, lmbda: float, epochs: int,
              batch_size: int = 64, lr: float = 1e-3, aux_lr: float = 1e-3, seed: int = 0,
              progress: bool = True, log: Callable[[str], None] = print, device: torch.device | str = "cpu",
-             max_steps: int | None = None, epoch_fraction: float = 1.0) -> nn.Module:
+             max_steps: int | None = None, epoch_fraction: float = 1.0, patch: int | None = None) -> nn.Module:
     """Train on pixels in [0, 1] ``(N, C, H, W)`` (random h-flips); ``update()`` at the end.
 
     ``images``: a tensor, or a :class:`~hecsb_ros.core.training.data.PixelSource` read batch by batch
     (an image folder). Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops
-    early (for timing); ``epoch_fraction`` < 1 visits that part of the images per epoch.
+    early (for timing); ``epoch_fraction`` < 1 visits that part of the images per epoch. ``patch``:
+    train on one random ``patch x patch`` square of each image (a multiple of 64, so no padding), as
+    CompressAI's models are trained on crops of larger photos: the same CPU minutes then take about
+    ``(H W) / patch^2`` times as many steps; the model is fully convolutional and codes whole images.
     """
+    if patch is not None and patch % 64:
+        raise ValueError(f"patch must be a multiple of 64 (the hyperprior's stride), not {patch}")
     device = torch.device(device)
     model.to(device)
     gen = torch.Generator().manual_seed(seed)
@@ -299,7 +316,7 @@ def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | Pixe
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1)
     aux_opt = torch.optim.Adam(aux_params, lr=aux_lr)
-    num_pixels = config.input_size[0] * config.input_size[1]
+    num_pixels = patch * patch if patch else config.input_size[0] * config.input_size[1]
     with tqdm(total=epochs * steps, desc=f"{config.kind} lambda={lmbda:g}", unit="batch", file=sys.stderr,
               disable=not progress) as bar:
         done = 0
@@ -311,9 +328,14 @@ def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | Pixe
                     break
                 x = images[idx]
                 flip = torch.rand(len(idx), generator=gen) < 0.5
-                x = torch.where(flip[:, None, None, None], x.flip(3), x).to(device, non_blocking=True)
-                out = model(pad(x, config))
-                out["x_hat"] = crop(out["x_hat"], config)
+                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+                if patch:
+                    x = random_patches(x, patch, gen).to(device, non_blocking=True)
+                    out = model(x)
+                else:
+                    x = x.to(device, non_blocking=True)
+                    out = model(pad(x, config))
+                    out["x_hat"] = crop(out["x_hat"], config)
                 loss, mse, bpp = rd_loss(out, x, lmbda, num_pixels)
                 if done % 50 == 0 and not math.isfinite(loss.item()):  # now and then: .item() waits for the GPU
                     raise FloatingPointError(f"loss became {loss.item()}")
@@ -334,8 +356,9 @@ def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | Pixe
             if not (math.isfinite(mse_mean) and math.isfinite(bpp_mean)):
                 raise FloatingPointError(f"epoch {epoch + 1}: mse {mse_mean}, bpp {bpp_mean}")
             if max_steps is None:
+                full = config.input_size[0] * config.input_size[1]
                 log(f"{config.kind} lambda={lmbda:g} epoch {epoch + 1}: mse {mse_mean:.4g}, "
-                    f"bytes/image {bpp_mean * num_pixels / 8:.1f}")
+                    f"bytes/image {bpp_mean * full / 8:.1f}")
     model.to("cpu")
     model.update(force=True)
     return model.eval()
@@ -366,7 +389,9 @@ def _fit_epochs(job: TrainJob, train_fn: Callable[..., nn.Module], model: nn.Mod
 
 
 def _train_crbq(job: TrainJob) -> Trained:
-    model = CrbqBottleneck(crbq_config_for(job.teacher, int(job.value)))
+    model = CrbqBottleneck(crbq_config_for(job.teacher, int(job.value), stem=_opt(job.options, "stem", False)))
+    if model.config.stem:  # the teacher's own first layers: start from its weights
+        load_stem_(model.encoder[0], job.teacher.model.head, model.config.stem, log=job.log)
     model, facts = _fit_epochs(job, head_distill, model, teacher=job.teacher, train=job.train,
                                batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
                                device=job.device)
@@ -380,7 +405,9 @@ def _train_neural(job: TrainJob) -> Trained:
     model, facts = _fit_epochs(job, train_rd, build_neural(config), config=config,
                                images=PixelSource(job.train, spec), lmbda=job.value,
                                batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
-                               device=job.device)
+                               device=job.device, patch=_opt(job.options, "patch"))
+    if _opt(job.options, "patch"):
+        facts["patch"] = job.options.patch
     if job.kind == "factorized" and _opt(job.options, "refit_prior", True):  # the hyperprior's y has no such prior
         pixels = PixelSource(job.train, spec)
         facts |= refit_prior(model, lambda idx: pixels[idx], len(pixels), log=job.log)
