@@ -196,7 +196,7 @@ def test_training_commands_distil_from_unlabelled_photos(lite0, media, tmp_path)
     for stale in ("hecsb_effl0_r7.safetensors", "hecsb_effl0_r7.json", "hecsb_fmnist_r7.safetensors"):
         (tmp_path / "ship" / stale).write_bytes(b"")  # an old level of a candidate codec; another teacher's
     assert select_levels([str(tmp_path / "out"), "--min-agreement", "0", "--ship", str(tmp_path / "ship"),
-                          "--report", str(report)] + [a for a in common if a not in ("--test-list", str(tmp_path / "eval.csv"))]) == 0
+                          "--report", str(report), "--held-out-list", str(tmp_path / "held_out.csv")] + [a for a in common if a not in ("--test-list", str(tmp_path / "eval.csv"))]) == 0
     shipped = sorted(p.name for p in (tmp_path / "ship").glob("*.safetensors"))
     # one level each: both kept; the old effl0 level is gone, the other teacher's file stays
     assert shipped == ["crbq_effl0_r0.safetensors", "hecsb_effl0_r0.safetensors", "hecsb_fmnist_r7.safetensors"]
@@ -205,6 +205,37 @@ def test_training_commands_distil_from_unlabelled_photos(lite0, media, tmp_path)
     chosen = json.loads((tmp_path / "ship" / "hecsb_effl0_r0.json").read_text())["selection"]
     assert chosen["held_out_images"] == manifest["val_images"] and chosen["val_bytes_mean"] > 0 and 0 <= chosen["val_agreement"] <= 1
     assert "| hecsb | 0 |" in report.read_text() and report.with_suffix(".csv").is_file()
+    held = (tmp_path / "held_out.csv").read_text().splitlines()  # for bench --pick-list; here the held-out source
+    assert held[0] == "file,class_index" and all(row.endswith(",-1") for row in held[1:])  # may be the video
+
+    from types import SimpleNamespace
+
+    from hecsb_ros.cli.select_levels import write_held_out_list
+
+    photo, clip = str(media / "photos" / "china.jpg"), str(media / "clip.avi")
+    write_held_out_list(SimpleNamespace(sources=lambda: [photo, photo, clip]), tmp_path / "list.csv")
+    assert (tmp_path / "list.csv").read_text() == f"file,class_index\n{photo},-1\n"  # each photo once, no video
+
+
+def test_camera_operating_points_are_chosen_on_held_out_photos_by_agreement(lite0, media, tmp_path):
+    """bench --pick-list: the held-out photos become camera frames, labelled with the uncompressed
+    teacher's own top-1, so the teacher scores 1 there and a codec's accuracy is its agreement."""
+    from hecsb_ros.cli import bench
+    from hecsb_ros.cli.bench_outputs import operating_rule
+
+    photos = sorted((media / "photos").glob("*.jpg"))
+    (tmp_path / "held.csv").write_text("file,class_index\n" + "".join(f"{p},-1\n" for p in photos))
+    args = bench.parse_args(["--teacher", "efficientnet_lite0", "--test-list", str(tmp_path / "held.csv"),
+                             "--pick-list", str(tmp_path / "held.csv"), "--no-ros"])
+    assert args.pick_images == 100
+    frames, labels = bench.pick_photo_frames(args, lite0)
+    assert len(frames) == len(photos) and frames[0].shape == (480, 640, 3)
+    picked = bench.pick_accuracies(args, lite0, {}, [])
+    assert picked == {"teacher": 1.0, "images": len(photos)}
+    rule = operating_rule({"pick_teacher_accuracy": 1.0, "pick_images": 2, "pick_list": "held.csv"})
+    assert "agreement" in rule and "held.csv" in rule
+    with pytest.raises(SystemExit):  # camera scale without held-out photos cannot pick on them
+        bench.parse_args(["--teacher", "efficientnet_lite0", "--test-list", "x.csv", "--pick-images", "10"])
 
 
 def test_baselines_start_from_the_teachers_layers_and_input_codecs_train_on_patches(lite0, media, tmp_path):

@@ -56,7 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pick-images", type=int, default=None,
                    help="choose each codec's operating point on this many of the Fashion-MNIST training images "
                         "the learned codecs held out (--val-images 5000 of their training), not on the test images "
-                        "(default 2000; quick 300; 0 = on the test images; camera scale: 0)")
+                        "(default 2000; quick 300; 0 = on the test images); camera scale: this many photos of "
+                        "--pick-list (default 100 with it)")
+    p.add_argument("--pick-list", type=Path, default=None,
+                   help="camera scale: held-out training photos to choose the operating points on, by agreement "
+                        "with the uncompressed teacher (select_levels --held-out-list writes it); without it the "
+                        "operating points are chosen on the test photos")
     p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap rounds of the 95%% intervals")
     p.add_argument("--teacher", default="",
                    help="camera scale: the teacher (e.g. efficientnet_lite0); its shipped levels are benchmarked")
@@ -79,9 +84,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.timing_rounds = args.timing_rounds or (30 if args.quick else 300)
     args.with_ros = (args.ros or not args.quick) and not args.no_ros
     if args.pick_images is None:
-        args.pick_images = 0 if args.teacher else (300 if args.quick else 2000)
-    if args.pick_images and args.teacher:
-        p.error("--pick-images: camera scale picks on the test photos (held-out pool images have no labels); use 0")
+        args.pick_images = (100 if args.pick_list else 0) if args.teacher else (300 if args.quick else 2000)
+    if args.pick_images and args.teacher and not args.pick_list:
+        p.error("--pick-images at camera scale needs --pick-list (held-out photos, select_levels --held-out-list)")
+    if args.pick_list and not args.teacher:
+        p.error("--pick-list is for camera scale (--teacher); Fashion-MNIST picks on its held-out training images")
     return args
 
 
@@ -199,7 +206,8 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
             "test_images": len(frames), "labelled_images": int(ev.mask.sum()), "data": ev.description,
             "encoding": encoding, "rows": rows, "timing_rounds": args.timing_rounds, "threads": args.threads,
             "bootstrap_rounds": args.bootstrap, "claim1_ratio_interval": claim1_ratio(ev, idx),
-            "pick_images": args.pick_images, "pick_teacher_accuracy": picked.get("teacher")}
+            "pick_images": picked.get("images", 0), "pick_teacher_accuracy": picked.get("teacher"),
+            "pick_list": args.pick_list.name if args.pick_list else None}
 
 
 def claim1_interval(args: argparse.Namespace) -> dict | None:
@@ -226,17 +234,35 @@ def pick_frames(n: int) -> tuple[list[np.ndarray], np.ndarray]:
     return list(train.images[idx]), train.labels[idx]
 
 
+def pick_photo_frames(args: argparse.Namespace, teacher) -> tuple[list[np.ndarray], np.ndarray]:
+    """The first ``--pick-images`` photos of ``--pick-list`` as camera frames (as the test photos become
+    frames) and the uncompressed teacher's top-1 on each as its label: accuracy there is agreement."""
+    import cv2
+
+    from hecsb_ros.core.bench import rate_accuracy as ra
+    from hecsb_ros.core.training.photos import ImageList
+
+    listed = ImageList(args.pick_list, teacher.spec, limit=args.pick_images)
+    w, h = args.frame_size
+    frames = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_COLOR), (w, h), interpolation=cv2.INTER_AREA)
+              for f in listed.files]
+    return frames, ra.teacher_outputs(teacher, frames, "bgr8").argmax(1)
+
+
 def pick_accuracies(args: argparse.Namespace, teacher, codecs: dict, points) -> dict:
     """Accuracy of the teacher (``"teacher"``) and ``(accuracy, mean payload bytes)`` of every rate point
-    on the held-out training images the operating points are chosen on."""
+    on the held-out training images the operating points are chosen on (camera scale: agreement with
+    the teacher on held-out pool photos, so the teacher's is 1)."""
     from hecsb_ros.core.bench import rate_accuracy as ra
 
-    frames, labels = pick_frames(args.pick_images)
-    out: dict = {"teacher": float((ra.teacher_outputs(teacher, frames, "mono8").argmax(1) == labels).mean())}
+    encoding = "bgr8" if args.teacher else "mono8"
+    frames, labels = pick_photo_frames(args, teacher) if args.teacher else pick_frames(args.pick_images)
+    out: dict = {"teacher": float((ra.teacher_outputs(teacher, frames, encoding).argmax(1) == labels).mean()),
+                 "images": len(frames)}
     log(f"operating points are chosen on {len(frames)} held-out training images (teacher "
         f"{100 * out['teacher']:.2f}%)")
     for p in points:
-        r = ra.evaluate_point(codecs[p.key], p, frames, labels, False, "mono8")
+        r = ra.evaluate_point(codecs[p.key], p, frames, labels, False, encoding)
         out[p.key] = (r.accuracy, r.bytes_mean)
     return out
 

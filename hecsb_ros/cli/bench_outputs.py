@@ -15,6 +15,11 @@ def log(msg: str) -> None:
 
 def operating_rule(doc: dict) -> str:
     """How the results' operating points were chosen, in words."""
+    if doc.get("pick_teacher_accuracy") is not None and doc.get("pick_list"):
+        return (f"the smallest payload within 1 pp of the teacher's agreement with itself (100%), else its most "
+                f"accurate setting, judged by top-1 agreement with the uncompressed teacher on {doc['pick_images']} "
+                f"held-out training photos that no learned codec trained on ({doc['pick_list']}), not on the "
+                "test photos.")
     if doc.get("pick_teacher_accuracy") is not None:
         return (f"the smallest payload within 1 pp of the teacher, else its most accurate setting, judged on "
                 f"{doc['pick_images']} Fashion-MNIST training images that no learned codec trained on (teacher "

@@ -36,7 +36,7 @@ from hecsb_ros.core.learned.split import Split
 from hecsb_ros.core.store import write_checksums
 from hecsb_ros.core.training import set_threads
 from hecsb_ros.core.training.data import fashion_mnist_source
-from hecsb_ros.core.training.photos import PhotoCrops
+from hecsb_ros.core.training.photos import IMAGE_SUFFIXES, PhotoCrops
 from hecsb_ros.core.training.evaluation import evaluate_split
 
 FIELDS = ("codec", "level", "setting", "val_bytes_mean", "val_agreement", "test_top1", "kept", "default", "why", "file")
@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="default level: the fewest held-out bytes within this much agreement of the codec's "
                         "most accurate kept level")
     p.add_argument("--ship", type=Path, default=None, help="copy the kept levels here (and rewrite SHA256SUMS)")
+    p.add_argument("--held-out-list", type=Path, default=None,
+                   help="photos: also write the held-out photo files (not video frames) as a file,class_index CSV "
+                        "(-1: no label), for bench --pick-list (operating points chosen on them, not the test photos)")
     p.add_argument("--report", type=Path, required=True, help="Markdown table of every candidate (CSV beside it)")
     p.add_argument("--seed", type=int, default=0, help="the training runs' --seed (photos: part of the cache key)")
     p.add_argument("--batch-size", type=int, default=32, help="images per network call")
@@ -136,11 +139,23 @@ def held_out(args: argparse.Namespace, teacher) -> tuple[object, object]:
     raise SystemExit("select_levels: --data photos DIR... or fashion-mnist (an imagenet-folder run has --val-folder)")
 
 
+def write_held_out_list(val, path: Path) -> None:
+    """The held-out photos (image files; video sources are skipped) as ``file,class_index`` rows, -1 each."""
+    if not hasattr(val, "sources"):
+        raise SystemExit("--held-out-list needs --data photos")
+    files = sorted({s for s in val.sources() if Path(s).suffix.lower() in IMAGE_SUFFIXES})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("file,class_index\n" + "".join(f"{f},-1\n" for f in files))
+    print(f"wrote {len(files)} held-out photos to {path}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     teacher = teacher_from_args(args)
     _, val = held_out(args, teacher)
+    if args.held_out_list is not None:
+        write_held_out_list(val, args.held_out_list)
     rows = []
     for path, manifest in tqdm(candidates(args.folders), desc="candidates", file=sys.stderr,
                                disable=args.no_progress):
