@@ -270,8 +270,17 @@ def test_baselines_start_from_the_teachers_layers_and_input_codecs_train_on_patc
     common = ["--teacher", "efficientnet_lite0", "--data", "photos", str(media), "--test-list", str(tmp_path / "eval.csv"),
               "--cache", str(tmp_path / "cache"), "--crops", "1", "--batch-size", "2", "--no-progress",
               "--out", str(tmp_path / "out")]
-    assert train_baselines(["svb", "--stem", "--beta", "1e-3", "--stage1-epochs", "1", "--stage2-epochs", "1",
-                            "--alpha", "1.0"] + common) == 0
+    assert train_baselines(["svb", "--stem", "--freeze-stem", "--beta", "1e-3", "--stage1-epochs", "1",
+                            "--stage2-epochs", "1", "--alpha", "1.0"] + common) == 0
+    assert train_baselines(["crbq", "--stem", "--freeze-stem", "--channels", "2", "--epochs", "1"] + common) == 0
+    from hecsb_ros.core.learned import read_learned
+
+    for kind in ("svb", "crbq"):  # frozen: the stem is still exactly the teacher's head
+        trained = read_learned(tmp_path / "out" / f"{kind}_effl0_r0.safetensors")[0].eval()
+        with torch.no_grad():
+            assert torch.equal(trained.stem()(x), lite0.model.head(x)), kind
+    with pytest.raises(ValueError, match="teacher's layers"):
+        train_baselines(["crbq", "--freeze-stem", "--channels", "2", "--epochs", "1"] + common)
     assert train_baselines(["factorized", "--patch", "64", "--lmbda", "0.01", "--epochs", "1"] + common) == 0
     assert json.loads((tmp_path / "out" / "factorized_effl0_r0.json").read_text())["patch"] == 64
     for kind in ("svb", "factorized"):

@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stem", action="store_true",
                    help="svb, crbq: the encoder starts with the teacher's own layers to the split, initialised "
                         "from its weights, as HECS-B's f_psi at camera scale (the teacher family needs a stem)")
+    p.add_argument("--freeze-stem", action="store_true",
+                   help="svb, crbq with --stem: the teacher's layers keep its weights; training reads the cached "
+                        "split features (--data photos) instead of running them, so a CPU budget buys more steps")
     p.add_argument("--patch", type=int, default=None,
                    help="factorized/hyperprior: train on one random PATCH x PATCH square per image (a multiple "
                         "of 64), as CompressAI models are trained: more steps in the same minutes")

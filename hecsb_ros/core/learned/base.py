@@ -119,6 +119,15 @@ class LearnedModel(CompressionModel):
         """Edge network: ``(N, C, H, W)`` -> the unquantised latents the coder codes ``(N, ...)``."""
         raise NotImplementedError
 
+    def stem(self) -> nn.Module | None:
+        """The teacher's own first layers the edge network starts with (None: it has none)."""
+        return None
+
+    def encode_after_stem(self, s: torch.Tensor) -> torch.Tensor:
+        """The edge network after :meth:`stem`: stem outputs -> the unquantised latents (training with a
+        frozen stem feeds it the teacher's cached split features instead of running the stem)."""
+        raise NotImplementedError(f"{type(self).__name__} has no stem")
+
     def make_coder(self) -> Coder:
         """The coder of one image's latent (after ``update()``)."""
         raise NotImplementedError

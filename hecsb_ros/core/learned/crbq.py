@@ -162,9 +162,18 @@ class CrbqBottleneck(LearnedModel):
         """Image ``(N, C_in, H, W)`` -> latent ``(N, C, h, w)`` before quantisation."""
         return self.encoder(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Split features ``(N, T, h, w)`` through the quantised latent (straight-through in training)."""
-        y = self.encode(x)
+    def stem(self) -> nn.Module | None:
+        return self.encoder[0] if self.config.stem else None
+
+    def encode_after_stem(self, s: torch.Tensor) -> torch.Tensor:
+        if not self.config.stem:
+            raise NotImplementedError("this CR+BQ has no stem")
+        return self.encoder[1:](s)
+
+    def forward(self, x: torch.Tensor, after_stem: bool = False) -> torch.Tensor:
+        """Split features ``(N, T, h, w)`` through the quantised latent (straight-through in training);
+        ``after_stem``: ``x`` is the stem's output (the teacher's split features), not the image."""
+        y = self.encode_after_stem(x) if after_stem else self.encode(x)
         y_hat = dequantize_8bit(*quantize_8bit(y))
         return self.decoder(y + (y_hat - y).detach())
 

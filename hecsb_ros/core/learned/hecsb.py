@@ -239,6 +239,14 @@ class HecsbBottleneck(FactorizedLatentModel):
         """Edge network: image ``(N, C, H, W)`` -> unquantised latent ``y = W f_psi(x)`` ``(N, m, h, w)``."""
         return self.measure(self.f_psi(x))
 
+    def stem(self) -> nn.Module | None:
+        return self.f_psi.stem if self.config.stem else None
+
+    def encode_after_stem(self, s: torch.Tensor) -> torch.Tensor:
+        if not self.config.stem:
+            raise NotImplementedError("this HECS-B has no stem")
+        return self.measure(self.f_psi.net(s))
+
     def project_(self) -> None:
         """Enforce ``||W||_F <= k`` (call after every optimiser step)."""
         self.measure.project_()

@@ -139,6 +139,14 @@ class SvbBottleneck(FactorizedLatentModel):
     def encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.g_a.parameters())
 
+    def stem(self) -> nn.Module | None:
+        return self.g_a[0] if self.config.stem else None
+
+    def encode_after_stem(self, s: torch.Tensor) -> torch.Tensor:
+        if not self.config.stem:
+            raise NotImplementedError("this SVB has no stem")
+        return self.g_a[1:](s)
+
 def svb_config_for(teacher: Classifier, latent_channels: int = 12, stem: bool = False) -> SvbConfig:
     """SVB config matching ``teacher``'s input and split features; ``stem``: ``g_a`` starts with the
     teacher's own layers to the split (its family must have a stem)."""

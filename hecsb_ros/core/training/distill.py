@@ -27,6 +27,12 @@ stage ends; ``mixup`` mixes that fraction of the batches, ``x = lam x_i + (1 - l
 term) and the mixed label (``lam CE(y_i) + (1 - lam) CE(y_j)``): the student learns the teacher's
 function on many more inputs than the training images.
 
+``freeze_stem``: for a bottleneck whose edge network starts with the teacher's own layers to the
+split (``model.stem()``), those layers keep the teacher's weights and statistics, and with a source
+that caches the teacher's split features (:class:`~hecsb_ros.core.training.photos.PhotoCrops`) the
+stem is not even run: the cached features are its output. A step then costs the bottleneck and (in
+stage 2) the tail only, so a CPU budget buys many more steps.
+
 Runs on any torch device (``device='cuda'`` on a GPU machine); the model comes back on the CPU
 with its CDF tables updated. :meth:`Distiller.fit_budget` chooses the epochs of both stages so
 that training fits a time budget on the machine at hand (its step times are measured first).
@@ -82,6 +88,7 @@ class DistillConfig:
     mixup: float = 0.0
     train_tail: bool = False
     tail_lr_scale: float = 1.0
+    freeze_stem: bool = False
     #: part of the training images one epoch visits (a fresh random subset each epoch); below 1 when a
     #: time budget is shorter than one epoch of each stage (:meth:`Distiller.fit_budget`)
     epoch_fraction: float = 1.0
@@ -138,6 +145,11 @@ class Distiller:
             for p in tail.parameters():
                 p.requires_grad_(True)
         self.tail = tail.to(self.device).eval()
+        if cfg.freeze_stem:
+            if model.stem() is None:
+                raise ValueError(f"freeze_stem: this {type(model).__name__} does not start with the teacher's layers")
+            for p in model.stem().parameters():
+                p.requires_grad_(False)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.full_steps = len(train) // cfg.batch_size
         self.steps_per_epoch = max(1, int(self.full_steps * cfg.epoch_fraction))
@@ -270,9 +282,22 @@ class Distiller:
                                                            if fraction < 1 else ""))
         return self.cfg
 
+    def _encode(self, x: torch.Tensor, cached: dict | None) -> torch.Tensor:
+        """The unquantised latent of ``x``; with ``freeze_stem``, from the cached split features (the
+        frozen stem's output) when there are any, else from the stem run without gradients."""
+        if not self.cfg.freeze_stem:
+            return self.model.encode(x)
+        if cached is not None:
+            return self.model.encode_after_stem(cached["features"].to(self.device, non_blocking=True))
+        with torch.no_grad():
+            s = self.model.stem()(x)
+        return self.model.encode_after_stem(s)
+
     def _epoch(self, stage: int, opt, sched, aux, bar, max_steps: int | None = None) -> dict[str, float]:
         model, tail = self.model, self.tail
         model.train()
+        if self.cfg.freeze_stem:
+            model.stem().eval()  # the teacher's batch-norm statistics stay
         tail.train(stage == 2 and self.cfg.train_tail)
         sums: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
@@ -289,7 +314,8 @@ class Distiller:
                 else:
                     with torch.no_grad():
                         h = self.teacher.model.head(x)
-                h_hat, lik = model(x, mode="noise")
+                z, lik = model.quantize(self._encode(x, cached), "noise")
+                h_hat = model.synthesize(z)
                 d, r = distortion(h, h_hat).mean(), rate_bits(lik).mean()
                 loss = d + self.cfg.beta * r
                 parts = {"distortion": d, "bits": r}
@@ -304,11 +330,12 @@ class Distiller:
                 else:
                     with torch.no_grad():
                         t_logits = self.teacher.model(x)
+                fresh = None if mixed else cached  # a mixed image has no cached features
                 if self.cfg.freeze_encoder:
                     with torch.no_grad():
-                        z, lik = model.quantize(model.encode(x), "round")
+                        z, lik = model.quantize(self._encode(x, fresh), "round")
                 else:
-                    z, lik = model.quantize(model.encode(x), "ste")
+                    z, lik = model.quantize(self._encode(x, fresh), "ste")
                 s_logits = tail(model.synthesize(z))
                 r = rate_bits(lik).mean()
                 if mixed:

@@ -230,37 +230,54 @@ def distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module
 def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int, batch_size: int = 64,
                  lr: float = 2e-3, seed: int = 0, progress: bool = True,
                  log: Callable[[str], None] = print, device: torch.device | str = "cpu",
-                 max_steps: int | None = None, epoch_fraction: float = 1.0) -> CrbqBottleneck:
+                 max_steps: int | None = None, epoch_fraction: float = 1.0, freeze_stem: bool = False) -> CrbqBottleneck:
     """Head distillation: minimise ``1/2 ||h - g(Q(f(x)))||^2 / n`` with ``h = teacher.head(x)`` (the
     source's cached teacher features when it has them).
 
     Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops early (for timing);
     ``epoch_fraction`` < 1 visits that part of the images per epoch (a fresh random subset each).
+    ``freeze_stem``: the encoder's teacher layers (``model.stem()``, ending at the split) keep the
+    teacher's weights and statistics; with cached features they are not run (``h`` is their output).
     """
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     teacher.model.to(device).eval()
     model.to(device)
+    stem = model.stem() if freeze_stem else None
+    if freeze_stem:
+        if stem is None:
+            raise ValueError("freeze_stem: this CR+BQ does not start with the teacher's layers (--stem)")
+        for p in stem.parameters():
+            p.requires_grad_(False)
     steps = max(1, int(len(train) // batch_size * epoch_fraction))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1)
     done = 0
     with tqdm(total=epochs * steps, desc=f"crbq C={model.config.channels}", unit="batch", file=sys.stderr,
               disable=not progress) as bar:
         for epoch in range(epochs):
             model.train()
+            if stem is not None:
+                stem.eval()
             total = torch.zeros((), device=device)
             for step, idx in enumerate(batches(len(train), batch_size, gen, drop_last=True)):
                 if (max_steps is not None and done >= max_steps) or step >= steps:
                     break
-                x, _ = train.batch(idx, gen)
-                x = x.to(device, non_blocking=True)
-                if hasattr(train, "targets"):
+                cached = hasattr(train, "targets")
+                x = None
+                if cached:
                     h = train.targets(idx)["features"].to(device, non_blocking=True)
-                else:
+                if not (cached and stem is not None):  # a frozen stem with cached features needs no image
+                    x = train.batch(idx, gen)[0].to(device, non_blocking=True)
+                if not cached:
                     with torch.no_grad():
                         h = teacher.model.head(x)
-                loss = 0.5 * (model(x) - h).pow(2).flatten(1).mean(1).mean()
+                if stem is not None:
+                    s = h if cached else stem(x).detach()
+                    out = model(s, after_stem=True)
+                else:
+                    out = model(x)
+                loss = 0.5 * (out - h).pow(2).flatten(1).mean(1).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -392,9 +409,12 @@ def _train_crbq(job: TrainJob) -> Trained:
     model = CrbqBottleneck(crbq_config_for(job.teacher, int(job.value), stem=_opt(job.options, "stem", False)))
     if model.config.stem:  # the teacher's own first layers: start from its weights
         load_stem_(model.encoder[0], job.teacher.model.head, model.config.stem, log=job.log)
+    frozen = bool(_opt(job.options, "freeze_stem", False))
     model, facts = _fit_epochs(job, head_distill, model, teacher=job.teacher, train=job.train,
                                batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
-                               device=job.device)
+                               device=job.device, freeze_stem=frozen)
+    if frozen:
+        facts["freeze_stem"] = True
     return Trained(model, None, facts)
 
 
