@@ -23,7 +23,8 @@
 # Checkpoints and manifests go to OUT/<family>/ (default runs/camera). The family 'cache' only
 # builds the cache of crops and teacher outputs (with all threads; do it first when families train
 # in parallel processes, which then share it); 'ship' chooses the levels on the held-out photos
-# (python -m hecsb_ros.cli.select_levels) and copies them into hecsb_ros/checkpoints.
+# (python -m hecsb_ros.cli.select_levels) and copies them into hecsb_ros/checkpoints, and writes the
+# held-out photos to OUT/held_out.csv for the benchmark's operating points (bench --pick-list).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 py="${PY:-$here/.venv/bin/python}"
@@ -87,7 +88,8 @@ PY
           done ;;
     ship) "$py" -m hecsb_ros.cli.select_levels "$out"/{hecsb,svb,crbq,factorized,hyperprior} --teacher efficientnet_lite0 \
             --data photos "${pool[@]}" --cache "$cache" --crops 2 --video-every 10 --val-images 300 --no-progress \
-            --ship "$here/hecsb_ros/checkpoints" --report "$here/benchmarks/camera/selection.md" ;;
+            --ship "$here/hecsb_ros/checkpoints" --report "$here/benchmarks/camera/selection.md" \
+            --held-out-list "$out/held_out.csv" --threads "${THREADS:-1}" ;;
     *) echo "unknown family $family (cache, hecsb, svb, crbq, factorized, hyperprior, ship)" >&2; exit 2 ;;
   esac
 done
