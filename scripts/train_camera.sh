@@ -6,7 +6,7 @@
 #                          from it in stage 2 at other betas (BUDGET * 2/3 / k each: a level
 #                          trained alone at a high beta in a few minutes collapses to no information);
 #                          HECS-B's last level continues from the one before it (beta:level@from);
-#   crbq, factorized,      three levels, each trained from the start (BUDGET / 3 each; CR+BQ four).
+#   crbq, factorized,      three levels, each trained from the start (BUDGET / 3 each; CR+BQ five).
 #   hyperprior:
 # Every edge encoder that reads the teacher's split starts with the teacher's own layers to it,
 # initialised from its weights (HECS-B's f_psi, SVB's and CR+BQ's encoders: --stem; HECS-B's W also
@@ -78,8 +78,8 @@ PY
     # more than this formula now gives them; their manifests hold the commands): SVB 21 minutes in all
     svb) two_stage svb 3e-4 2 1e-3:5e-4 3e-3:0 1e-3:1 1e-4:3 3e-5:4 ;;
     # CR+BQ's 1- and 2-channel levels collapsed (8-bit codes of 1 or 2 channels carry too little of the
-    # split features): an 8-channel level 3 was added with the same per-level share (4/3 of the budget)
-    crbq) for pair in 1:0 2:1 4:2 8:3; do
+    # split features): 8- and 16-channel levels 3 and 4 were added with the same per-level share (5/3 of the budget)
+    crbq) for pair in 1:0 2:1 4:2 8:3 16:4; do
             "$py" -m hecsb_ros.cli.train_baselines crbq --stem --freeze-stem --channels "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
               --budget-min "$(share 0.3333)" --out "$out/crbq" "${common[@]}"
           done ;;
