@@ -20,7 +20,7 @@ from hecsb_ros.core.learned.svb import SvbBottleneck, SvbConfig
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.store import model_id_of
 from hecsb_ros.core.training.data import TensorSource
-from hecsb_ros.core.training.recipes import head_distill, train_rd
+from hecsb_ros.core.training.loops import head_distill, train_rd
 
 torch.set_num_threads(1)
 SVB_CFG = SvbConfig(1, (28, 28), 32, (14, 14), latent_channels=4)

@@ -250,7 +250,7 @@ def test_baselines_start_from_the_teachers_layers_and_input_codecs_train_on_patc
     from hecsb_ros.core.learned.crbq import crbq_config_for
     from hecsb_ros.core.learned.stem import load_stem_
     from hecsb_ros.core.learned.svb import SvbBottleneck, svb_config_for
-    from hecsb_ros.core.training.recipes import random_patches
+    from hecsb_ros.core.training.loops import random_patches
 
     config = svb_config_for(lite0, 12, stem=True)
     assert config.latent_shape == (12, 28, 28) and config.stem_stride == 8

@@ -25,14 +25,14 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from hecsb_ros.core.grid import downsampled, encoder_depth, upsampling_steps
 from hecsb_ros.core.learned.base import LearnedModel, config_from_dict, register_model
-from hecsb_ros.core.learned.stem import check_stem_stride, teacher_stem
+from hecsb_ros.core.learned.stem import check_stem_stride, stem_free_dict, teacher_stem
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.teachers.classifier import Classifier
 
@@ -81,10 +81,7 @@ class CrbqConfig:
         return HEADER.size + math.prod(self.latent_shape)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        if not self.stem:  # configs without a stem read (and hash) as before it existed
-            del d["stem"], d["stem_stride"]
-        return d
+        return stem_free_dict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -8,6 +8,7 @@ only in what follows the stem, which is the comparison the paper makes.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Callable
 
 from torch import nn
@@ -21,6 +22,15 @@ def teacher_stem(name: str, input_size: tuple[int, int], stride: int) -> tuple[n
     if teacher.stem is None:
         raise ValueError(f"teacher {name!r} has no stem to start an edge encoder with")
     return teacher.stem(tuple(input_size), stride)
+
+
+def stem_free_dict(config) -> dict:
+    """``asdict(config)`` without the stem fields when it has no stem: configs from before the stem
+    existed read and hash as they did (the shipped checkpoints' model ids stay)."""
+    d = asdict(config)
+    if not config.stem:
+        del d["stem"], d["stem_stride"]
+    return d
 
 
 def check_stem_stride(stride: int) -> None:

@@ -24,7 +24,7 @@ Training is the seed paper's two-stage procedure with the same
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from compressai.entropy_models import EntropyBottleneck
@@ -33,7 +33,7 @@ from torch import nn
 
 from hecsb_ros.core.grid import downsampled, encoder_depth, upsampling_steps
 from hecsb_ros.core.learned.base import FactorizedLatentModel, config_from_dict, register_model
-from hecsb_ros.core.learned.stem import check_stem_stride, teacher_stem
+from hecsb_ros.core.learned.stem import check_stem_stride, stem_free_dict, teacher_stem
 from hecsb_ros.core.teachers.classifier import Classifier
 
 @dataclass(frozen=True)
@@ -79,10 +79,7 @@ class SvbConfig:
         return upsampling_steps(self.latent_size, self.feature_size)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        if not self.stem:  # configs without a stem read (and hash) as before it existed
-            del d["stem"], d["stem_stride"]
-        return d
+        return stem_free_dict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
