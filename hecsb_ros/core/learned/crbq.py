@@ -32,7 +32,7 @@ from torch import nn
 
 from hecsb_ros.core.grid import downsampled, encoder_depth, upsampling_steps
 from hecsb_ros.core.learned.base import LearnedModel, config_from_dict, register_model
-from hecsb_ros.core.learned.stem import check_stem_stride, stem_free_dict, teacher_stem
+from hecsb_ros.core.learned.stem import StemFirst, check_stem_stride, stem_free_dict, teacher_stem
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.teachers.classifier import Classifier
 
@@ -125,7 +125,7 @@ def dequantize_8bit(q: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torc
 
 
 @register_model
-class CrbqBottleneck(LearnedModel):
+class CrbqBottleneck(StemFirst, LearnedModel):
     """Channel-reducing encoder, 8-bit quantiser and decoder to the teacher's split features."""
 
     kind = "crbq"
@@ -159,13 +159,6 @@ class CrbqBottleneck(LearnedModel):
         """Image ``(N, C_in, H, W)`` -> latent ``(N, C, h, w)`` before quantisation."""
         return self.encoder(x)
 
-    def stem(self) -> nn.Module | None:
-        return self.encoder[0] if self.config.stem else None
-
-    def encode_after_stem(self, s: torch.Tensor) -> torch.Tensor:
-        if not self.config.stem:
-            raise NotImplementedError("this CR+BQ has no stem")
-        return self.encoder[1:](s)
 
     def forward(self, x: torch.Tensor, after_stem: bool = False) -> torch.Tensor:
         """Split features ``(N, T, h, w)`` through the quantised latent (straight-through in training);

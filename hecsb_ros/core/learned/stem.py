@@ -48,3 +48,19 @@ def load_stem_(stem: nn.Module, head: nn.Module, name: str, log: Callable[[str],
     stem.load_state_dict(shared, strict=False)
     log(f"the encoder starts with {name}'s first layers ({len(shared)} of {len(own)} tensors from the teacher)")
     return len(shared)
+
+
+class StemFirst:
+    """:meth:`stem` and :meth:`encode_after_stem` of a model whose edge encoder is an ``nn.Sequential``
+    (the attribute named ``encoder_attr``) that begins with the stem when ``config.stem`` is set."""
+
+    encoder_attr = "encoder"
+
+    def stem(self) -> nn.Module | None:
+        return getattr(self, self.encoder_attr)[0] if self.config.stem else None
+
+    def encode_after_stem(self, s):
+        if not self.config.stem:
+            raise NotImplementedError(f"this {type(self).__name__} has no stem")
+        return getattr(self, self.encoder_attr)[1:](s)
+

@@ -33,7 +33,7 @@ from torch import nn
 
 from hecsb_ros.core.grid import downsampled, encoder_depth, upsampling_steps
 from hecsb_ros.core.learned.base import FactorizedLatentModel, config_from_dict, register_model
-from hecsb_ros.core.learned.stem import check_stem_stride, stem_free_dict, teacher_stem
+from hecsb_ros.core.learned.stem import StemFirst, check_stem_stride, stem_free_dict, teacher_stem
 from hecsb_ros.core.teachers.classifier import Classifier
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class SvbConfig:
         return config_from_dict(cls, d)
 
 @register_model
-class SvbBottleneck(FactorizedLatentModel):
+class SvbBottleneck(StemFirst, FactorizedLatentModel):
     """Encoder ``g_a`` (with GDN), factorized prior and decoder ``g_phi`` (with IGDN).
 
     Call order as for HECS-B: train, then ``update()`` once before saving (the CDF tables are
@@ -97,6 +97,7 @@ class SvbBottleneck(FactorizedLatentModel):
     """
 
     kind = "svb"
+    encoder_attr = "g_a"
     description = "Shallow Variational Bottleneck (GDN encoder, factorized prior); quality = rate level"
     rate_setting = "beta"
     config_type = SvbConfig
@@ -136,13 +137,6 @@ class SvbBottleneck(FactorizedLatentModel):
     def encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.g_a.parameters())
 
-    def stem(self) -> nn.Module | None:
-        return self.g_a[0] if self.config.stem else None
-
-    def encode_after_stem(self, s: torch.Tensor) -> torch.Tensor:
-        if not self.config.stem:
-            raise NotImplementedError("this SVB has no stem")
-        return self.g_a[1:](s)
 
 def svb_config_for(teacher: Classifier, latent_channels: int = 12, stem: bool = False) -> SvbConfig:
     """SVB config matching ``teacher``'s input and split features; ``stem``: ``g_a`` starts with the
