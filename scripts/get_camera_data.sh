@@ -86,4 +86,9 @@ fi
 # Evaluation photos (never trained on) and their labels.
 github ajschumacher/imagen 2e8718956e3bb046db9a8e488c2254fd9846b6c5 "$data/imagen" imagen
 [ -f "$data/imagen/labels.csv" ] || "$py" -m hecsb_ros.cli.image_list "$data/imagen/imagen" --out "$data/imagen/labels.csv"
+# ImageNet sample photos (one per ImageNet-1k class) for the pool: the only source here that spans the
+# teacher's classes. Any photo that is also in the evaluation set is removed (hecsb_ros.cli.dedup).
+github EliSchwartz/imagenet-sample-images bc69043e2862758a1906c6a24a792bb28c6bb2ff \
+  "$data/photos/imagenet-sample-images"
+"$py" -m hecsb_ros.cli.dedup "$data/photos/imagenet-sample-images" --against "$data/imagen/imagen" >&2
 say "ready: $data (see docs/camera_data.md)"

@@ -112,6 +112,25 @@ def test_image_list_is_preprocessed_as_the_edge_does(lite0, photos, tmp_path):
     assert len(ImageList(tmp_path / "list.csv", lite0.spec, labelled_only=True)) == 1
 
 
+def test_evaluation_photos_are_removed_from_a_training_pool(photos, tmp_path):
+    from hecsb_ros.cli import dedup
+
+    pool, evaluation = tmp_path / "pool", tmp_path / "eval"
+    pool.mkdir(), evaluation.mkdir()
+    china, flower = (cv2.cvtColor(photos[n], cv2.COLOR_RGB2BGR) for n in ("china", "flower"))
+    cv2.imwrite(str(evaluation / "china.png"), china)
+    # the same photo re-encoded and resized: a duplicate; the other photo and a crop of the first: not
+    cv2.imwrite(str(pool / "china_small.jpg"), cv2.resize(china, (320, 213)), [cv2.IMWRITE_JPEG_QUALITY, 60])
+    cv2.imwrite(str(pool / "flower.jpg"), flower)
+    cv2.imwrite(str(pool / "china_left.jpg"), china[:, :300])
+    (pool / "notes.txt").write_text("not an image")
+    assert dedup.main([str(pool), "--against", str(evaluation), "--dry-run"]) == 0
+    assert (pool / "china_small.jpg").exists()
+    assert dedup.main([str(pool), "--against", str(evaluation)]) == 0
+    assert sorted(p.name for p in pool.iterdir()) == ["china_left.jpg", "flower.jpg", "notes.txt"]
+    assert dedup.main([str(pool), "--against", str(tmp_path / "missing")]) == 2
+
+
 def test_hecsb_measures_the_teachers_own_features(lite0, tmp_path):
     """HECS-B at camera scale: f_psi is Lite0's own head (started from the teacher's weights), W takes
     32 measurements of each position's 40 features, starting as their principal directions, and

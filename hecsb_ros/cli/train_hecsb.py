@@ -34,6 +34,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stage1-epochs", type=int, default=1)
     p.add_argument("--stage2-epochs", type=int, default=5)
     p.add_argument("--freeze-encoder", action="store_true", help="stage 2 trains only the decoder g_phi")
+    p.add_argument("--freeze-stem", action="store_true",
+                   help="camera scale: f_psi's teacher layers (to the split) keep the teacher's weights and "
+                        "training reads the cached split features (--data photos) instead of running them; "
+                        "W, the prior and g_phi train, and a CPU budget buys many more steps")
     p.add_argument("--stage2-rate-weight", type=float, default=100.0,
                    help="stage 2 adds weight * beta * rate when the encoder trains (0: plain eq. 11); the KD "
                         "loss per image is far more sensitive to the latent than the per-element feature "

@@ -90,6 +90,39 @@ def random_resized_crop(image: np.ndarray, size: tuple[int, int], rng: np.random
     return np.ascontiguousarray(out[:, ::-1] if rng.random() < 0.5 else out)
 
 
+def average_hash(path: Path, size: int = 16) -> np.ndarray | None:
+    """A ``size * size``-bit average hash of an image file (grey, area-resized, thresholded at its
+    mean): photos that differ only by re-encoding or resizing get (nearly) the same bits. None when
+    OpenCV cannot read the file."""
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        return None
+    small = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return (small > small.mean()).reshape(-1)
+
+
+def near_duplicates(candidates: Sequence[Path], references: Sequence[Path],
+                    max_distance: int = 4) -> list[tuple[Path, Path, int]]:
+    """``(candidate, reference, distance)`` for every candidate whose average hash is within
+    ``max_distance`` bits (of 256) of a reference's: used to keep evaluation photos out of a
+    training pool. Different photos of the same kind of thing are 10 or more bits apart; the same
+    photo re-encoded or resized, 0 to 2."""
+    refs = [(r, h) for r in references if (h := average_hash(r)) is not None]
+    if not refs:
+        return []
+    table = np.stack([h for _, h in refs])
+    found = []
+    for path in candidates:
+        h = average_hash(path)
+        if h is None:
+            continue
+        distance = (table != h).sum(1)
+        i = int(distance.argmin())
+        if distance[i] <= max_distance:
+            found.append((path, refs[i][0], int(distance[i])))
+    return found
+
+
 class PhotoCrops:
     """Fixed augmented crops of photos and video frames, with the teacher's outputs, cached on disk.
 
