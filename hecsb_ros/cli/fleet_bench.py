@@ -2,6 +2,8 @@
 
     python -m hecsb_ros.cli.fleet_bench                               # writes benchmarks/fleet/
     python -m hecsb_ros.cli.fleet_bench --codec jpeg --teacher efficientnet_lite0 --out-dir benchmarks/fleet_camera
+    python -m hecsb_ros.cli.fleet_bench --teacher efficientnet_lite0 --replay 40 --threads 2 \
+        --out-dir benchmarks/fleet_replay    # the server alone on the machine, robots played back
 
 Each cell starts the fleet's node set through the process runner (``robots:=robot1,...,robotN``: a
 camera source and an edge per robot in its namespace, one server for all, no link emulator), lets
@@ -10,7 +12,9 @@ it warm up until every robot has results, then counts for ``--duration`` s: resu
 fairness (fewest and most results of a robot), the mean batch the server's network ran, and the
 server process's CPU load. Cells: N in ``--robots``, each with ``max_batch`` 1 (off) and
 ``--batch`` (on, ``max_wait_ms`` = ``--wait-ms``). Results go to ``results.csv``, ``README.md``
-and ``fleet.png`` in ``--out-dir``.
+and ``fleet.png`` in ``--out-dir``. With ``--replay FRAMES`` the robots are latents recorded once
+from the edge half and played back (:mod:`hecsb_ros.cli.latent_player`): the server is then the only
+node on the machine, as on a fleet's offboard computer, and the cells measure its capacity.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,8 +38,10 @@ FIELDS = ("robots", "batching", "max_batch", "max_wait_ms", "rate_hz", "duration
           "server_ms_p50", "server_cpu_pct", "load_before", "load_after")
 
 
-def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, log_dir: Path) -> dict:
-    """One cell: N robots into one server with ``max_batch`` (1 = off)."""
+def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, log_dir: Path,
+             recording: Any = None) -> dict:
+    """One cell: N robots into one server with ``max_batch`` (1 = off); with a ``recording`` the
+    robots are played back latents (:mod:`hecsb_ros.cli.latent_player`) and only the server runs as a node."""
     robots = tuple(f"robot{i + 1}" for i in range(n))
     graph = {"link": "false", "robots": ",".join(robots), "rate_hz": str(args.rate), "source": args.source,
              **({"path": args.path} if args.path else {}), **({"codec": args.codec} if args.codec else {}),
@@ -43,33 +50,47 @@ def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, l
               "threads": args.threads}
     with monitored_pipeline(domain_id, log_dir, "fleet_bench_monitor", robots, **graph,
                             params={"server": server, "edge": {"stats_period_s": 1.0}}) as (pipe, monitor):
-        pipe.start(timeout=600.0)
-        if not monitor.spin_until(lambda: {r.robot for r in monitor.results} >= set(robots), 300.0):
+        player = None
+        try:
+            if recording is None:
+                pipe.start(timeout=600.0)
+            else:
+                from hecsb_ros.cli.latent_player import LatentPlayer
+
+                pipe.start("server", timeout=600.0)
+                player = LatentPlayer(recording, robots, args.rate, context=monitor.node.context)
+                if not monitor.spin_until(player.subscribed, 60.0):
+                    raise TimeoutError("the server did not subscribe to every robot's latent topic within 60 s")
+                player.start()
+            if not monitor.spin_until(lambda: {r.robot for r in monitor.results} >= set(robots), 300.0):
+                pipe.check()
+                raise TimeoutError(f"not every robot had a result within 300 s: {pipe.log_tail('server')}")
+            monitor.spin(args.warmup)
+            pid = pipe.pid("server")
+            load_before, cpu0, t0 = os.getloadavg()[0], cpu_seconds(pid), time.monotonic()
+            monitor.spin(args.duration)
+            t1, cpu1 = time.monotonic(), cpu_seconds(pid)
             pipe.check()
-            raise TimeoutError(f"not every robot had a result within 300 s: {pipe.log_tail('server')}")
-        monitor.spin(args.warmup)
-        pid = pipe.pid("server")
-        load_before, cpu0, t0 = os.getloadavg()[0], cpu_seconds(pid), time.monotonic()
-        monitor.spin(args.duration)
-        t1, cpu1 = time.monotonic(), cpu_seconds(pid)
-        pipe.check()
-        window = [r for r in monitor.results if t0 <= r.arrival_mono < t1]
-        per_robot = {r: 0 for r in robots}
-        for rec in window:
-            per_robot[rec.robot] = per_robot.get(rec.robot, 0) + 1
-        latency = [r.latency_ms for r in window]
-        return {
-            "robots": n, "batching": "on" if max_batch > 1 else "off", "max_batch": max_batch,
-            "max_wait_ms": float(args.wait_ms) if max_batch > 1 else 0.0, "rate_hz": args.rate,
-            "duration_s": round(t1 - t0, 2), "offered_per_s": n * args.rate,
-            "results_per_s": len(window) / (t1 - t0),
-            "latency_p50_ms": percentile(latency, 50), "latency_p95_ms": percentile(latency, 95),
-            "robot_min": min(per_robot.values()), "robot_max": max(per_robot.values()),
-            "mean_batch": float(np.mean([r.server_batch for r in window])) if window else math.nan,
-            "server_ms_p50": percentile([r.server_ms for r in window], 50),
-            "server_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
-            "load_before": load_before, "load_after": os.getloadavg()[0],
-        }
+            window = [r for r in monitor.results if t0 <= r.arrival_mono < t1]
+            per_robot = {r: 0 for r in robots}
+            for rec in window:
+                per_robot[rec.robot] = per_robot.get(rec.robot, 0) + 1
+            latency = [r.latency_ms for r in window]
+            return {
+                "robots": n, "batching": "on" if max_batch > 1 else "off", "max_batch": max_batch,
+                "max_wait_ms": float(args.wait_ms) if max_batch > 1 else 0.0, "rate_hz": args.rate,
+                "duration_s": round(t1 - t0, 2), "offered_per_s": n * args.rate,
+                "results_per_s": len(window) / (t1 - t0),
+                "latency_p50_ms": percentile(latency, 50), "latency_p95_ms": percentile(latency, 95),
+                "robot_min": min(per_robot.values()), "robot_max": max(per_robot.values()),
+                "mean_batch": float(np.mean([r.server_batch for r in window])) if window else math.nan,
+                "server_ms_p50": percentile([r.server_ms for r in window], 50),
+                "server_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+                "load_before": load_before, "load_after": os.getloadavg()[0],
+            }
+        finally:
+            if player is not None:
+                player.destroy()
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -114,11 +135,17 @@ def write_report(rows: list[dict], args: argparse.Namespace, out_dir: Path, comm
         "# A fleet on one server: throughput, latency, fairness, micro-batching off and on", "",
         f"Command: `{command}`  ",
         f"Machine: {platform.node()}, {platform.platform()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, shared by every process of the fleet (load average "
+        f"{os.cpu_count()} CPUs, shared by " + ("the server and the player" if args.replay else
+                                                "every process of the fleet") + " (load average "
         f"{rows[0]['load_before']:.1f} at the start, {rows[-1]['load_after']:.1f} at the end)  ",
         f"Run: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, {seconds / 60:.1f} min  ",
-        f"Setting: {what}; per robot a camera source ({args.source}) at {args.rate:g} Hz and an edge in its "
-        f"namespace, one server (threads {args.threads}); no link emulator; batching on = max_batch {args.batch}, "
+        f"Setting: {what}; " + (
+            f"per robot {args.replay} latents recorded from the edge half on the source's frames ({args.source}), "
+            f"played back at {args.rate:g} Hz (each robot's timer at a random phase; stamped when published, so "
+            f"latency starts when a latent leaves its robot), only the server runs as a node"
+            if args.replay else
+            f"per robot a camera source ({args.source}) at {args.rate:g} Hz and an edge in its namespace") +
+        f", one server (threads {args.threads}); no link emulator; batching on = max_batch {args.batch}, "
         f"max_wait_ms {args.wait_ms:g}; counted for {args.duration:g} s after every robot had results and "
         f"{args.warmup:g} s more.", "",
         *markdown_table(rows, cols), "",
@@ -151,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="the server's torch threads")
     ap.add_argument("--source", default="dataset", help="camera source of every robot")
     ap.add_argument("--path", default="", help="image folder / video for --source folder / video")
+    ap.add_argument("--replay", type=int, default=0, metavar="FRAMES",
+                    help="robots are played-back latents: the edge half runs once here on FRAMES frames of the "
+                         "source, and every robot publishes them at --rate (only the server runs as a node, so the "
+                         "machine's CPU goes to the server, as in a fleet whose edges run on the robots); 0: every "
+                         "robot runs a camera source and an edge node")
     ap.add_argument("--domain-id", type=int, default=None, help="first ROS_DOMAIN_ID (one per cell)")
     ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/fleet"))
     args = ap.parse_args(argv)
@@ -158,11 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     started, rows = time.time(), []
     domain = args.domain_id if args.domain_id is not None else random.Random(os.getpid()).randint(120, 180)
     log_root = Path(tempfile.mkdtemp(prefix="hecsb_fleet_"))
+    recording = None
+    if args.replay:
+        from hecsb_ros.cli.latent_player import record_latents
+
+        recording = record_latents(args.codec, args.teacher, args.source, args.path, args.replay)
+        sizes = [len(f.data) for f in recording.frames]
+        print(f"[fleet_bench] recorded {len(sizes)} latents of {recording.codec} r{recording.rate_level} "
+              f"({recording.model_id}), mean {np.mean(sizes):.0f} B", file=sys.stderr, flush=True)
     for n in args.robots:
         for mode in args.modes:
             max_batch = args.batch if mode == "on" else 1
             print(f"[fleet_bench] {n} robots, batching {mode} (domain {domain})", file=sys.stderr, flush=True)
-            row = run_cell(n, max_batch, args, domain, log_root / f"{n}_{mode}")
+            row = run_cell(n, max_batch, args, domain, log_root / f"{n}_{mode}", recording)
             rows.append(row)
             domain += 1
             print("  " + ", ".join(f"{k} {fmt(row[k])}" for k in ("results_per_s", "latency_p50_ms", "latency_p95_ms",
