@@ -2,8 +2,8 @@
 # Train the camera-scale rate levels of every learned codec against EfficientNet-Lite0, without
 # labels, from the photo and video pool of docs/camera_data.md, with the same CPU budget per codec
 # family (BUDGET minutes at one thread; continued runs count in it):
-#   hecsb, svb:            one level trained in stages 1 + 2 (BUDGET / 3), then four levels, each
-#                          continued in stage 2 from the one before it at a lower beta (BUDGET / 6
+#   hecsb, svb:            one level trained in stages 1 + 2 (BUDGET / 3), then five levels, each
+#                          continued in stage 2 from the one before it at a lower beta (BUDGET * 2/15
 #                          each: a level trained alone at a high beta in a few minutes collapses to
 #                          no information; beta:level@from)
 #   crbq:                  four levels (2, 4, 8, 16 channels), each trained from the start (BUDGET / 4 each)
@@ -73,8 +73,8 @@ crops = PhotoCrops(sys.argv[1:], load_teacher("efficientnet_lite0"), "$cache", c
 print(f"cache: {len(crops)} crops in {crops.folder}")
 PY
            ;;
-    hecsb) two_stage hecsb 3e-4 1 1e-3:5e-4 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 ;;
-    svb) two_stage svb 3e-4 1 1e-3:5e-4 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 ;;
+    hecsb) two_stage hecsb 3e-4 1 1e-3:5e-4 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 ;;
+    svb) two_stage svb 3e-4 1 1e-3:5e-4 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 ;;
     # CR+BQ's 1-channel level collapsed at 18 minutes (8-bit codes of 1 channel carry too little of the split features)
     crbq) for pair in 2:0 4:1 8:2 16:3; do
             "$py" -m hecsb_ros.cli.train_baselines crbq --stem --freeze-stem --channels "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
