@@ -26,7 +26,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -355,6 +355,18 @@ class ResultRecord:
     server_batch: int = 1         # frames classified with it in one network call
 
 
+def spin_while(executor: Any, running: Callable[[], bool]) -> None:
+    """Spin ``executor`` (on the caller's thread) while ``running()``; returns quietly when the context
+    is shut down under it after ``running()`` turned false."""
+    while running():
+        try:
+            executor.spin_once(timeout_sec=0.05)
+        except Exception:  # noqa: BLE001 - context shut down under us
+            if running():
+                raise
+            return
+
+
 class Monitor:
     """In-process observer node; its callbacks run on its own thread.
 
@@ -398,13 +410,7 @@ class Monitor:
         self._thread.start()
 
     def _spin_forever(self) -> None:
-        while self._running:
-            try:
-                self._executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - context shut down under us
-                if self._running:
-                    raise
-                return
+        spin_while(self._executor, lambda: self._running)
 
     def _on_result(self, msg: Any, robot: str = "") -> None:
         now_ns = time.time_ns()

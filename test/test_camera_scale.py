@@ -259,7 +259,8 @@ def test_camera_operating_points_are_chosen_on_held_out_photos_by_agreement(lite
 
 def test_baselines_start_from_the_teachers_layers_and_input_codecs_train_on_patches(lite0, media, tmp_path):
     """--stem: SVB's and CR+BQ's encoders begin with the teacher's own layers to the split, with its
-    weights (the stem computes exactly the teacher's split features); configs without a stem keep
+    weights (the stem computes exactly the teacher's split features), as HECS-B's f_psi does; with
+    --freeze-stem (HECS-B too) those layers stay the teacher's; configs without a stem keep
     their old form (the shipped Fashion-MNIST checkpoints' ids); --patch trains an input codec on
     squares of the crops and the result codes whole 224 x 224 images."""
     import json
@@ -292,9 +293,13 @@ def test_baselines_start_from_the_teachers_layers_and_input_codecs_train_on_patc
     assert train_baselines(["svb", "--stem", "--freeze-stem", "--beta", "1e-3", "--stage1-epochs", "1",
                             "--stage2-epochs", "1", "--alpha", "1.0"] + common) == 0
     assert train_baselines(["crbq", "--stem", "--freeze-stem", "--channels", "2", "--epochs", "1"] + common) == 0
+    from hecsb_ros.cli.train_hecsb import main as train_hecsb
+
+    assert train_hecsb(["--freeze-stem", "--beta", "1e-3", "--stage1-epochs", "1", "--stage2-epochs", "1",
+                        "--alpha", "1.0", "--stage2-rate-weight", "1"] + common) == 0
     from hecsb_ros.core.learned import read_learned
 
-    for kind in ("svb", "crbq"):  # frozen: the stem is still exactly the teacher's head
+    for kind in ("svb", "crbq", "hecsb"):  # frozen: the stem is still exactly the teacher's head
         trained = read_learned(tmp_path / "out" / f"{kind}_effl0_r0.safetensors")[0].eval()
         with torch.no_grad():
             assert torch.equal(trained.stem()(x), lite0.model.head(x)), kind

@@ -100,13 +100,9 @@ class LatentPlayer:
         self.sent[robot] = seq + 1
 
     def _spin(self) -> None:
-        while self._running:
-            try:
-                self._executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 - context shut down under us
-                if self._running:
-                    raise
-                return
+        from hecsb_ros.runner import spin_while
+
+        spin_while(self._executor, lambda: self._running)
 
     def destroy(self) -> None:
         self.stop()
