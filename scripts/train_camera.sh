@@ -7,11 +7,16 @@
 #                          each: a level trained alone at a high beta in a few minutes collapses to
 #                          no information; beta:level@from)
 #   crbq:                  four levels (2, 4, 8, 16 channels), each trained from the start (BUDGET / 4 each)
-#   factorized, hyperprior: three levels (lambda 0.004, 0.016, 0.064), each from the start (BUDGET / 3 each)
+#   factorized:            three levels (lambda 0.004, 0.016, 0.064), each from the start (BUDGET / 3 each)
+#   hyperprior:            three levels (lambda 0.004, 0.008, 0.016), each from the start (BUDGET / 3 each;
+#                          at 0.016 it already spends more bytes than the factorized prior at 0.016)
 # Every edge encoder that reads the teacher's split starts with the teacher's own layers to it, from
-# its weights, and keeps them frozen (HECS-B's f_psi, SVB's and CR+BQ's encoders: --stem
-# --freeze-stem): training reads the cached split features instead of running those layers, so the
-# budget buys many more steps (HECS-B's W starts from the principal directions of the split features).
+# its weights (HECS-B's f_psi, SVB's and CR+BQ's encoders: --stem). SVB and CR+BQ keep them frozen
+# (--freeze-stem): training reads the cached split features instead of running those layers, so the
+# budget buys 3-5x more steps. HECS-B trains them end to end, as its acquisition network f_psi is
+# meant to learn: with them frozen its edge encoder is only the linear W, and at this budget that
+# collapsed (beta 3e-4: 12.4% top-1 at 373 B, 26% held-out agreement, December 2026); W starts from
+# the principal directions of the split features.
 # The input codecs cannot start from the teacher; they train on 64 x 64 patches of the crops in batches
 # of 16 (--patch 64), as CompressAI's models are trained on small crops: about 8 times the steps of
 # 128 x 128 patches in batches of 32, the recipe that reached only 15-16 dB PSNR in its minutes.
@@ -45,8 +50,7 @@ two_stage() {  # family, base beta, base level, "lr1:lr2", "beta:level[@from lev
   local kind=$1 beta=$2 level=$3 lr=$4; shift 4
   local cmd=(-m hecsb_ros.cli.train_hecsb) each=""
   each=$("$py" -c "print(round($budget * 2 / 3 / $#, 2))")
-  [ "$kind" = svb ] && cmd=(-m hecsb_ros.cli.train_baselines svb --stem)
-  cmd+=(--freeze-stem)
+  [ "$kind" = svb ] && cmd=(-m hecsb_ros.cli.train_baselines svb --stem --freeze-stem)
   "$py" "${cmd[@]}" --beta "$beta" --levels "$level" --stage1-epochs 1 --stage2-epochs 1 --alpha 1.0 \
     --lr1 "${lr%%:*}" --lr2 "${lr##*:}" --stage2-rate-weight 1 --budget-min "$(share 0.3333)" --out "$out/$kind/base" "${common[@]}"
   local base="$out/$kind/base/${kind}_effl0_r$level.safetensors"
@@ -81,7 +85,9 @@ PY
               --budget-min "$(share 0.25)" --out "$out/crbq" "${common[@]}"
           done ;;
     factorized|hyperprior)
-          for pair in 0.004:0 0.016:1 0.064:2; do
+          lambdas="0.004:0 0.016:1 0.064:2"
+          [ "$family" = hyperprior ] && lambdas="0.004:0 0.008:1 0.016:2"
+          for pair in $lambdas; do
             "$py" -m hecsb_ros.cli.train_baselines "$family" --patch 64 --lmbda "${pair%%:*}" --levels "${pair##*:}" \
               --epochs 2 --budget-min "$(share 0.3333)" --out "$out/$family" "${common[@]}" --batch-size 16
           done ;;
