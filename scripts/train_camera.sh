@@ -5,7 +5,9 @@
 #   hecsb, svb:            one level trained in stages 1 + 2 (BUDGET / 3), then five levels, each
 #                          continued in stage 2 from the one before it at a lower beta (BUDGET * 2/15
 #                          each: a level trained alone at a high beta in a few minutes collapses to
-#                          no information; beta:level@from)
+#                          no information; beta:level@from), and a sixth, level 0, continued from
+#                          level 2 at a higher beta in search of a level under 1 KB (BUDGET * 2/15
+#                          more: these two families get BUDGET * 17/15 in all)
 #   crbq:                  four levels (2, 4, 8, 16 channels), each trained from the start (BUDGET / 4 each)
 #   factorized:            three levels (lambda 0.004, 0.016, 0.064), each from the start (BUDGET / 3 each)
 #   hyperprior:            three levels (lambda 0.004, 0.008, 0.016), each from the start (BUDGET / 3 each;
@@ -49,7 +51,7 @@ share() { "$py" -c "print(round($budget * $1, 2))"; }
 two_stage() {  # family, base beta, base level, "lr1:lr2", "beta:level[@from level] ..." continued from the base
   local kind=$1 beta=$2 level=$3 lr=$4; shift 4
   local cmd=(-m hecsb_ros.cli.train_hecsb) each=""
-  each=$("$py" -c "print(round($budget * 2 / 3 / $#, 2))")
+  each=$(share 0.1333)
   [ "$kind" = svb ] && cmd=(-m hecsb_ros.cli.train_baselines svb --stem --freeze-stem)
   "$py" "${cmd[@]}" --beta "$beta" --levels "$level" --stage1-epochs 1 --stage2-epochs 1 --alpha 1.0 \
     --lr1 "${lr%%:*}" --lr2 "${lr##*:}" --stage2-rate-weight 1 --budget-min "$(share 0.3333)" --out "$out/$kind/base" "${common[@]}"
@@ -77,8 +79,8 @@ crops = PhotoCrops(sys.argv[1:], load_teacher("efficientnet_lite0"), "$cache", c
 print(f"cache: {len(crops)} crops in {crops.folder}")
 PY
            ;;
-    hecsb) two_stage hecsb 3e-4 1 1e-3:5e-4 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 ;;
-    svb) two_stage svb 3e-4 1 1e-3:5e-4 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 ;;
+    hecsb) two_stage hecsb 3e-4 1 1e-3:5e-4 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 3e-4:0@2 ;;
+    svb) two_stage svb 3e-4 1 1e-3:5e-4 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 3e-4:0@2 ;;
     # CR+BQ's 1-channel level collapsed at 18 minutes (8-bit codes of 1 channel carry too little of the split features)
     crbq) for pair in 2:0 4:1 8:2 16:3; do
             "$py" -m hecsb_ros.cli.train_baselines crbq --stem --freeze-stem --channels "${pair%%:*}" --levels "${pair##*:}" --epochs 2 \
