@@ -42,6 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-threads", type=int, default=None,
                    help="torch threads while the accuracy of every rate point is measured (default: --threads); "
                         "timings always run with --threads")
+    p.add_argument("--eval-workers", type=int, default=1,
+                   help="processes that measure the rate points' accuracy side by side (each point still one frame "
+                        "at a time, one codec per process, --eval-threads split among them); timings always run "
+                        "in this process")
     p.add_argument("--no-ros", action="store_true", help="skip the ROS-measured latency table")
     p.add_argument("--ros", action="store_true", help="with --quick: run the ROS table too")
     p.add_argument("--ros-only", action="store_true", help="reuse results.json; only run the ROS table")
@@ -145,17 +149,89 @@ def evaluate(args: argparse.Namespace, codec_names: list[str] | None) -> SimpleN
         f"of {len(frames)} frames; {len(points)} rate points")
     codecs = ra.load_codecs(points, args.threads, teacher_setting)
     torch.set_num_threads(args.eval_threads or args.threads)  # loading set --threads
-    results = {}
-    for p in points:
-        t0 = time.time()
-        results[p.key] = ra.evaluate_point(codecs[p.key], p, frames, labels, args.progress, encoding,
-                                           ref_top if teacher_setting else None)
-        r = results[p.key]
-        log(f"  {p.codec:10s} {p.setting:28s} {100 * r.accuracy:6.2f}%  {r.bytes_mean:9.1f} B  ({time.time() - t0:.0f} s)")
+    reference_top = ref_top if teacher_setting else None
+    picked = None
+    if args.eval_workers > 1:
+        pick = pick_set(args, teacher) if args.pick_images else None
+        results, picked = evaluate_in_workers(args, points, reference_top, pick)
+        if pick is not None:
+            picked.update(pick_header(ra, teacher, *pick))
+    else:
+        results = {}
+        for p in points:
+            t0 = time.time()
+            results[p.key] = ra.evaluate_point(codecs[p.key], p, frames, labels, args.progress, encoding,
+                                               reference_top)
+            log_point(p, results[p.key], time.time() - t0)
     return SimpleNamespace(frames=frames, encoding=encoding, labels=labels, description=description,
                            teacher=teacher, teacher_acc=teacher_acc, teacher_top5=teacher_top5, mask=mask,
                            teacher_correct=np.where(mask, (ref_top == labels).astype(float), np.nan),
-                           points=points, codecs=codecs, results=results)
+                           points=points, codecs=codecs, results=results, picked=picked)
+
+
+def log_point(p, r, seconds: float) -> None:
+    log(f"  {p.codec:10s} {p.setting:28s} {100 * r.accuracy:6.2f}%  {r.bytes_mean:9.1f} B  ({seconds:.0f} s)")
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(args: argparse.Namespace, reference_top: np.ndarray | None, threads: int,
+                 pick: tuple | None) -> None:
+    """A rate-point worker process: the benchmark's frames (loaded here, not sent), the held-out frames
+    the operating points are chosen on (``pick``: frames, labels, encoding), its torch threads."""
+    import torch
+
+    from hecsb_ros.core.codecs import CodecSettings
+    from hecsb_ros.core.codecs.base import configure_torch
+
+    configure_torch(CodecSettings(threads=threads))
+    frames, encoding, labels, _, teacher_setting = evaluation_frames(args)
+    _WORKER.update(args=args, frames=frames, encoding=encoding, labels=labels, teacher=teacher_setting,
+                   reference=reference_top, threads=threads, pick=pick)
+    torch.set_num_threads(threads)
+
+
+def _worker_point(p):
+    """Evaluate one rate point in a worker: (key, PointResult, seconds)."""
+    import torch
+
+    from hecsb_ros.core.bench import rate_accuracy as ra
+
+    w = _WORKER
+    t0 = time.time()
+    codec = ra.load_codecs([p], w["threads"], w["teacher"])[p.key]
+    torch.set_num_threads(w["threads"])
+    r = ra.evaluate_point(codec, p, w["frames"], w["labels"], False, w["encoding"], w["reference"])
+    picked = None
+    if w["pick"] is not None:
+        frames, labels, encoding = w["pick"]
+        q = ra.evaluate_point(codec, p, frames, labels, False, encoding)
+        picked = (q.accuracy, q.bytes_mean)
+    return p.key, r, picked, time.time() - t0
+
+
+def evaluate_in_workers(args: argparse.Namespace, points, reference_top: np.ndarray | None,
+                        pick: tuple | None) -> tuple[dict, dict]:
+    """:func:`evaluate`'s per-point loop (and :func:`pick_accuracies`' with ``pick``) in ``--eval-workers``
+    processes: the same per-frame protocol, only which codec runs when changes. Returns the results
+    keyed by point, in the points' order, and the held-out ``(accuracy, bytes)`` per point."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (args.eval_threads or args.threads) // args.eval_workers)
+    log(f"  measuring {len(points)} rate points in {args.eval_workers} processes, {threads} torch thread(s) each")
+    by_key = {p.key: p for p in points}
+    out, picked = {}, {}
+    with ProcessPoolExecutor(args.eval_workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                             initargs=(args, reference_top, threads, pick)) as pool:
+        for fut in as_completed([pool.submit(_worker_point, p) for p in points]):
+            key, r, held_out, seconds = fut.result()
+            out[key] = r
+            if held_out is not None:
+                picked[key] = held_out
+            log_point(by_key[key], r, seconds)
+    return {p.key: out[p.key] for p in points}, picked
 
 
 def claim1_ratio(ev: SimpleNamespace, idx: np.ndarray) -> dict | None:
@@ -177,7 +253,8 @@ def rate_accuracy(args: argparse.Namespace) -> dict:
 
     ev = evaluate(args, args.codecs)
     frames, encoding, points, codecs, results = ev.frames, ev.encoding, ev.points, ev.codecs, ev.results
-    picked = pick_accuracies(args, ev.teacher, codecs, points) if args.pick_images else {}
+    picked = ev.picked if ev.picked is not None else (
+        pick_accuracies(args, ev.teacher, codecs, points) if args.pick_images else {})
     torch.set_num_threads(args.threads)
     log(f"timing edge and server halves: {args.timing_rounds} interleaved frames per rate point, "
         f"{args.threads} torch thread(s)")
@@ -249,18 +326,30 @@ def pick_photo_frames(args: argparse.Namespace, teacher) -> tuple[list[np.ndarra
     return frames, ra.teacher_outputs(teacher, frames, "bgr8").argmax(1)
 
 
+def pick_set(args: argparse.Namespace, teacher) -> tuple[list[np.ndarray], np.ndarray, str]:
+    """(frames, labels, encoding) of the held-out training images the operating points are chosen on."""
+    encoding = "bgr8" if args.teacher else "mono8"
+    frames, labels = pick_photo_frames(args, teacher) if args.teacher else pick_frames(args.pick_images)
+    return frames, labels, encoding
+
+
+def pick_header(ra, teacher, frames, labels, encoding: str) -> dict:
+    """The teacher's accuracy on the held-out images (``"teacher"``) and their number, logged."""
+    out = {"teacher": float((ra.teacher_outputs(teacher, frames, encoding).argmax(1) == labels).mean()),
+           "images": len(frames)}
+    log(f"operating points are chosen on {len(frames)} held-out training images (teacher "
+        f"{100 * out['teacher']:.2f}%)")
+    return out
+
+
 def pick_accuracies(args: argparse.Namespace, teacher, codecs: dict, points) -> dict:
     """Accuracy of the teacher (``"teacher"``) and ``(accuracy, mean payload bytes)`` of every rate point
     on the held-out training images the operating points are chosen on (camera scale: agreement with
     the teacher on held-out pool photos, so the teacher's is 1)."""
     from hecsb_ros.core.bench import rate_accuracy as ra
 
-    encoding = "bgr8" if args.teacher else "mono8"
-    frames, labels = pick_photo_frames(args, teacher) if args.teacher else pick_frames(args.pick_images)
-    out: dict = {"teacher": float((ra.teacher_outputs(teacher, frames, encoding).argmax(1) == labels).mean()),
-                 "images": len(frames)}
-    log(f"operating points are chosen on {len(frames)} held-out training images (teacher "
-        f"{100 * out['teacher']:.2f}%)")
+    frames, labels, encoding = pick_set(args, teacher)
+    out: dict = pick_header(ra, teacher, frames, labels, encoding)
     for p in points:
         r = ra.evaluate_point(codecs[p.key], p, frames, labels, False, encoding)
         out[p.key] = (r.accuracy, r.bytes_mean)
