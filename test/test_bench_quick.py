@@ -53,3 +53,24 @@ def test_bench_quick_writes_every_output(tmp_path, missing_data):
         assert operating_point([(r["pick_bytes_mean"], r["pick_accuracy"], r["setting"]) for r in mine],
                                doc["pick_teacher_accuracy"]) == point["setting"]
     assert "held-out" in table or "no learned codec trained on" in table
+
+
+def test_eval_workers_measure_the_same_points_as_one_process(tmp_path, missing_data):
+    if not default_teacher_path().exists():
+        missing_data("shipped teacher checkpoint missing")
+    docs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        proc = subprocess.run([sys.executable, "-m", "hecsb_ros.cli.bench", "--quick", "--limit", "60",
+                               "--pick-images", "30", "--codecs", "hecsb", "jpeg", "--timing-rounds", "3",
+                               "--bootstrap", "20", "--eval-workers", str(workers), "--out-dir", str(out)],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        docs.append(json.loads((out / "results.json").read_text()))
+    one, two = docs
+    assert len(one["rows"]) == len(two["rows"]) > 3
+    fields = ("codec", "quality", "accuracy", "bytes_mean", "bytes_max", "pick_accuracy", "pick_bytes_mean")
+    assert [[r[f] for f in fields] for r in one["rows"]] == [[r[f] for f in fields] for r in two["rows"]]
+    assert one["pick_images"] == two["pick_images"] == 30
+    assert {c: o["setting"] for c, o in one["operating"].items()} == \
+        {c: o["setting"] for c, o in two["operating"].items()}  # timings differ run to run; the choice must not
