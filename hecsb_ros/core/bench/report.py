@@ -5,6 +5,7 @@ import csv
 import math
 import os
 import platform
+import textwrap
 import time
 from pathlib import Path
 from typing import Sequence
@@ -71,7 +72,7 @@ def plot(rows: Sequence[dict], teacher_accuracy: float, path: Path, title: str) 
     lows = [100 * float(r["accuracy"]) for r in rows]
     ax.set_ylim(max(min(lows) - 2, 0), 100 * teacher_accuracy + 1.5)
     ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(title, fontsize=10)
+    ax.set_title("\n".join(textwrap.wrap(title, 95)), fontsize=10)  # long data descriptions wrap, not clip
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
