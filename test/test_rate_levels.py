@@ -7,6 +7,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from conftest import spin_until
+from hecsb_ros.core.ratecontrol import LinkEstimator
 from hecsb_ros.msg import ClassificationResult, CompressedLatent
 from hecsb_ros.nodes.common import image_qos, reliable_qos
 
@@ -111,17 +112,13 @@ def test_link_emulator_follows_a_rate_schedule(ros_context):
         node.destroy_node()
 
 
-class _PinnedLink:
+class _PinnedLink(LinkEstimator):
     """A link estimate that stays at 1 Gbit/s and 2 ms whatever the frames show."""
 
     throughput_mbps = property(lambda self: 1000.0, lambda self, value: None)
-    delay_ms = 2.0
 
     def add(self, message_bytes: float, transfer_ms: float) -> None:
         pass
-
-    def transfer_ms(self, message_bytes: float) -> float:
-        return self.delay_ms + message_bytes * 8.0 / (self.throughput_mbps * 1e3)
 
 
 def test_budget_mode_follows_the_cap_and_climbs_back_with_hysteresis(pipeline):

@@ -152,10 +152,14 @@ def evaluate(args: argparse.Namespace, codec_names: list[str] | None) -> SimpleN
     reference_top = ref_top if teacher_setting else None
     picked = None
     if args.eval_workers > 1:
+        from hecsb_ros.cli.bench_workers import evaluate_in_workers
+
+        log(f"  measuring {len(points)} rate points in {args.eval_workers} processes")
         pick = pick_set(args, teacher) if args.pick_images else None
-        results, picked = evaluate_in_workers(args, points, reference_top, pick)
+        results, picked = evaluate_in_workers(args, points, reference_top, pick and pick[:3], evaluation_frames,
+                                              log_point)
         if pick is not None:
-            picked.update(pick_header(ra, teacher, *pick))
+            picked.update(teacher=pick[3], images=len(pick[0]))
     else:
         results = {}
         for p in points:
@@ -171,67 +175,6 @@ def evaluate(args: argparse.Namespace, codec_names: list[str] | None) -> SimpleN
 
 def log_point(p, r, seconds: float) -> None:
     log(f"  {p.codec:10s} {p.setting:28s} {100 * r.accuracy:6.2f}%  {r.bytes_mean:9.1f} B  ({seconds:.0f} s)")
-
-
-_WORKER: dict = {}
-
-
-def _worker_init(args: argparse.Namespace, reference_top: np.ndarray | None, threads: int,
-                 pick: tuple | None) -> None:
-    """A rate-point worker process: the benchmark's frames (loaded here, not sent), the held-out frames
-    the operating points are chosen on (``pick``: frames, labels, encoding), its torch threads."""
-    import torch
-
-    from hecsb_ros.core.codecs import CodecSettings
-    from hecsb_ros.core.codecs.base import configure_torch
-
-    configure_torch(CodecSettings(threads=threads))
-    frames, encoding, labels, _, teacher_setting = evaluation_frames(args)
-    _WORKER.update(args=args, frames=frames, encoding=encoding, labels=labels, teacher=teacher_setting,
-                   reference=reference_top, threads=threads, pick=pick)
-    torch.set_num_threads(threads)
-
-
-def _worker_point(p):
-    """Evaluate one rate point in a worker: (key, PointResult, seconds)."""
-    import torch
-
-    from hecsb_ros.core.bench import rate_accuracy as ra
-
-    w = _WORKER
-    t0 = time.time()
-    codec = ra.load_codecs([p], w["threads"], w["teacher"])[p.key]
-    torch.set_num_threads(w["threads"])
-    r = ra.evaluate_point(codec, p, w["frames"], w["labels"], False, w["encoding"], w["reference"])
-    picked = None
-    if w["pick"] is not None:
-        frames, labels, encoding = w["pick"]
-        q = ra.evaluate_point(codec, p, frames, labels, False, encoding)
-        picked = (q.accuracy, q.bytes_mean)
-    return p.key, r, picked, time.time() - t0
-
-
-def evaluate_in_workers(args: argparse.Namespace, points, reference_top: np.ndarray | None,
-                        pick: tuple | None) -> tuple[dict, dict]:
-    """:func:`evaluate`'s per-point loop (and :func:`pick_accuracies`' with ``pick``) in ``--eval-workers``
-    processes: the same per-frame protocol, only which codec runs when changes. Returns the results
-    keyed by point, in the points' order, and the held-out ``(accuracy, bytes)`` per point."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    threads = max(1, (args.eval_threads or args.threads) // args.eval_workers)
-    log(f"  measuring {len(points)} rate points in {args.eval_workers} processes, {threads} torch thread(s) each")
-    by_key = {p.key: p for p in points}
-    out, picked = {}, {}
-    with ProcessPoolExecutor(args.eval_workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                             initargs=(args, reference_top, threads, pick)) as pool:
-        for fut in as_completed([pool.submit(_worker_point, p) for p in points]):
-            key, r, held_out, seconds = fut.result()
-            out[key] = r
-            if held_out is not None:
-                picked[key] = held_out
-            log_point(by_key[key], r, seconds)
-    return {p.key: out[p.key] for p in points}, picked
 
 
 def claim1_ratio(ev: SimpleNamespace, idx: np.ndarray) -> dict | None:
@@ -326,20 +269,21 @@ def pick_photo_frames(args: argparse.Namespace, teacher) -> tuple[list[np.ndarra
     return frames, ra.teacher_outputs(teacher, frames, "bgr8").argmax(1)
 
 
-def pick_set(args: argparse.Namespace, teacher) -> tuple[list[np.ndarray], np.ndarray, str]:
-    """(frames, labels, encoding) of the held-out training images the operating points are chosen on."""
-    encoding = "bgr8" if args.teacher else "mono8"
-    frames, labels = pick_photo_frames(args, teacher) if args.teacher else pick_frames(args.pick_images)
-    return frames, labels, encoding
+def pick_set(args: argparse.Namespace, teacher) -> tuple[list[np.ndarray], np.ndarray, str, float]:
+    """(frames, labels, encoding, the teacher's accuracy) of the held-out training images the operating
+    points are chosen on, logged. Camera scale: the labels are the teacher's own top-1, so its accuracy
+    is 1 without a second pass."""
+    from hecsb_ros.core.bench import rate_accuracy as ra
 
-
-def pick_header(ra, teacher, frames, labels, encoding: str) -> dict:
-    """The teacher's accuracy on the held-out images (``"teacher"``) and their number, logged."""
-    out = {"teacher": float((ra.teacher_outputs(teacher, frames, encoding).argmax(1) == labels).mean()),
-           "images": len(frames)}
-    log(f"operating points are chosen on {len(frames)} held-out training images (teacher "
-        f"{100 * out['teacher']:.2f}%)")
-    return out
+    if args.teacher:
+        frames, labels = pick_photo_frames(args, teacher)
+        encoding, teacher_acc = "bgr8", 1.0
+    else:
+        frames, labels = pick_frames(args.pick_images)
+        encoding = "mono8"
+        teacher_acc = float((ra.teacher_outputs(teacher, frames, encoding).argmax(1) == labels).mean())
+    log(f"operating points are chosen on {len(frames)} held-out training images (teacher {100 * teacher_acc:.2f}%)")
+    return frames, labels, encoding, teacher_acc
 
 
 def pick_accuracies(args: argparse.Namespace, teacher, codecs: dict, points) -> dict:
@@ -348,8 +292,8 @@ def pick_accuracies(args: argparse.Namespace, teacher, codecs: dict, points) -> 
     the teacher on held-out pool photos, so the teacher's is 1)."""
     from hecsb_ros.core.bench import rate_accuracy as ra
 
-    frames, labels, encoding = pick_set(args, teacher)
-    out: dict = pick_header(ra, teacher, frames, labels, encoding)
+    frames, labels, encoding, teacher_acc = pick_set(args, teacher)
+    out: dict = {"teacher": teacher_acc, "images": len(frames)}
     for p in points:
         r = ra.evaluate_point(codecs[p.key], p, frames, labels, False, encoding)
         out[p.key] = (r.accuracy, r.bytes_mean)
