@@ -12,9 +12,17 @@ link can carry, with hysteresis: it steps down at once when the current level no
 up, one level at a time, only after ``patience`` frames in which the next level fits with a
 ``margin`` to spare. Results come back late exactly when the link fades, so the controller also
 reads the frames that have not come back (:meth:`BudgetController.sent` /
-:meth:`BudgetController.answered`): a frame longer on the link than the estimate allows shows that
-the link is at most ``its bits / its time on the link`` fast, and the estimate drops to that at once,
-before any late result arrives.
+:meth:`BudgetController.answered`). What a frame spends after the link (the server's queue and
+network, the result's way back, the edge's own callback queue) varies from frame to frame; the
+controller keeps the recent such times (from the answered frames: round trip minus transfer) and
+calls a frame late only when it has been out longer than the estimate's transfer plus the 80th
+percentile of them. A late frame shows the link is at most ``its bits / its time on the link`` fast;
+how much longer it will take is not known until its result comes back (a 27x fade and a 3x one look
+the same for the first tens of ms). Until then the controller sends the lowest level, the frames
+that cross the link fastest, and cuts the estimate at once, assuming the late frame is half way
+(``late_factor`` = 2); when the late frames are back and the link turns out fast enough after all
+(a passing delay), it returns to the level it had at once, without climbing. The next frame also
+queues behind the frames still on the link: their remaining transfer counts against its budget.
 
 ROS-free; the edge node feeds it and publishes its choice and estimate.
 """
@@ -76,28 +84,41 @@ class BudgetController:
     """Picks the most accurate level that meets ``latency_budget_ms`` and ``max_kbit_s`` (0 = no cap).
 
     ``rate_hz``: frames per second the edge sends (the link must carry ``bytes * 8 * rate_hz``;
-    ``utilisation`` of its throughput at most, else the queue grows without bound).
+    ``utilisation`` of its throughput at most, else the queue grows without bound). ``late_factor``:
+    a frame late on the link is assumed to need this many times the time it has been on it so far.
+    ``after_link_quantile``: the share of recent after-link times (server, way back) a frame may take
+    before it counts as late on the link.
     """
 
     def __init__(self, levels: list[LevelProfile], latency_budget_ms: float = 100.0, max_kbit_s: float = 0.0,
                  margin: float = 0.15, patience: int = 5, utilisation: float = 0.8,
-                 estimator: LinkEstimator | None = None) -> None:
+                 estimator: LinkEstimator | None = None, late_factor: float = 2.0,
+                 after_link_quantile: float = 0.8) -> None:
         if not levels:
             raise ValueError("rate control needs at least one level")
+        if late_factor < 1.0:
+            raise ValueError(f"late_factor {late_factor} below 1: a late frame needs at least the time it has had")
         self.levels = sorted(levels, key=lambda lv: lv.accuracy)
         self.budget_ms = latency_budget_ms
         self.max_kbit_s = max_kbit_s
         self.margin = margin
         self.patience = patience
         self.utilisation = utilisation
+        self.late_factor = late_factor
+        self.after_link_quantile = after_link_quantile
         self.estimator = estimator or LinkEstimator()
         self.current = self.levels[0]
+        self.backlog_ms = 0.0  # link time still owed to the frames in flight, at the last choice
         self._better_for = 0
+        self._before_doubt: LevelProfile | None = None  # the level before late frames forced the lowest
         self._pending: OrderedDict[int, tuple[float, LevelProfile]] = OrderedDict()
+        self._late: dict[int, float] = {}  # frames found late: the transfer ms expected when they were sent
+        self._after_link: deque[float] = deque(maxlen=50)
 
     def expected_ms(self, level: LevelProfile) -> float:
-        """Expected capture -> result time of one frame at ``level`` on the estimated link."""
-        return level.edge_ms + self.estimator.transfer_ms(level.message_bytes) + level.server_ms
+        """Expected capture -> result time of one frame at ``level`` on the estimated link, behind the
+        frames still on it."""
+        return level.edge_ms + self.backlog_ms + self.estimator.transfer_ms(level.message_bytes) + level.server_ms
 
     def fits(self, level: LevelProfile, rate_hz: float, slack: float = 0.0) -> bool:
         kbit_s = level.message_bytes * 8.0 * rate_hz / 1e3
@@ -114,35 +135,76 @@ class BudgetController:
         """Frame ``seq`` left the edge at ``now_ms`` (a monotonic clock) at ``level``."""
         self._pending[seq] = (now_ms, level)
         while len(self._pending) > 256:
-            self._pending.popitem(last=False)
+            self._late.pop(self._pending.popitem(last=False)[0], None)
 
-    def answered(self, seq: int) -> None:
-        """The result of frame ``seq`` came back."""
-        self._pending.pop(seq, None)
+    def answered(self, seq: int, now_ms: float | None = None, transfer_ms: float | None = None) -> None:
+        """The result of frame ``seq`` came back (at ``now_ms``, the clock of :meth:`sent`, after
+        ``transfer_ms`` on the link: the rest of its round trip is an after-link time)."""
+        sent = self._pending.pop(seq, None)
+        expected = self._late.pop(seq, None)
+        if expected is not None and transfer_ms is not None and transfer_ms > self.late_factor * expected:
+            self._before_doubt = None  # a late frame that was slow on the link: the link did fade
+        if sent is not None and now_ms is not None and transfer_ms is not None and math.isfinite(transfer_ms):
+            after = now_ms - sent[0] - max(transfer_ms, 0.0)
+            if math.isfinite(after) and after >= 0:
+                self._after_link.append(after)
 
     @property
     def pending(self) -> int:
         """Frames sent whose results have not come back (nor been given up on)."""
         return len(self._pending)
 
-    def _overdue(self, now_ms: float) -> None:
-        """Lower the throughput estimate to what the unanswered frames show the link can at most be."""
-        est = self.estimator
+    def after_link_ms(self, level: LevelProfile) -> float:
+        """What a frame may spend after the link before it counts as late on it: the
+        ``after_link_quantile`` of the recent after-link times, never less than the level's server time
+        (twice it before five frames have come back)."""
+        if len(self._after_link) < 5:
+            return 2.0 * level.server_ms
+        return max(level.server_ms, float(np.quantile(self._after_link, self.after_link_quantile)))
+
+    def _overdue(self, now_ms: float) -> bool:
+        """Lower the throughput estimate to what the unanswered frames show, and add up the link time
+        they still owe (:attr:`backlog_ms`); True if any frame is late on the link."""
+        est, late = self.estimator, False
         horizon = max(4.0 * self.budget_ms, 2000.0)  # older: lost on the way, no longer evidence
         for seq, (t, level) in list(self._pending.items()):
             age = now_ms - t
             if age > horizon:
                 del self._pending[seq]
+                self._late.pop(seq, None)
                 continue
-            on_link = age - level.server_ms  # at least this long on the link, still not delivered
+            on_link = age - self.after_link_ms(level)  # at least this long on the link, still not delivered
             if on_link > est.transfer_ms(level.message_bytes):
-                bound = level.message_bytes * 8.0 / max(on_link - est.delay_ms, 1e-3) / 1e3  # Mbit/s
-                est.throughput_mbps = min(est.throughput_mbps, bound)
+                # late: assume it needs late_factor times what it has had, and the link is that slow
+                late = True
+                self._late.setdefault(seq, est.transfer_ms(level.message_bytes))
+                needs = self.late_factor * on_link - est.delay_ms
+                est.throughput_mbps = min(est.throughput_mbps, level.message_bytes * 8.0 / max(needs, 1e-3) / 1e3)
+        # the link is first in, first out: when is it free of what is on it? A frame the estimate says
+        # arrived (its result on the way back) owes nothing; a late one, as long again as it has had.
+        busy_until = -math.inf
+        for seq, (t, level) in self._pending.items():
+            busy_until = max(busy_until, t) + level.message_bytes * 8.0 / (est.throughput_mbps * 1e3)
+            if seq in self._late:
+                busy_until = max(busy_until, now_ms + (self.late_factor - 1.0) * (now_ms - t - self.after_link_ms(level)))
+        self.backlog_ms = max(0.0, busy_until - now_ms)
+        return late
 
     def choose(self, rate_hz: float, now_ms: float | None = None) -> LevelProfile:
         """The level for the next frame (``now_ms``: the clock of :meth:`sent`, to read late frames)."""
-        if now_ms is not None and self._pending:
-            self._overdue(now_ms)
+        self.backlog_ms = 0.0
+        if now_ms is not None and self._pending and self._overdue(now_ms):
+            # a frame is late: the link is slower than estimated, by how much its result will tell; until
+            # then the frames that cross the link fastest (the lowest level)
+            if self._before_doubt is None:
+                self._before_doubt = self.current
+            self.current, self._better_for = self.levels[0], 0
+            return self.current
+        if self._before_doubt is not None:  # the late frames are back: was it a passing delay?
+            before, self._before_doubt = self._before_doubt, None
+            if self.fits(before, rate_hz, self.margin):
+                self.current, self._better_for = before, 0
+                return self.current
         best = next((lv for lv in reversed(self.levels) if self.fits(lv, rate_hz)), self.levels[0])
         if best.accuracy < self.current.accuracy or not self.fits(self.current, rate_hz):
             self.current, self._better_for = best, 0  # down at once

@@ -205,7 +205,7 @@ class EdgeNode(ManagedCodecNode):
                                    msg.server_total_ms, correct))
         level = self._sent_levels.get(int(msg.sequence))
         if self.controller is not None:
-            self.controller.answered(int(msg.sequence))
+            self.controller.answered(int(msg.sequence), time.monotonic() * 1e3, msg.transfer_ms)
         if level is not None and all(math.isfinite(v) and v >= 0 for v in
                                      (msg.edge_total_ms, msg.server_total_ms, msg.transfer_ms)):
             old = self._times.get(level)
