@@ -116,9 +116,9 @@ def test_unanswered_frames_bound_the_estimate_and_lost_ones_are_forgotten():
     assert c.choose(10.0, now_ms=205.0) is LEVELS[0]  # until its result tells: the lowest level
     assert c.estimator.throughput_mbps == pytest.approx(64000 * 8 / 388.0 / 1e3)
     assert c.backlog_ms == pytest.approx(195.0)  # the next frame waits for it: as long again
-    assert c.pending == 1
+    assert c.pending == 1 and c.late == 1
     c.choose(10.0, now_ms=5000.0)  # past max(4 x budget, 2 s): lost, no longer evidence
-    assert c.pending == 0 and c.backlog_ms == 0.0
+    assert c.pending == 0 and c.late == 0 and c.backlog_ms == 0.0
     c.sent(8, LEVELS[0], now_ms=0.0)
     c.answered(8)
     assert c.pending == 0

@@ -154,6 +154,11 @@ class BudgetController:
         """Frames sent whose results have not come back (nor been given up on)."""
         return len(self._pending)
 
+    @property
+    def late(self) -> int:
+        """Of those, the frames found late on the link (while any is, the lowest level is sent)."""
+        return len(self._late)
+
     def after_link_ms(self, level: LevelProfile) -> float:
         """What a frame may spend after the link before it counts as late on it: the
         ``after_link_quantile`` of the recent after-link times, never less than the level's server time

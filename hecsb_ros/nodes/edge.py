@@ -228,6 +228,8 @@ class EdgeNode(ManagedCodecNode):
             "lifecycle": "active", "images_in": self.images_in, "latents_sent": self._seq, "codec": self.codec.name,
             "quality": self.codec.quality, "rate_control": stats.rate_control,
             "link_mbps_estimate": stats.link_mbps_estimate, "link_delay_ms_estimate": stats.link_delay_ms_estimate,
+            **({"frames_pending": self.controller.pending, "frames_late": self.controller.late}
+               if self.controller is not None else {}),
             "input": self.cfg.input, "round_trip_p50_ms": snap["latency_p50_ms"], "drops": snap["drops"]})
 
 
