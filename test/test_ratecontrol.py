@@ -30,6 +30,10 @@ def test_estimator_fits_throughput_and_delay():
     for _ in range(8):  # the link fades to 2 Mbit/s: the newest samples win
         est.add(8000, 3.0 + 8000 * 8 / 2e3)
     assert est.throughput_mbps < 3.0
+    est = LinkEstimator(initial_delay_ms=40.0)  # a delay (fitted on other sizes) as long as the transfers
+    for _ in range(5):
+        est.add(8000, 40.0)
+    assert est.throughput_mbps == pytest.approx(64000 / 4.0 / 1e3)  # bounded: a tenth of 40 ms sending
 
 
 def _simulate(schedule: RateSchedule, controller: BudgetController | None, level: int = 0, seconds: float = 60,

@@ -69,11 +69,16 @@ class LinkEstimator:
             if slope > 0:
                 self.delay_ms = float(min(max(0.0, delay), ms.min()))
                 fitted = 1e-3 / slope  # Mbit/s
-                now = float(np.median(bits[recent] / 1e3 / np.maximum(ms[recent] - self.delay_ms, 1e-3)))
+                now = float(np.median(bits[recent] / 1e3 / self._sending_ms(ms[recent])))
                 # the newest samples decide when they disagree with the window (a fading link)
                 self.throughput_mbps = float(min(fitted, now) if now < 0.7 * fitted else fitted)
                 return
-        self.throughput_mbps = float(np.median(bits[recent] / 1e3 / np.maximum(ms[recent] - self.delay_ms, 1e-3)))
+        self.throughput_mbps = float(np.median(bits[recent] / 1e3 / self._sending_ms(ms[recent])))
+
+    def _sending_ms(self, transfer_ms: np.ndarray) -> np.ndarray:
+        """The part of each transfer spent sending bits: after the delay, and at least a tenth of it (a
+        delay fitted on other sizes can take up a whole transfer, which would read as an endless link)."""
+        return np.maximum(np.maximum(transfer_ms - self.delay_ms, 0.1 * transfer_ms), 1e-3)
 
     def transfer_ms(self, message_bytes: float) -> float:
         """Expected one-way transfer time of a message of ``message_bytes``."""
