@@ -151,9 +151,10 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "lifecycle": ("true", "Edge and server as managed (lifecycle) nodes brought to active in order (server, edge), "
                           "then the camera source starts; false: plain nodes that start at once (the camera then "
                           "waits for the pipeline's subscribers, wait_for_topics)"),
-    "robots": ("", "A fleet on one server: comma-separated robot namespaces (robot1,robot2); each robot gets its own "
-                   "camera source, edge (and link emulator) under /<robot>/, and the one server answers each on "
-                   "/<robot>/classification; '' = one robot, no namespace"),
+    "robots": ("", "A fleet: comma-separated robot namespaces (robot1,robot2); each robot gets its own camera "
+                   "source, edge (and link emulator) under /<robot>/, and one server answers each on "
+                   "/<robot>/classification; groups separated by ';' get a server each (robot1,robot2;robot3: "
+                   "hecsb_server_1 for the first two, hecsb_server_2 for robot3); '' = one robot, no namespace"),
 }
 
 
@@ -241,8 +242,9 @@ def camera_scale(teacher: str) -> bool:
 
 
 def robot_namespaces(text: str) -> list[str]:
-    """``"robot1, /robot2/"`` -> ``["robot1", "robot2"]``; a namespace listed twice is refused."""
-    names = [part.strip().strip("/") for part in text.split(",") if part.strip().strip("/")]
+    """``"robot1, /robot2/"`` -> ``["robot1", "robot2"]``; a namespace listed twice is refused (a
+    fleet's ``;`` between servers' groups counts as a comma here: every robot of the fleet)."""
+    names = [part.strip().strip("/") for part in text.replace(";", ",").split(",") if part.strip().strip("/")]
     if len(set(names)) != len(names):
         raise ValueError(f"robots lists a namespace twice: {text!r}")
     bad = [n for n in names if not all(c.isalnum() or c == "_" for c in n) or n[0].isdigit()]
@@ -251,17 +253,30 @@ def robot_namespaces(text: str) -> list[str]:
     return names
 
 
+def robot_groups(text: str) -> list[list[str]]:
+    """``"robot1,robot2; robot3"`` -> ``[["robot1", "robot2"], ["robot3"]]``: one server per group."""
+    robot_namespaces(text)  # every robot once, every name valid
+    return [group for group in (robot_namespaces(part) for part in text.split(";")) if group]
+
+
 def fleet_nodes(single: list[NodeSpec], robots: str) -> list[NodeSpec]:
     """One robot's node set -> a fleet's: camera source, edge and link emulator once per robot, in its
     namespace (their relative topics resolve under /<robot>/), and one server whose ``robots``
-    parameter lists them; behind link emulators the server reads /<robot>/latent_shaped."""
-    names = robot_namespaces(robots)
+    parameter lists them; behind link emulators the server reads /<robot>/latent_shaped. Groups of
+    robots separated by ``;`` get a server each (``hecsb_server_1``, ``hecsb_server_2``, ...; keys
+    ``server1/server``, ...), started before every edge."""
+    groups = robot_groups(robots)
+    if not groups:
+        raise ValueError(f"robots {robots!r} names no robot namespace")
     out: list[NodeSpec] = []
-    for robot in names:
+    for robot in (r for group in groups for r in group):
         out += [replace(spec, key=f"{robot}/{spec.key}", namespace=robot) for spec in single if spec.key != "server"]
     server = next(spec for spec in single if spec.key == "server")
-    remap = tuple((f"/{r}/latent", f"/{r}/latent_shaped") for r in names) if server.remappings else ()
-    out.append(replace(server, parameters={**server.parameters, "robots": ",".join(names)}, remappings=remap))
+    for k, group in enumerate(groups, start=1):
+        remap = tuple((f"/{r}/latent", f"/{r}/latent_shaped") for r in group) if server.remappings else ()
+        named = {} if len(groups) == 1 else {"key": f"server{k}/server", "name": f"{server.name}_{k}"}
+        out.append(replace(server, parameters={**server.parameters, "robots": ",".join(group)}, remappings=remap,
+                           **named))
     return out
 
 

@@ -244,6 +244,27 @@ def test_a_fleet_gets_one_server_and_a_camera_edge_and_link_per_robot_in_its_nam
         _run(launch_module, robots="robot1,robot1")
 
 
+def test_groups_of_robots_get_a_server_each_started_before_every_edge(launch_module):
+    """robots:=robot1,robot2;robot3: hecsb_server_1 serves the first two, hecsb_server_2 the third."""
+    _, actions, _ = _run(launch_module, robots="robot1,robot2;robot3")
+    played = _Launch(actions)
+    assert played.log[:6] == ["start hecsb_server_1", "start hecsb_server_2", "start robot1/hecsb_link_emulator",
+                              "start robot2/hecsb_link_emulator", "start robot3/hecsb_link_emulator",
+                              "start robot1/hecsb_edge"]
+    configured = [entry for entry in played.log if entry.startswith(("configure", "activate"))]
+    assert configured[:4] == ["configure hecsb_server_1", "activate hecsb_server_1",
+                              "configure hecsb_server_2", "activate hecsb_server_2"]
+    assert played.log[-3:] == ["start robot1/hecsb_camera_source", "start robot2/hecsb_camera_source",
+                               "start robot3/hecsb_camera_source"]
+    servers = {n.kwargs["name"]: n for n in played.started if n.kwargs["name"].startswith("hecsb_server")}
+    assert servers["hecsb_server_1"].kwargs["parameters"][-1]["robots"] == "robot1,robot2"
+    assert servers["hecsb_server_2"].kwargs["parameters"][-1]["robots"] == "robot3"
+    assert servers["hecsb_server_2"].kwargs["remappings"] == [("/robot3/latent", "/robot3/latent_shaped")]
+    for bad in ("robot1;robot1", ";"):
+        with pytest.raises(ValueError, match="twice|no robot"):
+            _run(launch_module, robots=bad)
+
+
 @pytest.mark.parametrize("failing", ["hecsb_server", "hecsb_edge"])
 def test_a_failed_configure_ends_the_launch_and_starts_nothing_after_it(launch_module, failing):
     _, actions, _ = _run(launch_module)

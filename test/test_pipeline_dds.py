@@ -181,6 +181,19 @@ def test_a_fleet_of_two_robots_on_one_batching_server(tmp_path):
     assert "micro-batches of up to 4 within 40 ms" in (logs / "hecsb_server.log").read_text()
 
 
+def test_two_servers_each_answer_their_own_robots(tmp_path):
+    """robots robot1;robot2: a server per group (hecsb_server_1, hecsb_server_2), each robot answered."""
+    s = run_demo(tmp_path, "--codec", "png", "--robots", "robot1;robot2", "--profile", "wifi", "--show-results",
+                 frames=10)
+    shown = re.findall(r"^(robot[12]) frame +(\d+): ", s["stdout"], re.M)
+    assert sorted(collections.Counter(r for r, _ in shown).items()) == [("robot1", 10), ("robot2", 10)], \
+        s["stdout"][:2000]
+    logs = tmp_path / "logs"
+    assert "to robots robot1" in (logs / "hecsb_server_1.log").read_text()
+    assert "to robots robot2" in (logs / "hecsb_server_2.log").read_text()
+    assert not (logs / "hecsb_server.log").exists()
+
+
 def test_fleet_bench_plays_recorded_latents_into_one_server(tmp_path):
     """fleet_bench --replay: the edge half runs once here, two played-back robots publish its latents
     at 10 Hz, and the one server (the only node) answers each robot on its own topic."""

@@ -113,12 +113,16 @@ def test_link_emulator_follows_a_rate_schedule(ros_context):
 
 
 class _PinnedLink(LinkEstimator):
-    """A link estimate that stays at 1 Gbit/s and 2 ms whatever the frames show."""
+    """A link estimate that stays at 1 Gbit/s whatever the frames show, and on which no frame is ever late
+    (its transfer is expected to take a minute: with no latency budget that decides nothing else)."""
 
     throughput_mbps = property(lambda self: 1000.0, lambda self, value: None)
 
     def add(self, message_bytes: float, transfer_ms: float) -> None:
         pass
+
+    def transfer_ms(self, message_bytes: float) -> float:
+        return 60000.0
 
 
 def test_budget_mode_follows_the_cap_and_climbs_back_with_hysteresis(pipeline):
@@ -128,11 +132,11 @@ def test_budget_mode_follows_the_cap_and_climbs_back_with_hysteresis(pipeline):
     stats: list = []
     nodes[2].create_subscription(LinkStats, "edge_stats", stats.append, reliable_qos(10))
     # A cap no level meets at this frame rate: the least accurate level, from the next frame on. Only
-    # the cap may decide here: the latency budget is far above any frame's time, and the link
-    # estimate is pinned (on a loaded machine a stalled frame reads as a slow link and steps the
-    # level down; test_ratecontrol.py tests the estimate against a simulated link).
+    # the cap may decide here: no latency budget, and the link estimate is pinned (on a loaded machine a
+    # stalled frame reads as a slow link, or as late, and steps the level down; test_ratecontrol.py
+    # tests the estimate and the late frames against a simulated link).
     assert all(r.successful for r in edge.set_parameters([
-        Parameter("latency_budget_ms", value=60000.0), Parameter("max_kbit_s", value=0.001),
+        Parameter("latency_budget_ms", value=0.0), Parameter("max_kbit_s", value=0.001),
         Parameter("rate_control", value="budget")]))
     edge.controller.estimator = _PinnedLink()  # kept when a parameter rebuilds the controller
     _send(ctx, nodes, pub, results, 0, 4)

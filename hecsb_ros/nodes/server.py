@@ -133,8 +133,9 @@ class ServerNode(ManagedCodecNode):
     def _ready_line(self) -> str:
         batching = (f"; micro-batches of up to {self.cfg.max_batch} within {self.cfg.max_wait_ms:g} ms"
                     if self.cfg.max_batch > 1 else "")
+        fleet = f" to robots {', '.join(r.name for r in self.robots)}" if self.robots[0].name else ""
         return (f"serving codec {self.codec.name} (quality {self.codec.quality}, "
-                f"model {self.codec.model_id}; {self.bank.describe()}{batching}) on {self.cfg.device}")
+                f"model {self.codec.model_id}; {self.bank.describe()}{batching}) on {self.cfg.device}{fleet}")
 
     def _vision_outputs(self, robot: Robot):
         """Publish the latched class database (LabelInfo + VisionInfo); return the Classification publisher."""
