@@ -131,6 +131,9 @@ EDGE: tuple[Param, ...] = _codec_params(2.0, runtime_quality=True) + (
           min=0.0, max=60000.0),
     Param("max_kbit_s", 0.0, "Budget mode: most kbit/s the latents may take on the link; 0 = no cap",
           min=0.0, max=1e7),
+    Param("worst_link_kbit_s", 0.0, "Budget mode: a level must also meet latency_budget_ms if the link drops to "
+          "this many kbit/s just after the frame is sent (the slowest the link gets: a hard deadline through "
+          "sudden fades, at smaller levels while the link is fast); 0 = the link as estimated", min=0.0, max=1e7),
 )
 
 SERVER: tuple[Param, ...] = _codec_params(1.0) + (

@@ -219,3 +219,27 @@ def test_fading_bench_scales_its_schedule():
 
     assert scaled_schedule("54:10,2:10,12:10", 1.0) == ("54:10,2:10,12:10", 30.0)
     assert scaled_schedule("54:10,2:5", 0.001) == ("0.054:10,0.002:5", 15.0)
+
+
+def test_fading_bench_reports_a_budget_cell_per_worst_link(tmp_path):
+    import argparse
+    import csv
+
+    from hecsb_ros.cli.fading_bench import write_report
+
+    def row(mode, level, fade, miss, acc):
+        return {"mode": mode, "level": level, "worst_link_kbit_s": fade, "budget_ms": 400.0, "schedule": "1:10",
+                "seconds": 30.0, "sent": 100, "results": 100, "met": 100 - miss, "miss_pct": float(miss),
+                "payload_bytes_mean": 1000.0, "accuracy_met": acc, "accuracy_all_frames": acc,
+                "latency_p50_ms": 100.0, "latency_p95_ms": 200.0, "levels_used": "2:100%"}
+
+    rows = [row("fixed", 2, float("nan"), 0, 0.4), row("budget", -1, 0.0, 2, 0.6),
+            row("budget, >= 80 kbit/s", -1, 80.0, 0, 0.5)]
+    args = argparse.Namespace(budget_ms=400.0, rate=5.0, codec="", teacher="", source="dataset", path="",
+                              schedule="1:10", rate_scale=1.0, cycles=1, warmup=5.0)
+    write_report(rows, args, "1:10", tmp_path, "python -m hecsb_ros.cli.fading_bench", 0.0, 60.0, (0.1, 0.2))
+    text = (tmp_path / "README.md").read_text()
+    assert "- budget: 2% misses" in text or "- budget: 2.0% misses" in text, text
+    assert "- budget, >= 80 kbit/s: 0" in text and "level 2 at 40.0%" in text
+    assert [float(r["worst_link_kbit_s"]) for r in csv.DictReader(open(tmp_path / "results.csv"))][1:] == [0.0, 80.0]
+    assert (tmp_path / "fading.png").stat().st_size > 0

@@ -216,3 +216,24 @@ def test_budget_mode_meets_the_fading_goal_at_camera_scale_on_a_simulated_link()
         usable = [acc for miss, acc in fixed if miss <= 0.01]
         assert misses <= 20 / 1500 and usable and accuracy > max(usable) + 0.05, (misses, accuracy, fixed)
         assert max(miss for miss, _ in fixed) > 0.2  # the top levels do miss: the fade matters
+
+
+# Levels of larger latents (300 labelled imagen photos): the r6 frame sent at a fade and the one queued behind it miss
+LARGER = [LevelProfile(lv, b, a, 35.0, 75.0) for lv, b, a in
+          ((2, 1530, 0.396), (3, 1855, 0.557), (4, 2455, 0.627), (5, 3125, 0.70), (6, 3725, 0.718))]
+
+
+def test_a_worst_link_keeps_every_frame_within_the_budget_through_a_fade():
+    c = BudgetController(LARGER, latency_budget_ms=400.0, worst_link_kbit_s=80.0)
+    c.estimator.throughput_mbps, c.estimator.delay_ms = 2.16, 2.0
+    # at 80 kbit/s: r4 takes 35 + 2 + 246 + 75 = 358 ms, r5 425 ms
+    assert c.fits(LARGER[2], 5.0) and not c.fits(LARGER[3], 5.0)
+    assert BudgetController(LARGER, latency_budget_ms=400.0).fits(LARGER[4], 5.0)  # without it r6 fits
+    default, _ = _simulate_camera(BudgetController(LARGER, latency_budget_ms=400.0), None, 0, (1.0, 1.0))
+    floored, accuracy = _simulate_camera(BudgetController(LARGER, latency_budget_ms=400.0, worst_link_kbit_s=80.0),
+                                         None, 0, (1.0, 1.0))
+    r2_misses, r2_accuracy = _simulate_camera(None, LARGER[0], 0, (1.0, 1.0))
+    assert default == pytest.approx(20 / 1500)  # two per fade
+    assert floored == 0.0 and r2_misses == 0.0 and accuracy > r2_accuracy + 0.05
+    with pytest.raises(ValueError, match="below 0"):
+        BudgetController(LARGER, worst_link_kbit_s=-1.0)

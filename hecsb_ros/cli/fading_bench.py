@@ -8,7 +8,8 @@
 One robot (camera source at ``--rate`` Hz, edge, link emulator, server) through the process runner;
 the link emulator replays ``--schedule`` (Mbit/s:seconds, repeated; every rate times
 ``--rate-scale``). Each cell is one fixed level (``quality``) or ``rate_control: budget`` with
-``latency_budget_ms`` = ``--budget-ms``; after a warm-up (``--warmup`` s, the controller's start
+``latency_budget_ms`` = ``--budget-ms`` (one budget cell per ``--worst-link`` value: the edge's
+``worst_link_kbit_s``, the slowest link a frame must survive); after a warm-up (``--warmup`` s, the controller's start
 included) it counts ``--cycles`` whole schedule cycles. A frame meets its deadline when its result
 arrives within the budget of its capture; frames the camera sent in the window without a result
 count as misses. Reported per cell: frames sent, results, deadline misses %, mean payload bytes,
@@ -31,7 +32,7 @@ import numpy as np
 
 from hecsb_ros.cli.benchutil import fmt, markdown_table, monitored_pipeline, percentile, write_csv
 
-FIELDS = ("mode", "level", "budget_ms", "schedule", "seconds", "sent", "results", "met", "miss_pct",
+FIELDS = ("mode", "level", "worst_link_kbit_s", "budget_ms", "schedule", "seconds", "sent", "results", "met", "miss_pct",
           "payload_bytes_mean", "accuracy_met", "accuracy_all_frames", "latency_p50_ms", "latency_p95_ms",
           "levels_used")
 
@@ -47,10 +48,10 @@ def scaled_schedule(schedule: str, scale: float) -> tuple[str, float]:
 
 
 def run_cell(mode: str, level: int, args: argparse.Namespace, schedule: str, cycle_s: float, domain_id: int,
-             log_dir: Path) -> dict:
+             log_dir: Path, worst_link: float = 0.0) -> dict:
     edge: dict = {"stats_period_s": 1.0}
     if mode == "budget":
-        edge.update(rate_control="budget", latency_budget_ms=float(args.budget_ms))
+        edge.update(rate_control="budget", latency_budget_ms=float(args.budget_ms), worst_link_kbit_s=float(worst_link))
     else:
         edge["quality"] = level
     params = {"edge": edge, "camera_source": {"stats_period_s": 0.5},
@@ -83,7 +84,10 @@ def run_cell(mode: str, level: int, args: argparse.Namespace, schedule: str, cyc
         # window's results show, applied to every frame sent (a lost frame's label is not known)
         labelled_share = (sum(r.correct is not None for r in window) / len(window)) if window else 1.0
         return {
-            "mode": mode, "level": level if mode == "fixed" else -1, "budget_ms": args.budget_ms, "schedule": schedule,
+            "mode": mode if mode == "fixed" or not worst_link else f"budget, >= {worst_link:g} kbit/s",
+            "level": level if mode == "fixed" else -1,
+            "worst_link_kbit_s": worst_link if mode == "budget" else math.nan,
+            "budget_ms": args.budget_ms, "schedule": schedule,
             "seconds": round(t1 - t0, 1), "sent": sent, "results": len(window), "met": len(met),
             "miss_pct": 100.0 * (sent - len(met)) / sent if sent else math.nan,
             "payload_bytes_mean": float(np.mean([r.payload_bytes for r in window])) if window else math.nan,
@@ -118,10 +122,10 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for row in rows:
-        budget = row["mode"] == "budget"
+        budget = row["mode"].startswith("budget")
         ax.scatter(row["miss_pct"], 100 * row["accuracy_all_frames"], marker="*" if budget else "o",
                    s=160 if budget else 40, color="tab:red" if budget else "tab:blue")
-        ax.annotate("budget" if budget else f"level {row['level']}", (row["miss_pct"], 100 * row["accuracy_all_frames"]),
+        ax.annotate(row["mode"] if budget else f"level {row['level']}", (row["miss_pct"], 100 * row["accuracy_all_frames"]),
                     textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set(xlabel="deadline misses (%)", ylabel="accuracy over all frames, misses wrong (%)", title=title)
     ax.grid(alpha=0.3)
@@ -154,12 +158,11 @@ def write_report(rows: list[dict], args: argparse.Namespace, schedule: str, out_
         f"after {args.warmup:g} s of warm-up.", "",
         *markdown_table(rows, cols, _cell),
     ]
-    budget = next((r for r in rows if r["mode"] == "budget"), None)
     fixed_ok = [r for r in rows if r["mode"] == "fixed" and r["miss_pct"] <= 1.0]
     lines += [""]
-    if budget is not None:
+    for budget in (r for r in rows if r["mode"] != "fixed"):
         best = max(fixed_ok, key=lambda r: r["accuracy_met"], default=None)
-        lines.append(f"- budget mode: {fmt(budget['miss_pct'])}% misses, accuracy of met frames "
+        lines.append(f"- {budget['mode']}: {fmt(budget['miss_pct'])}% misses, accuracy of met frames "
                      f"{100 * budget['accuracy_met']:.1f}%; the most accurate fixed level with <= 1% misses: "
                      + (f"level {best['level']} at {100 * best['accuracy_met']:.1f}% ({fmt(best['miss_pct'])}% misses)."
                         if best else "none."))
@@ -187,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", default="dataset", help="camera source: dataset, folder or video")
     ap.add_argument("--path", default="", help="image folder / video for --source folder / video")
     ap.add_argument("--no-budget", action="store_true", help="fixed levels only")
+    ap.add_argument("--worst-link", type=float, nargs="+", default=[0.0],
+                    help="budget cells: the edge's worst_link_kbit_s, one cell each (0 = the link as estimated)")
     ap.add_argument("--domain-id", type=int, default=None)
     ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/fading"))
     args = ap.parse_args(argv)
@@ -199,10 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     started, rows, load0 = time.time(), [], os.getloadavg()[0]
     domain = args.domain_id if args.domain_id is not None else random.Random(os.getpid()).randint(120, 180)
     log_root = Path(tempfile.mkdtemp(prefix="hecsb_fading_"))
-    cells = [("fixed", lv) for lv in levels] + ([] if args.no_budget else [("budget", -1)])
-    for mode, level in cells:
-        print(f"[fading_bench] {mode} {level if mode == 'fixed' else ''} (domain {domain})", file=sys.stderr, flush=True)
-        row = run_cell(mode, level, args, schedule, cycle, domain, log_root / f"{mode}_{level}")
+    if any(not f >= 0.0 for f in args.worst_link):
+        ap.error("--worst-link values must be >= 0 kbit/s")
+    cells = [("fixed", lv, 0.0) for lv in levels] + ([] if args.no_budget else
+                                                      [("budget", -1, f) for f in args.worst_link])
+    for mode, level, fade in cells:
+        what = level if mode == "fixed" else (f"worst link {fade:g} kbit/s" if fade else "")
+        print(f"[fading_bench] {mode} {what} (domain {domain})", file=sys.stderr, flush=True)
+        row = run_cell(mode, level, args, schedule, cycle, domain, log_root / f"{mode}_{level}_{fade:g}", fade)
         rows.append(row)
         domain += 1
         print("  " + ", ".join(f"{k} {fmt(row[k])}" for k in ("sent", "results", "miss_pct", "payload_bytes_mean",

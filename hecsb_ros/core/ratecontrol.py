@@ -92,15 +92,20 @@ class BudgetController:
     ``utilisation`` of its throughput at most, else the queue grows without bound). ``late_factor``:
     a frame late on the link is assumed to need this many times the time it has been on it so far.
     ``after_link_quantile``: the share of recent after-link times (server, way back) a frame may take
-    before it counts as late on the link.
+    before it counts as late on the link. ``worst_link_kbit_s``: a level must also meet the budget if
+    the link drops to this rate just after the frame is sent (the slowest the link gets; 0 = the
+    estimate as it is): a hard deadline through sudden fades, paid for with smaller levels while the
+    link is fast.
     """
 
     def __init__(self, levels: list[LevelProfile], latency_budget_ms: float = 100.0, max_kbit_s: float = 0.0,
                  margin: float = 0.15, patience: int = 5, utilisation: float = 0.8,
                  estimator: LinkEstimator | None = None, late_factor: float = 2.0,
-                 after_link_quantile: float = 0.8) -> None:
+                 after_link_quantile: float = 0.8, worst_link_kbit_s: float = 0.0) -> None:
         if not levels:
             raise ValueError("rate control needs at least one level")
+        if not worst_link_kbit_s >= 0.0:
+            raise ValueError(f"worst_link_kbit_s {worst_link_kbit_s} below 0 (0 = off)")
         if late_factor < 1.0:
             raise ValueError(f"late_factor {late_factor} below 1: a late frame needs at least the time it has had")
         self.levels = sorted(levels, key=lambda lv: lv.accuracy)
@@ -111,6 +116,7 @@ class BudgetController:
         self.utilisation = utilisation
         self.late_factor = late_factor
         self.after_link_quantile = after_link_quantile
+        self.worst_link_kbit_s = worst_link_kbit_s
         self.estimator = estimator or LinkEstimator()
         self.current = self.levels[0]
         self.backlog_ms = 0.0  # link time still owed to the frames in flight, at the last choice
@@ -130,6 +136,12 @@ class BudgetController:
         carried = kbit_s <= self.utilisation * self.estimator.throughput_mbps * 1e3
         capped = self.max_kbit_s <= 0 or kbit_s <= self.max_kbit_s
         timely = self.budget_ms <= 0 or self.expected_ms(level) <= self.budget_ms * (1.0 - slack)
+        worst = self.worst_link_kbit_s
+        if timely and self.budget_ms > 0 and 0 < worst < self.estimator.throughput_mbps * 1e3:
+            est = self.estimator  # the link drops to `worst` now: what is on it and this frame at that rate
+            bits = self.backlog_ms * est.throughput_mbps * 1e3 + level.message_bytes * 8.0
+            faded = level.edge_ms + est.delay_ms + bits / worst + level.server_ms
+            timely = faded <= self.budget_ms * (1.0 - slack)
         return carried and capped and timely
 
     def observe(self, message_bytes: float, transfer_ms: float) -> None:

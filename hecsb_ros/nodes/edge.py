@@ -46,11 +46,12 @@ class EdgeConfig(CodecNodeConfig):
     rate_control: str
     latency_budget_ms: float
     max_kbit_s: float
+    worst_link_kbit_s: float
 
 
 #: Weight of the newest measurement in the per-level edge and server time averages.
 EWMA = 0.2
-RATE_CONTROL_PARAMS = ("rate_control", "latency_budget_ms", "max_kbit_s")
+RATE_CONTROL_PARAMS = ("rate_control", "latency_budget_ms", "max_kbit_s", "worst_link_kbit_s")
 
 
 class EdgeNode(ManagedCodecNode):
@@ -62,7 +63,7 @@ class EdgeNode(ManagedCodecNode):
     def _on_set_quality(self, changes) -> SetParametersResult:
         """``quality`` at run time: the level is made (or taken from the bank) before the change is
         accepted, and the next frame is encoded with it; a level that cannot be made is refused.
-        ``rate_control``, ``latency_budget_ms``, ``max_kbit_s``: budget mode is (re)built at once."""
+        ``rate_control``, ``latency_budget_ms``, ``max_kbit_s``, ``worst_link_kbit_s``: budget mode is (re)built at once."""
         if self.bank is not None and any(c.name in RATE_CONTROL_PARAMS for c in changes):
             values = {name: self.get_parameter(name).value for name in RATE_CONTROL_PARAMS}
             values.update({c.name: c.value for c in changes if c.name in RATE_CONTROL_PARAMS})
@@ -93,7 +94,7 @@ class EdgeNode(ManagedCodecNode):
         self._times: dict[int, tuple[float, float]] = {}  # level -> (edge ms, server ms), averaged
         self._rate_hz, self._last_frame = 0.0, math.nan
         cfg = self.cfg
-        self._configure_rate_control(cfg.rate_control, cfg.latency_budget_ms, cfg.max_kbit_s)
+        self._configure_rate_control(cfg.rate_control, cfg.latency_budget_ms, cfg.max_kbit_s, cfg.worst_link_kbit_s)
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self._labels: OrderedDict[tuple[int, str], int] = OrderedDict()
@@ -102,19 +103,22 @@ class EdgeNode(ManagedCodecNode):
         self._pub = self._publisher(CompressedLatent, "latent", reliable_qos(10))
         self._stats_pub = self._publisher(LinkStats, "edge_stats", reliable_qos(10))
 
-    def _configure_rate_control(self, rate_control: str, latency_budget_ms: float, max_kbit_s: float) -> None:
+    def _configure_rate_control(self, rate_control: str, latency_budget_ms: float, max_kbit_s: float,
+                                worst_link_kbit_s: float = 0.0) -> None:
         """fixed: no controller; budget: a controller over the bank's levels (ValueError says why not)."""
         if rate_control != "budget":
             self.controller = None
             return
         profiles = self.bank.level_profiles(self._overhead)
         old = self.controller
-        self.controller = BudgetController(profiles, latency_budget_ms, max_kbit_s,
+        self.controller = BudgetController(profiles, latency_budget_ms, max_kbit_s, worst_link_kbit_s=worst_link_kbit_s,
                                            estimator=old.estimator if old is not None else None)
         current = self.codec.quality
         self.controller.current = next((lv for lv in self.controller.levels if lv.level == current),
                                        self.controller.levels[0])
-        self.get_logger().info(f"rate control: budget {latency_budget_ms} ms, cap {max_kbit_s or 'none'} kbit/s, "
+        self.get_logger().info(f"rate control: budget {latency_budget_ms} ms"
+                               f"{f' down to {worst_link_kbit_s:g} kbit/s' if worst_link_kbit_s > 0 else ''}, "
+                               f"cap {max_kbit_s or 'none'} kbit/s, "
                                f"levels {[lv.level for lv in self.controller.levels]}")
 
     def _measured(self, profile: LevelProfile) -> LevelProfile:
