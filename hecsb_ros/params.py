@@ -147,7 +147,8 @@ SERVER: tuple[Param, ...] = _codec_params(1.0) + (
     Param("max_payload_bytes", 1 << 20, "Payloads larger than this are dropped unread", min=1, max=1 << 28),
     Param("max_decoded_elements", 1 << 22, "Largest tensor a payload may declare (elements)", min=1,
           max=1 << 28),
-    Param("qos_depth", 10, "Latent subscription depth (reliable, keep last)", min=1, max=1000,
+    Param("qos_depth", 10, "Latent subscription depth per robot (reliable, keep last); 1 = only the newest "
+          "latent of each robot waits (a saturated fleet server answers fresh frames)", min=1, max=1000,
           read_only=True),
     Param("max_batch", 1, "Micro-batching: latents that arrive within max_wait_ms (from any robot) are decoded "
           "one by one and classified in one network call of up to max_batch frames; 1 = off (each frame at "

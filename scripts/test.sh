@@ -3,7 +3,7 @@
 # Usage: scripts/test.sh [--distro kilted|jazzy] [pytest args...]
 #   kilted (default): the main venv .venv (ROS 2 Kilted wheels + torch).
 #   jazzy: also build/venv-jazzy (ROS 2 Jazzy wheels, torch shared from .venv; scripts/setup_jazzy.sh),
-#          and pytest runs there, e.g. scripts/test.sh --distro jazzy -m ros (node, conversion, DDS tests).
+#          and pytest runs there, e.g. scripts/test.sh --distro jazzy -m "ros and not once" (node, conversion, DDS tests).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 distro=kilted

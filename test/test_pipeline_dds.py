@@ -36,6 +36,7 @@ def shipped_teacher():
     assert default_teacher_path().exists(), "the shipped teacher checkpoint is missing"
 
 
+@pytest.mark.once
 def test_png_over_dds_with_4g_link(tmp_path):
     s = run_demo(tmp_path, "--codec", "png", "--profile", "4g", "--show-results")
     assert s["frames"] == 60 and s["labelled_frames"] >= 50
@@ -51,6 +52,7 @@ def test_png_over_dds_with_4g_link(tmp_path):
         assert s[key] > 0, key
 
 
+@pytest.mark.once
 def test_link_emulator_slows_transfer_as_the_rate_says(tmp_path):
     """raw frames (784 B) on a 0.1 Mbit/s link take >= 62.7 ms each on the wire. Plain (unmanaged) nodes
     here, the camera waiting for the pipeline's topics: the start without lifecycle keeps working."""
@@ -181,6 +183,7 @@ def test_a_fleet_of_two_robots_on_one_batching_server(tmp_path):
     assert "micro-batches of up to 4 within 40 ms" in (logs / "hecsb_server.log").read_text()
 
 
+@pytest.mark.once
 def test_two_servers_each_answer_their_own_robots(tmp_path):
     """robots robot1;robot2: a server per group (hecsb_server_1, hecsb_server_2), each robot answered."""
     s = run_demo(tmp_path, "--codec", "png", "--robots", "robot1;robot2", "--profile", "wifi", "--show-results",
@@ -194,6 +197,7 @@ def test_two_servers_each_answer_their_own_robots(tmp_path):
     assert not (logs / "hecsb_server.log").exists()
 
 
+@pytest.mark.once
 def test_fleet_bench_plays_recorded_latents_into_one_server(tmp_path):
     """fleet_bench --replay: the edge half runs once here, two played-back robots publish its latents
     at 10 Hz, and the one server (the only node) answers each robot on its own topic."""
@@ -201,7 +205,8 @@ def test_fleet_bench_plays_recorded_latents_into_one_server(tmp_path):
 
     out = tmp_path / "fleet"
     proc = subprocess.run([sys.executable, "-m", "hecsb_ros.cli.fleet_bench", "--replay", "12", "--robots", "2",
-                           "--modes", "on", "--duration", "3", "--warmup", "0.5", "--out-dir", str(out)],
+                           "--modes", "on", "--duration", "3", "--warmup", "0.5", "--server-depth", "1",
+                           "--out-dir", str(out)],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -211,4 +216,6 @@ def test_fleet_bench_plays_recorded_latents_into_one_server(tmp_path):
     # 2 robots x 10 Hz for 3 s: about 60 results, each robot answered
     assert 40 <= float(row["results_per_s"]) * float(row["duration_s"]) <= 80, row
     assert int(row["robot_min"]) >= 20 and float(row["mean_batch"]) >= 1.0
+    assert row["server_depth"] == "1"  # the server's qos_depth: each robot's newest latent only
     assert "played back at 10 Hz" in (out / "README.md").read_text()
+    assert "latent queue 1 per robot" in (out / "README.md").read_text()

@@ -93,6 +93,7 @@ def test_a_server_of_one_level_refuses_the_others(ros_context):
         server.destroy_node()
 
 
+@pytest.mark.once
 def test_link_emulator_follows_a_rate_schedule(ros_context):
     import time
 
@@ -125,6 +126,7 @@ class _PinnedLink(LinkEstimator):
         return 60000.0
 
 
+@pytest.mark.once
 def test_budget_mode_follows_the_cap_and_climbs_back_with_hysteresis(pipeline):
     ctx, nodes, edge, server, pub, latents, results = pipeline
     from hecsb_ros.msg import LinkStats

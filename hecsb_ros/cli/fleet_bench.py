@@ -4,6 +4,8 @@
     python -m hecsb_ros.cli.fleet_bench --codec jpeg --teacher efficientnet_lite0 --out-dir benchmarks/fleet_camera
     python -m hecsb_ros.cli.fleet_bench --teacher efficientnet_lite0 --replay 40 --threads 2 \
         --out-dir benchmarks/fleet_replay    # the server alone on the machine, robots played back
+    python -m hecsb_ros.cli.fleet_bench --teacher efficientnet_lite0 --source folder --path runs/fleet_frames \
+        --replay 40 --threads 2 --server-depth 1 --out-dir benchmarks/fleet_replay_fresh   # newest latent only
 
 Each cell starts the fleet's node set through the process runner (``robots:=robot1,...,robotN``: a
 camera source and an edge per robot in its namespace, one server for all, no link emulator), lets
@@ -35,7 +37,7 @@ from hecsb_ros.cli.benchutil import cpu_seconds, fmt, markdown_table, monitored_
 
 FIELDS = ("robots", "batching", "max_batch", "max_wait_ms", "rate_hz", "duration_s", "offered_per_s",
           "results_per_s", "latency_p50_ms", "latency_p95_ms", "robot_min", "robot_max", "mean_batch",
-          "server_ms_p50", "server_cpu_pct", "load_before", "load_after")
+          "server_ms_p50", "server_cpu_pct", "server_depth", "load_before", "load_after")
 
 
 def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, log_dir: Path,
@@ -47,7 +49,7 @@ def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, l
              **({"path": args.path} if args.path else {}), **({"codec": args.codec} if args.codec else {}),
              **({"teacher": args.teacher} if args.teacher else {})}
     server = {"max_batch": max_batch, "max_wait_ms": float(args.wait_ms), "stats_period_s": 1.0,
-              "threads": args.threads}
+              "threads": args.threads, "qos_depth": args.server_depth}
     with monitored_pipeline(domain_id, log_dir, "fleet_bench_monitor", robots, **graph,
                             params={"server": server, "edge": {"stats_period_s": 1.0}}) as (pipe, monitor):
         player = None
@@ -85,7 +87,7 @@ def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, l
                 "robot_min": min(per_robot.values()), "robot_max": max(per_robot.values()),
                 "mean_batch": float(np.mean([r.server_batch for r in window])) if window else math.nan,
                 "server_ms_p50": percentile([r.server_ms for r in window], 50),
-                "server_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0),
+                "server_cpu_pct": 100.0 * (cpu1 - cpu0) / (t1 - t0), "server_depth": args.server_depth,
                 "load_before": load_before, "load_after": os.getloadavg()[0],
             }
         finally:
@@ -145,7 +147,7 @@ def write_report(rows: list[dict], args: argparse.Namespace, out_dir: Path, comm
             f"latency starts when a latent leaves its robot), only the server runs as a node"
             if args.replay else
             f"per robot a camera source ({args.source}) at {args.rate:g} Hz and an edge in its namespace") +
-        f", one server (threads {args.threads}); no link emulator; batching on = max_batch {args.batch}, "
+        f", one server (threads {args.threads}, latent queue {args.server_depth} per robot); no link emulator; batching on = max_batch {args.batch}, "
         f"max_wait_ms {args.wait_ms:g}; counted for {args.duration:g} s after every robot had results and "
         f"{args.warmup:g} s more.", "",
         *markdown_table(rows, cols), "",
@@ -176,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--codec", default="", help="codec of edges and server; '' = the default")
     ap.add_argument("--teacher", default="", help="teacher (e.g. efficientnet_lite0); '' = the shipped one")
     ap.add_argument("--threads", type=int, default=1, help="the server's torch threads")
+    ap.add_argument("--server-depth", type=int, default=10,
+                    help="the server's qos_depth: latents queued per robot while it is busy (keep last; 1 = only "
+                         "the newest, a saturated server answers fresh frames and drops the stale ones)")
     ap.add_argument("--source", default="dataset", help="camera source of every robot")
     ap.add_argument("--path", default="", help="image folder / video for --source folder / video")
     ap.add_argument("--replay", type=int, default=0, metavar="FRAMES",
