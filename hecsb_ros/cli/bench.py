@@ -111,8 +111,7 @@ def evaluation_frames(args: argparse.Namespace):
 
         data = load_fashion_mnist("test").subset(args.limit)
         return list(data.images), "mono8", data.labels, f"the first {len(data)} Fashion-MNIST test images", ""
-    import cv2
-
+    from hecsb_ros.core.sources import photo_frame
     from hecsb_ros.core.training.photos import ImageList
     from hecsb_ros.core.teachers import resolve_teacher
 
@@ -120,8 +119,7 @@ def evaluation_frames(args: argparse.Namespace):
         raise SystemExit("--teacher needs --test-list CSV (file,class_index; -1 = no label)")
     listed = ImageList(args.test_list, resolve_teacher(args.teacher).teacher.spec(), limit=args.limit)
     w, h = args.frame_size
-    frames = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_COLOR), (w, h), interpolation=cv2.INTER_AREA)
-              for f in listed.files]
+    frames = [photo_frame(f, (w, h)) for f in listed.files]
     labelled = int((listed.labels >= 0).sum())
     return (frames, "bgr8", listed.labels.numpy(), f"{len(frames)} photos of {args.test_list.name} ({labelled} "
             f"labelled) as {w}x{h} bgr8 camera frames", args.teacher)
@@ -257,15 +255,13 @@ def pick_frames(n: int) -> tuple[list[np.ndarray], np.ndarray]:
 def pick_photo_frames(args: argparse.Namespace, teacher) -> tuple[list[np.ndarray], np.ndarray]:
     """The first ``--pick-images`` photos of ``--pick-list`` as camera frames (as the test photos become
     frames) and the uncompressed teacher's top-1 on each as its label: accuracy there is agreement."""
-    import cv2
-
     from hecsb_ros.core.bench import rate_accuracy as ra
+    from hecsb_ros.core.sources import photo_frame
     from hecsb_ros.core.training.photos import ImageList
 
     listed = ImageList(args.pick_list, teacher.spec, limit=args.pick_images)
     w, h = args.frame_size
-    frames = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_COLOR), (w, h), interpolation=cv2.INTER_AREA)
-              for f in listed.files]
+    frames = [photo_frame(f, (w, h)) for f in listed.files]
     return frames, ra.teacher_outputs(teacher, frames, "bgr8").argmax(1)
 
 
@@ -303,17 +299,10 @@ def pick_accuracies(args: argparse.Namespace, teacher, codecs: dict, points) -> 
 def write_frames(args: argparse.Namespace, folder: Path, count: int = 100) -> None:
     """The first ``count`` evaluation photos as ``--frame-size`` PNG camera frames (the ROS runs' source),
     with their classes in the folder's ``labels.csv`` (-1 = unknown), which the folder source reads."""
-    import cv2
-
-    from hecsb_ros.core.sources import LABELS_FILE
+    from hecsb_ros.core.sources import write_frames_folder
 
     frames, _, labels, _, _ = evaluation_frames(args)
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = ["file,class_index"]
-    for i, frame in enumerate(frames[:count]):
-        cv2.imwrite(str(folder / f"frame_{i:04d}.png"), frame)
-        rows.append(f"frame_{i:04d}.png,{int(labels[i])}")
-    (folder / LABELS_FILE).write_text("\n".join(rows) + "\n")
+    write_frames_folder(folder, frames[:count], labels[:count])
 
 
 def message_overhead(codecs: dict, frame, encoding: str) -> dict[str, int]:

@@ -26,9 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--labelled-only", action="store_true", help="only photos with a class (class_index >= 0)")
     ap.add_argument("--frame-size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
     args = ap.parse_args(argv)
-    import cv2
-
-    from hecsb_ros.core.sources import LABELS_FILE
+    from hecsb_ros.core.sources import photo_frame, write_frames_folder
 
     with open(args.list, newline="") as fh:
         rows = [(args.list.parent / r["file"], int(r["class_index"])) for r in csv.DictReader(fh)]
@@ -37,22 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     if not rows or args.count < 1:
         print(f"hecsb-frames-folder: no photos to write from {args.list} (count {args.count})", file=sys.stderr)
         return 1
-    picks = np.unique(np.linspace(0, len(rows) - 1, min(args.count, len(rows))).round().astype(int))
-    args.out.mkdir(parents=True, exist_ok=True)
-    lines = ["file,class_index"]
+    picks = [rows[k] for k in np.unique(np.linspace(0, len(rows) - 1, min(args.count, len(rows))).round().astype(int))]
+    try:
+        count = write_frames_folder(args.out, (photo_frame(path, args.frame_size) for path, _ in picks),
+                                    [label for _, label in picks])
+    except ValueError as exc:
+        print(f"hecsb-frames-folder: {exc}", file=sys.stderr)
+        return 1
+    labelled = sum(label >= 0 for _, label in picks)
     w, h = args.frame_size
-    for i, k in enumerate(picks):
-        path, label = rows[k]
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            print(f"hecsb-frames-folder: cannot read {path}", file=sys.stderr)
-            return 1
-        name = f"frame_{i:04d}.png"
-        cv2.imwrite(str(args.out / name), cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA))
-        lines.append(f"{name},{label}")
-    (args.out / LABELS_FILE).write_text("\n".join(lines) + "\n")
-    labelled = sum(int(line.rsplit(",", 1)[1]) >= 0 for line in lines[1:])
-    print(f"{args.out}: {len(picks)} frames of {w}x{h} ({labelled} labelled) from {args.list}")
+    print(f"{args.out}: {count} frames of {w}x{h} ({labelled} labelled) from {args.list}")
     return 0
 
 

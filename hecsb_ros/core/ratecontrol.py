@@ -125,6 +125,7 @@ class BudgetController:
         self._pending: OrderedDict[int, tuple[float, LevelProfile]] = OrderedDict()
         self._late: dict[int, float] = {}  # frames found late: the transfer ms expected when they were sent
         self._after_link: deque[float] = deque(maxlen=50)
+        self._after_link_q: float | None = None  # their after_link_quantile (from five on), kept up to date
 
     def expected_ms(self, level: LevelProfile) -> float:
         """Expected capture -> result time of one frame at ``level`` on the estimated link, behind the
@@ -165,6 +166,8 @@ class BudgetController:
             after = now_ms - sent[0] - max(transfer_ms, 0.0)
             if math.isfinite(after) and after >= 0:
                 self._after_link.append(after)
+                if len(self._after_link) >= 5:
+                    self._after_link_q = float(np.quantile(self._after_link, self.after_link_quantile))
 
     @property
     def pending(self) -> int:
@@ -180,9 +183,9 @@ class BudgetController:
         """What a frame may spend after the link before it counts as late on it: the
         ``after_link_quantile`` of the recent after-link times, never less than the level's server time
         (twice it before five frames have come back)."""
-        if len(self._after_link) < 5:
+        if self._after_link_q is None:
             return 2.0 * level.server_ms
-        return max(level.server_ms, float(np.quantile(self._after_link, self.after_link_quantile)))
+        return max(level.server_ms, self._after_link_q)
 
     def _overdue(self, now_ms: float) -> bool:
         """Lower the throughput estimate to what the unanswered frames show, and add up the link time

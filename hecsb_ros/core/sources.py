@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -67,6 +67,29 @@ def folder_labels(folder: Path) -> dict[str, int]:
             except (TypeError, ValueError):
                 raise ValueError(f"{path}, line {line}: class_index {row.get('class_index')!r} is not an integer")
     return labels
+
+
+def photo_frame(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+    """A photo as a ``size`` = (W, H) bgr8 camera frame (area-resized), as the camera-scale benchmarks
+    make their frames; ValueError naming the file when it cannot be read."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read the photo {path}")
+    return cv2.resize(img, tuple(int(v) for v in size), interpolation=cv2.INTER_AREA)
+
+
+def write_frames_folder(folder: Path, frames: Iterable[np.ndarray], labels: Iterable[int]) -> int:
+    """``frames`` as ``frame_0000.png``, ... in ``folder`` with their classes (-1 = unknown) in its
+    ``labels.csv``: a folder the folder source (:func:`folder_frames`) plays with labels. Returns the count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["file,class_index"]
+    for i, (frame, label) in enumerate(zip(frames, labels)):
+        name = f"frame_{i:04d}.png"
+        if not cv2.imwrite(str(folder / name), frame):
+            raise OSError(f"cannot write {folder / name}")
+        rows.append(f"{name},{int(label)}")
+    (folder / LABELS_FILE).write_text("\n".join(rows) + "\n")
+    return len(rows) - 1
 
 
 def folder_frames(path: str, loop: bool = True) -> Iterator[Frame]:
