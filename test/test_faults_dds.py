@@ -11,7 +11,8 @@ import math
 import pytest
 
 from hecsb_ros.reliability import scenarios
-from hecsb_ros.runner import Monitor, Pipeline
+from hecsb_ros.monitor import Monitor
+from hecsb_ros.runner import Pipeline
 
 DOMAIN = 211
 RATE_HZ = 20.0

@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("node toolkit", ("hecsb_ros.nodes.common", "hecsb_ros.nodes.conversions")),
     ("nodes", ("hecsb_ros.nodes.edge", "hecsb_ros.nodes.server", "hecsb_ros.nodes.camera_source",
                "hecsb_ros.nodes.link_emulator")),
-    ("process runner", ("hecsb_ros.runner",)),
+    ("process runner", ("hecsb_ros.monitor", "hecsb_ros.runner")),
     ("reliability tooling", ("hecsb_ros.reliability",)),
     ("commands", ("hecsb_ros.cli",)),
 )
@@ -39,6 +39,7 @@ PACKAGES = ("hecsb_ros", "hecsb_ros.core", "hecsb_ros.nodes", "hecsb_ros.cli")
 FORBIDDEN: tuple[tuple[str, str], ...] = (
     *(("hecsb_ros.reliability", node) for node in LAYERS[8][1]),
     *(("hecsb_ros.runner", node) for node in LAYERS[8][1]),
+    *(("hecsb_ros.monitor", node) for node in LAYERS[8][1]),
 )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rclpy.parameter import Parameter
 
-from hecsb_ros.runner import Monitor
+from hecsb_ros.monitor import Monitor
 
 
 class _Spinning:

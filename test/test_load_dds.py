@@ -13,7 +13,8 @@ import json
 import pytest
 
 from hecsb_ros.reliability import scenarios
-from hecsb_ros.runner import Monitor, Pipeline
+from hecsb_ros.monitor import Monitor
+from hecsb_ros.runner import Pipeline
 
 DOMAIN = 212
 EXTRA_MS = 25.0

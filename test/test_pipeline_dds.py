@@ -105,7 +105,8 @@ def _camera_run(tmp_path: Path, input_kind: str, frames: int = 60, rate_hz: floa
 
     import rclpy
 
-    from hecsb_ros.runner import Monitor, Pipeline
+    from hecsb_ros.monitor import Monitor
+    from hecsb_ros.runner import Pipeline
 
     folder = tmp_path / "photos"
     folder.mkdir()

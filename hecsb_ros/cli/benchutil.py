@@ -15,13 +15,14 @@ import numpy as np
 @contextmanager
 def monitored_pipeline(domain_id: int, log_dir: Path, monitor_name: str, monitor_robots: tuple[str, ...] = (),
                        **pipeline_kwargs: Any) -> Iterator[tuple[Any, Any]]:
-    """``(pipeline, monitor)`` on their own DDS domain: a :class:`~hecsb_ros.runner.Monitor` in this
+    """``(pipeline, monitor)`` on their own DDS domain: a :class:`~hecsb_ros.monitor.Monitor` in this
     process (driving the lifecycle; ``monitor_robots``: a fleet's robots whose results it records) and a
     :class:`~hecsb_ros.runner.Pipeline` (``pipeline_kwargs``, e.g. ``robots``) that is not started yet;
     both stopped and the context shut down on exit."""
     import rclpy
 
-    from hecsb_ros.runner import Monitor, Pipeline
+    from hecsb_ros.monitor import Monitor
+    from hecsb_ros.runner import Pipeline
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from hecsb_ros.reliability import scenarios
-from hecsb_ros.runner import Monitor, Pipeline
+from hecsb_ros.monitor import Monitor
+from hecsb_ros.runner import Pipeline
 
 SLOW_CODEC_MODULE = "hecsb_ros.reliability.slow_codec"
 

@@ -100,7 +100,7 @@ class LatentPlayer:
         self.sent[robot] = seq + 1
 
     def _spin(self) -> None:
-        from hecsb_ros.runner import spin_while
+        from hecsb_ros.monitor import spin_while
 
         spin_while(self._executor, lambda: self._running)
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.graph import LAUNCH_ARGUMENTS, robot_namespaces, split_inference_nodes
 from hecsb_ros.params import DEFAULT_CODEC
-from hecsb_ros.runner import Monitor, Pipeline, ResultRecord
+from hecsb_ros.monitor import Monitor, ResultRecord
+from hecsb_ros.runner import Pipeline
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

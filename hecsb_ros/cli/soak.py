@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from hecsb_ros.reliability import scenarios
-from hecsb_ros.runner import Monitor, Pipeline, latency_stats
+from hecsb_ros.monitor import Monitor, latency_stats
+from hecsb_ros.runner import Pipeline
 
 #: Server drop reasons that are errors (bad input or decode failures); sequence gaps and link
 #: queueing are losses on a saturated link, reported apart.

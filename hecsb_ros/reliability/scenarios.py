@@ -10,7 +10,8 @@ import math
 import time
 from typing import Any
 
-from hecsb_ros.runner import Monitor, Pipeline, latency_stats
+from hecsb_ros.monitor import Monitor, latency_stats
+from hecsb_ros.runner import Pipeline
 
 
 def wait_for_flow(monitor: Monitor, pipeline: Pipeline, results: int = 20, timeout: float = 90.0) -> float:
