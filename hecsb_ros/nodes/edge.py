@@ -104,7 +104,7 @@ class EdgeNode(ManagedCodecNode):
         self._stats_pub = self._publisher(LinkStats, "edge_stats", reliable_qos(10))
 
     def _configure_rate_control(self, rate_control: str, latency_budget_ms: float, max_kbit_s: float,
-                                worst_link_kbit_s: float = 0.0) -> None:
+                                worst_link_kbit_s: float) -> None:
         """fixed: no controller; budget: a controller over the bank's levels (ValueError says why not)."""
         if rate_control != "budget":
             self.controller = None
