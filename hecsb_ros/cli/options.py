@@ -12,6 +12,7 @@ from hecsb_ros.core.teachers import Classifier, load_teacher
 from hecsb_ros.core.training import Augment, evaluate, resolve_device, set_seed
 from hecsb_ros.core.training.data import FolderSource, TensorSource, fashion_mnist_source
 from hecsb_ros.core.training.photos import ImageList, PhotoCrops
+from hecsb_ros.core.training.pool import PhotoPool
 from hecsb_ros.core.training.evaluation import val_accuracy
 from hecsb_ros.core.training.recipes import TrainJob, get_recipe, level_order, train_level
 
@@ -30,6 +31,12 @@ def add_device_options(p: argparse.ArgumentParser, budget_help: str) -> None:
     p.add_argument("--budget-min", type=float, default=None,
                    help="fit each level's training into about this many minutes on this machine: step times "
                         f"are measured first and the epochs scaled ({budget_help}); the manifest records them")
+    p.add_argument("--epoch-max-min", type=float, default=None,
+                   help="with --budget-min: split epochs longer than this many minutes into shorter ones (same "
+                        "steps; with --resume the state is saved after each, so a stopped run loses at most this)")
+    p.add_argument("--ledger", type=Path, default=None,
+                   help="append one row per trained level to this CSV: core-hours, device minutes, samples seen, "
+                        "pool version, commit, accuracy and bytes (the training ledger)")
     p.add_argument("--refit-prior", action=argparse.BooleanOptionalAction, default=None,
                    help="after training, fit the factorized prior of the latent (HECS-B, SVB, factorized) to "
                         "the latents of 256 training images, the rounding grid kept (default: on)")
@@ -39,8 +46,10 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     """``--data``, ``--val-folder``, ``--test-list``, ``--teacher``, ``--resnet50-weights``, held-out
     images, photo crops and their cache, ``--limit-train/test``."""
     p.add_argument("--data", nargs="+", default=["fashion-mnist"],
-                   help="'fashion-mnist', 'imagenet-folder PATH' (a labelled train folder) or 'photos PATH [PATH ...]' "
-                        "(image folders and video files, no labels: distil from the teacher's outputs)")
+                   help="'fashion-mnist', 'imagenet-folder PATH' (a labelled train folder), 'photos PATH [PATH ...]' "
+                        "(image folders and video files, no labels: distil from the teacher's outputs on fixed "
+                        "crops, cached) or 'pool PATH [PATH ...]' (the same, a fresh random view per draw with "
+                        "the teacher run on it: for long runs on large pools)")
     p.add_argument("--val-folder", type=Path, default=None, help="imagenet-folder: evaluation folder")
     p.add_argument("--test-list", type=Path, default=None,
                    help="photos: evaluation images, a CSV of file,class_index (paths relative to it; -1 = no label)")
@@ -95,8 +104,29 @@ def data_sources(args: argparse.Namespace, teacher: Classifier, augment: Augment
         if args.limit_train:
             train = train.first(args.limit_train)
         return train, ImageList(args.test_list, teacher.spec, labelled_only=True, limit=args.limit_test), val
-    raise SystemExit(f"--data must be 'fashion-mnist', 'imagenet-folder PATH' or 'photos PATH ...', "
+    if kind == "pool" and len(args.data) >= 2:
+        if args.test_list is None:
+            raise SystemExit("--data pool needs --test-list CSV (file,class_index) for the evaluation images")
+        train, val = pool_split(args, teacher, val_images)
+        if args.limit_train:
+            train = train.first(args.limit_train)
+        return train, ImageList(args.test_list, teacher.spec, labelled_only=True, limit=args.limit_test), val
+    raise SystemExit(f"--data must be 'fashion-mnist', 'imagenet-folder PATH', 'photos PATH ...' or 'pool PATH ...', "
                      f"not {' '.join(args.data)}")
+
+
+def pool_split(args: argparse.Namespace, teacher: Classifier, val_images: int,
+               batch_size: int = 32) -> tuple[PhotoPool, PhotoCrops | None]:
+    """(training pool, held-out views) of ``--data pool PATH ...``: ``val_images`` whole photos are held
+    out (the same ones for every run on the same pool) and seen as ``--crops`` fixed crops each, with the
+    teacher's outputs cached (:class:`PhotoCrops`), to compare runs and choose levels."""
+    pool = PhotoPool(args.data[1:], teacher.spec, frames_dir=args.cache / "frames", video_every=args.video_every)
+    train, held = pool.split(val_images)
+    val = (PhotoCrops(held, teacher, args.cache, args.crops, args.video_every, args.seed, batch_size=batch_size,
+                      progress=not getattr(args, "no_progress", False)) if held else None)
+    parts = ", ".join(f"{k} {v}" for k, v in train.composition().items())
+    print(f"pool {pool.version}: {len(train)} photos for training ({parts}), {len(held)} held out", flush=True)
+    return train, val
 
 
 def hold_out(train: TensorSource, n: int, seed: int = 20240601) -> tuple[TensorSource, TensorSource | None]:
@@ -153,5 +183,42 @@ def train_levels(args: argparse.Namespace, kind: str, values: list[float], augme
         print(f"{kind} level {level} ({recipe.setting} {value:g}): accuracy {m['test_accuracy']:.4f} (teacher "
               f"{teacher_acc:.4f}){held_out}, {m['mean_payload_bytes']:.2f} B/image, {m['train_minutes']} min, "
               f"model id {m['model_id']}", flush=True)
+        if getattr(args, "ledger", None) is not None:
+            append_ledger(args.ledger, m, inits.get(level))
         manifests.append(m)
     return manifests
+
+
+LEDGER_FIELDS = ("finished", "kind", "rate_level", "setting", "value", "init", "core_hours", "device_minutes",
+                 "samples_seen", "train_pool", "teacher_classes_seen", "val_accuracy", "test_accuracy",
+                 "mean_payload_bytes", "commit")
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def append_ledger(path: Path, manifest: dict, init: Path | None) -> None:
+    """Append the training ledger's row of one trained level (``LEDGER_FIELDS``) to the CSV ``path``."""
+    import csv
+    import datetime
+
+    setting = get_recipe(manifest["kind"]).setting
+    row = {"finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+           "kind": manifest["kind"], "rate_level": manifest["rate_level"], "setting": setting,
+           "value": manifest.get(setting), "init": init.name if init else "", "commit": _commit(),
+           **{k: manifest.get(k, "") for k in LEDGER_FIELDS[6:-1]}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LEDGER_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)

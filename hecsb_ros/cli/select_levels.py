@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from hecsb_ros.cli.benchutil import markdown_table, write_csv
-from hecsb_ros.cli.options import add_data_options, hold_out, teacher_from_args
+from hecsb_ros.cli.options import add_data_options, hold_out, pool_split, teacher_from_args
 from hecsb_ros.core.learned.split import Split
 from hecsb_ros.core.store import write_checksums
 from hecsb_ros.core.training import set_threads
@@ -134,9 +134,12 @@ def held_out(args: argparse.Namespace, teacher) -> tuple[object, object]:
         crops = PhotoCrops(args.data[1:], teacher, args.cache, args.crops, args.video_every, args.seed,
                            batch_size=args.batch_size, progress=not args.no_progress)
         return crops.split(args.val_images)
+    if args.data[0] == "pool" and len(args.data) >= 2:
+        return pool_split(args, teacher, args.val_images, batch_size=args.batch_size)
     if args.data[0] == "fashion-mnist":
         return hold_out(fashion_mnist_source("train", teacher.spec, args.limit_train, None), args.val_images)
-    raise SystemExit("select_levels: --data photos DIR... or fashion-mnist (an imagenet-folder run has --val-folder)")
+    raise SystemExit("select_levels: --data photos DIR..., pool DIR... or fashion-mnist (an imagenet-folder run has "
+                     "--val-folder)")
 
 
 def write_held_out_list(val, path: Path) -> None:

@@ -73,6 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     add_device_options(p, "svb keeps the stage-1:stage-2 ratio")
     add_data_options(p)
+    p.add_argument("--mixup", type=float, default=0.0,
+                   help="svb: fraction of stage-2 batches whose images are mixed pairwise (the teacher is run on "
+                        "the mixed images; 0: off)")
+    p.add_argument("--resume", action="store_true",
+                   help="svb: write training state after every epoch and continue an interrupted run from it")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR)

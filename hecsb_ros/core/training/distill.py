@@ -38,13 +38,23 @@ with its CDF tables updated. :meth:`Distiller.fit_budget` chooses the epochs of 
 that training fits a time budget on the machine at hand (its step times are measured first).
 
 Resumable: after every epoch the bottleneck, the optimisers and the random state are written to
-``state_path`` (read back with ``torch.load(weights_only=True)``).
+``state_path`` (read back with ``torch.load(weights_only=True)``), with the work done so far: CPU
+core-seconds (``cpu_seconds``, process CPU time, so the count is in core-seconds whatever the thread
+count), samples seen and, on a GPU, device seconds. :meth:`Distiller.fit_budget` can cap an epoch at
+``max_epoch_min`` minutes so that a long run loses little when it is stopped. A resumed run takes the
+epochs and epoch fraction of its state (what the budget fit chose then).
+
+Unlabelled sources (labels ``-1``, :class:`~hecsb_ros.core.training.pool.PhotoPool`) are distilled
+from the teacher's outputs on the very view the student sees; the teacher's top-1 on that view stands
+in for the label, and :attr:`Distiller.teacher_top1` counts those classes (the pool's coverage of the
+teacher's classes, in the training ledger).
 """
 from __future__ import annotations
 
 import copy
 import math
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -147,8 +157,13 @@ class Distiller:
         self.tail = tail.to(self.device).eval()
         # On a CPU, oneDNN runs the tail's forward and backward about 1.3x faster in channels-last
         # layout (EfficientNet-Lite0's tail at batch 32: 37 -> 29 ms per image); the decoder gains nothing.
+        # The same holds for the stem of an edge network that starts with the teacher's layers, and for
+        # the teacher run on fresh views (EfficientNet-Lite0 stem + HECS-B stage 2 at batch 32, one
+        # thread: 198 -> 156 ms per image); weights go back to the contiguous layout after training.
         self._tail_layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
         self.tail.to(memory_format=self._tail_layout)
+        self.model.to(memory_format=self._tail_layout)
+        teacher.model.to(memory_format=self._tail_layout)
         if cfg.freeze_stem:
             if model.stem() is None:
                 raise ValueError(f"freeze_stem: this {type(model).__name__} does not start with the teacher's layers")
@@ -163,6 +178,10 @@ class Distiller:
         self._shares = (cfg.stage1_epochs, cfg.stage2_epochs)  # ratio kept by fit_budget
         self.history: list[dict[str, float]] = []
         self.ema: dict[str, torch.Tensor] | None = None  # stage 2's moving average, when cfg.ema > 0
+        #: work done so far (resumed runs included): process CPU seconds, samples, device seconds
+        self.work = {"cpu_seconds": 0.0, "samples": 0, "device_seconds": 0.0}
+        #: the teacher's top-1 class on the stage-2 views seen (counts per class)
+        self.teacher_top1 = torch.zeros(teacher.spec.num_classes, dtype=torch.int64)
 
     # -- moving average of the weights ----------------------------------------------------------
     def _trained_state(self) -> dict[str, torch.Tensor]:
@@ -192,9 +211,12 @@ class Distiller:
     def _save_state(self, opt, sched, aux) -> None:
         if self.state_path is None:
             return
-        state = {"model": self.model.state_dict(), "tail": self.tail.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+        state = {"model": self.model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                  "aux": aux.state_dict(), "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
-                 "epoch": self.epoch, "config": asdict(self.cfg), "history": self.history, "ema": self.ema}
+                 "epoch": self.epoch, "config": asdict(self.cfg), "history": self.history, "ema": self.ema,
+                 "work": dict(self.work), "teacher_top1": self.teacher_top1}
+        if self.cfg.train_tail:  # the teacher's own tail is not saved: it is the teacher's
+            state["tail"] = self.tail.state_dict()
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
         torch.save(state, tmp)
         tmp.replace(self.state_path)
@@ -203,8 +225,14 @@ class Distiller:
         if self.state_path is None or not self.state_path.exists():
             return None
         state = torch.load(self.state_path, map_location="cpu", weights_only=True)
-        if state["config"] != asdict(self.cfg):
-            raise ValueError(f"{self.state_path} was written with other settings: {state['config']}")
+        scheduled = ("stage1_epochs", "stage2_epochs", "epoch_fraction")  # chosen by a budget fit
+        mine = {k: v for k, v in asdict(self.cfg).items() if k not in scheduled}
+        theirs = {k: v for k, v in state["config"].items() if k not in scheduled}
+        if mine != theirs:
+            diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+            raise ValueError(f"{self.state_path} was written with other settings (state, now): {diff}")
+        self.cfg = DistillConfig(**state["config"])
+        self.steps_per_epoch = max(1, int(self.full_steps * self.cfg.epoch_fraction))
         self.model.load_state_dict(state["model"])
         self.model.to(self.device)
         if self.cfg.train_tail:
@@ -214,7 +242,12 @@ class Distiller:
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         self.ema = state.get("ema")
-        self.log(f"resumed from {self.state_path} after epoch {self.epoch}")
+        self.work.update(state.get("work", {}))
+        if "teacher_top1" in state:
+            self.teacher_top1 = state["teacher_top1"].clone()
+        self.log(f"resumed from {self.state_path} after epoch {self.epoch} of "
+                 f"{self.cfg.stage1_epochs + self.cfg.stage2_epochs} ({self.work['cpu_seconds'] / 3600:.2f} "
+                 f"core-hours, {self.work['samples']} samples so far)")
         return state
 
     # -- training ------------------------------------------------------------------------------
@@ -236,7 +269,12 @@ class Distiller:
             with tqdm(total=(last - self.epoch) * self.steps_per_epoch, desc=f"beta={self.cfg.beta:g} stage {stage}",
                       unit="batch", file=sys.stderr, disable=not self.progress) as bar:
                 while self.epoch < last:
+                    cpu, wall = time.process_time(), time.perf_counter()
                     stats = self._epoch(stage, opt, sched, aux, bar, max_steps=self.steps_per_epoch)
+                    self.work["cpu_seconds"] += time.process_time() - cpu
+                    self.work["samples"] += self.steps_per_epoch * self.cfg.batch_size
+                    if self.device.type != "cpu":
+                        self.work["device_seconds"] += time.perf_counter() - wall
                     self.epoch += 1
                     stats.update(stage=stage, epoch=self.epoch)
                     self.history.append(stats)
@@ -245,14 +283,14 @@ class Distiller:
                     if self.epoch == last and self.ema is not None:
                         self._ema_apply()
                     self._save_state(opt, sched, aux)
-        self.model.to("cpu")
-        self.teacher.model.to("cpu")
+        self.model.to("cpu", memory_format=torch.contiguous_format)
+        self.teacher.model.to("cpu", memory_format=torch.contiguous_format)
         self.tail.to("cpu", memory_format=torch.contiguous_format).eval()
         self.model.update()
         self.model.eval()
         return self.model
 
-    def fit_budget(self, minutes: float, steps: int = 20) -> DistillConfig:
+    def fit_budget(self, minutes: float, steps: int = 20, max_epoch_min: float | None = None) -> DistillConfig:
         """Set the epochs of both stages so that training takes about ``minutes`` here.
 
         Times ``steps`` steps of each stage on a copy of the model (the model, the batch order
@@ -260,7 +298,11 @@ class Distiller:
         stages, keeping the ratio of the epochs first configured. Returns (and uses from now on)
         the new configuration. When even one epoch per stage is longer than the budget, the
         epochs visit a random part of the images (``epoch_fraction``) so that the run fits.
+        ``max_epoch_min``: split epochs longer than this into shorter ones (the same steps in all;
+        the state is saved after every epoch, so a stopped run loses at most this much).
+        The timing steps count in :attr:`work`.
         """
+        cpu = time.process_time()
         saved_model, saved_gen, saved_rng = copy.deepcopy(self.model), self.gen.get_state(), torch.get_rng_state()
         saved_tail = copy.deepcopy(self.tail.state_dict())
         per_epoch = []
@@ -276,8 +318,14 @@ class Distiller:
         self.tail.load_state_dict(saved_tail)
         self.gen.set_state(saved_gen)
         torch.set_rng_state(saved_rng)
+        self.work["cpu_seconds"] += time.process_time() - cpu
         e1, e2 = epochs_for_budget(minutes * 60, per_epoch, self._shares)
         fraction = min(1.0, minutes * 60 / (e1 * per_epoch[0] + e2 * per_epoch[1]))
+        longest = fraction * max(per_epoch[i] for i, e in enumerate((e1, e2)) if e > 0)
+        if max_epoch_min and longest > max_epoch_min * 60:
+            k = math.ceil(longest / (max_epoch_min * 60))
+            k = max(1, min(k, int(fraction * self.full_steps)))  # at least one step an epoch
+            e1, e2, fraction = e1 * k, e2 * k, fraction / k
         self.cfg = DistillConfig(**{**asdict(self.cfg), "stage1_epochs": e1, "stage2_epochs": e2,
                                     "epoch_fraction": round(fraction, 4)})
         self.steps_per_epoch = max(1, int(self.full_steps * self.cfg.epoch_fraction))
@@ -312,6 +360,7 @@ class Distiller:
             x, y = self.train.batch(idx, self.gen)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             cached = self.train.targets(idx) if hasattr(self.train, "targets") else None  # the teacher's, precomputed
+            unlabelled = bool((y < 0).any())
             if stage == 1:
                 if cached is not None:
                     h = cached["features"].to(self.device, non_blocking=True)
@@ -334,6 +383,10 @@ class Distiller:
                 else:
                     with torch.no_grad():
                         t_logits = self.teacher.model(x)
+                if unlabelled:  # the teacher's top-1 on this very view stands in for the label
+                    y = t_logits.argmax(1)
+                    if not mixed:
+                        self.teacher_top1 += torch.bincount(y.cpu(), minlength=len(self.teacher_top1))
                 fresh = None if mixed else cached  # a mixed image has no cached features
                 if self.cfg.freeze_encoder:
                     with torch.no_grad():

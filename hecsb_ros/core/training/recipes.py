@@ -211,10 +211,12 @@ def distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module
                               progress=job.progress, device=job.device, tail=tail)
         budget = _opt(job.options, "budget_min")
         if budget and not (job.resume and job.state_path is not None and job.state_path.exists()):
-            cfg = distiller.fit_budget(budget)
+            distiller.fit_budget(budget, max_epoch_min=_opt(job.options, "epoch_max_min"))
         model = distiller.run(resume=job.resume)
+        cfg = distiller.cfg  # as the budget fit (or the resumed state) set it
         fine_tuned = distiller.tail is not job.teacher.model.tail
-        facts: dict[str, Any] = {"distill": dataclasses.asdict(cfg), "tail": "fine-tuned" if fine_tuned else "teacher"}
+        facts: dict[str, Any] = {"distill": dataclasses.asdict(cfg), "tail": "fine-tuned" if fine_tuned else "teacher",
+                                 **work_facts(distiller.work, distiller.teacher_top1)}
         if _opt(job.options, "refit_prior", True) and not cfg.freeze_encoder:  # frozen: the edge's bytes stay
             facts |= refit_prior(model, lambda idx: job.train.batch(idx)[0], len(job.train), log=job.log)
         if job.init is not None:
@@ -222,6 +224,16 @@ def distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module
         return Trained(model, distiller.tail if fine_tuned else None, facts)
 
     return train
+
+
+def work_facts(work: dict[str, float], teacher_top1: torch.Tensor | None = None) -> dict[str, Any]:
+    """The training ledger's facts of a run: core-hours (process CPU time), samples seen, device
+    minutes (GPU), and how many of the teacher's classes its top-1 named on the training views."""
+    facts: dict[str, Any] = {"core_hours": round(work["cpu_seconds"] / 3600, 3), "samples_seen": int(work["samples"]),
+                             "device_minutes": round(work.get("device_seconds", 0.0) / 60, 1)}
+    if teacher_top1 is not None and int(teacher_top1.sum()) > 0:
+        facts["teacher_classes_seen"] = int((teacher_top1 > 0).sum())
+    return facts
 
 
 def _quiet(_: str) -> None:
@@ -312,9 +324,13 @@ def train_level(job: TrainJob, path: Path, test: Any, teacher_accuracy: float, c
                 val: Any = None) -> dict[str, Any]:
     """Train ``job`` with its recipe, save it at ``path``, measure it, write its manifest; returns the manifest."""
     recipe = get_recipe(job.kind)
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     trained = recipe.train(job)
     minutes = (time.time() - start) / 60
+    if "core_hours" not in trained.facts:  # recipes without their own count: this process's CPU time
+        trained.facts["core_hours"] = round((time.process_time() - cpu) / 3600, 3)
+    if getattr(job.train, "version", None):
+        trained.facts["train_pool"] = job.train.version
     facts = {recipe.setting: job.value, "rate_level": str(job.level), **trained.facts, "command": command}
     save_learned(path, trained.model, job.teacher.model_id, facts, trained.tail)
     split = Split.load(path, job.teacher)
