@@ -166,7 +166,7 @@ def export_module(module: nn.Module, example: torch.Tensor, path: Path | str, pa
                            lead + tuple(expected.shape[1:]), diff)
 
 
-def _example_image(spec: Any, seed: int = 0) -> torch.Tensor:
+def example_image(spec: Any, seed: int = 0) -> torch.Tensor:
     """A fixed pseudo-random image ``(1, C, H, W)``, normalised as the teacher's inputs are."""
     g = torch.Generator().manual_seed(seed)
     pixels = torch.rand(1, spec.in_channels, *spec.input_size, generator=g)
@@ -225,7 +225,7 @@ def export_split(split: Split, folder: Path | str, batch: int | None = None, che
     folder = Path(folder)
     if next(split.model.parameters()).device.type != "cpu":
         raise ValueError("export a split loaded on the CPU (device='cpu')")
-    x = _example_image(split.teacher.spec)
+    x = example_image(split.teacher.spec)
     with torch.no_grad():
         edge = EdgeNetwork(split).eval()
         y = edge(x)
@@ -249,7 +249,7 @@ def export_teacher(classifier: Classifier, folder: Path | str, batch: int | None
     folder = Path(folder)
     if next(classifier.model.parameters()).device.type != "cpu":
         raise ValueError("export a teacher loaded on the CPU (device='cpu')")
-    net = export_module(classifier.model, _example_image(classifier.spec), folder / "teacher.onnx", "teacher",
+    net = export_module(classifier.model, example_image(classifier.spec), folder / "teacher.onnx", "teacher",
                         batch, check)
     fields = {"kind": "teacher", "teacher": classifier.spec.backbone, "teacher_model_id": classifier.model_id,
               "teacher_tag": classifier.tag, "weights": classifier.path.name, "key": teacher_key(classifier, batch),
