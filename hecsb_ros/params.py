@@ -16,7 +16,7 @@ DEFAULT_CODEC = "hecsb"
 #: Runtimes of the codecs' networks (hecsb_ros.core.onnx_runtime.BACKENDS) and the nodes' default
 #: (benchmarks/backend_onnx/README.md has the measurement it rests on).
 BACKENDS = ("torch", "onnxruntime")
-DEFAULT_BACKEND = "torch"
+DEFAULT_BACKEND = "onnxruntime"
 #: Resize policies (hecsb_ros.core.teachers.spec.RESIZE_POLICIES; '' = the teacher's own).
 RESIZE_CHOICES = ("", "squash", "center_crop", "letterbox")
 

@@ -34,6 +34,7 @@ import hashlib
 import json
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,11 @@ def export_module(module: nn.Module, example: torch.Tensor, path: Path | str, pa
     try:
         for p, _ in flags:
             p.requires_grad_(False)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # the exporter's notes on slices it does not fold and on TorchScript's deprecation change nothing
+            # (the TorchScript-based exporter is chosen on purpose: dynamo=False, see the module docstring)
+            warnings.filterwarnings("ignore", message=".*(Constant folding|torch.jit.script|legacy TorchScript-based"
+                                              "|The feature will be removed).*")
             expected = module(example)
             torch.onnx.export(module, (example,), str(path), input_names=[in_name], output_names=[out_name],
                               opset_version=OPSET, dynamo=False, do_constant_folding=True,

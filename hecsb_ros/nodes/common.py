@@ -279,7 +279,7 @@ class ManagedCodecNode(LifecycleNode):
             return FAILURE
         self.last_error = ""
         self.get_logger().info(f"configured: loaded codec {self.codec.name} (quality {self.codec.quality}, "
-                               f"model {self.codec.model_id}) on {self.cfg.device}")
+                               f"model {self.codec.model_id}) on {self.cfg.device}, backend {self.cfg.backend}")
         self._diag.publish(OK, "inactive (configured)", {"lifecycle": "inactive", "codec": self.codec.name})
         return SUCCESS
 
