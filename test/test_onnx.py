@@ -208,3 +208,22 @@ def test_export_command_writes_files_manifest_and_index(tmp_path, capsys):
     assert main(["--codec", "png", "--out", str(tmp_path)]) == 2
     assert "--teacher-only" in capsys.readouterr().err
     assert main(["--codec", "hecsb", "--quality", "99", "--out", str(tmp_path)]) == 2
+
+
+def test_onnxruntime_on_a_gpu_device_is_refused_with_what_to_do(tmp_path):
+    from hecsb_ros.core.onnx_runtime import check_device
+
+    with pytest.raises(ValueError, match="set backend 'torch'"):
+        check_device("cuda")
+    split = create_codec("hecsb", CodecSettings(threads=1)).split
+    with pytest.raises(ValueError, match="runs on the CPU, not on device 'cuda:0'"):
+        OrtSplit(split, threads=1, cache=str(tmp_path), device="cuda:0")
+    assert not any(tmp_path.iterdir())  # refused before anything is exported
+
+
+def test_the_backend_launch_argument_reaches_edge_and_server():
+    from hecsb_ros.graph import split_inference_nodes
+
+    specs = {s.role: s.parameters for s in split_inference_nodes(backend="torch", device="cuda")}
+    assert specs["edge"]["backend"] == specs["server"]["backend"] == "torch"
+    assert "backend" not in {s.role: s.parameters for s in split_inference_nodes()}["edge"]  # the node's default

@@ -84,29 +84,29 @@ def cached_export(folder: Path, export: Callable[[Path], Any]) -> dict[str, Any]
     return check_folder(folder)
 
 
+def check_device(device: str) -> None:
+    """ValueError unless ``device`` is the CPU: the backend runs ONNX Runtime's CPU execution provider."""
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"backend 'onnxruntime' runs on the CPU, not on device {device!r}: set backend 'torch' to "
+                         "run PyTorch on the GPU (on a Jetson, a TensorRT engine built from the exported files: "
+                         "docs/deployment.md)")
+
+
 class OrtNetwork:
     """One exported network in an ``InferenceSession``: ``__call__(x) -> y`` on torch tensors (CPU, float32).
 
     ``threads``: intra-op threads (the codec's ``threads`` setting; 0 = ONNX Runtime's default, one per core).
-    ``device``: 'cpu', or 'cuda' where this ONNX Runtime build has the CUDA execution provider.
     """
 
-    def __init__(self, path: Path | str, part: str, threads: int = 0, device: str = "cpu") -> None:
+    def __init__(self, path: Path | str, part: str, threads: int = 0) -> None:
         ort = require_onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(0, int(threads))
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        if torch.device(device).type == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ValueError(f"device 'cuda' with backend 'onnxruntime' needs an ONNX Runtime with the CUDA "
-                                 f"execution provider (pip install onnxruntime-gpu); this one has "
-                                 f"{', '.join(ort.get_available_providers())}")
-            providers.insert(0, "CUDAExecutionProvider")
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name, self.output_name = IO_NAMES[part]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,11 +119,12 @@ class OrtSplit:
 
     def __init__(self, split: Split, threads: int = 0, cache: str = "", device: str = "cpu") -> None:
         require_onnxruntime()
+        check_device(device)
         folder = cache_dir(cache) / f"{split.kind}_{split.teacher.tag or 'teacher'}_{split.model_id}_{split_key(split)}"
         self.manifest = cached_export(folder, lambda tmp: export_split(split, tmp))
         self.folder = folder
-        self.edge = OrtNetwork(folder / "edge.onnx", "edge", threads, device)
-        self.server = OrtNetwork(folder / "server.onnx", "server", threads, device)
+        self.edge = OrtNetwork(folder / "edge.onnx", "edge", threads)
+        self.server = OrtNetwork(folder / "server.onnx", "server", threads)
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images ``(N, C, H, W)`` -> unquantised latents ``(N, ...)`` (as :meth:`Split.latent`)."""
@@ -139,10 +140,11 @@ class OrtTeacher:
 
     def __init__(self, classifier: Classifier, threads: int = 0, cache: str = "", device: str = "cpu") -> None:
         require_onnxruntime()
+        check_device(device)
         folder = cache_dir(cache) / f"teacher_{classifier.tag or 'custom'}_{classifier.model_id}_{teacher_key(classifier)}"
         self.manifest = cached_export(folder, lambda tmp: export_teacher(classifier, tmp))
         self.folder = folder
-        self.network = OrtNetwork(folder / "teacher.onnx", "teacher", threads, device)
+        self.network = OrtNetwork(folder / "teacher.onnx", "teacher", threads)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
