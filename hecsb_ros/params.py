@@ -71,7 +71,8 @@ def _codec_params(stats_period: float, runtime_quality: bool = False) -> tuple[P
               "@register_codec classes add codecs of one's own (edge and server must load the same)",
               read_only=True),
         Param("device", "cpu", "Torch device", choices=("cpu", "cuda"), read_only=True),
-        Param("threads", 1, "Torch intra-op threads; 0 = torch default", min=0, max=256, read_only=True),
+        Param("threads", 1, "Intra-op threads of torch and of ONNX Runtime (backend onnxruntime); 0 = their "
+              "default", min=0, max=256, read_only=True),
         Param("onednn", False, "Run CPU convolutions with oneDNN; off = PyTorch's native kernels, faster "
               "at batch 1 for the small models (turn on for large inputs such as ResNet-50)", read_only=True),
         Param("backend", DEFAULT_BACKEND, "Runtime of the codec's networks: onnxruntime (exported to ONNX on first "

@@ -48,7 +48,8 @@ class CodecSettings:
             file), a classifier checkpoint, or local torchvision ResNet-50 weights (``.pth``); ''
             uses the shipped Fashion-MNIST teacher (see :mod:`hecsb_ros.core.teachers.registry`).
         device: 'cpu' or 'cuda'.
-        threads: torch intra-op threads for this codec's work (0 leaves torch's default).
+        threads: torch intra-op threads for this codec's work (0 leaves torch's default); also ONNX
+            Runtime's with backend ``onnxruntime`` (0: one per core).
         onednn: run CPU convolutions with oneDNN (MKL-DNN). Off by default: at batch 1 on these small
             networks PyTorch's native kernels are faster (every codec, edge and server; see
             benchmarks/README.md); oneDNN pays off for large inputs such as ResNet-50 at 224 x 224.
