@@ -1,6 +1,7 @@
 """Export learned codecs' networks and teachers to ONNX (opset 17), with a JSON manifest per export.
 
     python -m hecsb_ros.cli.export_onnx --codec hecsb --quality 6 --teacher efficientnet_lite0 --out DIR
+    hecsb_export_onnx ...                                  # the same, as the installed console script
     python -m hecsb_ros.cli.export_onnx --teacher-only --teacher efficientnet_lite0 --out DIR
     python -m hecsb_ros.cli.export_onnx --all --out DIR    # every shipped level of every learned codec
                                                            # (Fashion-MNIST and EfficientNet-Lite0) + teachers
