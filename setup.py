@@ -33,6 +33,7 @@ setup(
             "hecsb_train = hecsb_ros.cli.train_hecsb:main",
             "hecsb_evaluate = hecsb_ros.cli.evaluate_hecsb:main",
             "hecsb_cs_experiment = hecsb_ros.cli.cs_experiment:main",
+            "hecsb_export_onnx = hecsb_ros.cli.export_onnx:main",
             "hecsb_camera_source = hecsb_ros.nodes.camera_source:main",
             "hecsb_edge = hecsb_ros.nodes.edge:main",
             "hecsb_server = hecsb_ros.nodes.server:main",

@@ -141,6 +141,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "frames": ("0", "Frames to publish; 0 = until stopped"),
     "rate_hz": ("", "Camera frame rate; '' = default"),
     "device": ("", "Torch device for edge and server: cpu or cuda; '' = cpu"),
+    "backend": ("", "Runtime of the networks of edge and server: onnxruntime (CPU) or torch (needed for "
+                    "device:=cuda); '' = the nodes' default (onnxruntime)"),
     "checkpoint": ("", "Bottleneck (or classifier) checkpoint for edge and server; '' = the shipped one"),
     "teacher": ("", "Classifier the bottleneck was trained for (e.g. local ResNet-50 weights .pth); '' = shipped"),
     "resize": ("", "Resize policy of edge and server: squash, center_crop, letterbox; '' = the teacher's own"),
@@ -167,7 +169,7 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
                           path: str = "", frames: str = "0", rate_hz: str = "", device: str = "",
                           checkpoint: str = "", teacher: str = "", params_file: str = "",
                           link: str = "true", resize: str = "", input: str = "",
-                          lifecycle: str = "true", robots: str = "") -> list[NodeSpec]:
+                          lifecycle: str = "true", robots: str = "", backend: str = "") -> list[NodeSpec]:
     """Describe the node set for the given launch arguments (all strings, as launch passes them).
 
     ``params_file`` is not applied here: the caller passes it to every node before these values.
@@ -177,7 +179,7 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     del params_file
     if robots.strip():
         single = split_inference_nodes(codec, quality, profile, source, path, frames, rate_hz, device, checkpoint,
-                                       teacher, "", link, resize, input, lifecycle)
+                                       teacher, "", link, resize, input, lifecycle, backend=backend)
         return fleet_nodes(single, robots)
     if profile not in PRESETS:
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PRESETS)}")
@@ -187,6 +189,7 @@ def split_inference_nodes(codec: str = "", quality: str = "", profile: str = "4g
     _set(codec_params, "codec", codec, str)
     _set(codec_params, "quality", quality, int)
     _set(codec_params, "device", device, str)
+    _set(codec_params, "backend", backend, str)
     _set(codec_params, "checkpoint", checkpoint, str)
     _set(codec_params, "teacher", teacher, str)
     _set(codec_params, "resize", resize, str)

@@ -13,6 +13,10 @@ from typing import Any
 from hecsb_ros.core.link import PRESETS
 
 DEFAULT_CODEC = "hecsb"
+#: Runtimes of the codecs' networks (hecsb_ros.core.onnx_runtime.BACKENDS) and the nodes' default
+#: (benchmarks/backend_onnx/README.md has the measurement it rests on).
+BACKENDS = ("torch", "onnxruntime")
+DEFAULT_BACKEND = "onnxruntime"
 #: Resize policies (hecsb_ros.core.teachers.spec.RESIZE_POLICIES; '' = the teacher's own).
 RESIZE_CHOICES = ("", "squash", "center_crop", "letterbox")
 
@@ -67,9 +71,16 @@ def _codec_params(stats_period: float, runtime_quality: bool = False) -> tuple[P
               "@register_codec classes add codecs of one's own (edge and server must load the same)",
               read_only=True),
         Param("device", "cpu", "Torch device", choices=("cpu", "cuda"), read_only=True),
-        Param("threads", 1, "Torch intra-op threads; 0 = torch default", min=0, max=256, read_only=True),
+        Param("threads", 1, "Intra-op threads of torch and of ONNX Runtime (backend onnxruntime); 0 = their "
+              "default", min=0, max=256, read_only=True),
         Param("onednn", False, "Run CPU convolutions with oneDNN; off = PyTorch's native kernels, faster "
               "at batch 1 for the small models (turn on for large inputs such as ResNet-50)", read_only=True),
+        Param("backend", DEFAULT_BACKEND, "Runtime of the codec's networks: onnxruntime (exported to ONNX on first "
+              "use, cached in onnx_cache; needs the onnxruntime and onnx packages) or torch (PyTorch eager). The "
+              "payload is the same for both: edge and server may differ. A change needs a reload (reconfigure)",
+              choices=BACKENDS, read_only=True),
+        Param("onnx_cache", "", "Folder of the exported ONNX files for backend onnxruntime; '' = "
+              "$HECSB_ONNX_CACHE, else ~/.cache/hecsb_ros/onnx", read_only=True),
         Param("resize", "", "How a camera frame of another shape becomes the teacher's input: squash (whole "
               "frame, aspect ratio not kept), center_crop (the teacher's crop of the centre), letterbox (whole frame, "
               "black bars); '' = the teacher's own policy, the one its bottlenecks were trained with (recorded in "

@@ -31,7 +31,7 @@ MARKED_FILES: dict[str, frozenset[str]] = {
     "slow": frozenset({"test_training_hecsb.py", "test_bench.py", "test_bench_quick.py", "test_cs_experiment.py",
                        "test_camera_scale.py", "test_baselines.py", "test_hecsb.py", "test_bit_identity.py",
                        "test_resnet50_path.py", "test_fuzz_nodes.py", "test_student_tail.py", "test_colcon.py",
-                       "test_cmake_install.py"}),
+                       "test_cmake_install.py", "test_onnx_camera.py"}),
     "quick": frozenset({"test_params.py", "test_conversions.py", "test_lifecycle.py", "test_launch_description.py",
                         "test_layers.py", "test_package.py"}),
 }

@@ -22,6 +22,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entropy coding", ("hecsb_ros.core.entropy",)),
     ("teachers", ("hecsb_ros.core.teachers", "hecsb_ros.core.preprocess")),
     ("learned models", ("hecsb_ros.core.learned",)),
+    ("network runtimes", ("hecsb_ros.core.onnx_export", "hecsb_ros.core.onnx_runtime")),
     ("codecs", ("hecsb_ros.core.codecs",)),
     ("training and benchmarks", ("hecsb_ros.core.training", "hecsb_ros.core.bench", "hecsb_ros.core.cs")),
     ("node description", ("hecsb_ros.params", "hecsb_ros.graph")),
@@ -36,10 +37,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 PACKAGES = ("hecsb_ros", "hecsb_ros.core", "hecsb_ros.nodes", "hecsb_ros.cli")
 #: Imports the layer order allows but the design does not: tools drive nodes as processes
 #: (through the runner), never by importing node classes; the runner knows nodes only by module name.
+NODES = dict(LAYERS)["nodes"]
 FORBIDDEN: tuple[tuple[str, str], ...] = (
-    *(("hecsb_ros.reliability", node) for node in LAYERS[8][1]),
-    *(("hecsb_ros.runner", node) for node in LAYERS[8][1]),
-    *(("hecsb_ros.monitor", node) for node in LAYERS[8][1]),
+    *(("hecsb_ros.reliability", node) for node in NODES),
+    *(("hecsb_ros.runner", node) for node in NODES),
+    *(("hecsb_ros.monitor", node) for node in NODES),
 )
 
 

@@ -26,7 +26,7 @@ ROSDEP_KEYS = {
 }
 #: No rosdep key exists (python.yaml has none): installed with pip, pinned as in requirements.txt.
 PIP_ONLY = {"compressai": "compressai", "safetensors": "safetensors",
-            "efficientnet_lite_pytorch": "efficientnet-lite-pytorch"}
+            "efficientnet_lite_pytorch": "efficientnet-lite-pytorch", "onnx": "onnx", "onnxruntime": "onnxruntime"}
 #: Keys package.xml may also hold: build tools, message generation, the launch verb.
 OTHER_KEYS = {"ament_cmake", "ament_cmake_python", "ament_cmake_pytest", "rosidl_default_generators",
               "rosidl_default_runtime", "ros2launch"}

@@ -95,6 +95,38 @@ def test_default_codec_is_hecsb_and_classifies_over_dds(tmp_path):
     assert s["transfer_p50_ms"] >= s["payload_bytes_p50"] * 8 / 12e6 * 1e3
 
 
+@pytest.mark.once
+def test_edge_and_server_with_backend_onnxruntime_classify_over_dds(tmp_path):
+    """backend onnxruntime on the edge and the server (both load every shipped HECS-B level and export them
+    into one fresh cache folder at the same time on start-up): the frames are classified as the PyTorch
+    split classifies them."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from hecsb_ros.core.codecs.learned import default_level, shipped_levels
+    from hecsb_ros.core.datasets import load_fashion_mnist
+    from hecsb_ros.core.learned import Split
+    from hecsb_ros.core.store import level_path
+    from hecsb_ros.core.teachers import images_to_tensor
+
+    cache = tmp_path / "onnx"
+    params = tmp_path / "onnx.yaml"
+    params.write_text("".join(f"{node}:\n  ros__parameters:\n    backend: onnxruntime\n    onnx_cache: {cache}\n"
+                              for node in ("hecsb_edge", "hecsb_server")))
+    split = Split.load(level_path("hecsb", "fmnist", default_level("hecsb")))
+    test = load_fashion_mnist("test").subset(30)
+    offline = float((split.logits_rounded(images_to_tensor(test.images[..., None], split.teacher.spec)).argmax(1)
+                     == torch.from_numpy(test.labels)).float().mean())
+    s = run_demo(tmp_path, "--profile", "none", "--params-file", str(params), frames=30)
+    assert s["codec"] == "hecsb" and s["frames"] == 30 and s["labelled_frames"] >= 27
+    assert s["accuracy"] >= offline - 0.1, (s["accuracy"], offline)
+    for node in ("hecsb_edge", "hecsb_server"):
+        assert "backend onnxruntime" in (tmp_path / "logs" / f"{node}.log").read_text()
+    exports = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    assert len(exports) == len(shipped_levels("hecsb"))  # one folder per level, no leftovers of the race
+    assert all({p.name for p in e.iterdir()} == {"edge.onnx", "server.onnx", "manifest.json"} for e in exports)
+
+
 def _camera_run(tmp_path: Path, input_kind: str, frames: int = 60, rate_hz: float = 15.0,
                 size: tuple[int, int] = (640, 480)) -> tuple[int, list, Path]:
     """Camera source (a folder of real photos, bgr8) -> edge -> server as separate processes through the

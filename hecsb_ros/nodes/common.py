@@ -103,13 +103,16 @@ class CodecNodeConfig:
     device: str
     threads: int
     onednn: bool
+    backend: str
+    onnx_cache: str
     resize: str
     stats_period_s: float
 
     def codec_settings(self) -> CodecSettings:
         """The codec's settings from these parameters."""
         return CodecSettings(quality=self.quality, checkpoint=self.checkpoint, device=self.device,
-                             threads=self.threads, onednn=self.onednn, teacher=self.teacher, resize=self.resize)
+                             threads=self.threads, onednn=self.onednn, teacher=self.teacher, resize=self.resize,
+                             backend=self.backend, onnx_cache=self.onnx_cache)
 
     def create_codec(self) -> Codec:
         """Import the ``plugins`` modules, then build the configured codec (ValueError says why not)."""
@@ -276,7 +279,7 @@ class ManagedCodecNode(LifecycleNode):
             return FAILURE
         self.last_error = ""
         self.get_logger().info(f"configured: loaded codec {self.codec.name} (quality {self.codec.quality}, "
-                               f"model {self.codec.model_id}) on {self.cfg.device}")
+                               f"model {self.codec.model_id}) on {self.cfg.device}, backend {self.cfg.backend}")
         self._diag.publish(OK, "inactive (configured)", {"lifecycle": "inactive", "codec": self.codec.name})
         return SUCCESS
 

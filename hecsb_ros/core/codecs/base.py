@@ -26,6 +26,7 @@ from typing import Callable, ClassVar, Sequence
 import numpy as np
 import torch
 
+from hecsb_ros.core.onnx_runtime import check_backend
 from hecsb_ros.core.payload import DEFAULT_MAX_ELEMENTS, PayloadError, check_shape_bounds
 from hecsb_ros.core.teachers.classifier import Classifier
 
@@ -47,13 +48,21 @@ class CodecSettings:
             file), a classifier checkpoint, or local torchvision ResNet-50 weights (``.pth``); ''
             uses the shipped Fashion-MNIST teacher (see :mod:`hecsb_ros.core.teachers.registry`).
         device: 'cpu' or 'cuda'.
-        threads: torch intra-op threads for this codec's work (0 leaves torch's default).
+        threads: torch intra-op threads for this codec's work (0 leaves torch's default); also ONNX
+            Runtime's with backend ``onnxruntime`` (0: one per core).
         onednn: run CPU convolutions with oneDNN (MKL-DNN). Off by default: at batch 1 on these small
             networks PyTorch's native kernels are faster (every codec, edge and server; see
             benchmarks/README.md); oneDNN pays off for large inputs such as ResNet-50 at 224 x 224.
         resize: how a camera frame of another shape becomes the teacher's input (``squash``,
             ``center_crop``, ``letterbox``); '' uses the teacher's own policy, the one its bottlenecks
             were trained and evaluated with (recorded in their manifests).
+        backend: the runtime of the codec's networks: ``torch`` (PyTorch eager) or ``onnxruntime`` (the
+            networks exported to ONNX, :mod:`hecsb_ros.core.onnx_runtime`; ``threads`` intra-op threads).
+            Learned codecs run their edge and server networks there, image codecs their server's
+            teacher; preprocessing, entropy coding and payloads are the same for both, so an edge on one
+            backend talks to a server on the other.
+        onnx_cache: folder of the exported ONNX files ('' = ``~/.cache/hecsb_ros/onnx``, see
+            :func:`hecsb_ros.core.onnx_runtime.cache_dir`).
     """
 
     quality: int = -1
@@ -63,6 +72,8 @@ class CodecSettings:
     onednn: bool = False
     teacher: str = ""
     resize: str = ""
+    backend: str = "torch"
+    onnx_cache: str = ""
 
     def load_teacher(self) -> Classifier:
         """The :class:`~hecsb_ros.core.teachers.Classifier` named by ``teacher`` (or the shipped one)."""
@@ -126,6 +137,7 @@ class Codec(abc.ABC):
         quality = default if settings.quality < 0 else settings.quality
         if not lo <= quality <= hi:
             raise ValueError(f"codec {self.name!r}: quality {quality} outside [{lo}, {hi}]")
+        check_backend(settings.backend)
         self.settings = settings
         self.quality = quality
         self.device = torch.device(settings.device)

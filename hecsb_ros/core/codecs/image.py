@@ -15,6 +15,7 @@ import torch
 
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer, register_codec
 from hecsb_ros.core.imageformats import jpeg_size, png_check_chunks, png_size, webp_size
+from hecsb_ros.core.onnx_runtime import OrtTeacher
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import convert_colour, prepare_image
 from hecsb_ros.core.teachers.registry import load_teacher
@@ -41,6 +42,9 @@ class ImageCodec(Codec):
                            else settings.load_teacher())
         spec = self.classifier.spec
         self.input_shape = (spec.input_size[0], spec.input_size[1], spec.in_channels)
+        #: the classifier in ONNX Runtime (backend 'onnxruntime'), else None (PyTorch)
+        self.ort = (OrtTeacher(self.classifier, settings.threads, settings.onnx_cache, settings.device)
+                    if settings.backend == "onnxruntime" else None)
 
     @property
     def model_id(self) -> str:
@@ -101,7 +105,7 @@ class ImageCodec(Codec):
 
     @torch.inference_mode()
     def infer(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier.model(x)
+        return self.ort(x) if self.ort is not None else self.classifier.model(x)
 
     @torch.inference_mode()
     def decode(self, data: bytes, shape: tuple[int, ...]) -> Decoded:

@@ -25,6 +25,7 @@ import torch
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer, register_codec
 from hecsb_ros.core.learned.base import list_models, model_class
 from hecsb_ros.core.learned.split import Split
+from hecsb_ros.core.onnx_runtime import OrtSplit
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import prepare_image
 from hecsb_ros.core.store import level_path, list_levels, read_manifest, read_metadata
@@ -79,6 +80,9 @@ class LearnedCodec(Codec):
         self.path = path
         self.split = Split.load(path, teacher=settings.load_teacher(), device=settings.device, kind=self.kind)
         self.spec = self.split.teacher.spec
+        #: the networks in ONNX Runtime (backend 'onnxruntime'), else None (PyTorch)
+        self.ort = (OrtSplit(self.split, settings.threads, settings.onnx_cache, settings.device)
+                    if settings.backend == "onnxruntime" else None)
 
     @property
     def model_id(self) -> str:
@@ -102,7 +106,7 @@ class LearnedCodec(Codec):
             x = images_to_tensor(prepare_image(image, encoding, self.spec, self.settings.resize or None),
                                  self.spec).to(self.device)
         with t("encode"):
-            y = self.split.latent(x)[0]
+            y = (self.ort.latent(x) if self.ort is not None else self.split.latent(x))[0]
         with t("entropy"):
             data = self.split.payload(y)
         return EncodedFrame(data=data, shape=(), timings_ms=t.ms)
@@ -112,10 +116,16 @@ class LearnedCodec(Codec):
         self.check_shape(shape)
         if len(data) > self.max_payload_bytes():
             raise PayloadError("too_large", f"{len(data)} B above the {self.max_payload_bytes()} B a payload can take")
+        if self.ort is not None:  # the decoded latent: the whole server network runs in infer()
+            return self.split.coder.decode(bytes(data))[None]
         return self.split.decode_features(bytes(data))
 
     @torch.inference_mode()
     def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """Network inputs from :meth:`decode_input` -> logits ``(N, K)``: PyTorch runs the tail on the
+        decoded features; ONNX Runtime the server network (model's decoder and tail) on the decoded latents."""
+        if self.ort is not None:
+            return self.ort.logits(x)
         return self.split.classify(x)
 
     @torch.inference_mode()

@@ -231,9 +231,19 @@ class HecsbBottleneck(FactorizedLatentModel):
         ``pinv(W) z + b`` (the least-squares recovery) plus ``g_phi``'s correction."""
         h = self.g_phi(z)
         if self.config.linear_inverse:
-            inverse = torch.linalg.pinv(self.measure.weight)  # (l, m)
+            inverse = self._frozen_inverse if self._frozen_inverse is not None else torch.linalg.pinv(
+                self.measure.weight)  # (l, m)
             h = h + nn.functional.conv2d(z, inverse[:, :, None, None]) + self.feature_mean[None, :, None, None]
         return h
+
+    _frozen_inverse: torch.Tensor | None = None
+
+    def freeze_inverse_(self) -> None:
+        """For a deployed model (never trained again): compute ``pinv(W)`` once instead of per call
+        (the same tensor; ONNX has no pseudo-inverse operator, so an export needs it as a constant)."""
+        if self.config.linear_inverse:
+            with torch.no_grad():
+                self._frozen_inverse = torch.linalg.pinv(self.measure.weight.detach()).clone()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Edge network: image ``(N, C, H, W)`` -> unquantised latent ``y = W f_psi(x)`` ``(N, m, h, w)``."""

@@ -62,6 +62,8 @@ class Split:
         path = Path(path)
         model, meta, tail_state = read_learned(path, kind, device)
         freeze_gdn_(model)  # deployed, never trained: GDN's parameters computed once
+        if hasattr(model, "freeze_inverse_"):
+            model.freeze_inverse_()  # and HECS-B's pinv(W)
         if not isinstance(teacher, Classifier):
             teacher = load_teacher(teacher, device)
         if model.teacher_bound:
