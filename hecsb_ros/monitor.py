@@ -38,6 +38,7 @@ class ResultRecord:
     score: float = math.nan
     robot: str = ""               # a fleet's robot ('' = one robot)
     server_batch: int = 1         # frames classified with it in one network call
+    server_wait_ms: float = math.nan  # middleware receive at the server -> its network call (part of server_ms)
 
 
 def spin_while(executor: Any, running: Callable[[], bool]) -> None:
@@ -105,7 +106,7 @@ class Monitor:
                                          (now_ns - capture) / 1e6, correct, int(msg.payload_bytes),
                                          float(msg.edge_total_ms), float(msg.transfer_ms),
                                          float(msg.server_total_ms), int(msg.class_id), str(msg.label),
-                                         float(msg.score), robot, int(msg.server_batch)))
+                                         float(msg.score), robot, int(msg.server_batch), float(msg.server_wait_ms)))
 
     def _on_diag(self, msg: Any) -> None:
         for status in msg.status:

@@ -17,6 +17,8 @@ DEFAULT_CODEC = "hecsb"
 #: (benchmarks/backend_onnx/README.md has the measurement it rests on).
 BACKENDS = ("torch", "onnxruntime")
 DEFAULT_BACKEND = "onnxruntime"
+#: What a node does with frames that arrive while it is busy (parameter ``queue_policy``).
+QUEUE_POLICIES = ("newest", "fifo")
 #: Resize policies (hecsb_ros.core.teachers.spec.RESIZE_POLICIES; '' = the teacher's own).
 RESIZE_CHOICES = ("", "squash", "center_crop", "letterbox")
 
@@ -142,6 +144,14 @@ EDGE: tuple[Param, ...] = _codec_params(2.0, runtime_quality=True) + (
           min=0.0, max=60000.0),
     Param("max_kbit_s", 0.0, "Budget mode: most kbit/s the latents may take on the link; 0 = no cap",
           min=0.0, max=1e7),
+    Param("queue_policy", "newest", "Frames that arrive while the edge is busy: newest = the subscription callback "
+          "keeps only the newest frame and a worker thread encodes it when free, each older frame counted as "
+          "'skipped' (results stay fresh under overload); fifo = every frame the image subscription (qos_depth) "
+          "holds is encoded in arrival order", choices=QUEUE_POLICIES, read_only=True),
+    Param("frame_silence_s", 3.0, "Warn (once, with the fix) when a publisher is matched on the image topic but "
+          "no frame arrived for this many seconds (large frames from a process without the Fast DDS profile are "
+          "lost that way); frames the middleware reports lost are counted as 'image_lost' and warned about too",
+          min=0.1, max=3600.0, read_only=True),
     Param("worst_link_kbit_s", 0.0, "Budget mode: a level must also meet latency_budget_ms if the link drops to "
           "this many kbit/s just after the frame is sent (the slowest the link gets: a hard deadline through "
           "sudden fades, at smaller levels while the link is fast); 0 = the link as estimated", min=0.0, max=1e7),
@@ -161,6 +171,10 @@ SERVER: tuple[Param, ...] = _codec_params(1.0) + (
     Param("qos_depth", 10, "Latent subscription depth per robot (reliable, keep last); 1 = only the newest "
           "latent of each robot waits (a saturated fleet server answers fresh frames)", min=1, max=1000,
           read_only=True),
+    Param("queue_policy", "newest", "Latents that arrive while the server is busy: newest = the subscription "
+          "callback checks each latent and keeps only the newest of each robot, a worker thread classifies it "
+          "when free, each older one counted as 'skipped' (results stay fresh under overload); fifo = every "
+          "latent in arrival order (qos_depth per robot)", choices=QUEUE_POLICIES, read_only=True),
     Param("max_batch", 1, "Micro-batching: latents that arrive within max_wait_ms (from any robot) are decoded "
           "one by one and classified in one network call of up to max_batch frames; 1 = off (each frame at "
           "once). Pays where the network is large (camera-scale teachers, a GPU)", min=1, max=256, read_only=True),

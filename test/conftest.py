@@ -23,9 +23,10 @@ MARKED_FILES: dict[str, frozenset[str]] = {
         "test_conversions.py", "test_params.py", "test_nodes_bad_input.py", "test_fuzz_nodes.py", "test_security.py",
         "test_lifecycle.py", "test_launch_description.py", "test_camera_source.py", "test_vision_msgs.py",
         "test_dds_profile.py", "test_pipeline_dds.py", "test_faults_dds.py", "test_load_dds.py",
-        "test_encodings.py", "test_rate_levels.py", "test_micro_batching.py", "test_core_ros_free.py", "test_cmake_install.py", "test_package.py"}),
+        "test_freshness_dds.py", "test_encodings.py", "test_rate_levels.py", "test_micro_batching.py", "test_core_ros_free.py", "test_cmake_install.py", "test_package.py"}),
     # Several ROS processes talking over DDS (the runner, a launch, camera frames between processes).
     "dds": frozenset({"test_dds_profile.py", "test_pipeline_dds.py", "test_faults_dds.py", "test_load_dds.py",
+                      "test_freshness_dds.py",
                       "test_security.py", "test_core_ros_free.py"}),
     # Training, benchmarks, experiments, builds, long fuzz runs: minutes, not seconds.
     "slow": frozenset({"test_training_hecsb.py", "test_bench.py", "test_bench_quick.py", "test_cs_experiment.py",

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from hecsb_ros.core.link import PRESETS, LinkProfile, LinkShaper, make_profile
-from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker, percentile
+from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker, percentile, skipped_count
 
 
 @pytest.mark.parametrize("name,rate", [("4g", 12.0), ("wifi", 54.0), ("5g", 66.9)])
@@ -80,7 +80,11 @@ def test_snapshot_figures():
     assert snap["latency_p99_ms"] == pytest.approx(98.01)
     assert snap["accuracy"] == pytest.approx(0.75)
     assert snap["drops"] == 3 and snap["decode_errors"] == 2
-    assert dict(zip(snap["drop_reasons"], snap["drop_counts"])) == {"truncated": 2, "model_mismatch": 1}
+    # skipped frames ride along under "skipped" and are not drops
+    assert dict(zip(snap["drop_reasons"], snap["drop_counts"])) == {"truncated": 2, "model_mismatch": 1, "skipped": 0}
+    acc.skip(4)
+    later = acc.snapshot(2.5)
+    assert later["drops"] == 3 and skipped_count(later["drop_reasons"], later["drop_counts"]) == 4
     empty = acc.snapshot(3.0)  # next window: no frames, totals kept
     assert empty["frames"] == 0 and empty["frames_total"] == 100 and math.isnan(empty["latency_p50_ms"])
 
@@ -100,6 +104,18 @@ def test_percentile_ignores_nan():
 def test_sequence_gaps_and_restarts():
     t = SequenceTracker()
     assert [t.update(s) for s in (0, 1, 2, 5, 6, 0, 1, 3)] == [0, 0, 0, 2, 0, 0, 0, 1]
+
+
+def test_a_forged_sequence_jump_is_one_reset_not_a_million_drops():
+    """A number further ahead than the sender could have produced since its previous frame (at most
+    BURST + MAX_RATE_HZ * elapsed) is a reset; real losses, however long the outage, still count."""
+    t = SequenceTracker(max_rate_hz=100.0, burst=4)
+    assert t.update(0, 0.0) == 0 and t.update(1, 0.1) == 0
+    assert t.update(10**6, 0.2) == 0 and t.resets == 1  # forged: 10 s of frames in 0.1 s
+    assert t.update(2, 0.3) == 0  # the real sender again: below the forged number, a restart
+    assert t.update(8, 0.4) == 5  # 5 lost frames in 0.1 s: within burst + 100 Hz * 0.1 s
+    assert t.update(508, 5.4) == 499 and t.resets == 1  # a 5 s outage at 100 Hz: real losses
+    assert t.update(10**6, 5.5) == 0 and t.resets == 2
 
 
 def test_unknown_drop_reason_is_refused():

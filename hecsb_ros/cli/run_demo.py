@@ -3,8 +3,9 @@
 For machines without ``ros2 launch``; the nodes come from the same description as the launch file
 (:func:`hecsb_ros.graph.split_inference_nodes`) and run through the project's process runner
 (:mod:`hecsb_ros.runner`), edge and server as lifecycle nodes brought to active in order before the
-camera starts (``--lifecycle false``: plain nodes). Ends with a summary: frames, accuracy, payload bytes per frame, kbit/s
-and latency per stage.
+camera starts (``--lifecycle false``: plain nodes). Ends with a summary: frames, accuracy, payload bytes per frame, kbit/s,
+latency per stage (the link apart from the time a latent waited at the server) and where every camera
+frame went (classified, skipped for a newer one, lost, refused).
 
     python -m hecsb_ros.cli.run_demo --codec png --profile 4g --frames 200
 """
@@ -19,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
+from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, percentile
 from hecsb_ros.graph import LAUNCH_ARGUMENTS, robot_namespaces, split_inference_nodes
 from hecsb_ros.params import DEFAULT_CODEC
 from hecsb_ros.monitor import Monitor, ResultRecord
@@ -70,6 +71,8 @@ def summary(records: list[ResultRecord], monitor: Monitor, args: argparse.Namesp
     n = snap["frames"]
     payload_total = snap["payload_bytes_mean"] * n if n else 0.0
     server = monitor.link_stats[-1][1] if monitor.link_stats else None
+    queue = [r.server_wait_ms for r in records]
+    compute = [r.server_ms - r.server_wait_ms for r in records]
     return {
         "codec": args.codec or DEFAULT_CODEC, "quality": args.quality or "(codec default)", "profile": args.profile,
         "frames": n, "accuracy": snap["accuracy"], "labelled_frames": snap["labelled_frames"],
@@ -81,9 +84,30 @@ def summary(records: list[ResultRecord], monitor: Monitor, args: argparse.Namesp
         "edge_p50_ms": snap["edge_p50_ms"], "edge_p95_ms": snap["edge_p95_ms"],
         "transfer_p50_ms": snap["transfer_p50_ms"], "transfer_p95_ms": snap["transfer_p95_ms"],
         "server_p50_ms": snap["server_p50_ms"], "server_p95_ms": snap["server_p95_ms"],
+        "server_queue_p50_ms": percentile(queue, 50), "server_queue_p95_ms": percentile(queue, 95),
+        "server_compute_p50_ms": percentile(compute, 50), "server_compute_p95_ms": percentile(compute, 95),
         "message_bytes_mean": float(server.message_bytes_mean) if server else math.nan,
         "server_drops": int(server.drops) if server else 0,
+        **frame_counts(monitor),
     }
+
+
+#: (summary key, node, diagnostics key): where the camera's frames went, from the nodes' last /diagnostics.
+COUNTS = (("camera_frames_sent", "hecsb_camera_source", "frames_sent"), ("edge_images_in", "hecsb_edge", "images_in"),
+          ("edge_skipped", "hecsb_edge", "skipped"), ("edge_frames_lost", "hecsb_edge", "frames_lost"),
+          ("edge_latents_sent", "hecsb_edge", "latents_sent"), ("server_received", "hecsb_server", "received"),
+          ("server_skipped", "hecsb_server", "skipped"), ("server_results", "hecsb_server", "results"))
+
+
+def frame_counts(monitor: Monitor) -> dict[str, int]:
+    """The counters of :data:`COUNTS` summed over the fleet's nodes of each kind (-1 where none reported)."""
+    out = {}
+    for key, node, diag in COUNTS:
+        values = [v for name, d in monitor.diagnostics.items() if name.rsplit("/", 1)[-1].startswith(node)
+                  for v in [d.get(diag)] if v is not None]
+        out[key] = int(sum(float(v) for v in values)) if values else -1
+    out["skipped"] = sum(v for v in (out["edge_skipped"], out["server_skipped"]) if v >= 0)
+    return out
 
 
 def format_summary(s: dict) -> str:
@@ -97,10 +121,15 @@ def format_summary(s: dict) -> str:
         f"  payload per frame   mean {f(s['payload_bytes_mean'])} B, p50 {f(s['payload_bytes_p50'])} B, "
         f"p95 {f(s['payload_bytes_p95'])} B (serialized message {f(s['message_bytes_mean'])} B)",
         f"  bandwidth           {f(s['kbit_per_s'], 2)} kbit/s at {f(s['frames_per_s'], 2)} frames/s",
-        "  latency p50 / p95   edge {} / {} ms | transfer {} / {} ms | server {} / {} ms | "
-        "capture->result {} / {} ms".format(
+        "  latency p50 / p95   edge {} / {} ms | link {} / {} ms | server queue {} / {} ms | server compute {} / {} ms"
+        " | capture->result {} / {} ms".format(
             f(s['edge_p50_ms'], 2), f(s['edge_p95_ms'], 2), f(s['transfer_p50_ms'], 2), f(s['transfer_p95_ms'], 2),
-            f(s['server_p50_ms'], 2), f(s['server_p95_ms'], 2), f(s['latency_p50_ms'], 2), f(s['latency_p95_ms'], 2)),
+            f(s['server_queue_p50_ms'], 2), f(s['server_queue_p95_ms'], 2), f(s['server_compute_p50_ms'], 2),
+            f(s['server_compute_p95_ms'], 2), f(s['latency_p50_ms'], 2), f(s['latency_p95_ms'], 2)),
+        f"  skipped for newer   {s['skipped']} (edge {s['edge_skipped']}, server {s['server_skipped']})",
+        f"  frames (so far)     camera sent {s['camera_frames_sent']}, edge got {s['edge_images_in']} (lost "
+        f"{s['edge_frames_lost']}), latents sent {s['edge_latents_sent']}, server got {s['server_received']}, "
+        f"results {s['server_results']}",
         f"  drops at the server {s['server_drops']}",
     ])
 

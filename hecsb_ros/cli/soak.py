@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hecsb_ros.core.stats import SKIPPED
 from hecsb_ros.reliability import scenarios
 from hecsb_ros.monitor import Monitor, latency_stats
 from hecsb_ros.runner import Pipeline
@@ -56,7 +57,7 @@ def _drops(stats_msg: Any) -> dict[str, int]:
 
 
 def _errors(drops: dict[str, int]) -> int:
-    return sum(v for k, v in drops.items() if k not in LOSS_REASONS)
+    return sum(v for k, v in drops.items() if k not in LOSS_REASONS and k != SKIPPED)
 
 
 def find_rate(pipe: Pipeline, monitor: Monitor, args: argparse.Namespace) -> tuple[float, list[dict]]:

@@ -25,6 +25,7 @@ REASONS: tuple[str, ...] = (
     "bad_timing",      # NaN / negative / absurd timing fields
     "bad_message",     # bytes on the topic that do not deserialize as the message type
     "sequence_gap",    # frames missing between two received sequence numbers (lost in transit)
+    "image_lost",      # edge: camera frames the middleware reported lost on the image topic (message-lost event)
     "link_loss",       # link emulator: dropped by the loss model or a blackout
     "queue_full",      # link emulator: queueing delay above the cap
 )

@@ -6,6 +6,7 @@ periodically; the snapshot's keys are the fields of ``hecsb_ros/msg/LinkStats``.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Iterable
@@ -13,6 +14,15 @@ from typing import Iterable
 import numpy as np
 
 from hecsb_ros.core.payload import REASONS
+
+
+#: Name under which LinkStats' drop_reasons / drop_counts carry the frames skipped on purpose (not in ``drops``).
+SKIPPED = "skipped"
+
+
+def skipped_count(reasons, counts) -> int:
+    """The skipped count from a LinkStats message's ``drop_reasons`` / ``drop_counts`` (0 when absent)."""
+    return int(dict(zip(reasons, counts)).get(SKIPPED, 0))
 
 
 @dataclass(frozen=True)
@@ -44,9 +54,15 @@ class LinkStatsAccumulator:
         self.labelled = 0
         self.correct = 0
         self.drop_counts: Counter[str] = Counter()
+        self.skipped = 0  # frames passed over on purpose for a newer one (not drops)
         self.all_latencies: deque[float] = deque(maxlen=100000)
+        self._lock = threading.Lock()  # a node's worker thread adds while its executor reports
 
     def add(self, rec: FrameRecord) -> None:
+        with self._lock:
+            self._add(rec)
+
+    def _add(self, rec: FrameRecord) -> None:
         self._window.append(rec)
         self.frames_total += 1
         if math.isfinite(rec.latency_ms):
@@ -58,7 +74,13 @@ class LinkStatsAccumulator:
     def drop(self, reason: str, count: int = 1) -> None:
         if reason not in REASONS:
             raise ValueError(f"unknown drop reason {reason!r}")
-        self.drop_counts[reason] += count
+        with self._lock:
+            self.drop_counts[reason] += count
+
+    def skip(self, count: int = 1) -> None:
+        """Count frames passed over on purpose because a newer one arrived (newest-frame policy)."""
+        with self._lock:
+            self.skipped += count
 
     @property
     def drops(self) -> int:
@@ -70,13 +92,18 @@ class LinkStatsAccumulator:
 
     def snapshot(self, now_s: float) -> dict:
         """Figures of the window since the previous snapshot (then starts a new window)."""
-        recs = list(self._window)
-        self._window.clear()
+        with self._lock:
+            recs = list(self._window)
+            self._window.clear()
         start = self._window_start if self._window_start is not None else now_s
         window_s = max(now_s - start, 1e-9)
         self._window_start = now_s
         payload = [r.payload_bytes for r in recs]
         reasons = sorted(self.drop_counts)
+        counts = [self.drop_counts[r] for r in reasons]
+        # Skipped frames ride along in drop_reasons / drop_counts under SKIPPED (LinkStats has no field of
+        # its own for them) but are not drops: ``drops`` stays rejected input + frames lost on the way.
+        reasons, counts = reasons + [SKIPPED], counts + [self.skipped]
         return {
             "window_s": float(now_s - start),
             "frames": len(recs),
@@ -99,21 +126,44 @@ class LinkStatsAccumulator:
             "drops": self.drops,
             "decode_errors": sum(self.drop_counts[r] for r in ("decode_error", "truncated")),
             "drop_reasons": reasons,
-            "drop_counts": [self.drop_counts[r] for r in reasons],
+            "drop_counts": counts,
             "labelled_frames": self.labelled,
             "accuracy": self.accuracy,
         }
 
 
 class SequenceTracker:
-    """Counts frames missing between received sequence numbers (a restarted sender resets it)."""
+    """Counts frames missing between received sequence numbers.
 
-    def __init__(self) -> None:
+    A number at or below the previous one is a restarted sender: counting starts again from it. A
+    jump larger than the sender could have produced since its previous frame -- more than
+    ``burst + max_rate_hz * seconds since the previous frame arrived`` frames -- is a reset too (a
+    forged or corrupted number), counted in ``resets`` and not as lost frames, so that one message
+    cannot add a million drops.
+    """
+
+    #: The highest frame rate a sender is credited with (the camera source's highest ``rate_hz``).
+    MAX_RATE_HZ = 1000.0
+    #: Frames a sender may have produced back to back regardless of the time (bursts after a stall).
+    BURST = 16
+
+    def __init__(self, max_rate_hz: float = MAX_RATE_HZ, burst: int = BURST) -> None:
         self._last: int | None = None
+        self._last_s = 0.0
+        self.max_rate_hz = max_rate_hz
+        self.burst = burst
+        self.resets = 0
 
-    def update(self, seq: int) -> int:
-        """Return the number of frames skipped before ``seq`` (0 for in-order, restarts, repeats)."""
-        last, self._last = self._last, seq
+    def update(self, seq: int, now_s: float | None = None) -> int:
+        """Return the number of frames lost before ``seq`` (0 for in-order, restarts, repeats and
+        implausible jumps). ``now_s``: arrival time in seconds (monotonic); None = no time check."""
+        last, last_s, self._last = self._last, self._last_s, seq
+        if now_s is not None:
+            self._last_s = now_s
         if last is None or seq <= last:
             return 0
-        return seq - last - 1
+        gap = seq - last - 1
+        if now_s is not None and gap > self.burst + self.max_rate_hz * max(0.0, now_s - last_s):
+            self.resets += 1
+            return 0
+        return gap

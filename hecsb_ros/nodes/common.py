@@ -7,7 +7,9 @@ import gc
 import math
 import os
 import sys
-from typing import Any, Callable
+import threading
+import time
+from typing import Any, Callable, Hashable
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -150,6 +152,86 @@ class DropCounter:
         self._node.get_logger().warning(
             f"dropped input ({reason}): {detail} [{self._stats.drop_counts[reason]} so far]",
             throttle_duration_sec=self._throttle_s)
+
+
+# -- newest-frame policy ------------------------------------------------------------------------
+class NewestWorker:
+    """Keeps the newest item per key (a camera, a robot) and hands them to ``process`` on its own thread.
+
+    A subscription callback calls :meth:`put` (cheap; the executor keeps taking messages while the
+    worker computes); an item still waiting when a newer one of its key arrives is replaced and
+    reported to ``on_skip``. The worker takes the keys that wait longest first, up to ``max_items``
+    at once; with ``max_items > 1`` it waits up to ``max_wait_s`` from the first item for items of
+    other keys (at most ``keys()`` of them: one per robot), a micro-batch. :meth:`stop` processes
+    what is still waiting, then ends the thread.
+    """
+
+    def __init__(self, name: str, process: Callable[[list[Any]], None], on_skip: Callable[[Hashable, Any], None],
+                 on_error: Callable[[BaseException], None], max_items: int = 1, max_wait_s: float = 0.0,
+                 keys: Callable[[], int] = lambda: 1) -> None:
+        self._process, self._on_skip, self._on_error = process, on_skip, on_error
+        self._max_items, self._max_wait_s, self._keys = max(1, max_items), max_wait_s, keys
+        self._slots: dict[Hashable, Any] = {}
+        self._first_s = 0.0
+        self._cv = threading.Condition()
+        self._running = True
+        self.busy = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, key: Hashable, item: Any) -> bool:
+        """Store ``item`` as the newest of ``key``; True when it replaced (skipped) an older one."""
+        with self._cv:
+            old = self._slots.get(key)
+            if not self._slots:
+                self._first_s = time.monotonic()
+            self._slots[key] = item  # an existing key keeps its place in the order: waiting longest first
+            self._cv.notify()
+        if old is not None:
+            self._on_skip(key, old)
+        return old is not None
+
+    @property
+    def waiting(self) -> int:
+        with self._cv:
+            return len(self._slots)
+
+    def _take(self) -> list[Any] | None:
+        with self._cv:
+            while self._running and not self._slots:
+                self._cv.wait()
+            if not self._slots:
+                return None  # stopped, nothing left
+            want = min(self._max_items, max(1, self._keys()))
+            deadline = self._first_s + self._max_wait_s
+            while self._running and len(self._slots) < want and time.monotonic() < deadline:
+                self._cv.wait(deadline - time.monotonic())
+            keys = list(self._slots)[:self._max_items]
+            items = [self._slots.pop(k) for k in keys]
+            if self._slots:
+                self._first_s = time.monotonic()
+            self.busy = True
+            return items
+
+    def _run(self) -> None:
+        while True:
+            items = self._take()
+            if items is None:
+                return
+            try:
+                self._process(items)
+            except Exception as exc:  # noqa: BLE001 - one bad item must not end the worker
+                self._on_error(exc)
+            finally:
+                self.busy = False
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Process what is waiting, then end the thread (waits up to ``timeout_s``)."""
+        with self._cv:
+            self._running = False
+            self._cv.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout_s)
 
 
 # -- diagnostics --------------------------------------------------------------------------------

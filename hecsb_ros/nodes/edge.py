@@ -2,9 +2,15 @@
 
 Subscribes ``image_raw`` (sensor_msgs/Image, every common encoding) or, with ``input: compressed``,
 ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG/PNG as ROS's compressed image transport
-publishes them), best effort and shallow (stale frames are dropped while busy), plus
-``image_raw/ground_truth`` and ``classification``; publishes ``latent`` and ``edge_stats``
-(LinkStats: capture -> result back at the edge).
+publishes them), best effort and shallow, plus ``image_raw/ground_truth`` and ``classification``;
+publishes ``latent`` and ``edge_stats`` (LinkStats: capture -> result back at the edge).
+
+Fresh frames first (``queue_policy: newest``, the default): the subscription callback only keeps the
+newest frame and a worker thread encodes it when it is free, so a frame never waits behind older
+ones; a frame replaced while waiting is counted as ``skipped`` (``edge_stats`` drop_reasons,
+``/diagnostics``), apart from bad input (drops) and frames the middleware lost (``image_lost``, from
+the message-lost event). A publisher matched on the image topic whose frames do not arrive (a camera
+driver without the Fast DDS profile) is warned about once, with the fix.
 
 ``quality`` (the rate level) may be set at run time (``ros2 param set /hecsb_edge quality 3``): the
 next frame is encoded at that level; a server with ``all_levels`` (default) decodes every level.
@@ -15,6 +21,7 @@ codec and creates the publishers, activate subscribes, deactivate unsubscribes a
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -22,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -30,9 +38,10 @@ from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.ratecontrol import BudgetController, LevelProfile
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
+from hecsb_ros.graph import fastdds_profile, profile_exports
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
-from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, image_qos, reliable_qos,
-                                    run_node)
+from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, NewestWorker, image_qos,
+                                    reliable_qos, run_node)
 from hecsb_ros.nodes.conversions import (UNKNOWN, compressed_msg_to_array, image_msg_to_array, latent_msg,
                                          link_stats_msg, time_to_ns)
 from hecsb_ros.params import EDGE
@@ -47,6 +56,8 @@ class EdgeConfig(CodecNodeConfig):
     latency_budget_ms: float
     max_kbit_s: float
     worst_link_kbit_s: float
+    queue_policy: str
+    frame_silence_s: float
 
 
 #: Weight of the newest measurement in the per-level edge and server time averages.
@@ -57,6 +68,8 @@ RATE_CONTROL_PARAMS = ("rate_control", "latency_budget_ms", "max_kbit_s", "worst
 class EdgeNode(ManagedCodecNode):
     def __init__(self, **node_kwargs) -> None:
         self.controller: BudgetController | None = None
+        self._ctl_lock = threading.RLock()  # the rate controller: the worker encodes, the executor takes results
+        self._worker: NewestWorker | None = None
         super().__init__("hecsb_edge", EDGE, EdgeConfig, **node_kwargs)
         self.add_on_set_parameters_callback(self._on_set_quality)
 
@@ -68,7 +81,8 @@ class EdgeNode(ManagedCodecNode):
             values = {name: self.get_parameter(name).value for name in RATE_CONTROL_PARAMS}
             values.update({c.name: c.value for c in changes if c.name in RATE_CONTROL_PARAMS})
             try:
-                self._configure_rate_control(**values)
+                with self._ctl_lock:
+                    self._configure_rate_control(**values)
             except ValueError as exc:
                 return SetParametersResult(successful=False, reason=str(exc))
         for change in changes:
@@ -99,7 +113,11 @@ class EdgeNode(ManagedCodecNode):
         self.drop = DropCounter(self, self.stats)
         self._labels: OrderedDict[tuple[int, str], int] = OrderedDict()
         self._seq = 0
-        self.images_in = 0
+        self.images_in = 0  # frames the image subscription delivered
+        self.frames_lost = 0  # frames the middleware reported lost on the image topic
+        self._last_image_s = math.nan
+        self._matched_since: float | None = None
+        self._warned: set[str] = set()
         self._pub = self._publisher(CompressedLatent, "latent", reliable_qos(10))
         self._stats_pub = self._publisher(LinkStats, "edge_stats", reliable_qos(10))
 
@@ -143,13 +161,30 @@ class EdgeNode(ManagedCodecNode):
         cfg = self.cfg
         # Ground truth first: with both ready, the executor takes it before the image.
         self._subscribe(GroundTruth, "image_raw/ground_truth", self._on_truth, reliable_qos(50))
-        if cfg.input == "compressed":
-            self._image_sub = self._subscribe(CompressedImage, "image_raw/compressed", self._on_compressed,
-                                              image_qos(cfg.qos_depth))
-        else:
-            self._image_sub = self._subscribe(Image, "image_raw", self._on_image, image_qos(cfg.qos_depth))
+        newest = cfg.queue_policy == "newest"
+        if newest:
+            self._worker = NewestWorker("edge_worker", lambda items: self._encode(*items[0]),
+                                        lambda _key, _old: self.stats.skip(), self._worker_error)
+        msg_type, topic, handle = ((CompressedImage, "image_raw/compressed", self._on_compressed)
+                                   if cfg.input == "compressed" else (Image, "image_raw", self._on_image))
+        callback = self._arrive if newest else handle
+        events = SubscriptionEventCallbacks(message_lost=self._on_lost)
+        try:
+            self._image_sub = self._subscribe(msg_type, topic, callback, image_qos(cfg.qos_depth),
+                                              event_callbacks=events)
+        except Exception as exc:  # noqa: BLE001 - a middleware without the message-lost event: the silence check stays
+            self.get_logger().info(f"no message-lost event on {topic} ({type(exc).__name__}); frames that never "
+                                   "arrive are found by the silence check only")
+            self._image_sub = self._subscribe(msg_type, topic, callback, image_qos(cfg.qos_depth))
         self._subscribe(ClassificationResult, "classification", self._on_result, reliable_qos(50))
         self._timer(cfg.stats_period_s, self._report)
+        self._timer(min(1.0, cfg.frame_silence_s / 2), self._watch_frames)
+
+    def _stop(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:  # the frame it holds is encoded first
+            worker.stop()
+        super()._stop()
 
     def _ready_line(self) -> str:
         cfg = self.cfg
@@ -161,18 +196,71 @@ class EdgeNode(ManagedCodecNode):
         while len(self._labels) > 1000:
             self._labels.popitem(last=False)
 
+    def _frame(self, msg: Image | CompressedImage) -> Callable[[], tuple[np.ndarray, str]]:
+        if isinstance(msg, CompressedImage):
+            return lambda: compressed_msg_to_array(msg, self.cfg.max_image_pixels)
+        return lambda: (image_msg_to_array(msg, self.cfg.max_image_pixels), msg.encoding)
+
     def _on_image(self, msg: Image) -> None:
-        self._encode(msg.header, lambda: (image_msg_to_array(msg, self.cfg.max_image_pixels), msg.encoding))
+        """Encode one frame now (``queue_policy: fifo``; also what the worker does with the newest)."""
+        self.images_in += 1
+        self._last_image_s = time.monotonic()
+        self._encode(msg.header, self._frame(msg))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._encode(msg.header, lambda: compressed_msg_to_array(msg, self.cfg.max_image_pixels))
+        self._on_image(msg)
 
-    def _encode(self, header: Header, frame: Callable[[], tuple[np.ndarray, str]]) -> None:
-        """Convert (``frame()``), encode and publish one camera frame; bad frames are counted, not raised."""
-        t0 = time.perf_counter_ns()
+    def _arrive(self, msg: Image | CompressedImage, info) -> None:
+        """``queue_policy: newest``: keep the frame (and its ground truth) as the newest; the worker encodes it."""
         self.images_in += 1
+        self._last_image_s = time.monotonic()
+        label = self._labels.pop((time_to_ns(msg.header.stamp), msg.header.frame_id), UNKNOWN)
+        worker = self._worker
+        if worker is not None:
+            worker.put("frame", (msg.header, self._frame(msg), label))
+
+    def _worker_error(self, exc: BaseException) -> None:
+        self.get_logger().error(f"frame worker: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+
+    def _fix(self) -> str:
+        return (f"start the camera driver's process with the Fast DDS profile: {profile_exports(fastdds_profile())} "
+                "(frames of 640x480 and more need its 32 MiB shared-memory segment in the publishing process)")
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.get_logger().warning(text)
+
+    def _on_lost(self, event) -> None:
+        """Message-lost event of the image subscription: frames published to us that never arrived."""
+        lost = int(event.total_count_change)
+        if lost <= 0:
+            return
+        self.frames_lost += lost
+        self.stats.drop("image_lost", lost)
+        self._warn_once("lost", f"the middleware lost {lost} frame(s) on {self._image_sub.topic_name} "
+                                f"({self.frames_lost} so far); {self._fix()}")
+
+    def _watch_frames(self) -> None:
+        """Warn once when a publisher is matched on the image topic but no frame arrives."""
+        now = time.monotonic()
+        if self.count_publishers(self._image_sub.topic_name) == 0:
+            self._matched_since = None
+            return
+        if self._matched_since is None:
+            self._matched_since = now
+        last = self._matched_since if math.isnan(self._last_image_s) else max(self._last_image_s, self._matched_since)
+        if now - last >= self.cfg.frame_silence_s:
+            self._warn_once("silent", f"a publisher is matched on {self._image_sub.topic_name} but no frame arrived "
+                                      f"for {now - last:.1f} s ({self.images_in} so far); {self._fix()}")
+
+    def _encode(self, header: Header, frame: Callable[[], tuple[np.ndarray, str]], label: int | None = None) -> None:
+        """Convert (``frame()``), encode and publish one camera frame; bad frames are counted, not raised.
+        ``label``: its ground truth when already taken (None: looked up now)."""
+        t0 = time.perf_counter_ns()
         if self.controller is not None:
-            self._choose_level()
+            with self._ctl_lock:
+                self._choose_level()
         codec = self.codec  # the level in force for this frame (quality may change between frames)
         try:
             image, encoding = frame()
@@ -183,7 +271,8 @@ class EdgeNode(ManagedCodecNode):
         except Exception as exc:  # noqa: BLE001 - an image the checks let through must not stop the node
             self.drop("bad_image", f"{type(exc).__name__}: {exc}")
             return
-        label = self._labels.pop((time_to_ns(header.stamp), header.frame_id), UNKNOWN)
+        if label is None:
+            label = self._labels.pop((time_to_ns(header.stamp), header.frame_id), UNKNOWN)
         total_ms = (time.perf_counter_ns() - t0) / 1e6
         out = latent_msg(encoded, header, self._seq, codec.name, codec.model_id, codec.quality,
                          label, self.get_clock().now().nanoseconds, total_ms)
@@ -193,15 +282,19 @@ class EdgeNode(ManagedCodecNode):
         while len(self._sent_levels) > 1000:
             self._sent_levels.popitem(last=False)
         self._pub.publish(out)
-        if self.controller is not None:
+        with self._ctl_lock:
             ctl = self.controller
-            profile = next((lv for lv in ctl.levels if lv.level == codec.quality), None)
+            profile = None if ctl is None else next((lv for lv in ctl.levels if lv.level == codec.quality), None)
             if profile is not None:
                 ctl.sent(self._seq, replace(profile, message_bytes=len(encoded.data) + self._overhead),
                          time.monotonic() * 1e3)
         self._seq += 1
 
     def _on_result(self, msg: ClassificationResult) -> None:
+        with self._ctl_lock:
+            self._result(msg)
+
+    def _result(self, msg: ClassificationResult) -> None:
         # Plain integer arithmetic: Time.from_msg raises on a negative (hostile) stamp.
         latency_ms = (self.get_clock().now().nanoseconds - time_to_ns(msg.header.stamp)) / 1e6
         correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == msg.class_id)
@@ -219,6 +312,10 @@ class EdgeNode(ManagedCodecNode):
                 self.controller.observe(msg.payload_bytes + self._overhead, msg.transfer_ms)
 
     def _report(self) -> None:
+        with self._ctl_lock:
+            self._report_locked()
+
+    def _report_locked(self) -> None:
         snap = self.stats.snapshot(time.monotonic())
         stats = link_stats_msg(snap, self.get_clock().now().to_msg(), self.get_name())
         stats.rate_level = int(self.codec.quality)
@@ -229,7 +326,10 @@ class EdgeNode(ManagedCodecNode):
         self._stats_pub.publish(stats)
         level = WARN if snap["drops"] else OK
         self._diag.publish(level, f"{snap['frames']} results in window, {snap['drops']} drops", {
-            "lifecycle": "active", "images_in": self.images_in, "latents_sent": self._seq, "codec": self.codec.name,
+            "lifecycle": "active", "images_in": self.images_in, "latents_sent": self._seq,
+            "skipped": self.stats.skipped, "frames_lost": self.frames_lost, "queue_policy": self.cfg.queue_policy,
+            "frames_waiting": self._worker.waiting + int(self._worker.busy) if self._worker is not None else 0,
+            "codec": self.codec.name,
             "quality": self.codec.quality, "rate_control": stats.rate_control,
             "link_mbps_estimate": stats.link_mbps_estimate, "link_delay_ms_estimate": stats.link_delay_ms_estimate,
             **({"frames_pending": self.controller.pending, "frames_late": self.controller.late}

@@ -6,6 +6,14 @@ deserialize are counted instead of crashing; publishes ``classification`` and ``
 header = the camera frame's) and, latched, ``classification/vision_info`` (vision_msgs/VisionInfo)
 and ``classification/label_info`` (vision_msgs/LabelInfo: the class names).
 
+Fresh results first (``queue_policy: newest``, the default): the subscription callback checks each
+latent as it arrives (bad input is counted there, sequence gaps too) and keeps only the newest of
+each robot; a worker thread classifies it when free, so a result never waits behind older frames. A
+latent replaced while waiting is counted as ``skipped`` (LinkStats drop_reasons, ``/diagnostics``),
+not as a drop. Times: ``transfer_ms`` = edge send -> the middleware's receive timestamp (the link),
+``server_wait_ms`` = that receive -> the network call (the executor's queue, the newest slot, a
+micro-batch), ``server_total_ms`` = that receive -> publish (the wait and the compute).
+
 A managed (lifecycle) node (:class:`~hecsb_ros.nodes.common.ManagedCodecNode`): configure loads the
 codec and creates the publishers (the latched class database is sent then), activate subscribes
 ``latent``, deactivate unsubscribes and keeps the codec.
@@ -28,8 +36,8 @@ from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
 from hecsb_ros.graph import robot_namespaces
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
-from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, latched_qos, reliable_qos,
-                                    run_node)
+from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, NewestWorker, latched_qos,
+                                    reliable_qos, run_node)
 from hecsb_ros.nodes.conversions import (UNKNOWN, label_info_msg, latent_payload, link_stats_msg, result_msg,
                                          time_to_ns, vision_classification_msg, vision_info_msg, vision_msgs_module)
 from hecsb_ros.params import SERVER
@@ -43,6 +51,7 @@ class ServerConfig(CodecNodeConfig):
     qos_depth: int
     all_levels: bool
     robots: str
+    queue_policy: str
     max_batch: int
     max_wait_ms: float
 
@@ -66,15 +75,14 @@ class Robot:
 
 @dataclass
 class Pending:
-    """A validated latent waiting for its micro-batch."""
+    """A validated latent waiting to be classified (alone or in its micro-batch)."""
 
     robot: Robot
     msg: Any
     data: bytes
     raw_bytes: int
     codec: Any
-    t0_ns: int
-    recv_ns: int
+    recv_ns: int  # the middleware's receive timestamp (system clock, ns): link time ends, waiting starts
 
 
 def robot_names(text: str) -> list[str]:
@@ -84,6 +92,7 @@ def robot_names(text: str) -> list[str]:
 
 class ServerNode(ManagedCodecNode):
     def __init__(self, **node_kwargs) -> None:
+        self._worker: NewestWorker | None = None
         super().__init__("hecsb_server", SERVER, ServerConfig, **node_kwargs)
 
     def _setup(self) -> None:
@@ -116,16 +125,26 @@ class ServerNode(ManagedCodecNode):
         return robot
 
     def _start(self) -> None:
+        cfg = self.cfg
+        if cfg.queue_policy == "newest":
+            self._worker = NewestWorker("server_worker", self._classify, self._skipped, self._worker_error,
+                                        max_items=cfg.max_batch, max_wait_s=cfg.max_wait_ms / 1e3,
+                                        keys=lambda: len(self.robots))
         for robot in self.robots:
-            self._subscribe(CompressedLatent, robot.topic("latent"), lambda raw, r=robot: self._on_latent(raw, r),
-                            reliable_qos(self.cfg.qos_depth), raw=True)
-        self._timer(self.cfg.stats_period_s, self._report)
-        if self.cfg.max_batch > 1:  # one-shot: started by the first latent of a batch, cancelled by its flush
-            self._batch_timer = self._timer(max(self.cfg.max_wait_ms, 0.01) / 1e3, self._flush)
+            # (raw bytes, MessageInfo): the middleware's receive timestamp separates link time from waiting here
+            self._subscribe(CompressedLatent, robot.topic("latent"),
+                            lambda raw, info, r=robot: self._arrive(raw, info, r),
+                            reliable_qos(cfg.qos_depth), raw=True)
+        self._timer(cfg.stats_period_s, self._report)
+        if cfg.max_batch > 1:  # fifo batches: one-shot, started by a batch's first latent, cancelled by its flush
+            self._batch_timer = self._timer(max(cfg.max_wait_ms, 0.01) / 1e3, self._flush)
             self._batch_timer.cancel()
 
     def _stop(self) -> None:
-        if getattr(self, "_pending", None):  # deactivate: what already arrived is answered, not lost
+        worker, self._worker = self._worker, None
+        if worker is not None:  # deactivate: what already arrived is answered, not lost
+            worker.stop()
+        if getattr(self, "_pending", None):
             self._flush()
         super()._stop()
         self._batch_timer = None
@@ -158,20 +177,39 @@ class ServerNode(ManagedCodecNode):
         if robot.stats is not self.stats:
             robot.stats.drop(reason)
 
-    def _on_latent(self, raw: bytes, robot: Robot | None = None) -> None:
-        t0 = time.perf_counter_ns()
-        recv_ns = self.get_clock().now().nanoseconds
-        robot = robot or self.robots[0]
+    def _arrive(self, raw: bytes, info: Any, robot: Robot) -> None:
+        """Subscription callback: check the latent now; newest policy: keep it as its robot's newest."""
+        recv_ns = int(info.get("received_timestamp", 0) or 0) if isinstance(info, dict) else 0
+        if self._worker is None:
+            self._on_latent(raw, robot, recv_ns)
+            return
+        pending = self._accept(raw, robot, recv_ns)
+        worker = self._worker
+        if pending is not None and worker is not None:
+            worker.put(robot.name, pending)
+
+    def _skipped(self, _key: str, old: Pending) -> None:
+        self.stats.skip()
+        if old.robot.stats is not self.stats:
+            old.robot.stats.skip()
+
+    def _worker_error(self, exc: BaseException) -> None:
+        self.get_logger().error(f"latent worker: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+
+    def _accept(self, raw: bytes, robot: Robot, recv_ns: int = 0) -> Pending | None:
+        """Check one latent as it arrives: bad input is dropped and counted, lost frames (sequence
+        gaps) are counted; returns what is to be classified, or None."""
+        recv_ns = recv_ns or time.time_ns()
         self.received += 1
         robot.received += 1
         if len(raw) > self._param("max_payload_bytes") + 65536:
             self._drop(robot, "too_large", f"message of {len(raw)} B above the cap")
-            return
+            return None
         try:
             msg = deserialize_message(raw, CompressedLatent)
         except Exception as exc:  # noqa: BLE001 - any malformed CDR must be survivable
             self._drop(robot, "bad_message", f"cannot deserialize {len(raw)} B: {exc}")
-            return
+            return None
         data = latent_payload(msg)
         try:
             check_timings((msg.edge_preprocess_ms, msg.edge_encode_ms, msg.edge_entropy_ms, msg.edge_total_ms))
@@ -180,10 +218,24 @@ class ServerNode(ManagedCodecNode):
                              self._param("max_payload_bytes"), self._param("max_decoded_elements"))
         except PayloadError as exc:
             self._drop(robot, exc.reason, f"seq {msg.sequence}: {exc.detail}")
+            return None
+        # Gaps are counted on arrival, in order: a latent skipped later for a newer one is no gap. Each
+        # robot numbers its own frames; an implausible jump is a reset (SequenceTracker), not lost frames.
+        gap = robot.seq.update(int(msg.sequence), time.monotonic())
+        if gap:
+            self.stats.drop("sequence_gap", gap)
+            if robot.stats is not self.stats:
+                robot.stats.drop("sequence_gap", gap)
+        return Pending(robot, msg, data, len(raw), codec, recv_ns)
+
+    def _on_latent(self, raw: bytes, robot: Robot | None = None, recv_ns: int = 0) -> None:
+        """Check and classify one latent now, in arrival order (``queue_policy: fifo``; micro-batches
+        through the batch timer)."""
+        pending = self._accept(raw, robot or self.robots[0], recv_ns)
+        if pending is None:
             return
-        pending = Pending(robot, msg, data, len(raw), codec, t0, recv_ns)
         if self.cfg.max_batch <= 1:
-            self._finish(pending, decode_or_error(codec, data, tuple(int(d) for d in msg.shape)))
+            self._classify([pending])
             return
         self._pending.append(pending)
         if len(self._pending) >= self.cfg.max_batch:
@@ -192,37 +244,43 @@ class ServerNode(ManagedCodecNode):
             self._batch_timer.reset()
 
     def _flush(self) -> None:
-        """Classify the waiting latents: one :meth:`Codec.decode_batch` per codec (rate level)."""
+        """Classify the latents waiting for the batch timer (``queue_policy: fifo``)."""
         if self._batch_timer is not None:
             self._batch_timer.cancel()
         pending, self._pending = self._pending, []
+        self._classify(pending)
+
+    def _classify(self, pending: list[Pending]) -> None:
+        """Classify latents: one alone, or one :meth:`Codec.decode_batch` per codec (rate level)."""
+        if len(pending) == 1 and self.cfg.max_batch <= 1:
+            item = pending[0]
+            start_ns = time.time_ns()
+            decoded = decode_or_error(item.codec, item.data, tuple(int(d) for d in item.msg.shape))
+            self._finish(item, decoded, wait_ms=(start_ns - item.recv_ns) / 1e6)
+            return
         by_codec: dict[int, list[Pending]] = {}
         for item in pending:
             by_codec.setdefault(id(item.codec), []).append(item)
         for group in by_codec.values():
             self.batches += 1
-            start_ns = time.perf_counter_ns()
+            start_ns = time.time_ns()
             try:
                 results = group[0].codec.decode_batch([(p.data, tuple(int(d) for d in p.msg.shape)) for p in group])
             except Exception as exc:  # noqa: BLE001 - a codec bug must not stop the node
                 results = [PayloadError("decode_error", f"{type(exc).__name__}: {exc}")] * len(group)
             for item, result in zip(group, results):
-                self._finish(item, result, wait_ms=(start_ns - item.t0_ns) / 1e6)
+                self._finish(item, result, wait_ms=(start_ns - item.recv_ns) / 1e6)
 
     def _finish(self, pending: Pending, decoded: Any, wait_ms: float = 0.0) -> None:
-        """Publish the result of one latent (or count its decode error)."""
+        """Publish the result of one latent (or count its decode error). ``wait_ms``: middleware
+        receive -> its network call."""
         robot, msg, data, codec = pending.robot, pending.msg, pending.data, pending.codec
         if isinstance(decoded, PayloadError):
             self._drop(robot, decoded.reason, f"seq {msg.sequence}: {decoded.detail}")
             return
-        gap = robot.seq.update(int(msg.sequence))  # each robot numbers its own frames
-        if gap:
-            self.stats.drop("sequence_gap", gap)
-            if robot.stats is not self.stats:
-                robot.stats.drop("sequence_gap", gap)
         cls = classify(decoded.logits, codec.classes, self._param("top_k"))
         transfer_ms = (pending.recv_ns - time_to_ns(msg.edge_sent)) / 1e6
-        total_ms = (time.perf_counter_ns() - pending.t0_ns) / 1e6
+        total_ms = (time.time_ns() - pending.recv_ns) / 1e6
         out = result_msg(msg, cls, len(data), transfer_ms, decoded.timings_ms.get("decode", math.nan),
                          decoded.timings_ms.get("infer", math.nan), total_ms, decoded.batch, wait_ms)
         robot.pub.publish(out)
@@ -248,7 +306,11 @@ class ServerNode(ManagedCodecNode):
         snap = per_robot[""] if list(per_robot) == [""] else self.stats.snapshot(now)
         level = WARN if snap["drops"] else OK
         self._diag.publish(level, f"{snap['frames']} frames in window, {snap['drops']} drops since start", {
-            "lifecycle": "active", "received": self.received, "codec": self.codec.name,
+            "lifecycle": "active", "received": self.received, "skipped": self.stats.skipped,
+            "results": self.stats.frames_total, "sequence_resets": sum(r.seq.resets for r in self.robots),
+            "queue_policy": self.cfg.queue_policy,
+            "latents_waiting": self._worker.waiting + int(self._worker.busy) if self._worker is not None else 0,
+            "codec": self.codec.name,
             "levels": self.bank.describe(),
             **({"micro_batches": self.batches} if self.cfg.max_batch > 1 else {}),
             **({f"{r.name}/results": r.stats.frames_total for r in self.robots} if self.robots[0].name else {}),

@@ -402,11 +402,14 @@ def fuzz_server_over_dds(node: Any, n: int, rng_seed: int = 0, timeout_s: float 
             quiet = time.monotonic()
     lost = Counter()
 
+    def counted() -> int:  # outcomes so far (a newest-policy server classifies on its worker thread)
+        return sum(node.stats.drop_counts.values()) + node.stats.frames_total + node.stats.skipped
+
     def handle(raw: bytes) -> None:
-        before = node.received
+        before, outcomes = node.received, counted()
         pub.publish(raw)
         deadline = time.monotonic() + timeout_s
-        while node.received == before and time.monotonic() < deadline:
+        while (node.received == before or counted() == outcomes) and time.monotonic() < deadline:
             ex.spin_once(timeout_sec=0.01)
         if node.received == before:
             lost["not_received"] += 1  # also shows up as "uncounted"

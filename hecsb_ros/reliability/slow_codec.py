@@ -4,7 +4,8 @@ Registered as ``png_slow`` when imported; give both nodes ``plugins:
 hecsb_ros.reliability.slow_codec`` and ``codec: png_slow``. Each encode first sleeps
 ``HECSB_EDGE_EXTRA_MS`` milliseconds (default 25), standing in for a heavier encoder (a learned
 codec on an embedded board); decoding is PNG's. The edge's sustainable rate is then at most
-``1000 / extra_ms`` frames/s. It is also the example of a codec of one's own that the nodes load
+``1000 / extra_ms`` frames/s. Each decode sleeps ``HECSB_SERVER_EXTRA_MS`` (default 0) first: a
+slower server. It is also the example of a codec of one's own that the nodes load
 without any change to them.
 """
 from __future__ import annotations
@@ -28,6 +29,13 @@ class SlowPngCodec(PngCodec):
         super().__init__(settings)
         self.extra_ms = float(os.environ.get("HECSB_EDGE_EXTRA_MS", "25"))
 
+        self.server_extra_ms = float(os.environ.get("HECSB_SERVER_EXTRA_MS", "0"))
+
     def encode(self, image: np.ndarray, encoding: str) -> EncodedFrame:
         time.sleep(self.extra_ms / 1e3)
         return super().encode(image, encoding)
+
+    def decode(self, data: bytes, shape: tuple[int, ...]):
+        if self.server_extra_ms > 0:
+            time.sleep(self.server_extra_ms / 1e3)
+        return super().decode(data, shape)

@@ -6,8 +6,10 @@ propagation delay, as the table), edge and server halves from the benchmark's ti
 
 Measured: the demo pipeline (camera source -> edge -> link emulator -> server, separate processes
 over DDS) runs for each codec and profile through ``python -m hecsb_ros.cli.run_demo`` and its JSON
-summary gives the medians of the edge time, the transfer (edge send -> server receive, through
-the emulated link), the server time, and the capture -> result latency (``total``; it also
+summary gives the medians of the edge time, the transfer (edge send -> the server's middleware
+receive timestamp, through the emulated link), the time the latent then waited at the server (its
+executor, the newest slot; ``queue_ms``, apart from the link), the server's compute, and the
+capture -> result latency (``total``; it also
 contains the DDS hops camera -> edge and server -> monitor that the computed total leaves out).
 Each profile also runs the ``null`` codec (a one-byte payload, no compute): its total is the
 harness floor every codec pays (DDS hops, the relay, serialisation), and each row's
@@ -54,6 +56,7 @@ class LatencyRow:
     frames: int = 0
     message_bytes: float = float("nan")
     above_floor_ms: float = float("nan")
+    queue_ms: float = float("nan")  # measured: middleware receive at the server -> its network call
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -117,10 +120,12 @@ def measured_rows(operating: list[dict], frames: int = 200, rate_hz: float = 20.
             total = s["latency_p50_ms"]
             floor = total if r is HARNESS else floor
             rows.append(LatencyRow(profile, r["codec"], int(r["quality"]), r["setting"], s["payload_bytes_mean"],
-                                   s["accuracy"], s["transfer_p50_ms"], s["edge_p50_ms"], s["server_p50_ms"],
+                                   s["accuracy"], s["transfer_p50_ms"], s["edge_p50_ms"],
+                                   s.get("server_compute_p50_ms", s["server_p50_ms"]),
                                    total, int(s["frames"]), float(s.get("message_bytes_mean", float("nan"))),
-                                   total - floor))
+                                   total - floor, float(s.get("server_queue_p50_ms", float("nan")))))
             log(f"ROS {profile:4s} {r['codec']:10s} q{r['quality']}: {s['frames']} frames, transfer "
-                f"{s['transfer_p50_ms']:.3f} ms, edge {s['edge_p50_ms']:.3f} ms, server {s['server_p50_ms']:.3f} ms, "
+                f"{s['transfer_p50_ms']:.3f} ms, edge {s['edge_p50_ms']:.3f} ms, server queue "
+                f"{s.get('server_queue_p50_ms', float('nan')):.3f} ms, server {s['server_p50_ms']:.3f} ms, "
                 f"total {total:.3f} ms ({time.time() - start:.0f} s)")
     return rows

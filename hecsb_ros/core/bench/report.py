@@ -138,8 +138,9 @@ def matched_markdown(matched: Sequence[dict]) -> str:
 def latency_markdown(rows: Sequence[LatencyRow], measured: bool) -> str:
     """Table 2 layout: one block per profile, one row per codec."""
     head = ("| Network / data rate | Codec (setting) | Payload B | Accuracy % | Transfer (ms) | Edge (ms) | "
-            "Server (ms) | Total (ms) |" + (" Message B | Total - harness (ms) | Frames |" if measured else ""))
-    sep = "|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if measured else "")
+            "Server (ms) | Total (ms) |" + (" Message B | Total - harness (ms) | Frames | Server queue (ms) |"
+                                      if measured else ""))
+    sep = "|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|---:|" if measured else "")
     lines = [head, sep]
     for profile in PROFILES:
         first = True
@@ -150,8 +151,8 @@ def latency_markdown(rows: Sequence[LatencyRow], measured: bool) -> str:
             acc = "-" if r.codec == "null" else f"{100 * r.accuracy:.2f}"
             line = (f"| {label} | {name} | {r.payload_bytes:.1f} | {acc} | {r.transfer_ms:.3f} | "
                     f"{r.edge_ms:.3f} | {r.server_ms:.3f} | {r.total_ms:.3f} |")
-            lines.append(line + (f" {_f(r.message_bytes, 1)} | {_f(r.above_floor_ms, 3)} | {r.frames} |"
-                                 if measured else ""))
+            lines.append(line + (f" {_f(r.message_bytes, 1)} | {_f(r.above_floor_ms, 3)} | {r.frames} | "
+                                 f"{_f(r.queue_ms, 3)} |" if measured else ""))
     return "\n".join(lines)
 
 

@@ -1,0 +1,155 @@
+"""Fresh results under overload, over DDS (every node its own process).
+
+The camera publishes faster than both halves can serve: the ``png_slow`` plugin
+(``hecsb_ros.reliability.slow_codec``) adds a fixed sleep per frame to the edge and to the server.
+With the newest-frame policy every result is about as old as the work done on it (not the queue in
+front of it), and every camera frame is accounted for: encoded, skipped for a newer one, or lost in
+the middleware, never silently gone. A camera process without the Fast DDS profile publishing
+640x480 frames is found and warned about, with the fix.
+"""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hecsb_ros.monitor import Monitor
+from hecsb_ros.runner import Pipeline
+
+EDGE_MS, SERVER_MS = 30.0, 60.0  # the camera's 40 Hz (25 ms) outpaces both
+CAMERA_HZ, FRAMES = 40.0, 200
+
+
+def _settled(monitor: Monitor, keys: list[tuple[str, str]], quiet_s: float = 2.0, timeout: float = 60.0) -> bool:
+    """Wait until the given diagnostics counters stop changing for ``quiet_s``."""
+    last, since = None, time.monotonic()
+
+    def still() -> bool:
+        nonlocal last, since
+        now = [monitor.diagnostics.get(n, {}).get(k) for n, k in keys]
+        if now != last:
+            last, since = now, time.monotonic()
+        return None not in now and time.monotonic() - since >= quiet_s
+
+    return monitor.spin_until(still, timeout)
+
+
+def test_overloaded_pipeline_answers_fresh_frames_and_every_frame_is_accounted_for(random_classifier, tmp_path):
+    import rclpy
+
+    domain = random.Random(f"fresh{os.getpid()}").randint(120, 199)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    monitor = Monitor(context=ctx)
+    slow = {"checkpoint": str(random_classifier), "stats_period_s": 0.5,
+            "plugins": "hecsb_ros.reliability.slow_codec"}
+    pipe = Pipeline(domain, tmp_path / "logs", {"edge": slow, "server": slow,
+                                                "camera_source": {"frames": FRAMES, "loop": True}},
+                    monitor=monitor, codec="png_slow", link="false", rate_hz=str(CAMERA_HZ))
+    pipe.env.update(HECSB_EDGE_EXTRA_MS=str(EDGE_MS), HECSB_SERVER_EXTRA_MS=str(SERVER_MS))
+    try:
+        pipe.start()
+        sent = lambda: monitor.diag_int("hecsb_camera_source", "frames_sent")  # noqa: E731
+        assert monitor.spin_until(lambda: sent() >= FRAMES, 120.0), pipe.log_tail("camera_source")
+        counters = [("hecsb_camera_source", "frames_sent"), ("hecsb_edge", "images_in"), ("hecsb_edge", "skipped"),
+                    ("hecsb_edge", "latents_sent"), ("hecsb_server", "received"), ("hecsb_server", "skipped"),
+                    ("hecsb_server", "results")]
+        assert _settled(monitor, counters), monitor.diagnostics
+        pipe.check()
+        edge, server = monitor.diagnostics["hecsb_edge"], monitor.diagnostics["hecsb_server"]
+        n = {f"{node.split('_')[1]}_{key}": int(float(monitor.diagnostics[node][key])) for node, key in counters}
+        lost, edge_drops = int(edge["frames_lost"]), int(edge["drops"])
+        results = list(monitor.results)
+        # Overloaded on purpose: both halves skipped frames.
+        assert n["edge_skipped"] > 0 and n["server_skipped"] > 0, n
+        # Every camera frame accounted for: arrived or reported lost by the middleware; each arrived one
+        # encoded or skipped (no bad input here); each latent classified or skipped; no drops anywhere.
+        assert n["camera_frames_sent"] == FRAMES
+        assert n["edge_images_in"] + lost == FRAMES, (n, lost)
+        assert edge_drops == lost and int(server["drops"]) == 0, (edge, server)
+        assert n["edge_images_in"] == n["edge_latents_sent"] + n["edge_skipped"], n
+        assert n["server_received"] == n["edge_latents_sent"], n  # reliable, no link emulator
+        assert n["server_received"] == n["server_results"] + n["server_skipped"], n
+        assert len({r.sequence for r in results}) == n["server_results"] == len(results)
+        # Fresh: measured per result, link time and the wait at the server apart.
+        edge_ms = float(np.median([r.edge_ms for r in results]))
+        compute_ms = float(np.median([r.server_ms - r.server_wait_ms for r in results]))
+        assert edge_ms >= EDGE_MS and compute_ms >= SERVER_MS
+        assert all(r.transfer_ms >= 0 and 0 <= r.server_wait_ms <= r.server_ms for r in results)
+        # Worst case of the newest policy: a frame waits at most one edge frame, then is encoded; its
+        # latent waits at most one server frame, then is classified: 2 x (edge + server). A FIFO queue in
+        # front of the 60 ms server, fed at 33 frames/s, would add seconds by the end. 150 ms of slack for
+        # the DDS hops and scheduling on a shared 2-core machine.
+        bound = 2 * (edge_ms + compute_ms) + 150.0
+        ages = [r.latency_ms for r in results]
+        assert max(ages) <= bound, (max(ages), bound, edge_ms, compute_ms)
+        p95 = float(np.percentile(ages, 95))
+        print(f"\n{len(results)} results of {FRAMES} frames: age p50 {np.median(ages):.0f} ms, p95 {p95:.0f} ms, "
+              f"max {max(ages):.0f} ms (bound {bound:.0f}); edge {edge_ms:.0f} ms, server {compute_ms:.0f} ms; {n}")
+    finally:
+        pipe.stop()
+        monitor.destroy()
+        rclpy.try_shutdown(context=ctx)
+
+
+PUBLISHER = textwrap.dedent('''
+    import sys, time, rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    rclpy.init()
+    node = rclpy.create_node("third_party_camera")
+    pub = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
+    end = time.monotonic() + 30
+    while pub.get_subscription_count() == 0 and time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    time.sleep(1.0)
+    for i in range(int(sys.argv[1])):
+        msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=bytes(640 * 480 * 3))
+        msg.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(msg)
+        time.sleep(0.2)
+    time.sleep(6.0)  # stay matched: the edge's silence check needs a publisher
+''')
+
+
+def test_frames_lost_without_the_profile_are_counted_and_warned_about_with_the_fix(random_classifier, tmp_path):
+    """A camera driver's process without FASTDDS_DEFAULT_PROFILES_FILE: its 640x480 rgb8 frames (921 KB)
+    do not fit Fast DDS's default shared-memory segment. The edge counts what the middleware reports
+    lost and warns once, naming the variable and the profile's path."""
+    import rclpy
+
+    domain = random.Random(f"lost{os.getpid()}").randint(120, 199)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    monitor = Monitor(context=ctx)
+    params = {"checkpoint": str(random_classifier), "stats_period_s": 0.5}
+    pipe = Pipeline(domain, tmp_path / "logs", {"edge": {**params, "frame_silence_s": 2.0}, "server": params},
+                    codec="png", link="false", monitor=monitor)
+    try:
+        pipe.start("server", "edge")
+        env = {k: v for k, v in pipe.env.items() if "PROFILES_FILE" not in k}
+        script = tmp_path / "camera.py"
+        script.write_text(PUBLISHER)
+        proc = subprocess.run([sys.executable, str(script), "10"], env=env, capture_output=True, text=True,
+                              timeout=90)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert monitor.spin_until(lambda: "frames_lost" in monitor.diagnostics.get("hecsb_edge", {}), 10.0)
+        monitor.spin(1.5)
+        edge = monitor.diagnostics["hecsb_edge"]
+        log = pipe.log_tail("edge", 20000)
+        warnings = [ln for ln in log.splitlines() if "FASTDDS_DEFAULT_PROFILES_FILE=" in ln]
+        print(f"\nedge: images_in {edge['images_in']}, frames_lost {edge['frames_lost']}; warnings: {warnings}")
+        assert int(edge["images_in"]) < 10, "the frames are expected to be lost without the profile"
+        assert int(edge["frames_lost"]) > 0 or any("no frame arrived" in w for w in warnings), log[-3000:]
+        assert warnings and all(str(Path("config") / "fastdds_profile.xml") in w for w in warnings), log[-3000:]
+        assert len([w for w in warnings if "lost" in w]) <= 1  # once, not per frame
+    finally:
+        pipe.stop()
+        monitor.destroy()
+        rclpy.try_shutdown(context=ctx)
