@@ -29,8 +29,10 @@ def add_device_options(p: argparse.ArgumentParser, budget_help: str) -> None:
     p.add_argument("--device", type=_device, default=torch.device("cpu"),
                    help="'cpu', 'cuda' or 'auto' (training only; evaluation runs on the CPU)")
     p.add_argument("--budget-min", type=float, default=None,
-                   help="fit each level's training into about this many minutes on this machine: step times "
-                        f"are measured first and the epochs scaled ({budget_help}); the manifest records them")
+                   help="fit each level's training into about this many minutes on this machine (on a CPU, "
+                        "minutes of this process's CPU time, i.e. core-minutes, whatever else runs; on a GPU, "
+                        f"wall minutes): step times are measured first and the epochs scaled ({budget_help}); "
+                        "the manifest records them")
     p.add_argument("--epoch-max-min", type=float, default=None,
                    help="with --budget-min: split epochs longer than this many minutes into shorter ones (same "
                         "steps; with --resume the state is saved after each, so a stopped run loses at most this)")

@@ -135,19 +135,22 @@ def synchronize(device: torch.device) -> None:
 
 def seconds_per_step(run_steps: Callable[[int], None], device: torch.device, warmup: int = 5,
                      steps: int = 30) -> float:
-    """Measured time of one training step under the machine's current load.
+    """Measured time of one training step: CPU time of this process on a CPU (core-seconds, so that a
+    budget means the same on a loaded machine as on an idle one, and a niced run is not cut short by
+    others' work), wall time on a GPU.
 
     ``run_steps(n)`` must run ``n`` training steps on a throw-away copy of the model. A first call
     of ``warmup`` steps pays the one-time costs (kernel selection, allocator growth) and is not
     counted; the second call's time is divided by ``steps``. Used to fit a training run into a
     time budget (:func:`epochs_for_budget`).
     """
+    clock = time.process_time if torch.device(device).type == "cpu" else time.perf_counter
     run_steps(warmup)
     synchronize(device)
-    start = time.perf_counter()
+    start = clock()
     run_steps(steps)
     synchronize(device)
-    return max((time.perf_counter() - start) / steps, 1e-6)
+    return max((clock() - start) / steps, 1e-6)
 
 
 def epochs_for_budget(budget_s: float, seconds_per_epoch: Sequence[float], shares: Sequence[float]) -> list[int]:
