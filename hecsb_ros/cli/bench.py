@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb bench rate", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="500 images, fewer image-codec settings, no ROS runs")
     p.add_argument("--out-dir", type=Path, default=None,
                    help="default: benchmarks/ (full) or runs/bench_quick/ (--quick)")
