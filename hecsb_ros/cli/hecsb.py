@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str] | tuple[str, dict[str, tuple[str, str]]]] = 
     "evaluate": ("evaluate_hecsb", "the HECS-B rate levels on the Fashion-MNIST test images, real coder"),
     "export-onnx": ("export_onnx", "export codecs' networks and teachers to ONNX with manifests"),
     "cs-experiment": ("cs_experiment", "the compressed-sensing experiment (seed paper Fig. 7)"),
+    "params-doc": ("params_doc", "write or check docs/parameters.md from hecsb_ros/params.py"),
     "bench": ("benchmarks; each writes CSV, Markdown and plots into benchmarks/<name>/", {
         "rate": ("bench", "every codec: rate-accuracy (Fig. 8), latency (Table 2), the claims"),
         "fading": ("fading_bench", "a fading link: fixed rate levels against budget rate control"),
