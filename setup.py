@@ -24,10 +24,12 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/hecsb_ros"]),
         ("share/hecsb_ros", ["package.xml"]),
     ],
-    # One set of names, ROS's: the node executables are the ones 'ros2 run hecsb_ros <name>' starts
-    # (CMakeLists.txt installs scripts/nodes/<name>), the commands follow the same convention.
+    # The node executables are the ones 'ros2 run hecsb_ros <name>' starts (CMakeLists.txt installs
+    # scripts/nodes/<name>). Every tool is a subcommand of 'hecsb' (hecsb_ros/cli/hecsb.py); the older
+    # hecsb_<tool> commands stay as aliases of their subcommands (docs/commands.md).
     entry_points={
         "console_scripts": [
+            "hecsb = hecsb_ros.cli.hecsb:main",
             "hecsb_demo = hecsb_ros.cli.run_demo:main",
             "hecsb_train_teacher = hecsb_ros.cli.train_teacher:main",
             "hecsb_train = hecsb_ros.cli.train_hecsb:main",

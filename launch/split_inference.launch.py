@@ -2,17 +2,15 @@
 
 Starts camera source, edge, link emulator and server; with robots:=robot1,robot2 a fleet: camera
 source, edge and link emulator per robot under /<robot>/, one server for all. The node set comes from
-hecsb_ros.graph.split_inference_nodes, the same description that the process runner ('hecsb_demo')
+hecsb_ros.graph.split_inference_nodes, the same description that the process runner ('hecsb demo')
 uses. With lifecycle:=true (default) edge and server are managed (lifecycle) nodes: their
 processes start at once, then the server is configured (codec loaded) and activated, then the edge,
 and the camera source starts only once the edge is active, so no frame is published into a pipeline
 that is not there yet. A failed configure (e.g. an unknown checkpoint) logs the node's reason and
 ends the launch. lifecycle:=false starts plain nodes at once (the camera waits for the pipeline's
-subscribers). The nodes get the shipped Fast DDS profile (share/hecsb_ros/config/fastdds_profile.xml:
-a 32 MiB shared-memory segment, without which camera frames of 640x480 and more are lost between
-processes), as FASTDDS_DEFAULT_PROFILES_FILE (Fast DDS 3, Kilted) and FASTRTPS_DEFAULT_PROFILES_FILE
-(Fast DDS 2.x, Humble and Jazzy), unless one is already set (set it empty to run on Fast DDS's
-defaults).
+subscribers). The nodes get the shipped Fast DDS profile (share/hecsb_ros/config/fastdds_profile.xml)
+through both profile variables unless one is already set (empty: Fast DDS's defaults); why and how:
+docs/ros.md, "Large frames between processes: the Fast DDS profile".
 """
 import os
 

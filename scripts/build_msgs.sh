@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the hecsb_ros messages into a virtual environment that holds the ROS 2 wheels from PyPI.
 # Usage: scripts/build_msgs.sh [VENV]   (default: .venv). Idempotent: skips when up to date.
-# On a regular ROS 2 installation use 'colcon build' instead (see README).
+# On a regular ROS 2 installation use 'colcon build' instead (see docs/ros.md).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$(cd "${1:-$here/.venv}" && pwd)"

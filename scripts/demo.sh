@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything (idempotent), then run the split-inference demo: Fashion-MNIST test images ->
-# edge -> 4g link -> server, 200 frames, with the default codec. Extra arguments go to hecsb-demo
+# edge -> 4g link -> server, 200 frames, with the default codec. Extra arguments go to hecsb demo
 # (python -m hecsb_ros.cli.run_demo --help), e.g. scripts/demo.sh --codec webp --profile wifi
 # Camera scale: scripts/demo.sh --teacher efficientnet_lite0 (ImageNet labels for the photos of
 # Debian's opencv-doc package, installed here when missing; --source/--path name other photos).

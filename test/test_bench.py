@@ -199,7 +199,7 @@ def test_null_codec_is_the_harness_floor():
     assert frame.data == b"\x00" and codec.decode(frame.data, ()).logits.shape == (10,)
 
 
-def test_readme_claims_block_is_replaced_between_its_markers():
+def test_claims_summary_table():
     claims = [{"claim": "c1", "figure": 0.25, "threshold": "<= 0.5", "holds": True, "interval": [0.2, 0.3], "note": ""},
               {"claim": "c2", "figure": None, "threshold": "<= 0.4", "holds": None, "interval": None,
                "note": "ranges do not overlap"},
@@ -208,13 +208,10 @@ def test_readme_claims_block_is_replaced_between_its_markers():
     assert "| c1 | 0.250 (95%: 0.200-0.300) | <= 0.5 | yes |" in table
     assert "| c2 | n/a | <= 0.4 | n/a (ranges do not overlap) |" in table
     assert "| c3 | 1.300 | <= 0.5 | **no** |" in table
-    text = "intro\n<!-- begin claims x -->\nold table\n<!-- end claims x -->\nrest\n"
-    new = report.replace_block(text, "claims x", table)
-    assert "old table" not in new and new.startswith("intro\n<!-- begin claims x -->\n| claim |")
-    assert new.endswith("| **no** |\n<!-- end claims x -->\nrest\n")
-    assert report.replace_block(new, "claims x", table) == new  # idempotent
-    with pytest.raises(ValueError, match="not found"):
-        report.replace_block(text, "claims y", table)
+    from hecsb_ros.cli.bench_outputs import claims_page
+
+    page = claims_page(claims, {"machine": {"date_utc": "2026-01-01 00:00 UTC"}})
+    assert page.index(table) < page.index("## Details") < page.index(report.claims_markdown(claims))
 
 
 def test_claim1_interval_falls_back_to_the_top_of_the_common_range():

@@ -1,7 +1,7 @@
 """The package's layering: every module imports only from its own layer or the ones below it, and no
 module imports another in a circle (module-level and function-level imports alike, read with ast).
 
-The layers, bottom up, are README.md's "Architecture" diagram. A new module must be given a layer
+The layers, bottom up, are the diagram of docs/architecture.md. A new module must be given a layer
 here; that is the point: deciding where it sits.
 """
 from __future__ import annotations

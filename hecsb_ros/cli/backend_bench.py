@@ -43,7 +43,7 @@ def _worker(backend: str, rounds: int, limit: int) -> dict[str, dict[str, list[f
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb bench backend", description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=150, help="timed frames per codec and process")
     p.add_argument("--repeats", type=int, default=2, help="processes per backend (alternating)")
     p.add_argument("--limit", type=int, default=200, help="test images cycled through")

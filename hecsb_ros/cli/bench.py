@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb bench rate", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="500 images, fewer image-codec settings, no ROS runs")
     p.add_argument("--out-dir", type=Path, default=None,
                    help="default: benchmarks/ (full) or runs/bench_quick/ (--quick)")
@@ -71,19 +71,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="camera scale: the teacher (e.g. efficientnet_lite0); its shipped levels are benchmarked")
     p.add_argument("--test-list", type=Path, default=None,
                    help="camera scale: evaluation photos, a CSV of file,class_index (-1 = no label)")
-    p.add_argument("--readme", type=Path, default=None,
-                   help="also regenerate the claims table between '<!-- begin claims OUT_DIR -->' and "
-                        "'<!-- end claims OUT_DIR -->' in this file (default: the repository README for a full "
-                        "run into benchmarks/ or benchmarks/camera/; 'none' = no file)")
     p.add_argument("--frame-size", type=lambda t: tuple(int(v) for v in t.split("x")), default=(640, 480),
                    help="camera scale: WIDTHxHEIGHT of the camera frames the photos become")
     args = p.parse_args(argv)
     if args.out_dir is None:
         args.out_dir = REPO / ("runs/bench_quick" if args.quick else "benchmarks")
-    if args.readme is None and not args.quick and args.out_dir.resolve() in (REPO / "benchmarks", REPO / "benchmarks/camera"):
-        args.readme = REPO / "README.md"
-    if args.readme is not None and str(args.readme) == "none":
-        args.readme = None
     args.limit = args.limit if args.limit is not None else (500 if args.quick else None)
     args.timing_rounds = args.timing_rounds or (30 if args.quick else 300)
     args.with_ros = (args.ros or not args.quick) and not args.no_ros

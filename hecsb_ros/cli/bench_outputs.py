@@ -1,16 +1,9 @@
-"""The benchmark's outputs: CSV, plot, Table 2, claims and README of its folder, and the claims table of
-the repository README, all from the results document that ``hecsb_ros.cli.bench`` measures."""
+"""The benchmark's outputs: CSV, plot, Table 2, claims and README of its folder, all from the results
+document that ``hecsb_ros.cli.bench`` measures. Nothing outside the output folder is written."""
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def operating_rule(doc: dict) -> str:
@@ -66,28 +59,17 @@ def write_outputs(doc: dict, args: argparse.Namespace) -> None:
         "frames of the run.", "",
         report.latency_markdown(measured, measured=True) if measured else "(not measured in this run)", ""])
     (out / "table2_latency.md").write_text(table2)
-    (out / "claims.md").write_text("# The issue's four claims\n\n" + report.claims_markdown(claims) + "\n")
+    (out / "claims.md").write_text(claims_page(claims, doc))
     (out / "results.json").write_text(json.dumps(doc, indent=1, default=float) + "\n")
     (out / "README.md").write_text(readme(doc, matched, claims, computed, measured, args))
-    if getattr(args, "readme", None) is not None:
-        write_readme_claims(Path(args.readme), out, claims, doc)
 
 
-def write_readme_claims(path: Path, out: Path, claims: list[dict], doc: dict) -> None:
-    """Regenerate the claims table of ``path`` (between its ``claims <out>`` markers) from this run."""
+def claims_page(claims: list[dict], doc: dict) -> str:
+    """``claims.md``: the claims as a short table (what a summary quotes), then with every detail."""
     from hecsb_ros.core.bench import report
 
-    try:
-        rel = out.resolve().relative_to(REPO)
-    except ValueError:
-        rel = out
-    body = (f"From [{rel}/claims.md]({rel}/claims.md) (run of {doc['machine']['date_utc']}; details and "
-            "intervals there):\n\n" + report.claims_summary_markdown(claims))
-    try:
-        path.write_text(report.replace_block(path.read_text(), f"claims {rel}", body))
-        log(f"claims table of {path} regenerated")
-    except (OSError, ValueError) as exc:
-        log(f"claims table of {path} not regenerated: {exc}")
+    return (f"# The issue's four claims\n\nRun of {doc['machine']['date_utc']}.\n\n"
+            + report.claims_summary_markdown(claims) + "\n\n## Details\n\n" + report.claims_markdown(claims) + "\n")
 
 
 def readme(doc: dict, matched: list[dict], claims: list[dict], computed, measured, args) -> str:

@@ -32,7 +32,7 @@ OMNIGLOT_NOTE = ("Note: the paper uses MNIST and Omniglot; Omniglot cannot be ha
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="cs_experiment",
+        prog="hecsb cs-experiment",
         description="Compressed sensing y = W x + eps: LASSO (pixel and DCT bases), VAE (Bora et al.) "
                     "and HECSA (learned W, ||W||_F <= k) over m; reproduces Fig. 7 of the seed paper.")
     p.add_argument("--datasets", nargs="+", default=None, choices=["mnist", "fashion-mnist"],

@@ -1,4 +1,4 @@
-"""hecsb-dedup: keep evaluation photos out of a training pool.
+"""Keep evaluation photos out of a training pool.
 
     python -m hecsb_ros.cli.dedup /data/photos/imagenet-sample-images --against /data/imagen/imagen
 
@@ -18,7 +18,7 @@ from hecsb_ros.core.training.photos import list_media, near_duplicates
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hecsb-dedup", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="hecsb data dedup", description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path, help="training photos to clean (searched recursively)")
     ap.add_argument("--against", type=Path, nargs="+", required=True, help="evaluation photo folders")
     ap.add_argument("--max-distance", type=int, default=4, help="bits of 256 (0: identical hashes only)")
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     for path in (args.folder, *args.against):
         if not path.is_dir():
-            print(f"hecsb-dedup: {path} is not a folder", file=sys.stderr)
+            print(f"{ap.prog}: {path} is not a folder", file=sys.stderr)
             return 2
     candidates, _ = list_media([args.folder])
     references, _ = list_media(args.against)

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--levels", type=int, nargs="+", default=None, help="rate levels (default: all shipped)")
     p.add_argument("--checkpoints", type=Path, default=CHECKPOINT_DIR)
     p.add_argument("--prefix", default=None, help="checkpoint file prefix (default: hecsb_ and the teacher's tag)")

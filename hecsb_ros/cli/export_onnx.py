@@ -67,7 +67,7 @@ def export_teacher_named(teacher: str, out: Path, batch: int | None) -> tuple[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="hecsb export-onnx", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--codec", help="learned codec (hecsb, svb, crbq, factorized, hyperprior)")
     p.add_argument("--quality", type=int, default=-1, help="rate level; -1 = the codec's default")

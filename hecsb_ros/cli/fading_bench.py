@@ -176,7 +176,7 @@ def write_report(rows: list[dict], args: argparse.Namespace, schedule: str, out_
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="hecsb bench fading", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--schedule", default="54:10,2:10,12:10", help="link schedule, Mbit/s:seconds,...")
     ap.add_argument("--rate-scale", type=float, default=1.0, help="multiply every rate of the schedule")

@@ -1,4 +1,4 @@
-"""hecsb-faults: measure recovery from faults and behaviour under overload; writes a report.
+"""Measure recovery from faults and behaviour under overload; writes a report.
 
 Every node runs in its own process over DDS. Scenarios (hecsb_ros/reliability/scenarios.py):
 a link blackout, the server and the edge killed (SIGKILL) and restarted, latents from an unknown
@@ -28,7 +28,7 @@ SLOW_CODEC_MODULE = "hecsb_ros.reliability.slow_codec"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="hecsb-faults", description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog="hecsb reliability faults", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3, help="Repetitions of blackout and restarts")
     ap.add_argument("--rate-hz", type=float, default=20.0, help="Camera rate for the fault scenarios")

@@ -166,7 +166,7 @@ def write_report(rows: list[dict], args: argparse.Namespace, out_dir: Path, comm
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="hecsb bench fleet", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--robots", type=int, nargs="+", default=[1, 2, 4, 8], help="fleet sizes")
     ap.add_argument("--rate", type=float, default=10.0, help="frames per second per robot")

@@ -202,7 +202,7 @@ def write_report(rows: list[dict], out_dir: Path, command: str, started: float, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="hecsb bench frames", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--sizes", nargs="+", default=["640x480", "1280x720"], help="frame sizes WxH")
     ap.add_argument("--rate", type=float, default=30.0, help="frames per second")

@@ -1,4 +1,4 @@
-"""hecsb-frames-folder: photos of an evaluation list as a folder of camera frames for the ROS benchmarks.
+"""Photos of an evaluation list as a folder of camera frames for the ROS benchmarks.
 
     python -m hecsb_ros.cli.frames_folder DATA/imagen/labels.csv --out runs/fading_frames --count 300 --labelled-only
 
@@ -19,7 +19,7 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hecsb-frames-folder", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="hecsb data frames-folder", description=__doc__.split("\n")[0])
     ap.add_argument("list", type=Path, help="CSV of file,class_index (-1 = no label), paths relative to it")
     ap.add_argument("--out", type=Path, required=True, help="folder to write the frames and labels.csv to")
     ap.add_argument("--count", type=int, default=100, help="frames to write, spread evenly over the list")
@@ -33,14 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.labelled_only:
         rows = [r for r in rows if r[1] >= 0]
     if not rows or args.count < 1:
-        print(f"hecsb-frames-folder: no photos to write from {args.list} (count {args.count})", file=sys.stderr)
+        print(f"{ap.prog}: no photos to write from {args.list} (count {args.count})", file=sys.stderr)
         return 1
     picks = [rows[k] for k in np.unique(np.linspace(0, len(rows) - 1, min(args.count, len(rows))).round().astype(int))]
     try:
         count = write_frames_folder(args.out, (photo_frame(path, args.frame_size) for path, _ in picks),
                                     [label for _, label in picks])
     except ValueError as exc:
-        print(f"hecsb-frames-folder: {exc}", file=sys.stderr)
+        print(f"{ap.prog}: {exc}", file=sys.stderr)
         return 1
     labelled = sum(label >= 0 for _, label in picks)
     w, h = args.frame_size

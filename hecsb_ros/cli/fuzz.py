@@ -1,4 +1,4 @@
-"""hecsb_fuzz: fuzz the server and edge message handlers with malformed and hostile messages.
+"""Fuzz the server and edge message handlers with malformed and hostile messages.
 
 Runs the nodes' own subscription callbacks in-process with hypothesis-generated cases (``--server``,
 ``--edge``, ``--results`` messages each), then publishes ``--dds`` cases over DDS to a running
@@ -23,7 +23,7 @@ from hecsb_ros.reliability.fuzz import (FuzzReport, fuzz_edge, fuzz_edge_results
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="hecsb_fuzz", description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog="hecsb reliability fuzz", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--server", type=int, default=10000, help="Malformed latents fed to the server callback")
     ap.add_argument("--edge", type=int, default=10000, help="Malformed images fed to the edge callback")

@@ -1,4 +1,4 @@
-"""hecsb-image-list: write the evaluation list (CSV of file,synset,class_index) of a folder of ImageNet photos.
+"""Write the evaluation list (CSV of file,synset,class_index) of a folder of ImageNet photos.
 
     python -m hecsb_ros.cli.image_list /data/imagen --out /data/imagen/labels.csv
 
@@ -31,13 +31,13 @@ def synset_of(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hecsb-image-list", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="hecsb data image-list", description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path, help="folder of photos (searched recursively)")
     ap.add_argument("--out", type=Path, required=True, help="CSV to write")
     args = ap.parse_args(argv)
     files = sorted(p for p in args.folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        print(f"hecsb-image-list: no images under {args.folder}", file=sys.stderr)
+        print(f"{ap.prog}: no images under {args.folder}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
     labelled = 0

@@ -1,4 +1,4 @@
-"""hecsb-manifest: write or check the SHA256SUMS manifest of a checkpoints folder.
+"""Write or check the SHA256SUMS manifest of a checkpoints folder.
 
     python -m hecsb_ros.cli.manifest hecsb_ros/checkpoints            # write SHA256SUMS
     python -m hecsb_ros.cli.manifest hecsb_ros/checkpoints --check    # verify every listed file
@@ -13,7 +13,7 @@ from hecsb_ros.core.store import CHECKSUMS_NAME, ChecksumError, read_checksums, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hecsb-manifest", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="hecsb data manifest", description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path, help="Checkpoints folder")
     ap.add_argument("files", nargs="*", help="File names to list (default: every .safetensors and .pth)")
     ap.add_argument("--check", action="store_true", help="Verify the listed files instead of writing")
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             verify_checkpoint(args.folder / name, required=True)
             print(f"{name}: OK")
     except (ChecksumError, FileNotFoundError) as exc:
-        print(f"hecsb-manifest: {exc}", file=sys.stderr)
+        print(f"{ap.prog}: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -77,7 +77,7 @@ def _markdown(rows: list[dict], args: argparse.Namespace, machine: dict, minutes
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb bench onnx", description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=12, help="timed calls per network, batch and runtime")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     p.add_argument("--scales", nargs="+", choices=tuple(SCALES), default=list(SCALES))

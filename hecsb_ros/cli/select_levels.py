@@ -43,7 +43,7 @@ FIELDS = ("codec", "level", "setting", "val_bytes_mean", "val_agreement", "test_
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb select", description=__doc__.split("\n")[0])
     p.add_argument("folders", type=Path, nargs="+", help="folders of candidate checkpoints and manifests")
     add_data_options(p)
     p.add_argument("--min-agreement", type=float, default=None,

@@ -1,6 +1,6 @@
-"""hecsb-soak: run the split-inference pipeline for a long time and record memory, errors and latency.
+"""Run the split-inference pipeline for a long time and record memory, errors and latency.
 
-Every node runs in its own process over DDS (as ``hecsb-demo`` runs them). With ``--rate-hz auto`` a
+Every node runs in its own process over DDS (as ``hecsb demo`` runs them). With ``--rate-hz auto`` a
 ramp first finds the highest camera rate the configuration sustains (results keep up with the
 camera and latency stays low), then the soak runs at that rate. Writes ``<name>.md``,
 ``<name>.csv`` (one row per window) and ``<name>.png`` (latency and memory over time).
@@ -32,7 +32,7 @@ LOSS_REASONS = ("sequence_gap", "link_loss", "queue_full")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="hecsb-soak", description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog="hecsb reliability soak", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--duration", type=float, default=1200.0, help="Soak length in seconds")
     ap.add_argument("--rate-hz", default="auto", help="Camera rate, or 'auto' to find the highest sustained one")

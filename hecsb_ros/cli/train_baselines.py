@@ -35,7 +35,7 @@ SETTING_OPTION = {"svb": "beta", "crbq": "channels", "factorized": "lmbda", "hyp
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb train baselines", description=__doc__.split("\n")[0])
     p.add_argument("kind", choices=KINDS)
     p.add_argument("--beta", type=float, nargs="+", help="svb: rate weights (eq. 14), one level each")
     p.add_argument("--channels", type=int, nargs="+", help="crbq: bottleneck channels, one level each")

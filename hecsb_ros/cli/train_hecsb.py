@@ -28,7 +28,7 @@ from hecsb_ros.core.training import Augment, set_threads
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb train hecsb", description=__doc__.split("\n")[0])
     p.add_argument("--beta", type=float, nargs="+", required=True, help="rate weights, one level each")
     p.add_argument("--levels", type=int, nargs="+", default=None, help="rate level of each beta")
     p.add_argument("--stage1-epochs", type=int, default=1)

@@ -26,7 +26,7 @@ from hecsb_ros.core.training import Augment, evaluate, set_seed, set_threads, tr
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb train teacher", description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1, help="peak learning rate of the one-cycle schedule")

@@ -299,13 +299,3 @@ def claims_summary_markdown(items: Sequence[dict]) -> str:
         verdict = f"n/a ({c['note']})" if c["holds"] is None else ("yes" if c["holds"] else "**no**")
         lines.append(f"| {c['claim']} | {figs} | {c['threshold']} | {verdict} |")
     return "\n".join(lines)
-
-
-def replace_block(text: str, name: str, body: str) -> str:
-    """``text`` with what stands between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` replaced by
-    ``body``; :class:`ValueError` when the markers are missing."""
-    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
-    i, j = text.find(begin), text.find(end)
-    if i < 0 or j < i:
-        raise ValueError(f"markers {begin!r} ... {end!r} not found")
-    return text[:i + len(begin)] + "\n" + body.strip("\n") + "\n" + text[j:]
