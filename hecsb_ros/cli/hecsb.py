@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str] | tuple[str, dict[str, tuple[str, str]]]] = 
         "frames": ("frames_bench", "camera-sized frames into a running edge: received, classified, CPU"),
         "backend": ("backend_bench", "CPU convolution backends: oneDNN against native kernels"),
         "onnx": ("onnx_bench", "network runtimes: PyTorch native, PyTorch oneDNN, ONNX Runtime"),
+        "train-speed": ("train_speed", "camera-scale training samples/s per stage: cached crops, fresh views"),
     }),
     "reliability": ("hostile input, faults and long runs (docs/reliability.md)", {
         "fuzz": ("fuzz", "malformed and hostile messages into the server and edge handlers"),

@@ -1,6 +1,6 @@
 """Training samples per second at camera scale, per codec and stage, for the training set-ups compared.
 
-    python -m hecsb_ros.cli.train_speed --photos /work/data/photos/pacs-photo --out-dir benchmarks/train_speed
+    hecsb bench train-speed --photos /work/data/photos/pacs-photo --out-dir benchmarks/train_speed
 
 Set-ups (each timed in the same process, interleaved round by round, one thread, medians):
 
@@ -63,7 +63,7 @@ def _distiller(kind: str, setup: str, teacher, sources: dict, batch_size: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m hecsb_ros.cli.train_speed", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb bench train-speed", description=__doc__.split("\n")[0])
     p.add_argument("--photos", type=Path, nargs="+", required=True, help="photo folders for the views")
     p.add_argument("--cache", type=Path, default=Path("runs/cache"), help="folder of the cached crops")
     p.add_argument("--codecs", nargs="+", default=["hecsb", "svb"], choices=["hecsb", "svb"])
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         writer.writerows(rows)
     table = "\n".join(f"| {r['codec']} | {r['stage']} | {r['setup']} | {r['ms_per_sample']} | {r['samples_per_s']} | "
                       f"{r['vs_cached']} |" for r in sorted(rows, key=lambda r: (r["codec"], r["stage"])))
-    command = "python -m hecsb_ros.cli.train_speed " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "hecsb bench train-speed " + " ".join(argv if argv is not None else sys.argv[1:])
     (args.out_dir / "README.md").write_text(f"""# Camera-scale training speed per stage
 
 `{command}` ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, torch
