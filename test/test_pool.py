@@ -143,3 +143,25 @@ def test_options_build_the_pool_and_hold_out_crops(folders, teacher, tmp_path, m
     assert set(val.targets(torch.arange(2))) == {"features", "logits"}
     with pytest.raises(SystemExit, match="needs --test-list"):
         options.data_sources(args, teacher, None, 4)
+
+
+def test_ledger_command_totals_finished_and_running_levels(folders, teacher, tmp_path, capsys):
+    from hecsb_ros.cli import ledger as ledger_cli
+
+    manifest = {"kind": "hecsb", "rate_level": 1, "beta": 3e-4, "core_hours": 2.0, "device_minutes": 0.0,
+                "samples_seen": 1000, "train_pool": "69-abc", "teacher_classes_seen": 9, "val_accuracy": 0.5,
+                "test_accuracy": 0.6, "mean_payload_bytes": 1000.0}
+    append_ledger(tmp_path / "ledger.csv", manifest, None)
+    (tmp_path / "hecsb").mkdir()
+    d = _distiller(teacher, PhotoPool(folders[:2], teacher.spec), tmp_path / "hecsb" / "hecsb_x_r2.train_state.pt")
+    d.cfg = DistillConfig(**{**d.cfg.__dict__, "stage2_epochs": 1, "stage1_epochs": 1})
+    d.run()
+    capsys.readouterr()
+    assert ledger_cli.main([str(tmp_path), "--out", str(tmp_path / "LEDGER.md")]) == 0
+    text = (tmp_path / "LEDGER.md").read_text()
+    assert text == capsys.readouterr().out
+    running = ledger_cli.in_progress(tmp_path)
+    assert len(running) == 1 and running[0]["epochs"] == "2 of 2" and running[0]["samples_seen"] == 2 * (66 // 8) * 8
+    total = 2.0 + running[0]["core_hours"]
+    assert f"| hecsb | {total:.2f} | 0.0 | {1000 + 128:,} |" in text
+    assert ledger_cli.main([str(tmp_path / "missing")]) == 2

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str] | tuple[str, dict[str, tuple[str, str]]]] = 
         "hecsb": ("train_hecsb", "HECS-B bottlenecks, one per rate level (Fashion-MNIST, camera scale, ResNet-50)"),
         "baselines": ("train_baselines", "the learned baselines: svb, crbq, factorized, hyperprior"),
         "teacher": ("train_teacher", "the Fashion-MNIST classifier that HECS-B splits"),
+        "ledger": ("ledger", "the training ledger: core-hours, samples, levels finished and in progress"),
     }),
     "select": ("select_levels", "choose the rate levels to ship from candidates, on held-out images"),
     "evaluate": ("evaluate_hecsb", "the HECS-B rate levels on the Fashion-MNIST test images, real coder"),
