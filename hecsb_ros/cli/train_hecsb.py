@@ -9,9 +9,15 @@ ImageNet-style folder with local torchvision ResNet-50 weights::
     python -m hecsb_ros.cli.train_hecsb --data imagenet-folder /data/imagenet/train \
         --resnet50-weights resnet50.pth --beta 1e-5 --out runs/hecsb
 
+The light edge head (codec ``hecsb_light``, docs/light_head.md): the teacher's layers to stride 2 and
+depthwise-separable convolutions instead of its layers to the split, e.g.::
+
+    python -m hecsb_ros.cli.train_hecsb --head light --teacher efficientnet_lite0 --beta 3e-4 1e-4 3e-5 \
+        --data pool /work/data/photos/* --test-list labels.csv --budget-min 60 --resume --ledger ledger.csv
+
 Rate level 0 is the largest beta (fewest bytes) unless ``--levels`` says otherwise. Each level
 gets ``{prefix}_r{LEVEL}.safetensors`` and ``{prefix}_r{LEVEL}.json`` (prefix ``hecsb_{tag}``, the
-teacher's tag: ``hecsb_fmnist``, ``hecsb_resnet50``, ...) (beta, test accuracy, mean
+teacher's tag: ``hecsb_fmnist``, ``hecsb_resnet50``, ...; ``hecsb_light_{tag}`` for the light head) (beta, test accuracy, mean
 payload bytes measured with the real entropy coder, model id). ``--resume`` continues an
 interrupted run from the ``.train_state.pt`` files written after every epoch.
 """
@@ -26,11 +32,18 @@ from hecsb_ros.cli.options import add_data_options, add_device_options, train_le
 from hecsb_ros.core.store import CHECKPOINT_DIR
 from hecsb_ros.core.training import Augment, set_threads
 
+#: --head -> the learned model kind (and codec) it trains
+HEADS = {"standard": "hecsb", "light": "hecsb_light"}
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="hecsb train hecsb", description=__doc__.split("\n")[0])
     p.add_argument("--beta", type=float, nargs="+", required=True, help="rate weights, one level each")
     p.add_argument("--levels", type=int, nargs="+", default=None, help="rate level of each beta")
+    p.add_argument("--head", choices=sorted(HEADS), default="standard",
+                   help="edge head: 'standard' (f_psi per HECSB_ARCH[tag]; codec hecsb) or 'light' (the teacher's "
+                        "layers to stride 2 and depthwise-separable convolutions, HECSB_ARCH[tag_light]; codec "
+                        "hecsb_light, checkpoints hecsb_light_{tag}_rN)")
     p.add_argument("--stage1-epochs", type=int, default=1)
     p.add_argument("--stage2-epochs", type=int, default=5)
     p.add_argument("--freeze-encoder", action="store_true", help="stage 2 trains only the decoder g_phi")
@@ -76,7 +89,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "and a new decoder is trained behind them; with a larger --measurements, the "
                         "trained model gets new rows of W (HecsbBottleneck.grown); with wider --acq-channels, f_psi "
                         "is widened without changing the latent (HecsbBottleneck.widened)")
-    p.add_argument("--prefix", default=None, help="checkpoint file prefix (default: hecsb_{teacher tag})")
+    p.add_argument("--prefix", default=None,
+                   help="checkpoint file prefix (default: hecsb_{teacher tag}, hecsb_light_{teacher tag} with --head light)")
     p.add_argument("--out", type=Path, default=CHECKPOINT_DIR, help="folder for checkpoints and manifests")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
@@ -86,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     command = "python -m hecsb_ros.cli.train_hecsb " + shlex.join(argv if argv is not None else sys.argv[1:])
-    train_levels(args, "hecsb", args.beta, Augment(pad=2, hflip=True), command, args.prefix)
+    train_levels(args, HEADS[args.head], args.beta, Augment(pad=2, hflip=True), command, args.prefix)
     return 0
 
 

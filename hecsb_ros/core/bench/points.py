@@ -25,17 +25,17 @@ CAMERA_IMAGE_QUALITIES: dict[str, tuple[int, ...]] = {
 QUICK_CAMERA_IMAGE_QUALITIES: dict[str, tuple[int, ...]] = {"jpeg": (10, 90), "webp": (10, 101),
                                                             "jpeg_frame": (50, 95)}
 #: Learned codecs benchmarked (registry names; their shipped rate levels are discovered).
-LEARNED: tuple[str, ...] = ("hecsb", "svb", "crbq", "factorized", "hyperprior")
+LEARNED: tuple[str, ...] = ("hecsb", "hecsb_light", "svb", "crbq", "factorized", "hyperprior")
 #: Display names, in plotting order.
 LABELS: dict[str, str] = {
-    "hecsb": "HECS-B", "svb": "SVB", "crbq": "CR+BQ", "factorized": "Factorized prior",
+    "hecsb": "HECS-B", "hecsb_light": "HECS-B (light head)", "svb": "SVB", "crbq": "CR+BQ", "factorized": "Factorized prior",
     "hyperprior": "Mean-scale hyperprior", "jpeg": "JPEG", "webp": "WebP", "png": "PNG",
     "jpeg_frame": "JPEG (whole frame)", "webp_frame": "WebP (whole frame)", "png_frame": "PNG (whole frame)",
 }
 #: Codecs that send the (compressed) input image; the server runs the whole teacher.
 INPUT_CODECS = ("jpeg", "webp", "png", "factorized", "hyperprior", "jpeg_frame", "webp_frame", "png_frame")
 CLASSIC_INPUT_CODECS = ("jpeg", "webp", "png", "jpeg_frame", "webp_frame", "png_frame")
-SPLIT_CODECS = ("hecsb", "svb", "crbq")
+SPLIT_CODECS = ("hecsb", "hecsb_light", "svb", "crbq")
 
 
 @dataclass(frozen=True)

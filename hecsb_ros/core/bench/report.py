@@ -44,7 +44,7 @@ def plot(rows: Sequence[dict], teacher_accuracy: float, path: Path, title: str) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    styles = {"hecsb": ("tab:red", "o", 2.4), "svb": ("tab:blue", "s", 1.4), "crbq": ("tab:purple", "D", 1.4),
+    styles = {"hecsb": ("tab:red", "o", 2.4), "hecsb_light": ("tab:orange", "h", 2.0), "svb": ("tab:blue", "s", 1.4), "crbq": ("tab:purple", "D", 1.4),
               "factorized": ("tab:olive", "v", 1.4), "hyperprior": ("tab:cyan", "^", 1.4),
               "jpeg": ("tab:brown", "x", 1.2), "webp": ("tab:green", "P", 1.2), "png": ("tab:gray", "*", 1.2)}
     styles.update({"jpeg_frame": ("tab:brown", "1", 1.0), "webp_frame": ("tab:green", "2", 1.0),

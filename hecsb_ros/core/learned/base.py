@@ -46,6 +46,7 @@ BASELINE_FORMAT = "hecsb_ros.baseline/1"
 #: Learned model kinds: name -> module defining the model class (imported on first use).
 BUILTIN_MODELS: dict[str, str] = {
     "hecsb": "hecsb_ros.core.learned.hecsb",
+    "hecsb_light": "hecsb_ros.core.learned.hecsb",
     "svb": "hecsb_ros.core.learned.svb",
     "crbq": "hecsb_ros.core.learned.crbq",
     "factorized": "hecsb_ros.core.learned.neural",
@@ -125,8 +126,14 @@ class LearnedModel(CompressionModel):
 
     def encode_after_stem(self, s: torch.Tensor) -> torch.Tensor:
         """The edge network after :meth:`stem`: stem outputs -> the unquantised latents (training with a
-        frozen stem feeds it the teacher's cached split features instead of running the stem)."""
+        frozen stem feeds it the teacher's cached split features instead of running the stem, when
+        :meth:`stem_reaches_split`)."""
         raise NotImplementedError(f"{type(self).__name__} has no stem")
+
+    def stem_reaches_split(self) -> bool:
+        """:meth:`stem`'s output is the teacher's split features (true of every stem that is there,
+        unless a model says otherwise)."""
+        return self.stem() is not None
 
     def make_coder(self) -> Coder:
         """The coder of one image's latent (after ``update()``)."""
@@ -264,7 +271,8 @@ def build_learned(kind: str, config: Any) -> LearnedModel:
 
 
 # -- checkpoints --------------------------------------------------------------------------------
-TRAIN_COMMANDS = {"hecsb": "python -m hecsb_ros.cli.train_hecsb"}
+TRAIN_COMMANDS = {"hecsb": "python -m hecsb_ros.cli.train_hecsb",
+                  "hecsb_light": "python -m hecsb_ros.cli.train_hecsb --head light"}
 _RESERVED = ("format", "kind", "config", "teacher_model_id")
 
 
@@ -284,7 +292,7 @@ def save_learned(path: Path | str, model: LearnedModel, teacher_model_id: str, f
         raise ValueError(f"facts may not use the reserved keys {clash}")
     meta = {"format": model.checkpoint_format, "config": json.dumps(model.config_dict(), sort_keys=True),
             "teacher_model_id": teacher_model_id}
-    if model.checkpoint_format == BASELINE_FORMAT:
+    if model.checkpoint_format == BASELINE_FORMAT or model.kind != "hecsb":  # a HECS-B file without it: hecsb
         meta["kind"] = model.kind
     meta.update({str(k): metadata_value(v) for k, v in facts.items() if k != "tail"})
     state = dict(model.state_dict())
@@ -299,16 +307,19 @@ def read_learned(path: Path | str, kind: str | None = None, device: str = "cpu"
     """Read a learned checkpoint (no unpickling): (model in eval mode, metadata, fine-tuned tail state).
 
     The tail state is empty when the checkpoint runs the teacher's own tail. ``kind``: refuse any
-    other kind of model.
+    other kind of model (a subclass of ``kind``'s model is that kind too: a ``hecsb_light`` checkpoint
+    loads as ``hecsb``, not the other way round).
     """
     path = Path(path)
     if not path.exists():
         command = TRAIN_COMMANDS.get(kind or "", f"python -m hecsb_ros.cli.train_baselines {kind or '<kind>'}")
         raise FileNotFoundError(f"{kind or 'learned'} checkpoint {path} not found; train one with '{command}'")
     state, meta = read_tensors(path)
-    found = "hecsb" if meta.get("format") == HECSB_FORMAT else meta.get("kind") if meta.get(
+    found = meta.get("kind", "hecsb") if meta.get("format") == HECSB_FORMAT else meta.get("kind") if meta.get(
         "format") == BASELINE_FORMAT else None
-    if found is None or (kind is not None and found != kind):
+    if found is not None and found not in list_models():
+        found = None
+    if found is None or (kind is not None and found != kind and not issubclass(model_class(found), model_class(kind))):
         raise ValueError(f"{path}: not a {kind or 'learned'} checkpoint (format {meta.get('format')!r}, "
                          f"kind {meta.get('kind')!r})")
     model = build_learned(found, json.loads(meta["config"]))

@@ -3,7 +3,10 @@
 Edge half, the encoder ``f_theta = W o f_psi`` (compressed-sensing inspired, eq. 1):
 
 - ``f_psi``, the acquisition network: a few stride-2 convolutions with ReLU that map the image
-  ``(N, C, H, W)`` to ``l`` channels on a coarse grid ``(N, l, H / 2^d, W / 2^d)``.
+  ``(N, C, H, W)`` to ``l`` channels on a coarse grid ``(N, l, H / 2^d, W / 2^d)``, optionally after
+  the teacher's own first layers (``stem``). The *light head* (``separable``, codec ``hecsb_light``)
+  takes the teacher's layers to stride 2 and then depthwise-separable stride-2 convolutions to the
+  split's grid, at about a quarter of the multiply-accumulates of the teacher's layers to the split.
 - ``W``, a learned linear measurement operator (:class:`MeasurementOperator`, shared with the
   compressed-sensing experiment) applied at every grid position: each position's ``l``-vector
   ``f_psi(x)[:, :, i, j]`` is measured by the same ``m x l`` matrix, ``m < l``, giving the latent
@@ -61,6 +64,11 @@ class HecsbConfig:
         stem_stride: the stride at which the stem ends (a power of 2).
         stem_channels: the stem's output channels; ``l`` when there are no ``acq_channels`` (the
             stem then reaches the split itself and ``W`` measures the teacher's own features).
+        separable: ``f_psi``'s layers after the stem are depthwise-separable (MobileNet style): a
+            depthwise ``kernel x kernel`` stride-2 convolution, ReLU, a pointwise 1x1 convolution to the
+            layer's width, ReLU; the last pointwise convolution has no ReLU (``f_psi`` then ends linear,
+            as the teacher's blocks do, so that it can reproduce the signed split features). The
+            light head: a few M multiply-accumulates instead of a full convolution's tens.
         linear_inverse: the decoder adds the least-squares inverse of the measurement,
             ``pinv(W) z + b``, to ``g_phi(z)`` (whose last layer then starts at zero): decoding
             starts as the classical linear recovery of the measured features and ``g_phi`` learns
@@ -81,6 +89,7 @@ class HecsbConfig:
     stem_stride: int = 4
     stem_channels: int = 0
     linear_inverse: bool = False
+    separable: bool = False
 
     def __post_init__(self) -> None:
         if not self.acq_channels and not (self.stem and self.stem_channels > 0):
@@ -89,6 +98,8 @@ class HecsbConfig:
             raise ValueError(f"need m < l: m={self.measurements}, l={self.latent_l}")
         if self.stem:
             check_stem_stride(self.stem_stride)
+        if self.separable and not self.acq_channels:
+            raise ValueError("separable needs acq_channels (the layers after the stem)")
         d = self.downsampling
         h, w = self.latent_size
         if (h << d, w << d) != tuple(self.input_size):
@@ -129,6 +140,8 @@ class HecsbConfig:
             del d["stem"], d["stem_stride"], d["stem_channels"]
         if not self.linear_inverse:
             del d["linear_inverse"]
+        if not self.separable:  # the standard head's configs (and their hashes) as before
+            del d["separable"]
         return json.dumps(d, sort_keys=True)
 
     @classmethod
@@ -138,17 +151,24 @@ class HecsbConfig:
 
 class Acquisition(nn.Module):
     """``f_psi``: ``(N, C, H, W)`` -> ``(N, l, H / 2^d, W / 2^d)``: an optional teacher stem, then
-    stride-2 conv + ReLU layers."""
+    stride-2 conv + ReLU layers, or with ``separable`` depthwise-separable stride-2 layers (depthwise
+    conv, ReLU, pointwise conv, ReLU but after the last)."""
 
     def __init__(self, in_channels: int, widths: tuple[int, ...], kernel: int, stem: str = "",
-                 stem_stride: int = 4, input_size: tuple[int, int] = (0, 0)) -> None:
+                 stem_stride: int = 4, input_size: tuple[int, int] = (0, 0), separable: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_channels
         if stem:
             self.stem, cin = teacher_stem(stem, input_size, stem_stride)
-        for cout in widths:
-            layers += [nn.Conv2d(cin, cout, kernel, 2, kernel // 2), nn.ReLU(inplace=True)]
+        for i, cout in enumerate(widths):
+            if separable:
+                layers += [nn.Conv2d(cin, cin, kernel, 2, kernel // 2, groups=cin), nn.ReLU(inplace=True),
+                           nn.Conv2d(cin, cout, 1)]
+                if i < len(widths) - 1:
+                    layers.append(nn.ReLU(inplace=True))
+            else:
+                layers += [nn.Conv2d(cin, cout, kernel, 2, kernel // 2), nn.ReLU(inplace=True)]
             cin = cout
         self.net = nn.Sequential(*layers)
 
@@ -212,7 +232,7 @@ class HecsbBottleneck(FactorizedLatentModel):
         super().__init__()
         self.config = config
         self.f_psi = Acquisition(config.in_channels, config.acq_channels, config.kernel, config.stem,
-                                 config.stem_stride, config.input_size)
+                                 config.stem_stride, config.input_size, config.separable)
         self.measure = MeasurementOperator(config.latent_l, config.measurements, config.norm_bound, spatial=True)
         self.entropy_bottleneck = EntropyBottleneck(config.measurements)
         self.g_phi = Decoder(config.measurements, config.decoder_channels, config.feature_channels,
@@ -257,6 +277,11 @@ class HecsbBottleneck(FactorizedLatentModel):
             raise NotImplementedError("this HECS-B has no stem")
         return self.measure(self.f_psi.net(s))
 
+    def stem_reaches_split(self) -> bool:
+        """The stem ends at the split (no layers of ``f_psi`` after it): its output is the teacher's split
+        features, so cached features can stand in for running it (the light head's stem ends earlier)."""
+        return bool(self.config.stem) and not self.config.acq_channels
+
     def project_(self) -> None:
         """Enforce ``||W||_F <= k`` (call after every optimiser step)."""
         self.measure.project_()
@@ -293,7 +318,7 @@ class HecsbBottleneck(FactorizedLatentModel):
         m = self.config.measurements
         if measurements <= m:
             raise ValueError(f"can only add measurements: have {m}, asked for {measurements}")
-        new = HecsbBottleneck(replace(self.config, measurements=measurements))
+        new = type(self)(replace(self.config, measurements=measurements))
         own = self.state_dict()
         with torch.no_grad():
             new.f_psi.load_state_dict(self.f_psi.state_dict())
@@ -330,11 +355,13 @@ class HecsbBottleneck(FactorizedLatentModel):
         puts the added capacity to use. The bound ``k`` of ``||W||_F <= k`` follows the config
         (``sqrt(l)`` by default, so it grows with ``l``).
         """
+        if self.config.separable:
+            raise ValueError("widened() widens full convolutions; this f_psi is depthwise-separable")
         old = self.config.acq_channels
         acq = tuple(int(c) for c in acq_channels)
         if len(acq) != len(old) or any(a < b for a, b in zip(acq, old)) or acq == old:
             raise ValueError(f"can only widen f_psi layer by layer: have {old}, asked for {acq}")
-        new = HecsbBottleneck(replace(self.config, acq_channels=acq))
+        new = type(self)(replace(self.config, acq_channels=acq))
         own = self.state_dict()
         convs = [m for m in new.f_psi.net if isinstance(m, nn.Conv2d)]
         with torch.no_grad():
@@ -350,3 +377,19 @@ class HecsbBottleneck(FactorizedLatentModel):
             state = {k: v for k, v in own.items() if k.split(".")[0] in ("entropy_bottleneck", "g_phi")}
             new.load_state_dict(state, strict=False)
         return new.train(self.training)
+
+
+@register_model
+class HecsbLightBottleneck(HecsbBottleneck):
+    """HECS-B with the light head: the same model, format, payload and training, served as its own codec.
+
+    Its checkpoints are ``hecsb_light_{tag}_r{LEVEL}.safetensors`` (metadata ``kind`` =
+    ``hecsb_light``), so the light head's rate levels ship beside the standard head's and both are
+    selectable by codec name (``hecsb`` / ``hecsb_light``) with no other setting; a light checkpoint
+    also loads as ``hecsb`` (``checkpoint=``: it is a HECS-B). The architecture is the config's: at
+    camera scale (:data:`~hecsb_ros.core.training.recipes.HECSB_ARCH` ``effl0_light``) ``f_psi`` is the
+    teacher's layers to stride 2 and depthwise-separable stride-2 layers to the split's grid.
+    """
+
+    kind = "hecsb_light"
+    description = "HECS-B with the light edge head (teacher's layers to stride 2, separable convolutions); quality = rate level"

@@ -137,6 +137,9 @@ class SvbBottleneck(StemFirst, FactorizedLatentModel):
     def encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.g_a.parameters())
 
+    def stem_reaches_split(self) -> bool:
+        return bool(self.config.stem) and self.config.downsampling == 0
+
 
 def svb_config_for(teacher: Classifier, latent_channels: int = 12, stem: bool = False) -> SvbConfig:
     """SVB config matching ``teacher``'s input and split features; ``stem``: ``g_a`` starts with the

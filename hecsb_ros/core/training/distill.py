@@ -336,10 +336,11 @@ class Distiller:
 
     def _encode(self, x: torch.Tensor, cached: dict | None) -> torch.Tensor:
         """The unquantised latent of ``x``; with ``freeze_stem``, from the cached split features (the
-        frozen stem's output) when there are any, else from the stem run without gradients."""
+        frozen stem's output) when there are any and the stem ends at the split, else from the stem run
+        without gradients (the light HECS-B head's stem ends at stride 2)."""
         if not self.cfg.freeze_stem:
             return self.model.encode(x)
-        if cached is not None:
+        if cached is not None and self.model.stem_reaches_split():
             return self.model.encode_after_stem(cached["features"].to(self.device, non_blocking=True))
         with torch.no_grad():
             s = self.model.stem()(x)

@@ -3,7 +3,7 @@
 A recipe turns a :class:`TrainJob` (the rate setting's value, the teacher, the training images and
 the command's options) into a trained model (:class:`Trained`):
 
-- ``hecsb`` and ``svb``: the seed paper's two stages (:class:`~hecsb_ros.core.training.distill.Distiller`:
+- ``hecsb``, ``hecsb_light`` (the light edge head) and ``svb``: the seed paper's two stages (:class:`~hecsb_ros.core.training.distill.Distiller`:
   head distillation, eq. 14, then knowledge distillation, eq. 10-12), optionally from a trained
   checkpoint (``init``);
 - ``crbq``: head distillation only (:func:`~hecsb_ros.core.training.loops.head_distill`);
@@ -30,7 +30,7 @@ from torch import nn
 
 from hecsb_ros.core.learned.base import FactorizedLatentModel, LearnedModel, model_class, read_learned, save_learned
 from hecsb_ros.core.learned.crbq import CrbqBottleneck, crbq_config_for
-from hecsb_ros.core.learned.hecsb import DECODER_FIELDS, HecsbBottleneck, HecsbConfig
+from hecsb_ros.core.learned.hecsb import DECODER_FIELDS, HecsbConfig
 from hecsb_ros.core.learned.neural import NeuralConfig, build as build_neural
 from hecsb_ros.core.learned.split import Split
 from hecsb_ros.core.learned.stem import load_stem_
@@ -55,7 +55,17 @@ HECSB_ARCH: dict[str, dict[str, Any]] = {
     # of each position's 40 features, and decoding starts from their least-squares inverse
     "effl0": {"stem": "efficientnet_lite0", "stem_stride": 8, "stem_channels": 40, "acq_channels": (),
               "measurements": 32, "linear_inverse": True, "decoder_channels": 64, "decoder_blocks": 1},
+    # The light head (codec hecsb_light) for EfficientNet-Lite0 at 224: the teacher's layers to stride 2
+    # (stem and block 0, 16 channels at 112 x 112, initialised from it), then two depthwise-separable
+    # stride-2 layers (5x5 depthwise, 1x1 to 64, then to the split's 40 channels at 28 x 28: f_psi is
+    # distilled to the split features in stage 1), then W as in the standard head: about 29 M
+    # multiply-accumulates, a quarter of the standard head's (benchmarks/light_head)
+    "effl0_light": {"stem": "efficientnet_lite0", "stem_stride": 2, "acq_channels": (64, 40), "separable": True,
+                    "kernel": 5, "measurements": 32, "linear_inverse": True, "decoder_channels": 64,
+                    "decoder_blocks": 1},
 }
+#: The HECS-B heads: learned model kind -> suffix of its :data:`HECSB_ARCH` keys (``{tag}{suffix}``).
+HECSB_HEADS: dict[str, str] = {"hecsb": "", "hecsb_light": "_light"}
 
 
 @dataclass
@@ -129,11 +139,18 @@ def _check_init(init: Path, teacher: Classifier) -> tuple[LearnedModel, nn.Modul
     return model, build_tail(teacher.model.tail, tail_state)
 
 
-def hecsb_config(teacher: Classifier, options: Any) -> HecsbConfig:
-    """HECS-B architecture for ``teacher`` (:data:`HECSB_ARCH`), with the options' overrides."""
+def hecsb_config(teacher: Classifier, options: Any, kind: str = "hecsb") -> HecsbConfig:
+    """HECS-B architecture of head ``kind`` (``hecsb`` or ``hecsb_light``, :data:`HECSB_HEADS`) for
+    ``teacher`` (:data:`HECSB_ARCH`), with the options' overrides. The light head exists for the
+    teachers with an ``{tag}_light`` entry only (it starts with the teacher's own first layers)."""
     spec = teacher.spec
     channels, size = teacher.split_features()
-    arch = dict(HECSB_ARCH.get(teacher.tag) or _generic_hecsb_arch(spec.input_size, size))
+    key = teacher.tag + HECSB_HEADS[kind]
+    if kind != "hecsb" and key not in HECSB_ARCH:
+        known = sorted(k[:-len(HECSB_HEADS[kind])] for k in HECSB_ARCH if k.endswith(HECSB_HEADS[kind]))
+        raise SystemExit(f"no {kind} architecture for teacher {teacher.tag!r} (HECSB_ARCH[{key!r}]); "
+                         f"teachers with one: {', '.join(known)}")
+    arch = dict(HECSB_ARCH.get(key) or _generic_hecsb_arch(spec.input_size, size))
     for name in ("measurements", "decoder_channels", "decoder_blocks"):
         if _opt(options, name) is not None:
             arch[name] = _opt(options, name)
@@ -156,10 +173,13 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
     """A fresh HECS-B, or ``job.init`` grown / widened / with a new decoder as the options ask."""
     options = job.options
     if job.init is None:
-        model = HecsbBottleneck(hecsb_config(job.teacher, options))
+        model = model_class(job.kind)(hecsb_config(job.teacher, options, job.kind))
         if model.config.stem:  # the teacher's own first layers: start from its weights
             load_stem_(model.f_psi.stem, job.teacher.model.head, model.config.stem, log=job.log)
         if model.config.linear_inverse:
+            # W starts as the principal directions of the split features and the prior fits their
+            # measurements: what f_psi computes from the start when it is the teacher's head, and what
+            # stage 1 distils the light head's f_psi to (its layers past the stem start untrained)
             features = sample_features(job.train, job.teacher, seed=_opt(options, "seed", 0))
             scale = principal_measurements_(model, features, beta=job.value)
             job.log(f"W starts as the {model.config.measurements} principal directions of the split features, "
@@ -169,6 +189,8 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
             fit_prior_(model.entropy_bottleneck, latents, log=job.log)
         return model, None
     model, tail = _check_init(job.init, job.teacher)
+    if model.kind != job.kind:
+        raise SystemExit(f"{job.init} is a {model.kind} checkpoint, not {job.kind} (train_hecsb --head)")
     if _opt(options, "measurements") and options.measurements != model.config.measurements:
         job.log(f"starting from {job.init}, measurements per position {model.config.measurements} -> "
                 f"{options.measurements}")
@@ -178,7 +200,7 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
         model = model.widened(tuple(options.acq_channels))
     decoder = {f: _opt(options, f) for f in DECODER_FIELDS if _opt(options, f) is not None}
     if any(getattr(model.config, k) != v for k, v in decoder.items()):
-        fresh = HecsbBottleneck(replace(model.config, **decoder))
+        fresh = type(model)(replace(model.config, **decoder))
         fresh.load_edge_state_(model)
         job.log(f"starting from the encoder and prior of {job.init}, new decoder ({fresh.config})")
         return fresh.train(), tail
@@ -292,6 +314,7 @@ def _train_neural(job: TrainJob) -> Trained:
 #: Training recipe per learned codec kind.
 RECIPES: dict[str, Recipe] = {
     "hecsb": Recipe("hecsb", distilled(_hecsb_start), larger_is_more_bytes=False),
+    "hecsb_light": Recipe("hecsb_light", distilled(_hecsb_start), larger_is_more_bytes=False),
     "svb": Recipe("svb", distilled(_svb_start), larger_is_more_bytes=False),
     "crbq": Recipe("crbq", _train_crbq, larger_is_more_bytes=True),
     "factorized": Recipe("factorized", _train_neural, larger_is_more_bytes=True),
