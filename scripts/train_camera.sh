@@ -32,6 +32,7 @@ cache="${CACHE:-$here/runs/cache}"
 test_list="${TEST_LIST:-$data/imagen/labels.csv}"
 hours_hecsb="${HOURS_HECSB:-6}"
 hours_svb="${HOURS_SVB:-6}"
+hours_light="${HOURS_LIGHT:-3}"
 hours_others="${HOURS_OTHERS:-1.5}"
 pool=()
 for f in caltech101 imagenette imagewoof natural-images clothing-dataset cats-and-dogs pacs-photo \
@@ -48,14 +49,16 @@ common=(--teacher efficientnet_lite0 --data pool "${pool[@]}" --test-list "$test
 [ -z "${DEVICE:-}" ] || common+=(--device "$DEVICE")  # DEVICE=cuda: train on a GPU
 minutes() { "$py" -c "print(round($1 * 60 * $2, 2))"; }  # core-hours, share -> minutes
 
-two_stage() {  # family, hours, base beta, base level, "lr1:lr2", "beta:level[@from level] ..." continued
-  local kind=$1 hours=$2 beta=$3 level=$4 lr=$5; shift 5
+two_stage() {  # family, hours, base beta, base level, "lr1:lr2", "stage-1:stage-2 epochs",
+              # "beta:level[@from level] ..." continued from the base
+  local kind=$1 hours=$2 beta=$3 level=$4 lr=$5 ratio=$6; shift 6
   local cmd=(-m hecsb_ros.cli.train_hecsb) dir="$out/$kind"
   [ "$kind" = svb ] && cmd=(-m hecsb_ros.cli.train_baselines svb --stem --freeze-stem)
+  [ "$kind" = hecsb_light ] && cmd=(-m hecsb_ros.cli.train_hecsb --head light)
   local each; each=$(minutes "$hours" "$(echo "$# " | "$py" -c "print(2 / 3 / int(input()))")")
   mkdir -p "$dir"
   if [ ! -f "$dir/${kind}_effl0_r$level.json" ]; then
-    "$py" "${cmd[@]}" --beta "$beta" --levels "$level" --stage1-epochs 1 --stage2-epochs 3 --alpha 1.0 --mixup 0.5 \
+    "$py" "${cmd[@]}" --beta "$beta" --levels "$level" --stage1-epochs "${ratio%%:*}" --stage2-epochs "${ratio##*:}" --alpha 1.0 --mixup 0.5 \
       --lr1 "${lr%%:*}" --lr2 "${lr##*:}" --stage2-rate-weight 1 --resume --budget-min "$(minutes "$hours" 0.3333)" \
       --out "$dir" "${common[@]}"
   fi
@@ -70,11 +73,14 @@ two_stage() {  # family, hours, base beta, base level, "lr1:lr2", "beta:level[@f
 }
 
 families=("$@")
-[ ${#families[@]} -gt 0 ] || families=(hecsb svb crbq factorized hyperprior ship)
+[ ${#families[@]} -gt 0 ] || families=(hecsb svb hecsb_light crbq factorized hyperprior ship)
 for family in "${families[@]}"; do
   case "$family" in
-    hecsb) two_stage hecsb "$hours_hecsb" 3e-4 1 1e-3:5e-4 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 2e-4:0@2 ;;
-    svb) two_stage svb "$hours_svb" 3e-4 1 1e-3:5e-4 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 2e-4:0@2 ;;
+    hecsb) two_stage hecsb "$hours_hecsb" 3e-4 1 1e-3:5e-4 1:3 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 2e-4:0@2 ;;
+    svb) two_stage svb "$hours_svb" 3e-4 1 1e-3:5e-4 1:3 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 2e-4:0@2 ;;
+    # the light head (docs/light_head.md): its separable layers start untrained, so its base level starts
+    # at a lower beta (a 2-minute run at 3e-4 collapsed to 8 B) and gives stage 1 half of its share
+    hecsb_light) two_stage hecsb_light "$hours_light" 1e-4 2 1e-3:5e-4 1:1 3e-5:3@2 1e-5:4@3 3e-6:5@4 3e-4:1@2 ;;
     crbq) for pair in 2:0 4:1 8:2 16:3; do
             [ -f "$out/crbq/crbq_effl0_r${pair##*:}.json" ] && continue
             "$py" -m hecsb_ros.cli.train_baselines crbq --stem --freeze-stem --channels "${pair%%:*}" --levels "${pair##*:}" \
@@ -88,10 +94,10 @@ for family in "${families[@]}"; do
             "$py" -m hecsb_ros.cli.train_baselines "$family" --patch 64 --lmbda "${pair%%:*}" --levels "${pair##*:}" \
               --epochs 2 --budget-min "$(minutes "$hours_others" 0.3333)" --out "$out/$family" "${common[@]}" --batch-size 16
           done ;;
-    ship) "$py" -m hecsb_ros.cli.select_levels "$out"/{hecsb,svb,crbq,factorized,hyperprior} --teacher efficientnet_lite0 \
+    ship) "$py" -m hecsb_ros.cli.select_levels "$out"/{hecsb,svb,hecsb_light,crbq,factorized,hyperprior} --teacher efficientnet_lite0 \
             --data pool "${pool[@]}" --cache "$cache" --crops 3 --video-every 10 --val-images 300 --no-progress \
             --ship "$here/hecsb_ros/checkpoints" --report "$here/benchmarks/camera/selection.md" \
             --held-out-list "$out/held_out.csv" --threads "${THREADS:-1}" ;;
-    *) echo "unknown family $family (hecsb, svb, crbq, factorized, hyperprior, ship)" >&2; exit 2 ;;
+    *) echo "unknown family $family (hecsb, svb, hecsb_light, crbq, factorized, hyperprior, ship)" >&2; exit 2 ;;
   esac
 done

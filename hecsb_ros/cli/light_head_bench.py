@@ -1,8 +1,8 @@
 """Multiply-accumulates and edge time of the light HECS-B head against the standard head, SVB's edge
 and the whole teacher (EfficientNet-Lite0 at 224 x 224, batch 1, 1 thread).
 
-    python -m hecsb_ros.cli.light_head_bench                 # writes benchmarks/light_head/
-    python -m hecsb_ros.cli.light_head_bench --rounds 40 --out-dir runs/light_head
+    hecsb bench light-head                 # writes benchmarks/light_head/
+    hecsb bench light-head --rounds 40 --out-dir runs/light_head
 
 The light head is untrained (the recipe's start: the teacher's layers to stride 2 with its weights, W
 from the principal directions of the split features of a few photos, the prior fitted to its own
@@ -236,7 +236,7 @@ def markdown(rows: list[dict], args: argparse.Namespace, machine: dict, minutes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb bench light-head", description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=30, help="timed calls per entry and runtime")
     p.add_argument("--onnx-cache", default="", help="ONNX cache folder ('' = a temporary folder: exported afresh)")
     p.add_argument("--out-dir", type=Path, default=Path("benchmarks/light_head"))
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         head_macs = count_macs(teacher.model.head, example_image(teacher.spec))[0]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(rows, FIELDS, args.out_dir / "results.csv")
-    command = "python -m hecsb_ros.cli.light_head_bench" + (f" --rounds {args.rounds}" if args.rounds != 30 else "")
+    command = "hecsb bench light-head" + (f" --rounds {args.rounds}" if args.rounds != 30 else "")
     text = markdown(rows, args, machine, (time.time() - start) / 60, head_macs, command)
     (args.out_dir / "README.md").write_text(text)
     print(text)
