@@ -165,3 +165,38 @@ def test_ledger_command_totals_finished_and_running_levels(folders, teacher, tmp
     total = 2.0 + running[0]["core_hours"]
     assert f"| hecsb | {total:.2f} | 0.0 | {1000 + 128:,} |" in text
     assert ledger_cli.main([str(tmp_path / "missing")]) == 2
+
+
+def test_a_frozen_stem_that_is_the_teachers_head_runs_once_per_batch(tmp_path):
+    """SVB with the teacher's layers frozen: on fresh views the teacher's head runs once and is the
+    stem's output too (the same latents as running the stem); a stem that differs is run itself."""
+    from hecsb_ros.core.learned.stem import load_stem_
+    from hecsb_ros.core.learned.svb import SvbBottleneck, svb_config_for
+    from hecsb_ros.core.teachers import load_teacher
+
+    teacher = load_teacher("efficientnet_lite0")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(8):
+        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (240, 260, 3), dtype=np.uint8))
+    pool = PhotoPool([folder], teacher.spec)
+    model = SvbBottleneck(svb_config_for(teacher, 4, stem=True))
+    load_stem_(model.g_a[0], teacher.model.head, model.config.stem, log=lambda s: None)
+    cfg = DistillConfig(beta=1e-3, stage1_epochs=1, stage2_epochs=1, batch_size=4, freeze_stem=True, mixup=1.0)
+    d = Distiller(model, teacher, pool, cfg, progress=False, log=lambda s: None)
+    assert d._stem_is_head
+    calls = {"stem": 0}
+    stem = model.stem()
+    hook = stem.register_forward_hook(lambda *a: calls.__setitem__("stem", calls["stem"] + 1))
+    x, _ = pool.batch(torch.arange(4), torch.Generator().manual_seed(0))
+    model.eval()  # as in training: the frozen stem keeps the teacher's batch-norm statistics
+    with torch.no_grad():
+        shared = model.encode_after_stem(teacher.model.head(x))
+        assert calls["stem"] == 0
+        assert torch.allclose(shared, d._encode(x, None), atol=1e-4) and calls["stem"] == 1
+    d.run()
+    assert calls["stem"] == 1  # both stages (stage 2 on mixed views) ran on the teacher's head alone
+    hook.remove()
+    other = SvbBottleneck(svb_config_for(teacher, 4, stem=True))  # a stem with its own random weights
+    assert not Distiller(other, teacher, pool, cfg, progress=False, log=lambda s: None)._stem_is_head

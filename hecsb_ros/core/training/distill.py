@@ -169,6 +169,11 @@ class Distiller:
                 raise ValueError(f"freeze_stem: this {type(model).__name__} does not start with the teacher's layers")
             for p in model.stem().parameters():
                 p.requires_grad_(False)
+        #: a frozen stem that computes the teacher's own head (SVB, CR+BQ from the teacher's weights):
+        #: on views without cached features the teacher's head then runs once per batch and serves as
+        #: the target (stage 1), the student's stem output and the input of the teacher's tail (stage 2)
+        self._stem_is_head = cfg.freeze_stem and model.stem_reaches_split() and _same_function(
+            model.stem(), teacher.model.head, teacher.spec, self.device)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.full_steps = len(train) // cfg.batch_size
         self.steps_per_epoch = max(1, int(self.full_steps * cfg.epoch_fraction))
@@ -368,6 +373,8 @@ class Distiller:
                 else:
                     with torch.no_grad():
                         h = self.teacher.model.head(x)
+                    if self._stem_is_head:
+                        cached = {"features": h}
                 z, lik = model.quantize(self._encode(x, cached), "noise")
                 h_hat = model.synthesize(z)
                 d, r = distortion(h, h_hat).mean(), rate_bits(lik).mean()
@@ -379,8 +386,14 @@ class Distiller:
                     lam = torch.rand(len(x), generator=self.gen).to(self.device)
                     perm = torch.randperm(len(x), generator=self.gen).to(self.device)
                     x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[perm]
+                shared = None
                 if cached is not None and not mixed:
                     t_logits = cached["logits"].to(self.device, non_blocking=True)
+                elif self._stem_is_head:
+                    with torch.no_grad():
+                        h = self.teacher.model.head(x)
+                        t_logits = self.teacher.model.tail(h)
+                    shared = {"features": h}
                 else:
                     with torch.no_grad():
                         t_logits = self.teacher.model(x)
@@ -388,7 +401,7 @@ class Distiller:
                     y = t_logits.argmax(1)
                     if not mixed:
                         self.teacher_top1 += torch.bincount(y.cpu(), minlength=len(self.teacher_top1))
-                fresh = None if mixed else cached  # a mixed image has no cached features
+                fresh = shared if shared is not None else (None if mixed else cached)  # a mixed image has no cached features
                 if self.cfg.freeze_encoder:
                     with torch.no_grad():
                         z, lik = model.quantize(self._encode(x, fresh), "round")
@@ -432,6 +445,19 @@ class Distiller:
         if not all(math.isfinite(v) for v in means.values()):
             raise FloatingPointError(f"stage {stage}: {means}")
         return means
+
+
+@torch.no_grad()
+def _same_function(a: nn.Module, b: nn.Module, spec, device: torch.device) -> bool:
+    """Whether modules ``a`` and ``b`` (in eval mode) give the same output on a random input of ``spec``'s size."""
+    modes = a.training, b.training
+    a.eval(), b.eval()
+    x = torch.randn(2, spec.in_channels, *spec.input_size, generator=torch.Generator().manual_seed(0)).to(device)
+    try:
+        ya, yb = a(x), b(x)
+        return ya.shape == yb.shape and bool(torch.allclose(ya, yb, rtol=1e-4, atol=1e-4))
+    finally:
+        a.train(modes[0]), b.train(modes[1])
 
 
 def mixed_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y_a: torch.Tensor,
