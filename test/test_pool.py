@@ -120,6 +120,12 @@ def test_budgeted_run_splits_epochs_resumes_and_counts_its_work(folders, teacher
         _distiller(teacher, pool, state, lr2=1e-2).run(resume=True)
 
 
+def test_a_budget_shorter_than_the_configured_epochs_keeps_their_ratio(folders, teacher):
+    d = _distiller(teacher, PhotoPool(folders[:2], teacher.spec), None)  # stage 1 : stage 2 = 1 : 2
+    cfg = d.fit_budget(1e-5, steps=2)
+    assert (cfg.stage1_epochs, cfg.stage2_epochs) == (1, 2) and cfg.epoch_fraction < 1
+
+
 def test_ledger_appends_one_row_per_level(tmp_path):
     ledger = tmp_path / "training" / "ledger.csv"
     manifest = {"kind": "hecsb", "rate_level": 2, "beta": 1e-4, "core_hours": 0.5, "device_minutes": 0.0,

@@ -248,7 +248,8 @@ def test_time_budget_scales_epochs_and_leaves_the_training_state_alone(teacher, 
     before = {k: v.clone() for k, v in d.model.state_dict().items()}
     gen_before, rng_before = d.gen.get_state(), torch.get_rng_state()
     small = d.fit_budget(0.001, steps=2)
-    assert (small.stage1_epochs, small.stage2_epochs) == (1, 1) and small.epoch_fraction < 1  # part of an epoch
+    # shorter than the configured 1 + 3 epochs: those epochs, each on part of the images (the ratio kept)
+    assert (small.stage1_epochs, small.stage2_epochs) == (1, 3) and small.epoch_fraction < 1
     assert d.steps_per_epoch == max(1, int(len(data) // 32 * small.epoch_fraction))
     large = d.fit_budget(5.0, steps=2)
     assert large.stage2_epochs >= 3 * large.stage1_epochs - 1 and large.stage1_epochs > 1

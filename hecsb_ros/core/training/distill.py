@@ -326,6 +326,10 @@ class Distiller:
         self.work["cpu_seconds"] += time.process_time() - cpu
         e1, e2 = epochs_for_budget(minutes * 60, per_epoch, self._shares)
         fraction = min(1.0, minutes * 60 / (e1 * per_epoch[0] + e2 * per_epoch[1]))
+        if fraction < 1.0 and (e1, e2) != tuple(self._shares):
+            # shorter than the configured epochs: keep their ratio (e.g. 1 : 3), each a part of the images
+            e1, e2 = self._shares
+            fraction = min(1.0, minutes * 60 / (e1 * per_epoch[0] + e2 * per_epoch[1]))
         longest = fraction * max(per_epoch[i] for i, e in enumerate((e1, e2)) if e > 0)
         if max_epoch_min and longest > max_epoch_min * 60:
             k = math.ceil(longest / (max_epoch_min * 60))
