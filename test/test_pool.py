@@ -90,6 +90,7 @@ def test_budgeted_run_splits_epochs_resumes_and_counts_its_work(folders, teacher
     cfg = d.fit_budget(0.05, steps=2, max_epoch_min=1e-6)  # 3 s in all, epochs as short as can be
     assert d.steps_per_epoch == 1 and cfg.stage1_epochs > 1 and cfg.stage2_epochs > 2
     assert d.work["cpu_seconds"] > 0 and d.work["samples"] == 0  # timing steps are work, not samples
+    assert int(d.teacher_top1.sum()) == 0  # nor are their views counted as training views
     total = cfg.stage1_epochs + cfg.stage2_epochs
     stop = cfg.stage1_epochs + 1  # stopped after the first stage-2 epoch
 

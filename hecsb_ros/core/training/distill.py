@@ -310,6 +310,7 @@ class Distiller:
         cpu = time.process_time()
         saved_model, saved_gen, saved_rng = copy.deepcopy(self.model), self.gen.get_state(), torch.get_rng_state()
         saved_tail = copy.deepcopy(self.tail.state_dict())
+        saved_top1 = self.teacher_top1.clone()  # the timing steps' views are not training views
         per_epoch = []
         for stage in (1, 2):
             def run(n: int, stage: int = stage) -> None:
@@ -321,6 +322,7 @@ class Distiller:
             per_epoch.append(seconds_per_step(run, self.device, steps=steps) * self.full_steps)
         self.model = saved_model
         self.tail.load_state_dict(saved_tail)
+        self.teacher_top1 = saved_top1
         self.gen.set_state(saved_gen)
         torch.set_rng_state(saved_rng)
         self.work["cpu_seconds"] += time.process_time() - cpu
