@@ -12,6 +12,8 @@ import pytest
 from hecsb_ros.core.bench.points import LEARNED, learned_levels
 from hecsb_ros.core.teachers import default_teacher_path
 
+pytestmark = [pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[1]
 
 

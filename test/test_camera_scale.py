@@ -12,6 +12,8 @@ import torch
 from hecsb_ros.core.preprocess import fit, prepare_image
 from hecsb_ros.core.teachers import images_to_tensor, load_teacher, resolve_teacher, teacher_tag
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(1)
 
 

@@ -4,7 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import hecsb_ros.core
+
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
 
 CORE = Path(hecsb_ros.core.__file__).parent
 

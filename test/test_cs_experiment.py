@@ -19,6 +19,8 @@ from hecsb_ros.core.cs.vae import VAE, latent_objective, train_vae, vae_reconstr
 from hecsb_ros.core.datasets import DatasetNotFound, load_dataset
 from hecsb_ros.core.measurement import MeasurementOperator, gaussian_measurement_matrix
 
+pytestmark = [pytest.mark.slow]
+
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:

@@ -17,6 +17,8 @@ from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import ENCODINGS, convert_colour
 from hecsb_ros.nodes.conversions import array_to_image_msg, image_msg_to_array
 
+pytestmark = [pytest.mark.ros]
+
 torch.set_num_threads(1)
 
 #: The encodings ROS camera drivers publish (and nv12, as Jetson cameras do).

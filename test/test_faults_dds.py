@@ -14,6 +14,8 @@ from hecsb_ros.reliability import scenarios
 from hecsb_ros.monitor import Monitor
 from hecsb_ros.runner import Pipeline
 
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
+
 DOMAIN = 211
 RATE_HZ = 20.0
 

@@ -13,6 +13,8 @@ from rclpy.parameter import Parameter
 
 from hecsb_ros.monitor import Monitor
 
+pytestmark = [pytest.mark.ros, pytest.mark.quick]
+
 
 class _Spinning:
     """Spin one node on its own thread (as its process would), for another node to call its services."""

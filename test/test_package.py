@@ -10,7 +10,11 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from hecsb_ros.graph import split_inference_nodes
+
+pytestmark = [pytest.mark.ros, pytest.mark.quick]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Imported top-level module -> its rosdep key (each checked against ros/rosdistro's rosdep/base.yaml,

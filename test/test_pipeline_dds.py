@@ -15,6 +15,8 @@ import pytest
 
 from hecsb_ros.core.teachers import default_teacher_path, fmnist_spec
 
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

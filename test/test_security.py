@@ -15,6 +15,8 @@ import pytest
 from hecsb_ros.core.store import (CHECKSUMS_NAME, ChecksumError, read_checksums, sha256_of, verify_checkpoint,
                                      write_checksums)
 
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hecsb_ros"
 
