@@ -8,7 +8,8 @@ import pytest
 
 import hecsb_ros.core
 
-pytestmark = [pytest.mark.ros, pytest.mark.dds]
+# once: whether the core imports ROS does not depend on which ROS distribution is installed
+pytestmark = [pytest.mark.ros, pytest.mark.dds, pytest.mark.once]
 
 CORE = Path(hecsb_ros.core.__file__).parent
 

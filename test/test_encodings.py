@@ -171,7 +171,8 @@ def _predictions(codec, encodings, grey: bool = False) -> dict[tuple[str, str], 
 
 @pytest.mark.parametrize("codec_name,settings", [
     ("hecsb", CodecSettings(threads=1)),                                         # shipped codec and teacher
-    ("jpeg", CodecSettings(quality=90, teacher="efficientnet_lite0", threads=1)),  # ImageNet teacher
+    # ImageNet teacher; once: the conversions are the same as above, the rest is the teacher's
+    pytest.param("jpeg", CodecSettings(quality=90, teacher="efficientnet_lite0", threads=1), marks=pytest.mark.once),
 ], ids=["hecsb-fmnist", "jpeg-efficientnet_lite0"])
 def test_every_encoding_classifies_as_bgr8(codec_name, settings):
     """Colour encodings against the photo as bgr8; grey ones (which carry no colour) against the grey
