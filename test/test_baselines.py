@@ -22,6 +22,8 @@ from hecsb_ros.core.store import model_id_of
 from hecsb_ros.core.training.data import TensorSource
 from hecsb_ros.core.training.loops import head_distill, train_rd
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(1)
 SVB_CFG = SvbConfig(1, (28, 28), 32, (14, 14), latent_channels=4)
 

@@ -14,6 +14,8 @@ from hecsb_ros.core.bench.latency import LatencyRow, computed_rows, transfer_ms
 from hecsb_ros.core.bench.points import discover, learned_levels
 from hecsb_ros.core.codecs import CodecSettings
 
+pytestmark = [pytest.mark.slow]
+
 CURVE = [(100.0, 0.80), (200.0, 0.88), (400.0, 0.90), (300.0, 0.85), (800.0, 0.905)]
 
 

@@ -12,6 +12,8 @@ import pytest
 from hecsb_ros.core.bench.points import LEARNED, learned_levels
 from hecsb_ros.core.teachers import default_teacher_path
 
+pytestmark = [pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -19,15 +21,15 @@ def test_bench_quick_writes_every_output(tmp_path, missing_data):
     if not default_teacher_path().exists():
         missing_data("shipped teacher checkpoint missing")
     out = tmp_path / "bench"
-    # --quick on fewer images than its 500 + 300 (every output, half the time)
-    proc = subprocess.run([sys.executable, "-m", "hecsb_ros.cli.bench", "--quick", "--limit", "250", "--pick-images", "150",
+    # --quick on fewer images than its 500 + 300: every rate point, output and claim, on 100 + 60 images
+    proc = subprocess.run([sys.executable, "-m", "hecsb_ros.cli.bench", "--quick", "--limit", "100", "--pick-images", "60",
                            "--out-dir", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = list(csv.DictReader((out / "rate_accuracy.csv").open()))
     doc = json.loads((out / "results.json").read_text())
     teacher = doc["teacher_accuracy"]
-    assert doc["test_images"] == 250
+    assert doc["test_images"] == 100
     shipped = {c: len(learned_levels(c)) for c in LEARNED}
     expected = {"jpeg": 3, "webp": 3, "png": 1, **{c: n for c, n in shipped.items() if n}}
     got: dict[str, int] = {}
@@ -49,7 +51,7 @@ def test_bench_quick_writes_every_output(tmp_path, missing_data):
     # operating points are chosen on held-out training images, not on the test rows
     from hecsb_ros.core.bench.compare import operating_point
 
-    assert doc["pick_images"] == 150 and 0.5 < doc["pick_teacher_accuracy"] <= 1.0
+    assert doc["pick_images"] == 60 and 0.5 < doc["pick_teacher_accuracy"] <= 1.0
     for codec, point in doc["operating"].items():
         mine = [r for r in doc["rows"] if r["codec"] == codec]
         assert operating_point([(r["pick_bytes_mean"], r["pick_accuracy"], r["setting"]) for r in mine],

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = [pytest.mark.slow]
+
 DATA = Path(__file__).resolve().parent / "data"
 REFERENCE = DATA / "bit_identity.json"
 LOGITS = DATA / "bit_identity_logits.npz"

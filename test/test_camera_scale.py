@@ -12,6 +12,8 @@ import torch
 from hecsb_ros.core.preprocess import fit, prepare_image
 from hecsb_ros.core.teachers import images_to_tensor, load_teacher, resolve_teacher, teacher_tag
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(1)
 
 
@@ -192,8 +194,9 @@ def test_training_commands_distil_from_unlabelled_photos(lite0, media, tmp_path)
     common = ["--teacher", "efficientnet_lite0", "--data", "photos", str(media), "--test-list", str(tmp_path / "eval.csv"),
               "--cache", str(tmp_path / "cache"), "--crops", "1", "--val-images", "1", "--batch-size", "2",
               "--no-progress"]
+    # --no-refit-prior: the refit after training runs in test_resnet50_path.py and is checked in test_training_hecsb.py
     assert train_hecsb(["--beta", "1e-3", "--stage1-epochs", "1", "--stage2-epochs", "1", "--alpha", "1.0",
-                        "--stage2-rate-weight", "1", "--out", str(tmp_path / "out")] + common) == 0
+                        "--stage2-rate-weight", "1", "--no-refit-prior", "--out", str(tmp_path / "out")] + common) == 0
     manifest = json.loads((tmp_path / "out" / "hecsb_effl0_r0.json").read_text())
     assert manifest["test_images"] == 1 and manifest["resize"] == "center_crop" and "val_accuracy" in manifest
     assert manifest["config"]["stem"] == "efficientnet_lite0" and manifest["train_images"] > 0
@@ -287,9 +290,11 @@ def test_baselines_start_from_the_teachers_layers_and_input_codecs_train_on_patc
         random_patches(torch.rand(1, 3, 32, 32), 64, torch.Generator())
 
     (tmp_path / "eval.csv").write_text("file,class_index\n" + str(media / "photos" / "flower.jpg") + ",985\n")
+    # --no-refit-prior: the prior's refit after training (400 Adam steps a model, most of this test's time) is
+    # not what this test is about; it runs in test_resnet50_path.py and is checked in test_training_hecsb.py
     common = ["--teacher", "efficientnet_lite0", "--data", "photos", str(media), "--test-list", str(tmp_path / "eval.csv"),
               "--cache", str(tmp_path / "cache"), "--crops", "1", "--batch-size", "2", "--no-progress",
-              "--out", str(tmp_path / "out")]
+              "--no-refit-prior", "--out", str(tmp_path / "out")]
     assert train_baselines(["svb", "--stem", "--freeze-stem", "--beta", "1e-3", "--stage1-epochs", "1",
                             "--stage2-epochs", "1", "--alpha", "1.0"] + common) == 0
     assert train_baselines(["crbq", "--stem", "--freeze-stem", "--channels", "2", "--epochs", "1"] + common) == 0

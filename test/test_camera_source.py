@@ -17,6 +17,8 @@ from hecsb_ros.nodes.conversions import compressed_msg_to_array, image_msg_to_ar
 
 from conftest import spin_until
 
+pytestmark = [pytest.mark.ros]
+
 
 class _Recorded:
     """Stands in for ``open_source``: each call opens a new source of numbered 4 x 4 mono8 frames and

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[1]
 #: What a workspace copy of the checkout leaves out (virtual environments, build outputs, results).
 IGNORE = shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "__pycache__", "benchmarks", "runs",

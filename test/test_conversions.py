@@ -4,16 +4,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import Header
 
 from hecsb_ros.core.codecs import EncodedFrame
 from hecsb_ros.core.results import classify
-from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
+from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, skipped_count
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
 from hecsb_ros.nodes.conversions import (array_to_image_msg, image_msg_to_array, latent_msg, latent_payload,
                                          link_stats_msg, ns_to_time, result_msg, time_to_ns)
+
+pytestmark = [pytest.mark.ros, pytest.mark.quick]
 
 
 def _latent() -> CompressedLatent:
@@ -53,10 +56,13 @@ def test_link_stats_from_a_snapshot():
     acc.snapshot(0.0)
     acc.add(FrameRecord(10, 100, 5.0, 1.0, 2.0, 3.0, True))
     acc.drop("truncated")
+    acc.skip(2)
     msg = link_stats_msg(acc.snapshot(1.0), ns_to_time(5), "server")
     back = deserialize_message(serialize_message(msg), LinkStats)
     assert back.frames == 1 and back.payload_bytes_mean == 10.0 and back.accuracy == 1.0
-    assert list(back.drop_reasons) == ["truncated"] and list(back.drop_counts) == [1]
+    # skipped frames ride along under their own name and are not drops
+    assert list(back.drop_reasons) == ["truncated", "skipped"] and list(back.drop_counts) == [1, 2]
+    assert back.drops == 1 and skipped_count(back.drop_reasons, back.drop_counts) == 2
     assert back.header.frame_id == "server"
     empty = link_stats_msg(LinkStatsAccumulator().snapshot(0.0), ns_to_time(5), "server")
     assert math.isnan(empty.accuracy) and empty.frames == 0

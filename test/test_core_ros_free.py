@@ -4,7 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import hecsb_ros.core
+
+# once: whether the core imports ROS does not depend on which ROS distribution is installed
+pytestmark = [pytest.mark.ros, pytest.mark.dds, pytest.mark.once]
 
 CORE = Path(hecsb_ros.core.__file__).parent
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from hecsb_ros.graph import (FASTDDS_PROFILE_VAR, FASTRTPS_PROFILE_VAR, dds_environment, fastdds_profile,
                              fastdds_profile_problem)
 from hecsb_ros.runner import ros_env
+
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
 
 
 def test_the_profile_gives_shared_memory_a_32_mib_segment_and_keeps_udp():

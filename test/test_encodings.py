@@ -17,6 +17,8 @@ from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import ENCODINGS, convert_colour
 from hecsb_ros.nodes.conversions import array_to_image_msg, image_msg_to_array
 
+pytestmark = [pytest.mark.ros]
+
 torch.set_num_threads(1)
 
 #: The encodings ROS camera drivers publish (and nv12, as Jetson cameras do).
@@ -169,7 +171,8 @@ def _predictions(codec, encodings, grey: bool = False) -> dict[tuple[str, str], 
 
 @pytest.mark.parametrize("codec_name,settings", [
     ("hecsb", CodecSettings(threads=1)),                                         # shipped codec and teacher
-    ("jpeg", CodecSettings(quality=90, teacher="efficientnet_lite0", threads=1)),  # ImageNet teacher
+    # ImageNet teacher; once: the conversions are the same as above, the rest is the teacher's
+    pytest.param("jpeg", CodecSettings(quality=90, teacher="efficientnet_lite0", threads=1), marks=pytest.mark.once),
 ], ids=["hecsb-fmnist", "jpeg-efficientnet_lite0"])
 def test_every_encoding_classifies_as_bgr8(codec_name, settings):
     """Colour encodings against the photo as bgr8; grey ones (which carry no colour) against the grey

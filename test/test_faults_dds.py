@@ -14,6 +14,8 @@ from hecsb_ros.reliability import scenarios
 from hecsb_ros.monitor import Monitor
 from hecsb_ros.runner import Pipeline
 
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
+
 DOMAIN = 211
 RATE_HZ = 20.0
 
@@ -41,6 +43,28 @@ def running(random_classifier, tmp_path_factory):
 
 def _show(name, figures):
     print(f"\n{name}: {json.dumps(figures, indent=1, default=str)}")
+
+
+def test_the_runner_brought_the_pipeline_up_in_order(running):
+    """The runner's start (lifecycle, the default): server, then edge configured and activated through
+    their services before the camera started; results flow (the fixture waited for them). First in
+    this module, before the faults restart nodes (their logs keep the first start's lines first)."""
+    import re
+
+    pipe, monitor = running
+    assert monitor.lifecycle_state("hecsb_server") == monitor.lifecycle_state("hecsb_edge") == "active"
+
+    def first(key: str, text: str) -> float:
+        for line in pipe.log_tail(key, 100000).splitlines():
+            m = re.match(r"\[INFO\] \[(\d+\.\d+)\]", line)
+            if m and text in line:
+                return float(m.group(1))
+        raise AssertionError(f"{text!r} not in {key}'s log")
+
+    server_active = first("server", "serving codec")
+    edge_configured, edge_active = first("edge", "configured: loaded codec"), first("edge", "]: codec png")
+    camera_started = first("camera_source", "publishing")
+    assert server_active < edge_configured < edge_active < camera_started
 
 
 def test_link_blackout_recovers_without_restarts_or_backlog(running):

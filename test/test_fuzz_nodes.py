@@ -17,6 +17,8 @@ from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.reliability.fuzz import (IMAGE_KINDS, LATENT_KINDS, fuzz_edge, fuzz_edge_results, fuzz_server,
                                         fuzz_server_over_dds, png_bytes, rss_mb, valid_latent)
 
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
 N = int(os.environ.get("HECSB_FUZZ_EXAMPLES", "700"))
 #: Resident memory a fuzz run may add (hypothesis keeps some state per example); a single memory
 #: bomb getting through costs far more (the PNG chunk bomb below took 2 GiB).

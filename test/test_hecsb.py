@@ -17,6 +17,8 @@ from hecsb_ros.core.entropy import LatentCoder
 from hecsb_ros.core.learned import HecsbBottleneck, HecsbConfig, Split, rate_bits, read_learned, save_learned
 from hecsb_ros.core.payload import PayloadError
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(1)
 
 FMNIST_CFG = HecsbConfig(1, (28, 28), 32, (14, 14), acq_channels=(8, 12), measurements=2, decoder_channels=16)

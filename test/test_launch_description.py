@@ -17,6 +17,8 @@ import pytest
 from hecsb_ros.runner import node_command
 from hecsb_ros.graph import LAUNCH_ARGUMENTS, split_inference_nodes
 
+pytestmark = [pytest.mark.ros, pytest.mark.quick]
+
 LAUNCH_FILE = Path(__file__).resolve().parents[1] / "launch" / "split_inference.launch.py"
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.quick]
+
 PACKAGE = Path(__file__).resolve().parents[1] / "hecsb_ros"
 
 #: (layer name, module prefixes), bottom up. A module may import from lower layers and from its own.

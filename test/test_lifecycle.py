@@ -13,6 +13,8 @@ from rclpy.parameter import Parameter
 
 from hecsb_ros.monitor import Monitor
 
+pytestmark = [pytest.mark.ros, pytest.mark.quick]
+
 
 class _Spinning:
     """Spin one node on its own thread (as its process would), for another node to call its services."""
@@ -162,12 +164,11 @@ def test_plain_start_configures_and_activates_and_fails_fast(ros_context, random
 
 
 @pytest.mark.dds
-def test_runner_brings_the_pipeline_up_in_order_and_reports_a_failed_configure(random_classifier, tmp_path):
-    """Processes over DDS: server, then edge configured and activated through their services before the
-    camera starts; with an unknown checkpoint on the server the start fails with the node's reason,
-    the server stays unconfigured and neither the edge nor the camera is brought up."""
-    import re
-
+def test_runner_reports_a_failed_configure_and_brings_up_nothing_after_it(random_classifier, tmp_path):
+    """Processes over DDS: with an unknown checkpoint on the server the start fails with the node's
+    reason, the server stays unconfigured and neither the edge nor the camera is brought up. (The
+    order of a good start, server then edge active before the camera starts, is checked on
+    test_faults_dds.py's running pipeline: test_the_runner_brought_the_pipeline_up_in_order.)"""
     import rclpy
 
     from hecsb_ros.runner import Pipeline
@@ -178,27 +179,6 @@ def test_runner_brings_the_pipeline_up_in_order_and_reports_a_failed_configure(r
     monitor = Monitor("lifecycle_runner_monitor", context=context)
     try:
         good = {"checkpoint": str(random_classifier)}
-        pipe = Pipeline(domain, tmp_path / "ok", {"edge": good, "server": good}, codec="png", link="false",
-                        rate_hz="20", monitor=monitor)
-        try:
-            pipe.start()
-            assert monitor.lifecycle_state("hecsb_server") == monitor.lifecycle_state("hecsb_edge") == "active"
-            assert monitor.spin_until(lambda: len(monitor.results) >= 5, 120.0), pipe.log_tail("camera_source")
-
-            def first(key: str, text: str) -> float:
-                for line in pipe.log_tail(key, 100000).splitlines():
-                    m = re.match(r"\[INFO\] \[(\d+\.\d+)\]", line)
-                    if m and text in line:
-                        return float(m.group(1))
-                raise AssertionError(f"{text!r} not in {key}'s log")
-
-            server_active = first("server", "serving codec")
-            edge_configured, edge_active = first("edge", "configured: loaded codec"), first("edge", "]: codec png")
-            camera_started = first("camera_source", "publishing")
-            assert server_active < edge_configured < edge_active < camera_started
-        finally:
-            pipe.stop()
-
         bad = {"checkpoint": str(tmp_path / "unknown.safetensors")}
         pipe = Pipeline(domain, tmp_path / "bad", {"edge": good, "server": bad}, codec="png", link="false",
                         monitor=monitor)

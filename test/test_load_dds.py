@@ -16,6 +16,8 @@ from hecsb_ros.reliability import scenarios
 from hecsb_ros.monitor import Monitor
 from hecsb_ros.runner import Pipeline
 
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
+
 DOMAIN = 212
 EXTRA_MS = 25.0
 SUSTAINABLE_HZ = 1000.0 / EXTRA_MS

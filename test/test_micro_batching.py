@@ -15,6 +15,8 @@ from hecsb_ros.msg import ClassificationResult, CompressedLatent
 from hecsb_ros.nodes.common import reliable_qos
 from hecsb_ros.nodes.conversions import latent_msg, latent_payload
 
+pytestmark = [pytest.mark.ros]
+
 
 def _images(n: int) -> list[np.ndarray]:
     rng = np.random.default_rng(7)

@@ -14,6 +14,8 @@ from hecsb_ros.nodes.conversions import array_to_image_msg, latent_msg
 
 from conftest import spin_until
 
+pytestmark = [pytest.mark.ros]
+
 
 def _overrides(ckpt, **extra):
     values = {"codec": "png", "checkpoint": str(ckpt), "stats_period_s": 0.2, **extra}

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = [pytest.mark.slow]
+
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 

@@ -10,7 +10,12 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from hecsb_ros.graph import split_inference_nodes
+
+# once: package.xml, requirements and setup.py checks read files; no ROS distribution takes part
+pytestmark = [pytest.mark.ros, pytest.mark.quick, pytest.mark.once]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Imported top-level module -> its rosdep key (each checked against ros/rosdistro's rosdep/base.yaml,

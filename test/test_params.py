@@ -11,6 +11,8 @@ from hecsb_ros.params import NODE_PARAMS, Param, check_value
 
 from conftest import spin_until  # noqa: F401
 
+pytestmark = [pytest.mark.ros, pytest.mark.quick]
+
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "split_inference.yaml"
 NODE_NAMES = {"camera_source": "hecsb_camera_source", "edge": "hecsb_edge", "server": "hecsb_server",
               "link_emulator": "hecsb_link_emulator"}

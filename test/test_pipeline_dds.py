@@ -15,6 +15,8 @@ import pytest
 
 from hecsb_ros.core.teachers import default_teacher_path, fmnist_spec
 
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,6 +66,7 @@ def test_link_emulator_slows_transfer_as_the_rate_says(tmp_path):
     assert s["transfer_p50_ms"] >= 784 * 8 / 0.1e6 * 1e3
 
 
+@pytest.mark.once  # on Jazzy, HECS-B latents between processes: the camera tests; the demo: the fleet test
 def test_default_codec_is_hecsb_and_classifies_over_dds(tmp_path):
     """The demo's default codec (HECS-B at its default rate level) over the 4g link, 50 frames.
 

@@ -14,6 +14,8 @@ from hecsb_ros.core.codecs import CodecSettings, create_codec
 from hecsb_ros.core.learned import SvbBottleneck, crbq_config_for, svb_config_for
 from hecsb_ros.core.teachers import load_teacher
 
+pytestmark = [pytest.mark.slow]
+
 
 def load_resnet50(weights: Path):
     return load_teacher(f"resnet50:{weights}")

@@ -15,11 +15,14 @@ import pytest
 from hecsb_ros.core.store import (CHECKSUMS_NAME, ChecksumError, read_checksums, sha256_of, verify_checkpoint,
                                      write_checksums)
 
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hecsb_ros"
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
+@pytest.mark.once  # no ROS involved
 def test_checkpoint_loads_with_pickle_and_torch_load_disabled(random_classifier, monkeypatch):
     import torch
 
@@ -44,6 +47,7 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
+@pytest.mark.once  # no ROS involved
 def test_pickled_code_in_a_pth_checkpoint_is_refused_and_not_run(tmp_path):
     import torch
 
@@ -58,6 +62,7 @@ def test_pickled_code_in_a_pth_checkpoint_is_refused_and_not_run(tmp_path):
     assert not marker.exists(), "unpickling ran the payload"
 
 
+@pytest.mark.once  # no ROS involved
 def test_checksums_accept_a_matching_checkpoint_and_refuse_a_changed_one(random_classifier, tmp_path):
     ckpt = tmp_path / "teacher.safetensors"
     ckpt.write_bytes(random_classifier.read_bytes())
@@ -71,6 +76,7 @@ def test_checksums_accept_a_matching_checkpoint_and_refuse_a_changed_one(random_
         verify_checkpoint(ckpt)
 
 
+@pytest.mark.once  # no ROS involved
 def test_checksum_rules(tmp_path):
     other = tmp_path / "other.safetensors"
     other.write_bytes(b"x")
@@ -110,6 +116,7 @@ def _calls(tree: ast.AST):
             yield name, node
 
 
+@pytest.mark.once  # no ROS involved
 def test_package_sources_never_eval_shell_out_or_unpickle_freely():
     problems = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -244,6 +251,7 @@ def test_enforce_never_starts_a_node_without_valid_security(tmp_path, enclave, r
         assert "security" in out.lower() or "certificate" in out.lower(), out[-2000:]
 
 
+@pytest.mark.once  # no ROS involved
 def test_manifest_command_writes_and_checks(random_classifier, tmp_path, capsys):
     from hecsb_ros.cli.manifest import main
 
@@ -254,6 +262,7 @@ def test_manifest_command_writes_and_checks(random_classifier, tmp_path, capsys)
     assert "refusing to load" in capsys.readouterr().err
 
 
+@pytest.mark.once  # no ROS involved
 def test_loading_a_tampered_shipped_checkpoint_is_refused(tmp_path):
     """The loaders check the SHA256SUMS beside a checkpoint before reading it."""
     import shutil

@@ -12,6 +12,8 @@ from hecsb_ros.core.teachers import Classifier, build_model, fmnist_spec
 from hecsb_ros.core.training.data import TensorSource
 from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_rate_and_logits
 
+pytestmark = [pytest.mark.slow]
+
 torch.set_num_threads(1)
 CFG = HecsbConfig(1, (28, 28), 8, (14, 14), acq_channels=(8, 12), measurements=2, decoder_channels=16)
 

@@ -17,6 +17,8 @@ from hecsb_ros.nodes import conversions
 from hecsb_ros.nodes.conversions import (class_database_version, label_info_msg, ns_to_time, vision_classification_msg,
                                          vision_info_msg, vision_msgs_module)
 
+pytestmark = [pytest.mark.ros]
+
 
 def _message(name: str, **fields):
     """A stand-in message class: the fields of vision_msgs/<name> with their defaults, keyword init."""
