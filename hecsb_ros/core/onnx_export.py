@@ -31,6 +31,7 @@ padding fails otherwise).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import platform
 import time
@@ -185,7 +186,7 @@ def versions() -> dict[str, str]:
     out = {"torch": torch.__version__, "python": platform.python_version()}
     for name in ("onnx", "onnxruntime"):
         try:
-            out[name] = __import__(name).__version__
+            out[name] = importlib.import_module(name).__version__
         except ImportError:
             out[name] = "not installed"
     return out
