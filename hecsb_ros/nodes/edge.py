@@ -9,7 +9,10 @@ Fresh frames first (``queue_policy: newest``, the default): the subscription cal
 newest frame and a worker thread encodes it when it is free, so a frame never waits behind older
 ones; a frame replaced while waiting is counted as ``skipped`` (``edge_stats`` drop_reasons,
 ``/diagnostics``), apart from bad input (drops) and frames the middleware lost (``image_lost``, from
-the message-lost event). A publisher matched on the image topic whose frames do not arrive (a camera
+the message-lost event). With ``max_in_flight`` (default 1) the worker encodes a frame only while fewer
+latents than that are out (sent, result not back): under overload the newest frame waits at the edge,
+not its latent at the server, and is encoded the moment a result comes back; a latent whose result
+does not come back within ``in_flight_timeout_ms`` stops counting (``in_flight_expired``). A publisher matched on the image topic whose frames do not arrive (a camera
 driver without the Fast DDS profile) is warned about once, with the fix.
 
 ``quality`` (the rate level) may be set at run time (``ros2 param set /hecsb_edge quality 3``): the
@@ -36,7 +39,7 @@ from std_msgs.msg import Header
 
 from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError
-from hecsb_ros.core.ratecontrol import BudgetController, LevelProfile
+from hecsb_ros.core.ratecontrol import BudgetController, InFlightWindow, LevelProfile
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.graph import fastdds_profile, profile_exports
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
@@ -58,6 +61,8 @@ class EdgeConfig(CodecNodeConfig):
     worst_link_kbit_s: float
     queue_policy: str
     frame_silence_s: float
+    max_in_flight: int
+    in_flight_timeout_ms: float
 
 
 #: Weight of the newest measurement in the per-level edge and server time averages.
@@ -118,6 +123,9 @@ class EdgeNode(ManagedCodecNode):
         self._last_image_s = math.nan
         self._matched_since: float | None = None
         self._warned: set[str] = set()
+        self.window = InFlightWindow(cfg.max_in_flight if cfg.queue_policy == "newest" else 0,
+                                     cfg.in_flight_timeout_ms)
+        self._expired_seen = 0
         self._pub = self._publisher(CompressedLatent, "latent", reliable_qos(10))
         self._stats_pub = self._publisher(LinkStats, "edge_stats", reliable_qos(10))
 
@@ -163,8 +171,12 @@ class EdgeNode(ManagedCodecNode):
         self._subscribe(GroundTruth, "image_raw/ground_truth", self._on_truth, reliable_qos(50))
         newest = cfg.queue_policy == "newest"
         if newest:
+            gate = self._gate if cfg.max_in_flight > 0 else None
             self._worker = NewestWorker("edge_worker", lambda items: self._encode(*items[0]),
-                                        lambda _key, _old: self.stats.skip(), self._worker_error)
+                                        lambda _key, _old: self.stats.skip(), self._worker_error, gate=gate)
+        elif cfg.max_in_flight > 0:
+            self.get_logger().info("max_in_flight applies to queue_policy newest only: with fifo every frame is "
+                                   "encoded as it arrives")
         msg_type, topic, handle = ((CompressedImage, "image_raw/compressed", self._on_compressed)
                                    if cfg.input == "compressed" else (Image, "image_raw", self._on_image))
         callback = self._arrive if newest else handle
@@ -218,6 +230,17 @@ class EdgeNode(ManagedCodecNode):
         worker = self._worker
         if worker is not None:
             worker.put("frame", (msg.header, self._frame(msg), label))
+
+    def _gate(self) -> float:
+        """The worker's gate: 0 = encode the newest frame now; else seconds until a latent out expires."""
+        wait_ms = self.window.wait_ms(time.monotonic() * 1e3)
+        expired = self.window.expired
+        if expired > self._expired_seen:
+            self._expired_seen = expired
+            self.get_logger().warning(
+                f"no result within {self.window.timeout_ms:.0f} ms for {expired} latent(s) so far: no longer "
+                "waited for (lost on the way or a stalled server)", throttle_duration_sec=5.0)
+        return wait_ms / 1e3
 
     def _worker_error(self, exc: BaseException) -> None:
         self.get_logger().error(f"frame worker: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
@@ -281,6 +304,7 @@ class EdgeNode(ManagedCodecNode):
         self._sent_levels[self._seq] = codec.quality
         while len(self._sent_levels) > 1000:
             self._sent_levels.popitem(last=False)
+        self.window.sent(self._seq, time.monotonic() * 1e3)  # before publishing: its result may be quick
         self._pub.publish(out)
         with self._ctl_lock:
             ctl = self.controller
@@ -291,6 +315,10 @@ class EdgeNode(ManagedCodecNode):
         self._seq += 1
 
     def _on_result(self, msg: ClassificationResult) -> None:
+        self.window.answered(int(msg.sequence), time.monotonic() * 1e3)
+        worker = self._worker
+        if worker is not None and self.window.limit > 0:
+            worker.wake()  # a place may be free: the newest frame is encoded now
         with self._ctl_lock:
             self._result(msg)
 
@@ -329,6 +357,8 @@ class EdgeNode(ManagedCodecNode):
             "lifecycle": "active", "images_in": self.images_in, "latents_sent": self._seq,
             "skipped": self.stats.skipped, "frames_lost": self.frames_lost, "queue_policy": self.cfg.queue_policy,
             "frames_waiting": self._worker.waiting + int(self._worker.busy) if self._worker is not None else 0,
+            "max_in_flight": self.window.limit, "in_flight": self.window.out,
+            "in_flight_expired": self.window.expired, "in_flight_timeout_ms": self.window.timeout_ms,
             "codec": self.codec.name,
             "quality": self.codec.quality, "rate_control": stats.rate_control,
             "link_mbps_estimate": stats.link_mbps_estimate, "link_delay_ms_estimate": stats.link_delay_ms_estimate,
