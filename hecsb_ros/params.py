@@ -154,6 +154,11 @@ EDGE: tuple[Param, ...] = _codec_params(2.0, runtime_quality=True) + (
           "server instead of waiting there (and the edge's CPU is not spent on frames the server would skip); a "
           "result also answers every earlier latent. 0 = no limit (encode whenever free). Ignored with fifo",
           min=0, max=1000, read_only=True),
+    Param("max_frame_wait", 0.5, "queue_policy newest with max_in_flight: a frame that has waited at the edge for "
+          "more than this share of the camera's frame period (measured) when a place comes free is skipped (counted) "
+          "and the next frame, due within the rest of the period, is encoded on arrival instead: results are at most "
+          "this share of a period older than their compute, for fewer results per second under overload; 0 = off "
+          "(the waiting frame is encoded whatever its wait)", min=0.0, max=1.0, read_only=True),
     Param("in_flight_timeout_ms", 0.0, "A latent whose result has not come back after this many ms no longer "
           "counts against max_in_flight (counted as in_flight_expired in /diagnostics: a lost result cannot stall "
           "the edge); 0 = adaptive: 3 x the 95th percentile of the last 50 round trips, at least 100 ms "

@@ -131,3 +131,49 @@ def test_worker_stop_processes_what_waits_behind_a_closed_gate():
     assert done == []
     worker.stop()
     assert done == ["last"]
+
+
+def test_worker_skips_an_item_gone_stale_behind_the_gate_and_takes_the_next_one():
+    """max_frame_wait: a frame that waited too long for a place is skipped; the next one is encoded on arrival.
+    The wait behind a busy worker does not count, only the wait for a place since the worker was free."""
+    from hecsb_ros.nodes.common import NewestWorker
+
+    done, skipped = [], []
+    window = InFlightWindow(1, timeout_ms=10_000.0)
+    now = lambda: time.monotonic() * 1e3  # noqa: E731
+
+    def stale(item, idle_since):
+        return time.monotonic() - max(item[1], idle_since) > 0.05
+
+    def process(items):
+        for name, _ in items:
+            time.sleep(0.1 if name == "slow" else 0.0)  # busy longer than the stale limit
+            window.sent(len(done), now())
+            done.append(name)
+
+    worker = NewestWorker("test_worker", process, lambda _k, old: skipped.append(old[0]), lambda e: None,
+                          gate=lambda: window.wait_ms(now()) / 1e3, stale=stale)
+    try:
+        worker.put("frame", ("slow", time.monotonic()))
+        time.sleep(0.02)
+        worker.put("frame", ("behind busy worker", time.monotonic()))  # waits ~80 ms for the busy worker
+        deadline = time.monotonic() + 5
+        while len(done) < 1 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        window.answered(0, now())
+        worker.wake()
+        while len(done) < 2 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert done == ["slow", "behind busy worker"] and skipped == []  # not stale: waited for the worker
+        worker.put("frame", ("behind the gate", time.monotonic()))  # latent 1 is out: the gate is closed
+        time.sleep(0.15)
+        window.answered(1, now())
+        worker.wake()  # the gate opens: the waiting frame waited 150 ms for a place, stale
+        time.sleep(0.05)
+        assert skipped == ["behind the gate"] and worker.waiting == 0 and len(done) == 2
+        worker.put("frame", ("fresh", time.monotonic()))
+        while len(done) < 3 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert done[-1] == "fresh"
+    finally:
+        worker.stop()
