@@ -15,8 +15,9 @@ not its latent at the server, and is encoded the moment a result comes back; a l
 does not come back within ``in_flight_timeout_ms`` stops counting (``in_flight_expired``). A frame that
 has waited longer than ``max_frame_wait`` of the camera period by then is skipped for the next one.
 With ``queue_policy: newest`` the image subscription holds at least ``NEWEST_IMAGE_DEPTH`` frames, so
-that every frame the camera sends is taken (and counted) by the callback. A publisher matched on the image topic whose frames do not arrive (a camera
-driver without the Fast DDS profile) is warned about once, with the fix.
+that every frame the camera sends is taken (and counted) by the callback. A publisher matched on the
+image topic whose frames do not arrive (a camera driver without the Fast DDS profile) is warned about
+once, with the fix.
 
 ``quality`` (the rate level) may be set at run time (``ros2 param set /hecsb_edge quality 3``): the
 next frame is encoded at that level; a server with ``all_levels`` (default) decodes every level.
