@@ -148,6 +148,21 @@ EDGE: tuple[Param, ...] = _codec_params(2.0, runtime_quality=True) + (
           "keeps only the newest frame and a worker thread encodes it when free, each older frame counted as "
           "'skipped' (results stay fresh under overload); fifo = every frame the image subscription (qos_depth) "
           "holds is encoded in arrival order", choices=QUEUE_POLICIES, read_only=True),
+    Param("max_in_flight", 1, "queue_policy newest: most latents the edge has out (sent, result not back yet) "
+          "before it encodes another frame; while that many are out the newest camera frame waits at the edge "
+          "(older ones are skipped and counted) and is encoded when a result comes back, so it meets an idle "
+          "server instead of waiting there (and the edge's CPU is not spent on frames the server would skip); a "
+          "result also answers every earlier latent. 0 = no limit (encode whenever free). Ignored with fifo",
+          min=0, max=1000, read_only=True),
+    Param("max_frame_wait", 0.5, "queue_policy newest with max_in_flight: a frame that has waited at the edge for "
+          "more than this share of the camera's frame period (measured) when a place comes free is skipped (counted) "
+          "and the next frame, due within the rest of the period, is encoded on arrival instead: results are at most "
+          "this share of a period older than their compute, for fewer results per second under overload; 0 = off "
+          "(the waiting frame is encoded whatever its wait)", min=0.0, max=1.0, read_only=True),
+    Param("in_flight_timeout_ms", 0.0, "A latent whose result has not come back after this many ms no longer "
+          "counts against max_in_flight (counted as in_flight_expired in /diagnostics: a lost result cannot stall "
+          "the edge); 0 = adaptive: 3 x the 95th percentile of the last 50 round trips, at least 100 ms "
+          "(1000 ms until 5 results are back)", min=0.0, max=600000.0, read_only=True),
     Param("frame_silence_s", 3.0, "Warn (once, with the fix) when a publisher is matched on the image topic but "
           "no frame arrived for this many seconds (large frames from a process without the Fast DDS profile are "
           "lost that way); frames the middleware reports lost are counted as 'image_lost' and warned about too",

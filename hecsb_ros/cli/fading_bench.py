@@ -50,6 +50,8 @@ def scaled_schedule(schedule: str, scale: float) -> tuple[str, float]:
 def run_cell(mode: str, level: int, args: argparse.Namespace, schedule: str, cycle_s: float, domain_id: int,
              log_dir: Path, worst_link: float = 0.0) -> dict:
     edge: dict = {"stats_period_s": 1.0}
+    if args.max_in_flight is not None:
+        edge["max_in_flight"] = args.max_in_flight
     if mode == "budget":
         edge.update(rate_control="budget", latency_budget_ms=float(args.budget_ms), worst_link_kbit_s=float(worst_link))
     else:
@@ -155,7 +157,8 @@ def write_report(rows: list[dict], args: argparse.Namespace, schedule: str, out_
         f"{args.rate:g} Hz, link emulator schedule `{schedule}` (Mbit/s:seconds"
         + (f", the seed schedule `{args.schedule}` times {args.rate_scale:g}" if args.rate_scale != 1 else "")
         + f"), budget {args.budget_ms:g} ms capture -> result; {args.cycles} schedule cycle(s) counted per cell "
-        f"after {args.warmup:g} s of warm-up.", "",
+        f"after {args.warmup:g} s of warm-up; edge max_in_flight "
+        f"{'default' if args.max_in_flight is None else args.max_in_flight}.", "",
         *markdown_table(rows, cols, _cell),
     ]
     fixed_ok = [r for r in rows if r["mode"] == "fixed" and r["miss_pct"] <= 1.0]
@@ -192,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-budget", action="store_true", help="fixed levels only")
     ap.add_argument("--worst-link", type=float, nargs="+", default=[0.0],
                     help="budget cells: the edge's worst_link_kbit_s, one cell each (0 = the link as estimated)")
+    ap.add_argument("--max-in-flight", type=int, default=None,
+                    help="the edge's max_in_flight (0 = no limit); default: the edge's own")
     ap.add_argument("--domain-id", type=int, default=None)
     ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/fading"))
     args = ap.parse_args(argv)

@@ -29,6 +29,7 @@ ROS-free; the edge node feeds it and publishes its choice and estimate.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
@@ -241,3 +242,93 @@ class BudgetController:
         else:
             self._better_for = 0
         return self.current
+
+
+class InFlightWindow:
+    """How many latents the edge has sent whose results have not come back: the edge encodes a new
+    frame only while fewer than ``limit`` are out (0 = no limit).
+
+    An overloaded pipeline otherwise fills up: the edge encodes every frame it can, the latents wait at
+    the server (up to a camera period each) and the edge's CPU goes to frames the server then skips.
+    With a limit the newest camera frame waits at the edge instead (older ones are skipped there) and
+    is encoded the moment a result frees a place, so it meets an idle server.
+
+    Results of one edge come back in order (the server answers each robot's latents in order, skipping
+    older ones for newer), so a result for ``seq`` also answers every earlier latent still out: those
+    were skipped or lost and will not be answered. A latent out longer than the timeout no longer
+    counts (:attr:`expired`): a result lost on the way cannot stall the edge. The timeout is
+    ``timeout_ms`` when > 0; else ``factor`` x the 95th percentile of the recent round trips, at least
+    ``min_timeout_ms`` (``initial_timeout_ms`` until ``min_samples`` have come back). Thread-safe: the
+    edge's worker sends, its executor takes the results.
+    """
+
+    def __init__(self, limit: int, timeout_ms: float = 0.0, min_timeout_ms: float = 100.0,
+                 initial_timeout_ms: float = 1000.0, factor: float = 3.0, window: int = 50,
+                 min_samples: int = 5) -> None:
+        if limit < 0:
+            raise ValueError(f"in-flight limit {limit} below 0 (0 = no limit)")
+        if not (timeout_ms >= 0 and min_timeout_ms > 0 and initial_timeout_ms > 0 and factor > 0):
+            raise ValueError("in-flight timeouts and factor must be positive (timeout_ms 0 = adaptive)")
+        self.limit = limit
+        self.fixed_timeout_ms = timeout_ms
+        self.min_timeout_ms, self.initial_timeout_ms = min_timeout_ms, initial_timeout_ms
+        self.factor, self.min_samples = factor, min_samples
+        self._out: OrderedDict[int, float] = OrderedDict()  # seq -> sent at (ms, monotonic)
+        self._round_trips: deque[float] = deque(maxlen=window)
+        self._timeout_ms = timeout_ms if timeout_ms > 0 else initial_timeout_ms
+        self.expired = 0  # latents given up on (their results not back within the timeout)
+        self.released = 0  # latents answered implicitly, by the result of a later one (skipped or lost)
+        self._lock = threading.Lock()
+
+    @property
+    def timeout_ms(self) -> float:
+        """The timeout in force now."""
+        return self._timeout_ms
+
+    @property
+    def out(self) -> int:
+        """Latents out now (sent, not answered, not expired)."""
+        with self._lock:
+            return len(self._out)
+
+    def sent(self, seq: int, now_ms: float) -> None:
+        """Latent ``seq`` left the edge at ``now_ms`` (a monotonic clock, ms)."""
+        with self._lock:
+            self._out[seq] = now_ms
+            while len(self._out) > max(256, 4 * self.limit):  # bounded whatever happens to the results
+                self._out.popitem(last=False)
+                self.expired += 1
+
+    def answered(self, seq: int, now_ms: float) -> bool:
+        """The result of ``seq`` came back at ``now_ms``: it and every earlier latent still out are no
+        longer out. True when ``seq`` was out (its round trip then feeds the adaptive timeout)."""
+        with self._lock:
+            sent = self._out.pop(seq, None)
+            earlier = [s for s in self._out if s < seq]
+            for s in earlier:
+                del self._out[s]
+            self.released += len(earlier)
+            if sent is None:
+                return False
+            self._round_trips.append(max(0.0, now_ms - sent))
+            if self.fixed_timeout_ms <= 0 and len(self._round_trips) >= self.min_samples:
+                p95 = float(np.percentile(self._round_trips, 95))
+                self._timeout_ms = max(self.min_timeout_ms, self.factor * p95)
+            return True
+
+    def wait_ms(self, now_ms: float) -> float:
+        """0 when a new frame may be encoded now; else how long until the oldest latent out expires
+        (a result may free a place sooner). Latents past the timeout are expired first."""
+        if self.limit <= 0:
+            return 0.0
+        with self._lock:
+            timeout = self._timeout_ms
+            while self._out:
+                seq, t = next(iter(self._out.items()))
+                if now_ms - t < timeout:
+                    break
+                del self._out[seq]
+                self.expired += 1
+            if len(self._out) < self.limit:
+                return 0.0
+            return max(0.0, next(iter(self._out.values())) + timeout - now_ms)

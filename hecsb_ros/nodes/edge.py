@@ -9,8 +9,15 @@ Fresh frames first (``queue_policy: newest``, the default): the subscription cal
 newest frame and a worker thread encodes it when it is free, so a frame never waits behind older
 ones; a frame replaced while waiting is counted as ``skipped`` (``edge_stats`` drop_reasons,
 ``/diagnostics``), apart from bad input (drops) and frames the middleware lost (``image_lost``, from
-the message-lost event). A publisher matched on the image topic whose frames do not arrive (a camera
-driver without the Fast DDS profile) is warned about once, with the fix.
+the message-lost event). With ``max_in_flight`` (default 1) the worker encodes a frame only while fewer
+latents than that are out (sent, result not back): under overload the newest frame waits at the edge,
+not its latent at the server, and is encoded the moment a result comes back; a latent whose result
+does not come back within ``in_flight_timeout_ms`` stops counting (``in_flight_expired``). A frame that
+has waited longer than ``max_frame_wait`` of the camera period by then is skipped for the next one.
+With ``queue_policy: newest`` the image subscription holds at least ``NEWEST_IMAGE_DEPTH`` frames, so
+that every frame the camera sends is taken (and counted) by the callback. A publisher matched on the
+image topic whose frames do not arrive (a camera driver without the Fast DDS profile) is warned about
+once, with the fix.
 
 ``quality`` (the rate level) may be set at run time (``ros2 param set /hecsb_edge quality 3``): the
 next frame is encoded at that level; a server with ``all_levels`` (default) decodes every level.
@@ -36,7 +43,7 @@ from std_msgs.msg import Header
 
 from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError
-from hecsb_ros.core.ratecontrol import BudgetController, LevelProfile
+from hecsb_ros.core.ratecontrol import BudgetController, InFlightWindow, LevelProfile
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.graph import fastdds_profile, profile_exports
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
@@ -58,10 +65,17 @@ class EdgeConfig(CodecNodeConfig):
     worst_link_kbit_s: float
     queue_policy: str
     frame_silence_s: float
+    max_in_flight: int
+    in_flight_timeout_ms: float
+    max_frame_wait: float
 
 
 #: Weight of the newest measurement in the per-level edge and server time averages.
 EWMA = 0.2
+#: Image subscription depth with queue_policy newest (at least): the callback only stores the frame, so
+#: the frames the middleware holds are all taken and each one replaced is counted as skipped; with depth 1
+#: a frame replaced while the executor thread waits for a core would be gone uncounted.
+NEWEST_IMAGE_DEPTH = 4
 RATE_CONTROL_PARAMS = ("rate_control", "latency_budget_ms", "max_kbit_s", "worst_link_kbit_s")
 
 
@@ -116,8 +130,14 @@ class EdgeNode(ManagedCodecNode):
         self.images_in = 0  # frames the image subscription delivered
         self.frames_lost = 0  # frames the middleware reported lost on the image topic
         self._last_image_s = math.nan
+        self._period_s = 0.0  # camera frame period, averaged over capture stamps
+        self._last_stamp_ns = 0
+        self.stale_skipped = 0  # of the skipped frames: those found stale when a place came free
         self._matched_since: float | None = None
         self._warned: set[str] = set()
+        self.window = InFlightWindow(cfg.max_in_flight if cfg.queue_policy == "newest" else 0,
+                                     cfg.in_flight_timeout_ms)
+        self._expired_seen = 0
         self._pub = self._publisher(CompressedLatent, "latent", reliable_qos(10))
         self._stats_pub = self._publisher(LinkStats, "edge_stats", reliable_qos(10))
 
@@ -163,19 +183,26 @@ class EdgeNode(ManagedCodecNode):
         self._subscribe(GroundTruth, "image_raw/ground_truth", self._on_truth, reliable_qos(50))
         newest = cfg.queue_policy == "newest"
         if newest:
-            self._worker = NewestWorker("edge_worker", lambda items: self._encode(*items[0]),
-                                        lambda _key, _old: self.stats.skip(), self._worker_error)
+            gate = self._gate if cfg.max_in_flight > 0 else None
+            stale = self._stale if cfg.max_in_flight > 0 and cfg.max_frame_wait > 0 else None
+            self._worker = NewestWorker("edge_worker", lambda items: self._encode(*items[0][:3]),
+                                        lambda _key, _old: self.stats.skip(), self._worker_error, gate=gate,
+                                        stale=stale)
+        elif cfg.max_in_flight > 0:
+            self.get_logger().info("max_in_flight applies to queue_policy newest only: with fifo every frame is "
+                                   "encoded as it arrives")
         msg_type, topic, handle = ((CompressedImage, "image_raw/compressed", self._on_compressed)
                                    if cfg.input == "compressed" else (Image, "image_raw", self._on_image))
         callback = self._arrive if newest else handle
+        depth = max(cfg.qos_depth, NEWEST_IMAGE_DEPTH) if newest else cfg.qos_depth
         events = SubscriptionEventCallbacks(message_lost=self._on_lost)
         try:
-            self._image_sub = self._subscribe(msg_type, topic, callback, image_qos(cfg.qos_depth),
+            self._image_sub = self._subscribe(msg_type, topic, callback, image_qos(depth),
                                               event_callbacks=events)
         except Exception as exc:  # noqa: BLE001 - a middleware without the message-lost event: the silence check stays
             self.get_logger().info(f"no message-lost event on {topic} ({type(exc).__name__}); frames that never "
                                    "arrive are found by the silence check only")
-            self._image_sub = self._subscribe(msg_type, topic, callback, image_qos(cfg.qos_depth))
+            self._image_sub = self._subscribe(msg_type, topic, callback, image_qos(depth))
         self._subscribe(ClassificationResult, "classification", self._on_result, reliable_qos(50))
         self._timer(cfg.stats_period_s, self._report)
         self._timer(min(1.0, cfg.frame_silence_s / 2), self._watch_frames)
@@ -213,11 +240,36 @@ class EdgeNode(ManagedCodecNode):
     def _arrive(self, msg: Image | CompressedImage, info) -> None:
         """``queue_policy: newest``: keep the frame (and its ground truth) as the newest; the worker encodes it."""
         self.images_in += 1
-        self._last_image_s = time.monotonic()
+        now = time.monotonic()
+        self._last_image_s = now
+        stamp = time_to_ns(msg.header.stamp)
+        gap = (stamp - self._last_stamp_ns) / 1e9  # the camera's frame period by its capture stamps (not by
+        self._last_stamp_ns = stamp                # arrival: frames held up together arrive in a burst)
+        if 0 < gap < 5.0:
+            self._period_s = gap if self._period_s == 0 else (1 - EWMA) * self._period_s + EWMA * gap
         label = self._labels.pop((time_to_ns(msg.header.stamp), msg.header.frame_id), UNKNOWN)
         worker = self._worker
         if worker is not None:
-            worker.put("frame", (msg.header, self._frame(msg), label))
+            worker.put("frame", (msg.header, self._frame(msg), label, now))
+
+    def _gate(self) -> float:
+        """The worker's gate: 0 = encode the newest frame now; else seconds until a latent out expires."""
+        wait_ms = self.window.wait_ms(time.monotonic() * 1e3)
+        expired = self.window.expired
+        if expired > self._expired_seen:
+            self._expired_seen = expired
+            self.get_logger().warning(
+                f"no result within {self.window.timeout_ms:.0f} ms for {expired} latent(s) so far: no longer "
+                "waited for (lost on the way or a stalled server)", throttle_duration_sec=5.0)
+        return wait_ms / 1e3
+
+    def _stale(self, item: tuple, idle_since: float) -> bool:
+        """A waiting frame is stale when, since it arrived and the worker was free, it has waited more than
+        ``max_frame_wait`` of the camera period for a place (the next frame is due within the rest of it)."""
+        period = self._period_s
+        stale = period > 0 and time.monotonic() - max(item[3], idle_since) > self.cfg.max_frame_wait * period
+        self.stale_skipped += int(stale)
+        return stale
 
     def _worker_error(self, exc: BaseException) -> None:
         self.get_logger().error(f"frame worker: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
@@ -281,6 +333,7 @@ class EdgeNode(ManagedCodecNode):
         self._sent_levels[self._seq] = codec.quality
         while len(self._sent_levels) > 1000:
             self._sent_levels.popitem(last=False)
+        self.window.sent(self._seq, time.monotonic() * 1e3)  # before publishing: its result may be quick
         self._pub.publish(out)
         with self._ctl_lock:
             ctl = self.controller
@@ -291,6 +344,10 @@ class EdgeNode(ManagedCodecNode):
         self._seq += 1
 
     def _on_result(self, msg: ClassificationResult) -> None:
+        self.window.answered(int(msg.sequence), time.monotonic() * 1e3)
+        worker = self._worker
+        if worker is not None and self.window.limit > 0:
+            worker.wake()  # a place may be free: the newest frame is encoded now
         with self._ctl_lock:
             self._result(msg)
 
@@ -329,6 +386,9 @@ class EdgeNode(ManagedCodecNode):
             "lifecycle": "active", "images_in": self.images_in, "latents_sent": self._seq,
             "skipped": self.stats.skipped, "frames_lost": self.frames_lost, "queue_policy": self.cfg.queue_policy,
             "frames_waiting": self._worker.waiting + int(self._worker.busy) if self._worker is not None else 0,
+            "max_in_flight": self.window.limit, "in_flight": self.window.out,
+            "in_flight_expired": self.window.expired, "in_flight_timeout_ms": self.window.timeout_ms,
+            "stale_skipped": self.stale_skipped, "frame_period_ms": self._period_s * 1e3,
             "codec": self.codec.name,
             "quality": self.codec.quality, "rate_control": stats.rate_control,
             "link_mbps_estimate": stats.link_mbps_estimate, "link_delay_ms_estimate": stats.link_delay_ms_estimate,
