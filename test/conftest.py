@@ -19,10 +19,7 @@ for _var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
 
 # Markers (pytest.ini says what each is for) are declared in each test file (``pytestmark = [...]``) or on
 # single tests. Files whose owners have not declared theirs yet get them here, until they do.
-UNDECLARED_FILES: dict[str, tuple[str, ...]] = {
-    "test_freshness_dds.py": ("ros", "dds"),
-    "test_rate_levels.py": ("ros",),
-}
+UNDECLARED_FILES: dict[str, tuple[str, ...]] = {}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -26,6 +26,8 @@ import pytest
 from hecsb_ros.monitor import Monitor
 from hecsb_ros.runner import Pipeline
 
+pytestmark = [pytest.mark.ros, pytest.mark.dds]
+
 EDGE_MS, SERVER_MS = 30.0, 60.0  # the camera's 40 Hz (25 ms) outpaces both
 CAMERA_HZ, FRAMES = 40.0, 200
 PERIOD_MS = 1e3 / CAMERA_HZ

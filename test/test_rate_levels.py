@@ -11,6 +11,8 @@ from hecsb_ros.core.ratecontrol import LinkEstimator
 from hecsb_ros.msg import ClassificationResult, CompressedLatent
 from hecsb_ros.nodes.common import image_qos, reliable_qos
 
+pytestmark = [pytest.mark.ros]
+
 
 @pytest.fixture()
 def pipeline(ros_context):

@@ -1,7 +1,7 @@
 """Fresh results under overload: capture -> result age against the compute it took, per queue policy and
 edge in-flight limit, with every camera frame accounted for.
 
-    python -m hecsb_ros.cli.freshness_bench --teacher efficientnet_lite0 --source folder --path FRAMES \
+    hecsb bench freshness --teacher efficientnet_lite0 --source folder --path FRAMES \
         --rates 10 30 --max-in-flight 0 1 2 --max-frame-wait 0 0.5 --fifo --rounds 2 --out-dir benchmarks/freshness
 
 One robot (camera source, edge, link emulator, server: four processes through the process runner); the
@@ -169,7 +169,7 @@ def write_report(rows: list[dict], args: argparse.Namespace, out_dir: Path, comm
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="hecsb bench freshness", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--rates", type=float, nargs="+", default=[10.0, 30.0], help="camera frames per second")
     ap.add_argument("--frames", type=int, default=150, help="frames the camera publishes per cell")
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                     "results_per_s", "age_p50_ms", "age_p95_ms", "edge_p50_ms", "server_compute_p50_ms", "link_p50_ms",
                     "target_ms", "met", "camera_sent", "results", "edge_skipped", "server_skipped", "accounted")),
                     file=sys.stderr, flush=True)
-    command = "python -m hecsb_ros.cli.freshness_bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "hecsb bench freshness " + " ".join(argv if argv is not None else sys.argv[1:])
     write_report(rows, args, args.out_dir, command.strip(), started, time.time() - started)
     print((args.out_dir / "README.md").read_text())
     print(f"logs: {log_root}", file=sys.stderr)

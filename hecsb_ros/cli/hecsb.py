@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str] | tuple[str, dict[str, tuple[str, str]]]] = 
         "frames": ("frames_bench", "camera-sized frames into a running edge: received, classified, CPU"),
         "backend": ("backend_bench", "CPU convolution backends: oneDNN against native kernels"),
         "onnx": ("onnx_bench", "network runtimes: PyTorch native, PyTorch oneDNN, ONNX Runtime"),
+        "freshness": ("freshness_bench", "result age and counts under overload: frames-in-flight limits, queue policies"),
         "light-head": ("light_head_bench", "the light HECS-B head's MACs and edge times against the standard head, SVB"),
         "train-speed": ("train_speed", "camera-scale training samples/s per stage: cached crops, fresh views"),
     }),
