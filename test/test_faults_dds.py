@@ -76,7 +76,12 @@ def test_link_blackout_recovers_without_restarts_or_backlog(running):
     assert f["results_during_blackout"] == 0
     assert f["stale_results_after"] == 0, "frames from the outage must not be delivered late"
     assert f["results_first_second_after"] <= 1.5 * RATE_HZ, "no backlog burst after the outage"
-    assert f["sequence_gap_counted"] >= 0.5 * f["expected_gap_frames"], "LinkStats must show the gap"
+    # LinkStats must show the gap: the latents the edge sent into the outage. With the edge's frames-in-
+    # flight limit (max_in_flight 1) it sends one each time the unanswered one expires (at least 100 ms)
+    # and skips the camera frames in between, so the gap is at most the frames of the outage and at
+    # least a quarter of them at this rate (20 Hz).
+    assert 0.25 * f["expected_gap_frames"] <= f["sequence_gap_counted"] <= f["expected_gap_frames"] + 2, \
+        "LinkStats must show the gap"
     assert f["empty_linkstats_windows"] >= 3
 
 
