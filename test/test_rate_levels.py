@@ -240,7 +240,7 @@ def test_fading_bench_reports_a_budget_cell_per_worst_link(tmp_path):
     rows = [row("fixed", 2, float("nan"), 0, 0.4), row("budget", -1, 0.0, 2, 0.6),
             row("budget, >= 80 kbit/s", -1, 80.0, 0, 0.5)]
     args = argparse.Namespace(budget_ms=400.0, rate=5.0, codec="", teacher="", source="dataset", path="",
-                              schedule="1:10", rate_scale=1.0, cycles=1, warmup=5.0)
+                              schedule="1:10", rate_scale=1.0, cycles=1, warmup=5.0, max_in_flight=None)
     write_report(rows, args, "1:10", tmp_path, "python -m hecsb_ros.cli.fading_bench", 0.0, 60.0, (0.1, 0.2))
     text = (tmp_path / "README.md").read_text()
     assert "- budget: 2% misses" in text or "- budget: 2.0% misses" in text, text

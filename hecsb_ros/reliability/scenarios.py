@@ -198,7 +198,9 @@ def overload(pipeline: Pipeline, monitor: Monitor, seconds: float) -> dict[str, 
     processed = s1 - s0
     return {
         "seconds": elapsed, "camera_frames_sent": frames_in, "edge_callbacks": e1 - e0,
-        "edge_processed": processed, "dropped_stale": frames_in - (e1 - e0),
+        # frames the edge never encoded: replaced by newer ones in its newest-frame slot (counted as
+        # skipped) or, with a fifo edge, by the image subscription's small queue
+        "edge_processed": processed, "dropped_stale": frames_in - processed,
         "drop_fraction": (frames_in - processed) / frames_in if frames_in > 0 else math.nan,
         "camera_rate_hz": frames_in / elapsed, "edge_rate_hz": processed / elapsed,
         "results": len(monitor.results) - n0, "latency": latency_stats(monitor.results[n0:]),
