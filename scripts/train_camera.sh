@@ -12,11 +12,14 @@
 # The recipe ("function matching", Beyer et al. 2022): every draw of a photo is a fresh random resized
 # crop, the teacher is run on that very view (no cached targets), half of the stage-2 batches are
 # mixed pairwise (mixup) with the teacher run on the mixed images, and the schedule is long.
-#   hecsb, svb: a base level (beta 3e-4) in stages 1 + 2 (1 : 3) for 1/3 of the family's budget, then
-#               five levels, each continued in stage 2 from the one before at a lower beta, and level 0
-#               continued from level 2 at a higher beta, in search of a useful level under 1 KB (the other
-#               2/3 of the budget, shared equally by these six).
+#   hecsb, svb: a base level at a low beta (1e-6, the most accurate level, r6) in stages 1 + 2 (1 : 3)
+#               for 1/3 of the family's budget, then five or six levels, each continued in stage 2 from
+#               the one before at a higher beta (fewer bytes), down to level 0 at 6e-4 in search of a
+#               useful level under 1 KB (the other 2/3 of the budget, shared equally). A level that
+#               gives up accuracy for bytes starts from one that has it, not the other way round.
 #               HECS-B trains its stem (the teacher's layers to stride 8) end to end; SVB keeps it frozen.
+#               HECS-B's r1 (beta 3e-4) was trained as the first base level (Dec 2026, before this
+#               order); r6 continues from r1's stage-1 state (docs/camera_training.md).
 #   crbq:       2, 4, 8, 16 channels (levels 0-3), head distillation, 1/4 of the budget each.
 #   factorized, hyperprior: three lambdas each on 64 x 64 patches, 1/3 of the budget each.
 # Each level's epochs are fitted to its share of the budget (step times measured first) and cut into
@@ -48,6 +51,7 @@ common=(--teacher efficientnet_lite0 --data pool "${pool[@]}" --test-list "$test
         --no-progress --ledger "$out/ledger.csv" --epoch-max-min "${EPOCH_MIN:-10}")
 [ -z "${DEVICE:-}" ] || common+=(--device "$DEVICE")  # DEVICE=cuda: train on a GPU
 minutes() { "$py" -c "print(round($1 * 60 * $2, 2))"; }  # core-hours, share -> minutes
+share() { "$py" -c "print(round($1 * $2, 4))"; }  # core-hours, share -> core-hours
 
 two_stage() {  # family, hours, base beta, base level, "lr1:lr2", "stage-1:stage-2 epochs",
               # "beta:level[@from level] ..." continued from the base
@@ -55,7 +59,7 @@ two_stage() {  # family, hours, base beta, base level, "lr1:lr2", "stage-1:stage
   local cmd=(-m hecsb_ros.cli.train_hecsb) dir="$out/$kind"
   [ "$kind" = svb ] && cmd=(-m hecsb_ros.cli.train_baselines svb --stem --freeze-stem)
   [ "$kind" = hecsb_light ] && cmd=(-m hecsb_ros.cli.train_hecsb --head light)
-  local each; each=$(minutes "$hours" "$(echo "$# " | "$py" -c "print(2 / 3 / int(input()))")")
+  local each=0; [ $# -eq 0 ] || each=$(minutes "$hours" "$("$py" -c "print(2 / 3 / $#)")")
   mkdir -p "$dir"
   if [ ! -f "$dir/${kind}_effl0_r$level.json" ]; then
     "$py" "${cmd[@]}" --beta "$beta" --levels "$level" --stage1-epochs "${ratio%%:*}" --stage2-epochs "${ratio##*:}" --alpha 1.0 --mixup 0.5 \
@@ -76,11 +80,15 @@ families=("$@")
 [ ${#families[@]} -gt 0 ] || families=(hecsb svb hecsb_light crbq factorized hyperprior ship)
 for family in "${families[@]}"; do
   case "$family" in
-    hecsb) two_stage hecsb "$hours_hecsb" 3e-4 1 1e-3:5e-4 1:3 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 2e-4:0@2 ;;
-    svb) two_stage svb "$hours_svb" 3e-4 1 1e-3:5e-4 1:3 1e-4:2@1 3e-5:3@2 1e-5:4@3 3e-6:5@4 1e-6:6@5 2e-4:0@2 ;;
-    # the light head (docs/light_head.md): its separable layers start untrained, so its base level starts
-    # at a lower beta (a 2-minute run at 3e-4 collapsed to 8 B) and gives stage 1 half of its share
-    hecsb_light) two_stage hecsb_light "$hours_light" 1e-4 2 1e-3:5e-4 1:1 3e-5:3@2 1e-5:4@3 3e-6:5@4 3e-4:1@2 ;;
+    # r1 (beta 3e-4) was HECS-B's first base level: it keeps its third of the budget; the chain from
+    # r6 (which resumes from r1's stage 1) gets two thirds, and r0 (from r1) an eighth
+    hecsb) two_stage hecsb "$(share "$hours_hecsb" 0.6667)" 1e-6 6 1e-3:5e-4 1:3 3e-6:5@6 1e-5:4@5 3e-5:3@4 1e-4:2@3
+           two_stage hecsb "$hours_hecsb" 3e-4 1 1e-3:5e-4 1:3
+           two_stage hecsb "$(share "$hours_hecsb" 0.125)" 3e-4 1 1e-3:5e-4 1:3 6e-4:0@1 ;;
+    svb) two_stage svb "$hours_svb" 1e-6 6 1e-3:5e-4 1:3 3e-6:5@6 1e-5:4@5 3e-5:3@4 1e-4:2@3 3e-4:1@2 6e-4:0@1 ;;
+    # the light head (docs/light_head.md): its separable layers start untrained, so its base level (r5,
+    # 3e-6) gives stage 1 half of its share (a 2-minute run at 3e-4 from scratch collapsed to 8 B)
+    hecsb_light) two_stage hecsb_light "$hours_light" 3e-6 5 1e-3:5e-4 1:1 1e-5:4@5 3e-5:3@4 1e-4:2@3 3e-4:1@2 ;;
     crbq) for pair in 2:0 4:1 8:2 16:3; do
             [ -f "$out/crbq/crbq_effl0_r${pair##*:}.json" ] && continue
             "$py" -m hecsb_ros.cli.train_baselines crbq --stem --freeze-stem --channels "${pair%%:*}" --levels "${pair##*:}" \
