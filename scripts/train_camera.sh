@@ -18,8 +18,8 @@
 #               useful level under 1 KB (the other 2/3 of the budget, shared equally). A level that
 #               gives up accuracy for bytes starts from one that has it, not the other way round.
 #               HECS-B trains its stem (the teacher's layers to stride 8) end to end; SVB keeps it frozen.
-#               HECS-B's r1 (beta 3e-4) was trained as the first base level (Dec 2026, before this
-#               order); r6 continues from r1's stage-1 state (docs/camera_training.md).
+#               HECS-B's r6 starts stage 2 from the stage-1 state of a first base level at beta 3e-4
+#               that was stopped (docs/camera_training.md; training/camera/discarded/).
 #   crbq:       2, 4, 8, 16 channels (levels 0-3), head distillation, 1/4 of the budget each.
 #   factorized, hyperprior: three lambdas each on 64 x 64 patches, 1/3 of the budget each.
 # Each level's epochs are fitted to its share of the budget (step times measured first) and cut into
@@ -51,7 +51,6 @@ common=(--teacher efficientnet_lite0 --data pool "${pool[@]}" --test-list "$test
         --no-progress --ledger "$out/ledger.csv" --epoch-max-min "${EPOCH_MIN:-10}")
 [ -z "${DEVICE:-}" ] || common+=(--device "$DEVICE")  # DEVICE=cuda: train on a GPU
 minutes() { "$py" -c "print(round($1 * 60 * $2, 2))"; }  # core-hours, share -> minutes
-share() { "$py" -c "print(round($1 * $2, 4))"; }  # core-hours, share -> core-hours
 
 two_stage() {  # family, hours, base beta, base level, "lr1:lr2", "stage-1:stage-2 epochs",
               # "beta:level[@from level] ..." continued from the base
@@ -80,11 +79,7 @@ families=("$@")
 [ ${#families[@]} -gt 0 ] || families=(hecsb svb hecsb_light crbq factorized hyperprior ship)
 for family in "${families[@]}"; do
   case "$family" in
-    # r1 (beta 3e-4) was HECS-B's first base level: it keeps its third of the budget; the chain from
-    # r6 (which resumes from r1's stage 1) gets two thirds, and r0 (from r1) an eighth
-    hecsb) two_stage hecsb "$(share "$hours_hecsb" 0.6667)" 1e-6 6 1e-3:5e-4 1:3 3e-6:5@6 1e-5:4@5 3e-5:3@4 1e-4:2@3
-           two_stage hecsb "$hours_hecsb" 3e-4 1 1e-3:5e-4 1:3
-           two_stage hecsb "$(share "$hours_hecsb" 0.125)" 3e-4 1 1e-3:5e-4 1:3 6e-4:0@1 ;;
+    hecsb) two_stage hecsb "$hours_hecsb" 1e-6 6 1e-3:5e-4 1:3 3e-6:5@6 1e-5:4@5 3e-5:3@4 1e-4:2@3 3e-4:1@2 6e-4:0@1 ;;
     svb) two_stage svb "$hours_svb" 1e-6 6 1e-3:5e-4 1:3 3e-6:5@6 1e-5:4@5 3e-5:3@4 1e-4:2@3 3e-4:1@2 6e-4:0@1 ;;
     # the light head (docs/light_head.md): its separable layers start untrained, so its base level (r5,
     # 3e-6) gives stage 1 half of its share (a 2-minute run at 3e-4 from scratch collapsed to 8 B)
