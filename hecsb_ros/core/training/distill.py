@@ -490,8 +490,3 @@ def rounded_rate_and_logits(model: FactorizedLatentModel, teacher: Classifier, x
         bits.append(rate_bits(lik))
         logits.append(tail(model.synthesize(z)))
     return torch.cat(bits), torch.cat(logits)
-
-
-def freeze_report(model: nn.Module) -> str:
-    """Count of trainable parameters (for logs)."""
-    return f"{sum(p.numel() for p in model.parameters() if p.requires_grad)} trainable parameters"
