@@ -15,7 +15,7 @@ fairness (fewest and most results of a robot), the mean batch the server's netwo
 server process's CPU load. Cells: N in ``--robots``, each with ``max_batch`` 1 (off) and
 ``--batch`` (on, ``max_wait_ms`` = ``--wait-ms``). Results go to ``results.csv``, ``README.md``
 and ``fleet.png`` in ``--out-dir``. With ``--replay FRAMES`` the robots are latents recorded once
-from the edge half and played back (:mod:`hecsb_ros.cli.latent_player`): the server is then the only
+from the edge half and played back (:mod:`hecsb_ros.latent_player`): the server is then the only
 node on the machine, as on a fleet's offboard computer, and the cells measure its capacity.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ FIELDS = ("robots", "batching", "max_batch", "max_wait_ms", "rate_hz", "duration
 def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, log_dir: Path,
              recording: Any = None) -> dict:
     """One cell: N robots into one server with ``max_batch`` (1 = off); with a ``recording`` the
-    robots are played back latents (:mod:`hecsb_ros.cli.latent_player`) and only the server runs as a node."""
+    robots are played back latents (:mod:`hecsb_ros.latent_player`) and only the server runs as a node."""
     robots = tuple(f"robot{i + 1}" for i in range(n))
     graph = {"link": "false", "robots": ",".join(robots), "rate_hz": str(args.rate), "source": args.source,
              **({"path": args.path} if args.path else {}), **({"codec": args.codec} if args.codec else {}),
@@ -57,7 +57,7 @@ def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, l
             if recording is None:
                 pipe.start(timeout=600.0)
             else:
-                from hecsb_ros.cli.latent_player import LatentPlayer
+                from hecsb_ros.latent_player import LatentPlayer
 
                 pipe.start("server", timeout=600.0)
                 player = LatentPlayer(recording, robots, args.rate, context=monitor.node.context)
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     log_root = Path(tempfile.mkdtemp(prefix="hecsb_fleet_"))
     recording = None
     if args.replay:
-        from hecsb_ros.cli.latent_player import record_latents
+        from hecsb_ros.latent_player import record_latents
 
         recording = record_latents(args.codec, args.teacher, args.source, args.path, args.replay)
         sizes = [len(f.data) for f in recording.frames]
