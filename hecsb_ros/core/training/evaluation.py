@@ -14,7 +14,7 @@ import torch
 from hecsb_ros.core.learned.base import FactorizedLatentModel, rate_bits
 from hecsb_ros.core.learned.split import Split
 from hecsb_ros.core.teachers.classifier import Classifier
-from hecsb_ros.core.training.common import accuracy
+from hecsb_ros.core.training.common import accuracy, batches
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,23 @@ def val_accuracy(path: Path, teacher: Classifier, val: Any) -> float:
     """Accuracy of checkpoint ``path`` on held-out training images (rounded latent, no coder)."""
     split = Split.load(path, teacher)
     return accuracy(torch.cat([split.logits_rounded(val.x[i:i + 500]) for i in range(0, len(val), 500)]), val.y)
+
+
+@torch.inference_mode()
+def rounded_rate_and_logits(model: FactorizedLatentModel, teacher: Classifier, x: torch.Tensor,
+                            batch_size: int = 500, tail: torch.nn.Module | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Estimated bits per image ``(N,)`` of the rounded latent and the student logits ``(N, K)``,
+    without the coder (a trained model before it is saved).
+
+    ``tail``: the tail behind the bottleneck (default: the teacher's).
+    """
+    tail = tail if tail is not None else teacher.model.tail
+    model.eval()
+    tail.eval()
+    bits, logits = [], []
+    for idx in batches(len(x), batch_size):
+        z, lik = model.quantize(model.encode(x[idx]), "round")
+        bits.append(rate_bits(lik))
+        logits.append(tail(model.synthesize(z)))
+    return torch.cat(bits), torch.cat(logits)

@@ -40,7 +40,9 @@ from hecsb_ros.core.teachers.classifier import Classifier
 from hecsb_ros.core.teachers.tail import build_tail
 from hecsb_ros.core.training.common import epochs_for_budget, seconds_per_step
 from hecsb_ros.core.training.data import PixelSource
-from hecsb_ros.core.training.distill import DistillConfig, Distiller
+from hecsb_ros.core.training.config import DistillConfig
+from hecsb_ros.core.training.distill import Distiller
+from hecsb_ros.core.training.distill_state import work_facts
 from hecsb_ros.core.training.evaluation import evaluate_split, val_accuracy
 from hecsb_ros.core.training.loops import head_distill, train_rd
 from hecsb_ros.core.training.prior import fit_prior_, principal_measurements_, refit_prior, sample_features
@@ -246,16 +248,6 @@ def distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module
         return Trained(model, distiller.tail if fine_tuned else None, facts)
 
     return train
-
-
-def work_facts(work: dict[str, float], teacher_top1: torch.Tensor | None = None) -> dict[str, Any]:
-    """The training ledger's facts of a run: core-hours (process CPU time), samples seen, device
-    minutes (GPU), and how many of the teacher's classes its top-1 named on the training views."""
-    facts: dict[str, Any] = {"core_hours": round(work["cpu_seconds"] / 3600, 3), "samples_seen": int(work["samples"]),
-                             "device_minutes": round(work.get("device_seconds", 0.0) / 60, 1)}
-    if teacher_top1 is not None and int(teacher_top1.sum()) > 0:
-        facts["teacher_classes_seen"] = int((teacher_top1 > 0).sum())
-    return facts
 
 
 def _quiet(_: str) -> None:
