@@ -20,6 +20,11 @@ def set_seed(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def print_flush(text: str) -> None:
+    """Print a log line at once (training logs usually go to a file)."""
+    print(text, flush=True)
+
+
 def set_threads(threads: int) -> None:
     """Use ``threads`` intra-op threads (0 keeps torch's default)."""
     if threads > 0:
