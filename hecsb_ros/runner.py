@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -326,7 +325,3 @@ def node_command(spec: NodeSpec, params_files: list[str]) -> list[str]:
     for src, dst in spec.remappings:
         cmd += ["-r", f"{src}:={dst}"]
     return cmd
-
-
-def temp_log_dir(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))

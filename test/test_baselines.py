@@ -338,7 +338,7 @@ def test_registered_codec_contract(kind, shipped_teacher, tmp_path):
     assert len(codec.encode(rgb, "rgb8").data) > 0  # colour frames are converted on the edge
 
 
-def test_train_baselines_cli_continues_an_svb_from_init(tmp_path):
+def test_train_baselines_cli_continues_an_svb_from_init(tmp_path, capsys):
     """``--init`` continues stage 2 of a trained SVB; the manifest records where it started."""
     from hecsb_ros.cli import train_baselines
     from hecsb_ros.core.datasets import DatasetNotFound, load_fashion_mnist
@@ -351,8 +351,11 @@ def test_train_baselines_cli_continues_an_svb_from_init(tmp_path):
               "--batch-size", "16", "--no-progress"]
     assert train_baselines.main([*common, "--stage1-epochs", "1", "--stage2-epochs", "0", "--out", str(tmp_path / "a")]) == 0
     first = tmp_path / "a" / "svb_fmnist_r0.safetensors"
-    with pytest.raises(SystemExit, match="one svb checkpoint per"):
-        train_baselines.main([*common, "--init", str(first), str(first)])
+    assert train_baselines.main([*common, "--init", str(first), str(first)]) == 2  # a usage error
+    assert "init needs one checkpoint per value" in capsys.readouterr().err
+    crbq = ["crbq", "--channels", "2", "--init", str(first), "--out", str(tmp_path / "c")]
+    assert train_baselines.main(crbq) == 2
+    assert "crbq trains from scratch" in capsys.readouterr().err
     assert train_baselines.main([*common, "--stage1-epochs", "0", "--stage2-epochs", "1", "--ema", "0.9",
                                  "--init", str(first), "--out", str(tmp_path / "b")]) == 0
     m = store.read_manifest(tmp_path / "b" / "svb_fmnist_r0.safetensors")

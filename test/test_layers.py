@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("node toolkit", ("hecsb_ros.nodes.common", "hecsb_ros.nodes.conversions")),
     ("nodes", ("hecsb_ros.nodes.edge", "hecsb_ros.nodes.server", "hecsb_ros.nodes.camera_source",
                "hecsb_ros.nodes.link_emulator")),
-    ("process runner", ("hecsb_ros.monitor", "hecsb_ros.runner")),
+    ("process runner", ("hecsb_ros.monitor", "hecsb_ros.runner", "hecsb_ros.latent_player")),
     ("reliability tooling", ("hecsb_ros.reliability",)),
     ("commands", ("hecsb_ros.cli",)),
 )
@@ -44,6 +44,7 @@ FORBIDDEN: tuple[tuple[str, str], ...] = (
     *(("hecsb_ros.reliability", node) for node in NODES),
     *(("hecsb_ros.runner", node) for node in NODES),
     *(("hecsb_ros.monitor", node) for node in NODES),
+    *(("hecsb_ros.latent_player", node) for node in NODES),
 )
 
 

@@ -5,7 +5,6 @@ exports to ONNX."""
 from __future__ import annotations
 
 import json
-from argparse import Namespace
 from pathlib import Path
 
 import cv2
@@ -16,6 +15,7 @@ import torch
 from hecsb_ros.core.bench.macs import count_macs
 from hecsb_ros.core.learned import HecsbConfig, Split, model_class, read_learned, save_learned
 from hecsb_ros.core.teachers import load_teacher
+from hecsb_ros.core.training.config import HecsbOptions
 from hecsb_ros.core.training.data import TensorSource
 from hecsb_ros.core.training.recipes import TrainJob, _hecsb_start, hecsb_config
 
@@ -36,7 +36,7 @@ def images() -> torch.Tensor:
 def light_path(lite0, images, tmp_path_factory) -> Path:
     """An untrained light level, started as the recipe starts it, saved as a shipped level would be."""
     job = TrainJob("hecsb_light", 1e-3, 0, lite0, TensorSource(images, torch.zeros(4, dtype=torch.int64)),
-                   Namespace(), log=lambda s: None)
+                   HecsbOptions(), log=lambda s: None)
     model, _ = _hecsb_start(job)
     model.update()
     return save_learned(tmp_path_factory.mktemp("light") / "hecsb_light_effl0_r0.safetensors", model.eval(),
@@ -44,12 +44,12 @@ def light_path(lite0, images, tmp_path_factory) -> Path:
 
 
 def test_the_light_config_builds_under_the_mac_bound(lite0):
-    config = hecsb_config(lite0, Namespace(), "hecsb_light")
+    config = hecsb_config(lite0, HecsbOptions(), "hecsb_light")
     assert (config.stem, config.stem_stride, config.separable, config.latent_shape) == (
         "efficientnet_lite0", 2, True, (32, 28, 28))
     assert config.linear_inverse and config.latent_l == 40
     assert HecsbConfig.from_json(config.to_json()) == config and '"separable": true' in config.to_json()
-    standard = hecsb_config(lite0, Namespace())
+    standard = hecsb_config(lite0, HecsbOptions())
     assert "separable" not in standard.to_json()  # the standard head's configs read and hash as before
     light, heavy = model_class("hecsb_light")(config).eval(), model_class("hecsb")(standard).eval()
     x = torch.zeros(1, 3, 224, 224)
@@ -62,8 +62,8 @@ def test_the_light_config_builds_under_the_mac_bound(lite0):
     assert macs <= 35e6 and macs <= 0.30 * teacher_head, (macs, teacher_head)
     depthwise = [m for m in light.f_psi.net if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
     assert [m.stride for m in depthwise] == [(2, 2), (2, 2)] and len(light.f_psi.net) == 7  # dw, relu, pw (x2)
-    with pytest.raises(SystemExit, match="effl0"):  # no light head for a teacher without an entry
-        hecsb_config(load_teacher(None), Namespace(), "hecsb_light")
+    with pytest.raises(ValueError, match="effl0"):  # no light head for a teacher without an entry
+        hecsb_config(load_teacher(None), HecsbOptions(), "hecsb_light")
 
 
 def test_the_light_head_starts_from_the_teachers_layers_and_keeps_the_checkpoint_format(lite0, images, light_path):
@@ -78,7 +78,7 @@ def test_the_light_head_starts_from_the_teachers_layers_and_keeps_the_checkpoint
     for kind in ("hecsb_light", "hecsb", None):
         split = Split.load(light_path, lite0, kind=kind)
         assert split.kind == "hecsb_light" and split.model.config == model.config
-    heavy = model_class("hecsb")(hecsb_config(lite0, Namespace()))
+    heavy = model_class("hecsb")(hecsb_config(lite0, HecsbOptions()))
     heavy.update()
     standard = save_learned(light_path.parent / "hecsb_effl0_r0.safetensors", heavy.eval(), lite0.model_id)
     assert "kind" not in read_learned(standard)[1]  # standard files are written as before

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from hecsb_ros.cli.options import LEDGER_FIELDS, append_ledger
 from hecsb_ros.core.learned import HecsbBottleneck, HecsbConfig
 from hecsb_ros.core.teachers import Classifier, build_model, fmnist_spec
+from hecsb_ros.core.training.config import DataOptions
 from hecsb_ros.core.training.distill import DistillConfig, Distiller
+from hecsb_ros.core.training.ledger import LEDGER_FIELDS, append_ledger
 from hecsb_ros.core.training.pool import PhotoPool
 
 torch.set_num_threads(1)
@@ -141,15 +141,15 @@ def test_ledger_appends_one_row_per_level(tmp_path):
 
 
 def test_options_build_the_pool_and_hold_out_crops(folders, teacher, tmp_path, monkeypatch):
-    from hecsb_ros.cli import options
+    from hecsb_ros.core.training import sources
 
-    args = SimpleNamespace(data=["pool", *map(str, folders[:2])], cache=tmp_path / "cache", video_every=10, crops=2,
-                           seed=0, no_progress=True, test_list=None, limit_train=None, limit_test=None)
-    train, val = options.pool_split(args, teacher, 4)
+    data = DataOptions(("pool", *map(str, folders[:2])), cache=tmp_path / "cache", val_images=4,
+                       progress=False)
+    train, val = sources.pool_split(data, teacher, log=lambda s: None)
     assert len(train) == 66 - 4 and len(val) == 8  # 2 fixed crops of each held-out photo, teacher outputs cached
     assert set(val.targets(torch.arange(2))) == {"features", "logits"}
-    with pytest.raises(SystemExit, match="needs --test-list"):
-        options.data_sources(args, teacher, None, 4)
+    with pytest.raises(ValueError, match="needs a test list"):
+        sources.data_sources(data, teacher, None)
 
 
 def test_ledger_command_totals_finished_and_running_levels(folders, teacher, tmp_path, capsys):

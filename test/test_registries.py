@@ -2,8 +2,6 @@
 one class plus its registrations, and then trains, saves, loads and serves like the built-in ones."""
 from __future__ import annotations
 
-from argparse import Namespace
-
 import numpy as np
 import pytest
 import torch
@@ -14,6 +12,7 @@ from hecsb_ros.core.codecs import CodecSettings, codec_class, create_codec, list
 from hecsb_ros.core.codecs.learned import LearnedCodec, register_learned_codec
 from hecsb_ros.core.learned import BUILTIN_MODELS, FactorizedLatentModel, list_models, model_class, register_model
 from hecsb_ros.core.learned.hecsb import HecsbConfig
+from hecsb_ros.core.training.config import DistilledOptions
 from hecsb_ros.core.training.data import TensorSource
 from hecsb_ros.core.training.recipes import RECIPES, Recipe, TrainJob, distilled, get_recipe, register_recipe, train_level
 
@@ -66,7 +65,7 @@ def test_a_learned_codec_of_ones_own_trains_saves_and_serves(tmp_path):
     assert "oneconv_test" in list_models() and "oneconv_test" in list_codecs()
     g = torch.Generator().manual_seed(0)
     data = TensorSource(torch.randn(32, 1, 28, 28, generator=g), torch.randint(0, 10, (32,), generator=g))
-    options = Namespace(stage1_epochs=1, stage2_epochs=1, batch_size=16, seed=0)
+    options = DistilledOptions(stage1_epochs=1, stage2_epochs=1, batch_size=16, seed=0)
     job = TrainJob("oneconv_test", 0.01, 0, teacher, data, options, progress=False, log=lambda s: None)
     path = tmp_path / "oneconv_test_fmnist_r0.safetensors"
     manifest = train_level(job, path, data, 0.1, "test")

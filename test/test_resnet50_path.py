@@ -107,13 +107,16 @@ def test_input_codecs_classify_with_the_teacher_setting(weights):
 def test_a_folder_test_set_is_read_batch_by_batch(folder, weights):
     import argparse
 
-    from hecsb_ros.cli.options import add_data_options, data_sources
+    from hecsb_ros.cli.options import add_data_options, data_options
     from hecsb_ros.core.training.data import FolderImages
+    from hecsb_ros.core.training.sources import data_sources
 
     p = argparse.ArgumentParser()
     add_data_options(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(["--data", "imagenet-folder", str(folder), "--resnet50-weights", str(weights)])
-    _, test, val = data_sources(args, load_resnet50(weights), None)
+    _, test, val = data_sources(data_options(args), load_resnet50(weights), None)
     assert val is None and isinstance(test.x, FolderImages) and len(test.x) == len(test) == 4
     x = test.x[1:3]
     assert x.shape == (2, 3, 224, 224)

@@ -136,7 +136,7 @@ def test_mixed_kd_loss_reduces_to_the_plain_loss():
 
 
 def test_hold_out_splits_off_a_fixed_disjoint_subset(data):
-    from hecsb_ros.cli.options import hold_out
+    from hecsb_ros.core.training.sources import hold_out
 
     assert hold_out(data, 0) == (data, None)
     rest, val = hold_out(data, 28)
@@ -146,7 +146,7 @@ def test_hold_out_splits_off_a_fixed_disjoint_subset(data):
     got_rest = {tuple(r) for r in rest.x.flatten(1)[:, :8].tolist()}
     got_val = {tuple(r) for r in val.x.flatten(1)[:, :8].tolist()}
     assert not got_rest & got_val and got_rest | got_val == rows
-    with pytest.raises(SystemExit, match="no training images"):
+    with pytest.raises(ValueError, match="no training images"):
         hold_out(data, 128)
 
 
@@ -166,6 +166,9 @@ def test_cli_fashion_mnist(tmp_path, random_classifier, missing_data):
         manifest = json.loads((tmp_path / f"hecsb_fmnist_r{level}.json").read_text())
         assert manifest["beta"] == beta and manifest["test_images"] == 32
         assert manifest["mean_payload_bytes"] > 0 and 0 <= manifest["test_accuracy"] <= 1
+        options, data = manifest["training_options"], manifest["data_options"]
+        assert (options["acq_channels"], options["batch_size"], data["limit_train"]) == (
+            [8, 12], 32, 64)
         before, after = manifest["prior_refit_bytes"]  # the prior was fitted after training, never worse
         assert 0 < after <= before
         model, meta, _ = read_learned(tmp_path / manifest["file"])

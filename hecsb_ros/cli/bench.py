@@ -235,7 +235,7 @@ TRAINING_HELD_OUT = 5000
 
 def pick_frames(n: int) -> tuple[list[np.ndarray], np.ndarray]:
     """The first ``n`` of the Fashion-MNIST training images the learned codecs held out, as mono8 frames."""
-    from hecsb_ros.cli.options import held_out_indices
+    from hecsb_ros.core.training.sources import held_out_indices
     from hecsb_ros.core.datasets import load_fashion_mnist
 
     train = load_fashion_mnist("train")

@@ -1,15 +1,16 @@
-"""What the process-level benchmarks (frames, fleet, fading) share: a monitored pipeline, process
-CPU time, percentiles, number formatting and the CSV / Markdown table writers."""
+"""What the benchmark commands share: a monitored pipeline on a DDS domain of its own, the machine
+line of a report, number formatting and the CSV / Markdown table writers. Their measurement code
+(timing, process CPU time, percentiles) is in :mod:`hecsb_ros.core.bench.timing`."""
 from __future__ import annotations
 
 import csv
 import math
 import os
+import platform
+import random
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
-
-import numpy as np
 
 
 @contextmanager
@@ -36,14 +37,18 @@ def monitored_pipeline(domain_id: int, log_dir: Path, monitor_name: str, monitor
         rclpy.try_shutdown(context=context)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def local_domain(domain_id: int | None) -> int:
+    """The first DDS domain of a benchmark's processes: ``domain_id``, else one in 120-180 drawn
+    from this process's id; discovery stays on this machine (``ROS_AUTOMATIC_DISCOVERY_RANGE``)
+    unless the environment says otherwise."""
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return domain_id if domain_id is not None else random.Random(os.getpid()).randint(120, 180)
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(values, q)) if len(values) else math.nan
+def machine() -> str:
+    """This machine in a report's words: host, platform, Python, CPUs."""
+    return (f"{platform.node()}, {platform.platform()}, Python {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs")
 
 
 def fmt(v: Any) -> str:

@@ -16,21 +16,22 @@ import argparse
 import csv
 import shlex
 import sys
-import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from hecsb_ros.core.bench.timing import interleaved_ms
 from hecsb_ros.core.codecs import CodecSettings, configure_torch
 from hecsb_ros.core.codecs.learned import default_level
-from hecsb_ros.core.learned import Split, rate_bits
+from hecsb_ros.core.learned import Split
 from hecsb_ros.core.store import CHECKPOINT_DIR, prefix_level_path, prefix_levels
 from hecsb_ros.core.preprocess import prepare_image
 from hecsb_ros.core.teachers import images_to_tensor, load_teacher
-from hecsb_ros.core.training import accuracy, evaluate
+from hecsb_ros.core.training import evaluate
 from hecsb_ros.core.training.data import fashion_mnist_source
+from hecsb_ros.core.training.evaluation import measure_split
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,24 +49,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _median_ms(fns: dict[str, callable], runs: int) -> dict[str, float]:
-    """Median (``name``) and minimum (``name_min``) wall time in ms of each function.
-
-    Calls are interleaved so that background load affects all alike; the minimum shows the
-    undisturbed cost on a busy machine.
-    """
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(10):
-        for fn in fns.values():
-            fn()
-    for _ in range(runs):
-        for name, fn in fns.items():
-            t0 = time.perf_counter_ns()
-            fn()
-            times[name].append((time.perf_counter_ns() - t0) / 1e6)
-    return {**{k: float(np.median(v)) for k, v in times.items()}, **{f"{k}_min": float(np.min(v)) for k, v in times.items()}}
-
-
 def reference_sizes(images: np.ndarray) -> dict[str, float]:
     """Mean PNG (level 9) and WebP q10 bytes of uint8 images ``(N, 28, 28)``."""
     import cv2
@@ -78,37 +61,39 @@ def reference_sizes(images: np.ndarray) -> dict[str, float]:
 @torch.inference_mode()
 def evaluate_level(split: Split, x: torch.Tensor, y: torch.Tensor, runs: int,
                    image: np.ndarray | None = None) -> dict[str, float]:
-    """Accuracy through the real bytes, payload statistics and timings of one rate level."""
+    """Accuracy through the real bytes, payload statistics (:func:`measure_split`) and timings
+    (:func:`interleaved_ms`: median and minimum over ``runs`` rounds) of one rate level."""
     model, coder = split.model, split.coder
-    payloads, latents, est_bits = [], [], []
-    for i in tqdm(range(0, len(x), 500), desc=f"{split.path.stem}", file=sys.stderr, leave=False,
-                  disable=not sys.stderr.isatty()):
-        yb = model.encode(x[i:i + 500])
-        est_bits.append(rate_bits(model.quantize(yb, "round")[1]))
-        for j in range(yb.shape[0]):
-            data, z = coder.encode(yb[j])
-            payloads.append(data)
-            latents.append(z)
-    decoded = torch.stack([coder.decode(p) for p in payloads])  # server side, from the bytes
-    if not torch.equal(decoded, torch.stack(latents)):
-        raise AssertionError("decoded latents differ from the edge's rounded latents")
-    logits = torch.cat([split.classify(split.features(decoded[i:i + 500])) for i in range(0, len(decoded), 500)])
-    sizes = np.array([len(p) for p in payloads], dtype=np.float64)
-    bits = torch.cat(est_bits).double().numpy()
+    m = measure_split(split, x, y, check_decoding=True)
+    sizes, bits = m.sizes, m.estimated_bits
     x1 = x[:1]
     y1 = model.encode(x1)[0]
+    payload = coder.payload(y1)
     spec = split.teacher.spec
 
     def pixels() -> torch.Tensor:  # the edge's preprocessing of the camera frame (as the codec and the bench)
         return x1 if image is None else images_to_tensor(prepare_image(image, "mono8", spec), spec)
 
-    t = _median_ms({"edge_net": lambda: model.encode(x1), "entropy": lambda: coder.payload(y1),
-                    "edge": lambda: coder.payload(model.encode(pixels())[0]),
-                    "teacher": lambda: split.teacher.model(pixels()), "teacher_head": lambda: split.teacher.model.head(x1),
-                    "server": lambda: split.decode(payloads[0])}, runs)
-    return {"accuracy": accuracy(logits, y), "bytes_mean": sizes.mean(), "bytes_p50": np.percentile(sizes, 50),
-            "bytes_p95": np.percentile(sizes, 95), "bytes_max": sizes.max(), "est_bytes_mean": bits.mean() / 8,
-            "real_over_est": sizes.mean() / (bits.mean() / 8), **{f"{k}_ms": v for k, v in t.items()}}
+    fns = {"edge_net": lambda: model.encode(x1), "entropy": lambda: coder.payload(y1),
+           "edge": lambda: coder.payload(model.encode(pixels())[0]),
+           "teacher": lambda: split.teacher.model(pixels()),
+           "teacher_head": lambda: split.teacher.model.head(x1),
+           "server": lambda: split.decode(payload)}
+
+    def timed(fn: Callable[[], object]) -> Callable[[int], None]:  # its wall time is the sample
+        def call(_: int) -> None:
+            fn()
+        return call
+
+    samples = interleaved_ms({k: timed(fn) for k, fn in fns.items()}, runs, warmup=10,
+                             shuffle_seed=None)
+    t = {**{k: float(np.median(v["ms"])) for k, v in samples.items()},
+         **{f"{k}_min": float(np.min(v["ms"])) for k, v in samples.items()}}
+    return {"accuracy": m.accuracy, "bytes_mean": sizes.mean(),
+            "bytes_p50": np.percentile(sizes, 50), "bytes_p95": np.percentile(sizes, 95),
+            "bytes_max": sizes.max(), "est_bytes_mean": bits.mean() / 8,
+            "real_over_est": sizes.mean() / (bits.mean() / 8),
+            **{f"{k}_ms": v for k, v in t.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
-import random
 import sys
 import tempfile
 import time
@@ -30,7 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hecsb_ros.cli.benchutil import fmt, markdown_table, monitored_pipeline, percentile, write_csv
+from hecsb_ros.cli.benchutil import (
+    fmt, local_domain, machine, markdown_table, monitored_pipeline, write_csv,
+)
+from hecsb_ros.core.bench.timing import percentile
 
 FIELDS = ("mode", "level", "worst_link_kbit_s", "budget_ms", "schedule", "seconds", "sent", "results", "met", "miss_pct",
           "payload_bytes_mean", "accuracy_met", "accuracy_all_frames", "latency_p50_ms", "latency_p95_ms",
@@ -148,8 +149,8 @@ def write_report(rows: list[dict], args: argparse.Namespace, schedule: str, out_
     lines = [
         "# A fading link: fixed rate levels against budget rate control", "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.node()}, {platform.platform()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs (shared; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end)  ",
+        f"Machine: {machine()}"
+        f" (shared; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end)  ",
         f"Run: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, {seconds / 60:.1f} min  ",
         f"Setting: codec {args.codec or 'default (hecsb)'}, shipped levels of teacher "
         f"{args.teacher or 'Fashion-MNIST (shipped)'}, camera source ({args.source}"
@@ -200,14 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--domain-id", type=int, default=None)
     ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/fading"))
     args = ap.parse_args(argv)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     from hecsb_ros.core.codecs.learned import shipped_levels
     from hecsb_ros.params import DEFAULT_CODEC
 
     levels = args.levels if args.levels is not None else sorted(shipped_levels(args.codec or DEFAULT_CODEC, args.teacher))
     schedule, cycle = scaled_schedule(args.schedule, args.rate_scale)
     started, rows, load0 = time.time(), [], os.getloadavg()[0]
-    domain = args.domain_id if args.domain_id is not None else random.Random(os.getpid()).randint(120, 180)
+    domain = local_domain(args.domain_id)
     log_root = Path(tempfile.mkdtemp(prefix="hecsb_fading_"))
     if any(not f >= 0.0 for f in args.worst_link):
         ap.error("--worst-link values must be >= 0 kbit/s")

@@ -15,7 +15,7 @@ fairness (fewest and most results of a robot), the mean batch the server's netwo
 server process's CPU load. Cells: N in ``--robots``, each with ``max_batch`` 1 (off) and
 ``--batch`` (on, ``max_wait_ms`` = ``--wait-ms``). Results go to ``results.csv``, ``README.md``
 and ``fleet.png`` in ``--out-dir``. With ``--replay FRAMES`` the robots are latents recorded once
-from the edge half and played back (:mod:`hecsb_ros.cli.latent_player`): the server is then the only
+from the edge half and played back (:mod:`hecsb_ros.latent_player`): the server is then the only
 node on the machine, as on a fleet's offboard computer, and the cells measure its capacity.
 """
 from __future__ import annotations
@@ -24,7 +24,6 @@ import argparse
 import math
 import os
 import platform
-import random
 import sys
 import tempfile
 import time
@@ -33,7 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from hecsb_ros.cli.benchutil import cpu_seconds, fmt, markdown_table, monitored_pipeline, percentile, write_csv
+from hecsb_ros.cli.benchutil import (
+    fmt, local_domain, machine, markdown_table, monitored_pipeline, write_csv,
+)
+from hecsb_ros.core.bench.timing import cpu_seconds, percentile
 
 FIELDS = ("robots", "batching", "max_batch", "max_wait_ms", "rate_hz", "duration_s", "offered_per_s",
           "results_per_s", "latency_p50_ms", "latency_p95_ms", "robot_min", "robot_max", "mean_batch",
@@ -43,7 +45,8 @@ FIELDS = ("robots", "batching", "max_batch", "max_wait_ms", "rate_hz", "duration
 def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, log_dir: Path,
              recording: Any = None) -> dict:
     """One cell: N robots into one server with ``max_batch`` (1 = off); with a ``recording`` the
-    robots are played back latents (:mod:`hecsb_ros.cli.latent_player`) and only the server runs as a node."""
+    robots are played back latents (:mod:`hecsb_ros.latent_player`) and only the server runs as a
+    node."""
     robots = tuple(f"robot{i + 1}" for i in range(n))
     graph = {"link": "false", "robots": ",".join(robots), "rate_hz": str(args.rate), "source": args.source,
              **({"path": args.path} if args.path else {}), **({"codec": args.codec} if args.codec else {}),
@@ -57,7 +60,7 @@ def run_cell(n: int, max_batch: int, args: argparse.Namespace, domain_id: int, l
             if recording is None:
                 pipe.start(timeout=600.0)
             else:
-                from hecsb_ros.cli.latent_player import LatentPlayer
+                from hecsb_ros.latent_player import LatentPlayer
 
                 pipe.start("server", timeout=600.0)
                 player = LatentPlayer(recording, robots, args.rate, context=monitor.node.context)
@@ -136,8 +139,8 @@ def write_report(rows: list[dict], args: argparse.Namespace, out_dir: Path, comm
     lines = [
         "# A fleet on one server: throughput, latency, fairness, micro-batching off and on", "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.node()}, {platform.platform()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, shared by " + ("the server and the player" if args.replay else
+        f"Machine: {machine()}"
+        f", shared by " + ("the server and the player" if args.replay else
                                                 "every process of the fleet") + " (load average "
         f"{rows[0]['load_before']:.1f} at the start, {rows[-1]['load_after']:.1f} at the end)  ",
         f"Run: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, {seconds / 60:.1f} min  ",
@@ -191,13 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--domain-id", type=int, default=None, help="first ROS_DOMAIN_ID (one per cell)")
     ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/fleet"))
     args = ap.parse_args(argv)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     started, rows = time.time(), []
-    domain = args.domain_id if args.domain_id is not None else random.Random(os.getpid()).randint(120, 180)
+    domain = local_domain(args.domain_id)
     log_root = Path(tempfile.mkdtemp(prefix="hecsb_fleet_"))
     recording = None
     if args.replay:
-        from hecsb_ros.cli.latent_player import record_latents
+        from hecsb_ros.latent_player import record_latents
 
         recording = record_latents(args.codec, args.teacher, args.source, args.path, args.replay)
         sizes = [len(f.data) for f in recording.frames]

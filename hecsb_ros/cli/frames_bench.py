@@ -26,8 +26,6 @@ import argparse
 import json
 import math
 import os
-import platform
-import random
 import subprocess
 import sys
 import tempfile
@@ -36,7 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hecsb_ros.cli.benchutil import cpu_seconds, fmt, markdown_table, monitored_pipeline, percentile, write_csv
+from hecsb_ros.cli.benchutil import (
+    fmt, local_domain, machine, markdown_table, monitored_pipeline, write_csv,
+)
+from hecsb_ros.core.bench.timing import cpu_seconds, percentile
 from hecsb_ros.graph import EDGE_ENV, FASTDDS_PROFILE_VAR, fastdds_profile
 
 #: glibc: serve buffers up to 32 MiB from the heap and keep freed heap (the edge's default since measured here)
@@ -172,8 +173,8 @@ def write_report(rows: list[dict], out_dir: Path, command: str, started: float, 
         "# Camera frames into the edge: published, received, classified",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.node()}, {platform.platform()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs (shared; load average {rows[0]['load_before']:.1f} at the start, "
+        f"Machine: {machine()}"
+        f" (shared; load average {rows[0]['load_before']:.1f} at the start, "
         f"{rows[-1]['load_after']:.1f} at the end)  ",
         f"Run: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, {seconds / 60:.1f} min  ",
         f"Frames: scikit-learn's two sample photos resized, bgr8, {rows[0]['rate_hz']:g} Hz for "
@@ -216,9 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.publish:
         return publish(args.publish, args.rate, args.duration, args.summary)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     started, rows = time.time(), []
-    domain = args.domain_id if args.domain_id is not None else random.Random(os.getpid()).randint(120, 180)
+    domain = local_domain(args.domain_id)
     cells = [c for c in CELLS if c[0] in args.cells]
     log_root = Path(tempfile.mkdtemp(prefix="hecsb_frames_"))
     for size in args.sizes:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
-import random
 import sys
 import tempfile
 import time
@@ -27,7 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hecsb_ros.cli.benchutil import fmt, markdown_table, monitored_pipeline, percentile, write_csv
+from hecsb_ros.cli.benchutil import (
+    fmt, local_domain, machine, markdown_table, monitored_pipeline, write_csv,
+)
+from hecsb_ros.core.bench.timing import percentile
 
 #: (field in the row, node, /diagnostics key): the counters every frame is accounted for with.
 COUNTERS = (("camera_sent", "hecsb_camera_source", "frames_sent"), ("edge_in", "hecsb_edge", "images_in"),
@@ -144,8 +145,8 @@ def write_report(rows: list[dict], args: argparse.Namespace, out_dir: Path, comm
     lines = [
         "# Fresh results under overload: queue policy and the edge's in-flight limit", "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.node()}, {platform.platform()}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs shared with other work (1-minute load average {min(loads):.1f} to {max(loads):.1f} "
+        f"Machine: {machine()}"
+        f" shared with other work (1-minute load average {min(loads):.1f} to {max(loads):.1f} "
         f"over the cells)  ",
         f"Run: {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}, {seconds / 60:.1f} min, {args.rounds} "
         "round(s): every configuration once per round, in turn, so that each sees the same load  ",
@@ -190,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.frames < 10 or args.rounds < 1 or any(v < 0 for v in args.max_in_flight):
         ap.error("--frames >= 10, --rounds >= 1, --max-in-flight values >= 0")
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     configs = []
     for v in args.max_in_flight:
         if v == 0:
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fifo:
         configs.append(("fifo", "fifo", 0, 0.0))
     started, rows = time.time(), []
-    domain = args.domain_id if args.domain_id is not None else random.Random(os.getpid()).randint(120, 180)
+    domain = local_domain(args.domain_id)
     log_root = Path(tempfile.mkdtemp(prefix="hecsb_freshness_"))
     for rnd in range(args.rounds):
         for rate in args.rates:

@@ -24,7 +24,6 @@ import argparse
 import sys
 import tempfile
 import time
-from argparse import Namespace
 from pathlib import Path
 from typing import Callable
 
@@ -69,11 +68,13 @@ def light_level(folder: Path, crops: torch.Tensor, log: Callable[[str], None]) -
     from hecsb_ros.core.teachers import load_teacher
     from hecsb_ros.core.training.data import TensorSource
     from hecsb_ros.core.training.prior import fit_prior_
+    from hecsb_ros.core.training.config import HecsbOptions
     from hecsb_ros.core.training.recipes import TrainJob, _hecsb_start
 
     teacher = load_teacher(TEACHER)
-    job = TrainJob("hecsb_light", 1e-4, 0, teacher, TensorSource(crops, torch.zeros(len(crops), dtype=torch.int64)),
-                   Namespace(), log=log)
+    labels = torch.zeros(len(crops), dtype=torch.int64)
+    job = TrainJob("hecsb_light", 1e-4, 0, teacher, TensorSource(crops, labels), HecsbOptions(),
+                   log=log)
     model, _ = _hecsb_start(job)
     with torch.no_grad():
         latents = model.eval().encode(crops)

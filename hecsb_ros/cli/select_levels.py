@@ -31,13 +31,15 @@ import torch
 from tqdm import tqdm
 
 from hecsb_ros.cli.benchutil import markdown_table, write_csv
-from hecsb_ros.cli.options import add_data_options, hold_out, pool_split, teacher_from_args
+from hecsb_ros.cli.options import add_data_options, data_options, usage_error
 from hecsb_ros.core.learned.split import Split
 from hecsb_ros.core.store import write_checksums
 from hecsb_ros.core.training import set_threads
+from hecsb_ros.core.training.config import DataOptions
 from hecsb_ros.core.training.data import fashion_mnist_source
-from hecsb_ros.core.training.photos import IMAGE_SUFFIXES, PhotoCrops
 from hecsb_ros.core.training.evaluation import evaluate_split
+from hecsb_ros.core.training.photos import IMAGE_SUFFIXES, PhotoCrops
+from hecsb_ros.core.training.sources import hold_out, load_run_teacher, pool_split
 
 FIELDS = ("codec", "level", "setting", "val_bytes_mean", "val_agreement", "test_top1", "kept", "default", "why", "file")
 
@@ -128,18 +130,20 @@ def shipped_for(folder: Path, rows: list[dict]) -> list[Path]:
                   and re.sub(r"_r\d+$", "", p.stem) in prefixes and re.search(r"_r\d+$", p.stem))
 
 
-def held_out(args: argparse.Namespace, teacher) -> tuple[object, object]:
-    """(training rest, held-out images) split as the training runs split them; the test set is not opened."""
-    if args.data[0] == "photos" and len(args.data) >= 2:
-        crops = PhotoCrops(args.data[1:], teacher, args.cache, args.crops, args.video_every, args.seed,
-                           batch_size=args.batch_size, progress=not args.no_progress)
-        return crops.split(args.val_images)
-    if args.data[0] == "pool" and len(args.data) >= 2:
-        return pool_split(args, teacher, args.val_images, batch_size=args.batch_size)
-    if args.data[0] == "fashion-mnist":
-        return hold_out(fashion_mnist_source("train", teacher.spec, args.limit_train, None), args.val_images)
-    raise SystemExit("select_levels: --data photos DIR..., pool DIR... or fashion-mnist (an imagenet-folder run has "
-                     "--val-folder)")
+def held_out(data: DataOptions, teacher, batch_size: int) -> tuple[object, object]:
+    """(training rest, held-out images) split as the training runs split them; the test set is not
+    opened."""
+    if data.kind == "photos":
+        crops = PhotoCrops(data.paths, teacher, data.cache, data.crops, data.video_every,
+                           data.seed, batch_size=batch_size, progress=data.progress)
+        return crops.split(data.val_images)
+    if data.kind == "pool":
+        return pool_split(data, teacher, batch_size=batch_size)
+    if data.kind == "fashion-mnist":
+        train = fashion_mnist_source("train", teacher.spec, data.limit_train, None)
+        return hold_out(train, data.val_images)
+    raise ValueError("--data photos DIR..., pool DIR... or fashion-mnist (an imagenet-folder run "
+                     "has --val-folder)")
 
 
 def write_held_out_list(val, path: Path) -> None:
@@ -155,8 +159,12 @@ def write_held_out_list(val, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
-    teacher = teacher_from_args(args)
-    _, val = held_out(args, teacher)
+    try:
+        data = data_options(args)
+        teacher = load_run_teacher(data)
+        _, val = held_out(data, teacher, args.batch_size)
+    except ValueError as exc:
+        return usage_error("hecsb select", exc)
     if args.held_out_list is not None:
         write_held_out_list(val, args.held_out_list)
     rows = []

@@ -182,12 +182,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def rows_from_csv(path: Path) -> list[dict[str, Any]]:
-    """The per-window rows of a written report (numbers as floats)."""
-    with path.open() as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
 def write_reports(report: dict[str, Any], out_dir: Path, name: str) -> list[Path]:
     """``<name>.csv``, ``<name>.png``, ``<name>.md`` and ``<name>.json`` in ``out_dir``."""
     import matplotlib

@@ -25,13 +25,21 @@ import shlex
 import sys
 from pathlib import Path
 
-from hecsb_ros.cli.options import add_data_options, add_device_options, train_levels
+from hecsb_ros.cli.options import (
+    add_data_options, add_device_options, recipe_options, training_run, usage_error,
+)
 from hecsb_ros.core.store import CHECKPOINT_DIR
 from hecsb_ros.core.training import Augment, set_threads
+from hecsb_ros.core.training.config import CrbqOptions, RdOptions, SvbOptions
+from hecsb_ros.core.training.levels import train_levels
 
+PROG = "hecsb train baselines"  # the parser's prog, for usage errors
 KINDS = ("svb", "crbq", "factorized", "hyperprior")
 #: the command-line option carrying each kind's rate values
 SETTING_OPTION = {"svb": "beta", "crbq": "channels", "factorized": "lmbda", "hyperprior": "lmbda"}
+#: each kind's options, and the fields of them this command does not offer (their defaults hold)
+OPTIONS = {"svb": (SvbOptions, ("aux_lr", "tau", "freeze_encoder")), "crbq": (CrbqOptions, ()),
+           "factorized": (RdOptions, ()), "hyperprior": (RdOptions, ())}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -90,13 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     name = SETTING_OPTION[args.kind]
     values = getattr(args, name)
     if not values:
-        raise SystemExit(f"{args.kind} needs --{name}")
-    if args.init is not None and (args.kind != "svb" or len(args.init) != len(values)):
-        raise SystemExit(f"--init takes one svb checkpoint per --{name} value ({len(values)})")
+        return usage_error(PROG, f"{args.kind} needs --{name}")
     set_threads(args.threads)
     augment = Augment(pad=2, hflip=True) if args.kind in ("svb", "crbq") else None
     command = "python -m hecsb_ros.cli.train_baselines " + shlex.join(argv if argv is not None else sys.argv[1:])
-    train_levels(args, args.kind, list(values), augment, command)
+    cls, not_offered = OPTIONS[args.kind]
+    try:
+        options = recipe_options(cls, args, absent=not_offered)
+        train_levels(training_run(args, args.kind, values, options, augment, command))
+    except ValueError as exc:
+        return usage_error(PROG, exc)
     return 0
 
 

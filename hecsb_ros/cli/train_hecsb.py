@@ -28,12 +28,19 @@ import shlex
 import sys
 from pathlib import Path
 
-from hecsb_ros.cli.options import add_data_options, add_device_options, train_levels
+from hecsb_ros.cli.options import (
+    add_data_options, add_device_options, recipe_options, training_run, usage_error,
+)
 from hecsb_ros.core.store import CHECKPOINT_DIR
 from hecsb_ros.core.training import Augment, set_threads
+from hecsb_ros.core.training.config import HecsbOptions
+from hecsb_ros.core.training.levels import train_levels
 
+PROG = "hecsb train hecsb"  # the parser's prog, for usage errors
 #: --head -> the learned model kind (and codec) it trains
 HEADS = {"standard": "hecsb", "light": "hecsb_light"}
+#: HecsbOptions fields this command does not offer (their defaults hold)
+NOT_OFFERED = ("aux_lr",)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,7 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
     command = "python -m hecsb_ros.cli.train_hecsb " + shlex.join(argv if argv is not None else sys.argv[1:])
-    train_levels(args, HEADS[args.head], args.beta, Augment(pad=2, hflip=True), command, args.prefix)
+    try:
+        options = recipe_options(HecsbOptions, args, absent=NOT_OFFERED)
+        augment = Augment(pad=2, hflip=True)
+        train_levels(training_run(args, HEADS[args.head], args.beta, options, augment, command,
+                                  args.prefix))
+    except ValueError as exc:
+        return usage_error(PROG, exc)
     return 0
 
 

@@ -25,7 +25,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
@@ -39,7 +38,7 @@ def _build(kind: str, teacher):
     from hecsb_ros.core.training.recipes import hecsb_config
 
     if kind == "hecsb":
-        model = HecsbBottleneck(hecsb_config(teacher, SimpleNamespace()))
+        model = HecsbBottleneck(hecsb_config(teacher))
         load_stem_(model.f_psi.stem, teacher.model.head, model.config.stem, log=lambda s: None)
     else:
         model = SvbBottleneck(svb_config_for(teacher, 12, stem=True))

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from hecsb_ros.core.bench.intervals import PerImage
 from hecsb_ros.core.bench.macs import edge_macs
 from hecsb_ros.core.bench.points import RatePoint
+from hecsb_ros.core.bench.timing import TimedCall, interleaved_ms
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, create_codec, validate_payload
 
 
@@ -100,28 +101,24 @@ def evaluate_point(codec: Codec, point: RatePoint, images: Sequence[np.ndarray],
 def time_samples(codecs: dict[str, Codec], images: Sequence[np.ndarray], rounds: int, warmup: int = 5,
                  progress: bool = False, encoding: str = "mono8") -> dict[str, dict[str, list[float]]]:
     """Wall ms of every codec's edge half and server half per frame, calls interleaved per image
-    (codecs in a new random order each frame).
+    (codecs in a new random order each frame; :func:`~hecsb_ros.core.bench.timing.interleaved_ms`).
 
     Returns per key ``{"edge": [ms], "server": [ms], <edge part>: [ms]}`` (parts from ``timings_ms``).
     """
-    keys = list(codecs)
-    samples: dict[str, dict[str, list[float]]] = {k: {"edge": [], "server": []} for k in keys}
-    rng = np.random.default_rng(0)
-    for r in tqdm(range(warmup + rounds), desc="timing", file=sys.stderr, leave=False, disable=not progress):
-        image = images[r % len(images)]
-        for k in rng.permutation(keys):
-            codec = codecs[k]
+    def halves(codec: Codec) -> TimedCall:
+        def call(r: int) -> dict[str, float]:
+            image = images[r % len(images)]
             t0 = time.perf_counter_ns()
             frame = codec.encode(image, encoding)
             t1 = time.perf_counter_ns()
             codec.decode(frame.data, frame.shape)
             t2 = time.perf_counter_ns()
-            if r >= warmup:
-                samples[k]["edge"].append((t1 - t0) / 1e6)
-                samples[k]["server"].append((t2 - t1) / 1e6)
-                for part, ms in frame.timings_ms.items():
-                    samples[k].setdefault(part, []).append(ms)
-    return samples
+            return {"edge": (t1 - t0) / 1e6, "server": (t2 - t1) / 1e6, **frame.timings_ms}
+        return call
+
+    samples = interleaved_ms({k: halves(c) for k, c in codecs.items()}, rounds, warmup,
+                             progress=progress)
+    return {k: {"edge": [], "server": [], **parts} for k, parts in samples.items()}
 
 
 def time_points(codecs: dict[str, Codec], images: Sequence[np.ndarray], rounds: int, warmup: int = 5,

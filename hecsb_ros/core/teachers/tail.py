@@ -10,12 +10,10 @@ still defines it.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from hecsb_ros.core.store import read_tensors
 
 TAIL_PREFIX = "tail."
 
@@ -47,10 +45,3 @@ def build_tail(teacher_tail: nn.Module, state: dict[str, torch.Tensor] | None) -
     for p in tail.parameters():
         p.requires_grad_(False)
     return tail.eval()
-
-
-def load_tail(path: Path | str, teacher_tail: nn.Module) -> nn.Module:
-    """The tail behind the bottleneck in checkpoint ``path``: its fine-tuned tail, else ``teacher_tail``."""
-    state, _ = read_tensors(Path(path))
-    device = next(teacher_tail.parameters()).device
-    return build_tail(teacher_tail, split_tail_state(state)[1]).to(device)

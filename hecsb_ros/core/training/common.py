@@ -1,6 +1,7 @@
 """Training utilities shared by the teacher and the HECS-B trainers: seeds, batches, loops, eval."""
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ def set_seed(seed: int) -> torch.Generator:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def print_flush(text: str) -> None:
+    """Print a log line at once (training logs usually go to a file)."""
+    print(text, flush=True)
 
 
 def set_threads(threads: int) -> None:
@@ -86,6 +92,16 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     kl = nn.functional.kl_div(log_ps, log_pt, reduction="batchmean", log_target=True)
     return (1.0 - alpha) * ce + alpha * tau * tau * kl
 
+
+
+def mixed_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y_a: torch.Tensor,
+                  y_b: torch.Tensor, lam: torch.Tensor, alpha: float, tau: float) -> torch.Tensor:
+    """:func:`kd_loss` on mixed images: the label term is ``lam CE(y_a) + (1 - lam) CE(y_b)`` per
+    image."""
+    ce = nn.functional.cross_entropy
+    label = (lam * ce(student_logits, y_a, reduction="none")
+             + (1 - lam) * ce(student_logits, y_b, reduction="none")).mean()
+    return (1.0 - alpha) * label + alpha * (kd_loss(student_logits, teacher_logits, y_a, 1.0, tau))
 
 def train_classifier_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer,
                            sched: torch.optim.lr_scheduler.LRScheduler | None, gen: torch.Generator,
@@ -164,3 +180,25 @@ def epochs_for_budget(budget_s: float, seconds_per_epoch: Sequence[float], share
         raise ValueError("need a positive share of epochs")
     scale = budget_s / sum(s * t for s, t in zip(shares, seconds_per_epoch))
     return [max(1, int(s * scale)) if s > 0 else 0 for s in shares]
+
+
+def budget_schedule(budget_s: float, seconds_per_epoch: Sequence[float], shares: Sequence[int],
+                    full_steps: int, max_epoch_s: float | None = None) -> tuple[list[int], float]:
+    """(epochs per stage, epoch fraction) of a run that fits ``budget_s`` seconds.
+
+    The epochs of :func:`epochs_for_budget`; when even ``shares`` epochs (the configured ones,
+    e.g. 1 : 3) are longer than the budget, those, each visiting that part of the images (the
+    fraction). ``max_epoch_s``: epochs longer than this are split into shorter ones, the same
+    steps in all, each at least one step of the ``full_steps`` of a whole epoch.
+    """
+    epochs = epochs_for_budget(budget_s, seconds_per_epoch, shares)
+    fraction = min(1.0, budget_s / sum(e * t for e, t in zip(epochs, seconds_per_epoch)))
+    if fraction < 1.0 and tuple(epochs) != tuple(shares):
+        epochs = list(shares)
+        fraction = min(1.0, budget_s / sum(e * t for e, t in zip(epochs, seconds_per_epoch)))
+    longest = fraction * max(t for e, t in zip(epochs, seconds_per_epoch) if e > 0)
+    if max_epoch_s and longest > max_epoch_s:
+        k = math.ceil(longest / max_epoch_s)
+        k = max(1, min(k, int(fraction * full_steps)))  # at least one step an epoch
+        epochs, fraction = [e * k for e in epochs], fraction / k
+    return epochs, fraction

@@ -37,12 +37,12 @@ Runs on any torch device (``device='cuda'`` on a GPU machine); the model comes b
 with its CDF tables updated. :meth:`Distiller.fit_budget` chooses the epochs of both stages so
 that training fits a time budget on the machine at hand (its step times are measured first).
 
-Resumable: after every epoch the bottleneck, the optimisers and the random state are written to
-``state_path`` (read back with ``torch.load(weights_only=True)``), with the work done so far: CPU
-core-seconds (``cpu_seconds``, process CPU time, so the count is in core-seconds whatever the thread
-count), samples seen and, on a GPU, device seconds. :meth:`Distiller.fit_budget` can cap an epoch at
-``max_epoch_min`` minutes so that a long run loses little when it is stopped. A resumed run takes the
-epochs and epoch fraction of its state (what the budget fit chose then).
+Resumable: after every epoch the run's state is written to ``state_path``, with the work done so
+far (:mod:`~hecsb_ros.core.training.distill_state`, which also keeps the moving average).
+:meth:`Distiller.fit_budget` can cap an epoch at ``max_epoch_min`` minutes so that a long run loses
+little when it is stopped. A resumed run takes the epochs and epoch fraction of its state (what the
+budget fit chose then). The configuration is
+:class:`~hecsb_ros.core.training.config.DistillConfig`.
 
 Unlabelled sources (labels ``-1``, :class:`~hecsb_ros.core.training.pool.PhotoPool`) are distilled
 from the teacher's outputs on the very view the student sees; the teacher's top-1 on that view stands
@@ -55,7 +55,7 @@ import copy
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -66,7 +66,16 @@ from tqdm import tqdm
 from hecsb_ros.core.learned.base import FactorizedLatentModel, distortion, rate_bits
 from hecsb_ros.core.teachers.classifier import Classifier
 from hecsb_ros.core.teachers.tail import TAIL_PREFIX
-from hecsb_ros.core.training.common import batches, epochs_for_budget, kd_loss, seconds_per_step
+from hecsb_ros.core.training.common import (
+    batches, budget_schedule, kd_loss, mixed_kd_loss, seconds_per_step,
+)
+from hecsb_ros.core.training.config import DistillConfig
+from hecsb_ros.core.training.distill_state import (
+    WeightAverage, new_work, read_state, save_state,
+)
+from hecsb_ros.core.training.evaluation import rounded_rate_and_logits
+
+__all__ = ["DistillConfig", "Distiller", "Source", "mixed_kd_loss", "rounded_rate_and_logits"]
 
 
 class Source(Protocol):
@@ -76,44 +85,6 @@ class Source(Protocol):
 
     def __len__(self) -> int: ...
     def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Hyper-parameters of both stages."""
-
-    beta: float
-    stage1_epochs: int = 6
-    stage2_epochs: int = 4
-    batch_size: int = 64
-    lr1: float = 2e-3
-    lr2: float = 5e-4
-    aux_lr: float = 1e-3
-    alpha: float = 0.5
-    tau: float = 4.0
-    freeze_encoder: bool = False
-    stage2_rate_weight: float = 1.0
-    seed: int = 0
-    ema: float = 0.0
-    mixup: float = 0.0
-    train_tail: bool = False
-    tail_lr_scale: float = 1.0
-    freeze_stem: bool = False
-    #: part of the training images one epoch visits (a fresh random subset each epoch); below 1 when a
-    #: time budget is shorter than one epoch of each stage (:meth:`Distiller.fit_budget`)
-    epoch_fraction: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.epoch_fraction <= 1.0:
-            raise ValueError(f"epoch_fraction must be in (0, 1], not {self.epoch_fraction}")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema is a decay in [0, 1), not {self.ema}")
-        if not 0.0 <= self.mixup <= 1.0:
-            raise ValueError(f"mixup is the fraction of mixed batches in [0, 1], not {self.mixup}")
-        if self.train_tail and self.freeze_encoder:
-            raise ValueError("train_tail fine-tunes the whole student; it cannot be combined with freeze_encoder")
-        if self.tail_lr_scale <= 0:
-            raise ValueError(f"tail_lr_scale must be positive, not {self.tail_lr_scale}")
 
 
 def _optimisers(model: FactorizedLatentModel, stage: int, cfg: DistillConfig, steps: int, tail: nn.Module | None = None):
@@ -182,61 +153,34 @@ class Distiller:
         self.epoch = 0  # epochs done over both stages
         self._shares = (cfg.stage1_epochs, cfg.stage2_epochs)  # ratio kept by fit_budget
         self.history: list[dict[str, float]] = []
-        self.ema: dict[str, torch.Tensor] | None = None  # stage 2's moving average, when cfg.ema > 0
+        self.ema: WeightAverage | None = None  # stage 2's moving average, when cfg.ema > 0
         #: work done so far (resumed runs included): process CPU seconds, samples, device seconds
-        self.work = {"cpu_seconds": 0.0, "samples": 0, "device_seconds": 0.0}
+        self.work = new_work()
         #: the teacher's top-1 class on the stage-2 views seen (counts per class)
         self.teacher_top1 = torch.zeros(teacher.spec.num_classes, dtype=torch.int64)
 
-    # -- moving average of the weights ----------------------------------------------------------
     def _trained_state(self) -> dict[str, torch.Tensor]:
-        """The bottleneck's state plus, with ``train_tail``, the tail's (keys ``tail.*``)."""
+        """The bottleneck's state plus, with ``train_tail``, the tail's (keys ``tail.*``): what the
+        moving average averages."""
         state = dict(self.model.state_dict())
         if self.cfg.train_tail:
             state.update({TAIL_PREFIX + k: v for k, v in self.tail.state_dict().items()})
         return state
 
-    def _ema_start(self) -> None:
-        self.ema = {k: v.detach().clone() for k, v in self._trained_state().items() if v.is_floating_point()}
-
-    @torch.no_grad()
-    def _ema_step(self) -> None:
-        state = self._trained_state()
-        for k, avg in self.ema.items():
-            avg.lerp_(state[k].detach(), 1.0 - self.cfg.ema)
-
-    def _ema_apply(self) -> None:
-        """Put the averaged weights into the model (integer buffers, the CDF tables, stay)."""
-        state = self._trained_state()
-        for k, avg in self.ema.items():
-            state[k].copy_(avg)
-        self.ema = None
-
-    # -- resumable state ---------------------------------------------------------------------
+    # -- resumable state (distill_state) ---------------------------------------------------------
     def _save_state(self, opt, sched, aux) -> None:
         if self.state_path is None:
             return
-        state = {"model": self.model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                 "aux": aux.state_dict(), "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
-                 "epoch": self.epoch, "config": asdict(self.cfg), "history": self.history, "ema": self.ema,
-                 "work": dict(self.work), "teacher_top1": self.teacher_top1}
-        if self.cfg.train_tail:  # the teacher's own tail is not saved: it is the teacher's
-            state["tail"] = self.tail.state_dict()
-        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.state_path)
+        save_state(self.state_path, self.cfg, self.epoch, self.model.state_dict(),
+                   opt.state_dict(), sched.state_dict(), aux.state_dict(), self.gen, self.history,
+                   self.ema.values if self.ema is not None else None, self.work, self.teacher_top1,
+                   tail=self.tail.state_dict() if self.cfg.train_tail else None)
 
     def _load_state(self) -> dict | None:
-        if self.state_path is None or not self.state_path.exists():
+        found = read_state(self.state_path, self.cfg) if self.state_path is not None else None
+        if found is None:
             return None
-        state = torch.load(self.state_path, map_location="cpu", weights_only=True)
-        scheduled = ("stage1_epochs", "stage2_epochs", "epoch_fraction")  # chosen by a budget fit
-        mine = {k: v for k, v in asdict(self.cfg).items() if k not in scheduled}
-        theirs = {k: v for k, v in state["config"].items() if k not in scheduled}
-        if mine != theirs:
-            diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
-            raise ValueError(f"{self.state_path} was written with other settings (state, now): {diff}")
-        self.cfg = DistillConfig(**state["config"])
+        state, self.cfg = found
         self.steps_per_epoch = max(1, int(self.full_steps * self.cfg.epoch_fraction))
         self.model.load_state_dict(state["model"])
         self.model.to(self.device)
@@ -246,13 +190,16 @@ class Distiller:
         torch.set_rng_state(state["torch_rng"])
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
-        self.ema = state.get("ema")
+        ema = state.get("ema")
+        self.ema = (WeightAverage(self._trained_state, self.cfg.ema, ema) if ema is not None
+                    else None)
         self.work.update(state.get("work", {}))
         if "teacher_top1" in state:
             self.teacher_top1 = state["teacher_top1"].clone()
         self.log(f"resumed from {self.state_path} after epoch {self.epoch} of "
-                 f"{self.cfg.stage1_epochs + self.cfg.stage2_epochs} ({self.work['cpu_seconds'] / 3600:.2f} "
-                 f"core-hours, {self.work['samples']} samples so far)")
+                 f"{self.cfg.stage1_epochs + self.cfg.stage2_epochs} "
+                 f"({self.work['cpu_seconds'] / 3600:.2f} core-hours, "
+                 f"{self.work['samples']} samples so far)")
         return state
 
     # -- training ------------------------------------------------------------------------------
@@ -269,7 +216,7 @@ class Distiller:
                 sched.load_state_dict(state["sched"])
                 aux.load_state_dict(state["aux"])
             if stage == 2 and self.cfg.ema > 0 and (state is None or self.ema is None):
-                self._ema_start()
+                self.ema = WeightAverage(self._trained_state, self.cfg.ema)
             state = None
             with tqdm(total=(last - self.epoch) * self.steps_per_epoch, desc=f"beta={self.cfg.beta:g} stage {stage}",
                       unit="batch", file=sys.stderr, disable=not self.progress) as bar:
@@ -286,7 +233,8 @@ class Distiller:
                     bar.write(f"stage {stage} epoch {self.epoch}: " +
                               ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if k not in ("stage", "epoch")))
                     if self.epoch == last and self.ema is not None:
-                        self._ema_apply()
+                        self.ema.apply()
+                        self.ema = None
                     self._save_state(opt, sched, aux)
         self.model.to("cpu", memory_format=torch.contiguous_format)
         self.teacher.model.to("cpu", memory_format=torch.contiguous_format)
@@ -326,17 +274,9 @@ class Distiller:
         self.gen.set_state(saved_gen)
         torch.set_rng_state(saved_rng)
         self.work["cpu_seconds"] += time.process_time() - cpu
-        e1, e2 = epochs_for_budget(minutes * 60, per_epoch, self._shares)
-        fraction = min(1.0, minutes * 60 / (e1 * per_epoch[0] + e2 * per_epoch[1]))
-        if fraction < 1.0 and (e1, e2) != tuple(self._shares):
-            # shorter than the configured epochs: keep their ratio (e.g. 1 : 3), each a part of the images
-            e1, e2 = self._shares
-            fraction = min(1.0, minutes * 60 / (e1 * per_epoch[0] + e2 * per_epoch[1]))
-        longest = fraction * max(per_epoch[i] for i, e in enumerate((e1, e2)) if e > 0)
-        if max_epoch_min and longest > max_epoch_min * 60:
-            k = math.ceil(longest / (max_epoch_min * 60))
-            k = max(1, min(k, int(fraction * self.full_steps)))  # at least one step an epoch
-            e1, e2, fraction = e1 * k, e2 * k, fraction / k
+        (e1, e2), fraction = budget_schedule(minutes * 60, per_epoch, self._shares,
+                                             self.full_steps,
+                                             max_epoch_min * 60 if max_epoch_min else None)
         self.cfg = DistillConfig(**{**asdict(self.cfg), "stage1_epochs": e1, "stage2_epochs": e2,
                                     "epoch_fraction": round(fraction, 4)})
         self.steps_per_epoch = max(1, int(self.full_steps * self.cfg.epoch_fraction))
@@ -438,7 +378,7 @@ class Distiller:
                 aux.step()
                 parts["aux"] = aux_loss
             if stage == 2 and self.ema is not None:
-                self._ema_step()
+                self.ema.step()
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v.detach()
                 counts[k] = counts.get(k, 0) + 1
@@ -464,34 +404,3 @@ def _same_function(a: nn.Module, b: nn.Module, spec, device: torch.device) -> bo
         return ya.shape == yb.shape and bool(torch.allclose(ya, yb, rtol=1e-4, atol=1e-4))
     finally:
         a.train(modes[0]), b.train(modes[1])
-
-
-def mixed_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y_a: torch.Tensor,
-                  y_b: torch.Tensor, lam: torch.Tensor, alpha: float, tau: float) -> torch.Tensor:
-    """:func:`kd_loss` on mixed images: the label term is ``lam CE(y_a) + (1 - lam) CE(y_b)`` per image."""
-    ce = nn.functional.cross_entropy
-    label = (lam * ce(student_logits, y_a, reduction="none") + (1 - lam) * ce(student_logits, y_b, reduction="none")).mean()
-    return (1.0 - alpha) * label + alpha * (kd_loss(student_logits, teacher_logits, y_a, 1.0, tau))
-
-
-@torch.inference_mode()
-def rounded_rate_and_logits(model: FactorizedLatentModel, teacher: Classifier, x: torch.Tensor,
-                            batch_size: int = 500, tail: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Estimated bits per image ``(N,)`` of the rounded latent and the student logits ``(N, K)``.
-
-    ``tail``: the tail behind the bottleneck (default: the teacher's).
-    """
-    tail = tail if tail is not None else teacher.model.tail
-    model.eval()
-    tail.eval()
-    bits, logits = [], []
-    for idx in batches(len(x), batch_size):
-        z, lik = model.quantize(model.encode(x[idx]), "round")
-        bits.append(rate_bits(lik))
-        logits.append(tail(model.synthesize(z)))
-    return torch.cat(bits), torch.cat(logits)
-
-
-def freeze_report(model: nn.Module) -> str:
-    """Count of trainable parameters (for logs)."""
-    return f"{sum(p.numel() for p in model.parameters() if p.requires_grad)} trainable parameters"

@@ -1,26 +1,28 @@
-"""Training recipes of the learned codecs, registered by kind, and the one loop that trains a rate level.
+"""Training recipes of the learned codecs, registered by kind, and the one loop that trains a rate
+level.
 
 A recipe turns a :class:`TrainJob` (the rate setting's value, the teacher, the training images and
-the command's options) into a trained model (:class:`Trained`):
+the recipe's typed options, :mod:`~hecsb_ros.core.training.config`) into a trained model
+(:class:`Trained`):
 
-- ``hecsb``, ``hecsb_light`` (the light edge head) and ``svb``: the seed paper's two stages (:class:`~hecsb_ros.core.training.distill.Distiller`:
-  head distillation, eq. 14, then knowledge distillation, eq. 10-12), optionally from a trained
-  checkpoint (``init``);
+- ``hecsb``, ``hecsb_light`` (the light edge head) and ``svb``: the seed paper's two stages
+  (:class:`~hecsb_ros.core.training.distill.Distiller`: head distillation, eq. 14, then knowledge
+  distillation, eq. 10-12), optionally from a trained checkpoint (``init``);
 - ``crbq``: head distillation only (:func:`~hecsb_ros.core.training.loops.head_distill`);
 - ``factorized`` and ``hyperprior``: CompressAI's rate-distortion objective on the teacher's input
   pixels (:func:`~hecsb_ros.core.training.loops.train_rd`).
 
 :func:`train_level` then saves the checkpoint, loads it back as the deployable
-:class:`~hecsb_ros.core.learned.split.Split`, measures accuracy and the real payload bytes on the test
-images, and writes the manifest. A new recipe is a function plus one :data:`RECIPES` line.
+:class:`~hecsb_ros.core.learned.split.Split`, measures accuracy and the real payload bytes on the
+test images, and writes the manifest (with the options). A new recipe is a function, its options
+class and one :data:`RECIPES` line. Wrong settings raise ValueError with the reason.
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,8 +41,13 @@ from hecsb_ros.core.store import model_id_of, read_manifest, read_metadata, writ
 from hecsb_ros.core.teachers.classifier import Classifier
 from hecsb_ros.core.teachers.tail import build_tail
 from hecsb_ros.core.training.common import epochs_for_budget, seconds_per_step
+from hecsb_ros.core.training.config import (
+    CrbqOptions, DataOptions, DistilledOptions, EpochOptions, HecsbOptions, RdOptions, SvbOptions,
+    TrainingOptions,
+)
 from hecsb_ros.core.training.data import PixelSource
-from hecsb_ros.core.training.distill import DistillConfig, Distiller
+from hecsb_ros.core.training.distill import Distiller
+from hecsb_ros.core.training.distill_state import work_facts
 from hecsb_ros.core.training.evaluation import evaluate_split, val_accuracy
 from hecsb_ros.core.training.loops import head_distill, train_rd
 from hecsb_ros.core.training.prior import fit_prior_, principal_measurements_, refit_prior, sample_features
@@ -70,24 +77,28 @@ HECSB_HEADS: dict[str, str] = {"hecsb": "", "hecsb_light": "_light"}
 
 @dataclass
 class TrainJob:
-    """One rate level to train.
-
-    ``options`` is an attribute bag (the command's ``argparse.Namespace``): each recipe reads the
-    attributes it needs (epochs, learning rates, batch size, budget, architecture options).
-    """
+    """One rate level to train: ``value`` of the kind's rate setting, ``options`` of the type its
+    recipe takes (:attr:`Recipe.options`, e.g. :class:`HecsbOptions`; checked when the job is
+    made)."""
 
     kind: str
     value: float
     level: int
     teacher: Classifier
     train: Any
-    options: Any
+    options: TrainingOptions
     init: Path | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: bool = True
     state_path: Path | None = None
     resume: bool = False
     log: Callable[[str], None] = print
+
+    def __post_init__(self) -> None:
+        wanted = get_recipe(self.kind).options
+        if not isinstance(self.options, wanted):
+            raise ValueError(f"the {self.kind} recipe takes {wanted.__name__}, "
+                             f"not {type(self.options).__name__}")
 
 
 @dataclass
@@ -103,20 +114,18 @@ class Trained:
 @dataclass(frozen=True)
 class Recipe:
     """How to train one kind: ``train(job)``; ``larger_is_more_bytes`` orders the rate levels
-    (level 0 = the fewest bytes: the largest beta, the fewest channels, the smallest lambda)."""
+    (level 0 = the fewest bytes: the largest beta, the fewest channels, the smallest lambda);
+    ``options``: the options type its jobs carry."""
 
     kind: str
     train: Callable[[TrainJob], Trained]
     larger_is_more_bytes: bool
+    options: type[TrainingOptions] = DistilledOptions
 
     @property
     def setting(self) -> str:
         """Name of the value that sets the rate (the manifest field and the command option)."""
         return model_class(self.kind).rate_setting
-
-
-def _opt(options: Any, name: str, default: Any = None) -> Any:
-    return getattr(options, name, default) if getattr(options, name, None) is not None else default
 
 
 # -- the two-stage recipe (HECS-B, SVB) -------------------------------------------------------------
@@ -135,11 +144,13 @@ def _check_init(init: Path, teacher: Classifier) -> tuple[LearnedModel, nn.Modul
     """(model, tail) of an initial checkpoint, which must belong to ``teacher``."""
     model, meta, tail_state = read_learned(init)
     if meta.get("teacher_model_id") != teacher.model_id:
-        raise SystemExit(f"{init} was trained for teacher {meta.get('teacher_model_id')}, not {teacher.model_id}")
+        raise ValueError(f"{init} was trained for teacher {meta.get('teacher_model_id')}, "
+                         f"not {teacher.model_id}")
     return model, build_tail(teacher.model.tail, tail_state)
 
 
-def hecsb_config(teacher: Classifier, options: Any, kind: str = "hecsb") -> HecsbConfig:
+def hecsb_config(teacher: Classifier, options: HecsbOptions = HecsbOptions(),
+                 kind: str = "hecsb") -> HecsbConfig:
     """HECS-B architecture of head ``kind`` (``hecsb`` or ``hecsb_light``, :data:`HECSB_HEADS`) for
     ``teacher`` (:data:`HECSB_ARCH`), with the options' overrides. The light head exists for the
     teachers with an ``{tag}_light`` entry only (it starts with the teacher's own first layers)."""
@@ -148,18 +159,19 @@ def hecsb_config(teacher: Classifier, options: Any, kind: str = "hecsb") -> Hecs
     key = teacher.tag + HECSB_HEADS[kind]
     if kind != "hecsb" and key not in HECSB_ARCH:
         known = sorted(k[:-len(HECSB_HEADS[kind])] for k in HECSB_ARCH if k.endswith(HECSB_HEADS[kind]))
-        raise SystemExit(f"no {kind} architecture for teacher {teacher.tag!r} (HECSB_ARCH[{key!r}]); "
-                         f"teachers with one: {', '.join(known)}")
+        raise ValueError(f"no {kind} architecture for teacher {teacher.tag!r} "
+                         f"(HECSB_ARCH[{key!r}]); teachers with one: {', '.join(known)}")
     arch = dict(HECSB_ARCH.get(key) or _generic_hecsb_arch(spec.input_size, size))
-    for name in ("measurements", "decoder_channels", "decoder_blocks"):
-        if _opt(options, name) is not None:
-            arch[name] = _opt(options, name)
-    if _opt(options, "acq_channels"):
+    overrides = {"measurements": options.measurements,
+                 "decoder_channels": options.decoder_channels,
+                 "decoder_blocks": options.decoder_blocks}
+    arch.update({k: v for k, v in overrides.items() if v is not None})
+    if options.acq_channels:
         arch["acq_channels"] = tuple(options.acq_channels)
-    if arch.get("stem") and not arch["acq_channels"]:  # the stem reaches the split: l = the features' channels
+    if arch.get("stem") and not arch["acq_channels"]:  # the stem reaches the split: l = its width
         arch["stem_channels"] = channels
-    return HecsbConfig(spec.in_channels, spec.input_size, channels, size, max_norm=_opt(options, "max_norm", 0.0),
-                       **arch)
+    return HecsbConfig(spec.in_channels, spec.input_size, channels, size,
+                       max_norm=options.max_norm, **arch)
 
 
 def _generic_hecsb_arch(input_size: tuple[int, int], feature_size: tuple[int, int]) -> dict[str, Any]:
@@ -180,7 +192,7 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
             # W starts as the principal directions of the split features and the prior fits their
             # measurements: what f_psi computes from the start when it is the teacher's head, and what
             # stage 1 distils the light head's f_psi to (its layers past the stem start untrained)
-            features = sample_features(job.train, job.teacher, seed=_opt(options, "seed", 0))
+            features = sample_features(job.train, job.teacher, seed=options.seed)
             scale = principal_measurements_(model, features, beta=job.value)
             job.log(f"W starts as the {model.config.measurements} principal directions of the split features, "
                     f"rows of norm {scale:.3f}")
@@ -190,15 +202,17 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
         return model, None
     model, tail = _check_init(job.init, job.teacher)
     if model.kind != job.kind:
-        raise SystemExit(f"{job.init} is a {model.kind} checkpoint, not {job.kind} (train_hecsb --head)")
-    if _opt(options, "measurements") and options.measurements != model.config.measurements:
+        raise ValueError(f"{job.init} is a {model.kind} checkpoint, not {job.kind} "
+                         "(train_hecsb --head)")
+    if options.measurements and options.measurements != model.config.measurements:
         job.log(f"starting from {job.init}, measurements per position {model.config.measurements} -> "
                 f"{options.measurements}")
-        model = model.grown(options.measurements, torch.Generator().manual_seed(_opt(options, "seed", 0)))
-    if _opt(options, "acq_channels") and tuple(options.acq_channels) != model.config.acq_channels:
-        job.log(f"starting from {job.init}, f_psi widened {model.config.acq_channels} -> {tuple(options.acq_channels)}")
+        model = model.grown(options.measurements, torch.Generator().manual_seed(options.seed))
+    if options.acq_channels and tuple(options.acq_channels) != model.config.acq_channels:
+        job.log(f"starting from {job.init}, f_psi widened {model.config.acq_channels} -> "
+                f"{tuple(options.acq_channels)}")
         model = model.widened(tuple(options.acq_channels))
-    decoder = {f: _opt(options, f) for f in DECODER_FIELDS if _opt(options, f) is not None}
+    decoder = {f: getattr(options, f) for f in DECODER_FIELDS if getattr(options, f) is not None}
     if any(getattr(model.config, k) != v for k, v in decoder.items()):
         fresh = type(model)(replace(model.config, **decoder))
         fresh.load_edge_state_(model)
@@ -210,8 +224,8 @@ def _hecsb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None
 
 def _svb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None]:
     if job.init is None:
-        model = SvbBottleneck(svb_config_for(job.teacher, _opt(job.options, "latent_channels", 12),
-                                             stem=_opt(job.options, "stem", False)))
+        model = SvbBottleneck(svb_config_for(job.teacher, job.options.latent_channels,
+                                             stem=job.options.stem))
         if model.config.stem:  # the teacher's own first layers: start from its weights
             load_stem_(model.g_a[0], job.teacher.model.head, model.config.stem, log=job.log)
         return model, None
@@ -220,26 +234,28 @@ def _svb_start(job: TrainJob) -> tuple[FactorizedLatentModel, nn.Module | None]:
     return model.train(), tail
 
 
-def distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module | None]]) -> Callable[[TrainJob], Trained]:
-    """The two-stage recipe (:class:`~hecsb_ros.core.training.distill.Distiller`) for a factorized-latent
-    bottleneck; ``start(job)`` returns the initial model and the tail behind it (None: the teacher's)."""
+def distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module | None]]
+              ) -> Callable[[TrainJob], Trained]:
+    """The two-stage recipe (:class:`~hecsb_ros.core.training.distill.Distiller`) for a
+    factorized-latent bottleneck, its jobs' options a :class:`DistilledOptions`; ``start(job)``
+    returns the initial model and the tail behind it (None: the teacher's)."""
 
     def train(job: TrainJob) -> Trained:
-        names = {f.name for f in dataclasses.fields(DistillConfig)} - {"beta"}
-        cfg = DistillConfig(beta=job.value, **{n: getattr(job.options, n) for n in names
-                                               if getattr(job.options, n, None) is not None})
+        options: DistilledOptions = job.options
         model, tail = start(job)
-        distiller = Distiller(model, job.teacher, job.train, cfg, job.state_path, log=job.log,
-                              progress=job.progress, device=job.device, tail=tail)
-        budget = _opt(job.options, "budget_min")
-        if budget and not (job.resume and job.state_path is not None and job.state_path.exists()):
-            distiller.fit_budget(budget, max_epoch_min=_opt(job.options, "epoch_max_min"))
+        distiller = Distiller(model, job.teacher, job.train, options.distill_config(job.value),
+                              job.state_path, log=job.log, progress=job.progress,
+                              device=job.device, tail=tail)
+        resumed = job.resume and job.state_path is not None and job.state_path.exists()
+        if options.budget_min and not resumed:
+            distiller.fit_budget(options.budget_min, max_epoch_min=options.epoch_max_min)
         model = distiller.run(resume=job.resume)
         cfg = distiller.cfg  # as the budget fit (or the resumed state) set it
         fine_tuned = distiller.tail is not job.teacher.model.tail
-        facts: dict[str, Any] = {"distill": dataclasses.asdict(cfg), "tail": "fine-tuned" if fine_tuned else "teacher",
+        facts: dict[str, Any] = {"distill": asdict(cfg),
+                                 "tail": "fine-tuned" if fine_tuned else "teacher",
                                  **work_facts(distiller.work, distiller.teacher_top1)}
-        if _opt(job.options, "refit_prior", True) and not cfg.freeze_encoder:  # frozen: the edge's bytes stay
+        if options.refit_prior and not cfg.freeze_encoder:  # frozen: the edge's bytes stay
             facts |= refit_prior(model, lambda idx: job.train.batch(idx)[0], len(job.train), log=job.log)
         if job.init is not None:
             facts["earlier_training"] = earlier_training(job.init)
@@ -248,28 +264,19 @@ def distilled(start: Callable[[TrainJob], tuple[FactorizedLatentModel, nn.Module
     return train
 
 
-def work_facts(work: dict[str, float], teacher_top1: torch.Tensor | None = None) -> dict[str, Any]:
-    """The training ledger's facts of a run: core-hours (process CPU time), samples seen, device
-    minutes (GPU), and how many of the teacher's classes its top-1 named on the training views."""
-    facts: dict[str, Any] = {"core_hours": round(work["cpu_seconds"] / 3600, 3), "samples_seen": int(work["samples"]),
-                             "device_minutes": round(work.get("device_seconds", 0.0) / 60, 1)}
-    if teacher_top1 is not None and int(teacher_top1.sum()) > 0:
-        facts["teacher_classes_seen"] = int((teacher_top1 > 0).sum())
-    return facts
-
-
 def _quiet(_: str) -> None:
     pass
 
 
 def _fit_epochs(job: TrainJob, train_fn: Callable[..., nn.Module], model: nn.Module,
                 **kw: Any) -> tuple[nn.Module, dict[str, Any]]:
-    """Train ``model`` with ``train_fn`` for ``--epochs``, or for the epochs that fit ``--budget-min``
-    given the step time measured on copies of the model (part of an epoch when one is too long).
-    Returns the model and the facts (epochs, epoch fraction)."""
-    epochs, fraction = _opt(job.options, "epochs", 4), 1.0
-    batch_size = _opt(job.options, "batch_size", 64)
-    budget = _opt(job.options, "budget_min")
+    """Train ``model`` with ``train_fn`` for the options' ``epochs``, or for the epochs that fit
+    ``budget_min`` given the step time measured on copies of the model (part of an epoch when one
+    is too long). Returns the model and the facts (epochs, epoch fraction)."""
+    options: EpochOptions = job.options
+    epochs, fraction = options.epochs, 1.0
+    batch_size = options.batch_size
+    budget = options.budget_min
     if budget:
         def run(n: int) -> None:
             train_fn(copy.deepcopy(model), epochs=n, progress=False, log=_quiet, max_steps=n, **kw)
@@ -283,29 +290,30 @@ def _fit_epochs(job: TrainJob, train_fn: Callable[..., nn.Module], model: nn.Mod
 
 
 def _train_crbq(job: TrainJob) -> Trained:
-    model = CrbqBottleneck(crbq_config_for(job.teacher, int(job.value), stem=_opt(job.options, "stem", False)))
+    options: CrbqOptions = job.options
+    model = CrbqBottleneck(crbq_config_for(job.teacher, int(job.value), stem=options.stem))
     if model.config.stem:  # the teacher's own first layers: start from its weights
         load_stem_(model.encoder[0], job.teacher.model.head, model.config.stem, log=job.log)
-    frozen = bool(_opt(job.options, "freeze_stem", False))
+    frozen = options.freeze_stem
     model, facts = _fit_epochs(job, head_distill, model, teacher=job.teacher, train=job.train,
-                               batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
-                               device=job.device, freeze_stem=frozen)
+                               batch_size=options.batch_size, seed=options.seed, device=job.device,
+                               freeze_stem=frozen)
     if frozen:
         facts["freeze_stem"] = True
     return Trained(model, None, facts)
 
 
 def _train_neural(job: TrainJob) -> Trained:
+    options: RdOptions = job.options
     spec = job.teacher.spec
-    config = NeuralConfig(job.kind, _opt(job.options, "N", 32), _opt(job.options, "M", 32), spec.in_channels,
-                          tuple(spec.input_size))
+    config = NeuralConfig(job.kind, options.N, options.M, spec.in_channels, tuple(spec.input_size))
     model, facts = _fit_epochs(job, train_rd, build_neural(config), config=config,
                                images=PixelSource(job.train, spec), lmbda=job.value,
-                               batch_size=_opt(job.options, "batch_size", 64), seed=_opt(job.options, "seed", 0),
-                               device=job.device, patch=_opt(job.options, "patch"))
-    if _opt(job.options, "patch"):
-        facts["patch"] = job.options.patch
-    if job.kind == "factorized" and _opt(job.options, "refit_prior", True):  # the hyperprior's y has no such prior
+                               batch_size=options.batch_size, seed=options.seed, device=job.device,
+                               patch=options.patch)
+    if options.patch:
+        facts["patch"] = options.patch
+    if job.kind == "factorized" and options.refit_prior:  # the hyperprior's y has no such prior
         pixels = PixelSource(job.train, spec)
         facts |= refit_prior(model, lambda idx: pixels[idx], len(pixels), log=job.log)
     return Trained(model, None, facts)
@@ -313,12 +321,12 @@ def _train_neural(job: TrainJob) -> Trained:
 
 #: Training recipe per learned codec kind.
 RECIPES: dict[str, Recipe] = {
-    "hecsb": Recipe("hecsb", distilled(_hecsb_start), larger_is_more_bytes=False),
-    "hecsb_light": Recipe("hecsb_light", distilled(_hecsb_start), larger_is_more_bytes=False),
-    "svb": Recipe("svb", distilled(_svb_start), larger_is_more_bytes=False),
-    "crbq": Recipe("crbq", _train_crbq, larger_is_more_bytes=True),
-    "factorized": Recipe("factorized", _train_neural, larger_is_more_bytes=True),
-    "hyperprior": Recipe("hyperprior", _train_neural, larger_is_more_bytes=True),
+    "hecsb": Recipe("hecsb", distilled(_hecsb_start), False, HecsbOptions),
+    "hecsb_light": Recipe("hecsb_light", distilled(_hecsb_start), False, HecsbOptions),
+    "svb": Recipe("svb", distilled(_svb_start), False, SvbOptions),
+    "crbq": Recipe("crbq", _train_crbq, True, CrbqOptions),
+    "factorized": Recipe("factorized", _train_neural, True, RdOptions),
+    "hyperprior": Recipe("hyperprior", _train_neural, True, RdOptions),
 }
 
 
@@ -344,8 +352,9 @@ def level_order(recipe: Recipe, values: list[float]) -> list[int]:
 
 # -- the one training loop -------------------------------------------------------------------------
 def train_level(job: TrainJob, path: Path, test: Any, teacher_accuracy: float, command: str,
-                val: Any = None) -> dict[str, Any]:
-    """Train ``job`` with its recipe, save it at ``path``, measure it, write its manifest; returns the manifest."""
+                val: Any = None, data: DataOptions | None = None) -> dict[str, Any]:
+    """Train ``job`` with its recipe, save it at ``path``, measure it, write its manifest (with the
+    job's options and the ``data`` options it was trained on); returns the manifest."""
     recipe = get_recipe(job.kind)
     start, cpu = time.time(), time.process_time()
     trained = recipe.train(job)
@@ -364,7 +373,10 @@ def train_level(job: TrainJob, path: Path, test: Any, teacher_accuracy: float, c
               "train_images": len(job.train), "teacher_model_id": job.teacher.model_id,
               "config": trained.model.config_dict(), "resize": job.teacher.spec.resize, **trained.facts,
               "train_minutes": round(minutes, 1), "train_device": str(job.device),
-              "torch_threads": torch.get_num_threads(), "command": command}
+              "torch_threads": torch.get_num_threads(), "command": command,
+              "training_options": job.options.manifest()}
+    if data is not None:
+        fields["data_options"] = data.manifest()
     fields.setdefault("earlier_training", [])
     if val is not None:
         fields["val_accuracy"], fields["val_images"] = round(val_accuracy(path, job.teacher, val), 4), len(val)
