@@ -180,40 +180,54 @@ class Monitor:
         """Wait until ``node_name`` answers ``<node>/get_state`` (False on timeout or as soon as
         ``alive()`` turns false). An answer, not the graph, tells: after a restart the graph may still
         list the killed process's services, and a request sent only to those is lost."""
+        return self.query_lifecycle_state(node_name, timeout, alive) is not None
+
+    #: Seconds between ``get_state`` requests while none is answered (the first resends sooner).
+    STATE_RESEND_S = (0.5, 1.0, 2.0)
+
+    def query_lifecycle_state(self, node_name: str, timeout: float = 10.0,
+                              alive=lambda: True) -> str | None:
+        """Label of ``node_name``'s lifecycle state (``<node>/get_state``), or None when no answer
+        came within ``timeout`` seconds (or ``alive()`` turned false).
+
+        While no answer comes the request is sent again (after 0.5, 1, then every 2 s) and the
+        earlier ones stay pending: the first answer to any of them counts. A reply can be lost
+        (seen with Fast DDS 2.x of Jazzy after a failed transition) and a node busy in a
+        transition, or starved of CPU, answers late; both are a delay, not a state.
+        """
         from lifecycle_msgs.srv import GetState
 
         client = self._lifecycle_client(node_name, "get_state")
         end = time.monotonic() + timeout
-        while time.monotonic() < end and alive():
-            if client.service_is_ready() and self._call(client, GetState.Request(), 1.0, alive) is not None:
-                return True
-            time.sleep(0.05)
-        return False
+        pending: list[Any] = []
+        next_send = 0.0
+        try:
+            while True:
+                answered = next((f for f in pending if f.done()), None)
+                if answered is not None:
+                    return answered.result().current_state.label
+                now = time.monotonic()
+                if now >= end or not alive():
+                    return None
+                if now >= next_send and client.service_is_ready():
+                    pending.append(client.call_async(GetState.Request()))
+                    resend = self.STATE_RESEND_S
+                    next_send = now + resend[min(len(pending), len(resend)) - 1]
+                time.sleep(0.01)
+        finally:
+            for future in pending:
+                if not future.done():
+                    client.remove_pending_request(future)
 
-    def _call(self, client: Any, request: Any, timeout: float, alive=lambda: True) -> Any:
-        future = client.call_async(request)
-        if not self.spin_until(lambda: future.done() or not alive(), timeout) or not future.done():
-            client.remove_pending_request(future)
-            return None
-        return future.result()
+    def lifecycle_state(self, node_name: str, timeout: float = 30.0) -> str:
+        """Label of ``node_name``'s lifecycle state (``<node>/get_state``).
 
-    def lifecycle_state(self, node_name: str, timeout: float = 10.0) -> str:
-        """Label of ``node_name``'s lifecycle state (``<node>/get_state``); '' when it does not answer."""
-        from lifecycle_msgs.srv import GetState
-
-        client = self._lifecycle_client(node_name, "get_state")
-        end = time.monotonic() + timeout
-        if not client.wait_for_service(timeout_sec=timeout):
-            return ""
-        # Asked again every 2 s: a reply can be lost (seen with Fast DDS 2.x of Jazzy after a failed
-        # transition), and a node busy in a transition answers only once it is done.
-        while True:
-            left = end - time.monotonic()
-            response = self._call(client, GetState.Request(), max(0.1, min(2.0, left)))
-            if response is not None:
-                return response.current_state.label
-            if left <= 2.0:
-                return ""
+        Raises TimeoutError when the node gives no answer within ``timeout`` seconds (no answer is
+        not a state: :meth:`query_lifecycle_state` returns None for it)."""
+        state = self.query_lifecycle_state(node_name, timeout)
+        if state is None:
+            raise TimeoutError(f"{node_name} did not answer get_state within {timeout:g} s")
+        return state
 
     #: transition label -> (state it starts from, state it leads to); shutdown starts from any
     TRANSITIONS = {"configure": ("unconfigured", "inactive"), "activate": ("inactive", "active"),
@@ -248,11 +262,13 @@ class Monitor:
             done = [f for f in futures if f.done()]
             if done:  # the node answered: success, a refusal, or the answer to a resend of a lost request
                 drop_pending()
-                return any(f.result().success for f in done) or self.lifecycle_state(node_name, 5.0) == goal
+                return (any(f.result().success for f in done)
+                        or self.query_lifecycle_state(node_name, 5.0, alive) == goal)
             if not alive() or time.monotonic() > end:
                 drop_pending()
                 return False
-            state = self.lifecycle_state(node_name, 2.0)  # '' while the node is busy in the transition
+            # None while the node is busy in the transition (it answers once it is done)
+            state = self.query_lifecycle_state(node_name, 2.0, alive)
             if state == goal:
                 drop_pending()
                 return True

@@ -68,6 +68,15 @@ def _change_state_by_id(monitor: Monitor, name: str, transition_id: int) -> bool
         monitor.node.destroy_client(client)
 
 
+def _state(monitor: Monitor, name: str, spinning: _Spinning) -> str:
+    """``name``'s state through its get_state service; no answer fails with what its spin
+    raised."""
+    try:
+        return monitor.lifecycle_state(name)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; errors of its spin: {spinning.errors!r}") from exc
+
+
 def _subscriptions(node) -> set[str]:
     return {s.topic_name for s in node.subscriptions}
 
@@ -81,33 +90,33 @@ def test_transitions_through_the_standard_services(ros_context, random_classifie
     name = node.get_name()
     try:
         assert monitor.wait_for_lifecycle(name, 30.0)
-        assert monitor.lifecycle_state(name) == "unconfigured"
+        assert _state(monitor, name, spinning) == "unconfigured"
         assert node.codec is None and input_topic not in _subscriptions(node)
         assert not monitor.change_state(name, "activate")  # not from unconfigured: refused, node keeps spinning
         assert not _change_state_by_id(monitor, name, 3)  # by id, as launch_ros sends it (Jazzy's rclpy raised)
-        assert monitor.lifecycle_state(name) == "unconfigured"
+        assert _state(monitor, name, spinning) == "unconfigured"
 
         assert monitor.change_state(name, "configure")
-        assert monitor.lifecycle_state(name) == "inactive"
+        assert _state(monitor, name, spinning) == "inactive"
         codec = node.codec
         assert codec is not None and codec.name == "png"  # the model is loaded at configure
         assert input_topic not in _subscriptions(node)  # ... but nothing is processed yet
 
         assert monitor.change_state(name, "activate")
-        assert monitor.lifecycle_state(name) == "active"
+        assert _state(monitor, name, spinning) == "active"
         assert input_topic in _subscriptions(node)
 
         assert monitor.change_state(name, "deactivate")
-        assert monitor.lifecycle_state(name) == "inactive"
+        assert _state(monitor, name, spinning) == "inactive"
         assert input_topic not in _subscriptions(node) and node.codec is codec  # stopped, model kept
         assert monitor.change_state(name, "activate") and input_topic in _subscriptions(node)
         assert monitor.change_state(name, "deactivate")
 
         assert monitor.change_state(name, "cleanup")
-        assert monitor.lifecycle_state(name) == "unconfigured" and node.codec is None  # released
+        assert _state(monitor, name, spinning) == "unconfigured" and node.codec is None  # released
         assert monitor.change_state(name, "configure") and node.codec is not None  # loads again
         assert monitor.change_state(name, "shutdown")
-        assert monitor.lifecycle_state(name) == "finalized" and node.codec is None
+        assert _state(monitor, name, spinning) == "finalized" and node.codec is None
         assert not spinning.errors
     finally:
         monitor.destroy()
@@ -134,14 +143,16 @@ def test_failed_configure_leaves_the_node_unconfigured_with_the_reason(ros_conte
     try:
         assert monitor.wait_for_lifecycle(name, 30.0)
         assert not monitor.change_state(name, "configure")
-        assert monitor.lifecycle_state(name) == "unconfigured"
+        assert _state(monitor, name, spinning) == "unconfigured"
         assert node.codec is None
         assert str(missing) in node.last_error
         assert monitor.spin_until(lambda: any("configure failed" in m and str(missing) in m for m in logs), 10.0), logs
         assert monitor.spin_until(lambda: str(missing) in monitor.diagnostics.get(name, {}).get("error", ""), 10.0)
-        assert not monitor.change_state(name, "activate") and monitor.lifecycle_state(name) == "unconfigured"
+        assert not monitor.change_state(name, "activate")
+        assert _state(monitor, name, spinning) == "unconfigured"
         missing.write_bytes(Path(random_classifier).read_bytes())  # the operator fixes the file
-        assert monitor.change_state(name, "configure") and monitor.lifecycle_state(name) == "inactive"
+        assert monitor.change_state(name, "configure")
+        assert _state(monitor, name, spinning) == "inactive"
         assert node.last_error == ""
         assert not spinning.errors
     finally:
@@ -161,6 +172,39 @@ def test_plain_start_configures_and_activates_and_fails_fast(ros_context, random
     with pytest.raises(ValueError, match="no_such"):
         ServerNode(parameter_overrides=[Parameter("codec", value="png"),
                                         Parameter("checkpoint", value=str(tmp_path / "no_such.safetensors"))])
+
+
+def test_a_late_state_answer_counts_and_no_answer_is_not_a_state(ros_context):
+    """A node that answers get_state only after 2.2 s (busy in a transition, or starved of CPU on a
+    loaded machine) is still read, though the monitor has asked again meanwhile; a node that never
+    answers gives None from query_lifecycle_state and a TimeoutError from lifecycle_state, never a
+    state label."""
+    import time
+
+    from lifecycle_msgs.srv import GetState
+
+    asked: list[float] = []
+
+    def slow_get_state(request, response):
+        asked.append(time.monotonic())
+        time.sleep(2.2)
+        response.current_state.label = "active"
+        return response
+
+    node = ros_context.create_node("slow_state_node")
+    node.create_service(GetState, "slow_state_node/get_state", slow_get_state)
+    spinning = _Spinning(node)
+    monitor = Monitor(f"lifecycle_test_{random.randint(0, 99999)}")
+    try:
+        assert monitor.query_lifecycle_state("slow_state_node", 20.0) == "active"
+        assert len(asked) >= 1
+        assert monitor.query_lifecycle_state("no_such_node", 0.5) is None
+        with pytest.raises(TimeoutError, match="no_such_node did not answer get_state"):
+            monitor.lifecycle_state("no_such_node", 0.5)
+        assert not spinning.errors
+    finally:
+        monitor.destroy()
+        spinning.close()
 
 
 @pytest.mark.dds
