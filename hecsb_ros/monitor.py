@@ -67,7 +67,7 @@ class Monitor:
         from rclpy.executors import SingleThreadedExecutor
 
         from hecsb_ros.msg import ClassificationResult, LinkStats
-        from hecsb_ros.nodes.common import reliable_qos
+        from hecsb_ros.nodes.qos import reliable_qos
 
         self.node = rclpy.create_node(name, context=context)
         self.results: list[ResultRecord] = []

@@ -12,7 +12,7 @@ from conftest import spin_until
 from hecsb_ros.core.codecs import CodecSettings, create_codec
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.msg import ClassificationResult, CompressedLatent
-from hecsb_ros.nodes.common import reliable_qos
+from hecsb_ros.nodes.qos import reliable_qos
 from hecsb_ros.nodes.conversions import latent_msg, latent_payload
 
 pytestmark = [pytest.mark.ros]

@@ -8,9 +8,9 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from hecsb_ros.core.codecs import CodecSettings, create_codec
-from hecsb_ros.msg import ClassificationResult, CompressedLatent
-from hecsb_ros.nodes.common import reliable_qos
-from hecsb_ros.nodes.conversions import array_to_image_msg, latent_msg
+from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth
+from hecsb_ros.nodes.qos import reliable_qos
+from hecsb_ros.nodes.conversions import array_to_image_msg, latent_msg, ns_to_time
 
 from conftest import spin_until
 

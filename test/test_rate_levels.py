@@ -9,7 +9,7 @@ from sensor_msgs.msg import Image
 from conftest import spin_until
 from hecsb_ros.core.ratecontrol import LinkEstimator
 from hecsb_ros.msg import ClassificationResult, CompressedLatent
-from hecsb_ros.nodes.common import image_qos, reliable_qos
+from hecsb_ros.nodes.qos import image_qos, reliable_qos
 
 pytestmark = [pytest.mark.ros]
 

@@ -55,8 +55,8 @@ class LatentPlayer:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
-        from hecsb_ros.msg import CompressedLatent
-        from hecsb_ros.nodes.common import reliable_qos
+        from hecsb_ros.msg import CompressedLatent, GroundTruth
+        from hecsb_ros.nodes.qos import reliable_qos
 
         self.recording, self.robots, self.rate_hz = recording, tuple(robots), rate_hz
         self.node = rclpy.create_node("fleet_bench_player", context=context)

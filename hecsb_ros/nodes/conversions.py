@@ -4,21 +4,23 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from hecsb_ros.core.codecs import EncodedFrame
 from hecsb_ros.core.imageformats import MAX_DECODED_PIXELS, decode_image, encode_image
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import MAX_PIXELS, check_image, check_size, encoding_of, frame_size
-from hecsb_ros.core.results import Classification
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
 
 UNKNOWN = CompressedLatent.GROUND_TRUTH_UNKNOWN
+if TYPE_CHECKING:  # type hints only: building messages needs neither torch nor the codecs
+    from hecsb_ros.core.codecs import EncodedFrame
+    from hecsb_ros.core.results import Classification
+
 UINT64_MAX = 2**64 - 1
 
 

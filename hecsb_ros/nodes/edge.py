@@ -22,8 +22,9 @@ once, with the fix.
 ``quality`` (the rate level) may be set at run time (``ros2 param set /hecsb_edge quality 3``): the
 next frame is encoded at that level; a server with ``all_levels`` (default) decodes every level.
 
-A managed (lifecycle) node (:class:`~hecsb_ros.nodes.common.ManagedCodecNode`): configure loads the
-codec and creates the publishers, activate subscribes, deactivate unsubscribes and keeps the codec.
+A managed (lifecycle) node (:class:`~hecsb_ros.nodes.lifecycle.ManagedCodecNode`): configure
+loads the codec and creates the publishers, activate subscribes, deactivate unsubscribes and keeps
+the codec.
 """
 from __future__ import annotations
 
@@ -47,8 +48,11 @@ from hecsb_ros.core.ratecontrol import BudgetController, InFlightWindow, LevelPr
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
 from hecsb_ros.graph import fastdds_profile, profile_exports
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
-from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, NewestWorker, image_qos,
-                                    reliable_qos, run_node)
+from hecsb_ros.nodes.diagnostics import OK, WARN, DropCounter
+from hecsb_ros.nodes.entry import run_node
+from hecsb_ros.nodes.lifecycle import CodecNodeConfig, ManagedCodecNode
+from hecsb_ros.nodes.qos import image_qos, reliable_qos
+from hecsb_ros.nodes.worker import NewestWorker
 from hecsb_ros.nodes.conversions import (UNKNOWN, compressed_msg_to_array, image_msg_to_array, latent_msg,
                                          link_stats_msg, time_to_ns)
 from hecsb_ros.params import EDGE

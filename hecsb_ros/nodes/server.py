@@ -14,9 +14,9 @@ not as a drop. Times: ``transfer_ms`` = edge send -> the middleware's receive ti
 ``server_wait_ms`` = that receive -> the network call (the executor's queue, the newest slot, a
 micro-batch), ``server_total_ms`` = that receive -> publish (the wait and the compute).
 
-A managed (lifecycle) node (:class:`~hecsb_ros.nodes.common.ManagedCodecNode`): configure loads the
-codec and creates the publishers (the latched class database is sent then), activate subscribes
-``latent``, deactivate unsubscribes and keeps the codec.
+A managed (lifecycle) node (:class:`~hecsb_ros.nodes.lifecycle.ManagedCodecNode`): configure
+loads the codec and creates the publishers (the latched class database is sent then), activate
+subscribes ``latent``, deactivate unsubscribes and keeps the codec.
 """
 from __future__ import annotations
 
@@ -36,8 +36,11 @@ from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
 from hecsb_ros.graph import robot_namespaces
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
-from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, NewestWorker, latched_qos,
-                                    reliable_qos, run_node)
+from hecsb_ros.nodes.diagnostics import OK, WARN, DropCounter
+from hecsb_ros.nodes.entry import run_node
+from hecsb_ros.nodes.lifecycle import CodecNodeConfig, ManagedCodecNode
+from hecsb_ros.nodes.qos import latched_qos, reliable_qos
+from hecsb_ros.nodes.worker import NewestWorker
 from hecsb_ros.nodes.conversions import (UNKNOWN, label_info_msg, latent_payload, link_stats_msg, result_msg,
                                          time_to_ns, vision_classification_msg, vision_info_msg, vision_msgs_module)
 from hecsb_ros.params import SERVER

@@ -382,7 +382,7 @@ def fuzz_server_over_dds(node: Any, n: int, rng_seed: int = 0, timeout_s: float 
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.serialization import serialize_message
 
-    from hecsb_ros.nodes.common import reliable_qos
+    from hecsb_ros.nodes.qos import reliable_qos
 
     peer = rclpy.create_node(f"hecsb_fuzz_peer_{os.getpid()}", context=node.context)
     pub = peer.create_publisher(type(valid_latent(node)), "latent", reliable_qos(10))
