@@ -78,6 +78,7 @@ class ManagedCodecNode(LifecycleNode):
     def __init__(self, node_name: str, params: tuple[Param, ...], config_cls: type,
                  **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
+        self._state = "unconfigured"  # kept by the transition callbacks: see lifecycle_state
         self._params = params
         self._config_cls = config_cls
         declare_parameters(self, params, validate=False)  # checked by configure
@@ -123,7 +124,23 @@ class ManagedCodecNode(LifecycleNode):
         return timer
 
     # transitions -----------------------------------------------------------------------------
+    # Each calls LifecycleNode's own callback too, which runs the transition on the node's managed
+    # entities (lifecycle publishers are enabled by its on_activate, disabled by its
+    # on_deactivate), and records the state the transition leads to.
+    def _reached(self, result: TransitionCallbackReturn, success: str,
+                 failure: str) -> TransitionCallbackReturn:
+        if result == SUCCESS:
+            self._state = success
+        elif result == FAILURE:
+            self._state = failure
+        else:
+            self._state = "errorprocessing"  # on_error decides where it goes
+        return result
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._reached(self._configure(state), "inactive", "unconfigured")
+
+    def _configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             problems = parameter_problems(self, self._params)
             if problems:
@@ -131,6 +148,9 @@ class ManagedCodecNode(LifecycleNode):
             self.cfg = read_config(self, self._params, self._config_cls)
             self.codec = self.cfg.create_codec()
             self._setup()
+            result = super().on_configure(state)
+            if result != SUCCESS:
+                raise RuntimeError(f"a managed entity returned {result.to_label()}")
         # every configure error is a failed transition with its reason
         except Exception as exc:  # noqa: BLE001
             self._release()
@@ -151,10 +171,18 @@ class ManagedCodecNode(LifecycleNode):
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._reached(self._activate(state), "active", "inactive")
+
+    def _activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
+            # managed entities first: publishers are enabled before any subscription can call back
+            result = super().on_activate(state)
+            if result != SUCCESS:
+                raise RuntimeError(f"a managed entity returned {result.to_label()}")
             self._start()
         except Exception as exc:  # noqa: BLE001
             self._stop()
+            super().on_deactivate(state)
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"activate failed: {self.last_error}")
             return FAILURE
@@ -162,25 +190,29 @@ class ManagedCodecNode(LifecycleNode):
         return SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
+        self._stop()  # what is already in the node is finished while its publishers are enabled
+        result = super().on_deactivate(state)
         self.get_logger().info("deactivated: processing stopped, codec kept")
         self._diag.publish(OK, "inactive", {"lifecycle": "inactive",
                                             "codec": self.codec.name if self.codec else ""})
-        return SUCCESS
+        return self._reached(result, "inactive", "active")
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_cleanup(state)
         self._release()
         self.get_logger().info("cleaned up: codec released")
         self._diag.publish(OK, "unconfigured", {"lifecycle": "unconfigured"})
-        return SUCCESS
+        return self._reached(result, "unconfigured", "inactive")
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_shutdown(state)
         self._release()
-        return SUCCESS
+        return self._reached(result, "finalized", "finalized")
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_error(state)
         self._release()
-        return SUCCESS  # back to unconfigured
+        return self._reached(result, "unconfigured", "finalized")  # success: back to unconfigured
 
     def _stop(self) -> None:
         for entity in self._active_entities:
@@ -202,17 +234,28 @@ class ManagedCodecNode(LifecycleNode):
 
     @property
     def lifecycle_state(self) -> str:
-        """Label of the current lifecycle state (unconfigured, inactive, active, finalized,
-        ...)."""
-        return self._state_machine.current_state[1]
+        """Label of the current lifecycle state (unconfigured, inactive, active, finalized), as
+        the transition callbacks recorded it (rclpy has no public accessor of the state; other
+        nodes ask ``<node>/get_state``)."""
+        return self._state
 
 
-def _guard_change_state_service(node: LifecycleNode) -> None:
-    """Answer ``success: false`` to a transition the current state does not have. Jazzy's rclpy
-    (7.1) raises from the service callback instead, which ends the node's spin; Kilted's returns an
-    error."""
-    srv = getattr(node, "_service_change_state", None)
-    if srv is None:
+def _guard_change_state_service(node: ManagedCodecNode) -> None:
+    """Answer ``success: false`` to a transition the current state does not have.
+
+    Why it stays: Jazzy's rclpy (7.1) raises RCLError from its ``change_state`` service callback
+    when a transition the current state does not have is requested by id (as launch_ros sends
+    transitions), and the exception ends the node's spin: a wrong request from a lifecycle manager
+    would stop the node. Kilted's rclpy answers ``success: false`` itself (there the wrapper never
+    catches anything). rclpy offers no hook for it, so the service's callback (a public attribute
+    of the public ``Node.services``) is wrapped. test_lifecycle.py's
+    test_an_unavailable_transition_by_id_is_refused_without_ending_the_spin shows rclpy's own
+    callback raising on Jazzy and this one answering on both.
+    """
+    from lifecycle_msgs.srv import ChangeState
+
+    srv = next((s for s in node.services if s.srv_type is ChangeState), None)
+    if srv is None:  # the node was made without its lifecycle services
         return
     inner = srv.callback
 
@@ -223,7 +266,7 @@ def _guard_change_state_service(node: LifecycleNode) -> None:
         except Exception as exc:  # noqa: BLE001
             transition = request.transition.label or request.transition.id
             node.get_logger().error(f"transition {transition} refused in "
-                                    f"state {node._state_machine.current_state[1]}: {exc}")
+                                    f"state {node.lifecycle_state}: {exc}")
             response.success = False
             return response
 
