@@ -45,8 +45,8 @@ def _latents(codec, n: int, first: int = 0) -> list[bytes]:
     out = []
     for i, img in enumerate(_images(n)):
         frame = codec.encode(img, "mono8")
-        msg = latent_msg(frame, Header(frame_id=f"f{first + i}"), first + i, codec.name, codec.model_id,
-                         codec.quality, -1, 1, 1.0)
+        msg = latent_msg(frame, Header(frame_id=f"f{first + i}"), first + i, codec.name,
+                         codec.model_id, codec.quality, 1, 1.0)
         out.append(serialize_message(msg))
     return out
 

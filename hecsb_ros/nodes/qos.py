@@ -17,6 +17,16 @@ def reliable_qos(depth: int) -> QoSProfile:
                       history=HistoryPolicy.KEEP_LAST, depth=depth)
 
 
+def truth_qos() -> QoSProfile:
+    """Ground truth (``image_raw/ground_truth``): reliable, transient local, keep last 100. A
+    transient-local reader matched after the first frames (discovery between processes can take a
+    second) is sent the classes of the last 100 frames when it matches, instead of missing them;
+    volatile readers (the nodes, which match any publisher) are served as before."""
+    return QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                      history=HistoryPolicy.KEEP_LAST, depth=100)
+
+
 def latched_qos() -> QoSProfile:
     """Static metadata (vision_msgs/VisionInfo, LabelInfo): reliable, transient local, keep last
     1, so that a subscriber that joins later still gets the last message."""

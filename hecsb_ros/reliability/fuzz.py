@@ -167,7 +167,6 @@ def latent_cases(draw: st.DrawFn, valid: Any, served: dict[str, Any], kind: str 
         msg.edge_sent.sec = draw(st.integers(-2**31, 2**31 - 1))
         msg.header.frame_id = _clean(draw(st.one_of(st.sampled_from(HOSTILE_STRINGS), st.text(max_size=64))))
         msg.sequence = draw(st.sampled_from((0, 1, 2**63, 2**64 - 1)) | st.integers(0, 2**64 - 1))
-        msg.ground_truth = draw(st.integers(-2**15, 2**15 - 1))
     elif kind != "valid":
         raise ValueError(f"unknown latent case {kind!r}")
     return kind, msg
@@ -252,20 +251,22 @@ def image_cases(draw: st.DrawFn, kind: str | None = None, max_valid_pixels: int 
 
 @st.composite
 def result_cases(draw: st.DrawFn) -> tuple[str, Any]:
-    """A hostile ``ClassificationResult`` (as the edge receives on ``classification``)."""
-    from hecsb_ros.msg import ClassificationResult
+    """A hostile ``ClassificationResult`` (as the edge receives on ``classification``), after the
+    ``GroundTruth`` of its header with a hostile class (the edge scores results against those):
+    the case is the pair ``(ground truth, result)``."""
+    from hecsb_ros.msg import ClassificationResult, GroundTruth
 
     msg = ClassificationResult()
     msg.header.stamp.sec = draw(st.integers(-2**31, 2**31 - 1))
     msg.header.stamp.nanosec = draw(st.integers(0, 2**32 - 1))
     msg.class_id = draw(st.integers(-2**31, 2**31 - 1))
-    msg.ground_truth = draw(st.integers(-2**15, 2**15 - 1))
+    truth = GroundTruth(header=msg.header, class_id=draw(st.integers(-2**15, 2**15 - 1)))
     msg.payload_bytes = draw(st.integers(0, 2**32 - 1))
     msg.label = _clean(draw(st.one_of(st.sampled_from(HOSTILE_STRINGS), st.text(max_size=32))))
     for name in ("score", "edge_total_ms", "transfer_ms", "server_total_ms", "server_decode_ms"):
         setattr(msg, name, draw(st.sampled_from(BAD_FLOATS + (0.0, 1.0))))
     msg.topk_ids = draw(st.lists(st.integers(-2**31, 2**31 - 1), max_size=8))
-    return "hostile_result", msg
+    return "hostile_result", (truth, msg)
 
 
 # -- running --------------------------------------------------------------------------------------
@@ -334,8 +335,8 @@ def valid_latent(server_node: Any) -> Any:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (28, 28), dtype=np.uint8)
     frame = codec.encode(image, "mono8")
-    return latent_msg(frame, Header(frame_id="camera"), 0, codec.name, codec.model_id, codec.quality, 3,
-                      time.time_ns(), 1.0)
+    return latent_msg(frame, Header(frame_id="camera"), 0, codec.name, codec.model_id,
+                      codec.quality, time.time_ns(), 1.0)
 
 
 def served_info(server_node: Any) -> dict[str, Any]:
@@ -366,8 +367,14 @@ def fuzz_edge(node: Any, n: int, rng_seed: int = 0) -> FuzzReport:
 
 
 def fuzz_edge_results(node: Any, n: int, rng_seed: int = 0) -> FuzzReport:
-    """Fuzz ``EdgeNode._on_result`` with hostile results (every one must be recorded, none crash)."""
-    return run_cases("edge result", result_cases(), n, node._on_result, lambda: node.stats.drop_counts,
+    """Fuzz ``EdgeNode._on_result`` with hostile results, each after a hostile ground truth for
+    its frame (``EdgeNode._on_truth``): every one must be recorded, none crash."""
+    def handle(case: tuple[Any, Any]) -> None:
+        truth, result = case
+        node._on_truth(truth)
+        node._on_result(result)
+
+    return run_cases("edge result", result_cases(), n, handle, lambda: node.stats.drop_counts,
                      lambda: node.stats.frames_total, rng_seed)
 
 
