@@ -52,7 +52,9 @@ class CodecNodeConfig:
         not)."""
         from hecsb_ros.core.codecs import create_codec, load_codec_modules
 
-        load_codec_modules([m.strip() for m in self.plugins.split(",") if m.strip()])
+        # plugins only: codec_class imports the built-in module that has the codec
+        load_codec_modules([m.strip() for m in self.plugins.split(",") if m.strip()],
+                           builtin=False)
         return create_codec(self.codec, self.codec_settings())
 
 
