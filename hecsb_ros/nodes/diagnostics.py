@@ -57,7 +57,8 @@ class DropCounter:
 
 def check_fastdds_profile(node: Node, publishes_frames: bool = False) -> None:
     """Log an error when the Fast DDS profile variable names a missing file (Fast DDS then runs on
-    its defaults and large frames are lost); with ``publishes_frames`` also warn when it is unset."""
+    its defaults and large frames are lost); with ``publishes_frames`` also warn when it is
+    unset."""
     problem = fastdds_profile_problem(os.environ)
     if problem is None:
         return

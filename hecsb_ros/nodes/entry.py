@@ -13,7 +13,8 @@ from hecsb_ros.nodes.diagnostics import check_fastdds_profile
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
-    """Init rclpy, build the node, spin until Ctrl-C/SIGTERM; a start-up error exits with code 2."""
+    """Init rclpy, build the node, spin until Ctrl-C/SIGTERM; a start-up error exits with code
+    2."""
     rclpy.init(args=args)
     node = None
     try:
