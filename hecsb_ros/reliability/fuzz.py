@@ -251,9 +251,8 @@ def image_cases(draw: st.DrawFn, kind: str | None = None, max_valid_pixels: int 
 
 @st.composite
 def result_cases(draw: st.DrawFn) -> tuple[str, Any]:
-    """A hostile ``ClassificationResult`` (as the edge receives on ``classification``), after the
-    ``GroundTruth`` of its header with a hostile class (the edge scores results against those):
-    the case is the pair ``(ground truth, result)``."""
+    """``(ground truth, result)``: a hostile ``ClassificationResult`` (as the edge receives on
+    ``classification``) after a ``GroundTruth`` of its header with a hostile class."""
     from hecsb_ros.msg import ClassificationResult, GroundTruth
 
     msg = ClassificationResult()
@@ -367,12 +366,11 @@ def fuzz_edge(node: Any, n: int, rng_seed: int = 0) -> FuzzReport:
 
 
 def fuzz_edge_results(node: Any, n: int, rng_seed: int = 0) -> FuzzReport:
-    """Fuzz ``EdgeNode._on_result`` with hostile results, each after a hostile ground truth for
-    its frame (``EdgeNode._on_truth``): every one must be recorded, none crash."""
+    """Fuzz ``EdgeNode._on_result`` with hostile results, each after its frame's hostile ground
+    truth (``_on_truth``): every one must be recorded, none crash."""
     def handle(case: tuple[Any, Any]) -> None:
-        truth, result = case
-        node._on_truth(truth)
-        node._on_result(result)
+        node._on_truth(case[0])
+        node._on_result(case[1])
 
     return run_cases("edge result", result_cases(), n, handle, lambda: node.stats.drop_counts,
                      lambda: node.stats.frames_total, rng_seed)
