@@ -6,7 +6,9 @@ once on real frames (what the robots' camera sources play) and keeps the ``Compr
 messages; :class:`LatentPlayer` publishes them on ``/<robot>/latent`` at each robot's frame rate,
 restamped at publish time (so capture -> result latency starts when the latent leaves the robot: the
 robot's own edge time is not in it), each robot with its own sequence counter and its own timer
-started at a random phase, as unsynchronised cameras are.
+started at a random phase, as unsynchronised cameras are. A frame's label, when its source knows
+it, goes first on ``/<robot>/image_raw/ground_truth`` (as a camera source sends it), so the server
+and the bench's monitor score the results.
 """
 from __future__ import annotations
 
@@ -55,13 +57,15 @@ class LatentPlayer:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
-        from hecsb_ros.msg import CompressedLatent
-        from hecsb_ros.nodes.common import reliable_qos
+        from hecsb_ros.msg import CompressedLatent, GroundTruth
+        from hecsb_ros.nodes.qos import reliable_qos, truth_qos
 
         self.recording, self.robots, self.rate_hz = recording, tuple(robots), rate_hz
         self.node = rclpy.create_node("fleet_bench_player", context=context)
         self.pubs = {r: self.node.create_publisher(CompressedLatent, f"/{r}/latent", reliable_qos(10))
                      for r in self.robots}
+        self.truth_pubs = {r: self.node.create_publisher(
+            GroundTruth, f"/{r}/image_raw/ground_truth", truth_qos()) for r in self.robots}
         self.sent = {r: 0 for r in self.robots}
         self._rng = random.Random(seed)
         self._timers: list[Any] = []
@@ -90,13 +94,17 @@ class LatentPlayer:
     def _publish(self, robot: str) -> None:
         from std_msgs.msg import Header
 
+        from hecsb_ros.msg import GroundTruth
         from hecsb_ros.nodes.conversions import latent_msg, ns_to_time
 
         rec, seq, now = self.recording, self.sent[robot], time.time_ns()
         frame = rec.frames[seq % len(rec.frames)]
         header = Header(stamp=ns_to_time(now), frame_id=robot)
-        self.pubs[robot].publish(latent_msg(frame, header, seq, rec.codec, rec.model_id, rec.rate_level,
-                                            rec.labels[seq % len(rec.labels)], now, sum(frame.timings_ms.values())))
+        label = rec.labels[seq % len(rec.labels)]
+        if label >= 0:
+            self.truth_pubs[robot].publish(GroundTruth(header=header, class_id=label))
+        self.pubs[robot].publish(latent_msg(frame, header, seq, rec.codec, rec.model_id,
+                                            rec.rate_level, now, sum(frame.timings_ms.values())))
         self.sent[robot] = seq + 1
 
     def _spin(self) -> None:

@@ -1,8 +1,9 @@
 """The monitor: an in-process node that watches a running pipeline (results, statistics, diagnostics)
 and drives other nodes' parameters and lifecycle transitions.
 
-:class:`Monitor` records every result (arrival time, capture stamp, latency, bytes and timings), the
-LinkStats of server and edge, and the nodes' ``/diagnostics`` values; it sets parameters of other
+:class:`Monitor` records every result (arrival time, capture stamp, latency, bytes and timings,
+whether it is right by the frame's class from ``image_raw/ground_truth``), the LinkStats of server
+and edge, and the nodes' ``/diagnostics`` values; it sets parameters of other
 nodes and drives their lifecycle transitions through their standard ``change_state`` / ``get_state``
 services. The process runner (:mod:`hecsb_ros.runner`) uses one as its lifecycle manager; the demo,
 the fault, load and soak tools and the benchmarks watch their runs with one. All clocks are this
@@ -13,8 +14,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 
@@ -39,6 +40,10 @@ class ResultRecord:
     robot: str = ""               # a fleet's robot ('' = one robot)
     server_batch: int = 1         # frames classified with it in one network call
     server_wait_ms: float = math.nan  # middleware receive at the server -> its network call (part of server_ms)
+
+
+def _stamp_ns(stamp: Any) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def spin_while(executor: Any, running: Callable[[], bool]) -> None:
@@ -66,8 +71,9 @@ class Monitor:
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
 
-        from hecsb_ros.msg import ClassificationResult, LinkStats
-        from hecsb_ros.nodes.common import reliable_qos
+        from hecsb_ros.core.stats import GroundTruthBook
+        from hecsb_ros.msg import ClassificationResult, GroundTruth, LinkStats
+        from hecsb_ros.nodes.qos import reliable_qos, truth_qos
 
         self.node = rclpy.create_node(name, context=context)
         self.results: list[ResultRecord] = []
@@ -76,8 +82,18 @@ class Monitor:
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.diag_history: dict[str, deque[tuple[float, dict[str, str]]]] = {}
         self._result_subs: list[Any] = []
+        # Each robot's ground truth (data-set sources send it on image_raw/ground_truth, a
+        # benchmark-only side channel): results carry no labels and are scored by their header.
+        # A result whose class comes later (its reader matched after the first frames: the
+        # camera keeps the last 100 for it) is scored when it comes (_unscored).
+        self._labels: dict[str, Any] = {}
+        self._unscored: OrderedDict[tuple[str, int, str], tuple[int, int]] = OrderedDict()
         if observe:  # a fleet's robots: each one's /<robot>/classification (ResultRecord.robot says whose)
             for robot in robots or ("",):
+                self._labels[robot] = GroundTruthBook(capacity=5000)
+                truth = f"/{robot}/image_raw/ground_truth" if robot else "image_raw/ground_truth"
+                self.node.create_subscription(GroundTruth, truth,
+                                              lambda m, r=robot: self._on_truth(m, r), truth_qos())
                 topic = f"/{robot}/classification" if robot else "classification"
                 self._result_subs.append(self.node.create_subscription(
                     ClassificationResult, topic, lambda m, r=robot: self._on_result(m, r), reliable_qos(200)))
@@ -100,13 +116,29 @@ class Monitor:
 
     def _on_result(self, msg: Any, robot: str = "") -> None:
         now_ns = time.time_ns()
-        capture = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-        correct = None if msg.ground_truth < 0 else bool(msg.ground_truth == msg.class_id)
+        capture = _stamp_ns(msg.header.stamp)
+        book = self._labels.get(robot)
+        correct = (None if book is None
+                   else book.correct(capture, msg.header.frame_id, int(msg.class_id)))
+        if correct is None and book is not None:
+            self._unscored[(robot, capture, msg.header.frame_id)] = (len(self.results),
+                                                                     int(msg.class_id))
+            while len(self._unscored) > 5000:
+                self._unscored.popitem(last=False)
         self.results.append(ResultRecord(time.monotonic(), now_ns, capture, int(msg.sequence),
                                          (now_ns - capture) / 1e6, correct, int(msg.payload_bytes),
                                          float(msg.edge_total_ms), float(msg.transfer_ms),
                                          float(msg.server_total_ms), int(msg.class_id), str(msg.label),
                                          float(msg.score), robot, int(msg.server_batch), float(msg.server_wait_ms)))
+
+    def _on_truth(self, msg: Any, robot: str) -> None:
+        key = (robot, _stamp_ns(msg.header.stamp), msg.header.frame_id)
+        late = self._unscored.pop(key, None)
+        if late is None:
+            self._labels[robot].add(key[1], key[2], msg.class_id)
+        elif msg.class_id >= 0:  # its result came first: scored now
+            index, class_id = late
+            self.results[index] = replace(self.results[index], correct=msg.class_id == class_id)
 
     def _on_diag(self, msg: Any) -> None:
         for status in msg.status:
@@ -180,40 +212,54 @@ class Monitor:
         """Wait until ``node_name`` answers ``<node>/get_state`` (False on timeout or as soon as
         ``alive()`` turns false). An answer, not the graph, tells: after a restart the graph may still
         list the killed process's services, and a request sent only to those is lost."""
+        return self.query_lifecycle_state(node_name, timeout, alive) is not None
+
+    #: Seconds between ``get_state`` requests while none is answered (the first resends sooner).
+    STATE_RESEND_S = (0.5, 1.0, 2.0)
+
+    def query_lifecycle_state(self, node_name: str, timeout: float = 10.0,
+                              alive=lambda: True) -> str | None:
+        """Label of ``node_name``'s lifecycle state (``<node>/get_state``), or None when no answer
+        came within ``timeout`` seconds (or ``alive()`` turned false).
+
+        While no answer comes the request is sent again (after 0.5, 1, then every 2 s) and the
+        earlier ones stay pending: the first answer to any of them counts. A reply can be lost
+        (seen with Fast DDS 2.x of Jazzy after a failed transition) and a node busy in a
+        transition, or starved of CPU, answers late; both are a delay, not a state.
+        """
         from lifecycle_msgs.srv import GetState
 
         client = self._lifecycle_client(node_name, "get_state")
         end = time.monotonic() + timeout
-        while time.monotonic() < end and alive():
-            if client.service_is_ready() and self._call(client, GetState.Request(), 1.0, alive) is not None:
-                return True
-            time.sleep(0.05)
-        return False
+        pending: list[Any] = []
+        next_send = 0.0
+        try:
+            while True:
+                answered = next((f for f in pending if f.done()), None)
+                if answered is not None:
+                    return answered.result().current_state.label
+                now = time.monotonic()
+                if now >= end or not alive():
+                    return None
+                if now >= next_send and client.service_is_ready():
+                    pending.append(client.call_async(GetState.Request()))
+                    resend = self.STATE_RESEND_S
+                    next_send = now + resend[min(len(pending), len(resend)) - 1]
+                time.sleep(0.01)
+        finally:
+            for future in pending:
+                if not future.done():
+                    client.remove_pending_request(future)
 
-    def _call(self, client: Any, request: Any, timeout: float, alive=lambda: True) -> Any:
-        future = client.call_async(request)
-        if not self.spin_until(lambda: future.done() or not alive(), timeout) or not future.done():
-            client.remove_pending_request(future)
-            return None
-        return future.result()
+    def lifecycle_state(self, node_name: str, timeout: float = 30.0) -> str:
+        """Label of ``node_name``'s lifecycle state (``<node>/get_state``).
 
-    def lifecycle_state(self, node_name: str, timeout: float = 10.0) -> str:
-        """Label of ``node_name``'s lifecycle state (``<node>/get_state``); '' when it does not answer."""
-        from lifecycle_msgs.srv import GetState
-
-        client = self._lifecycle_client(node_name, "get_state")
-        end = time.monotonic() + timeout
-        if not client.wait_for_service(timeout_sec=timeout):
-            return ""
-        # Asked again every 2 s: a reply can be lost (seen with Fast DDS 2.x of Jazzy after a failed
-        # transition), and a node busy in a transition answers only once it is done.
-        while True:
-            left = end - time.monotonic()
-            response = self._call(client, GetState.Request(), max(0.1, min(2.0, left)))
-            if response is not None:
-                return response.current_state.label
-            if left <= 2.0:
-                return ""
+        Raises TimeoutError when the node gives no answer within ``timeout`` seconds (no answer is
+        not a state: :meth:`query_lifecycle_state` returns None for it)."""
+        state = self.query_lifecycle_state(node_name, timeout)
+        if state is None:
+            raise TimeoutError(f"{node_name} did not answer get_state within {timeout:g} s")
+        return state
 
     #: transition label -> (state it starts from, state it leads to); shutdown starts from any
     TRANSITIONS = {"configure": ("unconfigured", "inactive"), "activate": ("inactive", "active"),
@@ -248,11 +294,13 @@ class Monitor:
             done = [f for f in futures if f.done()]
             if done:  # the node answered: success, a refusal, or the answer to a resend of a lost request
                 drop_pending()
-                return any(f.result().success for f in done) or self.lifecycle_state(node_name, 5.0) == goal
+                return (any(f.result().success for f in done)
+                        or self.query_lifecycle_state(node_name, 5.0, alive) == goal)
             if not alive() or time.monotonic() > end:
                 drop_pending()
                 return False
-            state = self.lifecycle_state(node_name, 2.0)  # '' while the node is busy in the transition
+            # None while the node is busy in the transition (it answers once it is done)
+            state = self.query_lifecycle_state(node_name, 2.0, alive)
             if state == goal:
                 drop_pending()
                 return True

@@ -218,7 +218,7 @@ class Pipeline:
         for transition in ("configure", "activate"):
             if not manager.change_state(name, transition, timeout, alive):
                 self.check()
-                state = manager.lifecycle_state(name)
+                state = manager.query_lifecycle_state(name, 10.0) or "not answering"
                 raise RuntimeError(f"{name}: {transition} failed, the node is {state}: {self.failure_reason(key)}")
 
     def failure_reason(self, key: str) -> str:

@@ -12,7 +12,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 
 from hecsb_ros.core.sources import Frame
-from hecsb_ros.nodes.common import image_qos
+from hecsb_ros.nodes.qos import image_qos
 from hecsb_ros.nodes.conversions import compressed_msg_to_array, image_msg_to_array, time_to_ns
 
 from conftest import spin_until

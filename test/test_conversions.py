@@ -12,7 +12,7 @@ from std_msgs.msg import Header
 from hecsb_ros.core.codecs import EncodedFrame
 from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, skipped_count
-from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
+from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
 from hecsb_ros.nodes.conversions import (array_to_image_msg, image_msg_to_array, latent_msg, latent_payload,
                                          link_stats_msg, ns_to_time, result_msg, time_to_ns)
 
@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.quick]
 def _latent() -> CompressedLatent:
     frame = EncodedFrame(b"\x01\x02\xff" * 5, (4, 7, 7), {"preprocess": 0.5, "encode": 1.5, "entropy": 0.25})
     header = Header(stamp=ns_to_time(1_700_000_000_123_456_789), frame_id="cam")
-    return latent_msg(frame, header, 42, "hecsb", "0123456789abcdef", 2, 7, 1_700_000_000_200_000_000, 2.5)
+    return latent_msg(frame, header, 42, "hecsb", "0123456789abcdef", 2, 1_700_000_000_200_000_000,
+                      2.5)
 
 
 def test_time_round_trip():
@@ -34,17 +35,25 @@ def test_latent_fields_survive_serialization():
     msg = deserialize_message(serialize_message(_latent()), CompressedLatent)
     assert latent_payload(msg) == b"\x01\x02\xff" * 5
     assert list(msg.shape) == [4, 7, 7] and msg.sequence == 42 and msg.rate_level == 2
-    assert msg.codec == "hecsb" and msg.model_id == "0123456789abcdef" and msg.ground_truth == 7
+    assert msg.codec == "hecsb" and msg.model_id == "0123456789abcdef"
     assert time_to_ns(msg.header.stamp) == 1_700_000_000_123_456_789 and msg.header.frame_id == "cam"
     assert time_to_ns(msg.edge_sent) == 1_700_000_000_200_000_000
     assert (msg.edge_preprocess_ms, msg.edge_encode_ms, msg.edge_entropy_ms, msg.edge_total_ms) == (0.5, 1.5, 0.25, 2.5)
 
 
-def test_result_copies_header_and_truth():
+def test_operational_messages_carry_no_labels():
+    """Ground truth is a benchmark-only side channel (GroundTruth on image_raw/ground_truth):
+    neither the latent on the link nor the result sent back carries a label."""
+    for msg_type in (CompressedLatent, ClassificationResult):
+        assert not any("truth" in name for name in msg_type.get_fields_and_field_types())
+    assert set(GroundTruth.get_fields_and_field_types()) == {"header", "class_id"}
+
+
+def test_result_copies_header():
     latent = _latent()
     cls = classify(torch.tensor([0.1, 3.0, 0.2]), ("a", "b", "c"), k=2)
     msg = result_msg(latent, cls, 15, 3.0, 1.0, 2.0, 3.5)
-    assert msg.header == latent.header and msg.sequence == 42 and msg.ground_truth == 7
+    assert msg.header == latent.header and msg.sequence == 42
     assert msg.class_id == 1 and msg.label == "b" and list(msg.topk_ids) == [1, 2]
     assert math.isclose(msg.score, cls.score, rel_tol=1e-6) and msg.payload_bytes == 15
     back = deserialize_message(serialize_message(msg), ClassificationResult)

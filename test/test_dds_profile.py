@@ -95,7 +95,7 @@ class _Node:
 
 
 def test_nodes_log_an_error_for_a_missing_file(monkeypatch, tmp_path):
-    from hecsb_ros.nodes.common import check_fastdds_profile
+    from hecsb_ros.nodes.diagnostics import check_fastdds_profile
 
     node = _Node()
     monkeypatch.setenv(FASTDDS_PROFILE_VAR, str(tmp_path / "gone.xml"))

@@ -67,7 +67,7 @@ def test_bad_settings_are_refused():
 
 
 def test_worker_gate_holds_the_newest_item_and_skips_older_ones():
-    from hecsb_ros.nodes.common import NewestWorker
+    from hecsb_ros.nodes.worker import NewestWorker
 
     done, skipped, errors = [], [], []
     window = InFlightWindow(1, timeout_ms=10_000.0)
@@ -101,7 +101,7 @@ def test_worker_gate_holds_the_newest_item_and_skips_older_ones():
 
 
 def test_worker_gate_reopens_when_the_latent_out_expires():
-    from hecsb_ros.nodes.common import NewestWorker
+    from hecsb_ros.nodes.worker import NewestWorker
 
     done = []
     window = InFlightWindow(1, timeout_ms=150.0)
@@ -121,7 +121,7 @@ def test_worker_gate_reopens_when_the_latent_out_expires():
 
 
 def test_worker_stop_processes_what_waits_behind_a_closed_gate():
-    from hecsb_ros.nodes.common import NewestWorker
+    from hecsb_ros.nodes.worker import NewestWorker
 
     done = []
     worker = NewestWorker("test_worker", lambda items: done.extend(items), lambda _k, _o: None, lambda e: None,
@@ -136,7 +136,7 @@ def test_worker_stop_processes_what_waits_behind_a_closed_gate():
 def test_worker_skips_an_item_gone_stale_behind_the_gate_and_takes_the_next_one():
     """max_frame_wait: a frame that waited too long for a place is skipped; the next one is encoded on arrival.
     The wait behind a busy worker does not count, only the wait for a place since the worker was free."""
-    from hecsb_ros.nodes.common import NewestWorker
+    from hecsb_ros.nodes.worker import NewestWorker
 
     done, skipped = [], []
     window = InFlightWindow(1, timeout_ms=10_000.0)

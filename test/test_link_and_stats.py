@@ -6,7 +6,8 @@ import math
 import pytest
 
 from hecsb_ros.core.link import PRESETS, LinkProfile, LinkShaper, make_profile
-from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker, percentile, skipped_count
+from hecsb_ros.core.stats import (FrameRecord, GroundTruthBook, LinkStatsAccumulator,
+                                  SequenceTracker, percentile, skipped_count)
 
 
 @pytest.mark.parametrize("name,rate", [("4g", 12.0), ("wifi", 54.0), ("5g", 66.9)])
@@ -121,3 +122,17 @@ def test_a_forged_sequence_jump_is_one_reset_not_a_million_drops():
 def test_unknown_drop_reason_is_refused():
     with pytest.raises(ValueError):
         LinkStatsAccumulator().drop("because")
+
+
+def test_ground_truth_book_scores_a_result_by_its_frame_and_stays_bounded():
+    """The ground-truth side channel: a result is matched to its frame's class by capture stamp and
+    frame id; each label is taken once; unknown frames are unscored; the oldest labels go first."""
+    book = GroundTruthBook(capacity=3)
+    book.add(100, "cam", 4)
+    book.add(100, "other_cam", 5)
+    assert book.correct(100, "cam", 4) is True and book.correct(100, "cam", 4) is None  # taken
+    assert book.correct(100, "other_cam", 4) is False
+    assert book.correct(200, "cam", 4) is None  # no label for that frame
+    for stamp in range(10):
+        book.add(stamp, "cam", 1)
+    assert len(book) == 3 and book.take(6, "cam") is None and book.take(9, "cam") == 1

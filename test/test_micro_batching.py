@@ -12,7 +12,7 @@ from conftest import spin_until
 from hecsb_ros.core.codecs import CodecSettings, create_codec
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.msg import ClassificationResult, CompressedLatent
-from hecsb_ros.nodes.common import reliable_qos
+from hecsb_ros.nodes.qos import reliable_qos
 from hecsb_ros.nodes.conversions import latent_msg, latent_payload
 
 pytestmark = [pytest.mark.ros]
@@ -45,8 +45,8 @@ def _latents(codec, n: int, first: int = 0) -> list[bytes]:
     out = []
     for i, img in enumerate(_images(n)):
         frame = codec.encode(img, "mono8")
-        msg = latent_msg(frame, Header(frame_id=f"f{first + i}"), first + i, codec.name, codec.model_id,
-                         codec.quality, -1, 1, 1.0)
+        msg = latent_msg(frame, Header(frame_id=f"f{first + i}"), first + i, codec.name,
+                         codec.model_id, codec.quality, 1, 1.0)
         out.append(serialize_message(msg))
     return out
 

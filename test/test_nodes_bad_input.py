@@ -8,9 +8,9 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from hecsb_ros.core.codecs import CodecSettings, create_codec
-from hecsb_ros.msg import ClassificationResult, CompressedLatent
-from hecsb_ros.nodes.common import reliable_qos
-from hecsb_ros.nodes.conversions import array_to_image_msg, latent_msg
+from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth
+from hecsb_ros.nodes.qos import reliable_qos
+from hecsb_ros.nodes.conversions import array_to_image_msg, latent_msg, ns_to_time
 
 from conftest import spin_until
 
@@ -40,7 +40,8 @@ def server(ros_context, random_classifier):
 
 def _good(codec, seq, image):
     frame = codec.encode(image, "mono8")
-    return latent_msg(frame, Header(frame_id="camera"), seq, "png", codec.model_id, codec.quality, 3, 0, 1.0)
+    header = Header(stamp=ns_to_time(seq * 1_000_000_000), frame_id="camera")
+    return latent_msg(frame, header, seq, "png", codec.model_id, codec.quality, 0, 1.0)
 
 
 def _mutations(good: CompressedLatent):
@@ -88,12 +89,22 @@ def test_server_drops_each_bad_latent_and_keeps_serving(server, random_classifie
     pub.publish(b"\x00\x01\x00\x00garbage")
     assert spin_until(ros_context, [node, peer], lambda: node.stats.drop_counts["bad_message"] == 1)
     # Still serving: good frames after all that (one at a time: the newest policy would skip a frame
-    # that arrives while the one before it is classified).
+    # that arrives while the one before it is classified). The first two have their true class on
+    # the ground-truth side channel (class 3, by the frame's header), the third has none.
+    truth = peer.create_publisher(GroundTruth, "image_raw/ground_truth", reliable_qos(10))
+    assert spin_until(ros_context, [node, peer], lambda: truth.get_subscription_count() > 0)
+    labels = node.robots[0].labels
     for seq in range(1, 4):
-        pub.publish(_good(codec, seq, images[seq]))
+        msg = _good(codec, seq, images[seq])
+        if seq < 3:
+            truth.publish(GroundTruth(header=msg.header, class_id=3))
+            assert spin_until(ros_context, [node, peer], lambda: len(labels) == 1), seq
+        pub.publish(msg)
         assert spin_until(ros_context, [node, peer], lambda: len(results) == seq), seq
     assert [r.sequence for r in results] == [1, 2, 3]
-    assert results[0].ground_truth == 3 and results[0].payload_bytes > 0 and len(results[0].topk_ids) == 5
+    assert results[0].payload_bytes > 0 and len(results[0].topk_ids) == 5
+    assert node.stats.labelled == 2 and len(labels) == 0  # scored by header, each label taken
+    assert node.stats.correct == sum(r.class_id == 3 for r in results[:2])
     assert node.stats.drops == len(bad) + 1
 
 
@@ -132,8 +143,11 @@ def test_edge_drops_bad_images_and_keeps_encoding(ros_context, random_classifier
         pub.publish(good)
         assert spin_until(ros_context, [node, peer], lambda: len(latents) == 1)
         assert latents[0].codec == "png" and list(latents[0].shape) == [28, 28, 1]
-        assert latents[0].ground_truth == CompressedLatent.GROUND_TRUTH_UNKNOWN
         assert latents[0].edge_total_ms > 0
+        # results are scored at the edge against the ground-truth side channel, by header
+        node._on_truth(GroundTruth(header=latents[0].header, class_id=4))
+        node._on_result(ClassificationResult(header=latents[0].header, sequence=0, class_id=4))
+        assert node.stats.labelled == node.stats.correct == 1
     finally:
         node.destroy_node()
         peer.destroy_node()

@@ -9,7 +9,7 @@ from sensor_msgs.msg import Image
 from conftest import spin_until
 from hecsb_ros.core.ratecontrol import LinkEstimator
 from hecsb_ros.msg import ClassificationResult, CompressedLatent
-from hecsb_ros.nodes.common import image_qos, reliable_qos
+from hecsb_ros.nodes.qos import image_qos, reliable_qos
 
 pytestmark = [pytest.mark.ros]
 
@@ -88,7 +88,7 @@ def test_a_server_of_one_level_refuses_the_others(ros_context):
         assert server.bank.levels == [default_level("hecsb")] and default_level("hecsb") != 0
         codec = create_codec("hecsb", CodecSettings(quality=0))
         frame = codec.encode(np.zeros((28, 28), np.uint8), "mono8")
-        msg = latent_msg(frame, Header(frame_id="c"), 0, codec.name, codec.model_id, 0, -1, 1, 1.0)
+        msg = latent_msg(frame, Header(frame_id="c"), 0, codec.name, codec.model_id, 0, 1, 1.0)
         server._on_latent(serialize_message(msg))
         assert server.stats.drop_counts["model_mismatch"] == 1 and server.stats.frames_total == 0
     finally:

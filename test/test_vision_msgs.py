@@ -114,7 +114,8 @@ def test_server_publishes_them_where_vision_msgs_exists(vision, ros_context, ran
         codec = create_codec("png", CodecSettings(checkpoint=str(random_classifier)))
         header = Header(stamp=ns_to_time(1_700_000_000_000_000_321), frame_id="camera")
         frame = codec.encode(torch.zeros(28, 28, dtype=torch.uint8).numpy(), "mono8")
-        node._on_latent(serialize_message(latent_msg(frame, header, 0, "png", codec.model_id, codec.quality, 3, 0, 1.0)))
+        latent = latent_msg(frame, header, 0, "png", codec.model_id, codec.quality, 0, 1.0)
+        node._on_latent(serialize_message(latent))
         (vis,) = recorders["classification/vision"].sent
         assert vis.header == header and len(vis.results) == 5 and vis.results[0].class_id.isdigit()
     finally:

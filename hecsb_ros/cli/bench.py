@@ -308,7 +308,8 @@ def message_overhead(codecs: dict, frame, encoding: str) -> dict[str, int]:
     out = {}
     for key, codec in codecs.items():
         enc = codec.encode(frame, encoding)
-        msg = latent_msg(enc, Header(frame_id="camera"), 0, codec.name, codec.model_id, codec.quality, -1, 0, 0.0)
+        msg = latent_msg(enc, Header(frame_id="camera"), 0, codec.name, codec.model_id,
+                         codec.quality, 0, 0.0)
         out[key] = len(serialize_message(msg)) - len(enc.data)
     return out
 

@@ -70,7 +70,7 @@ def publish(size: str, rate: float, duration: float, out: Path, match_timeout: f
     from sensor_msgs.msg import Image
     from std_msgs.msg import Header
 
-    from hecsb_ros.nodes.common import image_qos
+    from hecsb_ros.nodes.qos import image_qos
     from hecsb_ros.nodes.conversions import array_to_image_msg, ns_to_time
 
     width, height = (int(v) for v in size.split("x"))

@@ -61,6 +61,13 @@ def first_results(monitor: Monitor, limit: int) -> list[ResultRecord]:
     return out
 
 
+def _reported_since(monitor: Monitor, t_mono: float) -> bool:
+    """Whether the server's LinkStats and every node's /diagnostics came again after ``t_mono``."""
+    if not monitor.link_stats or monitor.link_stats[-1][0] < t_mono:
+        return False
+    return all(hist and hist[-1][0] >= t_mono for hist in list(monitor.diag_history.values()))
+
+
 def summary(records: list[ResultRecord], monitor: Monitor, args: argparse.Namespace) -> dict:
     """Summary of the run; figures over all results (one window)."""
     stats = LinkStatsAccumulator()
@@ -202,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             _show_results(monitor, args.frames, shown)
         elif tty:
             print(file=sys.stderr)
-        monitor.spin(2.5)  # let the nodes publish one more LinkStats
+        # one more LinkStats and status from every node after the last result (at most 2.5 s)
+        done_at = time.monotonic()
+        monitor.spin_until(lambda: _reported_since(monitor, done_at), 2.5)
         result = summary(first_results(monitor, args.frames), monitor, args)
         print(format_summary(result), flush=True)
         if args.json:

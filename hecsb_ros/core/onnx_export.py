@@ -38,14 +38,16 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from hecsb_ros.core.learned.split import Split
 from hecsb_ros.core.store import sha256_of
 from hecsb_ros.core.teachers.classifier import Classifier
+
+if TYPE_CHECKING:  # a type hint only: exporting a classic codec's teacher needs no CompressAI
+    from hecsb_ros.core.learned.split import Split
 
 OPSET = 17
 #: Version of what this module writes (bump when the exported graphs or the manifest change: the

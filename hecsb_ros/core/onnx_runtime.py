@@ -19,15 +19,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 
-from hecsb_ros.core.learned.split import Split
 from hecsb_ros.core.onnx_export import (IO_NAMES, INSTALL, check_folder, export_split, export_teacher, split_key,
                                         teacher_key)
 from hecsb_ros.core.teachers.classifier import Classifier
+
+if TYPE_CHECKING:  # a type hint only: classic codecs' processes need no CompressAI
+    from hecsb_ros.core.learned.split import Split
 
 #: Runtimes the codecs' networks can run in.
 BACKENDS = ("torch", "onnxruntime")

@@ -40,8 +40,9 @@ def dataset_frames(name: str, split: str, start: int = 0, loop: bool = True) -> 
 
 
 #: A file of this name in an image folder gives its images' true classes (``file,class_index`` columns,
-#: ``file`` relative to the folder or ending in the image's name; ``-1`` = unknown); the results then
-#: carry them as ``ground_truth`` and the server's statistics count accuracy.
+#: ``file`` relative to the folder or ending in the image's name; ``-1`` = unknown); the camera
+#: source then sends them on ``image_raw/ground_truth`` and whoever scores the results (the nodes'
+#: statistics, the demo, the benchmarks) counts accuracy.
 LABELS_FILE = "labels.csv"
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -36,6 +36,42 @@ class FrameRecord:
     transfer_ms: float = math.nan
     server_ms: float = math.nan
     correct: bool | None = None
+
+
+class GroundTruthBook:
+    """True classes of camera frames, by capture stamp (ns) and frame id, for whoever scores the
+    results: each result's header is its camera frame's, so the class of the frame a result answers
+    is looked up by that header. Filled from the benchmark-only ``image_raw/ground_truth`` topic
+    (data-set sources send it just before each frame); the latents and results carry no labels.
+
+    Keeps the newest ``capacity`` entries (frames skipped or lost never take theirs); thread-safe
+    (a node's worker thread takes while its executor adds).
+    """
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self._labels: OrderedDict[tuple[int, str], int] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def add(self, stamp_ns: int, frame_id: str, class_id: int) -> None:
+        with self._lock:
+            self._labels[(stamp_ns, frame_id)] = int(class_id)
+            while len(self._labels) > self._capacity:
+                self._labels.popitem(last=False)
+
+    def take(self, stamp_ns: int, frame_id: str) -> int | None:
+        """The class of that frame, removed from the book; None when it is not known."""
+        with self._lock:
+            return self._labels.pop((stamp_ns, frame_id), None)
+
+    def correct(self, stamp_ns: int, frame_id: str, class_id: int) -> bool | None:
+        """Whether ``class_id`` is that frame's class (None: not known); takes the entry."""
+        truth = self.take(stamp_ns, frame_id)
+        return None if truth is None or truth < 0 else truth == class_id
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._labels)
 
 
 def percentile(values: Iterable[float], q: float) -> float:

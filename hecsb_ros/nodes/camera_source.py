@@ -18,7 +18,10 @@ from std_msgs.msg import Header
 
 from hecsb_ros.core.sources import Frame, open_source
 from hecsb_ros.msg import GroundTruth
-from hecsb_ros.nodes.common import OK, Diagnostics, declare_parameters, image_qos, read_config, reliable_qos, run_node
+from hecsb_ros.nodes.diagnostics import OK, Diagnostics
+from hecsb_ros.nodes.entry import run_node
+from hecsb_ros.nodes.parameters import declare_parameters, read_config
+from hecsb_ros.nodes.qos import image_qos, truth_qos
 from hecsb_ros.nodes.conversions import array_to_compressed_msg, array_to_image_msg
 from hecsb_ros.params import CAMERA_SOURCE
 
@@ -67,7 +70,7 @@ class CameraSource(Node):
         self._pub = self.create_publisher(Image, "image_raw", qos) if cfg.output in ("raw", "both") else None
         self._cpub = (self.create_publisher(CompressedImage, "image_raw/compressed", qos)
                       if cfg.output in ("compressed", "both") else None)
-        self._gt_pub = self.create_publisher(GroundTruth, "image_raw/ground_truth", reliable_qos(50))
+        self._gt_pub = self.create_publisher(GroundTruth, "image_raw/ground_truth", truth_qos())
         self._diag = Diagnostics(self)
         self.sent = 0
         self._started = time.monotonic()

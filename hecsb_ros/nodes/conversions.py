@@ -4,21 +4,22 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from hecsb_ros.core.codecs import EncodedFrame
 from hecsb_ros.core.imageformats import MAX_DECODED_PIXELS, decode_image, encode_image
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import MAX_PIXELS, check_image, check_size, encoding_of, frame_size
-from hecsb_ros.core.results import Classification
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
 
-UNKNOWN = CompressedLatent.GROUND_TRUTH_UNKNOWN
+if TYPE_CHECKING:  # type hints only: building messages needs neither torch nor the codecs
+    from hecsb_ros.core.codecs import EncodedFrame
+    from hecsb_ros.core.results import Classification
+
 UINT64_MAX = 2**64 - 1
 
 
@@ -102,7 +103,7 @@ def array_to_compressed_msg(image: np.ndarray, encoding: str, header: Header, fm
 
 
 def latent_msg(frame: EncodedFrame, header: Header, sequence: int, codec: str, model_id: str,
-               rate_level: int, ground_truth: int, sent_ns: int, total_ms: float) -> CompressedLatent:
+               rate_level: int, sent_ns: int, total_ms: float) -> CompressedLatent:
     """Build the ``CompressedLatent`` for one encoded frame."""
     msg = CompressedLatent()
     msg.header = header
@@ -112,7 +113,6 @@ def latent_msg(frame: EncodedFrame, header: Header, sequence: int, codec: str, m
     msg.rate_level = rate_level
     msg.shape = [int(d) for d in frame.shape]
     msg.data = frame.data  # bytes into uint8[]: fast path
-    msg.ground_truth = ground_truth
     msg.edge_sent = ns_to_time(sent_ns)
     msg.edge_preprocess_ms = float(frame.timings_ms.get("preprocess", 0.0))
     msg.edge_encode_ms = float(frame.timings_ms.get("encode", 0.0))
@@ -140,7 +140,6 @@ def result_msg(latent: CompressedLatent, cls: Classification, payload_bytes: int
     msg.score = cls.score
     msg.topk_ids = list(cls.topk_ids)
     msg.topk_scores = list(cls.topk_scores)
-    msg.ground_truth = latent.ground_truth
     msg.payload_bytes = payload_bytes
     msg.edge_total_ms = latent.edge_total_ms
     msg.transfer_ms = float(transfer_ms)

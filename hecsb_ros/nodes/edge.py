@@ -4,6 +4,8 @@ Subscribes ``image_raw`` (sensor_msgs/Image, every common encoding) or, with ``i
 ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG/PNG as ROS's compressed image transport
 publishes them), best effort and shallow, plus ``image_raw/ground_truth`` and ``classification``;
 publishes ``latent`` and ``edge_stats`` (LinkStats: capture -> result back at the edge).
+Ground truth (a data set's, a benchmark-only side channel) stays at the edge: a result is scored
+for ``edge_stats`` by its header, the latents carry no labels.
 
 Fresh frames first (``queue_policy: newest``, the default): the subscription callback only keeps the
 newest frame and a worker thread encodes it when it is free, so a frame never waits behind older
@@ -22,8 +24,9 @@ once, with the fix.
 ``quality`` (the rate level) may be set at run time (``ros2 param set /hecsb_edge quality 3``): the
 next frame is encoded at that level; a server with ``all_levels`` (default) decodes every level.
 
-A managed (lifecycle) node (:class:`~hecsb_ros.nodes.common.ManagedCodecNode`): configure loads the
-codec and creates the publishers, activate subscribes, deactivate unsubscribes and keeps the codec.
+A managed (lifecycle) node (:class:`~hecsb_ros.nodes.lifecycle.ManagedCodecNode`): configure
+loads the codec and creates the publishers, activate subscribes, deactivate unsubscribes and keeps
+the codec.
 """
 from __future__ import annotations
 
@@ -44,12 +47,15 @@ from std_msgs.msg import Header
 from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.ratecontrol import BudgetController, InFlightWindow, LevelProfile
-from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator
+from hecsb_ros.core.stats import FrameRecord, GroundTruthBook, LinkStatsAccumulator
 from hecsb_ros.graph import fastdds_profile, profile_exports
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
-from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, NewestWorker, image_qos,
-                                    reliable_qos, run_node)
-from hecsb_ros.nodes.conversions import (UNKNOWN, compressed_msg_to_array, image_msg_to_array, latent_msg,
+from hecsb_ros.nodes.diagnostics import OK, WARN, DropCounter
+from hecsb_ros.nodes.entry import run_node
+from hecsb_ros.nodes.lifecycle import CodecNodeConfig, ManagedCodecNode
+from hecsb_ros.nodes.qos import image_qos, reliable_qos
+from hecsb_ros.nodes.worker import NewestWorker
+from hecsb_ros.nodes.conversions import (compressed_msg_to_array, image_msg_to_array, latent_msg,
                                          link_stats_msg, time_to_ns)
 from hecsb_ros.params import EDGE
 
@@ -125,7 +131,7 @@ class EdgeNode(ManagedCodecNode):
         self._configure_rate_control(cfg.rate_control, cfg.latency_budget_ms, cfg.max_kbit_s, cfg.worst_link_kbit_s)
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
-        self._labels: OrderedDict[tuple[int, str], int] = OrderedDict()
+        self._labels = GroundTruthBook()  # the frames' classes, to score their results
         self._seq = 0
         self.images_in = 0  # frames the image subscription delivered
         self.frames_lost = 0  # frames the middleware reported lost on the image topic
@@ -179,13 +185,12 @@ class EdgeNode(ManagedCodecNode):
 
     def _start(self) -> None:
         cfg = self.cfg
-        # Ground truth first: with both ready, the executor takes it before the image.
         self._subscribe(GroundTruth, "image_raw/ground_truth", self._on_truth, reliable_qos(50))
         newest = cfg.queue_policy == "newest"
         if newest:
             gate = self._gate if cfg.max_in_flight > 0 else None
             stale = self._stale if cfg.max_in_flight > 0 and cfg.max_frame_wait > 0 else None
-            self._worker = NewestWorker("edge_worker", lambda items: self._encode(*items[0][:3]),
+            self._worker = NewestWorker("edge_worker", lambda items: self._encode(*items[0][:2]),
                                         lambda _key, _old: self.stats.skip(), self._worker_error, gate=gate,
                                         stale=stale)
         elif cfg.max_in_flight > 0:
@@ -219,9 +224,7 @@ class EdgeNode(ManagedCodecNode):
                 f"on {cfg.device}, frames from {self._image_sub.topic_name} ({cfg.input})")
 
     def _on_truth(self, msg: GroundTruth) -> None:
-        self._labels[(time_to_ns(msg.header.stamp), msg.header.frame_id)] = int(msg.class_id)
-        while len(self._labels) > 1000:
-            self._labels.popitem(last=False)
+        self._labels.add(time_to_ns(msg.header.stamp), msg.header.frame_id, msg.class_id)
 
     def _frame(self, msg: Image | CompressedImage) -> Callable[[], tuple[np.ndarray, str]]:
         if isinstance(msg, CompressedImage):
@@ -238,7 +241,7 @@ class EdgeNode(ManagedCodecNode):
         self._on_image(msg)
 
     def _arrive(self, msg: Image | CompressedImage, info) -> None:
-        """``queue_policy: newest``: keep the frame (and its ground truth) as the newest; the worker encodes it."""
+        """``queue_policy: newest``: keep the frame as the newest; the worker encodes it."""
         self.images_in += 1
         now = time.monotonic()
         self._last_image_s = now
@@ -247,10 +250,9 @@ class EdgeNode(ManagedCodecNode):
         self._last_stamp_ns = stamp                # arrival: frames held up together arrive in a burst)
         if 0 < gap < 5.0:
             self._period_s = gap if self._period_s == 0 else (1 - EWMA) * self._period_s + EWMA * gap
-        label = self._labels.pop((time_to_ns(msg.header.stamp), msg.header.frame_id), UNKNOWN)
         worker = self._worker
         if worker is not None:
-            worker.put("frame", (msg.header, self._frame(msg), label, now))
+            worker.put("frame", (msg.header, self._frame(msg), now))
 
     def _gate(self) -> float:
         """The worker's gate: 0 = encode the newest frame now; else seconds until a latent out expires."""
@@ -267,7 +269,8 @@ class EdgeNode(ManagedCodecNode):
         """A waiting frame is stale when, since it arrived and the worker was free, it has waited more than
         ``max_frame_wait`` of the camera period for a place (the next frame is due within the rest of it)."""
         period = self._period_s
-        stale = period > 0 and time.monotonic() - max(item[3], idle_since) > self.cfg.max_frame_wait * period
+        waited = time.monotonic() - max(item[2], idle_since)
+        stale = period > 0 and waited > self.cfg.max_frame_wait * period
         self.stale_skipped += int(stale)
         return stale
 
@@ -306,9 +309,9 @@ class EdgeNode(ManagedCodecNode):
             self._warn_once("silent", f"a publisher is matched on {self._image_sub.topic_name} but no frame arrived "
                                       f"for {now - last:.1f} s ({self.images_in} so far); {self._fix()}")
 
-    def _encode(self, header: Header, frame: Callable[[], tuple[np.ndarray, str]], label: int | None = None) -> None:
-        """Convert (``frame()``), encode and publish one camera frame; bad frames are counted, not raised.
-        ``label``: its ground truth when already taken (None: looked up now)."""
+    def _encode(self, header: Header, frame: Callable[[], tuple[np.ndarray, str]]) -> None:
+        """Convert (``frame()``), encode and publish one camera frame; bad frames are counted,
+        not raised."""
         t0 = time.perf_counter_ns()
         if self.controller is not None:
             with self._ctl_lock:
@@ -323,11 +326,9 @@ class EdgeNode(ManagedCodecNode):
         except Exception as exc:  # noqa: BLE001 - an image the checks let through must not stop the node
             self.drop("bad_image", f"{type(exc).__name__}: {exc}")
             return
-        if label is None:
-            label = self._labels.pop((time_to_ns(header.stamp), header.frame_id), UNKNOWN)
         total_ms = (time.perf_counter_ns() - t0) / 1e6
         out = latent_msg(encoded, header, self._seq, codec.name, codec.model_id, codec.quality,
-                         label, self.get_clock().now().nanoseconds, total_ms)
+                         self.get_clock().now().nanoseconds, total_ms)
         if self._seq == 0:
             self._overhead = float(len(serialize_message(out)) - len(encoded.data))
         self._sent_levels[self._seq] = codec.quality
@@ -354,7 +355,8 @@ class EdgeNode(ManagedCodecNode):
     def _result(self, msg: ClassificationResult) -> None:
         # Plain integer arithmetic: Time.from_msg raises on a negative (hostile) stamp.
         latency_ms = (self.get_clock().now().nanoseconds - time_to_ns(msg.header.stamp)) / 1e6
-        correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == msg.class_id)
+        correct = self._labels.correct(time_to_ns(msg.header.stamp), msg.header.frame_id,
+                                       msg.class_id)
         self.stats.add(FrameRecord(msg.payload_bytes, 0, latency_ms, msg.edge_total_ms, msg.transfer_ms,
                                    msg.server_total_ms, correct))
         level = self._sent_levels.get(int(msg.sequence))

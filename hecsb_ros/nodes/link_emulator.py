@@ -16,7 +16,10 @@ from rclpy.serialization import deserialize_message
 from hecsb_ros.core.link import LinkShaper, RateSchedule, make_profile
 from hecsb_ros.core.stats import LinkStatsAccumulator
 from hecsb_ros.msg import CompressedLatent
-from hecsb_ros.nodes.common import OK, WARN, Diagnostics, DropCounter, declare_parameters, reliable_qos, run_node
+from hecsb_ros.nodes.diagnostics import OK, WARN, Diagnostics, DropCounter
+from hecsb_ros.nodes.entry import run_node
+from hecsb_ros.nodes.parameters import declare_parameters
+from hecsb_ros.nodes.qos import reliable_qos
 from hecsb_ros.params import LINK_EMULATOR
 
 

@@ -1,10 +1,13 @@
 """hecsb_server: ``CompressedLatent`` -> validate -> codec server half -> ``classification``.
 
 Subscribes ``latent`` (reliable) as raw bytes, so the serialized size is exact and bytes that do not
-deserialize are counted instead of crashing; publishes ``classification`` and ``link_stats``. Where
-``vision_msgs`` is installed it also publishes ``classification/vision`` (vision_msgs/Classification,
-header = the camera frame's) and, latched, ``classification/vision_info`` (vision_msgs/VisionInfo)
-and ``classification/label_info`` (vision_msgs/LabelInfo: the class names).
+deserialize are counted instead of crashing; publishes ``classification`` and ``link_stats``. For
+the accuracy in ``link_stats`` it also subscribes ``image_raw/ground_truth`` (a data set's true
+classes, a benchmark-only side channel: each result is scored by its header, latents carry no
+labels). Where ``vision_msgs`` is installed it also publishes ``classification/vision``
+(vision_msgs/Classification, header = the camera frame's) and, latched,
+``classification/vision_info`` (vision_msgs/VisionInfo) and ``classification/label_info``
+(vision_msgs/LabelInfo: the class names).
 
 Fresh results first (``queue_policy: newest``, the default): the subscription callback checks each
 latent as it arrives (bad input is counted there, sequence gaps too) and keeps only the newest of
@@ -14,15 +17,15 @@ not as a drop. Times: ``transfer_ms`` = edge send -> the middleware's receive ti
 ``server_wait_ms`` = that receive -> the network call (the executor's queue, the newest slot, a
 micro-batch), ``server_total_ms`` = that receive -> publish (the wait and the compute).
 
-A managed (lifecycle) node (:class:`~hecsb_ros.nodes.common.ManagedCodecNode`): configure loads the
-codec and creates the publishers (the latched class database is sent then), activate subscribes
-``latent``, deactivate unsubscribes and keeps the codec.
+A managed (lifecycle) node (:class:`~hecsb_ros.nodes.lifecycle.ManagedCodecNode`): configure
+loads the codec and creates the publishers (the latched class database is sent then), activate
+subscribes ``latent``, deactivate unsubscribes and keeps the codec.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rclpy.serialization import deserialize_message
@@ -33,13 +36,18 @@ from hecsb_ros.core.codecs.base import decode_or_error
 from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError, check_timings
 from hecsb_ros.core.results import classify
-from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, SequenceTracker
+from hecsb_ros.core.stats import (FrameRecord, GroundTruthBook, LinkStatsAccumulator,
+                                  SequenceTracker)
 from hecsb_ros.graph import robot_namespaces
-from hecsb_ros.msg import ClassificationResult, CompressedLatent, LinkStats
-from hecsb_ros.nodes.common import (CodecNodeConfig, OK, WARN, DropCounter, ManagedCodecNode, NewestWorker, latched_qos,
-                                    reliable_qos, run_node)
-from hecsb_ros.nodes.conversions import (UNKNOWN, label_info_msg, latent_payload, link_stats_msg, result_msg,
-                                         time_to_ns, vision_classification_msg, vision_info_msg, vision_msgs_module)
+from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
+from hecsb_ros.nodes.diagnostics import OK, WARN, DropCounter
+from hecsb_ros.nodes.entry import run_node
+from hecsb_ros.nodes.lifecycle import CodecNodeConfig, ManagedCodecNode
+from hecsb_ros.nodes.qos import latched_qos, reliable_qos
+from hecsb_ros.nodes.worker import NewestWorker
+from hecsb_ros.nodes.conversions import (label_info_msg, latent_payload, link_stats_msg,
+                                         result_msg, time_to_ns, vision_classification_msg,
+                                         vision_info_msg, vision_msgs_module)
 from hecsb_ros.params import SERVER
 
 
@@ -59,7 +67,7 @@ class ServerConfig(CodecNodeConfig):
 @dataclass
 class Robot:
     """One robot the server serves: its namespace ('' = the node's own topics), its result and
-    statistics publishers, its own LinkStats and sequence tracking."""
+    statistics publishers, its own LinkStats, sequence tracking and ground truth."""
 
     name: str
     pub: Any
@@ -68,6 +76,7 @@ class Robot:
     stats: LinkStatsAccumulator
     seq: SequenceTracker
     received: int = 0
+    labels: GroundTruthBook = field(default_factory=GroundTruthBook)
 
     def topic(self, name: str) -> str:
         return f"{self.name}/{name}" if self.name else name
@@ -131,6 +140,10 @@ class ServerNode(ManagedCodecNode):
                                         max_items=cfg.max_batch, max_wait_s=cfg.max_wait_ms / 1e3,
                                         keys=lambda: len(self.robots))
         for robot in self.robots:
+            self._subscribe(GroundTruth, robot.topic("image_raw/ground_truth"),
+                            lambda msg, r=robot: r.labels.add(time_to_ns(msg.header.stamp),
+                                                              msg.header.frame_id, msg.class_id),
+                            reliable_qos(50))
             # (raw bytes, MessageInfo): the middleware's receive timestamp separates link time from waiting here
             self._subscribe(CompressedLatent, robot.topic("latent"),
                             lambda raw, info, r=robot: self._arrive(raw, info, r),
@@ -288,7 +301,8 @@ class ServerNode(ManagedCodecNode):
             robot.vision_pub.publish(vision_classification_msg(self._vision, msg.header, cls))
         # Plain integer arithmetic: Time.from_msg raises on a negative (hostile) stamp.
         latency_ms = (self.get_clock().now().nanoseconds - time_to_ns(msg.header.stamp)) / 1e6
-        correct = None if msg.ground_truth == UNKNOWN else bool(msg.ground_truth == cls.class_id)
+        correct = robot.labels.correct(time_to_ns(msg.header.stamp), msg.header.frame_id,
+                                       cls.class_id)
         record = FrameRecord(len(data), pending.raw_bytes, latency_ms, msg.edge_total_ms, transfer_ms, total_ms,
                              correct)
         self.stats.add(record)

@@ -167,7 +167,6 @@ def latent_cases(draw: st.DrawFn, valid: Any, served: dict[str, Any], kind: str 
         msg.edge_sent.sec = draw(st.integers(-2**31, 2**31 - 1))
         msg.header.frame_id = _clean(draw(st.one_of(st.sampled_from(HOSTILE_STRINGS), st.text(max_size=64))))
         msg.sequence = draw(st.sampled_from((0, 1, 2**63, 2**64 - 1)) | st.integers(0, 2**64 - 1))
-        msg.ground_truth = draw(st.integers(-2**15, 2**15 - 1))
     elif kind != "valid":
         raise ValueError(f"unknown latent case {kind!r}")
     return kind, msg
@@ -252,20 +251,21 @@ def image_cases(draw: st.DrawFn, kind: str | None = None, max_valid_pixels: int 
 
 @st.composite
 def result_cases(draw: st.DrawFn) -> tuple[str, Any]:
-    """A hostile ``ClassificationResult`` (as the edge receives on ``classification``)."""
-    from hecsb_ros.msg import ClassificationResult
+    """``(ground truth, result)``: a hostile ``ClassificationResult`` (as the edge receives on
+    ``classification``) after a ``GroundTruth`` of its header with a hostile class."""
+    from hecsb_ros.msg import ClassificationResult, GroundTruth
 
     msg = ClassificationResult()
     msg.header.stamp.sec = draw(st.integers(-2**31, 2**31 - 1))
     msg.header.stamp.nanosec = draw(st.integers(0, 2**32 - 1))
     msg.class_id = draw(st.integers(-2**31, 2**31 - 1))
-    msg.ground_truth = draw(st.integers(-2**15, 2**15 - 1))
+    truth = GroundTruth(header=msg.header, class_id=draw(st.integers(-2**15, 2**15 - 1)))
     msg.payload_bytes = draw(st.integers(0, 2**32 - 1))
     msg.label = _clean(draw(st.one_of(st.sampled_from(HOSTILE_STRINGS), st.text(max_size=32))))
     for name in ("score", "edge_total_ms", "transfer_ms", "server_total_ms", "server_decode_ms"):
         setattr(msg, name, draw(st.sampled_from(BAD_FLOATS + (0.0, 1.0))))
     msg.topk_ids = draw(st.lists(st.integers(-2**31, 2**31 - 1), max_size=8))
-    return "hostile_result", msg
+    return "hostile_result", (truth, msg)
 
 
 # -- running --------------------------------------------------------------------------------------
@@ -334,8 +334,8 @@ def valid_latent(server_node: Any) -> Any:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (28, 28), dtype=np.uint8)
     frame = codec.encode(image, "mono8")
-    return latent_msg(frame, Header(frame_id="camera"), 0, codec.name, codec.model_id, codec.quality, 3,
-                      time.time_ns(), 1.0)
+    return latent_msg(frame, Header(frame_id="camera"), 0, codec.name, codec.model_id,
+                      codec.quality, time.time_ns(), 1.0)
 
 
 def served_info(server_node: Any) -> dict[str, Any]:
@@ -366,8 +366,13 @@ def fuzz_edge(node: Any, n: int, rng_seed: int = 0) -> FuzzReport:
 
 
 def fuzz_edge_results(node: Any, n: int, rng_seed: int = 0) -> FuzzReport:
-    """Fuzz ``EdgeNode._on_result`` with hostile results (every one must be recorded, none crash)."""
-    return run_cases("edge result", result_cases(), n, node._on_result, lambda: node.stats.drop_counts,
+    """Fuzz ``EdgeNode._on_result`` with hostile results, each after its frame's hostile ground
+    truth (``_on_truth``): every one must be recorded, none crash."""
+    def handle(case: tuple[Any, Any]) -> None:
+        node._on_truth(case[0])
+        node._on_result(case[1])
+
+    return run_cases("edge result", result_cases(), n, handle, lambda: node.stats.drop_counts,
                      lambda: node.stats.frames_total, rng_seed)
 
 
@@ -382,7 +387,7 @@ def fuzz_server_over_dds(node: Any, n: int, rng_seed: int = 0, timeout_s: float 
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.serialization import serialize_message
 
-    from hecsb_ros.nodes.common import reliable_qos
+    from hecsb_ros.nodes.qos import reliable_qos
 
     peer = rclpy.create_node(f"hecsb_fuzz_peer_{os.getpid()}", context=node.context)
     pub = peer.create_publisher(type(valid_latent(node)), "latent", reliable_qos(10))

@@ -152,7 +152,7 @@ def foreign_encoder(pipeline: Pipeline, monitor: Monitor, valid_msg: Any, frames
     ``valid_msg`` is a well-formed CompressedLatent; only its model id (and codec) are changed.
     """
     from hecsb_ros.msg import CompressedLatent
-    from hecsb_ros.nodes.common import reliable_qos
+    from hecsb_ros.nodes.qos import reliable_qos
 
     pub = monitor.node.create_publisher(CompressedLatent, topic, reliable_qos(50))
     monitor.spin_until(lambda: pub.get_subscription_count() > 0, 10.0)

@@ -8,10 +8,10 @@ and levels are refused as before (``model_mismatch``, ``bad_rate``).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 
 from hecsb_ros.core.codecs.base import Codec, CodecSettings, codec_class, create_codec
-from hecsb_ros.core.codecs.learned import LearnedCodec, shipped_levels
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.ratecontrol import LevelProfile
 from hecsb_ros.core.store import read_manifest
@@ -29,11 +29,14 @@ class CodecBank:
         self.name = name
         self.settings = settings
         self.cls = codec_class(name)
-        self.per_level = issubclass(self.cls, LearnedCodec)  # one model (and model id) per level
+        # one model (and model id) per level; a learned codec's module is imported by codec_class
+        learned = sys.modules.get("hecsb_ros.core.codecs.learned")
+        self.per_level = learned is not None and issubclass(self.cls, learned.LearnedCodec)
         self.learned = self.per_level and not settings.checkpoint
         self.all_levels = all_levels
         if levels is None:
-            levels = shipped_levels(self.cls.kind, settings.teacher) if self.learned and all_levels else []
+            levels = (learned.shipped_levels(self.cls.kind, settings.teacher)
+                      if self.learned and all_levels else [])
         self._codecs: dict[int, Codec] = {}
         default = default if default is not None else create_codec(name, settings)
         self.default_level = default.quality

@@ -253,10 +253,10 @@ def register_codec(name: str) -> Callable[[type[Codec]], type[Codec]]:
     return wrap
 
 
-def load_codec_modules(modules: Sequence[str] = ()) -> None:
-    """Import the built-in codec modules and ``modules`` (codecs of one's own); their
+def load_codec_modules(modules: Sequence[str] = (), builtin: bool = True) -> None:
+    """Import the built-in codec modules (``builtin``) and ``modules`` (codecs of one's own); their
     ``@register_codec`` decorators fill the registry. ValueError names a module that cannot be imported."""
-    for name in (*BUILTIN_CODEC_MODULES, *modules):
+    for name in (*(BUILTIN_CODEC_MODULES if builtin else ()), *modules):
         try:
             importlib.import_module(name)
         except ImportError as exc:
@@ -267,6 +267,12 @@ def _load_builtin_codecs() -> None:
     load_codec_modules()
 
 
+#: The built-in modules in the order :func:`codec_class` imports them to find a name: the classic
+#: codecs first, so a process that runs one never imports the learned models (and CompressAI).
+_LOOKUP_ORDER = ("hecsb_ros.core.codecs.image", "hecsb_ros.core.codecs.null",
+                 *BUILTIN_CODEC_MODULES)
+
+
 def list_codecs() -> list[str]:
     """Names of all registered codecs, sorted."""
     _load_builtin_codecs()
@@ -274,8 +280,12 @@ def list_codecs() -> list[str]:
 
 
 def codec_class(name: str) -> type[Codec]:
-    """The class registered as ``name``; ValueError lists the known names otherwise."""
-    _load_builtin_codecs()
+    """The class registered as ``name``; ValueError lists the known names otherwise. Built-in
+    modules are imported until one registers ``name`` (all of them for an unknown name)."""
+    for module in _LOOKUP_ORDER:
+        if name in _REGISTRY:
+            break
+        load_codec_modules([module], builtin=False)
     if name not in _REGISTRY:
         raise ValueError(f"unknown codec {name!r}; known codecs: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
