@@ -3,21 +3,38 @@
 ROS 2 users build the package (messages, nodes, launch files) with colcon through CMakeLists.txt;
 this file serves training and evaluation on machines without ROS (``pip install .``).
 """
+
 from setuptools import find_packages, setup
 
 setup(
     name="hecsb_ros",
     version="0.1.0",
-    description="HECS-B split computing: compressed-sensing bottleneck, codecs, training, evaluation",
+    description="HECS-B split computing: compressed-sensing bottleneck, codecs, training, "
+    "evaluation",
     license="Apache-2.0",
     packages=find_packages(include=["hecsb_ros", "hecsb_ros.*"]),
-    package_data={"hecsb_ros": ["checkpoints/*.safetensors", "checkpoints/*.json", "checkpoints/SHA256SUMS",
-                               "core/teachers/imagenet_synsets.txt"]},
+    package_data={
+        "hecsb_ros": [
+            "checkpoints/*.safetensors",
+            "checkpoints/*.json",
+            "checkpoints/SHA256SUMS",
+            "core/teachers/imagenet_synsets.txt",
+        ]
+    },
     python_requires=">=3.10",
     install_requires=[
-        "torch>=2.1", "torchvision>=0.16", "compressai>=1.2.8", "numpy<2",
-        "opencv-python-headless>=4.8,<5", "safetensors", "tqdm", "pyyaml", "matplotlib",
-        "scikit-learn", "scipy", "pillow",
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "compressai>=1.2.8",
+        "numpy<2",
+        "opencv-python-headless>=4.8,<5",
+        "safetensors",
+        "tqdm",
+        "pyyaml",
+        "matplotlib",
+        "scikit-learn",
+        "scipy",
+        "pillow",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     data_files=[
@@ -25,8 +42,8 @@ setup(
         ("share/hecsb_ros", ["package.xml"]),
     ],
     # The node executables are the ones 'ros2 run hecsb_ros <name>' starts (CMakeLists.txt installs
-    # scripts/nodes/<name>). Every tool is a subcommand of 'hecsb' (hecsb_ros/cli/hecsb.py); the older
-    # hecsb_<tool> commands stay as aliases of their subcommands (docs/commands.md).
+    # scripts/nodes/<name>). Every tool is a subcommand of 'hecsb' (hecsb_ros/cli/hecsb.py); the
+    # older hecsb_<tool> commands stay as aliases of their subcommands (docs/commands.md).
     entry_points={
         "console_scripts": [
             "hecsb = hecsb_ros.cli.hecsb:main",

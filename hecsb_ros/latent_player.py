@@ -1,15 +1,16 @@
 """Recorded latents played back as a fleet of robots: load for sizing one server.
 
 A real fleet's edges run on the robots' own computers; on a benchmark machine the N edge processes
-would take the CPU the server is being measured with. :func:`record_latents` runs a codec's edge half
-once on real frames (what the robots' camera sources play) and keeps the ``CompressedLatent``
+would take the CPU the server is being measured with. :func:`record_latents` runs a codec's edge
+half once on real frames (what the robots' camera sources play) and keeps the ``CompressedLatent``
 messages; :class:`LatentPlayer` publishes them on ``/<robot>/latent`` at each robot's frame rate,
-restamped at publish time (so capture -> result latency starts when the latent leaves the robot: the
-robot's own edge time is not in it), each robot with its own sequence counter and its own timer
+restamped at publish time (so capture -> result latency starts when the latent leaves the robot:
+the robot's own edge time is not in it), each robot with its own sequence counter and its own timer
 started at a random phase, as unsynchronised cameras are. A frame's label, when its source knows
 it, goes first on ``/<robot>/image_raw/ground_truth`` (as a camera source sends it), so the server
 and the bench's monitor score the results.
 """
+
 from __future__ import annotations
 
 import random
@@ -22,7 +23,8 @@ from typing import Any, Sequence
 
 @dataclass(frozen=True)
 class Recording:
-    """The edge half's output for consecutive frames (with their labels) and the encoder that made them."""
+    """The edge half's output for consecutive frames (with their labels) and the encoder that made
+    them."""
 
     codec: str
     model_id: str
@@ -31,29 +33,52 @@ class Recording:
     labels: tuple[int, ...]
 
 
-def record_latents(codec_name: str, teacher: str, source: str, path: str, frames: int,
-                   quality: int = -1) -> Recording:
-    """The edge half of ``codec_name`` (for ``teacher``) run on the first ``frames`` frames of the camera
-    source a robot of the fleet would play (``source``/``path`` as the launch arguments give them)."""
+def record_latents(
+    codec_name: str, teacher: str, source: str, path: str, frames: int, quality: int = -1
+) -> Recording:
+    """The edge half of ``codec_name`` (for ``teacher``) run on the first ``frames`` frames of the
+    camera source a robot of the fleet would play (``source``/``path`` as the launch arguments give
+    them)."""
     from hecsb_ros.core.codecs.base import CodecSettings, create_codec
     from hecsb_ros.core.sources import open_source
     from hecsb_ros.graph import split_inference_nodes
 
-    camera = next(s for s in split_inference_nodes(codec=codec_name, source=source, path=path, teacher=teacher,
-                                                   link="false") if s.role == "camera_source").parameters
-    codec = create_codec(codec_name or "hecsb", CodecSettings(quality=quality, teacher=teacher, threads=1))
-    played = list(islice(open_source(camera["source"], path=camera.get("path", ""), loop=True), frames))
+    camera = next(
+        s
+        for s in split_inference_nodes(
+            codec=codec_name, source=source, path=path, teacher=teacher, link="false"
+        )
+        if s.role == "camera_source"
+    ).parameters
+    codec = create_codec(
+        codec_name or "hecsb", CodecSettings(quality=quality, teacher=teacher, threads=1)
+    )
+    played = list(
+        islice(open_source(camera["source"], path=camera.get("path", ""), loop=True), frames)
+    )
     if not played:
         raise RuntimeError(f"source {camera['source']} {camera.get('path', '')} gave no frames")
-    return Recording(codec.name, codec.model_id, int(codec.quality),
-                     tuple(codec.encode(f.image, f.encoding) for f in played), tuple(f.label for f in played))
+    return Recording(
+        codec.name,
+        codec.model_id,
+        int(codec.quality),
+        tuple(codec.encode(f.image, f.encoding) for f in played),
+        tuple(f.label for f in played),
+    )
 
 
 class LatentPlayer:
-    """Publishes a :class:`Recording` on ``/<robot>/latent`` for each robot at ``rate_hz`` (own thread)."""
+    """Publishes a :class:`Recording` on ``/<robot>/latent`` for each robot at ``rate_hz`` (own
+    thread)."""
 
-    def __init__(self, recording: Recording, robots: Sequence[str], rate_hz: float, context: Any = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        recording: Recording,
+        robots: Sequence[str],
+        rate_hz: float,
+        context: Any = None,
+        seed: int = 0,
+    ) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
@@ -62,10 +87,14 @@ class LatentPlayer:
 
         self.recording, self.robots, self.rate_hz = recording, tuple(robots), rate_hz
         self.node = rclpy.create_node("fleet_bench_player", context=context)
-        self.pubs = {r: self.node.create_publisher(CompressedLatent, f"/{r}/latent", reliable_qos(10))
-                     for r in self.robots}
-        self.truth_pubs = {r: self.node.create_publisher(
-            GroundTruth, f"/{r}/image_raw/ground_truth", truth_qos()) for r in self.robots}
+        self.pubs = {
+            r: self.node.create_publisher(CompressedLatent, f"/{r}/latent", reliable_qos(10))
+            for r in self.robots
+        }
+        self.truth_pubs = {
+            r: self.node.create_publisher(GroundTruth, f"/{r}/image_raw/ground_truth", truth_qos())
+            for r in self.robots
+        }
         self.sent = {r: 0 for r in self.robots}
         self._rng = random.Random(seed)
         self._timers: list[Any] = []
@@ -103,8 +132,18 @@ class LatentPlayer:
         label = rec.labels[seq % len(rec.labels)]
         if label >= 0:
             self.truth_pubs[robot].publish(GroundTruth(header=header, class_id=label))
-        self.pubs[robot].publish(latent_msg(frame, header, seq, rec.codec, rec.model_id,
-                                            rec.rate_level, now, sum(frame.timings_ms.values())))
+        self.pubs[robot].publish(
+            latent_msg(
+                frame,
+                header,
+                seq,
+                rec.codec,
+                rec.model_id,
+                rec.rate_level,
+                now,
+                sum(frame.timings_ms.values()),
+            )
+        )
         self.sent[robot] = seq + 1
 
     def _spin(self) -> None:

@@ -1,14 +1,15 @@
-"""The monitor: an in-process node that watches a running pipeline (results, statistics, diagnostics)
-and drives other nodes' parameters and lifecycle transitions.
+"""The monitor: an in-process node that watches a running pipeline (results, statistics,
+diagnostics) and drives other nodes' parameters and lifecycle transitions.
 
 :class:`Monitor` records every result (arrival time, capture stamp, latency, bytes and timings,
 whether it is right by the frame's class from ``image_raw/ground_truth``), the LinkStats of server
-and edge, and the nodes' ``/diagnostics`` values; it sets parameters of other
-nodes and drives their lifecycle transitions through their standard ``change_state`` / ``get_state``
-services. The process runner (:mod:`hecsb_ros.runner`) uses one as its lifecycle manager; the demo,
-the fault, load and soak tools and the benchmarks watch their runs with one. All clocks are this
-machine's (capture stamps and arrival times come from the same system clock).
+and edge, and the nodes' ``/diagnostics`` values; it sets parameters of other nodes and drives
+their lifecycle transitions through their standard ``change_state`` / ``get_state`` services. The
+process runner (:mod:`hecsb_ros.runner`) uses one as its lifecycle manager; the demo, the fault,
+load and soak tools and the benchmarks watch their runs with one. All clocks are this machine's
+(capture stamps and arrival times come from the same system clock).
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,8 @@ from typing import Any, Callable
 
 @dataclass(frozen=True)
 class ResultRecord:
-    """One result seen by the monitor: arrival (time.monotonic and system ns), capture ns, latency ms,
-    payload bytes, the edge / transfer / server times the result carries, and its class."""
+    """One result seen by the monitor: arrival (time.monotonic and system ns), capture ns, latency
+    ms, payload bytes, the edge / transfer / server times the result carries, and its class."""
 
     arrival_mono: float
     arrival_ns: int
@@ -37,9 +38,10 @@ class ResultRecord:
     class_id: int = -1
     label: str = ""
     score: float = math.nan
-    robot: str = ""               # a fleet's robot ('' = one robot)
-    server_batch: int = 1         # frames classified with it in one network call
-    server_wait_ms: float = math.nan  # middleware receive at the server -> its network call (part of server_ms)
+    robot: str = ""  # a fleet's robot ('' = one robot)
+    server_batch: int = 1  # frames classified with it in one network call
+    # middleware receive at the server -> its network call (part of server_ms)
+    server_wait_ms: float = math.nan
 
 
 def _stamp_ns(stamp: Any) -> int:
@@ -47,8 +49,8 @@ def _stamp_ns(stamp: Any) -> int:
 
 
 def spin_while(executor: Any, running: Callable[[], bool]) -> None:
-    """Spin ``executor`` (on the caller's thread) while ``running()``; returns quietly when the context
-    is shut down under it after ``running()`` turned false."""
+    """Spin ``executor`` (on the caller's thread) while ``running()``; returns quietly when the
+    context is shut down under it after ``running()`` turned false."""
     while running():
         try:
             executor.spin_once(timeout_sec=0.05)
@@ -65,8 +67,13 @@ class Monitor:
     client of other nodes' parameter and lifecycle services (the runner's own lifecycle manager).
     """
 
-    def __init__(self, name: str = "hecsb_monitor", context: Any = None, observe: bool = True,
-                 robots: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        name: str = "hecsb_monitor",
+        context: Any = None,
+        observe: bool = True,
+        robots: tuple[str, ...] = (),
+    ) -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
@@ -88,27 +95,48 @@ class Monitor:
         # camera keeps the last 100 for it) is scored when it comes (_unscored).
         self._labels: dict[str, Any] = {}
         self._unscored: OrderedDict[tuple[str, int, str], tuple[int, int]] = OrderedDict()
-        if observe:  # a fleet's robots: each one's /<robot>/classification (ResultRecord.robot says whose)
+        # a fleet's robots: each one's /<robot>/classification (ResultRecord.robot says whose)
+        if observe:
             for robot in robots or ("",):
                 self._labels[robot] = GroundTruthBook(capacity=5000)
                 truth = f"/{robot}/image_raw/ground_truth" if robot else "image_raw/ground_truth"
-                self.node.create_subscription(GroundTruth, truth,
-                                              lambda m, r=robot: self._on_truth(m, r), truth_qos())
+                self.node.create_subscription(
+                    GroundTruth, truth, lambda m, r=robot: self._on_truth(m, r), truth_qos()
+                )
                 topic = f"/{robot}/classification" if robot else "classification"
-                self._result_subs.append(self.node.create_subscription(
-                    ClassificationResult, topic, lambda m, r=robot: self._on_result(m, r), reliable_qos(200)))
-            self.node.create_subscription(LinkStats, "link_stats",
-                                          lambda m: self.link_stats.append((time.monotonic(), m)), reliable_qos(20))
-            self.node.create_subscription(LinkStats, "edge_stats",
-                                          lambda m: self.edge_stats.append((time.monotonic(), m)), reliable_qos(20))
-            self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, reliable_qos(50))
+                self._result_subs.append(
+                    self.node.create_subscription(
+                        ClassificationResult,
+                        topic,
+                        lambda m, r=robot: self._on_result(m, r),
+                        reliable_qos(200),
+                    )
+                )
+            self.node.create_subscription(
+                LinkStats,
+                "link_stats",
+                lambda m: self.link_stats.append((time.monotonic(), m)),
+                reliable_qos(20),
+            )
+            self.node.create_subscription(
+                LinkStats,
+                "edge_stats",
+                lambda m: self.edge_stats.append((time.monotonic(), m)),
+                reliable_qos(20),
+            )
+            self.node.create_subscription(
+                DiagnosticArray, "/diagnostics", self._on_diag, reliable_qos(50)
+            )
         self._lifecycle_clients: dict[tuple[str, str], Any] = {}
         self._executor = SingleThreadedExecutor(context=self.node.context)
         self._executor.add_node(self.node)
         self._param_clients: dict[str, Any] = {}
-        # Callbacks run on a background thread, so arrival times are right whatever the caller does.
+        # Callbacks run on a background thread, so arrival times are right whatever the caller
+        # does.
         self._running = True
-        self._thread = threading.Thread(target=self._spin_forever, name="monitor_spin", daemon=True)
+        self._thread = threading.Thread(
+            target=self._spin_forever, name="monitor_spin", daemon=True
+        )
         self._thread.start()
 
     def _spin_forever(self) -> None:
@@ -118,18 +146,36 @@ class Monitor:
         now_ns = time.time_ns()
         capture = _stamp_ns(msg.header.stamp)
         book = self._labels.get(robot)
-        correct = (None if book is None
-                   else book.correct(capture, msg.header.frame_id, int(msg.class_id)))
+        correct = (
+            None if book is None else book.correct(capture, msg.header.frame_id, int(msg.class_id))
+        )
         if correct is None and book is not None:
-            self._unscored[(robot, capture, msg.header.frame_id)] = (len(self.results),
-                                                                     int(msg.class_id))
+            self._unscored[(robot, capture, msg.header.frame_id)] = (
+                len(self.results),
+                int(msg.class_id),
+            )
             while len(self._unscored) > 5000:
                 self._unscored.popitem(last=False)
-        self.results.append(ResultRecord(time.monotonic(), now_ns, capture, int(msg.sequence),
-                                         (now_ns - capture) / 1e6, correct, int(msg.payload_bytes),
-                                         float(msg.edge_total_ms), float(msg.transfer_ms),
-                                         float(msg.server_total_ms), int(msg.class_id), str(msg.label),
-                                         float(msg.score), robot, int(msg.server_batch), float(msg.server_wait_ms)))
+        self.results.append(
+            ResultRecord(
+                time.monotonic(),
+                now_ns,
+                capture,
+                int(msg.sequence),
+                (now_ns - capture) / 1e6,
+                correct,
+                int(msg.payload_bytes),
+                float(msg.edge_total_ms),
+                float(msg.transfer_ms),
+                float(msg.server_total_ms),
+                int(msg.class_id),
+                str(msg.label),
+                float(msg.score),
+                robot,
+                int(msg.server_batch),
+                float(msg.server_wait_ms),
+            )
+        )
 
     def _on_truth(self, msg: Any, robot: str) -> None:
         key = (robot, _stamp_ns(msg.header.stamp), msg.header.frame_id)
@@ -144,7 +190,9 @@ class Monitor:
         for status in msg.status:
             name = status.name.split(":")[-1].strip().lstrip("/")
             self.diagnostics[name] = {kv.key: kv.value for kv in status.values}
-            self.diag_history.setdefault(name, deque(maxlen=20000)).append((time.monotonic(), self.diagnostics[name]))
+            self.diag_history.setdefault(name, deque(maxlen=20000)).append(
+                (time.monotonic(), self.diagnostics[name])
+            )
 
     def spin(self, seconds: float) -> None:
         """Let ``seconds`` pass (callbacks run on the monitor's own thread)."""
@@ -167,9 +215,12 @@ class Monitor:
         except ValueError:
             return -1
 
-    def diag_delta(self, node: str, key: str, t0: float, t1: float) -> tuple[float, float, float, float]:
-        """Change of a counter in ``node``'s diagnostics between the first report at or after ``t0``
-        and the last at or before ``t1``: ``(delta, seconds, from_t, to_t)``; NaNs when not covered."""
+    def diag_delta(
+        self, node: str, key: str, t0: float, t1: float
+    ) -> tuple[float, float, float, float]:
+        """Change of a counter in ``node``'s diagnostics between the first report at or after
+        ``t0`` and the last at or before ``t1``: ``(delta, seconds, from_t, to_t)``; NaNs when not
+        covered."""
         hist = [(t, v) for t, v in self.diag_history.get(node, ()) if t0 <= t <= t1 and key in v]
         if len(hist) < 2:
             return math.nan, math.nan, math.nan, math.nan
@@ -196,7 +247,9 @@ class Monitor:
 
     def results_matched(self) -> bool:
         """Whether the result subscription is matched with a publisher (results would arrive)."""
-        return bool(self._result_subs) and all(sub.get_publisher_count() > 0 for sub in self._result_subs)
+        return bool(self._result_subs) and all(
+            sub.get_publisher_count() > 0 for sub in self._result_subs
+        )
 
     # -- lifecycle (managed nodes), through the standard services ------------------------------
     def _lifecycle_client(self, node_name: str, service: str) -> Any:
@@ -205,20 +258,25 @@ class Monitor:
         key = (node_name, service)
         if key not in self._lifecycle_clients:
             srv_type = ChangeState if service == "change_state" else GetState
-            self._lifecycle_clients[key] = self.node.create_client(srv_type, f"{node_name}/{service}")
+            self._lifecycle_clients[key] = self.node.create_client(
+                srv_type, f"{node_name}/{service}"
+            )
         return self._lifecycle_clients[key]
 
-    def wait_for_lifecycle(self, node_name: str, timeout: float = 60.0, alive=lambda: True) -> bool:
+    def wait_for_lifecycle(
+        self, node_name: str, timeout: float = 60.0, alive=lambda: True
+    ) -> bool:
         """Wait until ``node_name`` answers ``<node>/get_state`` (False on timeout or as soon as
-        ``alive()`` turns false). An answer, not the graph, tells: after a restart the graph may still
-        list the killed process's services, and a request sent only to those is lost."""
+        ``alive()`` turns false). An answer, not the graph, tells: after a restart the graph may
+        still list the killed process's services, and a request sent only to those is lost."""
         return self.query_lifecycle_state(node_name, timeout, alive) is not None
 
     #: Seconds between ``get_state`` requests while none is answered (the first resends sooner).
     STATE_RESEND_S = (0.5, 1.0, 2.0)
 
-    def query_lifecycle_state(self, node_name: str, timeout: float = 10.0,
-                              alive=lambda: True) -> str | None:
+    def query_lifecycle_state(
+        self, node_name: str, timeout: float = 10.0, alive=lambda: True
+    ) -> str | None:
         """Label of ``node_name``'s lifecycle state (``<node>/get_state``), or None when no answer
         came within ``timeout`` seconds (or ``alive()`` turned false).
 
@@ -262,17 +320,24 @@ class Monitor:
         return state
 
     #: transition label -> (state it starts from, state it leads to); shutdown starts from any
-    TRANSITIONS = {"configure": ("unconfigured", "inactive"), "activate": ("inactive", "active"),
-                   "deactivate": ("active", "inactive"), "cleanup": ("inactive", "unconfigured"),
-                   "shutdown": ("", "finalized")}
+    TRANSITIONS = {
+        "configure": ("unconfigured", "inactive"),
+        "activate": ("inactive", "active"),
+        "deactivate": ("active", "inactive"),
+        "cleanup": ("inactive", "unconfigured"),
+        "shutdown": ("", "finalized"),
+    }
 
-    def change_state(self, node_name: str, transition: str, timeout: float = 120.0, alive=lambda: True) -> bool:
-        """Trigger ``transition`` (configure, activate, deactivate, cleanup, shutdown) on ``node_name``
-        through ``<node>/change_state``; True when the node reports success.
+    def change_state(
+        self, node_name: str, transition: str, timeout: float = 120.0, alive=lambda: True
+    ) -> bool:
+        """Trigger ``transition`` (configure, activate, deactivate, cleanup, shutdown) on
+        ``node_name`` through ``<node>/change_state``; True when the node reports success.
 
         A request that never reached the node (a restarted process whose service the client has not
         matched yet) is sent again: while no answer comes, ``get_state`` tells whether the node is
-        still in the start state (request lost), busy with the transition (no answer) or past it."""
+        still in the start state (request lost), busy with the transition (no answer) or past it.
+        """
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
 
@@ -292,10 +357,13 @@ class Monitor:
         while True:
             self.spin_until(lambda: any(f.done() for f in futures) or not alive(), 5.0)
             done = [f for f in futures if f.done()]
-            if done:  # the node answered: success, a refusal, or the answer to a resend of a lost request
+            # the node answered: success, a refusal, or the answer to a resend of a lost request
+            if done:
                 drop_pending()
-                return (any(f.result().success for f in done)
-                        or self.query_lifecycle_state(node_name, 5.0, alive) == goal)
+                return (
+                    any(f.result().success for f in done)
+                    or self.query_lifecycle_state(node_name, 5.0, alive) == goal
+                )
             if not alive() or time.monotonic() > end:
                 drop_pending()
                 return False
@@ -320,6 +388,17 @@ def latency_stats(records: list[ResultRecord]) -> dict[str, float]:
 
     lat = np.asarray([r.latency_ms for r in records], dtype=np.float64)
     if lat.size == 0:
-        return {"n": 0, "p50_ms": math.nan, "p95_ms": math.nan, "p99_ms": math.nan, "max_ms": math.nan}
-    return {"n": int(lat.size), "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
-            "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())}
+        return {
+            "n": 0,
+            "p50_ms": math.nan,
+            "p95_ms": math.nan,
+            "p99_ms": math.nan,
+            "max_ms": math.nan,
+        }
+    return {
+        "n": int(lat.size),
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+        "p99_ms": float(np.percentile(lat, 99)),
+        "max_ms": float(lat.max()),
+    }

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny random classifier checkpoint, rclpy in-process, isolated DDS domains."""
+
 from __future__ import annotations
 
 import os
@@ -10,15 +11,18 @@ import pytest
 # Keep every test's DDS traffic on this machine and away from other runs.
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
-# The shipped Fast DDS profile, in this process (before rclpy starts) and in every node it starts, as
-# the launch file and the runner give it to the nodes: camera frames of 640x480 and more need it.
-# Fast DDS 3 (Kilted) reads the first name, Fast DDS 2.x (Jazzy) the second.
+# The shipped Fast DDS profile, in this process (before rclpy starts) and in every node it starts,
+# as the launch file and the runner give it to the nodes: camera frames of 640x480 and more need
+# it. Fast DDS 3 (Kilted) reads the first name, Fast DDS 2.x (Jazzy) the second.
 for _var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):
-    os.environ.setdefault(_var, str(Path(__file__).resolve().parents[1] / "config" / "fastdds_profile.xml"))
+    os.environ.setdefault(
+        _var, str(Path(__file__).resolve().parents[1] / "config" / "fastdds_profile.xml")
+    )
 
 
-# Markers (pytest.ini says what each is for) are declared in each test file (``pytestmark = [...]``) or on
-# single tests. Files whose owners have not declared theirs yet get them here, until they do.
+# Markers (pytest.ini says what each is for) are declared in each test file (``pytestmark =
+# [...]``) or on single tests. Files whose owners have not declared theirs yet get them here, until
+# they do.
 UNDECLARED_FILES: dict[str, tuple[str, ...]] = {}
 
 
@@ -27,7 +31,8 @@ def pytest_collection_modifyitems(config, items):
         for marker in UNDECLARED_FILES.get(item.path.name, ()):
             if not item.get_closest_marker(marker):
                 item.add_marker(getattr(pytest.mark, marker))
-        # unit: everything that is neither multi-process, slow nor a build (scripts/test.sh -m unit)
+        # unit: everything that is neither multi-process, slow nor a build (scripts/test.sh -m
+        # unit)
         if not any(item.get_closest_marker(m) for m in ("dds", "slow", "build")):
             item.add_marker(pytest.mark.unit)
 
@@ -38,8 +43,10 @@ def _ci() -> bool:
 
 @pytest.fixture()
 def missing_data():
-    """``missing_data(reason)``: skip a test whose data set is not installed; under ``CI=true`` (set by
-    ``.ci/run``), where the set-up installs every data set, fail instead, so nothing is skipped silently."""
+    """``missing_data(reason)``: skip a test whose data set is not installed; under ``CI=true``
+    (set by ``.ci/run``), where the set-up installs every data set, fail instead, so nothing is
+    skipped silently."""
+
     def handle(reason: object) -> None:
         if _ci():
             pytest.fail(f"{reason} (CI=true: the set-up must install this data)", pytrace=False)
@@ -72,7 +79,8 @@ def _torch_defaults():
 @pytest.fixture(autouse=True)
 def _restore_torch_settings(_torch_defaults):
     """Codecs set process-wide torch options (threads, CPU convolution backend): back to torch's
-    defaults after each test, so that later tests (training ones among them) do not inherit them."""
+    defaults after each test, so that later tests (training ones among them) do not inherit them.
+    """
     import torch
 
     yield

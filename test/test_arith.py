@@ -1,4 +1,5 @@
 """The pure-Python arithmetic coder over CompressAI-style 16-bit CDF tables."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,8 @@ from hecsb_ros.core.entropy.arith import decode_with_indexes, encode_with_indexe
 
 
 def _table(rng: random.Random, values: int) -> list[int]:
-    """A valid 16-bit CDF for ``values`` codable values plus the escape slot, every frequency >= 1."""
+    """A valid 16-bit CDF for ``values`` codable values plus the escape slot, every frequency >=
+    1."""
     n = values + 1
     weights = [rng.random() ** 4 + 1e-12 for _ in range(n)]
     total = sum(weights)
@@ -46,8 +48,10 @@ def _sample(rng: random.Random, cdfs, lengths, offsets, indexes) -> list[int]:
 
 
 def _ideal_bytes(symbols, indexes, cdfs, offsets) -> int:
-    bits = sum(-math.log2((cdfs[t][s - offsets[t] + 1] - cdfs[t][s - offsets[t]]) / 65536)
-               for s, t in zip(symbols, indexes))
+    bits = sum(
+        -math.log2((cdfs[t][s - offsets[t] + 1] - cdfs[t][s - offsets[t]]) / 65536)
+        for s, t in zip(symbols, indexes)
+    )
     return math.ceil(bits / 8)
 
 
@@ -58,13 +62,25 @@ def test_round_trip_canonical_and_tight(padded):
     for trial in range(300):
         n = rng.randrange(0, 400)
         indexes = [rng.randrange(len(cdfs)) for _ in range(n)]
-        symbols = (_sample(rng, cdfs, lengths, offsets, indexes) if trial % 2 else
-                   [offsets[t] + rng.randrange(lengths[t] - 2) for t in indexes])  # uniform: rare values too
+        symbols = (
+            _sample(rng, cdfs, lengths, offsets, indexes)
+            if trial % 2
+            # uniform: rare values too
+            else [offsets[t] + rng.randrange(lengths[t] - 2) for t in indexes]
+        )
         data = encode_with_indexes(symbols, indexes, cdfs, lengths, offsets)
         assert len(data) >= 1 and data[-1] != 0
         assert decode_with_indexes(data, indexes, cdfs, lengths, offsets) == symbols
-        assert encode_with_indexes(decode_with_indexes(data, indexes, cdfs, lengths, offsets), indexes, cdfs,
-                                   lengths, offsets) == data
+        assert (
+            encode_with_indexes(
+                decode_with_indexes(data, indexes, cdfs, lengths, offsets),
+                indexes,
+                cdfs,
+                lengths,
+                offsets,
+            )
+            == data
+        )
         ideal = _ideal_bytes(symbols, indexes, cdfs, offsets)
         if n >= 50:
             assert ideal - 1 <= len(data) <= ideal + 2, (len(data), ideal)

@@ -1,4 +1,6 @@
-"""Baselines: guarded entropy coding and framing, SVB (with the HECS-B distiller), CR+BQ, neural input codecs."""
+"""Baselines: guarded entropy coding and framing, SVB (with the HECS-B distiller), CR+BQ, neural
+input codecs."""
+
 from __future__ import annotations
 
 import random
@@ -11,10 +13,22 @@ from torch import nn
 from hecsb_ros.core import store
 from hecsb_ros.core.entropy import LatentCoder
 from hecsb_ros.core.entropy.tables import (
-    TableCoder, channel_indexes, frame_two, read_varint, unframe_two, write_varint,
+    TableCoder,
+    channel_indexes,
+    frame_two,
+    read_varint,
+    unframe_two,
+    write_varint,
 )
 from hecsb_ros.core.learned import Split, read_learned, save_learned
-from hecsb_ros.core.learned.crbq import CrbqBottleneck, CrbqConfig, dequantize_8bit, pack, quantize_8bit, unpack
+from hecsb_ros.core.learned.crbq import (
+    CrbqBottleneck,
+    CrbqConfig,
+    dequantize_8bit,
+    pack,
+    quantize_8bit,
+    unpack,
+)
 from hecsb_ros.core.learned.neural import NeuralConfig, build, crop, pad, table_indexes
 from hecsb_ros.core.learned.svb import SvbBottleneck, SvbConfig
 from hecsb_ros.core.payload import PayloadError
@@ -36,7 +50,7 @@ def _mutations(data: bytes, seed: int = 0, n: int = 40):
     for _ in range(n):
         kind = rng.randrange(4)
         if kind == 0:
-            yield data[:rng.randrange(len(data))]
+            yield data[: rng.randrange(len(data))]
         elif kind == 1:
             b = bytearray(data)
             b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
@@ -49,7 +63,8 @@ def _mutations(data: bytes, seed: int = 0, n: int = 40):
 
 def _check_mutations(data: bytes, decode, reencode=None, n: int = 40) -> None:
     """Mutations of ``data`` raise PayloadError, or (the arithmetic code has little redundancy) are
-    themselves the canonical payload of another input (``reencode(bad) == bad``); most are rejected."""
+    themselves the canonical payload of another input (``reencode(bad) == bad``); most are
+    rejected."""
     total = rejected = 0
     for bad in _mutations(data, n=n):
         if bad == data:
@@ -101,7 +116,9 @@ def test_table_coder_round_trip_and_hostile_bytes():
     # the same symbols as CompressAI's own (rANS) coder on in-range symbols
     z = latent.dequantize(s)
     assert torch.equal(eb.decompress(eb.compress(z[None]), (5, 5))[0], z)
-    _check_mutations(data, lambda b: coder.decode(b, idx), lambda b: coder.encode(coder.decode(b, idx), idx))
+    _check_mutations(
+        data, lambda b: coder.decode(b, idx), lambda b: coder.encode(coder.decode(b, idx), idx)
+    )
     # a symbol far outside the tables is clamped, never escaped
     huge = torch.full((3, 5, 5), 10_000.0)
     s2 = latent.symbols(huge)
@@ -120,7 +137,11 @@ def test_table_coder_checks_tables_once_and_indexes_when_bound():
     cdf = torch.tensor([[0, 30000, 60000, 65536]], dtype=torch.int32)
     TableCoder(cdf, torch.tensor([4]), torch.tensor([0]))
     with pytest.raises(ValueError, match="16-bit CDF"):
-        TableCoder(torch.tensor([[0, 30000, 60000, 65535]], dtype=torch.int32), torch.tensor([4]), torch.tensor([0]))
+        TableCoder(
+            torch.tensor([[0, 30000, 60000, 65535]], dtype=torch.int32),
+            torch.tensor([4]),
+            torch.tensor([0]),
+        )
     coder = TableCoder(cdf, torch.tensor([4]), torch.tensor([0]))
     for bad in (torch.tensor([[1]]), torch.tensor([[-1]])):
         with pytest.raises(ValueError, match="outside 0..0"):
@@ -143,12 +164,17 @@ def test_frozen_gdn_gives_the_layers_outputs():
     with torch.no_grad():
         want = net(x)
         assert freeze_gdn_(net) == 2
-        assert isinstance(net[1], FrozenGDN) and isinstance(net[2][0], FrozenGDN) and net[2][0].inverse
+        assert (
+            isinstance(net[1], FrozenGDN)
+            and isinstance(net[2][0], FrozenGDN)
+            and net[2][0].inverse
+        )
         assert torch.allclose(net(x), want, rtol=1e-5, atol=1e-6)
     assert freeze_gdn_(net) == 0
 
 
-# -- SVB ---------------------------------------------------------------------------------------------
+# -- SVB
+# ---------------------------------------------------------------------------------------------
 def test_svb_shapes_and_modes():
     model = SvbBottleneck(SVB_CFG)
     h, lik = model(torch.randn(2, 1, 28, 28))
@@ -175,7 +201,9 @@ def shipped_teacher():
 
 def _tiny_source(n: int = 16, seed: int = 0) -> TensorSource:
     g = torch.Generator().manual_seed(seed)
-    return TensorSource(torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g))
+    return TensorSource(
+        torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+    )
 
 
 def test_svb_trains_with_the_hecsb_distiller_and_codes_exactly(shipped_teacher, tmp_path):
@@ -185,10 +213,14 @@ def test_svb_trains_with_the_hecsb_distiller_and_codes_exactly(shipped_teacher, 
     before = {k: v.clone() for k, v in SvbBottleneck(SVB_CFG).state_dict().items()}
     torch.manual_seed(0)
     cfg = DistillConfig(beta=0.01, stage1_epochs=1, stage2_epochs=1, batch_size=8)
-    model = Distiller(SvbBottleneck(SVB_CFG), shipped_teacher, _tiny_source(), cfg, None, progress=False).run()
+    model = Distiller(
+        SvbBottleneck(SVB_CFG), shipped_teacher, _tiny_source(), cfg, None, progress=False
+    ).run()
     assert model.entropy_bottleneck._offset.numel() == 4  # update() ran: CDF tables exist
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items() if k in before)
-    path = save_learned(tmp_path / "svb_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"beta": 0.01})
+    path = save_learned(
+        tmp_path / "svb_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"beta": 0.01}
+    )
     again, meta, _ = read_learned(path)
     assert meta["kind"] == "svb" and meta["beta"] == "0.01"
     split = Split.load(path, shipped_teacher)
@@ -196,13 +228,17 @@ def test_svb_trains_with_the_hecsb_distiller_and_codes_exactly(shipped_teacher, 
     payloads = split.encode(x)
     logits = torch.stack([split.decode(p) for p in payloads])
     assert torch.allclose(logits, split.logits_rounded(x), atol=1e-5)
-    _check_mutations(payloads[0], split.decode,
-                     lambda b: split.coder.encode_symbols(split.coder.decode_symbols(b)))
+    _check_mutations(
+        payloads[0],
+        split.decode,
+        lambda b: split.coder.encode_symbols(split.coder.decode_symbols(b)),
+    )
     with pytest.raises(ValueError, match="not a crbq checkpoint"):
         read_learned(path, "crbq")
 
 
-# -- CR+BQ -------------------------------------------------------------------------------------------
+# -- CR+BQ
+# -------------------------------------------------------------------------------------------
 def test_crbq_quantiser_error_and_payload_format():
     torch.manual_seed(0)
     y = torch.randn(2, 3, 7, 7) * 5
@@ -236,11 +272,22 @@ def test_crbq_head_distillation_reduces_distortion(shipped_teacher, tmp_path):
     with torch.no_grad():
         h = shipped_teacher.model.head(src.x)
         d0 = float((model.eval()(src.x) - h).pow(2).mean())
-    head_distill(model, shipped_teacher, src, epochs=3, batch_size=8, lr=5e-3, progress=False, log=lambda m: None)
+    head_distill(
+        model,
+        shipped_teacher,
+        src,
+        epochs=3,
+        batch_size=8,
+        lr=5e-3,
+        progress=False,
+        log=lambda m: None,
+    )
     with torch.no_grad():
         d1 = float((model(src.x) - h).pow(2).mean())
     assert d1 < d0
-    path = save_learned(tmp_path / "crbq_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"channels": 2})
+    path = save_learned(
+        tmp_path / "crbq_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"channels": 2}
+    )
     split = Split.load(path, shipped_teacher)
     payloads = split.encode(src.x[:4])
     assert {len(p) for p in payloads} == {cfg.payload_bytes}
@@ -250,24 +297,41 @@ def test_crbq_head_distillation_reduces_distortion(shipped_teacher, tmp_path):
         assert torch.allclose(logits, shipped_teacher.model.tail(model(src.x[:4])), atol=1e-4)
 
 
-# -- neural input codecs -----------------------------------------------------------------------------
+# -- neural input codecs
+# -----------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["factorized", "hyperprior"])
 def test_neural_input_codec_round_trip_and_hostile_bytes(kind, shipped_teacher, tmp_path):
     torch.manual_seed(0)
     cfg = NeuralConfig(kind, N=8, M=8)
     pixels = torch.rand(16, 1, 28, 28)
-    model = train_rd(build(cfg), cfg, pixels, lmbda=0.01, epochs=1, batch_size=8, progress=False, log=lambda m: None)
+    model = train_rd(
+        build(cfg),
+        cfg,
+        pixels,
+        lmbda=0.01,
+        epochs=1,
+        batch_size=8,
+        progress=False,
+        log=lambda m: None,
+    )
     assert model.entropy_bottleneck._offset.numel() > 0
-    path = save_learned(tmp_path / f"{kind}_fmnist_r0.safetensors", model, shipped_teacher.model_id, {"lmbda": 0.01})
+    path = save_learned(
+        tmp_path / f"{kind}_fmnist_r0.safetensors",
+        model,
+        shipped_teacher.model_id,
+        {"lmbda": 0.01},
+    )
     split = Split.load(path, shipped_teacher)
     assert cfg.latent_shape == (8, 4, 4) and cfg.hyper_shape == (8, 1, 1)
     x = pixels[:1]
     spec = shipped_teacher.spec
-    data = split.encode((x - spec.mean[0]) / spec.std[0])[0]  # the edge takes the teacher's normalised input
+    # the edge takes the teacher's normalised input
+    data = split.encode((x - spec.mean[0]) / spec.std[0])[0]
     assert 1 <= len(data) <= split.max_payload_bytes()
     rec = split.decode_features(data)
     assert rec.shape == (1, 1, 28, 28) and float(rec.min()) >= 0 and float(rec.max()) <= 1
-    # the same reconstruction as CompressAI's own (rANS) compress / decompress (no symbol was clamped)
+    # the same reconstruction as CompressAI's own (rANS) compress / decompress (no symbol was
+    # clamped)
     with torch.no_grad():
         ref = model.compress(pad(x, cfg))
         ref_rec = crop(model.decompress(ref["strings"], ref["shape"])["x_hat"], cfg)
@@ -275,8 +339,13 @@ def test_neural_input_codec_round_trip_and_hostile_bytes(kind, shipped_teacher, 
     assert torch.equal(split.decode_features(data), rec)  # deterministic
     if kind == "hyperprior":  # the vectorised table choice equals CompressAI's build_indexes
         gc = model.gaussian_conditional
-        scales = torch.cat([torch.exp(torch.randn(1, 16, 2, 2) * 3),
-                            gc.scale_table[:16].view(1, 16, 1, 1).expand(1, 16, 2, 2)], 1)
+        scales = torch.cat(
+            [
+                torch.exp(torch.randn(1, 16, 2, 2) * 3),
+                gc.scale_table[:16].view(1, 16, 1, 1).expand(1, 16, 2, 2),
+            ],
+            1,
+        )
         assert torch.equal(table_indexes(gc, scales), gc.build_indexes(scales))
     _check_mutations(data, split.decode_features, n=30)
 
@@ -294,7 +363,8 @@ def test_levels_and_paths(tmp_path):
         read_learned(tmp_path / "missing.safetensors", "hecsb")
 
 
-# -- the registered codecs -------------------------------------------------------------------------
+# -- the registered codecs
+# -------------------------------------------------------------------------
 def _untrained_checkpoint(kind: str, teacher, folder):
     """A small untrained checkpoint of ``kind`` with CDF tables (enough for the codec contract)."""
     torch.manual_seed(0)
@@ -304,7 +374,9 @@ def _untrained_checkpoint(kind: str, teacher, folder):
         model.update()
         return save_learned(path, model.eval(), teacher.model_id)
     if kind == "crbq":
-        return save_learned(path, CrbqBottleneck(CrbqConfig(1, (28, 28), 32, (14, 14), 2)).eval(), teacher.model_id)
+        return save_learned(
+            path, CrbqBottleneck(CrbqConfig(1, (28, 28), 32, (14, 14), 2)).eval(), teacher.model_id
+        )
     cfg = NeuralConfig(kind, N=8, M=8)
     model = build(cfg)
     model.update(force=True)
@@ -315,7 +387,12 @@ def _untrained_checkpoint(kind: str, teacher, folder):
 def test_registered_codec_contract(kind, shipped_teacher, tmp_path):
     import numpy as np
 
-    from hecsb_ros.core.codecs.base import CodecSettings, create_codec, list_codecs, validate_payload
+    from hecsb_ros.core.codecs.base import (
+        CodecSettings,
+        create_codec,
+        list_codecs,
+        validate_payload,
+    )
 
     assert kind in list_codecs()
     path = _untrained_checkpoint(kind, shipped_teacher, tmp_path)
@@ -347,17 +424,50 @@ def test_train_baselines_cli_continues_an_svb_from_init(tmp_path, capsys):
         load_fashion_mnist("test")
     except DatasetNotFound as exc:
         pytest.fail(f"Fashion-MNIST is installed by scripts/setup.sh: {exc}")
-    common = ["svb", "--beta", "0.01", "--latent-channels", "4", "--limit-train", "64", "--limit-test", "32",
-              "--batch-size", "16", "--no-progress"]
-    assert train_baselines.main([*common, "--stage1-epochs", "1", "--stage2-epochs", "0", "--out", str(tmp_path / "a")]) == 0
+    common = [
+        "svb",
+        "--beta",
+        "0.01",
+        "--latent-channels",
+        "4",
+        "--limit-train",
+        "64",
+        "--limit-test",
+        "32",
+        "--batch-size",
+        "16",
+        "--no-progress",
+    ]
+    assert (
+        train_baselines.main(
+            [*common, "--stage1-epochs", "1", "--stage2-epochs", "0", "--out", str(tmp_path / "a")]
+        )
+        == 0
+    )
     first = tmp_path / "a" / "svb_fmnist_r0.safetensors"
     assert train_baselines.main([*common, "--init", str(first), str(first)]) == 2  # a usage error
     assert "init needs one checkpoint per value" in capsys.readouterr().err
     crbq = ["crbq", "--channels", "2", "--init", str(first), "--out", str(tmp_path / "c")]
     assert train_baselines.main(crbq) == 2
     assert "crbq trains from scratch" in capsys.readouterr().err
-    assert train_baselines.main([*common, "--stage1-epochs", "0", "--stage2-epochs", "1", "--ema", "0.9",
-                                 "--init", str(first), "--out", str(tmp_path / "b")]) == 0
+    assert (
+        train_baselines.main(
+            [
+                *common,
+                "--stage1-epochs",
+                "0",
+                "--stage2-epochs",
+                "1",
+                "--ema",
+                "0.9",
+                "--init",
+                str(first),
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
     m = store.read_manifest(tmp_path / "b" / "svb_fmnist_r0.safetensors")
     earlier = m["earlier_training"]
     assert earlier[-1]["model_id"] == model_id_of(first)
@@ -367,7 +477,8 @@ def test_train_baselines_cli_continues_an_svb_from_init(tmp_path, capsys):
 
 def test_large_latents_use_rans_and_refuse_hostile_streams():
     """Above RANS_MIN_SYMBOLS symbols (camera-scale latents) the stream is CompressAI's rANS code:
-    the same symbols back, and truncated, flipped or random bytes refused (never read out of bounds)."""
+    the same symbols back, and truncated, flipped or random bytes refused (never read out of
+    bounds)."""
     from hecsb_ros.core.entropy.tables import RANS_MIN_SYMBOLS
 
     torch.manual_seed(0)

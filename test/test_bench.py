@@ -1,5 +1,6 @@
 """Benchmark helpers: Pareto fronts, matched-accuracy interpolation, BD-rate, operating points,
 the 'best everywhere' check, latency arithmetic, rate-point discovery, report outputs."""
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,9 @@ def test_operating_point_rule():
 def test_best_everywhere_finds_violations():
     curves = {"h": [(20.0, 0.90), (40.0, 0.915)], "png": [(500.0, 0.92)], "webp": [(150.0, 0.80)]}
     holds, viol = compare.best_everywhere(curves, "h", 0.92)
-    assert not holds and viol == [{"bytes": 500.0, "codec": "png", "accuracy": 0.92, "champion_accuracy": 0.915}]
+    assert not holds and viol == [
+        {"bytes": 500.0, "codec": "png", "accuracy": 0.92, "champion_accuracy": 0.915}
+    ]
     holds, viol = compare.best_everywhere(curves, "h", 0.92, max_budget=40.0)
     assert holds and viol == []
     curves["h"].append((30.0, 0.93))
@@ -65,8 +68,19 @@ def test_best_everywhere_finds_violations():
 def test_transfer_and_computed_rows():
     assert transfer_ms(1500, "4g") == pytest.approx(1.0)  # 12,000 bit at 12 Mbit/s
     assert transfer_ms(669, "5g") == pytest.approx(669 * 8 / 66.9e3)
-    rows = computed_rows([{"codec": "png", "quality": 9, "setting": "level=9", "bytes_mean": 1500.0,
-                           "accuracy": 0.9, "edge_ms": 0.5, "server_ms": 2.0}])
+    rows = computed_rows(
+        [
+            {
+                "codec": "png",
+                "quality": 9,
+                "setting": "level=9",
+                "bytes_mean": 1500.0,
+                "accuracy": 0.9,
+                "edge_ms": 0.5,
+                "server_ms": 2.0,
+            }
+        ]
+    )
     assert [r.profile for r in rows] == ["4g", "wifi", "5g"]
     assert rows[0].total_ms == pytest.approx(3.5)
     md = report.latency_markdown(rows, measured=False)
@@ -74,19 +88,36 @@ def test_transfer_and_computed_rows():
 
 
 def _rows():
-    mk = lambda c, q, b, a, e, s: {"codec": c, "quality": q, "setting": f"r{q}", "bytes_mean": b, "accuracy": a,  # noqa: E731
-                                   "delta_pp": 0.0, "edge_ms": e, "server_ms": s, "edge_network_ms": e / 2,
-                                   "edge_entropy_ms": e / 4}
-    return [mk("hecsb", 0, 20.0, 0.90, 0.2, 1.0), mk("hecsb", 1, 40.0, 0.915, 0.2, 1.0),
-            mk("svb", 0, 50.0, 0.90, 1.0, 1.0), mk("svb", 1, 100.0, 0.915, 1.0, 1.0),
-            mk("png", 9, 500.0, 0.92, 0.1, 1.5)]
+    def mk(c, q, b, a, e, s):
+        return {
+            "codec": c,
+            "quality": q,
+            "setting": f"r{q}",
+            "bytes_mean": b,
+            "accuracy": a,
+            "delta_pp": 0.0,
+            "edge_ms": e,
+            "server_ms": s,
+            "edge_network_ms": e / 2,
+            "edge_entropy_ms": e / 4,
+        }
+
+    return [
+        mk("hecsb", 0, 20.0, 0.90, 0.2, 1.0),
+        mk("hecsb", 1, 40.0, 0.915, 0.2, 1.0),
+        mk("svb", 0, 50.0, 0.90, 1.0, 1.0),
+        mk("svb", 1, 100.0, 0.915, 1.0, 1.0),
+        mk("png", 9, 500.0, 0.92, 0.1, 1.5),
+    ]
 
 
 def test_claims_and_matched_table():
     rows = _rows()
     op = {"hecsb": rows[1], "svb": rows[3], "png": rows[4]}
-    measured = [LatencyRow("4g", "hecsb", 1, "r1", 40, 0.9, 0.03, 0.2, 1.0, 3.0, 200),
-                LatencyRow("4g", "png", 9, "l9", 500, 0.9, 0.4, 0.1, 1.5, 5.0, 200)]
+    measured = [
+        LatencyRow("4g", "hecsb", 1, "r1", 40, 0.9, 0.03, 0.2, 1.0, 3.0, 200),
+        LatencyRow("4g", "png", 9, "l9", 500, 0.9, 0.4, 0.1, 1.5, 5.0, 200),
+    ]
     cl = report.claims(rows, 0.92, op, measured)
     assert [c["holds"] for c in cl] == [True, True, False, False]
     assert cl[0]["figure"] == pytest.approx(0.4)
@@ -97,7 +128,9 @@ def test_claims_and_matched_table():
     assert report.claims(rows, 0.92, op, None)[3]["holds"] is None
     matched = report.matched_accuracy(rows, 0.92)
     svb = next(m for m in matched if m["baseline"] == "svb")
-    assert svb["ratio_at_-1pp"] == pytest.approx(0.4) and svb["bd_ratio"] == pytest.approx(0.4, abs=1e-3)
+    assert svb["ratio_at_-1pp"] == pytest.approx(0.4) and svb["bd_ratio"] == pytest.approx(
+        0.4, abs=1e-3
+    )
     assert "n/a" in report.matched_markdown(matched)  # neither reaches teacher -3 pp
     assert "| **yes** |" in report.claims_markdown(cl)
 
@@ -117,8 +150,11 @@ def test_discover_reads_manifests(tmp_path):
     assert [lv for lv, _ in learned_levels("svb", tmp_path)] == [0, 1]
     pts = discover(["svb", "png"], folder=tmp_path)
     assert [(p.codec, p.quality, p.setting) for p in pts] == [
-        ("svb", 0, "r0 beta=0.02"), ("svb", 1, "r1 beta=0.005"), ("png", 1, "level=1"),
-        ("png", 9, "level=9")]
+        ("svb", 0, "r0 beta=0.02"),
+        ("svb", 1, "r1 beta=0.005"),
+        ("png", 1, "level=1"),
+        ("png", 9, "level=9"),
+    ]
     assert [p.quality for p in discover(["webp"], quick=True)] == [10, 75, 101]
     with pytest.raises(ValueError, match="not benchmarked"):
         discover(["nope"])
@@ -132,8 +168,14 @@ def test_edge_macs_count_the_arithmetic_layers():
     from hecsb_ros.core.codecs import create_codec
     from hecsb_ros.core.measurement import MeasurementOperator
 
-    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), GDN(2), MeasurementOperator(2, 1, spatial=True),
-                        nn.ConvTranspose2d(1, 3, 4, 2, 1), nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+    net = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1),
+        GDN(2),
+        MeasurementOperator(2, 1, spatial=True),
+        nn.ConvTranspose2d(1, 3, 4, 2, 1),
+        nn.Flatten(),
+        nn.Linear(3 * 8 * 8, 5),
+    )
     macs, out = count_macs(net, torch.zeros(1, 1, 4, 4))
     assert out.shape == (1, 5)
     # conv 32 outputs x 9, GDN 32 x 2, W 16 x 2, transposed conv 16 inputs x 3 x 16, linear 5 x 192
@@ -143,17 +185,29 @@ def test_edge_macs_count_the_arithmetic_layers():
     codec = create_codec("hecsb", CodecSettings(quality=4))
     (c1, c2), m = codec.split.model.config.acq_channels, codec.split.model.config.measurements
     assert edge_macs(codec, image) == 14 * 14 * c1 * 25 + 7 * 7 * c2 * c1 * 25 + 7 * 7 * m * c2
-    # SVB's deployed GDN layers (FrozenGDN) count as GDN: conv 5x5 (4N), GDN, conv 5x5 (2N), GDN, conv 3x3 (N)
+    # SVB's deployed GDN layers (FrozenGDN) count as GDN: conv 5x5 (4N), GDN, conv 5x5 (2N), GDN,
+    # conv 3x3 (N)
     svb = create_codec("svb", CodecSettings(quality=0))
     n = svb.split.model.config.latent_channels
-    want = 196 * 4 * n * 25 + 196 * (4 * n) ** 2 + 49 * 2 * n * 4 * n * 25 + 49 * (2 * n) ** 2 + 49 * n * 2 * n * 9
+    want = (
+        196 * 4 * n * 25
+        + 196 * (4 * n) ** 2
+        + 49 * 2 * n * 4 * n * 25
+        + 49 * (2 * n) ** 2
+        + 49 * n * 2 * n * 9
+    )
     assert edge_macs(svb, image) == want
 
 
 def test_backend_bench_compares_both_backends_in_separate_processes(tmp_path):
     from hecsb_ros.cli import backend_bench
 
-    assert backend_bench.main(["--rounds", "1", "--repeats", "1", "--limit", "2", "--out-dir", str(tmp_path)]) == 0
+    assert (
+        backend_bench.main(
+            ["--rounds", "1", "--repeats", "1", "--limit", "2", "--out-dir", str(tmp_path)]
+        )
+        == 0
+    )
     lines = (tmp_path / "results.csv").read_text().splitlines()
     assert lines[0].startswith("codec,edge_onednn_us,edge_native_us,edge_ratio")
     assert len(lines) == 1 + len(backend_bench.POINTS)
@@ -166,7 +220,8 @@ def test_backend_bench_compares_both_backends_in_separate_processes(tmp_path):
 def test_bd_rate_is_the_bjontegaard_fit_and_differs_from_the_mean_log_ratio():
     a = [(10.0, 0.5), (20.0, 0.7), (40.0, 0.8), (80.0, 0.85), (160.0, 0.87)]
     b = [(2 * x, y) for x, y in a]
-    assert compare.bd_rate(a, b) == pytest.approx(-0.5, abs=1e-9)  # a fit of the same shape: exactly half
+    # a fit of the same shape: exactly half
+    assert compare.bd_rate(a, b) == pytest.approx(-0.5, abs=1e-9)
     bent = [(10.0, 0.5), (30.0, 0.7), (35.0, 0.8), (200.0, 0.85), (210.0, 0.87)]
     assert compare.bd_rate(a, bent) != pytest.approx(compare.mean_log_ratio(a, bent), abs=1e-3)
     assert compare.bd_rate(a, [(5.0, 0.9)]) is None  # one point: no fit
@@ -181,7 +236,8 @@ def test_paired_bootstrap_intervals():
     same = intervals.PerImage(teacher.copy(), np.full(n, 100.0))
     worse = intervals.PerImage(np.where(rng.random(n) < 0.1, 0.0, teacher), np.full(n, 50.0))
     idx = intervals.resample_indices(n, 300)
-    assert intervals.accuracy_delta_interval(same, teacher, idx) == (0.0, 0.0)  # paired: no spread at all
+    # paired: no spread at all
+    assert intervals.accuracy_delta_interval(same, teacher, idx) == (0.0, 0.0)
     lo, hi = intervals.accuracy_delta_interval(worse, teacher, idx)
     observed = 100 * (worse.correct.mean() - teacher.mean())  # about -9 pp
     assert lo < observed < hi < 0 and hi - lo < 3
@@ -190,7 +246,9 @@ def test_paired_bootstrap_intervals():
     r = intervals.matched_ratio_interval(cheap, [worse, same], teacher, idx, below_teacher_pp=1.0)
     assert r["lo"] == pytest.approx(0.5) and r["hi"] == pytest.approx(0.5) and r["undefined"] == 0
     unlabelled = intervals.PerImage(np.where(np.arange(n) % 2 == 0, np.nan, teacher), np.ones(n))
-    assert intervals.accuracy_delta_interval(unlabelled, np.where(np.arange(n) % 2 == 0, np.nan, teacher), idx) == (0.0, 0.0)
+    assert intervals.accuracy_delta_interval(
+        unlabelled, np.where(np.arange(n) % 2 == 0, np.nan, teacher), idx
+    ) == (0.0, 0.0)
 
 
 def test_null_codec_is_the_harness_floor():
@@ -202,10 +260,25 @@ def test_null_codec_is_the_harness_floor():
 
 
 def test_claims_summary_table():
-    claims = [{"claim": "c1", "figure": 0.25, "threshold": "<= 0.5", "holds": True, "interval": [0.2, 0.3], "note": ""},
-              {"claim": "c2", "figure": None, "threshold": "<= 0.4", "holds": None, "interval": None,
-               "note": "ranges do not overlap"},
-              {"claim": "c3", "figure": 1.3, "threshold": "<= 0.5", "holds": False, "note": "x"}]
+    claims = [
+        {
+            "claim": "c1",
+            "figure": 0.25,
+            "threshold": "<= 0.5",
+            "holds": True,
+            "interval": [0.2, 0.3],
+            "note": "",
+        },
+        {
+            "claim": "c2",
+            "figure": None,
+            "threshold": "<= 0.4",
+            "holds": None,
+            "interval": None,
+            "note": "ranges do not overlap",
+        },
+        {"claim": "c3", "figure": 1.3, "threshold": "<= 0.5", "holds": False, "note": "x"},
+    ]
     table = report.claims_summary_markdown(claims)
     assert "| c1 | 0.250 (95%: 0.200-0.300) | <= 0.5 | yes |" in table
     assert "| c2 | n/a | <= 0.4 | n/a (ranges do not overlap) |" in table
@@ -213,7 +286,9 @@ def test_claims_summary_table():
     from hecsb_ros.cli.bench_outputs import claims_page
 
     page = claims_page(claims, {"machine": {"date_utc": "2026-01-01 00:00 UTC"}})
-    assert page.index(table) < page.index("## Details") < page.index(report.claims_markdown(claims))
+    assert (
+        page.index(table) < page.index("## Details") < page.index(report.claims_markdown(claims))
+    )
 
 
 def test_claim1_interval_falls_back_to_the_top_of_the_common_range():
@@ -226,12 +301,15 @@ def test_claim1_interval_falls_back_to_the_top_of_the_common_range():
     def point(acc: float, size: float):
         return intervals.PerImage((rng.random(n) < acc).astype(float), np.full(n, size))
 
-    a = [point(0.80, 10.0), point(0.85, 20.0)]  # neither curve gets within 1 pp of the teacher's 95%
+    # neither curve gets within 1 pp of the teacher's 95%
+    a = [point(0.80, 10.0), point(0.85, 20.0)]
     b = [point(0.80, 40.0), point(0.84, 80.0)]
     idx = intervals.resample_indices(n, 200)
     at_teacher = intervals.matched_ratio_interval(a, b, teacher, idx)
     assert at_teacher["hi"] is None and at_teacher["undefined"] == 200
     out = intervals.claim1_interval(a, b, teacher, idx)
-    assert out["at"] == "common_top" and out["undefined"] == 0 and 0.1 < out["lo"] <= out["hi"] < 0.6
+    assert (
+        out["at"] == "common_top" and out["undefined"] == 0 and 0.1 < out["lo"] <= out["hi"] < 0.6
+    )
     with pytest.raises(ValueError):
         intervals.matched_ratio_interval(a, b, teacher, idx, at="median")

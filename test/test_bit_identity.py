@@ -2,19 +2,20 @@
 restructured: the same payload bytes (SHA-256 over all payloads) and the same logits (within
 1e-6, relative) on the first 500 Fashion-MNIST test images, through the public codec registry.
 
-The references in ``test/data/bit_identity.json`` and ``bit_identity_logits.npz`` were first recorded
-from commit 6e21206 (before the layered core) and re-recorded when the equal-budget Fashion-MNIST
-levels replaced the shipped ones, with ``python test/test_bit_identity.py --record``; re-record only
-when a shipped checkpoint is deliberately replaced.
+The references in ``test/data/bit_identity.json`` and ``bit_identity_logits.npz`` were first
+recorded from commit 6e21206 (before the layered core) and re-recorded when the equal-budget
+Fashion-MNIST levels replaced the shipped ones, with ``python test/test_bit_identity.py --record``;
+re-record only when a shipped checkpoint is deliberately replaced.
 
-Across CPUs: logits are compared within 2e-5 of each image's largest logit (float32 sums in
-another order on another vector instruction set differ in the last bits: up to 8.6e-6 after the
-whole teacher on an AMD EPYC with AVX-512). Where the payloads' SHA-256 differs, a latent value that sits on a
-rounding boundary rounded the other way on this CPU: then at most 1% of the images may have other
-logits (other payload bytes), and the total bytes stay within 0.5%. On that EPYC, 18 of the 24
-levels gave the same bytes and 6 differed in 1 or 2 of the 500 images; a changed model or coder
+Across CPUs: logits are compared within 2e-5 of each image's largest logit (float32 sums in another
+order on another vector instruction set differ in the last bits: up to 8.6e-6 after the whole
+teacher on an AMD EPYC with AVX-512). Where the payloads' SHA-256 differs, a latent value that sits
+on a rounding boundary rounded the other way on this CPU: then at most 1% of the images may have
+other logits (other payload bytes), and the total bytes stay within 0.5%. On that EPYC, 18 of the
+24 levels gave the same bytes and 6 differed in 1 or 2 of the 500 images; a changed model or coder
 changes nearly every image and fails.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,11 +43,17 @@ def shipped_levels() -> list[tuple[str, int]]:
     out = []
     for codec in LEARNED:
         pattern = re.compile(rf"{codec}_fmnist_r(\d+)\.safetensors$")
-        out += [(codec, int(m.group(1))) for m in map(pattern.match, sorted(p.name for p in folder.iterdir())) if m]
+        out += [
+            (codec, int(m.group(1)))
+            for m in map(pattern.match, sorted(p.name for p in folder.iterdir()))
+            if m
+        ]
     return sorted(out)
 
 
-def run_level(codec_name: str, level: int, images: np.ndarray) -> tuple[str, list[int], np.ndarray]:
+def run_level(
+    codec_name: str, level: int, images: np.ndarray
+) -> tuple[str, list[int], np.ndarray]:
     """(SHA-256 of the length-prefixed payloads, payload sizes, logits ``(N, K)`` float32)."""
     import torch
 
@@ -79,9 +86,13 @@ def record() -> None:
         refs[f"{codec}:{level}"] = {"sha256": sha, "bytes_total": int(sum(sizes))}
         arrays[f"{codec}_{level}"] = logits
         print(f"{codec}:{level} {sha[:16]} {sum(sizes)} B", flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     DATA.mkdir(exist_ok=True)
-    REFERENCE.write_text(json.dumps({"commit": commit, "images": IMAGES, "levels": refs}, indent=1) + "\n")
+    REFERENCE.write_text(
+        json.dumps({"commit": commit, "images": IMAGES, "levels": refs}, indent=1) + "\n"
+    )
     np.savez_compressed(LOGITS, **arrays)
 
 
@@ -93,7 +104,9 @@ def images() -> np.ndarray:
 @pytest.mark.parametrize("codec,level", shipped_levels())
 def test_shipped_level_is_bit_identical(codec: str, level: int, images: np.ndarray) -> None:
     reference = json.loads(REFERENCE.read_text())["levels"]
-    assert f"{codec}:{level}" in reference, f"no reference for {codec}:{level}: record it (see the module docstring)"
+    assert f"{codec}:{level}" in reference, (
+        f"no reference for {codec}:{level}: record it (see the module docstring)"
+    )
     sha, sizes, logits = run_level(codec, level, images)
     expected = reference[f"{codec}:{level}"]
     ref_logits = np.load(LOGITS)[f"{codec}_{level}"]
@@ -101,10 +114,13 @@ def test_shipped_level_is_bit_identical(codec: str, level: int, images: np.ndarr
     close = row_error <= 2e-5 * np.maximum(1.0, np.abs(ref_logits).max(1))
     if sha == expected["sha256"]:  # the same bytes: the same logits up to float rounding
         assert sum(sizes) == expected["bytes_total"]
-        assert close.all(), f"{int((~close).sum())} images' logits differ, at most {row_error.max():.3g}"
+        assert close.all(), (
+            f"{int((~close).sum())} images' logits differ, at most {row_error.max():.3g}"
+        )
     else:  # some latent value rounded the other way on this CPU: a few images only
         assert (~close).sum() <= len(images) // 100, (
-            f"payload bytes differ and {int((~close).sum())} of {len(images)} images' logits too")
+            f"payload bytes differ and {int((~close).sum())} of {len(images)} images' logits too"
+        )
         assert abs(sum(sizes) - expected["bytes_total"]) <= 0.005 * expected["bytes_total"]
 
 

@@ -1,6 +1,7 @@
 """The camera source node in one process: frames are stamped when read, in the tick that publishes
 them; an empty source fails at start-up; frames go out raw, compressed (as ROS's compressed image
 transport publishes them) or both."""
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,8 @@ pytestmark = [pytest.mark.ros]
 
 
 class _Recorded:
-    """Stands in for ``open_source``: each call opens a new source of numbered 4 x 4 mono8 frames and
-    records when each frame is read (system clock, the clock the node stamps with)."""
+    """Stands in for ``open_source``: each call opens a new source of numbered 4 x 4 mono8 frames
+    and records when each frame is read (system clock, the clock the node stamps with)."""
 
     def __init__(self, frames: int | None = 50) -> None:
         self.frames = frames
@@ -64,7 +65,8 @@ def test_frames_are_stamped_when_read_in_the_tick_that_publishes_them(ros_contex
     finally:
         node.destroy_node()
         peer.destroy_node()
-    assert len(source.opened) == 2 and len(source.opened[0]) == 1  # a probe at start-up, then the source
+    # a probe at start-up, then the source
+    assert len(source.opened) == 2 and len(source.opened[0]) == 1
     reads = source.opened[1]
     assert [n for n, _ in got] == list(range(8))
     for n, stamp in got:
@@ -89,15 +91,27 @@ def test_compressed_and_raw_output(ros_context, tmp_path, fmt):
 
     photo = cv2.cvtColor(cv2.resize(load_sample_images().images[1], (640, 480)), cv2.COLOR_RGB2BGR)
     cv2.imwrite(str(tmp_path / "flower.png"), photo)
-    node = CameraSource(parameter_overrides=_params(source="folder", path=str(tmp_path), output="both",
-                                                    compressed_format=fmt, rate_hz=20.0, frames=2))
+    node = CameraSource(
+        parameter_overrides=_params(
+            source="folder",
+            path=str(tmp_path),
+            output="both",
+            compressed_format=fmt,
+            rate_hz=20.0,
+            frames=2,
+        )
+    )
     peer = ros_context.create_node("test_viewer")
     raw: list[Image] = []
     compressed: list[CompressedImage] = []
     peer.create_subscription(Image, "image_raw", raw.append, image_qos(10))
-    peer.create_subscription(CompressedImage, "image_raw/compressed", compressed.append, image_qos(10))
+    peer.create_subscription(
+        CompressedImage, "image_raw/compressed", compressed.append, image_qos(10)
+    )
     try:
-        assert spin_until(ros_context, [node, peer], lambda: len(raw) == 2 and len(compressed) == 2, timeout=20.0)
+        assert spin_until(
+            ros_context, [node, peer], lambda: len(raw) == 2 and len(compressed) == 2, timeout=20.0
+        )
     finally:
         node.destroy_node()
         peer.destroy_node()

@@ -1,5 +1,7 @@
-"""The ``hecsb`` command: every subcommand's --help works and names the subcommand, every program name a
-tool prints is one that exists, the console scripts agree with it, and docs/parameters.md is current."""
+"""The ``hecsb`` command: every subcommand's --help works and names the subcommand, every program
+name a tool prints is one that exists, the console scripts agree with it, and docs/parameters.md is
+current."""
+
 from __future__ import annotations
 
 import ast
@@ -31,12 +33,16 @@ def test_every_subcommand_help_works_and_names_itself(capsys, path):
 def test_top_level_and_group_help(capsys):
     assert hecsb.main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: hecsb {") and all(f"\n  {name} " in out for name in hecsb.COMMANDS)
+    assert out.startswith("usage: hecsb {") and all(
+        f"\n  {name} " in out for name in hecsb.COMMANDS
+    )
     for name, (_, second) in hecsb.COMMANDS.items():
         if isinstance(second, dict):
             assert hecsb.main([name, "-h"]) == 0
             out = capsys.readouterr().out
-            assert out.startswith(f"usage: hecsb {name} {{") and all(f"\n  {sub} " in out for sub in second)
+            assert out.startswith(f"usage: hecsb {name} {{") and all(
+                f"\n  {sub} " in out for sub in second
+            )
     assert hecsb.main([]) == 2 and hecsb.main(["bench"]) == 2  # no subcommand: the list, exit 2
     assert hecsb.main(["bench", "nosuch"]) == 2
     assert "unknown subcommand 'nosuch'" in capsys.readouterr().err
@@ -59,15 +65,21 @@ def test_every_tool_is_a_subcommand_and_its_prog_is_that_subcommand():
         if not has_main:
             assert not parsers, f"{path.name}: a parser without a main()"
             continue
-        assert path.stem in by_module, f"{path.name} has a main(): give it a subcommand in hecsb.COMMANDS"
+        assert path.stem in by_module, (
+            f"{path.name} has a main(): give it a subcommand in hecsb.COMMANDS"
+        )
         assert len(parsers) == 1, path.name
         progs = [kw.value.value for kw in parsers[0].keywords if kw.arg == "prog"]
         assert progs == [" ".join(("hecsb", *by_module[path.stem]))], (path.name, progs)
 
 
 def test_no_tool_or_page_names_a_dashed_command():
-    """Dashed names (hecsb-dedup, ...) were never installed; the commands are 'hecsb <subcommand>'."""
-    texts = {path: path.read_text() for path in [*CLI.glob("*.py"), ROOT / "README.md", *(ROOT / "docs").glob("*.md")]}
+    """Dashed names (hecsb-dedup, ...) were never installed; the commands are 'hecsb
+    <subcommand>'."""
+    texts = {
+        path: path.read_text()
+        for path in [*CLI.glob("*.py"), ROOT / "README.md", *(ROOT / "docs").glob("*.md")]
+    }
     for path, text in texts.items():
         assert not re.findall(r"\bhecsb-(?!ros\b)[a-z][a-z-]*", text), path.name
 
@@ -79,7 +91,11 @@ def test_console_scripts_hecsb_and_its_aliases():
     for alias, subcommand in hecsb.ALIASES.items():
         path = tuple(subcommand.split()[1:])
         assert scripts[alias] == f"hecsb_ros.cli.{SUBCOMMANDS[path]}", alias
-    tools = {name for name, module in scripts.items() if module.startswith("hecsb_ros.cli.") and name != "hecsb"}
+    tools = {
+        name
+        for name, module in scripts.items()
+        if module.startswith("hecsb_ros.cli.") and name != "hecsb"
+    }
     assert tools == set(hecsb.ALIASES)
     commands_doc = (ROOT / "docs" / "commands.md").read_text()
     for alias, subcommand in hecsb.ALIASES.items():
@@ -89,8 +105,10 @@ def test_console_scripts_hecsb_and_its_aliases():
 
 
 def test_parameters_page_is_current():
-    assert params_doc.main(["--check", str(ROOT / "docs" / "parameters.md")]) == 0, \
-        "docs/parameters.md is not current: python -m hecsb_ros.cli.params_doc --out docs/parameters.md"
+    assert params_doc.main(["--check", str(ROOT / "docs" / "parameters.md")]) == 0, (
+        "docs/parameters.md is not current: python -m hecsb_ros.cli.params_doc --out "
+        "docs/parameters.md"
+    )
     text = params_doc.render()
     from hecsb_ros.params import NODE_PARAMS
 

@@ -1,4 +1,5 @@
 """Message <-> core conversions, without rclpy.init."""
+
 from __future__ import annotations
 
 import math
@@ -13,17 +14,28 @@ from hecsb_ros.core.codecs import EncodedFrame
 from hecsb_ros.core.results import classify
 from hecsb_ros.core.stats import FrameRecord, LinkStatsAccumulator, skipped_count
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
-from hecsb_ros.nodes.conversions import (array_to_image_msg, image_msg_to_array, latent_msg, latent_payload,
-                                         link_stats_msg, ns_to_time, result_msg, time_to_ns)
+from hecsb_ros.nodes.conversions import (
+    array_to_image_msg,
+    image_msg_to_array,
+    latent_msg,
+    latent_payload,
+    link_stats_msg,
+    ns_to_time,
+    result_msg,
+    time_to_ns,
+)
 
 pytestmark = [pytest.mark.ros, pytest.mark.quick]
 
 
 def _latent() -> CompressedLatent:
-    frame = EncodedFrame(b"\x01\x02\xff" * 5, (4, 7, 7), {"preprocess": 0.5, "encode": 1.5, "entropy": 0.25})
+    frame = EncodedFrame(
+        b"\x01\x02\xff" * 5, (4, 7, 7), {"preprocess": 0.5, "encode": 1.5, "entropy": 0.25}
+    )
     header = Header(stamp=ns_to_time(1_700_000_000_123_456_789), frame_id="cam")
-    return latent_msg(frame, header, 42, "hecsb", "0123456789abcdef", 2, 1_700_000_000_200_000_000,
-                      2.5)
+    return latent_msg(
+        frame, header, 42, "hecsb", "0123456789abcdef", 2, 1_700_000_000_200_000_000, 2.5
+    )
 
 
 def test_time_round_trip():
@@ -36,9 +48,16 @@ def test_latent_fields_survive_serialization():
     assert latent_payload(msg) == b"\x01\x02\xff" * 5
     assert list(msg.shape) == [4, 7, 7] and msg.sequence == 42 and msg.rate_level == 2
     assert msg.codec == "hecsb" and msg.model_id == "0123456789abcdef"
-    assert time_to_ns(msg.header.stamp) == 1_700_000_000_123_456_789 and msg.header.frame_id == "cam"
+    assert (
+        time_to_ns(msg.header.stamp) == 1_700_000_000_123_456_789 and msg.header.frame_id == "cam"
+    )
     assert time_to_ns(msg.edge_sent) == 1_700_000_000_200_000_000
-    assert (msg.edge_preprocess_ms, msg.edge_encode_ms, msg.edge_entropy_ms, msg.edge_total_ms) == (0.5, 1.5, 0.25, 2.5)
+    assert (
+        msg.edge_preprocess_ms,
+        msg.edge_encode_ms,
+        msg.edge_entropy_ms,
+        msg.edge_total_ms,
+    ) == (0.5, 1.5, 0.25, 2.5)
 
 
 def test_operational_messages_carry_no_labels():

@@ -1,6 +1,7 @@
-"""Every camera encoding the edge accepts, built from a real photo as a camera driver would publish it:
-the buffer layout (step padding, byte order, odd sizes), OpenCV's conversion to RGB and grey, and the
-classification, which must equal the one of the same photo sent as bgr8."""
+"""Every camera encoding the edge accepts, built from a real photo as a camera driver would publish
+it: the buffer layout (step padding, byte order, odd sizes), OpenCV's conversion to RGB and grey,
+and the classification, which must equal the one of the same photo sent as bgr8."""
+
 from __future__ import annotations
 
 import functools
@@ -22,29 +23,52 @@ pytestmark = [pytest.mark.ros]
 torch.set_num_threads(1)
 
 #: The encodings ROS camera drivers publish (and nv12, as Jetson cameras do).
-REQUIRED = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "yuv422", "uyvy", "yuv422_yuy2", "yuyv",
-            "nv21", "nv12", "bayer_rggb8", "bayer_bggr8", "bayer_gbrg8", "bayer_grbg8", "8UC1", "8UC3")
-#: Mean absolute error (0-255) of the decoded RGB / grey against the photo's: exact encodings 0; the
-#: rest is chroma subsampling (4:2:2, 4:2:0) or demosaicing, as measured in the Fast DDS / encodings
-#: study (frames_report.md, section 8), with a margin.
+REQUIRED = (
+    "rgb8",
+    "bgr8",
+    "rgba8",
+    "bgra8",
+    "mono8",
+    "mono16",
+    "yuv422",
+    "uyvy",
+    "yuv422_yuy2",
+    "yuyv",
+    "nv21",
+    "nv12",
+    "bayer_rggb8",
+    "bayer_bggr8",
+    "bayer_gbrg8",
+    "bayer_grbg8",
+    "8UC1",
+    "8UC3",
+)
+# : Mean absolute error (0-255) of the decoded RGB / grey against the photo's: exact encodings 0;
+# the : rest is chroma subsampling (4:2:2, 4:2:0) or demosaicing, as measured in the Fast DDS /
+# encodings : study (frames_report.md, section 8), with a margin.
 MAX_ERR = {"yuv": (1.8, 0.6), "semi": (3.0, 0.6), "bayer": (9.0, 8.0), "mono16": (0.0, 0.6)}
 
 
 @functools.lru_cache(maxsize=None)
 def photos() -> dict[str, np.ndarray]:
-    """scikit-learn's two sample photos (640 x 427) as RGB, resized to a 1280 x 720 camera frame (large
-    enough that the demosaicing error of the Bayer patterns does not decide the class of the palace,
-    whose top two classes are close: at 640 x 480 one pattern turned 'bell cote' into 'palace')."""
+    """scikit-learn's two sample photos (640 x 427) as RGB, resized to a 1280 x 720 camera frame
+    (large enough that the demosaicing error of the Bayer patterns does not decide the class of the
+    palace, whose top two classes are close: at 640 x 480 one pattern turned 'bell cote' into
+    'palace')."""
     from sklearn.datasets import load_sample_images
 
     data = load_sample_images()
-    return {name.rsplit("/", 1)[-1].split(".")[0]: cv2.resize(img, (1280, 720), interpolation=cv2.INTER_CUBIC)
-            for name, img in zip(data.filenames, data.images)}
+    return {
+        name.rsplit("/", 1)[-1].split(".")[0]: cv2.resize(
+            img, (1280, 720), interpolation=cv2.INTER_CUBIC
+        )
+        for name, img in zip(data.filenames, data.images)
+    }
 
 
 def as_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
-    """The photo in ``encoding``'s buffer layout, made with OpenCV's conversions (numpy only moves bytes:
-    plane interleaving for NV21/NV12, the Bayer pattern's samples)."""
+    """The photo in ``encoding``'s buffer layout, made with OpenCV's conversions (numpy only moves
+    bytes: plane interleaving for NV21/NV12, the Bayer pattern's samples)."""
     h, w = rgb.shape[:2]
     if encoding == "rgb8":
         return rgb.copy()
@@ -57,15 +81,17 @@ def as_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
     if encoding in ("mono8", "8UC1"):
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if encoding == "mono16":  # full scale, distinct low bytes (byte order matters)
-        return np.round(cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2GRAY) * 65535.0).astype(np.uint16)
+        return np.round(
+            cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2GRAY) * 65535.0
+        ).astype(np.uint16)
     if encoding in ("uyvy", "yuv422"):
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_UYVY)
     if encoding in ("yuyv", "yuv422_yuy2"):
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_YUY2)
     if encoding in ("nv21", "nv12"):
         i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)  # Y plane, U plane, V plane
-        u = i420[h:h + h // 4].reshape(h // 2, w // 2)
-        v = i420[h + h // 4:].reshape(h // 2, w // 2)
+        u = i420[h : h + h // 4].reshape(h // 2, w // 2)
+        v = i420[h + h // 4 :].reshape(h // 2, w // 2)
         first, second = (v, u) if encoding == "nv21" else (u, v)
         return np.vstack([i420[:h], np.dstack([first, second]).reshape(h // 2, w)])
     if encoding.startswith("bayer_"):
@@ -78,7 +104,9 @@ def as_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
 
 
 def message(rgb: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False) -> Image:
-    msg = array_to_image_msg(as_encoding(rgb, encoding), encoding, Header(frame_id="camera"), bigendian)
+    msg = array_to_image_msg(
+        as_encoding(rgb, encoding), encoding, Header(frame_id="camera"), bigendian
+    )
     if pad:
         rows = np.frombuffer(msg.data, np.uint8).reshape(-1, msg.step)
         msg.data = np.hstack([rows, np.full((rows.shape[0], pad), 0xAB, np.uint8)]).tobytes()
@@ -131,8 +159,17 @@ def test_16_bit_byte_order_is_honoured():
     assert not np.array_equal(image_msg_to_array(big), little)
 
 
-@pytest.mark.parametrize("encoding,size", [("uyvy", (4, 5)), ("yuyv", (4, 5)), ("nv21", (4, 5)), ("nv21", (3, 6)),
-                                           ("bayer_rggb8", (5, 6)), ("bayer_grbg8", (4, 7))])
+@pytest.mark.parametrize(
+    "encoding,size",
+    [
+        ("uyvy", (4, 5)),
+        ("yuyv", (4, 5)),
+        ("nv21", (4, 5)),
+        ("nv21", (3, 6)),
+        ("bayer_rggb8", (5, 6)),
+        ("bayer_grbg8", (4, 7)),
+    ],
+)
 def test_odd_sizes_of_subsampled_encodings_are_refused(encoding, size):
     h, w = size
     enc = ENCODINGS[encoding]
@@ -150,14 +187,19 @@ def test_unknown_encodings_are_refused_naming_the_supported_list(encoding):
     msg.data = bytes(64)
     with pytest.raises(PayloadError) as exc:
         image_msg_to_array(msg)
-    assert exc.value.reason == "bad_image" and "bayer_rggb8" in exc.value.detail and "yuyv" in exc.value.detail
+    assert (
+        exc.value.reason == "bad_image"
+        and "bayer_rggb8" in exc.value.detail
+        and "yuyv" in exc.value.detail
+    )
 
 
 MONO = ("mono8", "8UC1", "mono16")
 
 
 def _predictions(codec, encodings, grey: bool = False) -> dict[tuple[str, str], int]:
-    """Top-1 class per (photo, encoding); ``grey``: of the photo's grey version (what a mono camera sees)."""
+    """Top-1 class per (photo, encoding); ``grey``: of the photo's grey version (what a mono camera
+    sees)."""
     out = {}
     for name, rgb in photos().items():
         if grey:
@@ -169,20 +211,33 @@ def _predictions(codec, encodings, grey: bool = False) -> dict[tuple[str, str], 
     return out
 
 
-@pytest.mark.parametrize("codec_name,settings", [
-    ("hecsb", CodecSettings(threads=1)),                                         # shipped codec and teacher
-    # ImageNet teacher; once: the conversions are the same as above, the rest is the teacher's
-    pytest.param("jpeg", CodecSettings(quality=90, teacher="efficientnet_lite0", threads=1), marks=pytest.mark.once),
-], ids=["hecsb-fmnist", "jpeg-efficientnet_lite0"])
+@pytest.mark.parametrize(
+    "codec_name,settings",
+    [
+        # shipped codec and teacher
+        ("hecsb", CodecSettings(threads=1)),
+        # ImageNet teacher; once: the conversions are the same as above, the rest is the teacher's
+        pytest.param(
+            "jpeg",
+            CodecSettings(quality=90, teacher="efficientnet_lite0", threads=1),
+            marks=pytest.mark.once,
+        ),
+    ],
+    ids=["hecsb-fmnist", "jpeg-efficientnet_lite0"],
+)
 def test_every_encoding_classifies_as_bgr8(codec_name, settings):
-    """Colour encodings against the photo as bgr8; grey ones (which carry no colour) against the grey
-    photo as bgr8, which for the grey Fashion-MNIST teacher is the same frame."""
+    """Colour encodings against the photo as bgr8; grey ones (which carry no colour) against the
+    grey photo as bgr8, which for the grey Fashion-MNIST teacher is the same frame."""
     codec = create_codec(codec_name, settings)
     got = _predictions(codec, [e for e in REQUIRED if e not in MONO])
     got_grey = _predictions(codec, ("bgr8",) + MONO, grey=True)
     for (name, encoding), class_id in got.items():
-        assert class_id == got[name, "bgr8"], (name, encoding, codec.classes[class_id],
-                                               codec.classes[got[name, "bgr8"]])
+        assert class_id == got[name, "bgr8"], (
+            name,
+            encoding,
+            codec.classes[class_id],
+            codec.classes[got[name, "bgr8"]],
+        )
     for (name, encoding), class_id in got_grey.items():
         assert class_id == got_grey[name, "bgr8"], (name, encoding, "grey")
     if codec_name == "hecsb":  # a grey teacher sees the same grey in the colour and the grey photo

@@ -3,6 +3,7 @@
 The full run (>= 10,000 messages per handler) is ``python -m hecsb_ros.cli.fuzz``; its report is in
 benchmarks/reliability/. ``HECSB_FUZZ_EXAMPLES`` scales the budget here.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,17 @@ from rclpy.parameter import Parameter
 from rclpy.serialization import serialize_message
 
 from hecsb_ros.core.payload import PayloadError
-from hecsb_ros.reliability.fuzz import (IMAGE_KINDS, LATENT_KINDS, fuzz_edge, fuzz_edge_results, fuzz_server,
-                                        fuzz_server_over_dds, png_bytes, rss_mb, valid_latent)
+from hecsb_ros.reliability.fuzz import (
+    IMAGE_KINDS,
+    LATENT_KINDS,
+    fuzz_edge,
+    fuzz_edge_results,
+    fuzz_server,
+    fuzz_server_over_dds,
+    png_bytes,
+    rss_mb,
+    valid_latent,
+)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -26,7 +36,10 @@ RSS_BUDGET_MB = 150.0
 
 
 def _params(ckpt, **extra):
-    return [Parameter(k, value=v) for k, v in {"codec": "png", "checkpoint": str(ckpt), **extra}.items()]
+    return [
+        Parameter(k, value=v)
+        for k, v in {"codec": "png", "checkpoint": str(ckpt), **extra}.items()
+    ]
 
 
 @pytest.fixture()
@@ -48,17 +61,35 @@ def edge(ros_context, random_classifier):
 
 
 #: Drop reasons of the server (every outcome but "served").
-REFUSED = frozenset({"bad_message", "empty", "truncated", "decode_error", "bad_shape", "bad_timing", "bad_rate",
-                     "unknown_codec", "model_mismatch", "too_large"})
+REFUSED = frozenset(
+    {
+        "bad_message",
+        "empty",
+        "truncated",
+        "decode_error",
+        "bad_shape",
+        "bad_timing",
+        "bad_rate",
+        "unknown_codec",
+        "model_mismatch",
+        "too_large",
+    }
+)
 #: The outcomes each malformed-latent kind may have (PNG codec); anything else fails the test.
 LATENT_OUTCOMES: dict[str, frozenset[str]] = {
     "valid": frozenset({"served"}),
     "hostile_header": frozenset({"served"}),  # odd stamps and sequence numbers are survivable
-    "absurd_shape": frozenset({"bad_shape"}), "shape_mismatch": frozenset({"bad_shape"}),
-    "png_size_bomb": frozenset({"bad_shape"}), "unknown_model": frozenset({"model_mismatch"}),
-    "unknown_codec": frozenset({"unknown_codec"}), "bad_rate": frozenset({"bad_rate"}),
-    "bad_timing": frozenset({"bad_timing"}), "empty": frozenset({"empty"}), "oversize": frozenset({"too_large"}),
-    "random_bytes": frozenset({"bad_message"}), "cdr_random": frozenset({"bad_message"}),
+    "absurd_shape": frozenset({"bad_shape"}),
+    "shape_mismatch": frozenset({"bad_shape"}),
+    "png_size_bomb": frozenset({"bad_shape"}),
+    "unknown_model": frozenset({"model_mismatch"}),
+    "unknown_codec": frozenset({"unknown_codec"}),
+    "bad_rate": frozenset({"bad_rate"}),
+    "bad_timing": frozenset({"bad_timing"}),
+    "empty": frozenset({"empty"}),
+    "oversize": frozenset({"too_large"}),
+    "random_bytes": frozenset({"bad_message"}),
+    "cdr_random": frozenset({"bad_message"}),
     "truncated_cdr": frozenset({"bad_message"}),
     "corrupt_png_body": frozenset({"truncated", "decode_error"}),
     "random_payload": frozenset({"truncated", "decode_error"}),
@@ -73,16 +104,20 @@ LATENT_OUTCOMES: dict[str, frozenset[str]] = {
 
 def _check_latent_outcomes(report):
     assert set(LATENT_OUTCOMES) == set(LATENT_KINDS)
-    for (kind, outcome) in report.kind_outcomes:
+    for kind, outcome in report.kind_outcomes:
         assert outcome in LATENT_OUTCOMES[kind], (kind, outcome)
 
 
 def _check(report, kinds, n):
     d = report.to_dict()
     assert d["crashes"] == 0, d["crash_examples"]
-    assert d["uncounted"] == 0 and not any(k.startswith("multiple") for k in report.outcomes), d["outcomes"]
+    assert d["uncounted"] == 0 and not any(k.startswith("multiple") for k in report.outcomes), d[
+        "outcomes"
+    ]
     assert report.messages == n == sum(report.outcomes.values())
-    assert set(report.by_kind) == set(kinds), f"kinds not generated: {set(kinds) - set(report.by_kind)}"
+    assert set(report.by_kind) == set(kinds), (
+        f"kinds not generated: {set(kinds) - set(report.by_kind)}"
+    )
     assert report.rss_peak_mb - report.rss_start_mb < RSS_BUDGET_MB, d
 
 
@@ -112,15 +147,30 @@ def test_edge_survives_and_counts_every_malformed_image(edge):
     edge._on_image = recorded
     report = fuzz_edge(edge, N, rng_seed=2)
     _check(report, IMAGE_KINDS, N)
-    assert len(seen) == N and all(refused for encoding, refused in seen if encoding not in ENCODINGS)
+    assert len(seen) == N and all(
+        refused for encoding, refused in seen if encoding not in ENCODINGS
+    )
     assert any(encoding not in ENCODINGS for encoding, _ in seen)
     # Every kind has one expected outcome: malformed frames are refused, well-formed ones served.
-    expected = {kind: "bad_image" for kind in ("wrong_encoding", "bad_step", "data_mismatch", "zero_size",
-                                               "huge_declared", "multi")}
-    expected.update({kind: "served" for kind in ("valid", "odd_aspect", "padded_step", "big_valid",
-                                                 "hostile_header")})
+    expected = {
+        kind: "bad_image"
+        for kind in (
+            "wrong_encoding",
+            "bad_step",
+            "data_mismatch",
+            "zero_size",
+            "huge_declared",
+            "multi",
+        )
+    }
+    expected.update(
+        {
+            kind: "served"
+            for kind in ("valid", "odd_aspect", "padded_step", "big_valid", "hostile_header")
+        }
+    )
     assert set(expected) == set(IMAGE_KINDS)
-    for (kind, outcome) in report.kind_outcomes:
+    for kind, outcome in report.kind_outcomes:
         assert outcome == expected[kind], (kind, outcome)
 
 
@@ -144,7 +194,8 @@ def test_server_over_dds_counts_every_hostile_message(server):
     _check_latent_outcomes(report)
 
 
-# -- regressions found by the fuzzer ---------------------------------------------------------------
+# -- regressions found by the fuzzer
+# ---------------------------------------------------------------
 def test_png_chunk_length_bomb_is_refused_before_opencv_allocates(server):
     """141 bytes declaring a 2**31-1 byte chunk made OpenCV allocate 2 GiB and spend 2 s."""
     codec = server.codec
@@ -161,7 +212,8 @@ def test_negative_stamps_and_huge_sequence_jumps_do_not_stop_the_server(server):
     msg.header.stamp.sec = -5  # rclpy Time.from_msg raised ValueError here, which ended the node
     server._on_latent(serialize_message(msg))
     assert server.stats.frames_total == 1
-    for seq in (2**64 - 1, 0, 2**64 - 1):  # jumps no sender could make: resets, not 2**64 lost frames
+    # jumps no sender could make: resets, not 2**64 lost frames
+    for seq in (2**64 - 1, 0, 2**64 - 1):
         msg.sequence = seq
         server._on_latent(serialize_message(msg))
     assert server.stats.frames_total == 4 and server.stats.drop_counts["sequence_gap"] == 0
@@ -178,19 +230,27 @@ def test_negative_stamp_in_a_result_does_not_stop_the_edge(edge):
     assert edge.stats.frames_total == 1
 
 
-# -- the caps are parameters with safe defaults ------------------------------------------------------
+# -- the caps are parameters with safe defaults
+# ------------------------------------------------------
 def test_payload_and_tensor_caps_are_parameters_with_safe_defaults(server):
     from hecsb_ros.params import SERVER
 
     caps = {p.name: p for p in SERVER}
-    assert caps["max_payload_bytes"].default == 1 << 20 and caps["max_decoded_elements"].default == 1 << 22
+    assert (
+        caps["max_payload_bytes"].default == 1 << 20
+        and caps["max_decoded_elements"].default == 1 << 22
+    )
     msg = valid_latent(server)
     raw = serialize_message(msg)
     server.set_parameters([Parameter("max_payload_bytes", value=len(msg.data) - 1)])
     server._on_latent(raw)
     assert server.stats.drop_counts["too_large"] == 1
-    server.set_parameters([Parameter("max_payload_bytes", value=1 << 20),
-                           Parameter("max_decoded_elements", value=28 * 28 - 1)])
+    server.set_parameters(
+        [
+            Parameter("max_payload_bytes", value=1 << 20),
+            Parameter("max_decoded_elements", value=28 * 28 - 1),
+        ]
+    )
     server._on_latent(raw)
     assert server.stats.drop_counts["bad_shape"] == 1
     server.set_parameters([Parameter("max_decoded_elements", value=1 << 22)])
@@ -216,7 +276,8 @@ def test_edge_refuses_a_consistent_image_above_its_pixel_cap(ros_context, random
 
 
 def test_server_memory_stays_flat_when_malformed_input_repeats(server):
-    """The fuzzer's own memory grows per example; the callback's must not (replay the same cases)."""
+    """The fuzzer's own memory grows per example; the callback's must not (replay the same
+    cases)."""
     from hecsb_ros.reliability.fuzz import replay_memory
 
     m = replay_memory(server, cases=150, repeats=6)

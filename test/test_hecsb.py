@@ -1,4 +1,6 @@
-"""HECS-B bottleneck: shapes, entropy coding (exact, fresh process, hostile bytes), codec contract."""
+"""HECS-B bottleneck: shapes, entropy coding (exact, fresh process, hostile bytes), codec
+contract."""
+
 from __future__ import annotations
 
 import json
@@ -14,14 +16,23 @@ import pytest
 import torch
 
 from hecsb_ros.core.entropy import LatentCoder
-from hecsb_ros.core.learned import HecsbBottleneck, HecsbConfig, Split, rate_bits, read_learned, save_learned
+from hecsb_ros.core.learned import (
+    HecsbBottleneck,
+    HecsbConfig,
+    Split,
+    rate_bits,
+    read_learned,
+    save_learned,
+)
 from hecsb_ros.core.payload import PayloadError
 
 pytestmark = [pytest.mark.slow]
 
 torch.set_num_threads(1)
 
-FMNIST_CFG = HecsbConfig(1, (28, 28), 32, (14, 14), acq_channels=(8, 12), measurements=2, decoder_channels=16)
+FMNIST_CFG = HecsbConfig(
+    1, (28, 28), 32, (14, 14), acq_channels=(8, 12), measurements=2, decoder_channels=16
+)
 
 
 def _updated(cfg: HecsbConfig = FMNIST_CFG, seed: int = 0) -> HecsbBottleneck:
@@ -39,7 +50,8 @@ def test_shapes_fmnist():
     assert FMNIST_CFG.latent_shape == (2, 7, 7) and FMNIST_CFG.latent_l == 12
     assert rate_bits(lik).shape == (3,) and bool((rate_bits(lik) > 0).all())
     with pytest.raises(ValueError):
-        HecsbConfig(1, (28, 28), 32, (14, 14), acq_channels=(8, 2), measurements=2)  # m < l violated
+        # m < l violated
+        HecsbConfig(1, (28, 28), 32, (14, 14), acq_channels=(8, 2), measurements=2)
 
 
 def test_spatial_measurement_measures_every_position_with_the_same_matrix():
@@ -87,11 +99,14 @@ def test_grown_keeps_the_trained_measurements_and_reaches_the_new_ones():
     x = torch.randn(4, 1, 28, 28)
     with torch.no_grad():
         y_base, y_grown = base.encode(x), grown.encode(x)
-        if base.measure.frobenius_norm() <= grown.config.norm_bound * 0.99:  # no projection: old rows unchanged
+        # no projection: old rows unchanged
+        if base.measure.frobenius_norm() <= grown.config.norm_bound * 0.99:
             assert torch.equal(y_grown[:, :2], y_base)
         assert y_grown[:, 2].abs().sum() > 0
         assert torch.equal(grown.g_phi.net[0].weight[:, :2], base.g_phi.net[0].weight)
-        assert torch.equal(grown.entropy_bottleneck.matrices[0][:2], base.entropy_bottleneck.matrices[0])
+        assert torch.equal(
+            grown.entropy_bottleneck.matrices[0][:2], base.entropy_bottleneck.matrices[0]
+        )
     # gradients reach the new row of W through the decoder (straight-through rounding)
     h_hat, _ = grown(x, mode="ste")
     h_hat.square().mean().backward()
@@ -104,7 +119,10 @@ def test_widened_computes_the_same_latent_and_trains_the_new_filters():
     torch.manual_seed(0)
     base = HecsbBottleneck(FMNIST_CFG).eval()
     wide = base.widened((24, 40)).eval()
-    assert wide.config.acq_channels == (24, 40) and wide.config.latent_shape == base.config.latent_shape
+    assert (
+        wide.config.acq_channels == (24, 40)
+        and wide.config.latent_shape == base.config.latent_shape
+    )
     x = torch.randn(4, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(wide.encode(x), base.encode(x), atol=1e-5)
@@ -113,8 +131,10 @@ def test_widened_computes_the_same_latent_and_trains_the_new_filters():
     h_hat, _ = wide.train()(x, mode="ste")
     h_hat.square().mean().backward()
     convs = [m for m in wide.f_psi.net if isinstance(m, torch.nn.Conv2d)]
-    assert wide.measure.weight.grad[:, FMNIST_CFG.acq_channels[-1]:].abs().sum() > 0  # new columns of W
-    assert convs[1].weight.grad[:, FMNIST_CFG.acq_channels[0]:].abs().sum() > 0  # reads the new filters
+    # new columns of W
+    assert wide.measure.weight.grad[:, FMNIST_CFG.acq_channels[-1] :].abs().sum() > 0
+    # reads the new filters
+    assert convs[1].weight.grad[:, FMNIST_CFG.acq_channels[0] :].abs().sum() > 0
     with pytest.raises(ValueError, match="widen"):
         base.widened((4, 40))  # narrower first layer
 
@@ -124,7 +144,9 @@ def test_shapes_resnet50_split():
 
     torch.manual_seed(0)
     teacher = build_model(resnet50_spec()).eval()
-    cfg = HecsbConfig(3, (224, 224), 512, (28, 28), acq_channels=(8, 8, 16), measurements=4, decoder_channels=16)
+    cfg = HecsbConfig(
+        3, (224, 224), 512, (28, 28), acq_channels=(8, 8, 16), measurements=4, decoder_channels=16
+    )
     model = HecsbBottleneck(cfg).eval()
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
@@ -142,7 +164,8 @@ def test_quantisation_modes():
         rounded, _ = model.quantize(y, "round")
     assert float((noisy - y).abs().max()) <= 0.5 and not torch.equal(noisy, y)
     med = model.entropy_bottleneck._get_medians().detach().reshape(1, -1, 1, 1)
-    assert float(((rounded - med) - torch.round(rounded - med)).abs().max()) < 1e-5  # integers around medians
+    # integers around medians
+    assert float(((rounded - med) - torch.round(rounded - med)).abs().max()) < 1e-5
     assert float((rounded - y).abs().max()) <= 0.5 + 1e-6
     y = y.clone().requires_grad_(True)
     ste, _ = model.quantize(y, "ste")
@@ -163,8 +186,8 @@ def test_coder_round_trip_exact_and_matches_compressai():
         assert 1 <= len(data) <= coder.max_payload_bytes()
         assert torch.equal(coder.decode(data), z)
         # the same latent as CompressAI's own (rANS) compress / decompress
-        assert torch.equal(eb.decompress(eb.compress(y[i:i + 1]), y.shape[2:])[0], z)
-        assert torch.equal(z, model.quantize(y[i:i + 1], "round")[0][0])
+        assert torch.equal(eb.decompress(eb.compress(y[i : i + 1]), y.shape[2:])[0], z)
+        assert torch.equal(z, model.quantize(y[i : i + 1], "round")[0][0])
         # within a byte or two of the tables' estimate -log2 p
         s = coder.symbols(y[i]).reshape(-1).tolist()
         bits = 0.0
@@ -194,11 +217,15 @@ def test_hostile_payloads_raise_payload_error():
             coder.decode(bytes(rng.getrandbits(8) for _ in range(n)))
         except PayloadError as exc:
             reasons.add(exc.reason)
-    assert reasons <= {"truncated", "decode_error"} and "decode_error" in reasons and "truncated" in reasons
+    assert (
+        reasons <= {"truncated", "decode_error"}
+        and "decode_error" in reasons
+        and "truncated" in reasons
+    )
     y = model.encode(torch.randn(1, 1, 28, 28) * 3).detach()[0]
     data, _ = coder.encode(y)
-    # truncations and single bit flips: rejected, or (the arithmetic code has little redundancy) the
-    # exact, canonical payload of another latent
+    # truncations and single bit flips: rejected, or (the arithmetic code has little redundancy)
+    # the exact, canonical payload of another latent
     truncations = flips = 0
     for k in range(len(data)):
         try:
@@ -226,7 +253,9 @@ def test_checkpoint_carries_tables_and_decodes_in_fresh_process(tmp_path):
     loaded, meta, _ = read_learned(path)
     assert meta["teacher_model_id"] == "0123456789abcdef" and meta["beta"] == "0.1"
     for name in ("_quantized_cdf", "_offset", "_cdf_length"):
-        assert torch.equal(getattr(loaded.entropy_bottleneck, name), getattr(model.entropy_bottleneck, name))
+        assert torch.equal(
+            getattr(loaded.entropy_bottleneck, name), getattr(model.entropy_bottleneck, name)
+        )
     coder = LatentCoder(model.entropy_bottleneck, FMNIST_CFG.latent_shape)
     y = model.encode(torch.randn(1, 1, 28, 28) * 2).detach()[0]
     data, z = coder.encode(y)
@@ -249,6 +278,7 @@ def test_checkpoint_carries_tables_and_decodes_in_fresh_process(tmp_path):
 
 # -- codec ------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def bottleneck_files(tmp_path_factory):
     """Two untrained bottlenecks for the shipped teacher (different weights, so different ids)."""
@@ -261,7 +291,9 @@ def bottleneck_files(tmp_path_factory):
         torch.manual_seed(seed)
         with torch.no_grad():
             h = teacher.model.head(torch.zeros(1, 1, 28, 28))
-        cfg = HecsbConfig(1, (28, 28), h.shape[1], tuple(h.shape[2:]), acq_channels=(8, 12), decoder_channels=16)
+        cfg = HecsbConfig(
+            1, (28, 28), h.shape[1], tuple(h.shape[2:]), acq_channels=(8, 12), decoder_channels=16
+        )
         model = HecsbBottleneck(cfg)
         model.update()
         paths.append(save_learned(folder / f"b{seed}.safetensors", model, teacher.model_id))
@@ -307,9 +339,13 @@ def test_server_with_other_model_id_refuses(bottleneck_files):
     server = create_codec("hecsb", CodecSettings(checkpoint=str(bottleneck_files[1])))
     assert edge.model_id != server.model_id
     frame = edge.encode(np.zeros((28, 28), np.uint8), "mono8")
-    validate_payload(edge, "hecsb", edge.model_id, edge.quality, frame.shape, len(frame.data), 1 << 20)
+    validate_payload(
+        edge, "hecsb", edge.model_id, edge.quality, frame.shape, len(frame.data), 1 << 20
+    )
     with pytest.raises(PayloadError) as info:
-        validate_payload(server, "hecsb", edge.model_id, server.quality, frame.shape, len(frame.data), 1 << 20)
+        validate_payload(
+            server, "hecsb", edge.model_id, server.quality, frame.shape, len(frame.data), 1 << 20
+        )
     assert info.value.reason == "model_mismatch"
 
 
@@ -333,13 +369,33 @@ def test_evaluation_cli_writes_results(bottleneck_files, tmp_path, missing_data)
         missing_data(exc)
     shutil.copy(bottleneck_files[0], tmp_path / "t_r0.safetensors")
     shutil.copy(bottleneck_files[1], tmp_path / "t_r1.safetensors")
-    assert main(["--checkpoints", str(tmp_path), "--prefix", "t", "--limit", "40", "--timing-runs", "3",
-                 "--out-dir", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "--checkpoints",
+                str(tmp_path),
+                "--prefix",
+                "t",
+                "--limit",
+                "40",
+                "--timing-runs",
+                "3",
+                "--out-dir",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
     assert [r["level"] for r in rows] == ["0", "1"] and rows[0]["test_images"] == "40"
     for r in rows:
-        assert float(r["bytes_mean"]) >= 8 and float(r["edge_ms"]) > 0 and float(r["teacher_ms"]) > 0
-        assert abs(float(r["real_over_est"]) - float(r["bytes_mean"]) / float(r["est_bytes_mean"])) < 1e-3
+        assert (
+            float(r["bytes_mean"]) >= 8 and float(r["edge_ms"]) > 0 and float(r["teacher_ms"]) > 0
+        )
+        assert (
+            abs(float(r["real_over_est"]) - float(r["bytes_mean"]) / float(r["est_bytes_mean"]))
+            < 1e-3
+        )
     text = (tmp_path / "out" / "results.md").read_text()
     assert "| level | beta |" in text and rows[0]["model_id"] in text
 
@@ -364,7 +420,9 @@ def test_shipped_rate_levels_match_manifests_and_classify(missing_data):
     sizes = {lv: m["mean_payload_bytes"] for lv, m in zip(levels, manifests)}
     assert sizes[levels[0]] == min(sizes.values())  # the lowest level sends the fewest bytes
     codec = create_codec("hecsb")
-    assert codec.quality == default and codec.model_id == manifests[levels.index(default)]["model_id"]
+    assert (
+        codec.quality == default and codec.model_id == manifests[levels.index(default)]["model_id"]
+    )
     try:
         test = load_fashion_mnist("test").subset(300)
     except DatasetNotFound as exc:
@@ -375,8 +433,8 @@ def test_shipped_rate_levels_match_manifests_and_classify(missing_data):
         total_bytes += len(frame.data)
         correct += int(codec.decode(frame.data, frame.shape).logits.argmax()) == int(label)
     assert correct / len(test) >= manifests[levels.index(default)]["test_accuracy"] - 0.05
-    # the arithmetic-coded payload is close to the prior's estimate, and never above the recorded size
-    # (manifests measured with the former rANS coder record about 6 B more)
+    # the arithmetic-coded payload is close to the prior's estimate, and never above the recorded
+    # size (manifests measured with the former rANS coder record about 6 B more)
     mean_bytes = total_bytes / len(test)
     assert abs(mean_bytes - manifests[levels.index(default)]["estimated_bytes_mean"]) < 2.5
     assert mean_bytes < sizes[default] + 2

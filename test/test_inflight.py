@@ -1,4 +1,6 @@
-"""The edge's in-flight limit: InFlightWindow (ROS-free) and NewestWorker's gate (no rclpy.init needed)."""
+"""The edge's in-flight limit: InFlightWindow (ROS-free) and NewestWorker's gate (no rclpy.init
+needed)."""
+
 from __future__ import annotations
 
 import time
@@ -20,7 +22,8 @@ def test_window_blocks_at_the_limit_and_a_result_frees_a_place():
 
 
 def test_a_result_answers_every_earlier_latent():
-    """The server skips older latents for newer ones: their results never come; the newer one's frees them."""
+    """The server skips older latents for newer ones: their results never come; the newer one's
+    frees them."""
     w = InFlightWindow(3, timeout_ms=1000.0)
     for seq in range(3):
         w.sent(seq, float(seq))
@@ -39,7 +42,9 @@ def test_a_lost_result_expires_and_is_counted():
 
 
 def test_adaptive_timeout_follows_the_round_trips():
-    w = InFlightWindow(1, min_timeout_ms=100.0, initial_timeout_ms=1000.0, factor=3.0, min_samples=5)
+    w = InFlightWindow(
+        1, min_timeout_ms=100.0, initial_timeout_ms=1000.0, factor=3.0, min_samples=5
+    )
     assert w.timeout_ms == 1000.0
     for seq in range(10):
         w.sent(seq, seq * 100.0)
@@ -78,8 +83,13 @@ def test_worker_gate_holds_the_newest_item_and_skips_older_ones():
             window.sent(item, now())
             done.append(item)
 
-    worker = NewestWorker("test_worker", process, lambda _k, old: skipped.append(old), errors.append,
-                          gate=lambda: window.wait_ms(now()) / 1e3)
+    worker = NewestWorker(
+        "test_worker",
+        process,
+        lambda _k, old: skipped.append(old),
+        errors.append,
+        gate=lambda: window.wait_ms(now()) / 1e3,
+    )
     try:
         worker.put("frame", 0)
         deadline = time.monotonic() + 5
@@ -107,8 +117,13 @@ def test_worker_gate_reopens_when_the_latent_out_expires():
     window = InFlightWindow(1, timeout_ms=150.0)
     now = lambda: time.monotonic() * 1e3  # noqa: E731
     window.sent(0, now())  # never answered
-    worker = NewestWorker("test_worker", lambda items: done.extend(items), lambda _k, _o: None, lambda e: None,
-                          gate=lambda: window.wait_ms(now()) / 1e3)
+    worker = NewestWorker(
+        "test_worker",
+        lambda items: done.extend(items),
+        lambda _k, _o: None,
+        lambda e: None,
+        gate=lambda: window.wait_ms(now()) / 1e3,
+    )
     try:
         t0 = time.monotonic()
         worker.put("frame", 1)
@@ -124,8 +139,13 @@ def test_worker_stop_processes_what_waits_behind_a_closed_gate():
     from hecsb_ros.nodes.worker import NewestWorker
 
     done = []
-    worker = NewestWorker("test_worker", lambda items: done.extend(items), lambda _k, _o: None, lambda e: None,
-                          gate=lambda: 0.5)  # never opens
+    worker = NewestWorker(
+        "test_worker",
+        lambda items: done.extend(items),
+        lambda _k, _o: None,
+        lambda e: None,
+        gate=lambda: 0.5,
+    )  # never opens
     worker.put("frame", "last")
     time.sleep(0.05)
     assert done == []
@@ -134,8 +154,9 @@ def test_worker_stop_processes_what_waits_behind_a_closed_gate():
 
 
 def test_worker_skips_an_item_gone_stale_behind_the_gate_and_takes_the_next_one():
-    """max_frame_wait: a frame that waited too long for a place is skipped; the next one is encoded on arrival.
-    The wait behind a busy worker does not count, only the wait for a place since the worker was free."""
+    """max_frame_wait: a frame that waited too long for a place is skipped; the next one is encoded
+    on arrival. The wait behind a busy worker does not count, only the wait for a place since the
+    worker was free."""
     from hecsb_ros.nodes.worker import NewestWorker
 
     done, skipped = [], []
@@ -151,12 +172,19 @@ def test_worker_skips_an_item_gone_stale_behind_the_gate_and_takes_the_next_one(
             window.sent(len(done), now())
             done.append(name)
 
-    worker = NewestWorker("test_worker", process, lambda _k, old: skipped.append(old[0]), lambda e: None,
-                          gate=lambda: window.wait_ms(now()) / 1e3, stale=stale)
+    worker = NewestWorker(
+        "test_worker",
+        process,
+        lambda _k, old: skipped.append(old[0]),
+        lambda e: None,
+        gate=lambda: window.wait_ms(now()) / 1e3,
+        stale=stale,
+    )
     try:
         worker.put("frame", ("slow", time.monotonic()))
         time.sleep(0.02)
-        worker.put("frame", ("behind busy worker", time.monotonic()))  # waits ~80 ms for the busy worker
+        # waits ~80 ms for the busy worker
+        worker.put("frame", ("behind busy worker", time.monotonic()))
         deadline = time.monotonic() + 5
         while len(done) < 1 and time.monotonic() < deadline:
             time.sleep(0.002)
@@ -164,8 +192,10 @@ def test_worker_skips_an_item_gone_stale_behind_the_gate_and_takes_the_next_one(
         worker.wake()
         while len(done) < 2 and time.monotonic() < deadline:
             time.sleep(0.002)
-        assert done == ["slow", "behind busy worker"] and skipped == []  # not stale: waited for the worker
-        worker.put("frame", ("behind the gate", time.monotonic()))  # latent 1 is out: the gate is closed
+        # not stale: waited for the worker
+        assert done == ["slow", "behind busy worker"] and skipped == []
+        # latent 1 is out: the gate is closed
+        worker.put("frame", ("behind the gate", time.monotonic()))
         time.sleep(0.15)
         window.answered(1, now())
         worker.wake()  # the gate opens: the waiting frame waited 150 ms for a place, stale

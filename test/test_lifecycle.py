@@ -1,6 +1,7 @@
 """Edge and server as managed (lifecycle) nodes, driven through the standard lifecycle services
 (``<node>/change_state``, ``<node>/get_state``) by the runner's Monitor node, as the process runner
 and a lifecycle manager drive them; and the runner bringing a whole pipeline up in order."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.quick]
 
 
 class _Spinning:
-    """Spin one node on its own thread (as its process would), for another node to call its services."""
+    """Spin one node on its own thread (as its process would), for another node to call its
+    services."""
 
     def __init__(self, node) -> None:
         from rclpy.executors import SingleThreadedExecutor
@@ -35,7 +37,8 @@ class _Spinning:
         while not self._stop.is_set():
             try:
                 self._executor.spin_once(timeout_sec=0.05)
-            except BaseException as exc:  # noqa: BLE001 - recorded: a transition must never end the spin
+            # recorded: a transition must never end the spin
+            except BaseException as exc:
                 self.errors.append(exc)
                 return
 
@@ -52,7 +55,8 @@ def _managed(cls_path: str, **params):
     module, cls = cls_path.split(":")
     values = {"autostart": False, **params}
     return getattr(importlib.import_module(module), cls)(
-        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()]
+    )
 
 
 def _change_state_by_id(monitor: Monitor, name: str, transition_id: int) -> bool:
@@ -82,9 +86,16 @@ def _subscriptions(node) -> set[str]:
     return {s.topic_name for s in node.subscriptions}
 
 
-@pytest.mark.parametrize("cls_path, input_topic", [("hecsb_ros.nodes.server:ServerNode", "/latent"),
-                                                   ("hecsb_ros.nodes.edge:EdgeNode", "/image_raw")])
-def test_transitions_through_the_standard_services(ros_context, random_classifier, cls_path, input_topic):
+@pytest.mark.parametrize(
+    "cls_path, input_topic",
+    [
+        ("hecsb_ros.nodes.server:ServerNode", "/latent"),
+        ("hecsb_ros.nodes.edge:EdgeNode", "/image_raw"),
+    ],
+)
+def test_transitions_through_the_standard_services(
+    ros_context, random_classifier, cls_path, input_topic
+):
     node = _managed(cls_path, codec="png", checkpoint=str(random_classifier))
     spinning = _Spinning(node)
     monitor = Monitor(f"lifecycle_test_{random.randint(0, 99999)}")
@@ -93,8 +104,10 @@ def test_transitions_through_the_standard_services(ros_context, random_classifie
         assert monitor.wait_for_lifecycle(name, 30.0)
         assert _state(monitor, name, spinning) == "unconfigured"
         assert node.codec is None and input_topic not in _subscriptions(node)
-        assert not monitor.change_state(name, "activate")  # not from unconfigured: refused, node keeps spinning
-        assert not _change_state_by_id(monitor, name, 3)  # by id, as launch_ros sends it (Jazzy's rclpy raised)
+        # not from unconfigured: refused, node keeps spinning
+        assert not monitor.change_state(name, "activate")
+        # by id, as launch_ros sends it (Jazzy's rclpy raised)
+        assert not _change_state_by_id(monitor, name, 3)
         assert _state(monitor, name, spinning) == "unconfigured"
 
         assert monitor.change_state(name, "configure")
@@ -109,7 +122,8 @@ def test_transitions_through_the_standard_services(ros_context, random_classifie
 
         assert monitor.change_state(name, "deactivate")
         assert _state(monitor, name, spinning) == "inactive"
-        assert input_topic not in _subscriptions(node) and node.codec is codec  # stopped, model kept
+        # stopped, model kept
+        assert input_topic not in _subscriptions(node) and node.codec is codec
         assert monitor.change_state(name, "activate") and input_topic in _subscriptions(node)
         assert monitor.change_state(name, "deactivate")
 
@@ -124,11 +138,14 @@ def test_transitions_through_the_standard_services(ros_context, random_classifie
         spinning.close()
 
 
-@pytest.mark.parametrize("cls_path", ["hecsb_ros.nodes.server:ServerNode", "hecsb_ros.nodes.edge:EdgeNode"])
-def test_failed_configure_leaves_the_node_unconfigured_with_the_reason(ros_context, random_classifier, tmp_path,
-                                                                       cls_path):
-    """An unknown checkpoint: configure fails, the node stays unconfigured and says why (log and /rosout,
-    /diagnostics, ``last_error``); with the file in place the same node configures."""
+@pytest.mark.parametrize(
+    "cls_path", ["hecsb_ros.nodes.server:ServerNode", "hecsb_ros.nodes.edge:EdgeNode"]
+)
+def test_failed_configure_leaves_the_node_unconfigured_with_the_reason(
+    ros_context, random_classifier, tmp_path, cls_path
+):
+    """An unknown checkpoint: configure fails, the node stays unconfigured and says why (log and
+    /rosout, /diagnostics, ``last_error``); with the file in place the same node configures."""
     from rcl_interfaces.msg import Log
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -138,17 +155,28 @@ def test_failed_configure_leaves_the_node_unconfigured_with_the_reason(ros_conte
     monitor = Monitor(f"lifecycle_test_{random.randint(0, 99999)}")
     name = node.get_name()
     logs: list[str] = []
-    monitor.node.create_subscription(Log, "/rosout", lambda m: logs.append(m.msg) if m.name == name else None,
-                                     QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                                                durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    monitor.node.create_subscription(
+        Log,
+        "/rosout",
+        lambda m: logs.append(m.msg) if m.name == name else None,
+        QoSProfile(
+            depth=100,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        ),
+    )
     try:
         assert monitor.wait_for_lifecycle(name, 30.0)
         assert not monitor.change_state(name, "configure")
         assert _state(monitor, name, spinning) == "unconfigured"
         assert node.codec is None
         assert str(missing) in node.last_error
-        assert monitor.spin_until(lambda: any("configure failed" in m and str(missing) in m for m in logs), 10.0), logs
-        assert monitor.spin_until(lambda: str(missing) in monitor.diagnostics.get(name, {}).get("error", ""), 10.0)
+        assert monitor.spin_until(
+            lambda: any("configure failed" in m and str(missing) in m for m in logs), 10.0
+        ), logs
+        assert monitor.spin_until(
+            lambda: str(missing) in monitor.diagnostics.get(name, {}).get("error", ""), 10.0
+        )
         assert not monitor.change_state(name, "activate")
         assert _state(monitor, name, spinning) == "unconfigured"
         missing.write_bytes(Path(random_classifier).read_bytes())  # the operator fixes the file
@@ -161,22 +189,33 @@ def test_failed_configure_leaves_the_node_unconfigured_with_the_reason(ros_conte
         spinning.close()
 
 
-def test_plain_start_configures_and_activates_and_fails_fast(ros_context, random_classifier, tmp_path):
+def test_plain_start_configures_and_activates_and_fails_fast(
+    ros_context, random_classifier, tmp_path
+):
     from hecsb_ros.nodes.server import ServerNode
 
-    node = ServerNode(parameter_overrides=[Parameter("codec", value="png"),
-                                           Parameter("checkpoint", value=str(random_classifier))])
+    node = ServerNode(
+        parameter_overrides=[
+            Parameter("codec", value="png"),
+            Parameter("checkpoint", value=str(random_classifier)),
+        ]
+    )
     try:
         assert node.lifecycle_state == "active" and "/latent" in _subscriptions(node)
     finally:
         node.destroy_node()
     with pytest.raises(ValueError, match="no_such"):
-        ServerNode(parameter_overrides=[Parameter("codec", value="png"),
-                                        Parameter("checkpoint", value=str(tmp_path / "no_such.safetensors"))])
+        ServerNode(
+            parameter_overrides=[
+                Parameter("codec", value="png"),
+                Parameter("checkpoint", value=str(tmp_path / "no_such.safetensors")),
+            ]
+        )
 
 
-def test_transitions_run_on_managed_entities_and_the_state_is_tracked(ros_context,
-                                                                      random_classifier):
+def test_transitions_run_on_managed_entities_and_the_state_is_tracked(
+    ros_context, random_classifier
+):
     """Every transition calls LifecycleNode's own callback: a lifecycle publisher a subclass makes
     is enabled by activate and disabled by deactivate, as rclpy's managed entities expect; the
     node's lifecycle_state follows each transition without reading rclpy's private state."""
@@ -189,9 +228,13 @@ def test_transitions_run_on_managed_entities_and_the_state_is_tracked(ros_contex
             super()._setup()
             self.managed_pub = self.create_lifecycle_publisher(String, "managed_topic", 10)
 
-    node = WithLifecyclePublisher(parameter_overrides=[
-        Parameter("autostart", value=False), Parameter("codec", value="png"),
-        Parameter("checkpoint", value=str(random_classifier))])
+    node = WithLifecyclePublisher(
+        parameter_overrides=[
+            Parameter("autostart", value=False),
+            Parameter("codec", value="png"),
+            Parameter("checkpoint", value=str(random_classifier)),
+        ]
+    )
     try:
         assert node.lifecycle_state == "unconfigured"
         assert node.trigger_configure() == SUCCESS and node.lifecycle_state == "inactive"
@@ -206,8 +249,9 @@ def test_transitions_run_on_managed_entities_and_the_state_is_tracked(ros_contex
         node.destroy_node()
 
 
-def test_an_unavailable_transition_by_id_is_refused_without_ending_the_spin(ros_context,
-                                                                            random_classifier):
+def test_an_unavailable_transition_by_id_is_refused_without_ending_the_spin(
+    ros_context, random_classifier
+):
     """Why nodes/lifecycle.py wraps the change_state service's callback: asked by id for a
     transition the current state does not have (activate from unconfigured, as launch_ros sends
     transitions), rclpy's own callback raises on Jazzy (rclpy 7.x), which in a spinning node ends
@@ -236,8 +280,9 @@ def test_an_unavailable_transition_by_id_is_refused_without_ending_the_spin(ros_
             assert answer is False
     finally:
         plain.destroy_node()
-    node = _managed("hecsb_ros.nodes.server:ServerNode", codec="png",
-                    checkpoint=str(random_classifier))
+    node = _managed(
+        "hecsb_ros.nodes.server:ServerNode", codec="png", checkpoint=str(random_classifier)
+    )
     try:
         assert ask(node) is False and node.lifecycle_state == "unconfigured"
     finally:
@@ -278,7 +323,9 @@ def test_a_late_state_answer_counts_and_no_answer_is_not_a_state(ros_context):
 
 
 @pytest.mark.dds
-def test_runner_reports_a_failed_configure_and_brings_up_nothing_after_it(random_classifier, tmp_path):
+def test_runner_reports_a_failed_configure_and_brings_up_nothing_after_it(
+    random_classifier, tmp_path
+):
     """Processes over DDS: with an unknown checkpoint on the server the start fails with the node's
     reason, the server stays unconfigured and neither the edge nor the camera is brought up. (The
     order of a good start, server then edge active before the camera starts, is checked on
@@ -294,14 +341,30 @@ def test_runner_reports_a_failed_configure_and_brings_up_nothing_after_it(random
     try:
         good = {"checkpoint": str(random_classifier)}
         bad = {"checkpoint": str(tmp_path / "unknown.safetensors")}
-        pipe = Pipeline(domain, tmp_path / "bad", {"edge": good, "server": bad}, codec="png", link="false",
-                        monitor=monitor)
+        pipe = Pipeline(
+            domain,
+            tmp_path / "bad",
+            {"edge": good, "server": bad},
+            codec="png",
+            link="false",
+            monitor=monitor,
+        )
         try:
-            with pytest.raises(RuntimeError, match=r"hecsb_server: configure failed, the node is unconfigured: "
-                                                   r"configure failed: .*unknown\.safetensors"):
+            with pytest.raises(
+                RuntimeError,
+                match=r"hecsb_server: configure failed, the node is "
+                r"unconfigured: "
+                r"configure failed: .*unknown\.safetensors",
+            ):
                 pipe.start()
-            assert pipe.alive()["server"] and monitor.lifecycle_state("hecsb_server") == "unconfigured"
-            assert monitor.lifecycle_state("hecsb_edge") == "unconfigured" and "camera_source" not in pipe.procs
+            assert (
+                pipe.alive()["server"]
+                and monitor.lifecycle_state("hecsb_server") == "unconfigured"
+            )
+            assert (
+                monitor.lifecycle_state("hecsb_edge") == "unconfigured"
+                and "camera_source" not in pipe.procs
+            )
         finally:
             pipe.stop()
     finally:

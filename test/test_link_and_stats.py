@@ -1,4 +1,5 @@
 """Link model timing, loss, queueing; statistics percentiles, drops, sequence gaps."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,14 @@ import math
 import pytest
 
 from hecsb_ros.core.link import PRESETS, LinkProfile, LinkShaper, make_profile
-from hecsb_ros.core.stats import (FrameRecord, GroundTruthBook, LinkStatsAccumulator,
-                                  SequenceTracker, percentile, skipped_count)
+from hecsb_ros.core.stats import (
+    FrameRecord,
+    GroundTruthBook,
+    LinkStatsAccumulator,
+    SequenceTracker,
+    percentile,
+    skipped_count,
+)
 
 
 @pytest.mark.parametrize("name,rate", [("4g", 12.0), ("wifi", 54.0), ("5g", 66.9)])
@@ -25,7 +32,7 @@ def test_transfer_time_is_bytes_times_8_over_rate_plus_delay(size):
 
 def test_back_to_back_frames_queue_behind_each_other():
     shaper = LinkShaper(make_profile("4g"))
-    t1, _ = shaper.schedule(15000, 0.0)   # 10 ms on the wire
+    t1, _ = shaper.schedule(15000, 0.0)  # 10 ms on the wire
     t2, _ = shaper.schedule(15000, 0.0)
     assert t1 == pytest.approx(0.010)
     assert t2 == pytest.approx(0.020)
@@ -68,8 +75,17 @@ def test_snapshot_figures():
     acc = LinkStatsAccumulator()
     acc.snapshot(0.0)
     for i in range(100):
-        acc.add(FrameRecord(payload_bytes=i + 1, message_bytes=200, latency_ms=float(i), edge_ms=1.0,
-                            transfer_ms=2.0, server_ms=3.0, correct=(i % 4 != 0)))
+        acc.add(
+            FrameRecord(
+                payload_bytes=i + 1,
+                message_bytes=200,
+                latency_ms=float(i),
+                edge_ms=1.0,
+                transfer_ms=2.0,
+                server_ms=3.0,
+                correct=(i % 4 != 0),
+            )
+        )
     acc.drop("truncated", 2)
     acc.drop("model_mismatch")
     snap = acc.snapshot(2.0)
@@ -82,12 +98,20 @@ def test_snapshot_figures():
     assert snap["accuracy"] == pytest.approx(0.75)
     assert snap["drops"] == 3 and snap["decode_errors"] == 2
     # skipped frames ride along under "skipped" and are not drops
-    assert dict(zip(snap["drop_reasons"], snap["drop_counts"])) == {"truncated": 2, "model_mismatch": 1, "skipped": 0}
+    assert dict(zip(snap["drop_reasons"], snap["drop_counts"])) == {
+        "truncated": 2,
+        "model_mismatch": 1,
+        "skipped": 0,
+    }
     acc.skip(4)
     later = acc.snapshot(2.5)
     assert later["drops"] == 3 and skipped_count(later["drop_reasons"], later["drop_counts"]) == 4
     empty = acc.snapshot(3.0)  # next window: no frames, totals kept
-    assert empty["frames"] == 0 and empty["frames_total"] == 100 and math.isnan(empty["latency_p50_ms"])
+    assert (
+        empty["frames"] == 0
+        and empty["frames_total"] == 100
+        and math.isnan(empty["latency_p50_ms"])
+    )
 
 
 def test_window_memory_is_bounded():
@@ -109,7 +133,8 @@ def test_sequence_gaps_and_restarts():
 
 def test_a_forged_sequence_jump_is_one_reset_not_a_million_drops():
     """A number further ahead than the sender could have produced since its previous frame (at most
-    BURST + MAX_RATE_HZ * elapsed) is a reset; real losses, however long the outage, still count."""
+    BURST + MAX_RATE_HZ * elapsed) is a reset; real losses, however long the outage, still count.
+    """
     t = SequenceTracker(max_rate_hz=100.0, burst=4)
     assert t.update(0, 0.0) == 0 and t.update(1, 0.1) == 0
     assert t.update(10**6, 0.2) == 0 and t.resets == 1  # forged: 10 s of frames in 0.1 s

@@ -1,5 +1,6 @@
 """The monitor scores results against the ground-truth side channel (image_raw/ground_truth) by the
 frame's header, whichever of the two arrives first."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,6 @@
-"""Nodes in one process over DDS: each malformed input is dropped, counted, and the node keeps going."""
+"""Nodes in one process over DDS: each malformed input is dropped, counted, and the node keeps
+going."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,10 +31,15 @@ def server(ros_context, random_classifier):
     node = ServerNode(parameter_overrides=_overrides(random_classifier, max_payload_bytes=4096))
     peer = ros_context.create_node("test_peer")
     results: list[ClassificationResult] = []
-    peer.create_subscription(ClassificationResult, "classification", results.append, reliable_qos(100))
+    peer.create_subscription(
+        ClassificationResult, "classification", results.append, reliable_qos(100)
+    )
     pub = peer.create_publisher(CompressedLatent, "latent", reliable_qos(100))
-    assert spin_until(ros_context, [node, peer], lambda: pub.get_subscription_count() > 0 and
-                      node.count_publishers("classification") > 0)
+    assert spin_until(
+        ros_context,
+        [node, peer],
+        lambda: pub.get_subscription_count() > 0 and node.count_publishers("classification") > 0,
+    )
     yield node, peer, pub, results
     node.destroy_node()
     peer.destroy_node()
@@ -75,9 +82,16 @@ def test_server_drops_each_bad_latent_and_keeps_serving(server, random_classifie
     codec = create_codec("png", CodecSettings(checkpoint=str(random_classifier)))
     good = _good(codec, 0, images[0])
     bad = _mutations(good)
-    expected = {"unknown_codec": "unknown_codec", "model_mismatch": "model_mismatch",
-                "empty": "empty", "shape_disagrees": "bad_shape", "absurd_shape": "bad_shape",
-                "too_large": "too_large", "nan_timing": "bad_timing", "bad_rate": "bad_rate"}
+    expected = {
+        "unknown_codec": "unknown_codec",
+        "model_mismatch": "model_mismatch",
+        "empty": "empty",
+        "shape_disagrees": "bad_shape",
+        "absurd_shape": "bad_shape",
+        "too_large": "too_large",
+        "nan_timing": "bad_timing",
+        "bad_rate": "bad_rate",
+    }
     for case, msg in bad.items():
         before = node.stats.drops
         pub.publish(msg)
@@ -87,10 +101,12 @@ def test_server_drops_each_bad_latent_and_keeps_serving(server, random_classifie
     assert node.stats.drop_counts["truncated"] + node.stats.drop_counts["decode_error"] == 1
     # Bytes that are not a CompressedLatent at all.
     pub.publish(b"\x00\x01\x00\x00garbage")
-    assert spin_until(ros_context, [node, peer], lambda: node.stats.drop_counts["bad_message"] == 1)
-    # Still serving: good frames after all that (one at a time: the newest policy would skip a frame
-    # that arrives while the one before it is classified). The first two have their true class on
-    # the ground-truth side channel (class 3, by the frame's header), the third has none.
+    assert spin_until(
+        ros_context, [node, peer], lambda: node.stats.drop_counts["bad_message"] == 1
+    )
+    # Still serving: good frames after all that (one at a time: the newest policy would skip a
+    # frame that arrives while the one before it is classified). The first two have their true
+    # class on the ground-truth side channel (class 3, by the frame's header), the third has none.
     truth = peer.create_publisher(GroundTruth, "image_raw/ground_truth", reliable_qos(10))
     assert spin_until(ros_context, [node, peer], lambda: truth.get_subscription_count() > 0)
     labels = node.robots[0].labels
@@ -121,7 +137,9 @@ def _image(**fields):
 def test_edge_drops_bad_images_and_keeps_encoding(ros_context, random_classifier):
     from hecsb_ros.nodes.edge import EdgeNode
 
-    node = EdgeNode(parameter_overrides=_overrides(random_classifier, max_image_pixels=4096 * 4096))
+    node = EdgeNode(
+        parameter_overrides=_overrides(random_classifier, max_image_pixels=4096 * 4096)
+    )
     peer = ros_context.create_node("test_camera")
     latents: list[CompressedLatent] = []
     peer.create_subscription(CompressedLatent, "latent", latents.append, reliable_qos(100))
@@ -129,17 +147,23 @@ def test_edge_drops_bad_images_and_keeps_encoding(ros_context, random_classifier
     try:
         assert spin_until(ros_context, [node, peer], lambda: pub.get_subscription_count() > 0)
         bad = [
-            _image(encoding="32FC1"),                                  # wrong encoding
-            _image(step=20),                                           # step < width
-            _image(data=bytes(100)),                                   # data disagrees with step*height
-            _image(height=0, width=0, step=0, data=b""),               # zero-size
-            _image(height=100000, width=100000, step=100000),          # huge, tiny data
-            _image(encoding="rgb8"),                                   # 3-channel needs 3x the bytes
+            _image(encoding="32FC1"),  # wrong encoding
+            _image(step=20),  # step < width
+            # data disagrees with step*height
+            _image(data=bytes(100)),
+            _image(height=0, width=0, step=0, data=b""),  # zero-size
+            _image(height=100000, width=100000, step=100000),  # huge, tiny data
+            # 3-channel needs 3x the bytes
+            _image(encoding="rgb8"),
         ]
         for i, msg in enumerate(bad):
             pub.publish(msg)
-            assert spin_until(ros_context, [node, peer], lambda: node.stats.drop_counts["bad_image"] == i + 1), i
-        good = array_to_image_msg(np.full((480, 640, 3), 90, np.uint8), "bgr8", Header(frame_id="camera"))
+            assert spin_until(
+                ros_context, [node, peer], lambda: node.stats.drop_counts["bad_image"] == i + 1
+            ), i
+        good = array_to_image_msg(
+            np.full((480, 640, 3), 90, np.uint8), "bgr8", Header(frame_id="camera")
+        )
         pub.publish(good)
         assert spin_until(ros_context, [node, peer], lambda: len(latents) == 1)
         assert latents[0].codec == "png" and list(latents[0].shape) == [28, 28, 1]
@@ -157,12 +181,17 @@ def _jpeg_photo(width: int = 640, height: int = 480) -> bytes:
     import cv2
     from sklearn.datasets import load_sample_images
 
-    bgr = cv2.cvtColor(cv2.resize(load_sample_images().images[0], (width, height)), cv2.COLOR_RGB2BGR)
+    bgr = cv2.cvtColor(
+        cv2.resize(load_sample_images().images[0], (width, height)), cv2.COLOR_RGB2BGR
+    )
     return cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
-def test_edge_compressed_input_drops_bad_streams_and_keeps_encoding(ros_context, random_classifier):
-    """input: compressed subscribes image_raw/compressed; bombs and garbage are refused before decoding."""
+def test_edge_compressed_input_drops_bad_streams_and_keeps_encoding(
+    ros_context, random_classifier
+):
+    """input: compressed subscribes image_raw/compressed; bombs and garbage are refused before
+    decoding."""
     import struct
     import zlib
 
@@ -171,10 +200,16 @@ def test_edge_compressed_input_drops_bad_streams_and_keeps_encoding(ros_context,
     from hecsb_ros.nodes.edge import EdgeNode
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
-    png_head = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0))
-    small_head = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0))
+    png_head = b"\x89PNG\r\n\x1a\n" + chunk(
+        b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    )
+    small_head = b"\x89PNG\r\n\x1a\n" + chunk(
+        b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)
+    )
     good = _jpeg_photo()
     node = EdgeNode(parameter_overrides=_overrides(random_classifier, input="compressed"))
     peer = ros_context.create_node("test_camera")
@@ -184,19 +219,32 @@ def test_edge_compressed_input_drops_bad_streams_and_keeps_encoding(ros_context,
     raw_pub = peer.create_publisher(Image, "image_raw", 10)
     try:
         assert spin_until(ros_context, [node, peer], lambda: pub.get_subscription_count() > 0)
-        assert raw_pub.get_subscription_count() == 0  # raw frames are not read with input: compressed
+        # raw frames are not read with input: compressed
+        assert raw_pub.get_subscription_count() == 0
         bad = [
             (b"", "empty"),
-            (b"GIF89a" + bytes(64), "bad_image"),                                   # not JPEG/PNG/WebP
-            (png_head + chunk(b"IEND", b""), "bad_image"),                          # declares 1.6 G pixels
-            (small_head + struct.pack(">I", 2**31 - 1) + b"IDAT" + bytes(64), "truncated"),  # 2 GiB chunk
-            (good[: len(good) // 4], "decode_error"),                               # truncated JPEG
+            # not JPEG/PNG/WebP
+            (b"GIF89a" + bytes(64), "bad_image"),
+            # declares 1.6 G pixels
+            (png_head + chunk(b"IEND", b""), "bad_image"),
+            # 2 GiB chunk
+            (small_head + struct.pack(">I", 2**31 - 1) + b"IDAT" + bytes(64), "truncated"),
+            # truncated JPEG
+            (good[: len(good) // 4], "decode_error"),
         ]
         for data, reason in bad:
             before = node.stats.drop_counts[reason]
-            pub.publish(CompressedImage(header=Header(frame_id="camera"), format="jpeg", data=data))
-            assert spin_until(ros_context, [node, peer], lambda: node.stats.drop_counts[reason] == before + 1), reason
-        pub.publish(CompressedImage(header=Header(frame_id="camera"), format="bgr8; jpeg compressed bgr8", data=good))
+            pub.publish(
+                CompressedImage(header=Header(frame_id="camera"), format="jpeg", data=data)
+            )
+            assert spin_until(
+                ros_context, [node, peer], lambda: node.stats.drop_counts[reason] == before + 1
+            ), reason
+        pub.publish(
+            CompressedImage(
+                header=Header(frame_id="camera"), format="bgr8; jpeg compressed bgr8", data=good
+            )
+        )
         assert spin_until(ros_context, [node, peer], lambda: len(latents) == 1)
         assert latents[0].codec == "png" and list(latents[0].shape) == [28, 28, 1]
         assert node.stats.drops == len(bad) and node.images_in == len(bad) + 1

@@ -1,6 +1,7 @@
 """ONNX export of the learned codecs' networks and the ONNX Runtime backend (Fashion-MNIST levels):
 checked files and manifests, ONNX Runtime against PyTorch (latents, logits, payload bytes, top-1),
 either backend's edge with the other's server, the export cache, and clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,9 @@ def cache(tmp_path_factory) -> str:
 
 def _pair(kind: str, cache: str):
     torch_codec = create_codec(kind, CodecSettings(threads=1))
-    ort_codec = create_codec(kind, CodecSettings(threads=1, backend="onnxruntime", onnx_cache=cache))
+    ort_codec = create_codec(
+        kind, CodecSettings(threads=1, backend="onnxruntime", onnx_cache=cache)
+    )
     return torch_codec, ort_codec
 
 
@@ -57,8 +60,9 @@ def test_exported_files_pass_the_checker_and_the_manifest_describes_them(kind, t
     manifest = export_split(split, tmp_path)
     assert check_folder(tmp_path) == manifest
     assert manifest["opset"] == OPSET == 17 and manifest["model_id"] == split.model_id
-    assert manifest["teacher_model_id"] == split.teacher.model_id and manifest["normalisation"]["mean"] == [
-        pytest.approx(v) for v in split.teacher.spec.mean]
+    assert manifest["teacher_model_id"] == split.teacher.model_id and manifest["normalisation"][
+        "mean"
+    ] == [pytest.approx(v) for v in split.teacher.spec.mean]
     assert manifest["versions"]["onnxruntime"] != "not installed"
     assert set(manifest["kept_in_torch"]) == ({"h_a", "h_s"} if kind == "hyperprior" else set())
     nets = manifest["networks"]
@@ -67,12 +71,18 @@ def test_exported_files_pass_the_checker_and_the_manifest_describes_them(kind, t
         model = onnx.load(str(tmp_path / nets[part]["file"]))
         onnx.checker.check_model(model, full_check=True)
         assert model.opset_import[0].version == 17
-        assert [i.name for i in model.graph.input] == [inp] and [o.name for o in model.graph.output] == [out]
-        dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+        assert [i.name for i in model.graph.input] == [inp] and [
+            o.name for o in model.graph.output
+        ] == [out]
+        dims = [
+            d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim
+        ]
         assert dims == nets[part]["input"]["shape"] and dims[0] == "N"
         assert nets[part]["max_abs_diff_vs_torch"] < 1e-4
     c, h, w = split.teacher.spec.in_channels, *split.teacher.spec.input_size
-    assert nets["edge"]["input"]["shape"] == ["N", c, h, w] and nets["server"]["output"]["shape"] == ["N", 10]
+    assert nets["edge"]["input"]["shape"] == ["N", c, h, w] and nets["server"]["output"][
+        "shape"
+    ] == ["N", 10]
     assert nets["edge"]["output"]["shape"] == nets["server"]["input"]["shape"]
 
 
@@ -89,14 +99,22 @@ def _crbq_payloads_agree(a: bytes, b: bytes) -> bool:
     precision, and the 8-bit codes to one step."""
     (lo_a, hi_a), (lo_b, hi_b) = struct.unpack_from("<ff", a), struct.unpack_from("<ff", b)
     qa, qb = (np.frombuffer(x[8:], np.uint8).astype(int) for x in (a, b))
-    return (len(a) == len(b) and abs(lo_a - lo_b) < 1e-4 and abs(hi_a - hi_b) < 1e-4
-            and int(np.abs(qa - qb).max()) <= 1)
+    return (
+        len(a) == len(b)
+        and abs(lo_a - lo_b) < 1e-4
+        and abs(hi_a - hi_b) < 1e-4
+        and int(np.abs(qa - qb).max()) <= 1
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_onnxruntime_gives_the_torch_latents_payloads_and_classes(kind, images, cache):
     torch_codec, ort_codec = _pair(kind, cache)
-    assert ort_codec.model_id == torch_codec.model_id and ort_codec.ort is not None and torch_codec.ort is None
+    assert (
+        ort_codec.model_id == torch_codec.model_id
+        and ort_codec.ort is not None
+        and torch_codec.ort is None
+    )
     x = images_to_tensor(images[..., None], ort_codec.spec)
     with torch.inference_mode():
         y_torch = torch_codec.split.latent(x)
@@ -108,12 +126,15 @@ def test_onnxruntime_gives_the_torch_latents_payloads_and_classes(kind, images, 
         if kind == "crbq":
             assert _crbq_payloads_agree(a.data, b.data)
         same_bytes += a.data == b.data
-        # each server decodes the other edge's payload: an edge on one backend talks to a server on the other
+        # each server decodes the other edge's payload: an edge on one backend talks to a server on
+        # the other
         for data in (a.data, b.data):
             lt, lo = torch_codec.decode(data, ()).logits, ort_codec.decode(data, ()).logits
             assert float((lt - lo).abs().max()) < 1e-3
             assert int(lt.argmax()) == int(lo.argmax())
-        assert int(torch_codec.decode(a.data, ()).logits.argmax()) == int(ort_codec.decode(b.data, ()).logits.argmax())
+        assert int(torch_codec.decode(a.data, ()).logits.argmax()) == int(
+            ort_codec.decode(b.data, ()).logits.argmax()
+        )
     if kind != "crbq":  # the entropy coder rounds the same latents: the same bytes
         assert same_bytes == len(images)
 
@@ -133,10 +154,15 @@ def test_a_micro_batch_in_onnxruntime_classifies_as_frames_one_by_one(images, ca
 
 def test_an_image_codec_runs_its_teacher_in_onnxruntime(images, cache):
     torch_codec = create_codec("png", CodecSettings(threads=1))
-    ort_codec = create_codec("png", CodecSettings(threads=1, backend="onnxruntime", onnx_cache=cache))
+    ort_codec = create_codec(
+        "png", CodecSettings(threads=1, backend="onnxruntime", onnx_cache=cache)
+    )
     for im in images[:10]:
         frame = torch_codec.encode(im, "mono8")
-        lt, lo = torch_codec.decode(frame.data, frame.shape).logits, ort_codec.decode(frame.data, frame.shape).logits
+        lt, lo = (
+            torch_codec.decode(frame.data, frame.shape).logits,
+            ort_codec.decode(frame.data, frame.shape).logits,
+        )
         assert float((lt - lo).abs().max()) < 1e-3 and int(lt.argmax()) == int(lo.argmax())
     assert json.loads((ort_codec.ort.folder / "manifest.json").read_text())["kind"] == "teacher"
 
@@ -154,7 +180,8 @@ def test_the_cache_is_reused_and_a_damaged_export_is_made_again(tmp_path, monkey
     again = OrtSplit(split, threads=1, cache=str(tmp_path))
     assert again.manifest == first.manifest
     monkeypatch.undo()
-    (first.folder / "edge.onnx").write_bytes(b"not an onnx file")  # a damaged file: its hash differs
+    # a damaged file: its hash differs
+    (first.folder / "edge.onnx").write_bytes(b"not an onnx file")
     with pytest.raises(ValueError, match="differs from its manifest"):
         check_folder(first.folder)
     repaired = OrtSplit(split, threads=1, cache=str(tmp_path))
@@ -173,13 +200,19 @@ def test_cache_folder_setting_and_environment(monkeypatch, tmp_path):
 
 
 def test_an_unknown_backend_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="backend must be one of torch, onnxruntime, not 'tensorrt'"):
+    with pytest.raises(
+        ValueError, match="backend must be one of torch, onnxruntime, not 'tensorrt'"
+    ):
         create_codec("hecsb", CodecSettings(backend="tensorrt"))
 
 
 def test_without_onnxruntime_the_error_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime raises ImportError
-    with pytest.raises(ImportError, match=r"pip install onnx==1\.17\.0 onnxruntime==1\.20\.1.*backend 'torch'"):
+    with pytest.raises(
+        ImportError,
+        match=r"pip install onnx==1\.17\.0 "
+        r"onnxruntime==1\.20\.1.*backend 'torch'",
+    ):
         create_codec("hecsb", CodecSettings(backend="onnxruntime", onnx_cache=str(tmp_path)))
     assert create_codec("hecsb", CodecSettings()).ort is None  # torch needs neither
 
@@ -199,8 +232,10 @@ def test_export_command_writes_files_manifest_and_index(tmp_path, capsys):
 
     assert main(["--codec", "hecsb", "--quality", "3", "--out", str(tmp_path)]) == 0
     index = json.loads((tmp_path / "index.json").read_text())
-    assert index["hecsb_fmnist_r3"]["files"] == {"edge": "hecsb_fmnist_r3/edge.onnx",
-                                                 "server": "hecsb_fmnist_r3/server.onnx"}
+    assert index["hecsb_fmnist_r3"]["files"] == {
+        "edge": "hecsb_fmnist_r3/edge.onnx",
+        "server": "hecsb_fmnist_r3/server.onnx",
+    }
     assert check_folder(tmp_path / "hecsb_fmnist_r3")["rate_level"] == "3"
     assert main(["--teacher-only", "--out", str(tmp_path)]) == 0
     assert "teacher_fmnist" in json.loads((tmp_path / "index.json").read_text())
@@ -226,4 +261,5 @@ def test_the_backend_launch_argument_reaches_edge_and_server():
 
     specs = {s.role: s.parameters for s in split_inference_nodes(backend="torch", device="cuda")}
     assert specs["edge"]["backend"] == specs["server"]["backend"] == "torch"
-    assert "backend" not in {s.role: s.parameters for s in split_inference_nodes()}["edge"]  # the node's default
+    # the node's default
+    assert "backend" not in {s.role: s.parameters for s in split_inference_nodes()}["edge"]

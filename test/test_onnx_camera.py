@@ -1,5 +1,6 @@
 """The ONNX Runtime backend at camera scale (EfficientNet-Lite0 levels, 224 x 224 photos): the same
 payload bytes and classes as PyTorch, each backend's edge with the other's server."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,8 @@ KINDS = ("hecsb", "svb", "crbq", "factorized", "hyperprior")
 
 @pytest.fixture(scope="module")
 def photos() -> list[np.ndarray]:
-    """Two real photos (scikit-learn's sample images, RGB 427 x 640) and a generated 224 x 224 gradient."""
+    """Two real photos (scikit-learn's sample images, RGB 427 x 640) and a generated 224 x 224
+    gradient."""
     from sklearn.datasets import load_sample_images
 
     data = load_sample_images()
@@ -42,7 +44,9 @@ def cache(tmp_path_factory) -> str:
 def test_camera_levels_give_the_torch_payloads_and_classes(kind, photos, cache):
     torch.set_num_threads(1)
     a = create_codec(kind, CodecSettings(teacher=TEACHER, threads=1))
-    b = create_codec(kind, CodecSettings(teacher=TEACHER, threads=1, backend="onnxruntime", onnx_cache=cache))
+    b = create_codec(
+        kind, CodecSettings(teacher=TEACHER, threads=1, backend="onnxruntime", onnx_cache=cache)
+    )
     assert a.model_id == b.model_id and b.ort is not None
     for image in photos:
         fa, fb = a.encode(image, "rgb8"), b.encode(image, "rgb8")
@@ -58,7 +62,9 @@ def test_camera_levels_give_the_torch_payloads_and_classes(kind, photos, cache):
 
 def test_the_whole_teacher_in_onnxruntime_classifies_a_photo(photos, cache):
     a = create_codec("raw", CodecSettings(teacher=TEACHER, threads=1))
-    b = create_codec("raw", CodecSettings(teacher=TEACHER, threads=1, backend="onnxruntime", onnx_cache=cache))
+    b = create_codec(
+        "raw", CodecSettings(teacher=TEACHER, threads=1, backend="onnxruntime", onnx_cache=cache)
+    )
     frame = a.encode(photos[1], "rgb8")
     lt, lo = a.decode(frame.data, frame.shape).logits, b.decode(frame.data, frame.shape).logits
     assert float((lt - lo).abs().max()) < 1e-2

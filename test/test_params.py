@@ -1,4 +1,6 @@
-"""Parameter table: validation, YAML defaults in agreement, rejection at start-up and at runtime."""
+"""Parameter table: validation, YAML defaults in agreement, rejection at start-up and at
+runtime."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +16,12 @@ from conftest import spin_until  # noqa: F401
 pytestmark = [pytest.mark.ros, pytest.mark.quick]
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "split_inference.yaml"
-NODE_NAMES = {"camera_source": "hecsb_camera_source", "edge": "hecsb_edge", "server": "hecsb_server",
-              "link_emulator": "hecsb_link_emulator"}
+NODE_NAMES = {
+    "camera_source": "hecsb_camera_source",
+    "edge": "hecsb_edge",
+    "server": "hecsb_server",
+    "link_emulator": "hecsb_link_emulator",
+}
 
 
 def test_check_value_reasons():
@@ -55,7 +61,9 @@ def test_invalid_runtime_change_is_rejected_and_valid_one_applied(ros_context):
     node = LinkEmulator()
     try:
         bad = node.set_parameters([Parameter("loss", value=1.5)])[0]
-        assert not bad.successful and ("out of range" in bad.reason or "above the maximum" in bad.reason)
+        assert not bad.successful and (
+            "out of range" in bad.reason or "above the maximum" in bad.reason
+        )
         bad_type = node.set_parameters([Parameter("profile", value="lte")])[0]
         assert not bad_type.successful
         ro = node.set_parameters([Parameter("seed", value=3)])[0]
@@ -90,12 +98,17 @@ def test_resize_choices_are_the_teachers_policies():
 
 
 @pytest.mark.parametrize("node_name", ["edge", "server"])
-def test_resize_reaches_the_codec_and_a_wrong_one_fails_fast(ros_context, random_classifier, node_name):
+def test_resize_reaches_the_codec_and_a_wrong_one_fails_fast(
+    ros_context, random_classifier, node_name
+):
     from hecsb_ros.nodes.edge import EdgeNode
     from hecsb_ros.nodes.server import ServerNode
 
     cls = EdgeNode if node_name == "edge" else ServerNode
-    base = [Parameter("codec", value="png_frame"), Parameter("checkpoint", value=str(random_classifier))]
+    base = [
+        Parameter("codec", value="png_frame"),
+        Parameter("checkpoint", value=str(random_classifier)),
+    ]
     node = cls(parameter_overrides=base + [Parameter("resize", value="letterbox")])
     try:
         assert node.codec.settings.resize == "letterbox"

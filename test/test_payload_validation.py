@@ -1,4 +1,5 @@
 """Server-side validation of payload metadata: every rejection reason."""
+
 from __future__ import annotations
 
 import math
@@ -25,17 +26,20 @@ def test_valid_metadata_passes(png):
     validate_payload(png, "png", png.model_id, png.quality, (28, 28, 1), 300, 1 << 20)
 
 
-@pytest.mark.parametrize("codec,model_id,rate,shape,size,reason", [
-    ("jpeg", "img-png", 9, (28, 28, 1), 300, "unknown_codec"),
-    ("png", "0123456789abcdef", 9, (28, 28, 1), 300, "model_mismatch"),
-    ("png", "img-png", 3, (28, 28, 1), 300, "bad_rate"),
-    ("png", "img-png", 9, (28, 28, 1), 0, "empty"),
-    ("png", "img-png", 9, (28, 28, 1), 10**7, "too_large"),
-    ("png", "img-png", 9, (2**31, 2**31, 2**31), 300, "bad_shape"),
-    ("png", "img-png", 9, (1, 1, 1, 1, 1), 300, "bad_shape"),
-    ("png", "img-png", 9, (28, 0, 1), 300, "bad_shape"),
-    ("png", "img-png", 9, (56, 56, 1), 300, "bad_shape"),
-])
+@pytest.mark.parametrize(
+    "codec,model_id,rate,shape,size,reason",
+    [
+        ("jpeg", "img-png", 9, (28, 28, 1), 300, "unknown_codec"),
+        ("png", "0123456789abcdef", 9, (28, 28, 1), 300, "model_mismatch"),
+        ("png", "img-png", 3, (28, 28, 1), 300, "bad_rate"),
+        ("png", "img-png", 9, (28, 28, 1), 0, "empty"),
+        ("png", "img-png", 9, (28, 28, 1), 10**7, "too_large"),
+        ("png", "img-png", 9, (2**31, 2**31, 2**31), 300, "bad_shape"),
+        ("png", "img-png", 9, (1, 1, 1, 1, 1), 300, "bad_shape"),
+        ("png", "img-png", 9, (28, 0, 1), 300, "bad_shape"),
+        ("png", "img-png", 9, (56, 56, 1), 300, "bad_shape"),
+    ],
+)
 def test_each_bad_field_has_its_reason(png, codec, model_id, rate, shape, size, reason):
     assert _reason(validate_payload, png, codec, model_id, rate, shape, size, 1 << 20) == reason
 

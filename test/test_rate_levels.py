@@ -1,4 +1,6 @@
-"""Rate levels switched at run time: the edge's ``quality`` parameter, the server's bank of levels."""
+"""Rate levels switched at run time: the edge's ``quality`` parameter, the server's bank of
+levels."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,11 +27,20 @@ def pipeline(ros_context):
     latents: list[CompressedLatent] = []
     results: list[ClassificationResult] = []
     peer.create_subscription(CompressedLatent, "latent", latents.append, reliable_qos(100))
-    peer.create_subscription(ClassificationResult, "classification", results.append, reliable_qos(100))
+    peer.create_subscription(
+        ClassificationResult, "classification", results.append, reliable_qos(100)
+    )
     pub = peer.create_publisher(Image, "image_raw", image_qos(10))
     nodes = [server, edge, peer]
-    assert spin_until(ros_context, nodes, lambda: pub.get_subscription_count() > 0 and
-                      edge.count_subscribers("latent") >= 2 and peer.count_publishers("classification") > 0)
+    assert spin_until(
+        ros_context,
+        nodes,
+        lambda: (
+            pub.get_subscription_count() > 0
+            and edge.count_subscribers("latent") >= 2
+            and peer.count_publishers("classification") > 0
+        ),
+    )
     yield ros_context, nodes, edge, server, pub, latents, results
     for node in nodes:
         node.destroy_node()
@@ -54,7 +65,11 @@ def test_quality_switches_at_run_time_and_the_server_decodes_every_level(pipelin
 
     ctx, nodes, edge, server, pub, latents, results = pipeline
     default = default_level("hecsb")
-    assert default != 0 and server.bank.levels == shipped_levels("hecsb") and len(server.bank.levels) >= 4
+    assert (
+        default != 0
+        and server.bank.levels == shipped_levels("hecsb")
+        and len(server.bank.levels) >= 4
+    )
     assert edge.codec.quality == default
     _send(ctx, nodes, pub, results, 0, 4)
     assert edge.set_parameters([Parameter("quality", value=0)])[0].successful
@@ -62,12 +77,15 @@ def test_quality_switches_at_run_time_and_the_server_decodes_every_level(pipelin
     refused = edge.set_parameters([Parameter("quality", value=42)])[0]
     assert not refused.successful and "42" in refused.reason and edge.codec.quality == 0
     _send(ctx, nodes, pub, results, 8, 2)
-    assert edge.set_parameters([Parameter("quality", value=-1)])[0].successful  # the codec's default
+    # the codec's default
+    assert edge.set_parameters([Parameter("quality", value=-1)])[0].successful
     _send(ctx, nodes, pub, results, 10, 2)
     assert [m.rate_level for m in latents] == [default] * 4 + [0] * 6 + [default] * 2
     assert len({m.model_id for m in latents}) == 2
     # Level 0 costs fewer bytes than the default; every frame was served, none dropped.
-    sizes = {lv: np.mean([len(m.data) for m in latents if m.rate_level == lv]) for lv in (0, default)}
+    sizes = {
+        lv: np.mean([len(m.data) for m in latents if m.rate_level == lv]) for lv in (0, default)
+    }
     assert sizes[0] < sizes[default]
     assert len(results) == 12 and server.stats.drops == 0 and edge.stats.drops == 0
     assert [r.sequence for r in results] == [m.sequence for m in latents]
@@ -101,8 +119,12 @@ def test_link_emulator_follows_a_rate_schedule(ros_context):
 
     from hecsb_ros.nodes.link_emulator import LinkEmulator
 
-    node = LinkEmulator(parameter_overrides=[Parameter("profile", value="wifi"),
-                                             Parameter("rate_schedule", value="2:30,12:30")])
+    node = LinkEmulator(
+        parameter_overrides=[
+            Parameter("profile", value="wifi"),
+            Parameter("rate_schedule", value="2:30,12:30"),
+        ]
+    )
     try:
         now = time.monotonic()
         assert node.shaper.rate_mbps(now) == 2.0 and node.shaper.rate_mbps(now + 31) == 12.0
@@ -116,8 +138,9 @@ def test_link_emulator_follows_a_rate_schedule(ros_context):
 
 
 class _PinnedLink(LinkEstimator):
-    """A link estimate that stays at 1 Gbit/s whatever the frames show, and on which no frame is ever late
-    (its transfer is expected to take a minute: with no latency budget that decides nothing else)."""
+    """A link estimate that stays at 1 Gbit/s whatever the frames show, and on which no frame is
+    ever late (its transfer is expected to take a minute: with no latency budget that decides
+    nothing else)."""
 
     throughput_mbps = property(lambda self: 1000.0, lambda self, value: None)
 
@@ -135,13 +158,20 @@ def test_budget_mode_follows_the_cap_and_climbs_back_with_hysteresis(pipeline):
 
     stats: list = []
     nodes[2].create_subscription(LinkStats, "edge_stats", stats.append, reliable_qos(10))
-    # A cap no level meets at this frame rate: the least accurate level, from the next frame on. Only
-    # the cap may decide here: no latency budget, and the link estimate is pinned (on a loaded machine a
-    # stalled frame reads as a slow link, or as late, and steps the level down; test_ratecontrol.py
-    # tests the estimate and the late frames against a simulated link).
-    assert all(r.successful for r in edge.set_parameters([
-        Parameter("latency_budget_ms", value=0.0), Parameter("max_kbit_s", value=0.001),
-        Parameter("rate_control", value="budget")]))
+    # A cap no level meets at this frame rate: the least accurate level, from the next frame on.
+    # Only the cap may decide here: no latency budget, and the link estimate is pinned (on a loaded
+    # machine a stalled frame reads as a slow link, or as late, and steps the level down;
+    # test_ratecontrol.py tests the estimate and the late frames against a simulated link).
+    assert all(
+        r.successful
+        for r in edge.set_parameters(
+            [
+                Parameter("latency_budget_ms", value=0.0),
+                Parameter("max_kbit_s", value=0.001),
+                Parameter("rate_control", value="budget"),
+            ]
+        )
+    )
     edge.controller.estimator = _PinnedLink()  # kept when a parameter rebuilds the controller
     _send(ctx, nodes, pub, results, 0, 4)
     lowest = edge.controller.levels[0].level
@@ -153,8 +183,12 @@ def test_budget_mode_follows_the_cap_and_climbs_back_with_hysteresis(pipeline):
     order = [lv.level for lv in edge.controller.levels]
     steps = [(a, b) for a, b in zip(levels, levels[1:]) if a != b]
     assert steps and all(order.index(b) == order.index(a) + 1 for a, b in steps), levels
-    assert len(set(levels[:edge.controller.patience - 1])) == 1  # no step before `patience` frames
-    assert spin_until(ctx, nodes, lambda: any(s.rate_control == "budget" for s in stats), timeout=5)
+    assert (
+        len(set(levels[: edge.controller.patience - 1])) == 1
+    )  # no step before `patience` frames
+    assert spin_until(
+        ctx, nodes, lambda: any(s.rate_control == "budget" for s in stats), timeout=5
+    )
     last = [s for s in stats if s.rate_control == "budget"][-1]
     assert last.link_mbps_estimate > 0 and last.rate_level in order
     assert server.stats.drops == 0
@@ -163,11 +197,19 @@ def test_budget_mode_follows_the_cap_and_climbs_back_with_hysteresis(pipeline):
 def test_budget_mode_needs_learned_levels(ros_context, random_classifier):
     from hecsb_ros.nodes.edge import EdgeNode
 
-    edge = EdgeNode(parameter_overrides=[Parameter("codec", value="png"),
-                                         Parameter("checkpoint", value=str(random_classifier))])
+    edge = EdgeNode(
+        parameter_overrides=[
+            Parameter("codec", value="png"),
+            Parameter("checkpoint", value=str(random_classifier)),
+        ]
+    )
     try:
         refused = edge.set_parameters([Parameter("rate_control", value="budget")])[0]
-        assert not refused.successful and "two or more rate levels" in refused.reason and edge.controller is None
+        assert (
+            not refused.successful
+            and "two or more rate levels" in refused.reason
+            and edge.controller is None
+        )
     finally:
         edge.destroy_node()
 
@@ -177,34 +219,57 @@ def test_one_server_serves_two_robots_on_their_own_topics(ros_context):
     from hecsb_ros.nodes.edge import EdgeNode
     from hecsb_ros.nodes.server import ServerNode
 
-    server = ServerNode(parameter_overrides=[Parameter("robots", value="robot1, /robot2/"),
-                                             Parameter("stats_period_s", value=0.2)])
-    edges = [EdgeNode(namespace=ns, parameter_overrides=[Parameter("quality", value=q)])
-             for ns, q in (("robot1", 5), ("robot2", 0))]
+    server = ServerNode(
+        parameter_overrides=[
+            Parameter("robots", value="robot1, /robot2/"),
+            Parameter("stats_period_s", value=0.2),
+        ]
+    )
+    edges = [
+        EdgeNode(namespace=ns, parameter_overrides=[Parameter("quality", value=q)])
+        for ns, q in (("robot1", 5), ("robot2", 0))
+    ]
     peer = ros_context.create_node("fleet_peer")
     results: dict[str, list] = {"robot1": [], "robot2": []}
     stats: dict[str, list] = {"robot1": [], "robot2": []}
     pubs = {}
     for ns in results:
-        peer.create_subscription(ClassificationResult, f"/{ns}/classification", results[ns].append, reliable_qos(50))
-        peer.create_subscription(LinkStats, f"/{ns}/link_stats", stats[ns].append, reliable_qos(10))
+        peer.create_subscription(
+            ClassificationResult, f"/{ns}/classification", results[ns].append, reliable_qos(50)
+        )
+        peer.create_subscription(
+            LinkStats, f"/{ns}/link_stats", stats[ns].append, reliable_qos(10)
+        )
         pubs[ns] = peer.create_publisher(Image, f"/{ns}/image_raw", image_qos(10))
     nodes = [server, *edges, peer]
     try:
         assert [r.name for r in server.robots] == ["robot1", "robot2"]
-        assert spin_until(ros_context, nodes, lambda: all(p.get_subscription_count() > 0 for p in pubs.values())
-                          and all(e.count_subscribers(e.resolve_topic_name("latent")) > 0 for e in edges))
+        assert spin_until(
+            ros_context,
+            nodes,
+            lambda: (
+                all(p.get_subscription_count() > 0 for p in pubs.values())
+                and all(e.count_subscribers(e.resolve_topic_name("latent")) > 0 for e in edges)
+            ),
+        )
         counts = {"robot1": 5, "robot2": 3}
         for ns, n in counts.items():
             for i in range(n):
                 pubs[ns].publish(_frame(i))
                 assert spin_until(ros_context, nodes, lambda: len(results[ns]) >= i + 1), (ns, i)
-        assert {ns: len(r) for ns, r in results.items()} == counts  # each robot gets its own results only
-        assert [r.sequence for r in results["robot2"]] == [0, 1, 2]  # each robot numbers its own frames
-        assert spin_until(ros_context, nodes, lambda: all(s and s[-1].frames_total == counts[ns]
-                                                          for ns, s in stats.items()), timeout=5)
+        # each robot gets its own results only
+        assert {ns: len(r) for ns, r in results.items()} == counts
+        # each robot numbers its own frames
+        assert [r.sequence for r in results["robot2"]] == [0, 1, 2]
+        assert spin_until(
+            ros_context,
+            nodes,
+            lambda: all(s and s[-1].frames_total == counts[ns] for ns, s in stats.items()),
+            timeout=5,
+        )
         assert stats["robot1"][-1].header.frame_id.endswith("/robot1")
-        assert server.stats.frames_total == 8 and server.stats.drops == 0  # no sequence gap across robots
+        # no sequence gap across robots
+        assert server.stats.frames_total == 8 and server.stats.drops == 0
         assert {r.name: r.received for r in server.robots} == counts
     finally:
         for node in nodes:
@@ -232,18 +297,50 @@ def test_fading_bench_reports_a_budget_cell_per_worst_link(tmp_path):
     from hecsb_ros.cli.fading_bench import write_report
 
     def row(mode, level, fade, miss, acc):
-        return {"mode": mode, "level": level, "worst_link_kbit_s": fade, "budget_ms": 400.0, "schedule": "1:10",
-                "seconds": 30.0, "sent": 100, "results": 100, "met": 100 - miss, "miss_pct": float(miss),
-                "payload_bytes_mean": 1000.0, "accuracy_met": acc, "accuracy_all_frames": acc,
-                "latency_p50_ms": 100.0, "latency_p95_ms": 200.0, "levels_used": "2:100%"}
+        return {
+            "mode": mode,
+            "level": level,
+            "worst_link_kbit_s": fade,
+            "budget_ms": 400.0,
+            "schedule": "1:10",
+            "seconds": 30.0,
+            "sent": 100,
+            "results": 100,
+            "met": 100 - miss,
+            "miss_pct": float(miss),
+            "payload_bytes_mean": 1000.0,
+            "accuracy_met": acc,
+            "accuracy_all_frames": acc,
+            "latency_p50_ms": 100.0,
+            "latency_p95_ms": 200.0,
+            "levels_used": "2:100%",
+        }
 
-    rows = [row("fixed", 2, float("nan"), 0, 0.4), row("budget", -1, 0.0, 2, 0.6),
-            row("budget, >= 80 kbit/s", -1, 80.0, 0, 0.5)]
-    args = argparse.Namespace(budget_ms=400.0, rate=5.0, codec="", teacher="", source="dataset", path="",
-                              schedule="1:10", rate_scale=1.0, cycles=1, warmup=5.0, max_in_flight=None)
-    write_report(rows, args, "1:10", tmp_path, "python -m hecsb_ros.cli.fading_bench", 0.0, 60.0, (0.1, 0.2))
+    rows = [
+        row("fixed", 2, float("nan"), 0, 0.4),
+        row("budget", -1, 0.0, 2, 0.6),
+        row("budget, >= 80 kbit/s", -1, 80.0, 0, 0.5),
+    ]
+    args = argparse.Namespace(
+        budget_ms=400.0,
+        rate=5.0,
+        codec="",
+        teacher="",
+        source="dataset",
+        path="",
+        schedule="1:10",
+        rate_scale=1.0,
+        cycles=1,
+        warmup=5.0,
+        max_in_flight=None,
+    )
+    write_report(
+        rows, args, "1:10", tmp_path, "python -m hecsb_ros.cli.fading_bench", 0.0, 60.0, (0.1, 0.2)
+    )
     text = (tmp_path / "README.md").read_text()
     assert "- budget: 2% misses" in text or "- budget: 2.0% misses" in text, text
     assert "- budget, >= 80 kbit/s: 0" in text and "level 2 at 40.0%" in text
-    assert [float(r["worst_link_kbit_s"]) for r in csv.DictReader(open(tmp_path / "results.csv"))][1:] == [0.0, 80.0]
+    assert [float(r["worst_link_kbit_s"]) for r in csv.DictReader(open(tmp_path / "results.csv"))][
+        1:
+    ] == [0.0, 80.0]
     assert (tmp_path / "fading.png").stat().st_size > 0

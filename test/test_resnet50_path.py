@@ -1,6 +1,7 @@
-"""The ImageNet / ResNet-50 path end to end, on random weights and a tiny image folder: every learned
-codec trains against a local ResNet-50 split before ``layer3`` and deploys through the codec
-registry with the ``teacher`` setting, taking camera frames of any size."""
+"""The ImageNet / ResNet-50 path end to end, on random weights and a tiny image folder: every
+learned codec trains against a local ResNet-50 split before ``layer3`` and deploys through the
+codec registry with the ``teacher`` setting, taking camera frames of any size."""
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ pytestmark = [pytest.mark.slow]
 
 def load_resnet50(weights: Path):
     return load_teacher(f"resnet50:{weights}")
+
 
 torch.set_num_threads(1)
 
@@ -42,7 +44,9 @@ def folder(tmp_path_factory) -> Path:
     for cls in ("n01440764", "n01443537"):
         (root / cls).mkdir(parents=True)
         for i in range(2):
-            Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(root / cls / f"{i}.JPEG")
+            Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(
+                root / cls / f"{i}.JPEG"
+            )
     return root
 
 
@@ -53,17 +57,72 @@ def trained(weights, folder, tmp_path_factory) -> dict[str, Path]:
     from hecsb_ros.cli.train_hecsb import main as train_hecsb
 
     out = tmp_path_factory.mktemp("out")
-    common = ["--data", "imagenet-folder", str(folder), "--resnet50-weights", str(weights), "--batch-size", "2",
-              "--out", str(out), "--no-progress"]
-    assert train_hecsb(["--beta", "0.001", "--stage1-epochs", "1", "--stage2-epochs", "1", "--acq-channels", "4", "4",
-                        "8", "--measurements", "2", "--decoder-channels", "8", "--prefix", "hecsb_resnet50"]
-                       + common) == 0
-    assert train_baselines(["svb", "--beta", "0.001", "--latent-channels", "2", "--stage1-epochs", "1",
-                            "--stage2-epochs", "1"] + common) == 0
+    common = [
+        "--data",
+        "imagenet-folder",
+        str(folder),
+        "--resnet50-weights",
+        str(weights),
+        "--batch-size",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert (
+        train_hecsb(
+            [
+                "--beta",
+                "0.001",
+                "--stage1-epochs",
+                "1",
+                "--stage2-epochs",
+                "1",
+                "--acq-channels",
+                "4",
+                "4",
+                "8",
+                "--measurements",
+                "2",
+                "--decoder-channels",
+                "8",
+                "--prefix",
+                "hecsb_resnet50",
+            ]
+            + common
+        )
+        == 0
+    )
+    assert (
+        train_baselines(
+            [
+                "svb",
+                "--beta",
+                "0.001",
+                "--latent-channels",
+                "2",
+                "--stage1-epochs",
+                "1",
+                "--stage2-epochs",
+                "1",
+            ]
+            + common
+        )
+        == 0
+    )
     assert train_baselines(["crbq", "--channels", "2", "--epochs", "1"] + common) == 0
-    assert train_baselines(["factorized", "--lmbda", "0.01", "--N", "8", "--M", "8", "--epochs", "1"] + common) == 0
-    return {"hecsb": out / "hecsb_resnet50_r0.safetensors", "svb": out / "svb_resnet50_r0.safetensors",
-            "crbq": out / "crbq_resnet50_r0.safetensors", "factorized": out / "factorized_resnet50_r0.safetensors"}
+    assert (
+        train_baselines(
+            ["factorized", "--lmbda", "0.01", "--N", "8", "--M", "8", "--epochs", "1"] + common
+        )
+        == 0
+    )
+    return {
+        "hecsb": out / "hecsb_resnet50_r0.safetensors",
+        "svb": out / "svb_resnet50_r0.safetensors",
+        "crbq": out / "crbq_resnet50_r0.safetensors",
+        "factorized": out / "factorized_resnet50_r0.safetensors",
+    }
 
 
 def test_split_geometry_follows_the_teacher(weights):
@@ -79,7 +138,8 @@ def test_split_geometry_follows_the_teacher(weights):
 
 
 def test_every_learned_codec_trains_and_deploys_on_resnet50(trained, weights):
-    frame = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)  # a VGA camera frame
+    # a VGA camera frame
+    frame = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     for codec, path in trained.items():
         manifest = json.loads(path.with_suffix(".json").read_text())
         assert manifest["test_images"] == 4, codec
@@ -94,7 +154,8 @@ def test_every_learned_codec_trains_and_deploys_on_resnet50(trained, weights):
 def test_a_split_refuses_another_teacher_and_says_which_setting_picks_it(trained):
     for codec in ("hecsb", "svb", "crbq"):
         with pytest.raises(ValueError, match="teacher.*ROS parameter 'teacher'"):
-            create_codec(codec, CodecSettings(checkpoint=str(trained[codec])))  # the shipped Fashion-MNIST one
+            # the shipped Fashion-MNIST one
+            create_codec(codec, CodecSettings(checkpoint=str(trained[codec])))
 
 
 def test_input_codecs_classify_with_the_teacher_setting(weights):
@@ -115,7 +176,9 @@ def test_a_folder_test_set_is_read_batch_by_batch(folder, weights):
     add_data_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(["--data", "imagenet-folder", str(folder), "--resnet50-weights", str(weights)])
+    args = p.parse_args(
+        ["--data", "imagenet-folder", str(folder), "--resnet50-weights", str(weights)]
+    )
     _, test, val = data_sources(data_options(args), load_resnet50(weights), None)
     assert val is None and isinstance(test.x, FolderImages) and len(test.x) == len(test) == 4
     x = test.x[1:3]

@@ -1,4 +1,5 @@
 """Frame sources of the camera node: data set (with labels), image folder, video file, errors."""
+
 from __future__ import annotations
 
 import itertools
@@ -11,7 +12,9 @@ from hecsb_ros.core.sources import open_source
 
 
 def test_dataset_frames_carry_labels_and_loop():
-    frames = list(itertools.islice(open_source("dataset", "fashion-mnist", "test", start_index=9998), 4))
+    frames = list(
+        itertools.islice(open_source("dataset", "fashion-mnist", "test", start_index=9998), 4)
+    )
     assert [f.label for f in frames[:2]] != [-1, -1]
     assert frames[0].image.shape == (28, 28) and frames[0].encoding == "mono8"
     from hecsb_ros.core.datasets import load_fashion_mnist
@@ -36,7 +39,9 @@ def test_folder_frames_in_name_order(tmp_path):
 def test_folder_labels_file_labels_its_images(tmp_path):
     for name in ("a.png", "b.png", "c.png"):
         cv2.imwrite(str(tmp_path / name), np.zeros((6, 8, 3), np.uint8))
-    (tmp_path / "labels.csv").write_text("file,synset,class_index\nphotos/a.png,n1,7\nb.png,n2,-1\n")
+    (tmp_path / "labels.csv").write_text(
+        "file,synset,class_index\nphotos/a.png,n1,7\nb.png,n2,-1\n"
+    )
     frames = list(open_source("folder", path=str(tmp_path), loop=False))
     assert [f.label for f in frames] == [7, -1, -1]  # c.png is not listed: unknown
 
@@ -64,12 +69,15 @@ def test_video_frames(tmp_path):
     assert len(looped) == 8
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"source": "folder", "path": "/nonexistent"}, "does not exist"),
-    ({"source": "video", "path": "/nonexistent.mp4"}, "does not exist"),
-    ({"source": "camera", "device_index": 63}, "cannot open camera"),
-    ({"source": "radar"}, "unknown source"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"source": "folder", "path": "/nonexistent"}, "does not exist"),
+        ({"source": "video", "path": "/nonexistent.mp4"}, "does not exist"),
+        ({"source": "camera", "device_index": 63}, "cannot open camera"),
+        ({"source": "radar"}, "unknown source"),
+    ],
+)
 def test_missing_sources_say_what_to_set(kwargs, message):
     with pytest.raises((FileNotFoundError, ValueError), match=message):
         next(iter(open_source(**kwargs)))

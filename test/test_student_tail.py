@@ -1,4 +1,6 @@
-"""Stage 2 fine-tuning of the teacher's tail: trained, saved with the bottleneck, run by the server."""
+"""Stage 2 fine-tuning of the teacher's tail: trained, saved with the bottleneck, run by the
+server."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +18,9 @@ from hecsb_ros.core.training.distill import DistillConfig, Distiller, rounded_ra
 pytestmark = [pytest.mark.slow]
 
 torch.set_num_threads(1)
-CFG = HecsbConfig(1, (28, 28), 8, (14, 14), acq_channels=(8, 12), measurements=2, decoder_channels=16)
+CFG = HecsbConfig(
+    1, (28, 28), 8, (14, 14), acq_channels=(8, 12), measurements=2, decoder_channels=16
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,9 @@ def teacher(teacher_file) -> Classifier:
 @pytest.fixture(scope="module")
 def data() -> TensorSource:
     g = torch.Generator().manual_seed(0)
-    return TensorSource(torch.randn(96, 1, 28, 28, generator=g), torch.randint(0, 10, (96,), generator=g))
+    return TensorSource(
+        torch.randn(96, 1, 28, 28, generator=g), torch.randint(0, 10, (96,), generator=g)
+    )
 
 
 def _distill(teacher, data, **kw) -> Distiller:
@@ -85,15 +91,31 @@ def test_tail_travels_in_the_checkpoint_and_the_server_runs_it(teacher, data, tm
 
 
 def test_resume_restores_the_tail(teacher, data, tmp_path):
-    kw = dict(beta=1e-3, stage1_epochs=0, stage2_epochs=2, batch_size=32, lr2=1e-2, train_tail=True)
+    kw = dict(
+        beta=1e-3, stage1_epochs=0, stage2_epochs=2, batch_size=32, lr2=1e-2, train_tail=True
+    )
     torch.manual_seed(0)
     state = tmp_path / "state.pt"
-    first = Distiller(HecsbBottleneck(CFG), teacher, data, DistillConfig(**kw), state, progress=False,
-                      log=lambda s: None)
+    first = Distiller(
+        HecsbBottleneck(CFG),
+        teacher,
+        data,
+        DistillConfig(**kw),
+        state,
+        progress=False,
+        log=lambda s: None,
+    )
     first.run()
     torch.manual_seed(0)
-    again = Distiller(HecsbBottleneck(CFG), teacher, data, DistillConfig(**kw), state, progress=False,
-                      log=lambda s: None)
+    again = Distiller(
+        HecsbBottleneck(CFG),
+        teacher,
+        data,
+        DistillConfig(**kw),
+        state,
+        progress=False,
+        log=lambda s: None,
+    )
     again.run(resume=True)  # all epochs done: the saved tail comes back as it was
     a, b = first.tail.state_dict(), again.tail.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -120,7 +142,9 @@ def test_svb_checkpoint_carries_its_tail(teacher, tmp_path):
     with torch.no_grad():
         for p in tail.parameters():
             p.add_(0.5)
-    path = save_learned(tmp_path / "svb.safetensors", model, teacher.model_id, {"beta": 0.1}, tail=tail)
+    path = save_learned(
+        tmp_path / "svb.safetensors", model, teacher.model_id, {"beta": 0.1}, tail=tail
+    )
     split = Split.load(path, teacher)
     h = torch.randn(1, 8, 14, 14)
     with torch.inference_mode():

@@ -1,4 +1,6 @@
-"""Teachers: the registry, shapes, head/tail split, checkpoints without pickle, model ids, the shipped teacher."""
+"""Teachers: the registry, shapes, head/tail split, checkpoints without pickle, model ids, the
+shipped teacher."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +12,21 @@ import torch
 
 from hecsb_ros.core.store import model_id_of
 from hecsb_ros.core.teachers import (
-    Classifier, ClassifierSpec, Teacher, build_model, default_teacher_path, fmnist_spec, get_teacher, images_to_tensor,
-    list_teachers, load_teacher, read_checkpoint, register_teacher, resnet50_spec, resolve_teacher, save_checkpoint,
+    Classifier,
+    ClassifierSpec,
+    Teacher,
+    build_model,
+    default_teacher_path,
+    fmnist_spec,
+    get_teacher,
+    images_to_tensor,
+    list_teachers,
+    load_teacher,
+    read_checkpoint,
+    register_teacher,
+    resnet50_spec,
+    resolve_teacher,
+    save_checkpoint,
     teacher_tag,
 )
 from hecsb_ros.core.teachers.resnet50 import torchvision_to_split_keys
@@ -57,7 +72,11 @@ def test_resnet50_loads_local_torchvision_weights(resnet50, tmp_path):
     path = tmp_path / "resnet50.pth"
     torch.save(tv.state_dict(), path)
     clf = load_teacher(path)  # recognised by its tensor names
-    assert clf.spec.backbone == "resnet50" and clf.model_id == model_id_of(path) and clf.tag == "resnet50"
+    assert (
+        clf.spec.backbone == "resnet50"
+        and clf.model_id == model_id_of(path)
+        and clf.tag == "resnet50"
+    )
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         assert torch.allclose(clf.model(x), tv(x), atol=1e-5)
@@ -78,7 +97,9 @@ def test_checkpoint_round_trip_without_pickle(tmp_path, monkeypatch):
     spec = fmnist_spec()
     model = build_model(spec, widths=(8, 16, 32)).eval()
     path = tmp_path / "clf.safetensors"
-    save_checkpoint(path, model.state_dict(), spec, {"test_accuracy": "0.5"}, arch={"widths": [8, 16, 32]})
+    save_checkpoint(
+        path, model.state_dict(), spec, {"test_accuracy": "0.5"}, arch={"widths": [8, 16, 32]}
+    )
 
     def no_unpickling(*args, **kwargs):
         raise AssertionError("loading a checkpoint must not unpickle")
@@ -97,7 +118,9 @@ def test_checkpoint_round_trip_without_pickle(tmp_path, monkeypatch):
     assert clf.model_id == model_id_of(path) == load_teacher(path).model_id
     assert len(clf.model_id) == 16 and int(clf.model_id, 16) >= 0
     other = tmp_path / "other.safetensors"
-    save_checkpoint(other, model.state_dict(), spec, {"test_accuracy": "0.6"}, arch={"widths": [8, 16, 32]})
+    save_checkpoint(
+        other, model.state_dict(), spec, {"test_accuracy": "0.6"}, arch={"widths": [8, 16, 32]}
+    )
     assert model_id_of(other) != clf.model_id
 
 
@@ -146,7 +169,8 @@ def test_shipped_teacher_accuracy(missing_data):
 
 def test_registry_names_and_errors():
     assert {"fmnist_resnet", "resnet50"} <= set(list_teachers())
-    assert get_teacher("fmnist-resnet") is get_teacher("fmnist_resnet")  # dashes and underscores alike
+    # dashes and underscores alike
+    assert get_teacher("fmnist-resnet") is get_teacher("fmnist_resnet")
     assert teacher_tag("") == teacher_tag("fmnist_resnet") == "fmnist"
     assert resolve_teacher(None).path == default_teacher_path()
     with pytest.raises(ValueError, match="known teachers: .*fmnist_resnet"):
@@ -161,7 +185,9 @@ def test_a_new_teacher_is_one_registration(tmp_path):
         def __init__(self, spec):
             super().__init__()
             self.head = nn.Conv2d(spec.in_channels, 4, 3, 2, 1)
-            self.tail = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(4, spec.num_classes))
+            self.tail = nn.Sequential(
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(4, spec.num_classes)
+            )
 
         def forward(self, x):
             return self.tail(self.head(x))

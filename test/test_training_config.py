@@ -1,5 +1,6 @@
 """The typed training configuration: frozen options per recipe that refuse unknown and wrong
 settings with the reason, built by the commands from their arguments, and the budget schedule."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +14,15 @@ from hecsb_ros.cli import train_baselines, train_hecsb
 from hecsb_ros.cli.options import recipe_options
 from hecsb_ros.core.training.common import budget_schedule
 from hecsb_ros.core.training.config import (
-    DISTILL_FIELDS, CrbqOptions, DataOptions, DistillConfig, DistilledOptions, HecsbOptions,
-    RdOptions, SvbOptions, TrainingRun,
+    DISTILL_FIELDS,
+    CrbqOptions,
+    DataOptions,
+    DistillConfig,
+    DistilledOptions,
+    HecsbOptions,
+    RdOptions,
+    SvbOptions,
+    TrainingRun,
 )
 from hecsb_ros.core.training.recipes import RECIPES, TrainJob
 
@@ -32,20 +40,25 @@ def test_options_are_frozen_and_a_misspelt_setting_is_an_error():
         options.stage1_epochs = 2
 
 
-@pytest.mark.parametrize(("make", "reason"), [
-    (lambda: DistilledOptions(mixup=2.0), "mixup"),
-    (lambda: DistilledOptions(train_tail=True, freeze_encoder=True), "train_tail"),
-    (lambda: HecsbOptions(batch_size=0), "batch_size"),
-    (lambda: HecsbOptions(acq_channels=()), "acq_channels"),
-    (lambda: SvbOptions(budget_min=0), "budget_min"),
-    (lambda: CrbqOptions(freeze_stem=True), "needs stem"),
-    (lambda: RdOptions(patch=100), "multiple of 64"),
-    (lambda: DataOptions(("photos",)), "photos PATH"),
-    (lambda: DataOptions(("imagenet-folder", "x"), val_images=5), "val_folder"),
-    (lambda: TrainingRun("hecsb", (1e-3, 1e-4), HecsbOptions(), levels=(0, 0)), "distinct"),
-    (lambda: TrainingRun("svb", (1e-3,), SvbOptions(), init=(Path("a"), Path("b"))),
-     "one checkpoint"),
-])
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: DistilledOptions(mixup=2.0), "mixup"),
+        (lambda: DistilledOptions(train_tail=True, freeze_encoder=True), "train_tail"),
+        (lambda: HecsbOptions(batch_size=0), "batch_size"),
+        (lambda: HecsbOptions(acq_channels=()), "acq_channels"),
+        (lambda: SvbOptions(budget_min=0), "budget_min"),
+        (lambda: CrbqOptions(freeze_stem=True), "needs stem"),
+        (lambda: RdOptions(patch=100), "multiple of 64"),
+        (lambda: DataOptions(("photos",)), "photos PATH"),
+        (lambda: DataOptions(("imagenet-folder", "x"), val_images=5), "val_folder"),
+        (lambda: TrainingRun("hecsb", (1e-3, 1e-4), HecsbOptions(), levels=(0, 0)), "distinct"),
+        (
+            lambda: TrainingRun("svb", (1e-3,), SvbOptions(), init=(Path("a"), Path("b"))),
+            "one checkpoint",
+        ),
+    ],
+)
 def test_wrong_settings_raise_value_error_with_the_reason(make, reason):
     with pytest.raises(ValueError, match=reason):
         make()
@@ -56,13 +69,21 @@ def test_the_two_stage_options_carry_every_distill_setting():
     assert DistilledOptions().distill_config(1e-3) == DistillConfig(beta=1e-3)  # the same defaults
     cfg = HecsbOptions(stage1_epochs=0, mixup=0.5, batch_size=32, seed=3).distill_config(3e-4)
     assert (cfg.beta, cfg.stage1_epochs, cfg.mixup, cfg.batch_size, cfg.seed) == (
-        3e-4, 0, 0.5, 32, 3)
+        3e-4,
+        0,
+        0.5,
+        32,
+        3,
+    )
 
 
 def test_a_job_carries_the_options_its_recipe_takes():
     assert {RECIPES[k].options for k in ("hecsb", "hecsb_light")} == {HecsbOptions}
     assert (RECIPES["svb"].options, RECIPES["crbq"].options, RECIPES["factorized"].options) == (
-        SvbOptions, CrbqOptions, RdOptions)
+        SvbOptions,
+        CrbqOptions,
+        RdOptions,
+    )
     with pytest.raises(ValueError, match="takes HecsbOptions, not SvbOptions"):
         TrainJob("hecsb", 1e-3, 0, None, None, SvbOptions())
 

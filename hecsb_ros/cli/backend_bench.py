@@ -10,6 +10,7 @@ and times the edge half and the server half of each, calls interleaved per frame
 rounds per codec and the ratio native / oneDNN. This is what the ``onednn`` codec setting's default
 (off) rests on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-POINTS = (("hecsb", 4), ("hecsb", 5), ("svb", 3), ("svb", 5), ("crbq", -1), ("factorized", -1),
-          ("hyperprior", -1), ("jpeg", 90), ("webp", 90), ("png", 9))
+POINTS = (
+    ("hecsb", 4),
+    ("hecsb", 5),
+    ("svb", 3),
+    ("svb", 5),
+    ("crbq", -1),
+    ("factorized", -1),
+    ("hyperprior", -1),
+    ("jpeg", 90),
+    ("webp", 90),
+    ("png", 9),
+)
 BACKENDS = ("onednn", "native")
 
 
@@ -35,11 +46,18 @@ def _worker(backend: str, rounds: int, limit: int) -> dict[str, dict[str, list[f
     from hecsb_ros.core.datasets import load_fashion_mnist
 
     images = load_fashion_mnist("test").images[:limit]
-    codecs = {f"{n} {q}": create_codec(n, CodecSettings(quality=q, threads=1, onednn=backend == "onednn"))
-              for n, q in POINTS}
+    codecs = {
+        f"{n} {q}": create_codec(
+            n, CodecSettings(quality=q, threads=1, onednn=backend == "onednn")
+        )
+        for n, q in POINTS
+    }
     assert torch.backends.mkldnn.enabled == (backend == "onednn")
     samples = time_samples(codecs, images, rounds)
-    return {k: {half: [ms * 1e3 for ms in parts[half]] for half in ("edge", "server")} for k, parts in samples.items()}
+    return {
+        k: {half: [ms * 1e3 for ms in parts[half]] for half in ("edge", "server")}
+        for k, parts in samples.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,10 +75,27 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     for rep in range(args.repeats):
         for backend in BACKENDS:
-            print(f"[backend_bench] {backend} process {rep + 1}/{args.repeats}", file=sys.stderr, flush=True)
-            out = subprocess.run([sys.executable, "-m", "hecsb_ros.cli.backend_bench", "--worker", backend,
-                                  "--rounds", str(args.rounds), "--limit", str(args.limit)],
-                                 check=True, capture_output=True, text=True).stdout
+            print(
+                f"[backend_bench] {backend} process {rep + 1}/{args.repeats}",
+                file=sys.stderr,
+                flush=True,
+            )
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "hecsb_ros.cli.backend_bench",
+                    "--worker",
+                    backend,
+                    "--rounds",
+                    str(args.rounds),
+                    "--limit",
+                    str(args.limit),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             for key, halves in json.loads(out).items():
                 for half, values in halves.items():
                     merged[backend].setdefault(key, {}).setdefault(half, []).extend(values)
@@ -69,26 +104,47 @@ def main(argv: list[str] | None = None) -> int:
         row = {"codec": key}
         for half in ("edge", "server"):
             on, nat = (float(np.median(merged[b][key][half])) for b in BACKENDS)
-            row.update({f"{half}_onednn_us": round(on, 1), f"{half}_native_us": round(nat, 1),
-                        f"{half}_ratio": round(nat / on, 3)})
+            row.update(
+                {
+                    f"{half}_onednn_us": round(on, 1),
+                    f"{half}_native_us": round(nat, 1),
+                    f"{half}_ratio": round(nat / on, 3),
+                }
+            )
         rows.append(row)
     from hecsb_ros.core.bench.report import machine_description, write_csv
 
     write_csv(rows, args.out_dir / "results.csv")
 
     m = machine_description()
-    lines = ["# CPU convolution backend: oneDNN against PyTorch's native kernels", "",
-             f"`python -m hecsb_ros.cli.backend_bench --rounds {args.rounds} --repeats {args.repeats}`: each "
-             f"backend in {args.repeats} processes (alternating), every codec's halves timed interleaved per frame "
-             f"on Fashion-MNIST test images, 1 thread, batch 1; medians of {args.rounds * args.repeats} frames. "
-             "Ratio = native / oneDNN (below 1: native is faster).", "",
-             "| codec | edge oneDNN us | edge native us | edge ratio | server oneDNN us | server native us | "
-             "server ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# CPU convolution backend: oneDNN against PyTorch's native kernels",
+        "",
+        f"`python -m hecsb_ros.cli.backend_bench --rounds {args.rounds} --repeats "
+        f"{args.repeats}`: each "
+        f"backend in {args.repeats} processes (alternating), every codec's halves timed "
+        "interleaved per frame "
+        "on Fashion-MNIST test images, 1 thread, batch 1; medians of "
+        f"{args.rounds * args.repeats} frames. "
+        "Ratio = native / oneDNN (below 1: native is faster).",
+        "",
+        "| codec | edge oneDNN us | edge native us | edge ratio | server oneDNN us | server "
+        "native us | "
+        "server ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['codec']} | {r['edge_onednn_us']} | {r['edge_native_us']} | {r['edge_ratio']} | "
-                     f"{r['server_onednn_us']} | {r['server_native_us']} | {r['server_ratio']} |")
-    lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date_utc']}; "
-              f"load average {m['load_average_1_5_15']}; {(time.time() - start) / 60:.1f} min.", ""]
+        lines.append(
+            f"| {r['codec']} | {r['edge_onednn_us']} | {r['edge_native_us']} | "
+            f"{r['edge_ratio']} | "
+            f"{r['server_onednn_us']} | {r['server_native_us']} | {r['server_ratio']} |"
+        )
+    lines += [
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['date_utc']}; "
+        f"load average {m['load_average_1_5_15']}; {(time.time() - start) / 60:.1f} min.",
+        "",
+    ]
     (args.out_dir / "README.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0

@@ -1,9 +1,11 @@
 """``bench --eval-workers N``: the rate points' accuracy measured in N spawned processes.
 
 Each process loads the benchmark's frames once (they are not sent) and evaluates whole rate points,
-one frame at a time as :func:`hecsb_ros.core.bench.rate_accuracy.evaluate_point` does in one process;
-only which codec runs when changes, so the numbers are the same. Timings stay in the main process.
+one frame at a time as :func:`hecsb_ros.core.bench.rate_accuracy.evaluate_point` does in one
+process; only which codec runs when changes, so the numbers are the same. Timings stay in the main
+process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,21 +17,35 @@ import numpy as np
 _WORKER: dict = {}
 
 
-def _worker_init(load_frames: Callable, args: argparse.Namespace, reference_top: np.ndarray | None, threads: int,
-                 pick: tuple | None) -> None:
-    """A rate-point worker process: the benchmark's frames (``load_frames(args)``), the held-out frames
-    the operating points are chosen on (``pick``: frames, labels, encoding), its torch threads."""
+def _worker_init(
+    load_frames: Callable,
+    args: argparse.Namespace,
+    reference_top: np.ndarray | None,
+    threads: int,
+    pick: tuple | None,
+) -> None:
+    """A rate-point worker process: the benchmark's frames (``load_frames(args)``), the held-out
+    frames the operating points are chosen on (``pick``: frames, labels, encoding), its torch
+    threads."""
     from hecsb_ros.core.codecs import CodecSettings
     from hecsb_ros.core.codecs.base import configure_torch
 
     configure_torch(CodecSettings(threads=threads))
     frames, encoding, labels, _, teacher_setting = load_frames(args)
-    _WORKER.update(frames=frames, encoding=encoding, labels=labels, teacher=teacher_setting,
-                   reference=reference_top, threads=threads, pick=pick)
+    _WORKER.update(
+        frames=frames,
+        encoding=encoding,
+        labels=labels,
+        teacher=teacher_setting,
+        reference=reference_top,
+        threads=threads,
+        pick=pick,
+    )
 
 
 def _worker_point(p):
-    """Evaluate one rate point in a worker: (key, PointResult, held-out (accuracy, bytes) or None, seconds)."""
+    """Evaluate one rate point in a worker: (key, PointResult, held-out (accuracy, bytes) or None,
+    seconds)."""
     import torch
 
     from hecsb_ros.core.bench import rate_accuracy as ra
@@ -47,22 +63,32 @@ def _worker_point(p):
     return p.key, r, held_out, time.time() - t0
 
 
-def evaluate_in_workers(args: argparse.Namespace, points, reference_top: np.ndarray | None, pick: tuple | None,
-                        load_frames: Callable, on_point: Callable) -> tuple[dict, dict]:
-    """Every point of ``points`` (and on the held-out ``pick`` frames) in ``--eval-workers`` processes,
-    each loading the frames with ``load_frames(args)`` (a module-level function: it is sent by name);
-    ``on_point(point, result, seconds)`` as each point finishes.
+def evaluate_in_workers(
+    args: argparse.Namespace,
+    points,
+    reference_top: np.ndarray | None,
+    pick: tuple | None,
+    load_frames: Callable,
+    on_point: Callable,
+) -> tuple[dict, dict]:
+    """Every point of ``points`` (and on the held-out ``pick`` frames) in ``--eval-workers``
+    processes, each loading the frames with ``load_frames(args)`` (a module-level function: it is
+    sent by name); ``on_point(point, result, seconds)`` as each point finishes.
 
-    Returns the results keyed by point, in the points' order, and the held-out ``(accuracy, bytes)``
-    per point (empty without ``pick``)."""
+    Returns the results keyed by point, in the points' order, and the held-out ``(accuracy,
+    bytes)`` per point (empty without ``pick``)."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (args.eval_threads or args.threads) // args.eval_workers)
     by_key = {p.key: p for p in points}
     out, held_out = {}, {}
-    with ProcessPoolExecutor(args.eval_workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                             initargs=(load_frames, args, reference_top, threads, pick)) as pool:
+    with ProcessPoolExecutor(
+        args.eval_workers,
+        mp_context=mp.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(load_frames, args, reference_top, threads, pick),
+    ) as pool:
         for fut in as_completed([pool.submit(_worker_point, p) for p in points]):
             key, r, picked, seconds = fut.result()
             out[key] = r

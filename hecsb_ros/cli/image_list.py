@@ -2,11 +2,12 @@
 
     python -m hecsb_ros.cli.image_list /data/imagen --out /data/imagen/labels.csv
 
-A photo's synset is the WordNet id that starts its file name (``n01443537_11099_goldfish.jpg``, as in
-the public ``ajschumacher/imagen`` collection) or names its folder (an ImageNet-style
+A photo's synset is the WordNet id that starts its file name (``n01443537_11099_goldfish.jpg``, as
+in the public ``ajschumacher/imagen`` collection) or names its folder (an ImageNet-style
 ``<synset>/<image>`` tree); its class index is the ImageNet-1k index (sorted synsets), -1 for a
 synset outside the 1,000 classes or a photo without one. Paths in the CSV are relative to it.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
-"""Which runtime to run the codecs' networks in: PyTorch native kernels, PyTorch oneDNN, ONNX Runtime.
+"""Which runtime to run the codecs' networks in: PyTorch native kernels, PyTorch oneDNN, ONNX
+Runtime.
 
     python -m hecsb_ros.cli.onnx_bench                    # writes benchmarks/backend_onnx/
     python -m hecsb_ros.cli.onnx_bench --rounds 5 --out-dir runs/onnx_bench
@@ -9,6 +10,7 @@ timed interleaved (:mod:`hecsb_ros.core.bench.runtimes`); medians and the ratios
 Runtime measured in the same run. Writes results.csv, README.md and runtimes.png. This is what the
 ``backend`` setting's default rests on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +39,13 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
         labels = [f"{r['model']}\n{r['half']} b{r['batch']}" for r in sel]
         xs = range(len(sel))
         width = 0.27
-        for i, (key, name) in enumerate((("torch_native_ms", "PyTorch native"), ("torch_onednn_ms", "PyTorch oneDNN"),
-                                         ("onnxruntime_ms", "ONNX Runtime"))):
+        for i, (key, name) in enumerate(
+            (
+                ("torch_native_ms", "PyTorch native"),
+                ("torch_onednn_ms", "PyTorch oneDNN"),
+                ("onnxruntime_ms", "ONNX Runtime"),
+            )
+        ):
             ax.bar([x + (i - 1) * width for x in xs], [r[key] for r in sel], width, label=name)
         ax.set_yscale("log")
         ax.set_ylabel("ms per call (median, 1 thread)")
@@ -52,37 +59,68 @@ def _plot(rows: list[dict], path: Path) -> Path | None:
     return path
 
 
-def _markdown(rows: list[dict], args: argparse.Namespace, machine: dict, minutes: float, versions: dict) -> str:
-    lines = ["# Network runtimes: PyTorch native, PyTorch oneDNN, ONNX Runtime", "",
-             f"`python -m hecsb_ros.cli.onnx_bench --rounds {args.rounds}`: one process, 1 thread, every learned "
-             "codec's edge network (normalised image -> latent) and server network (decoded latent -> logits) at "
-             "its default rate level, and the whole teacher, batch 1 and 8; all calls interleaved (each round times "
-             "every network, batch and runtime once, runtimes in rotating order); medians over "
-             f"{args.rounds} rounds. Entropy coding is not timed (the same Python code for every runtime). "
-             "Ratio = PyTorch time / ONNX Runtime time (above 1: ONNX Runtime is faster).", ""]
+def _markdown(
+    rows: list[dict], args: argparse.Namespace, machine: dict, minutes: float, versions: dict
+) -> str:
+    lines = [
+        "# Network runtimes: PyTorch native, PyTorch oneDNN, ONNX Runtime",
+        "",
+        f"`python -m hecsb_ros.cli.onnx_bench --rounds {args.rounds}`: one process, 1 "
+        "thread, every learned "
+        "codec's edge network (normalised image -> latent) and server network (decoded "
+        "latent -> logits) at "
+        "its default rate level, and the whole teacher, batch 1 and 8; all calls interleaved "
+        "(each round times "
+        "every network, batch and runtime once, runtimes in rotating order); medians over "
+        f"{args.rounds} rounds. Entropy coding is not timed (the same Python code for every "
+        "runtime). "
+        "Ratio = PyTorch time / ONNX Runtime time (above 1: ONNX Runtime is faster).",
+        "",
+    ]
     for scale in sorted({r["scale"] for r in rows}):
-        lines += [f"## {scale}", "", "| network | half | batch | PyTorch native ms | PyTorch oneDNN ms | ONNX Runtime ms | "
-                  "native / ORT | oneDNN / ORT |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## {scale}",
+            "",
+            "| network | half | batch | PyTorch native ms | PyTorch "
+            "oneDNN ms | ONNX Runtime ms | "
+            "native / ORT | oneDNN / ORT |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in rows:
             if r["scale"] == scale:
-                lines.append(f"| {r['model']} | {r['half']} | {r['batch']} | {r['torch_native_ms']:.3f} | "
-                             f"{r['torch_onednn_ms']:.3f} | {r['onnxruntime_ms']:.3f} | {r['native_over_ort']:.2f} | "
-                             f"{r['onednn_over_ort']:.2f} |")
+                lines.append(
+                    f"| {r['model']} | {r['half']} | {r['batch']} | "
+                    f"{r['torch_native_ms']:.3f} | "
+                    f"{r['torch_onednn_ms']:.3f} | {r['onnxruntime_ms']:.3f} | "
+                    f"{r['native_over_ort']:.2f} | "
+                    f"{r['onednn_over_ort']:.2f} |"
+                )
         lines.append("")
-    lines += [f"Machine: {machine['cpu']}, {machine['cores']} cores (shared with other work), {machine['os']}; "
-              f"torch {versions['torch']}, ONNX Runtime {versions['onnxruntime']}, onnx {versions['onnx']}; "
-              f"{machine['date_utc']}; load average at the end {machine['load_average_1_5_15']}; "
-              f"{minutes:.1f} min.", ""]
+    lines += [
+        f"Machine: {machine['cpu']}, {machine['cores']} cores (shared with other work), "
+        f"{machine['os']}; "
+        f"torch {versions['torch']}, ONNX Runtime {versions['onnxruntime']}, onnx "
+        f"{versions['onnx']}; "
+        f"{machine['date_utc']}; load average at the end {machine['load_average_1_5_15']}; "
+        f"{minutes:.1f} min.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="hecsb bench onnx", description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=12, help="timed calls per network, batch and runtime")
+    p.add_argument(
+        "--rounds", type=int, default=12, help="timed calls per network, batch and runtime"
+    )
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     p.add_argument("--scales", nargs="+", choices=tuple(SCALES), default=list(SCALES))
     p.add_argument("--kinds", nargs="+", default=list(KINDS), help="learned codecs")
-    p.add_argument("--onnx-cache", default="", help="ONNX cache folder ('' = a temporary folder: exported afresh)")
+    p.add_argument(
+        "--onnx-cache",
+        default="",
+        help="ONNX cache folder ('' = a temporary folder: exported afresh)",
+    )
     p.add_argument("--out-dir", type=Path, default=Path("benchmarks/backend_onnx"))
     args = p.parse_args(argv)
     from hecsb_ros.core.bench.report import machine_description, write_csv

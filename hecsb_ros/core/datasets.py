@@ -4,6 +4,7 @@ All loaders return ``uint8`` arrays of shape ``(N, 28, 28)`` and ``int64`` label
 ``(N,)``; nothing is downloaded at run time. Missing data raise :class:`DatasetNotFound` with the
 command that installs it.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -17,11 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
-FASHION_MNIST_DIR = Path(os.environ.get("HECSB_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+FASHION_MNIST_DIR = Path(
+    os.environ.get("HECSB_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+)
 
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 MNIST_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 
@@ -62,7 +73,7 @@ def read_idx(path: Path) -> np.ndarray:
     zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte IDX file (code {dtype_code:#x})")
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
         raise ValueError(f"{path}: header says {dims} but holds {data.size} bytes")
@@ -86,7 +97,9 @@ def load_fashion_mnist(split: str = "test", root: Path | str | None = None) -> I
     images = read_idx(img_path)
     labels = read_idx(lbl_path).astype(np.int64)
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"Fashion-MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+        raise ValueError(
+            f"Fashion-MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels"
+        )
     return ImageSet(images, labels, FASHION_MNIST_CLASSES, "fashion-mnist")
 
 

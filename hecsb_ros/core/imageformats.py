@@ -7,6 +7,7 @@ server's image codecs (:mod:`hecsb_ros.core.codecs.image`) and the edge's compre
 (:func:`decode_image`, ``sensor_msgs/CompressedImage`` as ROS's compressed image transport writes
 it) use the same checks.
 """
+
 from __future__ import annotations
 
 import struct
@@ -40,10 +41,12 @@ def png_check_chunks(data: bytes) -> None:
     while True:
         if pos + 12 > len(data):
             raise PayloadError("truncated", "PNG stream ends before its IEND chunk")
-        length = struct.unpack(">I", data[pos:pos + 4])[0]
+        length = struct.unpack(">I", data[pos : pos + 4])[0]
         if length > len(data) - pos - 12:
-            raise PayloadError("truncated", f"PNG chunk declares {length} B, {len(data) - pos - 12} B left")
-        if data[pos + 4:pos + 8] == b"IEND":
+            raise PayloadError(
+                "truncated", f"PNG chunk declares {length} B, {len(data) - pos - 12} B left"
+            )
+        if data[pos + 4 : pos + 8] == b"IEND":
             return
         pos += 12 + length
 
@@ -60,11 +63,11 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
         if marker == 0xFF:  # fill byte
             i += 1
             continue
-        seg_len = struct.unpack(">H", data[i + 2:i + 4])[0]
+        seg_len = struct.unpack(">H", data[i + 2 : i + 4])[0]
         if marker in _JPEG_SOF:
             if i + 9 > len(data):
                 break
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
             return width, height
         if seg_len < 2:
             raise PayloadError("decode_error", "corrupt JPEG segment length")
@@ -89,12 +92,15 @@ def webp_size(data: bytes) -> tuple[int, int]:
 
 
 def sniff_format(data: bytes) -> str:
-    """'png', 'jpeg' or 'webp' from the stream's first bytes; ``PayloadError('bad_image')`` otherwise."""
+    """'png', 'jpeg' or 'webp' from the stream's first bytes; ``PayloadError('bad_image')``
+    otherwise."""
     for magic, name in MAGIC.items():
-        if data[:len(magic)] == magic:
+        if data[: len(magic)] == magic:
             return name
-    raise PayloadError("bad_image", f"compressed data is not {', '.join(MAGIC.values())} "
-                                    f"(starts with {bytes(data[:8])!r})")
+    raise PayloadError(
+        "bad_image",
+        f"compressed data is not {', '.join(MAGIC.values())} (starts with {bytes(data[:8])!r})",
+    )
 
 
 def max_compressed_bytes(max_pixels: int) -> int:
@@ -103,46 +109,64 @@ def max_compressed_bytes(max_pixels: int) -> int:
     return max_pixels * 3 * 2 + 65536
 
 
-def decode_image(data: bytes, fmt: str = "", max_pixels: int = MAX_DECODED_PIXELS) -> tuple[np.ndarray, str]:
+def decode_image(
+    data: bytes, fmt: str = "", max_pixels: int = MAX_DECODED_PIXELS
+) -> tuple[np.ndarray, str]:
     """Decode a compressed frame under size caps; return ``(image, encoding)``.
 
     Args:
         data: the stream (JPEG, PNG or WebP, recognised by its first bytes).
         fmt: ``sensor_msgs/CompressedImage.format`` as ROS's compressed image transport writes it,
-            e.g. ``"bgr8; jpeg compressed bgr8"``, ``"mono8; png compressed "`` or plain ``"jpeg"``.
-            Only ``"compressed rgb"`` (older publishers that stored RGB order) changes the result.
+            e.g. ``"bgr8; jpeg compressed bgr8"``, ``"mono8; png compressed "`` or plain
+            ``"jpeg"``. Only ``"compressed rgb"`` (older publishers that stored RGB order) changes
+            the result.
         max_pixels: largest declared ``width * height`` decoded.
 
-    Returns ``(H, W, 3)`` uint8 ``bgr8`` (``rgb8`` for ``compressed rgb``), ``(H, W, 4)`` ``bgra8``,
-    ``(H, W)`` uint8 ``mono8`` or ``(H, W)`` uint16 ``mono16``. Raises :class:`PayloadError`: ``empty``,
-    ``too_large`` (stream above :func:`max_compressed_bytes`), ``bad_image`` (unknown format, declared
-    size outside 1..max_pixels, 16-bit colour), ``truncated`` / ``decode_error`` (corrupt stream).
+    Returns ``(H, W, 3)`` uint8 ``bgr8`` (``rgb8`` for ``compressed rgb``), ``(H, W, 4)``
+    ``bgra8``, ``(H, W)`` uint8 ``mono8`` or ``(H, W)`` uint16 ``mono16``. Raises
+    :class:`PayloadError`: ``empty``, ``too_large`` (stream above :func:`max_compressed_bytes`),
+    ``bad_image`` (unknown format, declared size outside 1..max_pixels, 16-bit colour),
+    ``truncated`` / ``decode_error`` (corrupt stream).
     """
     if len(data) == 0:
         raise PayloadError("empty", "compressed image has no bytes")
     if len(data) > max_compressed_bytes(max_pixels):
-        raise PayloadError("too_large", f"compressed image of {len(data)} B above the cap of "
-                                        f"{max_compressed_bytes(max_pixels)} B")
+        raise PayloadError(
+            "too_large",
+            f"compressed image of {len(data)} B above the cap of "
+            f"{max_compressed_bytes(max_pixels)} B",
+        )
     kind = sniff_format(data)
     width, height = {"png": png_size, "jpeg": jpeg_size, "webp": webp_size}[kind](data)
     if width <= 0 or height <= 0 or width * height > max_pixels:
-        raise PayloadError("bad_image", f"{kind} header declares {width}x{height}, outside 1..{max_pixels} pixels")
+        raise PayloadError(
+            "bad_image", f"{kind} header declares {width}x{height}, outside 1..{max_pixels} pixels"
+        )
     if kind == "png":
         png_check_chunks(data)
     try:
         image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:  # OpenCV's own limits (e.g. CV_IO_MAX_IMAGE_PIXELS)
-        raise PayloadError("decode_error", f"{kind} stream refused by OpenCV: {str(exc).strip()[-120:]}") from exc
+        raise PayloadError(
+            "decode_error", f"{kind} stream refused by OpenCV: {str(exc).strip()[-120:]}"
+        ) from exc
     if image is None:
         raise PayloadError("decode_error", f"{kind} stream could not be decoded")
     if image.shape[:2] != (height, width):
-        raise PayloadError("decode_error", f"decoded {image.shape[1]}x{image.shape[0]}, header says {width}x{height}")
+        raise PayloadError(
+            "decode_error",
+            f"decoded {image.shape[1]}x{image.shape[0]}, header says {width}x{height}",
+        )
     channels = 1 if image.ndim == 2 else image.shape[2]
     if image.dtype == np.uint16 and channels == 1:
         return image, "mono16"
     if image.dtype != np.uint8:
-        raise PayloadError("bad_image", f"{kind} with {channels} channel(s) of {image.dtype} not supported "
-                                        "(8-bit colour or grey, 16-bit grey)")
+        raise PayloadError(
+            "bad_image",
+            f"{kind} with {channels} channel(s) of {image.dtype} not "
+            "supported "
+            "(8-bit colour or grey, 16-bit grey)",
+        )
     if channels == 1:
         return (image if image.ndim == 2 else image[:, :, 0]), "mono8"
     if channels == 3:
@@ -152,10 +176,13 @@ def decode_image(data: bytes, fmt: str = "", max_pixels: int = MAX_DECODED_PIXEL
     raise PayloadError("bad_image", f"{kind} with {channels} channels not supported")
 
 
-def encode_image(image: np.ndarray, encoding: str, fmt: str = "jpeg", quality: int = 95) -> tuple[bytes, str]:
+def encode_image(
+    image: np.ndarray, encoding: str, fmt: str = "jpeg", quality: int = 95
+) -> tuple[bytes, str]:
     """Compress a ``bgr8`` / ``rgb8`` / ``mono8`` frame as ROS's compressed image transport does;
-    return ``(data, format string)``. Colour is stored in BGR order (``"<enc>; jpeg compressed bgr8"``),
-    grey as is; ``quality`` is the JPEG quality 1-100 or the PNG compression level 0-9."""
+    return ``(data, format string)``. Colour is stored in BGR order (``"<enc>; jpeg compressed
+    bgr8"``), grey as is; ``quality`` is the JPEG quality 1-100 or the PNG compression level 0-9.
+    """
     if fmt not in ("jpeg", "png"):
         raise ValueError(f"compressed format {fmt!r}: use jpeg or png")
     if encoding == "mono8":
@@ -165,8 +192,14 @@ def encode_image(image: np.ndarray, encoding: str, fmt: str = "jpeg", quality: i
         target = "bgr8"
     else:
         raise ValueError(f"cannot compress {encoding!r} frames; use bgr8, rgb8 or mono8")
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, quality]
-    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", np.ascontiguousarray(pixels), params)
+    params = (
+        [cv2.IMWRITE_JPEG_QUALITY, quality]
+        if fmt == "jpeg"
+        else [cv2.IMWRITE_PNG_COMPRESSION, quality]
+    )
+    ok, buf = cv2.imencode(
+        ".jpg" if fmt == "jpeg" else ".png", np.ascontiguousarray(pixels), params
+    )
     if not ok:
         raise RuntimeError(f"OpenCV could not encode {fmt}")
     # compressed_image_transport writes no target for grey PNG ("mono8; png compressed ")

@@ -7,6 +7,7 @@ occupies it for ``size * 8 / rate`` seconds, and is delivered ``delay (+ jitter)
 
 Delivery order is kept (FIFO), as on one TCP-like or DDS reliable stream.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,14 @@ class LinkProfile:
         return size_bytes * 8.0 / (self.rate_mbps * 1e3) + self.delay_ms
 
 
-def make_profile(name: str, rate_mbps: float = -1.0, delay_ms: float = -1.0, jitter_ms: float = 0.0,
-                 loss: float = 0.0, max_queue_ms: float = 500.0) -> LinkProfile:
+def make_profile(
+    name: str,
+    rate_mbps: float = -1.0,
+    delay_ms: float = -1.0,
+    jitter_ms: float = 0.0,
+    loss: float = 0.0,
+    max_queue_ms: float = 500.0,
+) -> LinkProfile:
     """Preset ``name`` with optional overrides (negative rate/delay keep the preset's value)."""
     if name not in PRESETS:
         raise ValueError(f"unknown link profile {name!r}; known: {', '.join(PRESETS)}")
@@ -63,7 +70,8 @@ def make_profile(name: str, rate_mbps: float = -1.0, delay_ms: float = -1.0, jit
 
 @dataclass(frozen=True)
 class RateSchedule:
-    """A link rate that changes over time: ``(rate_mbps, seconds)`` segments, repeated from the start.
+    """A link rate that changes over time: ``(rate_mbps, seconds)`` segments, repeated from the
+    start.
 
     Written as ``"54:10,2:10,12:10"`` (Mbit/s for seconds, in turn): a Wi-Fi link that drops to
     2 Mbit/s behind a wall for 10 s and recovers.
@@ -73,15 +81,22 @@ class RateSchedule:
 
     def __post_init__(self) -> None:
         if not self.segments or any(r <= 0 or d <= 0 for r, d in self.segments):
-            raise ValueError(f"a rate schedule needs segments of positive rate and duration, not {self.segments}")
+            raise ValueError(
+                "a rate schedule needs segments of positive rate and duration, not "
+                f"{self.segments}"
+            )
 
     @classmethod
     def parse(cls, text: str) -> "RateSchedule":
         """``"RATE:SECONDS,RATE:SECONDS,..."`` -> schedule; ValueError names the expected form."""
         try:
-            segments = tuple((float(r), float(d)) for r, d in (part.split(":") for part in text.split(",")))
+            segments = tuple(
+                (float(r), float(d)) for r, d in (part.split(":") for part in text.split(","))
+            )
         except ValueError:
-            raise ValueError(f"rate schedule {text!r} is not 'Mbit/s:seconds,...' (e.g. '54:10,2:10,12:10')") from None
+            raise ValueError(
+                f"rate schedule {text!r} is not 'Mbit/s:seconds,...' (e.g. '54:10,2:10,12:10')"
+            ) from None
         return cls(segments)
 
     @property
@@ -100,10 +115,16 @@ class RateSchedule:
 
 class LinkShaper:
     """Schedules frames on a link; times in seconds on any monotonic clock. With a ``RateSchedule``
-    the rate is the schedule's at the moment a frame starts on the link (``start`` is its time 0)."""
+    the rate is the schedule's at the moment a frame starts on the link (``start`` is its time 0).
+    """
 
-    def __init__(self, profile: LinkProfile, seed: int = 0, rate_schedule: RateSchedule | None = None,
-                 start: float = 0.0) -> None:
+    def __init__(
+        self,
+        profile: LinkProfile,
+        seed: int = 0,
+        rate_schedule: RateSchedule | None = None,
+        start: float = 0.0,
+    ) -> None:
         self.profile = profile
         self.rate_schedule = rate_schedule
         self._t0 = start
@@ -118,7 +139,11 @@ class LinkShaper:
 
     def rate_mbps(self, now: float) -> float:
         """The link's rate at ``now``."""
-        return self.rate_schedule.rate_at(now - self._t0) if self.rate_schedule else self.profile.rate_mbps
+        return (
+            self.rate_schedule.rate_at(now - self._t0)
+            if self.rate_schedule
+            else self.profile.rate_mbps
+        )
 
     def blackout(self, now: float, duration_s: float) -> None:
         """Drop everything offered in ``[now, now + duration_s)`` (a link outage)."""

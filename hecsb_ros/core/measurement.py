@@ -10,6 +10,7 @@ rescales ``W`` onto the Frobenius ball when it leaves it (the Euclidean projecti
 ``{W : ||W||_F <= k}``). This keeps the encoder from "winning" against measurement noise by
 trivially growing ``W`` (section 4.1).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,11 @@ def gaussian_frobenius_norm(m: int, n: int) -> float:
     return math.sqrt(n)
 
 
-def gaussian_measurement_matrix(m: int, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random ``m x n`` compressed-sensing matrix ``A`` with i.i.d. N(0, 1/m) entries (eq. 1, ``W = A``).
+def gaussian_measurement_matrix(
+    m: int, n: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random ``m x n`` compressed-sensing matrix ``A`` with i.i.d. N(0, 1/m) entries (eq. 1, ``W =
+    A``).
 
     The classical baselines of section 4.1 measure ``y = A x + eps`` with such a matrix; its
     Frobenius norm is close to :func:`gaussian_frobenius_norm` ``(m, n)``.
@@ -50,8 +54,13 @@ class MeasurementOperator(nn.Module):
             ``(N, m, H, W)``; otherwise map ``(N, l)`` to ``(N, m)``.
     """
 
-    def __init__(self, in_features: int, measurements: int, max_norm: float | None = None,
-                 spatial: bool = False) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        measurements: int,
+        max_norm: float | None = None,
+        spatial: bool = False,
+    ) -> None:
         super().__init__()
         if measurements <= 0 or in_features <= 0:
             raise ValueError("in_features and measurements must be positive")
@@ -67,7 +76,8 @@ class MeasurementOperator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, l)`` -> ``(N, m)``, or ``(N, l, H, W)`` -> ``(N, m, H, W)`` when spatial."""
-        if self.spatial:  # a 1x1 convolution: the same sum as einsum("ml,nlhw->nmhw"), a quarter of its time
+        # a 1x1 convolution: the same sum as einsum("ml,nlhw->nmhw"), a quarter of its time
+        if self.spatial:
             return nn.functional.conv2d(x, self.weight[:, :, None, None])
         return x @ self.weight.t()
 
@@ -76,7 +86,8 @@ class MeasurementOperator(nn.Module):
 
     @torch.no_grad()
     def project_(self) -> None:
-        """Project ``W`` onto ``{W : ||W||_F <= max_norm}`` (no-op when inside or unconstrained)."""
+        """Project ``W`` onto ``{W : ||W||_F <= max_norm}`` (no-op when inside or
+        unconstrained)."""
         if self.max_norm is None:
             return
         norm = self.weight.norm()
@@ -84,5 +95,7 @@ class MeasurementOperator(nn.Module):
             self.weight.mul_(self.max_norm / norm)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, measurements={self.measurements}, "
-                f"max_norm={self.max_norm}, spatial={self.spatial}")
+        return (
+            f"in_features={self.in_features}, measurements={self.measurements}, "
+            f"max_norm={self.max_norm}, spatial={self.spatial}"
+        )

@@ -13,6 +13,7 @@ records before a session is made from it; a folder that fails the check is expor
 processes exporting the same model at once each write their own temporary folder and the first
 rename wins.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,15 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from hecsb_ros.core.onnx_export import (IO_NAMES, INSTALL, check_folder, export_split, export_teacher, split_key,
-                                        teacher_key)
+from hecsb_ros.core.onnx_export import (
+    IO_NAMES,
+    INSTALL,
+    check_folder,
+    export_split,
+    export_teacher,
+    split_key,
+    teacher_key,
+)
 from hecsb_ros.core.teachers.classifier import Classifier
 
 if TYPE_CHECKING:  # a type hint only: classic codecs' processes need no CompressAI
@@ -36,12 +44,16 @@ BACKENDS = ("torch", "onnxruntime")
 
 
 def require_onnxruntime() -> Any:
-    """The ``onnxruntime`` module, or ImportError saying how to install it (or to use backend torch)."""
+    """The ``onnxruntime`` module, or ImportError saying how to install it (or to use backend
+    torch)."""
     try:
         import onnxruntime
     except ImportError as exc:
-        raise ImportError(f"backend 'onnxruntime' needs ONNX Runtime and onnx, which are not installed: {INSTALL}; "
-                          "or run with backend 'torch'") from exc
+        raise ImportError(
+            "backend 'onnxruntime' needs ONNX Runtime and onnx, which are not "
+            f"installed: {INSTALL}; "
+            "or run with backend 'torch'"
+        ) from exc
     return onnxruntime
 
 
@@ -62,8 +74,9 @@ def cache_dir(setting: str = "") -> Path:
 
 
 def cached_export(folder: Path, export: Callable[[Path], Any]) -> dict[str, Any]:
-    """The manifest of the export in ``folder``, made with ``export(tmp_folder)`` when it is missing or
-    fails :func:`~hecsb_ros.core.onnx_export.check_folder` (written to a temporary folder, then renamed)."""
+    """The manifest of the export in ``folder``, made with ``export(tmp_folder)`` when it is
+    missing or fails :func:`~hecsb_ros.core.onnx_export.check_folder` (written to a temporary
+    folder, then renamed)."""
     try:
         return check_folder(folder)
     except ValueError:
@@ -87,17 +100,24 @@ def cached_export(folder: Path, export: Callable[[Path], Any]) -> dict[str, Any]
 
 
 def check_device(device: str) -> None:
-    """ValueError unless ``device`` is the CPU: the backend runs ONNX Runtime's CPU execution provider."""
+    """ValueError unless ``device`` is the CPU: the backend runs ONNX Runtime's CPU execution
+    provider."""
     if torch.device(device).type != "cpu":
-        raise ValueError(f"backend 'onnxruntime' runs on the CPU, not on device {device!r}: set backend 'torch' to "
-                         "run PyTorch on the GPU (on a Jetson, a TensorRT engine built from the exported files: "
-                         "docs/deployment.md)")
+        raise ValueError(
+            f"backend 'onnxruntime' runs on the CPU, not on device {device!r}: set "
+            "backend 'torch' to "
+            "run PyTorch on the GPU (on a Jetson, a TensorRT engine built from the "
+            "exported files: "
+            "docs/deployment.md)"
+        )
 
 
 class OrtNetwork:
-    """One exported network in an ``InferenceSession``: ``__call__(x) -> y`` on torch tensors (CPU, float32).
+    """One exported network in an ``InferenceSession``: ``__call__(x) -> y`` on torch tensors (CPU,
+    float32).
 
-    ``threads``: intra-op threads (the codec's ``threads`` setting; 0 = ONNX Runtime's default, one per core).
+    ``threads``: intra-op threads (the codec's ``threads`` setting; 0 = ONNX Runtime's default, one
+    per core).
     """
 
     def __init__(self, path: Path | str, part: str, threads: int = 0) -> None:
@@ -117,33 +137,45 @@ class OrtNetwork:
 
 
 class OrtSplit:
-    """A split's two networks in ONNX Runtime: :meth:`latent` (edge) and :meth:`logits` (server)."""
+    """A split's two networks in ONNX Runtime: :meth:`latent` (edge) and :meth:`logits`
+    (server)."""
 
-    def __init__(self, split: Split, threads: int = 0, cache: str = "", device: str = "cpu") -> None:
+    def __init__(
+        self, split: Split, threads: int = 0, cache: str = "", device: str = "cpu"
+    ) -> None:
         require_onnxruntime()
         check_device(device)
-        folder = cache_dir(cache) / f"{split.kind}_{split.teacher.tag or 'teacher'}_{split.model_id}_{split_key(split)}"
+        folder = (
+            cache_dir(cache)
+            / f"{split.kind}_{split.teacher.tag or 'teacher'}_{split.model_id}_{split_key(split)}"
+        )
         self.manifest = cached_export(folder, lambda tmp: export_split(split, tmp))
         self.folder = folder
         self.edge = OrtNetwork(folder / "edge.onnx", "edge", threads)
         self.server = OrtNetwork(folder / "server.onnx", "server", threads)
 
     def latent(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised images ``(N, C, H, W)`` -> unquantised latents ``(N, ...)`` (as :meth:`Split.latent`)."""
+        """Normalised images ``(N, C, H, W)`` -> unquantised latents ``(N, ...)`` (as
+        :meth:`Split.latent`)."""
         return self.edge(x)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
-        """Decoded latents ``(N, ...)`` -> logits ``(N, K)`` (as ``Split.classify(Split.features(z))``)."""
+        """Decoded latents ``(N, ...)`` -> logits ``(N, K)`` (as
+        ``Split.classify(Split.features(z))``)."""
         return self.server(z)
 
 
 class OrtTeacher:
     """A whole teacher in ONNX Runtime: normalised images ``(N, C, H, W)`` -> logits ``(N, K)``."""
 
-    def __init__(self, classifier: Classifier, threads: int = 0, cache: str = "", device: str = "cpu") -> None:
+    def __init__(
+        self, classifier: Classifier, threads: int = 0, cache: str = "", device: str = "cpu"
+    ) -> None:
         require_onnxruntime()
         check_device(device)
-        folder = cache_dir(cache) / f"teacher_{classifier.tag or 'custom'}_{classifier.model_id}_{teacher_key(classifier)}"
+        folder = cache_dir(cache) / "_".join(
+            ("teacher", classifier.tag or "custom", classifier.model_id, teacher_key(classifier))
+        )
         self.manifest = cached_export(folder, lambda tmp: export_teacher(classifier, tmp))
         self.folder = folder
         self.network = OrtNetwork(folder / "teacher.onnx", "teacher", threads)

@@ -1,4 +1,5 @@
 """Turning logits into a classification (ROS-free)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,16 @@ class Classification:
 def classify(logits: torch.Tensor, classes: tuple[str, ...], k: int = 5) -> Classification:
     """``logits`` of shape ``(K,)`` -> :class:`Classification` with ``min(k, K)`` entries."""
     if logits.ndim != 1 or logits.numel() != len(classes):
-        raise ValueError(f"logits of shape {tuple(logits.shape)} do not match {len(classes)} classes")
+        raise ValueError(
+            f"logits of shape {tuple(logits.shape)} do not match {len(classes)} classes"
+        )
     probs = torch.softmax(logits.float(), dim=0)
     scores, ids = torch.topk(probs, min(max(k, 1), probs.numel()))
     top = int(ids[0])
-    return Classification(top, classes[top], float(scores[0]),
-                          tuple(int(i) for i in ids), tuple(float(s) for s in scores))
+    return Classification(
+        top,
+        classes[top],
+        float(scores[0]),
+        tuple(int(i) for i in ids),
+        tuple(float(s) for s in scores),
+    )

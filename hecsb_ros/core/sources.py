@@ -2,6 +2,7 @@
 
 Each yields ``Frame(image, encoding, label)``; ``label`` is -1 when the source does not know it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".p
 @dataclass(frozen=True)
 class Frame:
     image: np.ndarray  # (H, W) or (H, W, C) uint8
-    encoding: str      # mono8 / bgr8
+    encoding: str  # mono8 / bgr8
     label: int = -1
 
 
@@ -39,10 +40,10 @@ def dataset_frames(name: str, split: str, start: int = 0, loop: bool = True) -> 
         start = 0
 
 
-#: A file of this name in an image folder gives its images' true classes (``file,class_index`` columns,
-#: ``file`` relative to the folder or ending in the image's name; ``-1`` = unknown); the camera
-#: source then sends them on ``image_raw/ground_truth`` and whoever scores the results (the nodes'
-#: statistics, the demo, the benchmarks) counts accuracy.
+# : A file of this name in an image folder gives its images' true classes (``file,class_index``
+# columns, : ``file`` relative to the folder or ending in the image's name; ``-1`` = unknown); the
+# camera : source then sends them on ``image_raw/ground_truth`` and whoever scores the results (the
+# nodes' : statistics, the demo, the benchmarks) counts accuracy.
 LABELS_FILE = "labels.csv"
 
 
@@ -60,19 +61,24 @@ def folder_labels(folder: Path) -> dict[str, int]:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"file", "class_index"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: needs the columns 'file' and 'class_index', found {reader.fieldnames}")
+            raise ValueError(
+                f"{path}: needs the columns 'file' and 'class_index', found {reader.fieldnames}"
+            )
         labels = {}
         for line, row in enumerate(reader, start=2):
             try:
                 labels[Path(row["file"]).name] = int(row["class_index"])
             except (TypeError, ValueError):
-                raise ValueError(f"{path}, line {line}: class_index {row.get('class_index')!r} is not an integer")
+                raise ValueError(
+                    f"{path}, line {line}: class_index {row.get('class_index')!r} is "
+                    "not an integer"
+                )
     return labels
 
 
 def photo_frame(path: str | Path, size: tuple[int, int]) -> np.ndarray:
-    """A photo as a ``size`` = (W, H) bgr8 camera frame (area-resized), as the camera-scale benchmarks
-    make their frames; ValueError naming the file when it cannot be read."""
+    """A photo as a ``size`` = (W, H) bgr8 camera frame (area-resized), as the camera-scale
+    benchmarks make their frames; ValueError naming the file when it cannot be read."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f"cannot read the photo {path}")
@@ -81,7 +87,8 @@ def photo_frame(path: str | Path, size: tuple[int, int]) -> np.ndarray:
 
 def write_frames_folder(folder: Path, frames: Iterable[np.ndarray], labels: Iterable[int]) -> int:
     """``frames`` as ``frame_0000.png``, ... in ``folder`` with their classes (-1 = unknown) in its
-    ``labels.csv``: a folder the folder source (:func:`folder_frames`) plays with labels. Returns the count."""
+    ``labels.csv``: a folder the folder source (:func:`folder_frames`) plays with labels. Returns
+    the count."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = ["file,class_index"]
     for i, (frame, label) in enumerate(zip(frames, labels)):
@@ -117,7 +124,9 @@ def capture_frames(target: str | int, loop: bool = True) -> Iterator[Frame]:
     cap = cv2.VideoCapture(target)
     if not cap.isOpened():
         what = f"camera {target}" if isinstance(target, int) else f"video {target!r}"
-        raise FileNotFoundError(f"OpenCV cannot open {what}; check the 'path'/'device_index' parameter")
+        raise FileNotFoundError(
+            f"OpenCV cannot open {what}; check the 'path'/'device_index' parameter"
+        )
     try:
         while True:
             ok, img = cap.read()
@@ -132,8 +141,15 @@ def capture_frames(target: str | int, loop: bool = True) -> Iterator[Frame]:
         cap.release()
 
 
-def open_source(source: str, dataset: str = "fashion-mnist", split: str = "test", path: str = "",
-                device_index: int = 0, start_index: int = 0, loop: bool = True) -> Iterator[Frame]:
+def open_source(
+    source: str,
+    dataset: str = "fashion-mnist",
+    split: str = "test",
+    path: str = "",
+    device_index: int = 0,
+    start_index: int = 0,
+    loop: bool = True,
+) -> Iterator[Frame]:
     """Frame iterator for the camera node's parameters."""
     if source == "dataset":
         return dataset_frames(dataset, split, start_index, loop)
@@ -141,7 +157,9 @@ def open_source(source: str, dataset: str = "fashion-mnist", split: str = "test"
         return folder_frames(path, loop)
     if source == "video":
         if not Path(path).is_file():
-            raise FileNotFoundError(f"video file {path!r} does not exist; set the 'path' parameter")
+            raise FileNotFoundError(
+                f"video file {path!r} does not exist; set the 'path' parameter"
+            )
         return capture_frames(path, loop)
     if source == "camera":
         return capture_frames(device_index, loop)

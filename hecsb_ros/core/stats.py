@@ -1,8 +1,10 @@
 """Bandwidth, latency and error statistics over windows and since start (ROS-free).
 
-Nodes add one :class:`FrameRecord` per completed frame and call :meth:`LinkStatsAccumulator.snapshot`
-periodically; the snapshot's keys are the fields of ``hecsb_ros/msg/LinkStats``.
+Nodes add one :class:`FrameRecord` per completed frame and call
+:meth:`LinkStatsAccumulator.snapshot` periodically; the snapshot's keys are the fields of
+``hecsb_ros/msg/LinkStats``.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,18 +18,21 @@ import numpy as np
 from hecsb_ros.core.payload import REASONS
 
 
-#: Name under which LinkStats' drop_reasons / drop_counts carry the frames skipped on purpose (not in ``drops``).
+# : Name under which LinkStats' drop_reasons / drop_counts carry the frames skipped on purpose (not
+# in ``drops``).
 SKIPPED = "skipped"
 
 
 def skipped_count(reasons, counts) -> int:
-    """The skipped count from a LinkStats message's ``drop_reasons`` / ``drop_counts`` (0 when absent)."""
+    """The skipped count from a LinkStats message's ``drop_reasons`` / ``drop_counts`` (0 when
+    absent)."""
     return int(dict(zip(reasons, counts)).get(SKIPPED, 0))
 
 
 @dataclass(frozen=True)
 class FrameRecord:
-    """One completed frame. Times in milliseconds; ``correct`` None when ground truth is unknown."""
+    """One completed frame. Times in milliseconds; ``correct`` None when ground truth is
+    unknown."""
 
     payload_bytes: int
     message_bytes: int = 0
@@ -114,7 +119,8 @@ class LinkStatsAccumulator:
             self.drop_counts[reason] += count
 
     def skip(self, count: int = 1) -> None:
-        """Count frames passed over on purpose because a newer one arrived (newest-frame policy)."""
+        """Count frames passed over on purpose because a newer one arrived (newest-frame
+        policy)."""
         with self._lock:
             self.skipped += count
 
@@ -137,8 +143,9 @@ class LinkStatsAccumulator:
         payload = [r.payload_bytes for r in recs]
         reasons = sorted(self.drop_counts)
         counts = [self.drop_counts[r] for r in reasons]
-        # Skipped frames ride along in drop_reasons / drop_counts under SKIPPED (LinkStats has no field of
-        # its own for them) but are not drops: ``drops`` stays rejected input + frames lost on the way.
+        # Skipped frames ride along in drop_reasons / drop_counts under SKIPPED (LinkStats has no
+        # field of its own for them) but are not drops: ``drops`` stays rejected input + frames
+        # lost on the way.
         reasons, counts = reasons + [SKIPPED], counts + [self.skipped]
         return {
             "window_s": float(now_s - start),
@@ -147,7 +154,9 @@ class LinkStatsAccumulator:
             "payload_bytes_mean": float(np.mean(payload)) if payload else math.nan,
             "payload_bytes_p50": percentile(payload, 50),
             "payload_bytes_p95": percentile(payload, 95),
-            "message_bytes_mean": float(np.mean([r.message_bytes for r in recs])) if recs else math.nan,
+            "message_bytes_mean": float(np.mean([r.message_bytes for r in recs]))
+            if recs
+            else math.nan,
             "kbit_per_s": sum(payload) * 8 / 1e3 / window_s,
             "frames_per_s": len(recs) / window_s,
             "latency_p50_ms": percentile((r.latency_ms for r in recs), 50),
@@ -180,7 +189,8 @@ class SequenceTracker:
 
     #: The highest frame rate a sender is credited with (the camera source's highest ``rate_hz``).
     MAX_RATE_HZ = 1000.0
-    #: Frames a sender may have produced back to back regardless of the time (bursts after a stall).
+    # : Frames a sender may have produced back to back regardless of the time (bursts after a
+    # stall).
     BURST = 16
 
     def __init__(self, max_rate_hz: float = MAX_RATE_HZ, burst: int = BURST) -> None:
@@ -192,7 +202,8 @@ class SequenceTracker:
 
     def update(self, seq: int, now_s: float | None = None) -> int:
         """Return the number of frames lost before ``seq`` (0 for in-order, restarts, repeats and
-        implausible jumps). ``now_s``: arrival time in seconds (monotonic); None = no time check."""
+        implausible jumps). ``now_s``: arrival time in seconds (monotonic); None = no time check.
+        """
         last, last_s, self._last = self._last, self._last_s, seq
         if now_s is not None:
             self._last_s = now_s

@@ -1,4 +1,5 @@
-"""Checkpoint files: safetensors tensors + metadata, model ids, checksums, JSON manifests, rate levels.
+"""Checkpoint files: safetensors tensors + metadata, model ids, checksums, JSON manifests, rate
+levels.
 
 The bottom of the core: every checkpoint (teacher, HECS-B bottleneck, baseline) is read and
 written here, and nothing here knows what the tensors mean.
@@ -20,6 +21,7 @@ written here, and nothing here knows what the tensors mean.
   ``kind`` the learned codec (``hecsb``, ``svb``, ...), ``tag`` the teacher it was trained for
   (``fmnist``, ``resnet50``, ...), level 0 the fewest bytes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +43,8 @@ class ChecksumError(ValueError):
     """A checkpoint does not match its ``SHA256SUMS`` entry, or the list is malformed."""
 
 
-# -- hashes -----------------------------------------------------------------------------------------
+# -- hashes
+# -----------------------------------------------------------------------------------------
 def sha256_of(path: Path | str) -> str:
     """Full hex SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
@@ -56,7 +59,8 @@ def model_id_of(path: Path | str) -> str:
     return sha256_of(path)[:16]
 
 
-# -- checksums ---------------------------------------------------------------------------------------
+# -- checksums
+# ---------------------------------------------------------------------------------------
 def read_checksums(path: Path | str) -> dict[str, str]:
     """File name -> lower-case hex SHA-256 from a ``SHA256SUMS`` file."""
     entries: dict[str, str] = {}
@@ -65,7 +69,9 @@ def read_checksums(path: Path | str) -> dict[str, str]:
             continue
         m = _CHECKSUM_LINE.match(line.rstrip("\r"))
         if not m or m.group(2) in (".", ".."):
-            raise ChecksumError(f"{path}:{number}: not '<64 hex>  <file name>' (no folders): {line[:80]!r}")
+            raise ChecksumError(
+                f"{path}:{number}: not '<64 hex>  <file name>' (no folders): {line[:80]!r}"
+            )
         name, digest = m.group(2), m.group(1).lower()
         if entries.get(name, digest) != digest:
             raise ChecksumError(f"{path}:{number}: {name} listed twice with different hashes")
@@ -74,7 +80,8 @@ def read_checksums(path: Path | str) -> dict[str, str]:
 
 
 def write_checksums(folder: Path | str, names: list[str] | None = None) -> Path:
-    """Write ``folder/SHA256SUMS`` for ``names`` (default: every ``*.safetensors`` and ``*.pth`` there)."""
+    """Write ``folder/SHA256SUMS`` for ``names`` (default: every ``*.safetensors`` and ``*.pth``
+    there)."""
     folder = Path(folder)
     if names is None:
         names = sorted(p.name for p in folder.iterdir() if p.suffix in (".safetensors", ".pth"))
@@ -84,7 +91,9 @@ def write_checksums(folder: Path | str, names: list[str] | None = None) -> Path:
     return path
 
 
-def verify_checkpoint(path: Path | str, checksums: Path | str | None = None, required: bool = False) -> str | None:
+def verify_checkpoint(
+    path: Path | str, checksums: Path | str | None = None, required: bool = False
+) -> str | None:
     """Check ``path`` against its ``SHA256SUMS`` (default: the one beside it).
 
     Returns the verified hex SHA-256, or None when there is no entry and ``required`` is False.
@@ -98,7 +107,9 @@ def verify_checkpoint(path: Path | str, checksums: Path | str | None = None, req
             raise ChecksumError(f"no checksum list {checksums} for checkpoint {path}")
         return None
     if checksums.resolve().parent != path.resolve().parent:
-        raise ChecksumError(f"checksum list {checksums} lists files of its own folder only, not {path}")
+        raise ChecksumError(
+            f"checksum list {checksums} lists files of its own folder only, not {path}"
+        )
     expected = read_checksums(checksums).get(path.name)
     if expected is None:
         if required:
@@ -106,15 +117,23 @@ def verify_checkpoint(path: Path | str, checksums: Path | str | None = None, req
         return None
     actual = sha256_of(path)
     if actual != expected:
-        raise ChecksumError(f"checkpoint {path} has SHA-256 {actual[:16]}..., its checksum list {checksums} says "
-                            f"{expected[:16]}...: refusing to load it (replace the file or update the list with "
-                            "'python -m hecsb_ros.cli.manifest <folder>')")
+        raise ChecksumError(
+            f"checkpoint {path} has SHA-256 {actual[:16]}..., its checksum list "
+            f"{checksums} says "
+            f"{expected[:16]}...: refusing to load it (replace the file or update "
+            "the list with "
+            "'python -m hecsb_ros.cli.manifest <folder>')"
+        )
     return actual
 
 
-# -- tensors -----------------------------------------------------------------------------------------
-def write_tensors(path: Path | str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
-    """Write ``tensors`` and string ``metadata`` to a safetensors file atomically (tmp + rename)."""
+# -- tensors
+# -----------------------------------------------------------------------------------------
+def write_tensors(
+    path: Path | str, tensors: dict[str, torch.Tensor], metadata: dict[str, str]
+) -> Path:
+    """Write ``tensors`` and string ``metadata`` to a safetensors file atomically (tmp +
+    rename)."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -130,7 +149,9 @@ def write_tensors(path: Path | str, tensors: dict[str, torch.Tensor], metadata: 
     return path
 
 
-def read_tensors(path: Path | str, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_tensors(
+    path: Path | str, device: str = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """All tensors and the metadata of a safetensors file, after :func:`verify_checkpoint`."""
     from safetensors import safe_open
 
@@ -154,16 +175,23 @@ def metadata_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-# -- manifests ---------------------------------------------------------------------------------------
+# -- manifests
+# ---------------------------------------------------------------------------------------
 def manifest_path(path: Path | str) -> Path:
     """``{checkpoint}.json``: the manifest beside a checkpoint."""
     return Path(path).with_suffix(".json")
 
 
 def write_manifest(path: Path | str, fields: dict[str, Any]) -> Path:
-    """Write the manifest of checkpoint ``path``: ``file``, ``fields``, then its model id and SHA-256."""
+    """Write the manifest of checkpoint ``path``: ``file``, ``fields``, then its model id and
+    SHA-256."""
     path = Path(path)
-    manifest = {"file": path.name, **fields, "model_id": model_id_of(path), "sha256": sha256_of(path)}
+    manifest = {
+        "file": path.name,
+        **fields,
+        "model_id": model_id_of(path),
+        "sha256": sha256_of(path),
+    }
     out = manifest_path(path)
     out.write_text(json.dumps(manifest, indent=2) + "\n")
     return out
@@ -175,14 +203,16 @@ def read_manifest(path: Path | str) -> dict[str, Any]:
     return json.loads(p.read_text()) if p.exists() else {}
 
 
-# -- rate levels -------------------------------------------------------------------------------------
+# -- rate levels
+# -------------------------------------------------------------------------------------
 def level_path(kind: str, tag: str, level: int, folder: Path | None = None) -> Path:
     """Checkpoint path of rate level ``level`` of learned codec ``kind`` for teacher ``tag``."""
     return prefix_level_path(f"{kind}_{tag}", level, folder)
 
 
 def list_levels(kind: str, tag: str, folder: Path | None = None) -> list[int]:
-    """Rate levels of ``kind`` for teacher ``tag`` whose checkpoints exist in ``folder``, sorted."""
+    """Rate levels of ``kind`` for teacher ``tag`` whose checkpoints exist in ``folder``,
+    sorted."""
     return prefix_levels(f"{kind}_{tag}", folder)
 
 

@@ -6,6 +6,7 @@ of ROS's compressed image transport); for data sets also ``image_raw/ground_trut
 (hecsb_ros/GroundTruth, reliable), sent just before each image. A frame is stamped when it is read
 from its source, in the timer tick that publishes it.
 """
+
 from __future__ import annotations
 
 import time
@@ -56,26 +57,37 @@ class CameraSource(Node):
         declare_parameters(self, CAMERA_SOURCE)
         self.cfg = read_config(self, CAMERA_SOURCE, CameraConfig)
         cfg = self.cfg
-        # Fail fast on a missing or empty source: read one frame, then open the source again, so that
-        # every published frame is read (and stamped) in the tick that publishes it.
+        # Fail fast on a missing or empty source: read one frame, then open the source again, so
+        # that every published frame is read (and stamped) in the tick that publishes it.
         probe = self._open()
         first = next(probe, None)
         close = getattr(probe, "close", None)
         if close is not None:
             close()
         if first is None:
-            raise ValueError(f"source {cfg.source!r} produced no frame; check the 'source'/'path' parameters")
+            raise ValueError(
+                f"source {cfg.source!r} produced no frame; check the 'source'/'path' parameters"
+            )
         self._frames = self._open()
         qos = image_qos(cfg.qos_depth)
-        self._pub = self.create_publisher(Image, "image_raw", qos) if cfg.output in ("raw", "both") else None
-        self._cpub = (self.create_publisher(CompressedImage, "image_raw/compressed", qos)
-                      if cfg.output in ("compressed", "both") else None)
+        self._pub = (
+            self.create_publisher(Image, "image_raw", qos)
+            if cfg.output in ("raw", "both")
+            else None
+        )
+        self._cpub = (
+            self.create_publisher(CompressedImage, "image_raw/compressed", qos)
+            if cfg.output in ("compressed", "both")
+            else None
+        )
         self._gt_pub = self.create_publisher(GroundTruth, "image_raw/ground_truth", truth_qos())
         self._diag = Diagnostics(self)
         self.sent = 0
         self._started = time.monotonic()
         self._waiting = True
-        self._wait_topics = [self.resolve_topic_name(t.strip()) for t in cfg.wait_for_topics.split(",") if t.strip()]
+        self._wait_topics = [
+            self.resolve_topic_name(t.strip()) for t in cfg.wait_for_topics.split(",") if t.strip()
+        ]
         self._timer = self.create_timer(1.0 / cfg.rate_hz, self._tick)
         self._diag_timer = self.create_timer(1.0, self._report)
         self.add_on_set_parameters_callback(self._on_rate)
@@ -84,7 +96,15 @@ class CameraSource(Node):
 
     def _open(self) -> Iterator[Frame]:
         cfg = self.cfg
-        return open_source(cfg.source, cfg.dataset, cfg.split, cfg.path, cfg.device_index, cfg.start_index, cfg.loop)
+        return open_source(
+            cfg.source,
+            cfg.dataset,
+            cfg.split,
+            cfg.path,
+            cfg.device_index,
+            cfg.start_index,
+            cfg.loop,
+        )
 
     def _on_rate(self, changes):
         from rcl_interfaces.msg import SetParametersResult
@@ -96,13 +116,17 @@ class CameraSource(Node):
         return SetParametersResult(successful=True)
 
     def _subscribed(self) -> bool:
-        return any(p is not None and p.get_subscription_count() > 0 for p in (self._pub, self._cpub))
+        return any(
+            p is not None and p.get_subscription_count() > 0 for p in (self._pub, self._cpub)
+        )
 
     def _tick(self) -> None:
         cfg = self.cfg
         if self._waiting:
             # Discovery takes up to a few seconds: do not publish into the void.
-            ready = self._subscribed() and all(self.count_subscribers(t) > 0 for t in self._wait_topics)
+            ready = self._subscribed() and all(
+                self.count_subscribers(t) > 0 for t in self._wait_topics
+            )
             if not ready and time.monotonic() - self._started < cfg.wait_for_subscribers_s:
                 return
             self._waiting = False
@@ -121,8 +145,11 @@ class CameraSource(Node):
             self._pub.publish(array_to_image_msg(frame.image, frame.encoding, header))
         if self._cpub is not None:
             quality = cfg.jpeg_quality if cfg.compressed_format == "jpeg" else cfg.png_level
-            self._cpub.publish(array_to_compressed_msg(frame.image, frame.encoding, header, cfg.compressed_format,
-                                                       quality))
+            self._cpub.publish(
+                array_to_compressed_msg(
+                    frame.image, frame.encoding, header, cfg.compressed_format, quality
+                )
+            )
         self.sent += 1
 
     def _stop(self) -> None:
@@ -130,9 +157,16 @@ class CameraSource(Node):
         self.get_logger().info(f"done after {self.sent} frames")
 
     def _report(self) -> None:
-        self._diag.publish(OK, "publishing" if not self._waiting else "waiting for subscribers",
-                           {"frames_sent": self.sent, "source": self.cfg.source, "rate_hz": self.cfg.rate_hz,
-                            "output": self.cfg.output})
+        self._diag.publish(
+            OK,
+            "publishing" if not self._waiting else "waiting for subscribers",
+            {
+                "frames_sent": self.sent,
+                "source": self.cfg.source,
+                "rate_hz": self.cfg.rate_hz,
+                "output": self.cfg.output,
+            },
+        )
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
 """Message <-> core conversions. Pure functions: no rclpy.init needed, testable on their own."""
+
 from __future__ import annotations
 
 import hashlib
@@ -49,7 +50,9 @@ def image_msg_to_array(msg: Image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     check_size(enc, h, w, max_pixels)
     row_bytes = enc.row_bytes(w)
     if step < row_bytes:
-        raise PayloadError("bad_image", f"step {step} < width {w} x {enc.channels} channel(s) x {enc.itemsize} B")
+        raise PayloadError(
+            "bad_image", f"step {step} < width {w} x {enc.channels} channel(s) x {enc.itemsize} B"
+        )
     rows = enc.buffer_rows(h)
     if len(msg.data) != step * rows:
         raise PayloadError("bad_image", f"{len(msg.data)} data bytes, step x rows = {step * rows}")
@@ -60,7 +63,9 @@ def image_msg_to_array(msg: Image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return np.ascontiguousarray(buf.reshape(enc.buffer_shape(h, w)))
 
 
-def array_to_image_msg(image: np.ndarray, encoding: str, header: Header, bigendian: bool | None = None) -> Image:
+def array_to_image_msg(
+    image: np.ndarray, encoding: str, header: Header, bigendian: bool | None = None
+) -> Image:
     """The array of a frame in ``encoding`` (the layout :func:`image_msg_to_array` returns) ->
     ``sensor_msgs/Image`` with ``header``, unpadded rows; 16-bit data is written in this machine's
     byte order unless ``bigendian`` says otherwise."""
@@ -80,20 +85,23 @@ def array_to_image_msg(image: np.ndarray, encoding: str, header: Header, bigendi
     return msg
 
 
-def compressed_msg_to_array(msg: CompressedImage, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
-    """Decode a ``sensor_msgs/CompressedImage`` (JPEG/PNG/WebP, ``format`` as ROS's compressed image
-    transport writes it) -> ``(array, encoding)``, under the same caps as the server's image
+def compressed_msg_to_array(
+    msg: CompressedImage, max_pixels: int = MAX_PIXELS
+) -> tuple[np.ndarray, str]:
+    """Decode a ``sensor_msgs/CompressedImage`` (JPEG/PNG/WebP, ``format`` as ROS's compressed
+    image transport writes it) -> ``(array, encoding)``, under the same caps as the server's image
     payloads: the declared size is read from the header first and must be at most ``max_pixels``
     and 4K UHD; PNG chunk lengths are walked before OpenCV runs."""
     data = msg.data if isinstance(msg.data, bytes) else bytes(msg.data)
     return decode_image(data, str(msg.format), min(max_pixels, MAX_DECODED_PIXELS))
 
 
-def array_to_compressed_msg(image: np.ndarray, encoding: str, header: Header, fmt: str = "jpeg",
-                            quality: int = 95) -> CompressedImage:
-    """A ``bgr8`` / ``rgb8`` / ``mono8`` frame -> ``sensor_msgs/CompressedImage`` as the compressed image
-    transport publishes it (``format`` e.g. ``"bgr8; jpeg compressed bgr8"``); ``quality`` is the JPEG
-    quality or the PNG compression level."""
+def array_to_compressed_msg(
+    image: np.ndarray, encoding: str, header: Header, fmt: str = "jpeg", quality: int = 95
+) -> CompressedImage:
+    """A ``bgr8`` / ``rgb8`` / ``mono8`` frame -> ``sensor_msgs/CompressedImage`` as the compressed
+    image transport publishes it (``format`` e.g. ``"bgr8; jpeg compressed bgr8"``); ``quality`` is
+    the JPEG quality or the PNG compression level."""
     data, format_string = encode_image(image, encoding, fmt, quality)
     msg = CompressedImage()
     msg.header = header
@@ -102,8 +110,16 @@ def array_to_compressed_msg(image: np.ndarray, encoding: str, header: Header, fm
     return msg
 
 
-def latent_msg(frame: EncodedFrame, header: Header, sequence: int, codec: str, model_id: str,
-               rate_level: int, sent_ns: int, total_ms: float) -> CompressedLatent:
+def latent_msg(
+    frame: EncodedFrame,
+    header: Header,
+    sequence: int,
+    codec: str,
+    model_id: str,
+    rate_level: int,
+    sent_ns: int,
+    total_ms: float,
+) -> CompressedLatent:
     """Build the ``CompressedLatent`` for one encoded frame."""
     msg = CompressedLatent()
     msg.header = header
@@ -127,9 +143,17 @@ def latent_payload(msg: CompressedLatent) -> bytes:
     return data if isinstance(data, bytes) else bytes(data)
 
 
-def result_msg(latent: CompressedLatent, cls: Classification, payload_bytes: int, transfer_ms: float,
-               decode_ms: float, infer_ms: float, total_ms: float, batch: int = 1,
-               wait_ms: float = 0.0) -> ClassificationResult:
+def result_msg(
+    latent: CompressedLatent,
+    cls: Classification,
+    payload_bytes: int,
+    transfer_ms: float,
+    decode_ms: float,
+    infer_ms: float,
+    total_ms: float,
+    batch: int = 1,
+    wait_ms: float = 0.0,
+) -> ClassificationResult:
     """Build the ``ClassificationResult`` answering ``latent``."""
     msg = ClassificationResult()
     msg.header = latent.header
@@ -160,7 +184,8 @@ def link_stats_msg(snapshot: dict[str, Any], stamp: TimeMsg, frame_id: str) -> L
         if isinstance(value, float) and math.isinf(value):
             value = math.nan
         elif isinstance(value, int) and not isinstance(value, bool):
-            value = min(value, UINT64_MAX)  # saturate: a hostile sequence jump can count 2**64 drops
+            # saturate: a hostile sequence jump can count 2**64 drops
+            value = min(value, UINT64_MAX)
         elif isinstance(value, list) and value and isinstance(value[0], int):
             value = [min(v, UINT64_MAX) for v in value]
         setattr(msg, key, value)
@@ -172,8 +197,8 @@ VISION_TYPES = ("Classification", "ObjectHypothesis", "VisionInfo", "LabelInfo",
 
 
 def vision_msgs_module() -> Any | None:
-    """``vision_msgs.msg`` when it is installed with every type used here (vision_msgs 4.x: Humble and
-    later), else None."""
+    """``vision_msgs.msg`` when it is installed with every type used here (vision_msgs 4.x: Humble
+    and later), else None."""
     try:
         import vision_msgs.msg as vision
     except ImportError:
@@ -186,8 +211,10 @@ def vision_classification_msg(vision: Any, header: Header, cls: Classification) 
     ``ObjectHypothesis`` (class id as a decimal string, softmax probability as score)."""
     msg = vision.Classification()
     msg.header = header
-    msg.results = [vision.ObjectHypothesis(class_id=str(int(i)), score=float(s))
-                   for i, s in zip(cls.topk_ids, cls.topk_scores)]
+    msg.results = [
+        vision.ObjectHypothesis(class_id=str(int(i)), score=float(s))
+        for i, s in zip(cls.topk_ids, cls.topk_scores)
+    ]
     return msg
 
 
@@ -201,13 +228,16 @@ def label_info_msg(vision: Any, header: Header, classes: Sequence[str]) -> Any:
     """``vision_msgs/LabelInfo``: class id -> name for every class of the classifier."""
     msg = vision.LabelInfo()
     msg.header = header
-    msg.class_map = [vision.VisionClass(class_id=i, class_name=str(name)) for i, name in enumerate(classes)]
+    msg.class_map = [
+        vision.VisionClass(class_id=i, class_name=str(name)) for i, name in enumerate(classes)
+    ]
     msg.threshold = 0.0
     return msg
 
 
-def vision_info_msg(vision: Any, header: Header, method: str, database_location: str,
-                    classes: Sequence[str]) -> Any:
+def vision_info_msg(
+    vision: Any, header: Header, method: str, database_location: str, classes: Sequence[str]
+) -> Any:
     """``vision_msgs/VisionInfo``: the pipeline's name, where its class database is (the LabelInfo
     topic) and the database's version (:func:`class_database_version`)."""
     msg = vision.VisionInfo()

@@ -1,5 +1,6 @@
 """What a node reports: its status on ``/diagnostics``, rejected input counted per reason, and a
 Fast DDS profile setting that would lose camera frames."""
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,12 @@ class Diagnostics:
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", reliable_qos(10))
 
     def publish(self, level: bytes, message: str, values: dict[str, Any]) -> None:
-        status = DiagnosticStatus(level=level, message=message, hardware_id=self._hw,
-                                  name=f"hecsb_ros: {self._node.get_fully_qualified_name()}")
+        status = DiagnosticStatus(
+            level=level,
+            message=message,
+            hardware_id=self._hw,
+            name=f"hecsb_ros: {self._node.get_fully_qualified_name()}",
+        )
         status.values = [KeyValue(key=k, value=_fmt(v)) for k, v in values.items()]
         arr = DiagnosticArray()
         arr.header.stamp = self._node.get_clock().now().to_msg()
@@ -52,7 +57,8 @@ class DropCounter:
         self._stats.drop(reason)
         self._node.get_logger().warning(
             f"dropped input ({reason}): {detail} [{self._stats.drop_counts[reason]} so far]",
-            throttle_duration_sec=self._throttle_s)
+            throttle_duration_sec=self._throttle_s,
+        )
 
 
 def check_fastdds_profile(node: Node, publishes_frames: bool = False) -> None:

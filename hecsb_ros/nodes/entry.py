@@ -1,4 +1,5 @@
 """The entry point of every node process: rclpy up, the node built, spun until Ctrl-C/SIGTERM."""
+
 from __future__ import annotations
 
 import sys

@@ -3,6 +3,7 @@
 Its configure loads the codec (imported then, not with this module: processes that never configure
 a codec, and tools that only need the node toolkit, do not load torch for it).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,9 +44,17 @@ class CodecNodeConfig:
         """The codec's settings from these parameters."""
         from hecsb_ros.core.codecs import CodecSettings
 
-        return CodecSettings(quality=self.quality, checkpoint=self.checkpoint, device=self.device,
-                             threads=self.threads, onednn=self.onednn, teacher=self.teacher,
-                             resize=self.resize, backend=self.backend, onnx_cache=self.onnx_cache)
+        return CodecSettings(
+            quality=self.quality,
+            checkpoint=self.checkpoint,
+            device=self.device,
+            threads=self.threads,
+            onednn=self.onednn,
+            teacher=self.teacher,
+            resize=self.resize,
+            backend=self.backend,
+            onnx_cache=self.onnx_cache,
+        )
 
     def create_codec(self) -> Codec:
         """Import the ``plugins`` modules, then build the configured codec (ValueError says why
@@ -53,8 +62,9 @@ class CodecNodeConfig:
         from hecsb_ros.core.codecs import create_codec, load_codec_modules
 
         # plugins only: codec_class imports the built-in module that has the codec
-        load_codec_modules([m.strip() for m in self.plugins.split(",") if m.strip()],
-                           builtin=False)
+        load_codec_modules(
+            [m.strip() for m in self.plugins.split(",") if m.strip()], builtin=False
+        )
         return create_codec(self.codec, self.codec_settings())
 
 
@@ -77,8 +87,9 @@ class ManagedCodecNode(LifecycleNode):
     with ``autostart: false`` it waits unconfigured for a lifecycle manager.
     """
 
-    def __init__(self, node_name: str, params: tuple[Param, ...], config_cls: type,
-                 **node_kwargs: Any) -> None:
+    def __init__(
+        self, node_name: str, params: tuple[Param, ...], config_cls: type, **node_kwargs: Any
+    ) -> None:
         super().__init__(node_name, **node_kwargs)
         self._state = "unconfigured"  # kept by the transition callbacks: see lifecycle_state
         self._params = params
@@ -129,8 +140,9 @@ class ManagedCodecNode(LifecycleNode):
     # Each calls LifecycleNode's own callback too, which runs the transition on the node's managed
     # entities (lifecycle publishers are enabled by its on_activate, disabled by its
     # on_deactivate), and records the state the transition leads to.
-    def _reached(self, result: TransitionCallbackReturn, success: str,
-                 failure: str) -> TransitionCallbackReturn:
+    def _reached(
+        self, result: TransitionCallbackReturn, success: str, failure: str
+    ) -> TransitionCallbackReturn:
         if result == SUCCESS:
             self._state = success
         elif result == FAILURE:
@@ -156,20 +168,29 @@ class ManagedCodecNode(LifecycleNode):
         # every configure error is a failed transition with its reason
         except Exception as exc:  # noqa: BLE001
             self._release()
-            reason = (str(exc) if isinstance(exc, (ValueError, FileNotFoundError))
-                      else f"{type(exc).__name__}: {exc}")
+            reason = (
+                str(exc)
+                if isinstance(exc, (ValueError, FileNotFoundError))
+                else f"{type(exc).__name__}: {exc}"
+            )
             self.last_error = reason
             self.get_logger().error(f"configure failed: {reason}")
-            self._diag.publish(ERROR, f"configure failed: {reason}",
-                               {"lifecycle": "unconfigured", "error": reason})
+            self._diag.publish(
+                ERROR,
+                f"configure failed: {reason}",
+                {"lifecycle": "unconfigured", "error": reason},
+            )
             return FAILURE
         self.last_error = ""
         codec = self.codec
-        self.get_logger().info(f"configured: loaded codec {codec.name} (quality {codec.quality}, "
-                               f"model {codec.model_id}) on {self.cfg.device}, "
-                               f"backend {self.cfg.backend}")
-        self._diag.publish(OK, "inactive (configured)",
-                           {"lifecycle": "inactive", "codec": codec.name})
+        self.get_logger().info(
+            f"configured: loaded codec {codec.name} (quality {codec.quality}, "
+            f"model {codec.model_id}) on {self.cfg.device}, "
+            f"backend {self.cfg.backend}"
+        )
+        self._diag.publish(
+            OK, "inactive (configured)", {"lifecycle": "inactive", "codec": codec.name}
+        )
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -195,8 +216,11 @@ class ManagedCodecNode(LifecycleNode):
         self._stop()  # what is already in the node is finished while its publishers are enabled
         result = super().on_deactivate(state)
         self.get_logger().info("deactivated: processing stopped, codec kept")
-        self._diag.publish(OK, "inactive", {"lifecycle": "inactive",
-                                            "codec": self.codec.name if self.codec else ""})
+        self._diag.publish(
+            OK,
+            "inactive",
+            {"lifecycle": "inactive", "codec": self.codec.name if self.codec else ""},
+        )
         return self._reached(result, "inactive", "active")
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -267,10 +291,10 @@ def _guard_change_state_service(node: ManagedCodecNode) -> None:
         # rclpy's RCLError for a transition not available now
         except Exception as exc:  # noqa: BLE001
             transition = request.transition.label or request.transition.id
-            node.get_logger().error(f"transition {transition} refused in "
-                                    f"state {node.lifecycle_state}: {exc}")
+            node.get_logger().error(
+                f"transition {transition} refused in state {node.lifecycle_state}: {exc}"
+            )
             response.success = False
             return response
 
     srv.callback = change_state
-

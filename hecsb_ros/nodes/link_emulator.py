@@ -3,6 +3,7 @@
 Transfer time follows ``bytes * 8 / rate + delay (+ jitter)`` with a FIFO link (see
 :mod:`hecsb_ros.core.link`). Messages are relayed as serialized bytes, unchanged.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -27,8 +28,12 @@ class LinkEmulator(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__("hecsb_link_emulator", **node_kwargs)
         self._values = declare_parameters(self, LINK_EMULATOR)
-        self.shaper = LinkShaper(self._profile(self._values), seed=self._values["seed"],
-                                 rate_schedule=self._schedule(self._values), start=time.monotonic())
+        self.shaper = LinkShaper(
+            self._profile(self._values),
+            seed=self._values["seed"],
+            rate_schedule=self._schedule(self._values),
+            start=time.monotonic(),
+        )
         self.stats = LinkStatsAccumulator()
         self.drop = DropCounter(self, self.stats)
         self.relayed = 0
@@ -37,7 +42,9 @@ class LinkEmulator(Node):
         self._cv = threading.Condition()
         self._running = True
         self._pub = self.create_publisher(CompressedLatent, "latent_out", reliable_qos(50))
-        self.create_subscription(CompressedLatent, "latent_in", self._on_latent, reliable_qos(50), raw=True)
+        self.create_subscription(
+            CompressedLatent, "latent_in", self._on_latent, reliable_qos(50), raw=True
+        )
         self.add_on_set_parameters_callback(self._on_change)
         self._diag = Diagnostics(self)
         self.create_timer(self._values["stats_period_s"], self._report)
@@ -46,10 +53,15 @@ class LinkEmulator(Node):
         if self._values["blackout_s"] > 0:
             self.blackout(self._values["blackout_s"])
         p = self.shaper.profile
-        rate = (f"rate schedule {self._values['rate_schedule']} (Mbit/s:s)" if self.shaper.rate_schedule
-                else f"{p.rate_mbps} Mbit/s")
-        self.get_logger().info(f"link profile {p.name}: {rate}, delay {p.delay_ms} ms, "
-                               f"jitter {p.jitter_ms} ms, loss {p.loss}")
+        rate = (
+            f"rate schedule {self._values['rate_schedule']} (Mbit/s:s)"
+            if self.shaper.rate_schedule
+            else f"{p.rate_mbps} Mbit/s"
+        )
+        self.get_logger().info(
+            f"link profile {p.name}: {rate}, delay {p.delay_ms} ms, "
+            f"jitter {p.jitter_ms} ms, loss {p.loss}"
+        )
 
     @staticmethod
     def _schedule(v: dict) -> RateSchedule | None:
@@ -57,7 +69,14 @@ class LinkEmulator(Node):
 
     @staticmethod
     def _profile(v: dict):
-        return make_profile(v["profile"], v["rate_mbps"], v["delay_ms"], v["jitter_ms"], v["loss"], v["max_queue_ms"])
+        return make_profile(
+            v["profile"],
+            v["rate_mbps"],
+            v["delay_ms"],
+            v["jitter_ms"],
+            v["loss"],
+            v["max_queue_ms"],
+        )
 
     def _on_change(self, changes):
         from rcl_interfaces.msg import SetParametersResult
@@ -102,7 +121,9 @@ class LinkEmulator(Node):
         while True:
             with self._cv:
                 while self._running and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    timeout = None if not self._heap else max(0.0, self._heap[0][0] - time.monotonic())
+                    timeout = (
+                        None if not self._heap else max(0.0, self._heap[0][0] - time.monotonic())
+                    )
                     self._cv.wait(timeout)
                 if not self._running:
                     return
@@ -111,7 +132,8 @@ class LinkEmulator(Node):
             self.relayed += 1
 
     def blackout(self, duration_s: float) -> None:
-        """Drop everything for ``duration_s`` seconds (a link outage); frames already in the link are kept."""
+        """Drop everything for ``duration_s`` seconds (a link outage); frames already in the link
+        are kept."""
         with self._cv:
             self.shaper.blackout(time.monotonic(), duration_s)
         self.get_logger().warning(f"link blackout for {duration_s:.3f} s")
@@ -124,11 +146,19 @@ class LinkEmulator(Node):
 
     def _report(self) -> None:
         level = WARN if self.stats.drops else OK
-        self._diag.publish(level, f"relayed {self.relayed}, dropped {self.stats.drops}", {
-            "profile": self.shaper.profile.name, "rate_mbps": self.shaper.rate_mbps(time.monotonic()),
-            "pending": len(self._heap), "relayed": self.relayed, "drops": self.stats.drops,
-            "link_loss": self.stats.drop_counts["link_loss"],
-            "blackout_left_s": self.shaper.blackout_left(time.monotonic())})
+        self._diag.publish(
+            level,
+            f"relayed {self.relayed}, dropped {self.stats.drops}",
+            {
+                "profile": self.shaper.profile.name,
+                "rate_mbps": self.shaper.rate_mbps(time.monotonic()),
+                "pending": len(self._heap),
+                "relayed": self.relayed,
+                "drops": self.stats.drops,
+                "link_loss": self.stats.drop_counts["link_loss"],
+                "blackout_left_s": self.shaper.blackout_left(time.monotonic()),
+            },
+        )
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,12 +1,17 @@
 """Node parameters: declared from their descriptions in ``hecsb_ros.params`` (descriptors with
 ranges and choices), checked at start-up and on every change at run time, read into a config."""
+
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                SetParametersResult)
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -22,13 +27,15 @@ def _descriptor(p: Param) -> ParameterDescriptor:
     if isinstance(p.default, int) and p.min is not None and p.max is not None:
         d.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=1)]
     elif isinstance(p.default, float) and p.min is not None and p.max is not None:
-        d.floating_point_range = [FloatingPointRange(from_value=float(p.min),
-                                                     to_value=float(p.max), step=0.0)]
+        d.floating_point_range = [
+            FloatingPointRange(from_value=float(p.min), to_value=float(p.max), step=0.0)
+        ]
     return d
 
 
-def declare_parameters(node: Node, params: tuple[Param, ...],
-                       validate: bool = True) -> dict[str, Any]:
+def declare_parameters(
+    node: Node, params: tuple[Param, ...], validate: bool = True
+) -> dict[str, Any]:
     """Declare ``params`` with descriptors, validate the start-up values, return them by name.
 
     Raises ValueError (fail fast) with every invalid value and the fix (with ``validate=False`` the

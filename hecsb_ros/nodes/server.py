@@ -1,8 +1,8 @@
 """hecsb_server: ``CompressedLatent`` -> validate -> codec server half -> ``classification``.
 
-Subscribes ``latent`` (reliable) as raw bytes, so the serialized size is exact and bytes that do not
-deserialize are counted instead of crashing; publishes ``classification`` and ``link_stats``. For
-the accuracy in ``link_stats`` it also subscribes ``image_raw/ground_truth`` (a data set's true
+Subscribes ``latent`` (reliable) as raw bytes, so the serialized size is exact and bytes that do
+not deserialize are counted instead of crashing; publishes ``classification`` and ``link_stats``.
+For the accuracy in ``link_stats`` it also subscribes ``image_raw/ground_truth`` (a data set's true
 classes, a benchmark-only side channel: each result is scored by its header, latents carry no
 labels). Where ``vision_msgs`` is installed it also publishes ``classification/vision``
 (vision_msgs/Classification, header = the camera frame's) and, latched,
@@ -21,6 +21,7 @@ A managed (lifecycle) node (:class:`~hecsb_ros.nodes.lifecycle.ManagedCodecNode`
 loads the codec and creates the publishers (the latched class database is sent then), activate
 subscribes ``latent``, deactivate unsubscribes and keeps the codec.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,12 @@ from hecsb_ros.core.codecs.base import decode_or_error
 from hecsb_ros.core.codecs.bank import CodecBank
 from hecsb_ros.core.payload import PayloadError, check_timings
 from hecsb_ros.core.results import classify
-from hecsb_ros.core.stats import (FrameRecord, GroundTruthBook, LinkStatsAccumulator,
-                                  SequenceTracker)
+from hecsb_ros.core.stats import (
+    FrameRecord,
+    GroundTruthBook,
+    LinkStatsAccumulator,
+    SequenceTracker,
+)
 from hecsb_ros.graph import robot_namespaces
 from hecsb_ros.msg import ClassificationResult, CompressedLatent, GroundTruth, LinkStats
 from hecsb_ros.nodes.diagnostics import OK, WARN, DropCounter
@@ -45,9 +50,16 @@ from hecsb_ros.nodes.entry import run_node
 from hecsb_ros.nodes.lifecycle import CodecNodeConfig, ManagedCodecNode
 from hecsb_ros.nodes.qos import latched_qos, reliable_qos
 from hecsb_ros.nodes.worker import NewestWorker
-from hecsb_ros.nodes.conversions import (label_info_msg, latent_payload, link_stats_msg,
-                                         result_msg, time_to_ns, vision_classification_msg,
-                                         vision_info_msg, vision_msgs_module)
+from hecsb_ros.nodes.conversions import (
+    label_info_msg,
+    latent_payload,
+    link_stats_msg,
+    result_msg,
+    time_to_ns,
+    vision_classification_msg,
+    vision_info_msg,
+    vision_msgs_module,
+)
 from hecsb_ros.params import SERVER
 
 
@@ -91,11 +103,13 @@ class Pending:
     data: bytes
     raw_bytes: int
     codec: Any
-    recv_ns: int  # the middleware's receive timestamp (system clock, ns): link time ends, waiting starts
+    # the middleware's receive timestamp (system clock, ns): link time ends, waiting starts
+    recv_ns: int
 
 
 def robot_names(text: str) -> list[str]:
-    """``"robot1, /robot2/"`` -> ``["robot1", "robot2"]``; empty -> ``[""]`` (the node's own topics)."""
+    """``"robot1, /robot2/"`` -> ``["robot1", "robot2"]``; empty -> ``[""]`` (the node's own
+    topics)."""
     return robot_namespaces(text) or [""]
 
 
@@ -106,16 +120,23 @@ class ServerNode(ManagedCodecNode):
 
     def _setup(self) -> None:
         # Every rate level (all_levels): each latent is decoded by the level its model id names.
-        self.bank = CodecBank(self.cfg.codec, self.cfg.codec_settings(), default=self.codec,
-                              all_levels=self.cfg.all_levels)
+        self.bank = CodecBank(
+            self.cfg.codec,
+            self.cfg.codec_settings(),
+            default=self.codec,
+            all_levels=self.cfg.all_levels,
+        )
         self.stats = LinkStatsAccumulator()  # every robot's frames and drops together
         self.drop = DropCounter(self, self.stats)
         self._seq = SequenceTracker()
         self.received = 0
         self._vision = vision_msgs_module()
         if self._vision is None:
-            self.get_logger().info("vision_msgs is not installed: classification/vision, classification/vision_info "
-                                   "and classification/label_info are not published")
+            self.get_logger().info(
+                "vision_msgs is not installed: classification/vision, "
+                "classification/vision_info "
+                "and classification/label_info are not published"
+            )
         self.robots = [self._robot(name) for name in robot_names(self.cfg.robots)]
         self._pub, self._stats_pub = self.robots[0].pub, self.robots[0].stats_pub
         self._vision_pub = self.robots[0].vision_pub
@@ -124,11 +145,20 @@ class ServerNode(ManagedCodecNode):
         self.batches = 0  # network calls of micro-batches (max_batch > 1)
 
     def _robot(self, name: str) -> Robot:
-        """Publishers and statistics of one robot ('' = the node's own topics, statistics shared)."""
+        """Publishers and statistics of one robot ('' = the node's own topics, statistics
+        shared)."""
         own = name == ""
-        robot = Robot(name, None, None, None, self.stats if own else LinkStatsAccumulator(),
-                      self._seq if own else SequenceTracker())
-        robot.pub = self._publisher(ClassificationResult, robot.topic("classification"), reliable_qos(50))
+        robot = Robot(
+            name,
+            None,
+            None,
+            None,
+            self.stats if own else LinkStatsAccumulator(),
+            self._seq if own else SequenceTracker(),
+        )
+        robot.pub = self._publisher(
+            ClassificationResult, robot.topic("classification"), reliable_qos(50)
+        )
         robot.stats_pub = self._publisher(LinkStats, robot.topic("link_stats"), reliable_qos(10))
         robot.vision_pub = self._vision_outputs(robot) if self._vision is not None else None
         return robot
@@ -136,20 +166,36 @@ class ServerNode(ManagedCodecNode):
     def _start(self) -> None:
         cfg = self.cfg
         if cfg.queue_policy == "newest":
-            self._worker = NewestWorker("server_worker", self._classify, self._skipped, self._worker_error,
-                                        max_items=cfg.max_batch, max_wait_s=cfg.max_wait_ms / 1e3,
-                                        keys=lambda: len(self.robots))
+            self._worker = NewestWorker(
+                "server_worker",
+                self._classify,
+                self._skipped,
+                self._worker_error,
+                max_items=cfg.max_batch,
+                max_wait_s=cfg.max_wait_ms / 1e3,
+                keys=lambda: len(self.robots),
+            )
         for robot in self.robots:
-            self._subscribe(GroundTruth, robot.topic("image_raw/ground_truth"),
-                            lambda msg, r=robot: r.labels.add(time_to_ns(msg.header.stamp),
-                                                              msg.header.frame_id, msg.class_id),
-                            reliable_qos(50))
-            # (raw bytes, MessageInfo): the middleware's receive timestamp separates link time from waiting here
-            self._subscribe(CompressedLatent, robot.topic("latent"),
-                            lambda raw, info, r=robot: self._arrive(raw, info, r),
-                            reliable_qos(cfg.qos_depth), raw=True)
+            self._subscribe(
+                GroundTruth,
+                robot.topic("image_raw/ground_truth"),
+                lambda msg, r=robot: r.labels.add(
+                    time_to_ns(msg.header.stamp), msg.header.frame_id, msg.class_id
+                ),
+                reliable_qos(50),
+            )
+            # (raw bytes, MessageInfo): the middleware's receive timestamp separates link time from
+            # waiting here
+            self._subscribe(
+                CompressedLatent,
+                robot.topic("latent"),
+                lambda raw, info, r=robot: self._arrive(raw, info, r),
+                reliable_qos(cfg.qos_depth),
+                raw=True,
+            )
         self._timer(cfg.stats_period_s, self._report)
-        if cfg.max_batch > 1:  # fifo batches: one-shot, started by a batch's first latent, cancelled by its flush
+        # fifo batches: one-shot, started by a batch's first latent, cancelled by its flush
+        if cfg.max_batch > 1:
             self._batch_timer = self._timer(max(cfg.max_wait_ms, 0.01) / 1e3, self._flush)
             self._batch_timer.cancel()
 
@@ -163,24 +209,42 @@ class ServerNode(ManagedCodecNode):
         self._batch_timer = None
 
     def _ready_line(self) -> str:
-        batching = (f"; micro-batches of up to {self.cfg.max_batch} within {self.cfg.max_wait_ms:g} ms"
-                    if self.cfg.max_batch > 1 else "")
-        fleet = f" to robots {', '.join(r.name for r in self.robots)}" if self.robots[0].name else ""
-        return (f"serving codec {self.codec.name} (quality {self.codec.quality}, "
-                f"model {self.codec.model_id}; {self.bank.describe()}{batching}) on {self.cfg.device}{fleet}")
+        batching = (
+            f"; micro-batches of up to {self.cfg.max_batch} within {self.cfg.max_wait_ms:g} ms"
+            if self.cfg.max_batch > 1
+            else ""
+        )
+        fleet = (
+            f" to robots {', '.join(r.name for r in self.robots)}" if self.robots[0].name else ""
+        )
+        return (
+            f"serving codec {self.codec.name} (quality {self.codec.quality}, "
+            f"model {self.codec.model_id}; {self.bank.describe()}{batching}) on "
+            f"{self.cfg.device}{fleet}"
+        )
 
     def _vision_outputs(self, robot: Robot):
-        """Publish the latched class database (LabelInfo + VisionInfo); return the Classification publisher."""
+        """Publish the latched class database (LabelInfo + VisionInfo); return the Classification
+        publisher."""
         vision = self._vision
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id="")
         classes = self.codec.classes
-        label_pub = self._publisher(vision.LabelInfo, robot.topic("classification/label_info"), latched_qos())
-        info_pub = self._publisher(vision.VisionInfo, robot.topic("classification/vision_info"), latched_qos())
+        label_pub = self._publisher(
+            vision.LabelInfo, robot.topic("classification/label_info"), latched_qos()
+        )
+        info_pub = self._publisher(
+            vision.VisionInfo, robot.topic("classification/vision_info"), latched_qos()
+        )
         label_pub.publish(label_info_msg(vision, header, classes))
-        method = (f"hecsb_ros split inference: codec {self.codec.name}, quality {self.codec.quality}, "
-                  f"model {self.codec.model_id}")
+        method = (
+            f"hecsb_ros split inference: codec {self.codec.name}, quality "
+            f"{self.codec.quality}, "
+            f"model {self.codec.model_id}"
+        )
         info_pub.publish(vision_info_msg(vision, header, method, label_pub.topic_name, classes))
-        return self._publisher(vision.Classification, robot.topic("classification/vision"), reliable_qos(50))
+        return self._publisher(
+            vision.Classification, robot.topic("classification/vision"), reliable_qos(50)
+        )
 
     def _param(self, name: str):
         return self.get_parameter(name).value
@@ -191,7 +255,8 @@ class ServerNode(ManagedCodecNode):
             robot.stats.drop(reason)
 
     def _arrive(self, raw: bytes, info: Any, robot: Robot) -> None:
-        """Subscription callback: check the latent now; newest policy: keep it as its robot's newest."""
+        """Subscription callback: check the latent now; newest policy: keep it as its robot's
+        newest."""
         recv_ns = int(info.get("received_timestamp", 0) or 0) if isinstance(info, dict) else 0
         if self._worker is None:
             self._on_latent(raw, robot, recv_ns)
@@ -207,7 +272,9 @@ class ServerNode(ManagedCodecNode):
             old.robot.stats.skip()
 
     def _worker_error(self, exc: BaseException) -> None:
-        self.get_logger().error(f"latent worker: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+        self.get_logger().error(
+            f"latent worker: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0
+        )
 
     def _accept(self, raw: bytes, robot: Robot, recv_ns: int = 0) -> Pending | None:
         """Check one latent as it arrives: bad input is dropped and counted, lost frames (sequence
@@ -225,15 +292,31 @@ class ServerNode(ManagedCodecNode):
             return None
         data = latent_payload(msg)
         try:
-            check_timings((msg.edge_preprocess_ms, msg.edge_encode_ms, msg.edge_entropy_ms, msg.edge_total_ms))
+            check_timings(
+                (
+                    msg.edge_preprocess_ms,
+                    msg.edge_encode_ms,
+                    msg.edge_entropy_ms,
+                    msg.edge_total_ms,
+                )
+            )
             codec = self.bank.for_payload(msg.codec, msg.model_id, msg.rate_level)
-            validate_payload(codec, msg.codec, msg.model_id, codec.quality, tuple(msg.shape), len(data),
-                             self._param("max_payload_bytes"), self._param("max_decoded_elements"))
+            validate_payload(
+                codec,
+                msg.codec,
+                msg.model_id,
+                codec.quality,
+                tuple(msg.shape),
+                len(data),
+                self._param("max_payload_bytes"),
+                self._param("max_decoded_elements"),
+            )
         except PayloadError as exc:
             self._drop(robot, exc.reason, f"seq {msg.sequence}: {exc.detail}")
             return None
-        # Gaps are counted on arrival, in order: a latent skipped later for a newer one is no gap. Each
-        # robot numbers its own frames; an implausible jump is a reset (SequenceTracker), not lost frames.
+        # Gaps are counted on arrival, in order: a latent skipped later for a newer one is no gap.
+        # Each robot numbers its own frames; an implausible jump is a reset (SequenceTracker), not
+        # lost frames.
         gap = robot.seq.update(int(msg.sequence), time.monotonic())
         if gap:
             self.stats.drop("sequence_gap", gap)
@@ -242,8 +325,8 @@ class ServerNode(ManagedCodecNode):
         return Pending(robot, msg, data, len(raw), codec, recv_ns)
 
     def _on_latent(self, raw: bytes, robot: Robot | None = None, recv_ns: int = 0) -> None:
-        """Check and classify one latent now, in arrival order (``queue_policy: fifo``; micro-batches
-        through the batch timer)."""
+        """Check and classify one latent now, in arrival order (``queue_policy: fifo``;
+        micro-batches through the batch timer)."""
         pending = self._accept(raw, robot or self.robots[0], recv_ns)
         if pending is None:
             return
@@ -264,7 +347,8 @@ class ServerNode(ManagedCodecNode):
         self._classify(pending)
 
     def _classify(self, pending: list[Pending]) -> None:
-        """Classify latents: one alone, or one :meth:`Codec.decode_batch` per codec (rate level)."""
+        """Classify latents: one alone, or one :meth:`Codec.decode_batch` per codec (rate
+        level)."""
         if len(pending) == 1 and self.cfg.max_batch <= 1:
             item = pending[0]
             start_ns = time.time_ns()
@@ -278,9 +362,13 @@ class ServerNode(ManagedCodecNode):
             self.batches += 1
             start_ns = time.time_ns()
             try:
-                results = group[0].codec.decode_batch([(p.data, tuple(int(d) for d in p.msg.shape)) for p in group])
+                results = group[0].codec.decode_batch(
+                    [(p.data, tuple(int(d) for d in p.msg.shape)) for p in group]
+                )
             except Exception as exc:  # noqa: BLE001 - a codec bug must not stop the node
-                results = [PayloadError("decode_error", f"{type(exc).__name__}: {exc}")] * len(group)
+                results = [PayloadError("decode_error", f"{type(exc).__name__}: {exc}")] * len(
+                    group
+                )
             for item, result in zip(group, results):
                 self._finish(item, result, wait_ms=(start_ns - item.recv_ns) / 1e6)
 
@@ -294,17 +382,34 @@ class ServerNode(ManagedCodecNode):
         cls = classify(decoded.logits, codec.classes, self._param("top_k"))
         transfer_ms = (pending.recv_ns - time_to_ns(msg.edge_sent)) / 1e6
         total_ms = (time.time_ns() - pending.recv_ns) / 1e6
-        out = result_msg(msg, cls, len(data), transfer_ms, decoded.timings_ms.get("decode", math.nan),
-                         decoded.timings_ms.get("infer", math.nan), total_ms, decoded.batch, wait_ms)
+        out = result_msg(
+            msg,
+            cls,
+            len(data),
+            transfer_ms,
+            decoded.timings_ms.get("decode", math.nan),
+            decoded.timings_ms.get("infer", math.nan),
+            total_ms,
+            decoded.batch,
+            wait_ms,
+        )
         robot.pub.publish(out)
         if robot.vision_pub is not None:
             robot.vision_pub.publish(vision_classification_msg(self._vision, msg.header, cls))
         # Plain integer arithmetic: Time.from_msg raises on a negative (hostile) stamp.
         latency_ms = (self.get_clock().now().nanoseconds - time_to_ns(msg.header.stamp)) / 1e6
-        correct = robot.labels.correct(time_to_ns(msg.header.stamp), msg.header.frame_id,
-                                       cls.class_id)
-        record = FrameRecord(len(data), pending.raw_bytes, latency_ms, msg.edge_total_ms, transfer_ms, total_ms,
-                             correct)
+        correct = robot.labels.correct(
+            time_to_ns(msg.header.stamp), msg.header.frame_id, cls.class_id
+        )
+        record = FrameRecord(
+            len(data),
+            pending.raw_bytes,
+            latency_ms,
+            msg.edge_total_ms,
+            transfer_ms,
+            total_ms,
+            correct,
+        )
         self.stats.add(record)
         if robot.stats is not self.stats:
             robot.stats.add(record)
@@ -319,17 +424,33 @@ class ServerNode(ManagedCodecNode):
             per_robot[robot.name] = robot_snap
         snap = per_robot[""] if list(per_robot) == [""] else self.stats.snapshot(now)
         level = WARN if snap["drops"] else OK
-        self._diag.publish(level, f"{snap['frames']} frames in window, {snap['drops']} drops since start", {
-            "lifecycle": "active", "received": self.received, "skipped": self.stats.skipped,
-            "results": self.stats.frames_total, "sequence_resets": sum(r.seq.resets for r in self.robots),
-            "queue_policy": self.cfg.queue_policy,
-            "latents_waiting": self._worker.waiting + int(self._worker.busy) if self._worker is not None else 0,
-            "codec": self.codec.name,
-            "levels": self.bank.describe(),
-            **({"micro_batches": self.batches} if self.cfg.max_batch > 1 else {}),
-            **({f"{r.name}/results": r.stats.frames_total for r in self.robots} if self.robots[0].name else {}),
-            "kbit_per_s": snap["kbit_per_s"],
-            "latency_p50_ms": snap["latency_p50_ms"], "accuracy": snap["accuracy"], "drops": snap["drops"]})
+        self._diag.publish(
+            level,
+            f"{snap['frames']} frames in window, {snap['drops']} drops since start",
+            {
+                "lifecycle": "active",
+                "received": self.received,
+                "skipped": self.stats.skipped,
+                "results": self.stats.frames_total,
+                "sequence_resets": sum(r.seq.resets for r in self.robots),
+                "queue_policy": self.cfg.queue_policy,
+                "latents_waiting": self._worker.waiting + int(self._worker.busy)
+                if self._worker is not None
+                else 0,
+                "codec": self.codec.name,
+                "levels": self.bank.describe(),
+                **({"micro_batches": self.batches} if self.cfg.max_batch > 1 else {}),
+                **(
+                    {f"{r.name}/results": r.stats.frames_total for r in self.robots}
+                    if self.robots[0].name
+                    else {}
+                ),
+                "kbit_per_s": snap["kbit_per_s"],
+                "latency_p50_ms": snap["latency_p50_ms"],
+                "accuracy": snap["accuracy"],
+                "drops": snap["drops"],
+            },
+        )
 
 
 def main(args: list[str] | None = None) -> int:

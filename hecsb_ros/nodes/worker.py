@@ -1,5 +1,6 @@
 """The newest-frame policy: a slot per key (a camera, a robot) and a worker thread that takes the
 newest item of each, so that work never waits behind older frames."""
+
 from __future__ import annotations
 
 import threading
@@ -25,12 +26,18 @@ class NewestWorker:
     the thread.
     """
 
-    def __init__(self, name: str, process: Callable[[list[Any]], None],
-                 on_skip: Callable[[Hashable, Any], None],
-                 on_error: Callable[[BaseException], None], max_items: int = 1,
-                 max_wait_s: float = 0.0, keys: Callable[[], int] = lambda: 1,
-                 gate: Callable[[], float] | None = None,
-                 stale: Callable[[Any, float], bool] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        process: Callable[[list[Any]], None],
+        on_skip: Callable[[Hashable, Any], None],
+        on_error: Callable[[BaseException], None],
+        max_items: int = 1,
+        max_wait_s: float = 0.0,
+        keys: Callable[[], int] = lambda: 1,
+        gate: Callable[[], float] | None = None,
+        stale: Callable[[Any, float], bool] | None = None,
+    ) -> None:
         self._process, self._on_skip, self._on_error = process, on_skip, on_error
         self._gate, self._stale = gate, stale
         self._max_items, self._max_wait_s, self._keys = max(1, max_items), max_wait_s, keys
@@ -80,8 +87,9 @@ class NewestWorker:
                     self._cv.wait(delay)
                     continue
                 if self._running and self._stale is not None:
-                    old = [(k, v) for k, v in self._slots.items()
-                           if self._stale(v, self._idle_since)]
+                    old = [
+                        (k, v) for k, v in self._slots.items() if self._stale(v, self._idle_since)
+                    ]
                     if old:
                         for key, _ in old:
                             del self._slots[key]
@@ -97,7 +105,7 @@ class NewestWorker:
             deadline = self._first_s + self._max_wait_s
             while self._running and len(self._slots) < want and time.monotonic() < deadline:
                 self._cv.wait(deadline - time.monotonic())
-            keys = list(self._slots)[:self._max_items]
+            keys = list(self._slots)[: self._max_items]
             items = [self._slots.pop(k) for k in keys]
             if self._slots:
                 self._first_s = time.monotonic()
@@ -124,4 +132,3 @@ class NewestWorker:
             self._cv.notify_all()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout_s)
-

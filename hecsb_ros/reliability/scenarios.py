@@ -4,6 +4,7 @@ Each scenario returns a dict of measured figures; tests assert on them, the ``he
 reliability commands write them into reports. Times are ``time.monotonic()`` seconds unless a key
 says otherwise.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,11 @@ from hecsb_ros.monitor import Monitor, latency_stats
 from hecsb_ros.runner import Pipeline
 
 
-def wait_for_flow(monitor: Monitor, pipeline: Pipeline, results: int = 20, timeout: float = 90.0) -> float:
-    """Wait until ``results`` results arrived; returns the seconds it took. Raises on a dead node."""
+def wait_for_flow(
+    monitor: Monitor, pipeline: Pipeline, results: int = 20, timeout: float = 90.0
+) -> float:
+    """Wait until ``results`` results arrived; returns the seconds it took. Raises on a dead
+    node."""
     t0 = time.monotonic()
 
     def ready() -> bool:
@@ -41,7 +45,9 @@ def _latest(history: list[tuple[float, Any]], after: float = -math.inf) -> Any:
     return fresh[-1] if fresh else None
 
 
-def blackout(pipeline: Pipeline, monitor: Monitor, duration_s: float = 5.0, rate_hz: float = 20.0) -> dict[str, Any]:
+def blackout(
+    pipeline: Pipeline, monitor: Monitor, duration_s: float = 5.0, rate_hz: float = 20.0
+) -> dict[str, Any]:
     """Drop everything on the emulated link for ``duration_s``; measure the gap and the recovery.
 
     Returns the resume time (blackout end -> first result that crossed the link after it), the
@@ -64,13 +70,19 @@ def blackout(pipeline: Pipeline, monitor: Monitor, duration_s: float = 5.0, rate
     # results of frames captured during the outage (a frame captured before it may still be on its
     # way through a loaded server and arrive late: that is not a frame that crossed the dead link)
     t_set_ns = t_end_ns - int(duration_s * 1e9)
-    during = [r for r in monitor.results if t_set + 0.5 <= r.arrival_mono < t_open and r.capture_ns >= t_set_ns]
+    during = [
+        r
+        for r in monitor.results
+        if t_set + 0.5 <= r.arrival_mono < t_open and r.capture_ns >= t_set_ns
+    ]
     stale = [r for r in after if r.capture_ns < t_end_ns - int(0.5e9)]
     first_second = [r for r in after if first and r.arrival_mono < first.arrival_mono + 1.0]
     # LinkStats published after the recovery carries the gap.
     monitor.spin_until(lambda: _latest(monitor.link_stats, t_end + 1.5) is not None, 5.0)
     gap1 = _drop_count(_latest(monitor.link_stats), "sequence_gap")
-    empty_windows = sum(1 for t, m in monitor.link_stats if t_set + 1.0 < t < t_end and m.frames == 0)
+    empty_windows = sum(
+        1 for t, m in monitor.link_stats if t_set + 1.0 < t < t_end and m.frames == 0
+    )
     link_diag = monitor.diagnostics.get(link, {})
     return {
         "blackout_s": duration_s,
@@ -89,8 +101,9 @@ def blackout(pipeline: Pipeline, monitor: Monitor, duration_s: float = 5.0, rate
     }
 
 
-def kill_and_restart(pipeline: Pipeline, monitor: Monitor, key: str, down_s: float = 3.0,
-                     timeout: float = 120.0) -> dict[str, Any]:
+def kill_and_restart(
+    pipeline: Pipeline, monitor: Monitor, key: str, down_s: float = 3.0, timeout: float = 120.0
+) -> dict[str, Any]:
     """SIGKILL node ``key``, keep it down ``down_s``, start it again; measure the time to resume.
 
     While it is down, the survivors must keep running (and the upstream ones keep publishing).
@@ -98,17 +111,27 @@ def kill_and_restart(pipeline: Pipeline, monitor: Monitor, key: str, down_s: flo
     others = [k for k in pipeline.procs if k != key]
     t_kill = time.monotonic()
     pipeline.kill(key)
-    before = {"camera_frames_sent": monitor.diag_int(pipeline.specs["camera_source"].name, "frames_sent"),
-              "edge_latents_sent": monitor.diag_int(pipeline.specs["edge"].name, "latents_sent")}
+    before = {
+        "camera_frames_sent": monitor.diag_int(
+            pipeline.specs["camera_source"].name, "frames_sent"
+        ),
+        "edge_latents_sent": monitor.diag_int(pipeline.specs["edge"].name, "latents_sent"),
+    }
     monitor.spin(down_s)
     down_results = len([r for r in monitor.results_since(t_kill + 0.5)])
     survivors_alive = all(pipeline.alive()[k] for k in others)
-    during = {"camera_frames_sent": monitor.diag_int(pipeline.specs["camera_source"].name, "frames_sent"),
-              "edge_latents_sent": monitor.diag_int(pipeline.specs["edge"].name, "latents_sent")}
+    during = {
+        "camera_frames_sent": monitor.diag_int(
+            pipeline.specs["camera_source"].name, "frames_sent"
+        ),
+        "edge_latents_sent": monitor.diag_int(pipeline.specs["edge"].name, "latents_sent"),
+    }
     pipeline.restarts[key] += 1
     t_start, t_start_wall = time.monotonic(), time.time()
     pipeline.start(key)
-    ok = monitor.spin_until(lambda: bool(monitor.results_since(t_start)) or not pipeline.alive()[key], timeout)
+    ok = monitor.spin_until(
+        lambda: bool(monitor.results_since(t_start)) or not pipeline.alive()[key], timeout
+    )
     after = monitor.results_since(t_start)
     first = after[0] if after else None
     monitor.spin(2.0)
@@ -135,7 +158,8 @@ READY_MARKERS = ("serving codec", "]: codec ", "publishing ", "link profile ")
 
 
 def ready_time(log: str, since_wall: float) -> float:
-    """Seconds from ``since_wall`` to the first ready line logged after it (ROS log stamps), else NaN."""
+    """Seconds from ``since_wall`` to the first ready line logged after it (ROS log stamps), else
+    NaN."""
     import re
 
     for line in log.splitlines():
@@ -145,9 +169,16 @@ def ready_time(log: str, since_wall: float) -> float:
     return math.nan
 
 
-def foreign_encoder(pipeline: Pipeline, monitor: Monitor, valid_msg: Any, frames: int = 30,
-                    rate_hz: float = 10.0, topic: str = "latent_shaped") -> dict[str, Any]:
-    """Publish ``frames`` latents made by an unknown encoder (foreign model id) beside the real stream.
+def foreign_encoder(
+    pipeline: Pipeline,
+    monitor: Monitor,
+    valid_msg: Any,
+    frames: int = 30,
+    rate_hz: float = 10.0,
+    topic: str = "latent_shaped",
+) -> dict[str, Any]:
+    """Publish ``frames`` latents made by an unknown encoder (foreign model id) beside the real
+    stream.
 
     ``valid_msg`` is a well-formed CompressedLatent; only its model id (and codec) are changed.
     """
@@ -169,20 +200,29 @@ def foreign_encoder(pipeline: Pipeline, monitor: Monitor, valid_msg: Any, frames
     mismatch = _drop_count(_latest(monitor.link_stats), "model_mismatch") - mismatch0
     own = [r for r in monitor.results_since(t0) if r.arrival_mono < t1]
     monitor.node.destroy_publisher(pub)
-    return {"foreign_sent": frames, "refused_model_mismatch": mismatch,
-            "foreign_served": sum(1 for r in own if r.sequence >= 10**9),
-            "known_results_meanwhile": sum(1 for r in own if r.sequence < 10**9),
-            "window_s": t1 - t0, "server": server, "alive": pipeline.alive()}
+    return {
+        "foreign_sent": frames,
+        "refused_model_mismatch": mismatch,
+        "foreign_served": sum(1 for r in own if r.sequence >= 10**9),
+        "known_results_meanwhile": sum(1 for r in own if r.sequence < 10**9),
+        "window_s": t1 - t0,
+        "server": server,
+        "alive": pipeline.alive(),
+    }
 
 
 def overload(pipeline: Pipeline, monitor: Monitor, seconds: float) -> dict[str, Any]:
-    """Run for ``seconds`` and count frames in, processed and dropped at the edge; RSS at both ends."""
+    """Run for ``seconds`` and count frames in, processed and dropped at the edge; RSS at both
+    ends."""
     cam, edge = pipeline.specs["camera_source"].name, pipeline.specs["edge"].name
     monitor.spin(2.5)  # fresh diagnostics
     rss0 = pipeline.rss()
     t0 = time.monotonic()
-    c0, e0, s0 = (monitor.diag_int(cam, "frames_sent"), monitor.diag_int(edge, "images_in"),
-                  monitor.diag_int(edge, "latents_sent"))
+    c0, e0, s0 = (
+        monitor.diag_int(cam, "frames_sent"),
+        monitor.diag_int(edge, "images_in"),
+        monitor.diag_int(edge, "latents_sent"),
+    )
     n0 = len(monitor.results)
     thirds = []
     for _ in range(3):
@@ -191,18 +231,29 @@ def overload(pipeline: Pipeline, monitor: Monitor, seconds: float) -> dict[str, 
         thirds.append(latency_stats(monitor.results_since(t)))
     monitor.spin(2.5)  # diagnostics that cover the whole run
     elapsed = time.monotonic() - t0
-    c1, e1, s1 = (monitor.diag_int(cam, "frames_sent"), monitor.diag_int(edge, "images_in"),
-                  monitor.diag_int(edge, "latents_sent"))
+    c1, e1, s1 = (
+        monitor.diag_int(cam, "frames_sent"),
+        monitor.diag_int(edge, "images_in"),
+        monitor.diag_int(edge, "latents_sent"),
+    )
     rss1 = pipeline.rss()
     frames_in = c1 - c0
     processed = s1 - s0
     return {
-        "seconds": elapsed, "camera_frames_sent": frames_in, "edge_callbacks": e1 - e0,
-        # frames the edge never encoded: replaced by newer ones in its newest-frame slot (counted as
-        # skipped) or, with a fifo edge, by the image subscription's small queue
-        "edge_processed": processed, "dropped_stale": frames_in - processed,
+        "seconds": elapsed,
+        "camera_frames_sent": frames_in,
+        "edge_callbacks": e1 - e0,
+        # frames the edge never encoded: replaced by newer ones in its newest-frame slot (counted
+        # as skipped) or, with a fifo edge, by the image subscription's small queue
+        "edge_processed": processed,
+        "dropped_stale": frames_in - processed,
         "drop_fraction": (frames_in - processed) / frames_in if frames_in > 0 else math.nan,
-        "camera_rate_hz": frames_in / elapsed, "edge_rate_hz": processed / elapsed,
-        "results": len(monitor.results) - n0, "latency": latency_stats(monitor.results[n0:]),
-        "latency_by_third": thirds, "rss_start_mb": rss0, "rss_end_mb": rss1, "alive": pipeline.alive(),
+        "camera_rate_hz": frames_in / elapsed,
+        "edge_rate_hz": processed / elapsed,
+        "results": len(monitor.results) - n0,
+        "latency": latency_stats(monitor.results[n0:]),
+        "latency_by_third": thirds,
+        "rss_start_mb": rss0,
+        "rss_end_mb": rss1,
+        "alive": pipeline.alive(),
     }

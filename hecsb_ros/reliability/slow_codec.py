@@ -8,6 +8,7 @@ codec on an embedded board); decoding is PNG's. The edge's sustainable rate is t
 slower server. It is also the example of a codec of one's own that the nodes load
 without any change to them.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
-"""Comparing rate-accuracy curves: Pareto fronts, bytes at matched accuracy, BD-rate, operating points.
+"""Comparing rate-accuracy curves: Pareto fronts, bytes at matched accuracy, BD-rate, operating
+points.
 
 A curve is a list of ``(bytes, accuracy)`` points. Its Pareto front keeps the points that no
 cheaper point matches in accuracy, so that accuracy increases with bytes along it. Bytes at a given
@@ -14,6 +15,7 @@ reported as ``exp(mean log ratio) - 1`` (-0.5 = A needs half the bytes of B on a
   over the common range is averaged;
 - :func:`mean_log_ratio`, the same average of the piecewise log-linear interpolations (no fit).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +27,8 @@ Curve = Sequence[tuple[float, float]]
 
 
 def pareto(curve: Curve) -> list[tuple[float, float]]:
-    """Points ``(bytes, accuracy)`` with strictly higher accuracy than every cheaper point, by bytes."""
+    """Points ``(bytes, accuracy)`` with strictly higher accuracy than every cheaper point, by
+    bytes."""
     front: list[tuple[float, float]] = []
     for b, a in sorted(curve, key=lambda p: (p[0], -p[1])):
         if not front or a > front[-1][1]:
@@ -34,7 +37,8 @@ def pareto(curve: Curve) -> list[tuple[float, float]]:
 
 
 def bytes_at(curve: Curve, accuracy: float) -> float | None:
-    """Bytes the curve needs for ``accuracy`` (log-linear between front points); None outside its range."""
+    """Bytes the curve needs for ``accuracy`` (log-linear between front points); None outside its
+    range."""
     front = pareto(curve)
     if not front or accuracy > front[-1][1]:
         return None
@@ -62,13 +66,14 @@ def overlap(a: Curve, b: Curve) -> tuple[float, float] | None:
 
 
 def mean_log_ratio(a: Curve, b: Curve, samples: int = 201) -> float | None:
-    """Mean of ``log(bytes_a / bytes_b)`` over the common accuracy range, of the piecewise log-linear
-    interpolations, as ``exp(mean) - 1`` (None without a common range)."""
+    """Mean of ``log(bytes_a / bytes_b)`` over the common accuracy range, of the piecewise
+    log-linear interpolations, as ``exp(mean) - 1`` (None without a common range)."""
     rng = overlap(a, b)
     if rng is None:
         return None
     accs = np.linspace(rng[0], rng[1], samples)
-    diffs = [math.log(bytes_at(a, x)) - math.log(bytes_at(b, x)) for x in accs]  # type: ignore[arg-type]
+    # type: ignore[arg-type]
+    diffs = [math.log(bytes_at(a, x)) - math.log(bytes_at(b, x)) for x in accs]
     return float(math.exp(float(np.mean(diffs))) - 1.0)
 
 
@@ -82,8 +87,8 @@ def _log_rate_fit(curve: Curve) -> np.poly1d:
 
 
 def bd_rate(a: Curve, b: Curve) -> float | None:
-    """Bjontegaard delta rate of ``a`` against ``b`` over their common accuracy range (cubic fits of
-    log bytes in accuracy, integrated; None without a common range or with one-point fronts)."""
+    """Bjontegaard delta rate of ``a`` against ``b`` over their common accuracy range (cubic fits
+    of log bytes in accuracy, integrated; None without a common range or with one-point fronts)."""
     rng = overlap(a, b)
     if rng is None or min(len(pareto(a)), len(pareto(b))) < 2:
         return None
@@ -99,9 +104,11 @@ def matched_ratio(a: Curve, b: Curve, accuracy: float) -> float | None:
     return None if ba is None or bb is None else ba / bb
 
 
-def operating_point(curve: Sequence[tuple[float, float, object]], teacher_accuracy: float,
-                    tolerance: float = 0.01) -> object:
-    """Tag of the smallest-payload point within ``tolerance`` of the teacher, else of the most accurate.
+def operating_point(
+    curve: Sequence[tuple[float, float, object]], teacher_accuracy: float, tolerance: float = 0.01
+) -> object:
+    """Tag of the smallest-payload point within ``tolerance`` of the teacher, else of the most
+    accurate.
 
     ``curve`` holds ``(bytes, accuracy, tag)``; ties in accuracy go to fewer bytes.
     """
@@ -111,21 +118,32 @@ def operating_point(curve: Sequence[tuple[float, float, object]], teacher_accura
     return max(curve, key=lambda p: (p[1], -p[0]))[2]
 
 
-def best_everywhere(curves: dict[str, Curve], champion: str, teacher_accuracy: float,
-                    within: float = 0.03, max_budget: float | None = None) -> tuple[bool, list[dict]]:
+def best_everywhere(
+    curves: dict[str, Curve],
+    champion: str,
+    teacher_accuracy: float,
+    within: float = 0.03,
+    max_budget: float | None = None,
+) -> tuple[bool, list[dict]]:
     """Whether ``champion`` has the best accuracy at every payload size where any codec is within
     ``within`` of the teacher.
 
     Payload sizes checked: every point's mean bytes at or above the smallest payload of any point
-    within ``within`` of the teacher (and at most ``max_budget``). At a budget a codec's accuracy is
-    that of its best point using at most that many bytes. Returns (holds, violations).
+    within ``within`` of the teacher (and at most ``max_budget``). At a budget a codec's accuracy
+    is that of its best point using at most that many bytes. Returns (holds, violations).
     """
     near = [b for c in curves.values() for b, a in c if a >= teacher_accuracy - within - 1e-12]
     if not near:
         return True, []
     start = min(near)
-    budgets = sorted({b for c in curves.values() for b, _ in c
-                      if b >= start and (max_budget is None or b <= max_budget)})
+    budgets = sorted(
+        {
+            b
+            for c in curves.values()
+            for b, _ in c
+            if b >= start and (max_budget is None or b <= max_budget)
+        }
+    )
     violations = []
     for budget in budgets:
         mine = accuracy_at(curves[champion], budget)
@@ -134,5 +152,7 @@ def best_everywhere(curves: dict[str, Curve], champion: str, teacher_accuracy: f
                 continue
             other = accuracy_at(c, budget)
             if other > mine:
-                violations.append({"bytes": budget, "codec": name, "accuracy": other, "champion_accuracy": mine})
+                violations.append(
+                    {"bytes": budget, "codec": name, "accuracy": other, "champion_accuracy": mine}
+                )
     return not violations, violations

@@ -15,6 +15,7 @@ Each profile also runs the ``null`` codec (a one-byte payload, no compute): its 
 harness floor every codec pays (DDS hops, the relay, serialisation), and each row's
 ``above_floor_ms`` is its total minus that floor.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,8 @@ class LatencyRow:
     frames: int = 0
     message_bytes: float = float("nan")
     above_floor_ms: float = float("nan")
-    queue_ms: float = float("nan")  # measured: middleware receive at the server -> its network call
+    # measured: middleware receive at the server -> its network call
+    queue_ms: float = float("nan")
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -69,40 +71,90 @@ def computed_rows(operating: list[dict]) -> list[LatencyRow]:
     for profile in PROFILES:
         for r in operating:
             t = transfer_ms(r["bytes_mean"], profile)
-            rows.append(LatencyRow(profile, r["codec"], int(r["quality"]), r["setting"], r["bytes_mean"],
-                                   r["accuracy"], t, r["edge_ms"], r["server_ms"], r["edge_ms"] + t + r["server_ms"]))
+            rows.append(
+                LatencyRow(
+                    profile,
+                    r["codec"],
+                    int(r["quality"]),
+                    r["setting"],
+                    r["bytes_mean"],
+                    r["accuracy"],
+                    t,
+                    r["edge_ms"],
+                    r["server_ms"],
+                    r["edge_ms"] + t + r["server_ms"],
+                )
+            )
     return rows
 
 
-def run_demo(codec: str, quality: int, profile: str, frames: int, rate_hz: float, domain_id: int,
-             timeout_s: float = 300.0, log_dir: Path | None = None, extra: tuple[str, ...] = ()) -> dict:
+def run_demo(
+    codec: str,
+    quality: int,
+    profile: str,
+    frames: int,
+    rate_hz: float,
+    domain_id: int,
+    timeout_s: float = 300.0,
+    log_dir: Path | None = None,
+    extra: tuple[str, ...] = (),
+) -> dict:
     """Run the ROS pipeline once through ``hecsb_ros.cli.run_demo``; returns its JSON summary.
 
     Raises RuntimeError (with the tail of its output) when the run fails.
     """
     with tempfile.TemporaryDirectory(prefix="hecsb_bench_") as tmp:
         out = Path(tmp) / "summary.json"
-        cmd = [sys.executable, "-m", "hecsb_ros.cli.run_demo", "--codec", codec, "--quality", str(quality),
-               "--profile", profile, "--frames", str(frames), "--rate-hz", str(rate_hz), "--json", str(out),
-               "--domain-id", str(domain_id), "--timeout", str(timeout_s), *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "hecsb_ros.cli.run_demo",
+            "--codec",
+            codec,
+            "--quality",
+            str(quality),
+            "--profile",
+            profile,
+            "--frames",
+            str(frames),
+            "--rate-hz",
+            str(rate_hz),
+            "--json",
+            str(out),
+            "--domain-id",
+            str(domain_id),
+            "--timeout",
+            str(timeout_s),
+            *extra,
+        ]
         if log_dir is not None:
             cmd += ["--log-dir", str(log_dir / f"{codec}_q{quality}_{profile}")]
         env = dict(os.environ)
         env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s + 60)
         if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+            raise RuntimeError(
+                f"{' '.join(cmd)} failed "
+                f"({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}"
+            )
         return json.loads(out.read_text())
 
 
 HARNESS = {"codec": "null", "quality": 0, "setting": "harness floor"}
 
 
-def measured_rows(operating: list[dict], frames: int = 200, rate_hz: float = 20.0, domain_id: int = 211,
-                  log=print, log_dir: Path | None = None, retries: int = 1,
-                  extra: tuple[str, ...] = ()) -> list[LatencyRow]:
-    """Run the pipeline for the harness (the null codec) and every operating point on every profile;
-    one row per run. ``extra``: more ``run_demo`` arguments (teacher, frame source)."""
+def measured_rows(
+    operating: list[dict],
+    frames: int = 200,
+    rate_hz: float = 20.0,
+    domain_id: int = 211,
+    log=print,
+    log_dir: Path | None = None,
+    retries: int = 1,
+    extra: tuple[str, ...] = (),
+) -> list[LatencyRow]:
+    """Run the pipeline for the harness (the null codec) and every operating point on every
+    profile; one row per run. ``extra``: more ``run_demo`` arguments (teacher, frame source)."""
     rows = []
     for profile in PROFILES:
         floor = None
@@ -110,8 +162,16 @@ def measured_rows(operating: list[dict], frames: int = 200, rate_hz: float = 20.
             start = time.time()
             for attempt in range(retries + 1):
                 try:
-                    s = run_demo(r["codec"], int(r["quality"]), profile, frames, rate_hz, domain_id, log_dir=log_dir,
-                                 extra=extra)
+                    s = run_demo(
+                        r["codec"],
+                        int(r["quality"]),
+                        profile,
+                        frames,
+                        rate_hz,
+                        domain_id,
+                        log_dir=log_dir,
+                        extra=extra,
+                    )
                     break
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     if attempt == retries:
@@ -119,13 +179,30 @@ def measured_rows(operating: list[dict], frames: int = 200, rate_hz: float = 20.
                     log(f"retrying {r['codec']} on {profile}: {str(exc)[-500:]}")
             total = s["latency_p50_ms"]
             floor = total if r is HARNESS else floor
-            rows.append(LatencyRow(profile, r["codec"], int(r["quality"]), r["setting"], s["payload_bytes_mean"],
-                                   s["accuracy"], s["transfer_p50_ms"], s["edge_p50_ms"],
-                                   s.get("server_compute_p50_ms", s["server_p50_ms"]),
-                                   total, int(s["frames"]), float(s.get("message_bytes_mean", float("nan"))),
-                                   total - floor, float(s.get("server_queue_p50_ms", float("nan")))))
-            log(f"ROS {profile:4s} {r['codec']:10s} q{r['quality']}: {s['frames']} frames, transfer "
+            rows.append(
+                LatencyRow(
+                    profile,
+                    r["codec"],
+                    int(r["quality"]),
+                    r["setting"],
+                    s["payload_bytes_mean"],
+                    s["accuracy"],
+                    s["transfer_p50_ms"],
+                    s["edge_p50_ms"],
+                    s.get("server_compute_p50_ms", s["server_p50_ms"]),
+                    total,
+                    int(s["frames"]),
+                    float(s.get("message_bytes_mean", float("nan"))),
+                    total - floor,
+                    float(s.get("server_queue_p50_ms", float("nan"))),
+                )
+            )
+            log(
+                f"ROS {profile:4s} {r['codec']:10s} q{r['quality']}: {s['frames']} frames, "
+                "transfer "
                 f"{s['transfer_p50_ms']:.3f} ms, edge {s['edge_p50_ms']:.3f} ms, server queue "
-                f"{s.get('server_queue_p50_ms', float('nan')):.3f} ms, server {s['server_p50_ms']:.3f} ms, "
-                f"total {total:.3f} ms ({time.time() - start:.0f} s)")
+                f"{s.get('server_queue_p50_ms', float('nan')):.3f} ms, server "
+                f"{s['server_p50_ms']:.3f} ms, "
+                f"total {total:.3f} ms ({time.time() - start:.0f} s)"
+            )
     return rows

@@ -14,6 +14,7 @@ camera-sized images. Counted by a global forward hook on the layers that do the 
 Element-wise work (activations, rounding, normalisation) is not counted; neither is the entropy
 coder, which is not multiply-accumulate work.
 """
+
 from __future__ import annotations
 
 import numpy as np

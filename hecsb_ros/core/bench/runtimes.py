@@ -1,4 +1,5 @@
-"""Run time of the codecs' networks in three runtimes: PyTorch native kernels, PyTorch oneDNN, ONNX Runtime.
+"""Run time of the codecs' networks in three runtimes: PyTorch native kernels, PyTorch oneDNN, ONNX
+Runtime.
 
 For each teacher (Fashion-MNIST, EfficientNet-Lite0 at 224 x 224), the default rate level of every
 learned codec (its edge network: normalised image -> latent; its server network: decoded latent ->
@@ -9,6 +10,7 @@ median over rounds. The entropy coder is not timed: it is the same Python code f
 ``torch.backends.mkldnn`` is switched per call (``torch.backends.mkldnn.flags``), which is what the
 codecs' ``onednn`` setting does process-wide.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,7 +25,8 @@ RUNTIMES = ("torch_native", "torch_onednn", "onnxruntime")
 
 @dataclass
 class Network:
-    """One network to time: ``torch_fn`` and ``ort_fn`` map the same input ``(N, ...)`` to the same output."""
+    """One network to time: ``torch_fn`` and ``ort_fn`` map the same input ``(N, ...)`` to the same
+    output."""
 
     scale: str
     model: str
@@ -34,8 +37,8 @@ class Network:
 
 
 def networks_for(teacher: str, kinds: list[str], cache: str, scale: str) -> list[Network]:
-    """The edge and server networks of each learned codec ``kinds`` at its default level for ``teacher``,
-    and the whole teacher, each with its ONNX Runtime session (1 thread)."""
+    """The edge and server networks of each learned codec ``kinds`` at its default level for
+    ``teacher``, and the whole teacher, each with its ONNX Runtime session (1 thread)."""
     from hecsb_ros.core.codecs import CodecSettings, create_codec
     from hecsb_ros.core.onnx_export import EdgeNetwork, ServerNetwork, example_image
     from hecsb_ros.core.onnx_runtime import OrtSplit, OrtTeacher
@@ -56,8 +59,16 @@ def networks_for(teacher: str, kinds: list[str], cache: str, scale: str) -> list
         teacher_model = split.teacher
     if teacher_model is not None:
         ort_teacher = OrtTeacher(teacher_model, threads=1, cache=cache)
-        out.append(Network(scale, "teacher (whole)", "server", teacher_model.model.eval(), ort_teacher,
-                           example_image(teacher_model.spec)))
+        out.append(
+            Network(
+                scale,
+                "teacher (whole)",
+                "server",
+                teacher_model.model.eval(),
+                ort_teacher,
+                example_image(teacher_model.spec),
+            )
+        )
     return out
 
 
@@ -68,15 +79,24 @@ def _call(net: Network, runtime: str, x: torch.Tensor) -> torch.Tensor:
         return net.torch_fn(x)
 
 
-def time_networks(nets: list[Network], batches: tuple[int, ...], rounds: int, warmup: int = 2,
-                  log: Callable[[str], None] = print) -> dict[tuple[str, str, str, int, str], list[float]]:
+def time_networks(
+    nets: list[Network],
+    batches: tuple[int, ...],
+    rounds: int,
+    warmup: int = 2,
+    log: Callable[[str], None] = print,
+) -> dict[tuple[str, str, str, int, str], list[float]]:
     """Milliseconds per call: (scale, model, half, batch, runtime) -> one value per round.
 
     Before timing, each network's outputs in the three runtimes are compared (max |diff| into the
     log); ``warmup`` untimed calls per runtime and batch come first.
     """
     torch.set_num_threads(1)
-    inputs = {(id(n), b): n.example.expand(b, *n.example.shape[1:]).contiguous() for n in nets for b in batches}
+    inputs = {
+        (id(n), b): n.example.expand(b, *n.example.shape[1:]).contiguous()
+        for n in nets
+        for b in batches
+    }
     for n in nets:
         for b in batches:
             outs = {r: _call(n, r, inputs[id(n), b]) for r in RUNTIMES}
@@ -88,27 +108,37 @@ def time_networks(nets: list[Network], batches: tuple[int, ...], rounds: int, wa
     times: dict[tuple[str, str, str, int, str], list[float]] = {}
     start = time.time()
     for k in range(rounds):
-        order = RUNTIMES[k % 3:] + RUNTIMES[:k % 3]
+        order = RUNTIMES[k % 3 :] + RUNTIMES[: k % 3]
         for n in nets:
             for b in batches:
                 x = inputs[id(n), b]
                 for r in order:
                     t0 = time.perf_counter_ns()
                     _call(n, r, x)
-                    times.setdefault((n.scale, n.model, n.half, b, r), []).append((time.perf_counter_ns() - t0) / 1e6)
+                    times.setdefault((n.scale, n.model, n.half, b, r), []).append(
+                        (time.perf_counter_ns() - t0) / 1e6
+                    )
         log(f"round {k + 1}/{rounds} ({time.time() - start:.0f} s)")
     return times
 
 
 def summarise(times: dict[tuple[str, str, str, int, str], list[float]]) -> list[dict]:
-    """One row per (scale, model, half, batch): median ms per runtime and the ratios PyTorch / ONNX Runtime."""
+    """One row per (scale, model, half, batch): median ms per runtime and the ratios PyTorch / ONNX
+    Runtime."""
     keys = sorted({k[:4] for k in times}, key=lambda k: (k[0], k[1], k[2], k[3]))
     rows = []
     for scale, model, half, batch in keys:
         med = {r: float(np.median(times[scale, model, half, batch, r])) for r in RUNTIMES}
-        rows.append({"scale": scale, "model": model, "half": half, "batch": batch,
-                     **{f"{r}_ms": round(med[r], 3) for r in RUNTIMES},
-                     "native_over_ort": round(med["torch_native"] / med["onnxruntime"], 2),
-                     "onednn_over_ort": round(med["torch_onednn"] / med["onnxruntime"], 2),
-                     "rounds": len(times[scale, model, half, batch, "onnxruntime"])})
+        rows.append(
+            {
+                "scale": scale,
+                "model": model,
+                "half": half,
+                "batch": batch,
+                **{f"{r}_ms": round(med[r], 3) for r in RUNTIMES},
+                "native_over_ort": round(med["torch_native"] / med["onnxruntime"], 2),
+                "onednn_over_ort": round(med["torch_onednn"] / med["onnxruntime"], 2),
+                "rounds": len(times[scale, model, half, batch, "onnxruntime"]),
+            }
+        )
     return rows

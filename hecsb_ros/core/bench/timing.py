@@ -5,6 +5,7 @@ in turn, so that load from other processes falls on all of them alike (the rate-
 backend benchmarks and ``hecsb evaluate`` time with it). :func:`cpu_seconds` reads a process's CPU
 time, :func:`percentile` summarises samples.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,14 @@ from tqdm import tqdm
 TimedCall = Callable[[int], "Mapping[str, float] | None"]
 
 
-def interleaved_ms(calls: Mapping[str, TimedCall], rounds: int, warmup: int = 5,
-                   shuffle_seed: int | None = 0, progress: bool = False,
-                   desc: str = "timing") -> dict[str, dict[str, list[float]]]:
+def interleaved_ms(
+    calls: Mapping[str, TimedCall],
+    rounds: int,
+    warmup: int = 5,
+    shuffle_seed: int | None = 0,
+    progress: bool = False,
+    desc: str = "timing",
+) -> dict[str, dict[str, list[float]]]:
     """Wall ms of every call, each called once per round after ``warmup`` untimed rounds.
 
     The calls of a round run in a new random order (``numpy.random.default_rng(shuffle_seed)``),
@@ -34,15 +40,16 @@ def interleaved_ms(calls: Mapping[str, TimedCall], rounds: int, warmup: int = 5,
     keys = list(calls)
     samples: dict[str, dict[str, list[float]]] = {k: {} for k in keys}
     rng = np.random.default_rng(shuffle_seed) if shuffle_seed is not None else None
-    for r in tqdm(range(warmup + rounds), desc=desc, file=sys.stderr, leave=False,
-                  disable=not progress):
-        for k in (rng.permutation(keys) if rng is not None else keys):
+    for r in tqdm(
+        range(warmup + rounds), desc=desc, file=sys.stderr, leave=False, disable=not progress
+    ):
+        for k in rng.permutation(keys) if rng is not None else keys:
             t0 = time.perf_counter_ns()
             parts = calls[k](r)
             ms = (time.perf_counter_ns() - t0) / 1e6
             if r < warmup:
                 continue
-            for part, v in (parts.items() if parts is not None else (("ms", ms),)):
+            for part, v in parts.items() if parts is not None else (("ms", ms),):
                 samples[k].setdefault(part, []).append(v)
     return samples
 

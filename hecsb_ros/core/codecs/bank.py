@@ -6,6 +6,7 @@ each with its own model id; for a classic image codec one instance serves every 
 does not depend on it) and the edge makes encoders of other qualities when asked. Unknown model ids
 and levels are refused as before (``model_mismatch``, ``bad_rate``).
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,14 +19,21 @@ from hecsb_ros.core.store import read_manifest
 
 
 class CodecBank:
-    """The rate levels of codec ``name``: ``codec(level)`` for the edge, ``for_payload(...)`` for the server.
+    """The rate levels of codec ``name``: ``codec(level)`` for the edge, ``for_payload(...)`` for
+    the server.
 
     ``default``: an already built codec at the configured level (else one is made); ``all_levels``:
     False keeps the bank to that one level (quality), as a server that serves one level only.
     """
 
-    def __init__(self, name: str, settings: CodecSettings, levels: list[int] | None = None,
-                 default: Codec | None = None, all_levels: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: CodecSettings,
+        levels: list[int] | None = None,
+        default: Codec | None = None,
+        all_levels: bool = True,
+    ) -> None:
         self.name = name
         self.settings = settings
         self.cls = codec_class(name)
@@ -35,8 +43,11 @@ class CodecBank:
         self.learned = self.per_level and not settings.checkpoint
         self.all_levels = all_levels
         if levels is None:
-            levels = (learned.shipped_levels(self.cls.kind, settings.teacher)
-                      if self.learned and all_levels else [])
+            levels = (
+                learned.shipped_levels(self.cls.kind, settings.teacher)
+                if self.learned and all_levels
+                else []
+            )
         self._codecs: dict[int, Codec] = {}
         default = default if default is not None else create_codec(name, settings)
         self.default_level = default.quality
@@ -53,7 +64,9 @@ class CodecBank:
     def accepts(self, rate_level: int) -> bool:
         """Whether a payload at ``rate_level`` (with the right model id) is decoded."""
         if self.per_level or not self.all_levels:
-            return rate_level in self._codecs if self.per_level else rate_level == self.default_level
+            return (
+                rate_level in self._codecs if self.per_level else rate_level == self.default_level
+            )
         return self.lowest <= rate_level <= self.highest
 
     def describe(self) -> str:
@@ -73,41 +86,63 @@ class CodecBank:
         """The codec that decodes a payload of codec ``codec_name``, encoder ``model_id``, at
         ``rate_level``; PayloadError (unknown_codec, model_mismatch, bad_rate) otherwise."""
         if codec_name != self.name:
-            raise PayloadError("unknown_codec", f"codec {codec_name!r} not served (serving {self.name!r})")
+            raise PayloadError(
+                "unknown_codec", f"codec {codec_name!r} not served (serving {self.name!r})"
+            )
         if self.per_level:
             known = {c.model_id: c for c in self._codecs.values()}
             if model_id not in known:
-                raise PayloadError("model_mismatch", f"payload made by encoder {model_id!r}, not one of this "
-                                                     f"server's levels ({self.describe()})")
+                raise PayloadError(
+                    "model_mismatch",
+                    f"payload made by encoder {model_id!r}, not "
+                    "one of this "
+                    f"server's levels ({self.describe()})",
+                )
             codec = self._codecs.get(rate_level)
             if codec is None or codec.model_id != model_id:
-                raise PayloadError("bad_rate", f"payload of encoder {model_id!r} labelled rate level {rate_level}; "
-                                               f"that encoder is level {known[model_id].quality}")
+                raise PayloadError(
+                    "bad_rate",
+                    f"payload of encoder {model_id!r} labelled rate "
+                    f"level {rate_level}; "
+                    f"that encoder is level {known[model_id].quality}",
+                )
             return codec
         codec = self._codecs[self.default_level]
         if model_id != codec.model_id:
-            raise PayloadError("model_mismatch", f"payload made by encoder {model_id!r}, this server runs "
-                                                 f"{codec.model_id!r}")
+            raise PayloadError(
+                "model_mismatch",
+                f"payload made by encoder {model_id!r}, this server runs {codec.model_id!r}",
+            )
         if not self.accepts(rate_level):
             raise PayloadError("bad_rate", f"quality {rate_level} not served ({self.describe()})")
         return codec
 
     def level_profiles(self, overhead_bytes: float = 100.0) -> list[LevelProfile]:
         """What each loaded level costs and gives, from its manifest: mean payload bytes (plus
-        ``overhead_bytes`` of message header) and accuracy (on the held-out images where the manifest
-        has them: the level selection's, else training's; else the test set's); edge and server times are left at 0 for the caller to measure.
-        ValueError unless at least two levels have both figures (rate control has nothing to choose)."""
+        ``overhead_bytes`` of message header) and accuracy (on the held-out images where the
+        manifest has them: the level selection's, else training's; else the test set's); edge and
+        server times are left at 0 for the caller to measure. ValueError unless at least two levels
+        have both figures (rate control has nothing to choose)."""
         profiles = []
         for level in self.levels:
             codec = self._codecs[level]
             manifest = read_manifest(codec.path) if hasattr(codec, "path") else {}
-            chosen = manifest.get("selection", {})  # held-out figures of select_levels, where it chose the level
-            accuracy = chosen.get("val_agreement", manifest.get("val_accuracy", manifest.get("test_accuracy")))
+            # held-out figures of select_levels, where it chose the level
+            chosen = manifest.get("selection", {})
+            accuracy = chosen.get(
+                "val_agreement", manifest.get("val_accuracy", manifest.get("test_accuracy"))
+            )
             size = chosen.get("val_bytes_mean", manifest.get("mean_payload_bytes"))
             if accuracy is not None and size is not None:
-                profiles.append(LevelProfile(level, float(size) + overhead_bytes, float(accuracy), 0.0, 0.0))
+                profiles.append(
+                    LevelProfile(level, float(size) + overhead_bytes, float(accuracy), 0.0, 0.0)
+                )
         if len(profiles) < 2:
-            raise ValueError(f"rate control needs two or more rate levels with manifests (payload bytes, accuracy); "
-                             f"codec {self.name!r} has {len(profiles)} ({self.describe()}): use a learned codec "
-                             f"with its shipped levels")
+            raise ValueError(
+                "rate control needs two or more rate levels with manifests (payload "
+                "bytes, accuracy); "
+                f"codec {self.name!r} has {len(profiles)} ({self.describe()}): use a "
+                "learned codec "
+                f"with its shipped levels"
+            )
         return profiles

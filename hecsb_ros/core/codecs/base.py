@@ -1,7 +1,8 @@
 """The one codec contract and its registry.
 
 Every codec, learned or classic, has an edge half (image -> payload bytes) and a server half
-(payload bytes -> logits). Nodes only talk to this contract, so adding a codec never touches a node:
+(payload bytes -> logits). Nodes only talk to this contract, so adding a codec never touches a
+node:
 
     codec = create_codec("png", CodecSettings(quality=3))
     frame = codec.encode(image, "mono8")       # edge: EncodedFrame(data, shape, timings_ms)
@@ -15,6 +16,7 @@ registry); a codec of one's own is a :class:`Codec` subclass decorated with :fun
 in a module that is imported before the nodes create their codec (the nodes' ``plugins``
 parameter names such modules).
 """
+
 from __future__ import annotations
 
 import abc
@@ -31,7 +33,11 @@ from hecsb_ros.core.payload import DEFAULT_MAX_ELEMENTS, PayloadError, check_sha
 from hecsb_ros.core.teachers.classifier import Classifier
 
 #: Modules whose ``@register_codec`` classes are the built-in codecs.
-BUILTIN_CODEC_MODULES = ("hecsb_ros.core.codecs.learned", "hecsb_ros.core.codecs.image", "hecsb_ros.core.codecs.null")
+BUILTIN_CODEC_MODULES = (
+    "hecsb_ros.core.codecs.learned",
+    "hecsb_ros.core.codecs.image",
+    "hecsb_ros.core.codecs.null",
+)
 
 
 @dataclass(frozen=True)
@@ -50,17 +56,19 @@ class CodecSettings:
         device: 'cpu' or 'cuda'.
         threads: torch intra-op threads for this codec's work (0 leaves torch's default); also ONNX
             Runtime's with backend ``onnxruntime`` (0: one per core).
-        onednn: run CPU convolutions with oneDNN (MKL-DNN). Off by default: at batch 1 on these small
+        onednn: run CPU convolutions with oneDNN (MKL-DNN). Off by default: at batch 1 on these
+        small
             networks PyTorch's native kernels are faster (every codec, edge and server; see
             benchmarks/README.md); oneDNN pays off for large inputs such as ResNet-50 at 224 x 224.
         resize: how a camera frame of another shape becomes the teacher's input (``squash``,
-            ``center_crop``, ``letterbox``); '' uses the teacher's own policy, the one its bottlenecks
-            were trained and evaluated with (recorded in their manifests).
-        backend: the runtime of the codec's networks: ``torch`` (PyTorch eager) or ``onnxruntime`` (the
-            networks exported to ONNX, :mod:`hecsb_ros.core.onnx_runtime`; ``threads`` intra-op threads).
-            Learned codecs run their edge and server networks there, image codecs their server's
-            teacher; preprocessing, entropy coding and payloads are the same for both, so an edge on one
-            backend talks to a server on the other.
+            ``center_crop``, ``letterbox``); '' uses the teacher's own policy, the one its
+            bottlenecks were trained and evaluated with (recorded in their manifests).
+        backend: the runtime of the codec's networks: ``torch`` (PyTorch eager) or ``onnxruntime``
+        (the
+            networks exported to ONNX, :mod:`hecsb_ros.core.onnx_runtime`; ``threads`` intra-op
+            threads). Learned codecs run their edge and server networks there, image codecs their
+            server's teacher; preprocessing, entropy coding and payloads are the same for both, so
+            an edge on one backend talks to a server on the other.
         onnx_cache: folder of the exported ONNX files ('' = ``~/.cache/hecsb_ros/onnx``, see
             :func:`hecsb_ros.core.onnx_runtime.cache_dir`).
     """
@@ -76,7 +84,8 @@ class CodecSettings:
     onnx_cache: str = ""
 
     def load_teacher(self) -> Classifier:
-        """The :class:`~hecsb_ros.core.teachers.Classifier` named by ``teacher`` (or the shipped one)."""
+        """The :class:`~hecsb_ros.core.teachers.Classifier` named by ``teacher`` (or the shipped
+        one)."""
         from hecsb_ros.core.teachers.registry import load_teacher
 
         return load_teacher(self.teacher or None, device=self.device)
@@ -93,8 +102,9 @@ class EncodedFrame:
 
 @dataclass(frozen=True)
 class Decoded:
-    """Server output: logits ``(K,)`` for one frame, timings in ms per part, and the number of frames
-    whose network ran together with this one (``batch``; ``infer`` is that whole batch's time)."""
+    """Server output: logits ``(K,)`` for one frame, timings in ms per part, and the number of
+    frames whose network ran together with this one (``batch``; ``infer`` is that whole batch's
+    time)."""
 
     logits: torch.Tensor
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -117,7 +127,9 @@ class Timer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.ms[self._name] = self.ms.get(self._name, 0.0) + (time.perf_counter_ns() - self._start) / 1e6
+        self.ms[self._name] = (
+            self.ms.get(self._name, 0.0) + (time.perf_counter_ns() - self._start) / 1e6
+        )
 
 
 class Codec(abc.ABC):
@@ -145,7 +157,8 @@ class Codec(abc.ABC):
 
     @classmethod
     def quality_bounds(cls, settings: CodecSettings) -> tuple[int, int, int]:
-        """(default, lowest, highest) quality for ``settings`` (learned codecs: the shipped levels)."""
+        """(default, lowest, highest) quality for ``settings`` (learned codecs: the shipped
+        levels)."""
         return cls.default_quality, *cls.quality_range
 
     @property
@@ -168,7 +181,8 @@ class Codec(abc.ABC):
 
     @abc.abstractmethod
     def check_shape(self, shape: tuple[int, ...]) -> None:
-        """Raise :class:`PayloadError` ('bad_shape') unless ``shape`` is one this codec produces."""
+        """Raise :class:`PayloadError` ('bad_shape') unless ``shape`` is one this codec
+        produces."""
 
     def max_payload_bytes(self) -> int:
         """Largest payload this codec can legitimately produce (used with the node's cap)."""
@@ -176,8 +190,8 @@ class Codec(abc.ABC):
 
     # -- micro-batching (server) -------------------------------------------------------------
     def decode_input(self, data: bytes, shape: tuple[int, ...]) -> torch.Tensor:
-        """Server half, first part: one payload -> the network's input ``(1, ...)`` (entropy or image
-        decoding, per payload). Codecs that implement it and :meth:`infer` get a batched
+        """Server half, first part: one payload -> the network's input ``(1, ...)`` (entropy or
+        image decoding, per payload). Codecs that implement it and :meth:`infer` get a batched
         :meth:`decode_batch`; the others are decoded one by one."""
         raise NotImplementedError
 
@@ -185,10 +199,12 @@ class Codec(abc.ABC):
         """Server half, second part: network inputs ``(N, ...)`` -> logits ``(N, K)``."""
         raise NotImplementedError
 
-    def decode_batch(self, items: Sequence[tuple[bytes, tuple[int, ...]]]) -> list["Decoded | PayloadError"]:
+    def decode_batch(
+        self, items: Sequence[tuple[bytes, tuple[int, ...]]]
+    ) -> list["Decoded | PayloadError"]:
         """Server half for several payloads: each is decoded on its own (a bad one becomes its
-        :class:`PayloadError`, the others go on), then one network call classifies all that decoded.
-        The result for item i is its :class:`Decoded` or its error."""
+        :class:`PayloadError`, the others go on), then one network call classifies all that
+        decoded. The result for item i is its :class:`Decoded` or its error."""
         out: list[Decoded | PayloadError | None] = [None] * len(items)
         inputs: list[tuple[int, torch.Tensor, dict[str, float]]] = []
         for i, (data, shape) in enumerate(items):
@@ -201,7 +217,8 @@ class Codec(abc.ABC):
             except PayloadError as exc:
                 out[i] = exc
                 continue
-            except Exception as exc:  # noqa: BLE001 - a decoder bug on hostile bytes stays this item's
+            # a decoder bug on hostile bytes stays this item's
+            except Exception as exc:
                 out[i] = PayloadError("decode_error", f"{type(exc).__name__}: {exc}")
                 continue
             inputs.append((i, x, t.ms))
@@ -213,13 +230,15 @@ class Codec(abc.ABC):
             with torch.inference_mode(), t("infer"):
                 logits = self.infer(torch.cat([x for _, x, _ in group])).float().cpu()
             for row, (i, _, ms) in enumerate(group):
-                out[i] = Decoded(logits=logits[row], timings_ms={**ms, "infer": t.ms["infer"]}, batch=len(group))
+                out[i] = Decoded(
+                    logits=logits[row], timings_ms={**ms, "infer": t.ms["infer"]}, batch=len(group)
+                )
         return out  # type: ignore[return-value]
 
 
 def decode_or_error(codec: Codec, data: bytes, shape: tuple[int, ...]) -> "Decoded | PayloadError":
-    """``codec.decode``, with the :class:`PayloadError` that refuses the payload returned instead of
-    raised (any other exception of a decoder on hostile bytes becomes a 'decode_error')."""
+    """``codec.decode``, with the :class:`PayloadError` that refuses the payload returned instead
+    of raised (any other exception of a decoder on hostile bytes becomes a 'decode_error')."""
     try:
         return codec.decode(data, shape)
     except PayloadError as exc:
@@ -255,7 +274,8 @@ def register_codec(name: str) -> Callable[[type[Codec]], type[Codec]]:
 
 def load_codec_modules(modules: Sequence[str] = (), builtin: bool = True) -> None:
     """Import the built-in codec modules (``builtin``) and ``modules`` (codecs of one's own); their
-    ``@register_codec`` decorators fill the registry. ValueError names a module that cannot be imported."""
+    ``@register_codec`` decorators fill the registry. ValueError names a module that cannot be
+    imported."""
     for name in (*(BUILTIN_CODEC_MODULES if builtin else ()), *modules):
         try:
             importlib.import_module(name)
@@ -269,8 +289,11 @@ def _load_builtin_codecs() -> None:
 
 #: The built-in modules in the order :func:`codec_class` imports them to find a name: the classic
 #: codecs first, so a process that runs one never imports the learned models (and CompressAI).
-_LOOKUP_ORDER = ("hecsb_ros.core.codecs.image", "hecsb_ros.core.codecs.null",
-                 *BUILTIN_CODEC_MODULES)
+_LOOKUP_ORDER = (
+    "hecsb_ros.core.codecs.image",
+    "hecsb_ros.core.codecs.null",
+    *BUILTIN_CODEC_MODULES,
+)
 
 
 def list_codecs() -> list[str]:
@@ -296,16 +319,30 @@ def create_codec(name: str, settings: CodecSettings | None = None) -> Codec:
     return codec_class(name)(settings or CodecSettings())
 
 
-def validate_payload(codec: Codec, codec_name: str, model_id: str, rate_level: int, shape: Sequence[int],
-                     data_len: int, max_payload_bytes: int, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
+def validate_payload(
+    codec: Codec,
+    codec_name: str,
+    model_id: str,
+    rate_level: int,
+    shape: Sequence[int],
+    data_len: int,
+    max_payload_bytes: int,
+    max_elements: int = DEFAULT_MAX_ELEMENTS,
+) -> None:
     """Raise :class:`PayloadError` unless the payload may be handed to ``codec.decode``."""
     if codec_name != codec.name:
-        raise PayloadError("unknown_codec", f"codec {codec_name!r} not served (serving {codec.name!r})")
+        raise PayloadError(
+            "unknown_codec", f"codec {codec_name!r} not served (serving {codec.name!r})"
+        )
     if model_id != codec.model_id:
-        raise PayloadError("model_mismatch",
-                           f"payload made by encoder {model_id!r}, this server runs {codec.model_id!r}")
+        raise PayloadError(
+            "model_mismatch",
+            f"payload made by encoder {model_id!r}, this server runs {codec.model_id!r}",
+        )
     if rate_level != codec.quality:
-        raise PayloadError("bad_rate", f"rate level {rate_level} not served (serving {codec.quality})")
+        raise PayloadError(
+            "bad_rate", f"rate level {rate_level} not served (serving {codec.quality})"
+        )
     if data_len == 0:
         raise PayloadError("empty", "payload has no bytes")
     cap = min(max_payload_bytes, codec.max_payload_bytes())
@@ -316,6 +353,17 @@ def validate_payload(codec: Codec, codec_name: str, model_id: str, rate_level: i
 
 
 __all__ = [
-    "BUILTIN_CODEC_MODULES", "Codec", "CodecSettings", "Decoded", "EncodedFrame", "PayloadError", "Timer",
-    "codec_class", "create_codec", "list_codecs", "load_codec_modules", "register_codec", "validate_payload",
+    "BUILTIN_CODEC_MODULES",
+    "Codec",
+    "CodecSettings",
+    "Decoded",
+    "EncodedFrame",
+    "PayloadError",
+    "Timer",
+    "codec_class",
+    "create_codec",
+    "list_codecs",
+    "load_codec_modules",
+    "register_codec",
+    "validate_payload",
 ]

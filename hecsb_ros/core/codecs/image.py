@@ -5,6 +5,7 @@ Before any image decoder runs, the declared width and height are read from the f
 and compared with the expected input, so a small payload cannot make the decoder allocate a huge
 image (a decompression bomb).
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -13,13 +14,21 @@ import cv2
 import numpy as np
 import torch
 
-from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer, register_codec
+from hecsb_ros.core.codecs.base import (
+    Codec,
+    CodecSettings,
+    Decoded,
+    EncodedFrame,
+    Timer,
+    register_codec,
+)
 from hecsb_ros.core.imageformats import jpeg_size, png_check_chunks, png_size, webp_size
 from hecsb_ros.core.onnx_runtime import OrtTeacher
 from hecsb_ros.core.payload import PayloadError
 from hecsb_ros.core.preprocess import convert_colour, prepare_image
 from hecsb_ros.core.teachers.registry import load_teacher
 from hecsb_ros.core.teachers.spec import images_to_tensor
+
 
 class ImageCodec(Codec):
     """Base of the input codecs: payload = the classifier input image, encoded.
@@ -38,13 +47,19 @@ class ImageCodec(Codec):
 
     def __init__(self, settings: CodecSettings) -> None:
         super().__init__(settings)
-        self.classifier = (load_teacher(settings.checkpoint, device=settings.device) if settings.checkpoint
-                           else settings.load_teacher())
+        self.classifier = (
+            load_teacher(settings.checkpoint, device=settings.device)
+            if settings.checkpoint
+            else settings.load_teacher()
+        )
         spec = self.classifier.spec
         self.input_shape = (spec.input_size[0], spec.input_size[1], spec.in_channels)
         #: the classifier in ONNX Runtime (backend 'onnxruntime'), else None (PyTorch)
-        self.ort = (OrtTeacher(self.classifier, settings.threads, settings.onnx_cache, settings.device)
-                    if settings.backend == "onnxruntime" else None)
+        self.ort = (
+            OrtTeacher(self.classifier, settings.threads, settings.onnx_cache, settings.device)
+            if settings.backend == "onnxruntime"
+            else None
+        )
 
     @property
     def model_id(self) -> str:
@@ -57,16 +72,30 @@ class ImageCodec(Codec):
     def check_shape(self, shape: tuple[int, ...]) -> None:
         shape = tuple(shape)
         if self.whole_frame:
-            if len(shape) != 3 or shape[2] != self.input_shape[2] or min(shape) < 1 \
-                    or shape[0] * shape[1] > self.max_frame_pixels:
-                raise PayloadError("bad_shape", f"frame shape {shape} is not (H, W, {self.input_shape[2]}) "
-                                                f"with at most {self.max_frame_pixels} pixels")
+            if (
+                len(shape) != 3
+                or shape[2] != self.input_shape[2]
+                or min(shape) < 1
+                or shape[0] * shape[1] > self.max_frame_pixels
+            ):
+                raise PayloadError(
+                    "bad_shape",
+                    f"frame shape {shape} is not (H, W, "
+                    f"{self.input_shape[2]}) "
+                    f"with at most {self.max_frame_pixels} pixels",
+                )
         elif shape != self.input_shape:
-            raise PayloadError("bad_shape", f"image shape {shape} != classifier input {self.input_shape}")
+            raise PayloadError(
+                "bad_shape", f"image shape {shape} != classifier input {self.input_shape}"
+            )
 
     def max_payload_bytes(self) -> int:
         # Generous bound: an incompressible image plus container overhead.
-        pixels = self.max_frame_pixels if self.whole_frame else self.input_shape[0] * self.input_shape[1]
+        pixels = (
+            self.max_frame_pixels
+            if self.whole_frame
+            else self.input_shape[0] * self.input_shape[1]
+        )
         return pixels * self.input_shape[2] * 2 + 4096
 
     # -- format hooks ------------------------------------------------------------------------
@@ -84,7 +113,9 @@ class ImageCodec(Codec):
                 pixels = convert_colour(image, encoding, self.input_shape[2])
                 pixels = np.ascontiguousarray(pixels[:, :, None] if pixels.ndim == 2 else pixels)
             else:
-                pixels = prepare_image(image, encoding, self.classifier.spec, self.settings.resize or None)
+                pixels = prepare_image(
+                    image, encoding, self.classifier.spec, self.settings.resize or None
+                )
         with t("encode"):
             data = self._encode_pixels(pixels)
         t.ms["entropy"] = 0.0
@@ -99,8 +130,12 @@ class ImageCodec(Codec):
         if tuple(pixels.shape) != tuple(shape):
             raise PayloadError("decode_error", f"decoded image {pixels.shape} != {tuple(shape)}")
         if self.whole_frame:  # the classifier's crop and resize, on the server
-            pixels = prepare_image(pixels, "rgb8" if pixels.shape[2] == 3 else "mono8", self.classifier.spec,
-                                   self.settings.resize or None)
+            pixels = prepare_image(
+                pixels,
+                "rgb8" if pixels.shape[2] == 3 else "mono8",
+                self.classifier.spec,
+                self.settings.resize or None,
+            )
         return images_to_tensor(pixels, self.classifier.spec).to(self.device)
 
     @torch.inference_mode()
@@ -139,7 +174,10 @@ class _OpenCVCodec(ImageCodec):
     def _decode_pixels(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         width, height = self._header_size(data)
         if (height, width) != tuple(shape[:2]):
-            raise PayloadError("bad_shape", f"{self.name} header says {width}x{height}, expected {shape[1]}x{shape[0]}")
+            raise PayloadError(
+                "bad_shape",
+                f"{self.name} header says {width}x{height}, expected {shape[1]}x{shape[0]}",
+            )
         self._check_stream(data)
         flag = cv2.IMREAD_GRAYSCALE if shape[2] == 1 else cv2.IMREAD_COLOR
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
@@ -160,7 +198,9 @@ class RawCodec(ImageCodec):
     def _decode_pixels(self, data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         need = int(np.prod(shape))
         if len(data) != need:
-            raise PayloadError("truncated", f"raw payload has {len(data)} B, shape {tuple(shape)} needs {need} B")
+            raise PayloadError(
+                "truncated", f"raw payload has {len(data)} B, shape {tuple(shape)} needs {need} B"
+            )
         return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
@@ -217,7 +257,8 @@ class WebpCodec(_OpenCVCodec):
 
 @register_codec("jpeg_frame")
 class JpegFrameCodec(JpegCodec):
-    """JPEG of the whole camera frame (ROS compressed image transport's default format); quality 1-100."""
+    """JPEG of the whole camera frame (ROS compressed image transport's default format); quality
+    1-100."""
 
     description = "JPEG of the whole camera frame, resized on the server; quality 1-100"
     whole_frame = True
@@ -228,7 +269,9 @@ class JpegFrameCodec(JpegCodec):
 class WebpFrameCodec(WebpCodec):
     """WebP of the whole camera frame; quality 1-100 lossy, 101 lossless."""
 
-    description = "WebP of the whole camera frame, resized on the server; quality 1-100, 101 lossless"
+    description = (
+        "WebP of the whole camera frame, resized on the server; quality 1-100, 101 lossless"
+    )
     whole_frame = True
 
 
@@ -236,5 +279,7 @@ class WebpFrameCodec(WebpCodec):
 class PngFrameCodec(PngCodec):
     """PNG of the whole camera frame (compressed image transport's lossless format); level 0-9."""
 
-    description = "PNG of the whole camera frame, resized on the server; quality = compression level 0-9"
+    description = (
+        "PNG of the whole camera frame, resized on the server; quality = compression level 0-9"
+    )
     whole_frame = True

@@ -14,6 +14,7 @@ accepts only ``()``. Every learned model kind (:data:`~hecsb_ros.core.learned.ba
 is registered as a codec of the same name; a learned model of one's own is served after
 :func:`register_learned_codec`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,14 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from hecsb_ros.core.codecs.base import Codec, CodecSettings, Decoded, EncodedFrame, Timer, register_codec
+from hecsb_ros.core.codecs.base import (
+    Codec,
+    CodecSettings,
+    Decoded,
+    EncodedFrame,
+    Timer,
+    register_codec,
+)
 from hecsb_ros.core.learned.base import list_models, model_class
 from hecsb_ros.core.learned.split import Split
 from hecsb_ros.core.onnx_runtime import OrtSplit
@@ -42,17 +50,22 @@ MAX_LABEL_LEVEL = 255
 
 
 def shipped_levels(kind: str, teacher: str = "") -> list[int]:
-    """The shipped rate levels of learned codec ``kind`` for a ``teacher`` setting ('' = shipped teacher)."""
+    """The shipped rate levels of learned codec ``kind`` for a ``teacher`` setting ('' = shipped
+    teacher)."""
     return list_levels(kind, teacher_tag(teacher or None))
 
 
 def default_level(kind: str, teacher: str = "") -> int:
-    """The rate level ``kind`` runs for ``teacher`` when none is given (0 when none is shipped): the
-    shipped level whose manifest is marked ``selection.default``, else :data:`DEFAULT_LEVELS`, else
-    the highest shipped level."""
+    """The rate level ``kind`` runs for ``teacher`` when none is given (0 when none is shipped):
+    the shipped level whose manifest is marked ``selection.default``, else :data:`DEFAULT_LEVELS`,
+    else the highest shipped level."""
     tag = teacher_tag(teacher or None)
     levels = list_levels(kind, tag)
-    marked = [lv for lv in levels if read_manifest(level_path(kind, tag, lv)).get("selection", {}).get("default")]
+    marked = [
+        lv
+        for lv in levels
+        if read_manifest(level_path(kind, tag, lv)).get("selection", {}).get("default")
+    ]
     if marked:
         return marked[0]
     default = DEFAULT_LEVELS.get((kind, tag))
@@ -66,23 +79,39 @@ class LearnedCodec(Codec):
 
     @classmethod
     def quality_bounds(cls, settings: CodecSettings) -> tuple[int, int, int]:
-        if settings.checkpoint:  # a file of one's own: its level is a label (its manifest's, by default)
-            level = read_metadata(settings.checkpoint)[1].get("rate_level", "0") if Path(
-                settings.checkpoint).exists() else "0"
+        # a file of one's own: its level is a label (its manifest's, by default)
+        if settings.checkpoint:
+            level = (
+                read_metadata(settings.checkpoint)[1].get("rate_level", "0")
+                if Path(settings.checkpoint).exists()
+                else "0"
+            )
             return (int(level) if level.isdigit() else 0), 0, MAX_LABEL_LEVEL
         levels = shipped_levels(cls.kind, settings.teacher)
-        return default_level(cls.kind, settings.teacher), min(levels, default=0), max(levels, default=0)
+        return (
+            default_level(cls.kind, settings.teacher),
+            min(levels, default=0),
+            max(levels, default=0),
+        )
 
     def __init__(self, settings: CodecSettings) -> None:
         super().__init__(settings)
-        path = (Path(settings.checkpoint) if settings.checkpoint
-                else level_path(self.kind, teacher_tag(settings.teacher or None), self.quality))
+        path = (
+            Path(settings.checkpoint)
+            if settings.checkpoint
+            else level_path(self.kind, teacher_tag(settings.teacher or None), self.quality)
+        )
         self.path = path
-        self.split = Split.load(path, teacher=settings.load_teacher(), device=settings.device, kind=self.kind)
+        self.split = Split.load(
+            path, teacher=settings.load_teacher(), device=settings.device, kind=self.kind
+        )
         self.spec = self.split.teacher.spec
         #: the networks in ONNX Runtime (backend 'onnxruntime'), else None (PyTorch)
-        self.ort = (OrtSplit(self.split, settings.threads, settings.onnx_cache, settings.device)
-                    if settings.backend == "onnxruntime" else None)
+        self.ort = (
+            OrtSplit(self.split, settings.threads, settings.onnx_cache, settings.device)
+            if settings.backend == "onnxruntime"
+            else None
+        )
 
     @property
     def model_id(self) -> str:
@@ -94,7 +123,9 @@ class LearnedCodec(Codec):
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
         if tuple(shape) != ():
-            raise PayloadError("bad_shape", f"{self.name} payloads carry no shape, got {tuple(shape)}")
+            raise PayloadError(
+                "bad_shape", f"{self.name} payloads carry no shape, got {tuple(shape)}"
+            )
 
     def max_payload_bytes(self) -> int:
         return self.split.max_payload_bytes()
@@ -103,8 +134,9 @@ class LearnedCodec(Codec):
     def encode(self, image: np.ndarray, encoding: str) -> EncodedFrame:
         t = Timer()
         with t("preprocess"):
-            x = images_to_tensor(prepare_image(image, encoding, self.spec, self.settings.resize or None),
-                                 self.spec).to(self.device)
+            x = images_to_tensor(
+                prepare_image(image, encoding, self.spec, self.settings.resize or None), self.spec
+            ).to(self.device)
         with t("encode"):
             y = (self.ort.latent(x) if self.ort is not None else self.split.latent(x))[0]
         with t("entropy"):
@@ -115,15 +147,19 @@ class LearnedCodec(Codec):
     def decode_input(self, data: bytes, shape: tuple[int, ...]) -> torch.Tensor:
         self.check_shape(shape)
         if len(data) > self.max_payload_bytes():
-            raise PayloadError("too_large", f"{len(data)} B above the {self.max_payload_bytes()} B a payload can take")
+            raise PayloadError(
+                "too_large",
+                f"{len(data)} B above the {self.max_payload_bytes()} B a payload can take",
+            )
         if self.ort is not None:  # the decoded latent: the whole server network runs in infer()
             return self.split.coder.decode(bytes(data))[None]
         return self.split.decode_features(bytes(data))
 
     @torch.inference_mode()
     def infer(self, x: torch.Tensor) -> torch.Tensor:
-        """Network inputs from :meth:`decode_input` -> logits ``(N, K)``: PyTorch runs the tail on the
-        decoded features; ONNX Runtime the server network (model's decoder and tail) on the decoded latents."""
+        """Network inputs from :meth:`decode_input` -> logits ``(N, K)``: PyTorch runs the tail on
+        the decoded features; ONNX Runtime the server network (model's decoder and tail) on the
+        decoded latents."""
         if self.ort is not None:
             return self.ort.logits(x)
         return self.split.classify(x)
@@ -141,8 +177,17 @@ class LearnedCodec(Codec):
 def register_learned_codec(kind: str) -> type[LearnedCodec]:
     """Serve learned model ``kind`` as the codec of the same name (its model's description)."""
     cls = model_class(kind)
-    return register_codec(kind)(type(f"{cls.__name__}Codec", (LearnedCodec,), {
-        "kind": kind, "description": cls.description, "__doc__": f"The {kind} learned codec ({cls.__name__})."}))
+    return register_codec(kind)(
+        type(
+            f"{cls.__name__}Codec",
+            (LearnedCodec,),
+            {
+                "kind": kind,
+                "description": cls.description,
+                "__doc__": f"The {kind} learned codec ({cls.__name__}).",
+            },
+        )
+    )
 
 
 for _kind in list_models():  # every built-in learned model is a codec

@@ -5,6 +5,7 @@ image processing or network: a run of the ROS pipeline with it measures what eve
 top of its own compute and bytes (DDS hops, the relay through the link emulator, message
 serialisation) — the harness row of the benchmark's Table 2.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +19,9 @@ from hecsb_ros.core.payload import PayloadError
 class NullCodec(Codec):
     """Sends one byte, classifies nothing (all-zero logits): the pipeline's own floor."""
 
-    description = "diagnostic: a one-byte payload and all-zero logits, no compute (the harness floor)"
+    description = (
+        "diagnostic: a one-byte payload and all-zero logits, no compute (the harness floor)"
+    )
 
     def __init__(self, settings: CodecSettings) -> None:
         super().__init__(settings)
@@ -33,11 +36,15 @@ class NullCodec(Codec):
         return self._classes
 
     def encode(self, image: np.ndarray, encoding: str) -> EncodedFrame:
-        return EncodedFrame(data=b"\x00", shape=(), timings_ms={"preprocess": 0.0, "encode": 0.0, "entropy": 0.0})
+        return EncodedFrame(
+            data=b"\x00", shape=(), timings_ms={"preprocess": 0.0, "encode": 0.0, "entropy": 0.0}
+        )
 
     def decode(self, data: bytes, shape: tuple[int, ...]) -> Decoded:
         self.check_shape(shape)
-        return Decoded(logits=torch.zeros(len(self._classes)), timings_ms={"decode": 0.0, "infer": 0.0})
+        return Decoded(
+            logits=torch.zeros(len(self._classes)), timings_ms={"decode": 0.0, "infer": 0.0}
+        )
 
     def decode_input(self, data: bytes, shape: tuple[int, ...]) -> torch.Tensor:
         self.check_shape(shape)

@@ -14,14 +14,23 @@ identity) with three kinds of decoder:
 :mod:`.experiment` runs them all over ``m`` and data sets; :mod:`.plots` draws Fig. 7.
 ROS-free: nothing here imports rclpy.
 """
+
 from hecsb_ros.core.cs.data import CSData, load_cs_data, measurement_noise
 from hecsb_ros.core.cs.hecsa import HECSA, train_hecsa
 from hecsb_ros.core.cs.lasso import LassoVariant, dct_basis, lasso_reconstruct, select_alpha
 from hecsb_ros.core.cs.vae import VAE, train_vae, vae_reconstruct
 
 __all__ = [
-    "CSData", "load_cs_data", "measurement_noise",
-    "HECSA", "train_hecsa",
-    "LassoVariant", "dct_basis", "lasso_reconstruct", "select_alpha",
-    "VAE", "train_vae", "vae_reconstruct",
+    "CSData",
+    "load_cs_data",
+    "measurement_noise",
+    "HECSA",
+    "train_hecsa",
+    "LassoVariant",
+    "dct_basis",
+    "lasso_reconstruct",
+    "select_alpha",
+    "VAE",
+    "train_vae",
+    "vae_reconstruct",
 ]

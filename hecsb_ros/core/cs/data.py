@@ -4,6 +4,7 @@ Images are flattened to ``n = 784`` and scaled to [0, 1]. The measurement noise 
 (isotropic Gaussian, eq. 3) is drawn once per (data set, ``m``, image) from a seeded generator so
 that every method sees the same noise realisation on a given image.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ DISPLAY_NAMES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class CSData:
-    """Flattened float32 images in [0, 1]: ``train`` / ``val`` (split off the training set), ``test``."""
+    """Flattened float32 images in [0, 1]: ``train`` / ``val`` (split off the training set),
+    ``test``."""
 
     name: str
     train: torch.Tensor
@@ -39,8 +41,12 @@ def to_unit_vectors(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(flat)
 
 
-def load_cs_data(name: str, train_subset: int | None = None, val_size: int = 1000,
-                 test_subset: int | None = None) -> CSData:
+def load_cs_data(
+    name: str,
+    train_subset: int | None = None,
+    val_size: int = 1000,
+    test_subset: int | None = None,
+) -> CSData:
     """Load data set ``name``; the last ``val_size`` training images form the validation split.
 
     ``train_subset`` caps the remaining training images (first ones), ``test_subset`` takes the
@@ -56,7 +62,9 @@ def load_cs_data(name: str, train_subset: int | None = None, val_size: int = 100
     test = to_unit_vectors(load_dataset(name, "test").images)
     if test_subset is not None:
         test = test[:test_subset]
-    return CSData(name=name, train=train.contiguous(), val=val.contiguous(), test=test.contiguous())
+    return CSData(
+        name=name, train=train.contiguous(), val=val.contiguous(), test=test.contiguous()
+    )
 
 
 def stream_seed(seed: int, *keys: int) -> int:

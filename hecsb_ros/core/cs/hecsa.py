@@ -7,12 +7,13 @@ projection after every optimiser step (section 4.1). ``W`` is the shared
 bottleneck.
 
 Decoder: ``p_theta(x|y)``, a perceptron with two hidden layers of 600 units giving per-pixel
-Bernoulli logits (pixels in [0, 1] are used as soft targets; this is the usual choice for MNIST-like
-data). Training maximises the Monte-Carlo estimate of ``sum_x E_{Q_phi(y|x)}[log p_theta(x|y)]``
-(eq. 9), a variational lower bound on ``I(X; Y)`` up to the constant ``H(X)`` (eq. 5-8), with the
-reparameterised noise ``y = W x + sigma * e``, ``e ~ N(0, I)``, so gradients reach ``W``.
-The reconstruction is the decoder mean ``x_hat = sigmoid(logits)``.
+Bernoulli logits (pixels in [0, 1] are used as soft targets; this is the usual choice for
+MNIST-like data). Training maximises the Monte-Carlo estimate of ``sum_x E_{Q_phi(y|x)}[log
+p_theta(x|y)]`` (eq. 9), a variational lower bound on ``I(X; Y)`` up to the constant ``H(X)`` (eq.
+5-8), with the reparameterised noise ``y = W x + sigma * e``, ``e ~ N(0, I)``, so gradients reach
+``W``. The reconstruction is the decoder mean ``x_hat = sigmoid(logits)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,13 +37,17 @@ class HECSA(nn.Module):
         hidden: width of the decoder's two hidden layers (600 in section 4.1).
     """
 
-    def __init__(self, n: int, m: int, max_norm: float, sigma: float = 0.1, hidden: int = 600) -> None:
+    def __init__(
+        self, n: int, m: int, max_norm: float, sigma: float = 0.1, hidden: int = 600
+    ) -> None:
         super().__init__()
         self.sigma = sigma
         self.encoder = MeasurementOperator(n, m, max_norm=max_norm)
         self.decoder = nn.Sequential(
-            nn.Linear(m, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(m, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, n),
         )
 
@@ -69,10 +74,18 @@ class HECSA(nn.Module):
         return self.encoder.frobenius_norm()
 
 
-def train_hecsa(model: HECSA, X: torch.Tensor, epochs: int = 20, batch_size: int = 128,
-                lr: float = 1e-3, noise_samples: int = 1, seed: int = 0,
-                X_val: torch.Tensor | None = None, progress: bool = True,
-                desc: str = "HECSA") -> list[dict[str, float]]:
+def train_hecsa(
+    model: HECSA,
+    X: torch.Tensor,
+    epochs: int = 20,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    noise_samples: int = 1,
+    seed: int = 0,
+    X_val: torch.Tensor | None = None,
+    progress: bool = True,
+    desc: str = "HECSA",
+) -> list[dict[str, float]]:
     """Maximise eq. 9 with Adam and a cosine learning-rate decay; project ``W`` after each step.
 
     Every image is measured with ``noise_samples`` independent noise draws per step (Monte-Carlo
@@ -91,7 +104,7 @@ def train_hecsa(model: HECSA, X: torch.Tensor, epochs: int = 20, batch_size: int
         perm = torch.randperm(X.shape[0], generator=gen)
         total = 0.0
         for start in range(0, X.shape[0], batch_size):
-            x = X[perm[start:start + batch_size]]
+            x = X[perm[start : start + batch_size]]
             if noise_samples > 1:
                 x = x.repeat(noise_samples, 1)
             nll = -model.log_likelihood(x, model.measure(x)).mean()

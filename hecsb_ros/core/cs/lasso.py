@@ -10,7 +10,8 @@ N(0, 1/m)). The image is modelled as ``x = mu + Psi s`` with a sparse coefficien
 
 and decoded by
 
-    ``s_hat = argmin_s 1/(2m) ||(y - A mu) - A Psi s||_2^2 + alpha ||s||_1``,  ``x_hat = mu + Psi s_hat``.
+    ``s_hat = argmin_s 1/(2m) ||(y - A mu) - A Psi s||_2^2 + alpha ||s||_1``,  ``x_hat = mu + Psi
+    s_hat``.
 
 The LASSO is solved exactly with the LARS-lasso homotopy (:func:`sklearn.linear_model.lars_path`):
 the solution path is piecewise linear in ``alpha`` with at most a few times ``m`` kinks, so the
@@ -19,6 +20,7 @@ cap of coordinate descent (which, for ``m << n`` and small ``alpha``, stops far 
 and then behaves like an early-stopped, implicitly regularised solver). ``alpha`` is picked on
 held-out validation images (:func:`select_alpha`).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -33,13 +35,14 @@ from sklearn.linear_model import lars_path
 
 
 def _alpha_grid(low_exp: int = -5, high_exp: int = 2, per_decade: int = 4) -> tuple[float, ...]:
-    """Log-spaced ``alpha`` values ``10^low_exp .. 10^high_exp``, rounded to 3 significant digits."""
+    """Log-spaced ``alpha`` values ``10^low_exp .. 10^high_exp``, rounded to 3 significant
+    digits."""
     count = (high_exp - low_exp) * per_decade + 1
     return tuple(float(f"{a:.3g}") for a in np.logspace(low_exp, high_exp, count))
 
 
-#: 1e-5 .. 100, four values per decade (29). The top lies above ``alpha_max = ||(A Psi)^T y||_inf / m``
-#: of every image here, so "return ``mu``" (all-zero ``s``) is always among the candidates.
+# : 1e-5 .. 100, four values per decade (29). The top lies above ``alpha_max = ||(A Psi)^T y||_inf
+# / m`` : of every image here, so "return ``mu``" (all-zero ``s``) is always among the candidates.
 DEFAULT_ALPHAS: tuple[float, ...] = _alpha_grid()
 
 Array = torch.Tensor | np.ndarray
@@ -47,7 +50,8 @@ Array = torch.Tensor | np.ndarray
 
 @dataclass(frozen=True)
 class LassoVariant:
-    """One LASSO decoder: sparsity basis (``"pixels"`` or ``"dct"``) and whether ``x`` is mean-centred."""
+    """One LASSO decoder: sparsity basis (``"pixels"`` or ``"dct"``) and whether ``x`` is
+    mean-centred."""
 
     basis: str = "pixels"
     centred: bool = False
@@ -58,10 +62,11 @@ class LassoVariant:
 
 
 def dct_basis(side: int = 28) -> np.ndarray:
-    """The orthonormal 2-D inverse DCT of ``side x side`` images as an ``(n, n)`` matrix, ``n = side^2``.
+    """The orthonormal 2-D inverse DCT of ``side x side`` images as an ``(n, n)`` matrix, ``n =
+    side^2``.
 
-    Column ``k`` is ``idctn(e_k)`` (type-II DCT, ``norm="ortho"``), so ``x = Psi s`` is the image with
-    DCT coefficients ``s`` (row-major flattening), ``Psi^T x`` its DCT and ``Psi^T Psi = I``.
+    Column ``k`` is ``idctn(e_k)`` (type-II DCT, ``norm="ortho"``), so ``x = Psi s`` is the image
+    with DCT coefficients ``s`` (row-major flattening), ``Psi^T x`` its DCT and ``Psi^T Psi = I``.
     """
     return _dct_basis_cached(side).copy()
 
@@ -90,8 +95,9 @@ def _as_f64(a: Array) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
-def lasso_path_at(B: np.ndarray, y: np.ndarray, alphas: Sequence[float],
-                  positive: bool = False) -> np.ndarray:
+def lasso_path_at(
+    B: np.ndarray, y: np.ndarray, alphas: Sequence[float], positive: bool = False
+) -> np.ndarray:
     """Exact LASSO solutions ``argmin_s 1/(2m)||y - B s||^2 + alpha ||s||_1`` at each ``alpha``.
 
     One LARS-lasso path down to ``min(alphas)``, evaluated by linear interpolation between its
@@ -104,8 +110,9 @@ def lasso_path_at(B: np.ndarray, y: np.ndarray, alphas: Sequence[float],
         raise ValueError("alphas must be a non-empty sequence of positive values")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate-regressor notices near the end of the path
-        path_alphas, _, coefs = lars_path(B, y, method="lasso", alpha_min=float(grid.min()),
-                                          max_iter=100_000, positive=positive)
+        path_alphas, _, coefs = lars_path(
+            B, y, method="lasso", alpha_min=float(grid.min()), max_iter=100_000, positive=positive
+        )
     # path_alphas decreases from alpha_max (coefs all zero) to max(alpha_min, ~0).
     rev_a = path_alphas[::-1]
     rev_c = coefs[:, ::-1]
@@ -123,8 +130,9 @@ def lasso_path_at(B: np.ndarray, y: np.ndarray, alphas: Sequence[float],
     return out
 
 
-def _design(A: Array, variant: LassoVariant, mean: Array | None) -> tuple[np.ndarray, np.ndarray | None,
-                                                                           np.ndarray]:
+def _design(
+    A: Array, variant: LassoVariant, mean: Array | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """``(A, Psi or None, mu)`` in float64; ``mu`` is zero unless the variant is centred."""
     A = _as_f64(A)
     n = A.shape[1]
@@ -138,23 +146,34 @@ def _design(A: Array, variant: LassoVariant, mean: Array | None) -> tuple[np.nda
     return A, psi, mu
 
 
-def _solve(A: np.ndarray, psi: np.ndarray | None, mu: np.ndarray, Y: np.ndarray,
-           alphas: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """``x_hat = mu + Psi s_hat`` and ``s_hat`` for every alpha and row of ``Y``: ``(len(alphas), N, n)``."""
+def _solve(
+    A: np.ndarray, psi: np.ndarray | None, mu: np.ndarray, Y: np.ndarray, alphas: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``x_hat = mu + Psi s_hat`` and ``s_hat`` for every alpha and row of ``Y``: ``(len(alphas),
+    N, n)``."""
     if Y.ndim != 2 or Y.shape[1] != A.shape[0]:
         raise ValueError(f"Y must be (N, {A.shape[0]}), got {Y.shape}")
     B = A if psi is None else A @ psi
     Yc = Y - A @ mu
-    S = np.stack([lasso_path_at(B, y, alphas) for y in Yc], axis=1) if len(Yc) else \
-        np.zeros((len(alphas), 0, A.shape[1]))
+    S = (
+        np.stack([lasso_path_at(B, y, alphas) for y in Yc], axis=1)
+        if len(Yc)
+        else np.zeros((len(alphas), 0, A.shape[1]))
+    )
     X = S if psi is None else S @ psi.T
     return X + mu, S
 
 
-def lasso_reconstruct(A: Array, Y: Array, alpha: float, variant: LassoVariant = LassoVariant(),
-                      mean: Array | None = None, return_coefficients: bool = False
-                      ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Decode each row of ``Y`` ``(N, m)`` measured with ``A`` ``(m, n)``; returns ``x_hat`` ``(N, n)``.
+def lasso_reconstruct(
+    A: Array,
+    Y: Array,
+    alpha: float,
+    variant: LassoVariant = LassoVariant(),
+    mean: Array | None = None,
+    return_coefficients: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Decode each row of ``Y`` ``(N, m)`` measured with ``A`` ``(m, n)``; returns ``x_hat`` ``(N,
+    n)``.
 
     With ``return_coefficients`` also the sparse codes ``s_hat`` ``(N, n)`` (to count non-zeros).
     """
@@ -164,9 +183,14 @@ def lasso_reconstruct(A: Array, Y: Array, alpha: float, variant: LassoVariant = 
     return (X_hat[0], S_hat[0]) if return_coefficients else X_hat[0]
 
 
-def select_alpha(A: Array, X_val: Array, noise_val: Array, alphas: Sequence[float] = DEFAULT_ALPHAS,
-                 variant: LassoVariant = LassoVariant(), mean: Array | None = None
-                 ) -> tuple[float, dict[float, float]]:
+def select_alpha(
+    A: Array,
+    X_val: Array,
+    noise_val: Array,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    variant: LassoVariant = LassoVariant(),
+    mean: Array | None = None,
+) -> tuple[float, dict[float, float]]:
     """Pick ``alpha`` with the lowest mean ``||x - x_hat||_2`` on validation images.
 
     ``y = A x + eps`` with the given noise (eq. 1, 3). Ties (e.g. several ``alpha`` above every

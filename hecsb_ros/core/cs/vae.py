@@ -5,6 +5,7 @@ MNIST setting) is trained on the training set. Its decoder mean ``G`` then recon
 ``y = A x + eps`` by ``x_hat = G(z*)``, ``z* = argmin_z ||y - A G(z)||^2 + lambda ||z||^2``, found
 by Adam from several random starts (the start with the lowest objective wins).
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,16 @@ class VAE(nn.Module):
         return (rec + kl) / x.shape[0]
 
 
-def train_vae(vae: VAE, X: torch.Tensor, epochs: int = 10, batch_size: int = 100, lr: float = 1e-3,
-              seed: int = 0, progress: bool = True, desc: str = "VAE") -> list[float]:
+def train_vae(
+    vae: VAE,
+    X: torch.Tensor,
+    epochs: int = 10,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "VAE",
+) -> list[float]:
     """Train ``vae`` on rows of ``X`` with Adam; returns the mean ``-ELBO`` of every epoch."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -63,7 +72,7 @@ def train_vae(vae: VAE, X: torch.Tensor, epochs: int = 10, batch_size: int = 100
         perm = torch.randperm(X.shape[0], generator=gen)
         total = 0.0
         for start in range(0, X.shape[0], batch_size):
-            x = X[perm[start:start + batch_size]]
+            x = X[perm[start : start + batch_size]]
             loss = vae.negative_elbo(x)
             opt.zero_grad()
             loss.backward()
@@ -75,17 +84,27 @@ def train_vae(vae: VAE, X: torch.Tensor, epochs: int = 10, batch_size: int = 100
     return history
 
 
-def latent_objective(vae: VAE, A: torch.Tensor, Y: torch.Tensor, z: torch.Tensor,
-                     lam: float) -> torch.Tensor:
+def latent_objective(
+    vae: VAE, A: torch.Tensor, Y: torch.Tensor, z: torch.Tensor, lam: float
+) -> torch.Tensor:
     """Per-row ``||y - A G(z)||^2 + lambda ||z||^2`` (Bora et al.'s loss)."""
     residual = Y - vae.generate(z) @ A.t()
     return residual.pow(2).sum(dim=1) + lam * z.pow(2).sum(dim=1)
 
 
-def vae_reconstruct(vae: VAE, A: torch.Tensor, Y: torch.Tensor, lam: float = 0.1,
-                    restarts: int = 5, steps: int = 200, lr: float = 0.1, seed: int = 0,
-                    batch_size: int = 250, progress: bool = False,
-                    desc: str = "VAE-CS") -> tuple[torch.Tensor, torch.Tensor]:
+def vae_reconstruct(
+    vae: VAE,
+    A: torch.Tensor,
+    Y: torch.Tensor,
+    lam: float = 0.1,
+    restarts: int = 5,
+    steps: int = 200,
+    lr: float = 0.1,
+    seed: int = 0,
+    batch_size: int = 250,
+    progress: bool = False,
+    desc: str = "VAE-CS",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Reconstruct every row of ``Y`` ``(N, m)``; returns ``(x_hat (N, n), objective (N,))``.
 
     All restarts of a batch of images are optimised together as one ``(batch * restarts, k)``
@@ -101,7 +120,7 @@ def vae_reconstruct(vae: VAE, A: torch.Tensor, Y: torch.Tensor, lam: float = 0.1
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     try:
         for start in batches:
-            y = Y[start:start + batch_size]
+            y = Y[start : start + batch_size]
             b = y.shape[0]
             y_rep = y.repeat_interleave(restarts, dim=0)
             z = torch.randn(b * restarts, vae.latent, generator=gen).requires_grad_(True)

@@ -23,6 +23,7 @@ decoding the encoder's output and re-encoding gives the same bytes (canonical fo
 encoder cannot have made (corrupted, truncated, trailing zeros) decode to some symbols whose
 re-encoding differs; callers reject them by re-encoding.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_right
@@ -42,8 +43,12 @@ MAX_BITS_PER_SYMBOL = 18
 _FLUSH_BITS = 256
 
 
-def check_tables(cdfs: Sequence[Sequence[int]], cdf_lengths: Sequence[int], offsets: Sequence[int],
-                 used: Sequence[int] | None = None) -> None:
+def check_tables(
+    cdfs: Sequence[Sequence[int]],
+    cdf_lengths: Sequence[int],
+    offsets: Sequence[int],
+    used: Sequence[int] | None = None,
+) -> None:
     """ValueError unless the tables (those named in ``used``; None: all) have CompressAI's ends."""
     if not len(cdfs) == len(cdf_lengths) == len(offsets):
         raise ValueError("cdfs, cdf_lengths and offsets differ in length")
@@ -53,11 +58,19 @@ def check_tables(cdfs: Sequence[Sequence[int]], cdf_lengths: Sequence[int], offs
             raise ValueError(f"table index {t} outside 0..{n - 1}")
         length, cdf = cdf_lengths[t], cdfs[t]
         if length < 3 or len(cdf) < length or cdf[0] != 0 or cdf[length - 1] != TOTAL:
-            raise ValueError(f"table {t} is not a {PRECISION}-bit CDF with at least one codable value")
+            raise ValueError(
+                f"table {t} is not a {PRECISION}-bit CDF with at least one codable value"
+            )
 
 
-def _check(count: int, indexes: Sequence[int], cdfs: Sequence[Sequence[int]],
-           cdf_lengths: Sequence[int], offsets: Sequence[int], validated: bool) -> None:
+def _check(
+    count: int,
+    indexes: Sequence[int],
+    cdfs: Sequence[Sequence[int]],
+    cdf_lengths: Sequence[int],
+    offsets: Sequence[int],
+    validated: bool,
+) -> None:
     """ValueError unless there is one index per symbol and (unless ``validated``: the caller has
     checked them once, see :func:`check_tables`) the tables named by ``indexes`` are valid."""
     if count != len(indexes):
@@ -66,8 +79,14 @@ def _check(count: int, indexes: Sequence[int], cdfs: Sequence[Sequence[int]],
         check_tables(cdfs, cdf_lengths, offsets, indexes)
 
 
-def encode_with_indexes(symbols: Sequence[int], indexes: Sequence[int], cdfs: Sequence[Sequence[int]],
-                        cdf_lengths: Sequence[int], offsets: Sequence[int], validated: bool = False) -> bytes:
+def encode_with_indexes(
+    symbols: Sequence[int],
+    indexes: Sequence[int],
+    cdfs: Sequence[Sequence[int]],
+    cdf_lengths: Sequence[int],
+    offsets: Sequence[int],
+    validated: bool = False,
+) -> bytes:
     """Symbols, each with the index of its table -> the arithmetic code (at least one byte).
 
     ``validated``: the indexes and tables were checked once (:func:`check_tables`), skip that here.
@@ -80,7 +99,9 @@ def encode_with_indexes(symbols: Sequence[int], indexes: Sequence[int], cdfs: Se
     for s, t in zip(symbols, indexes):
         v = s - offsets[t]
         if not 0 <= v < cdf_lengths[t] - 2:
-            raise ValueError(f"symbol {s} outside the codable range of table {t} (escape is not supported)")
+            raise ValueError(
+                f"symbol {s} outside the codable range of table {t} (escape is not supported)"
+            )
         cdf = cdfs[t]
         c_lo, c_hi = cdf[v], cdf[v + 1]
         if c_hi <= c_lo:
@@ -124,8 +145,14 @@ def encode_with_indexes(symbols: Sequence[int], indexes: Sequence[int], cdfs: Se
     return bytes(out[:end])
 
 
-def decode_with_indexes(data: bytes, indexes: Sequence[int], cdfs: Sequence[Sequence[int]],
-                        cdf_lengths: Sequence[int], offsets: Sequence[int], validated: bool = False) -> list[int]:
+def decode_with_indexes(
+    data: bytes,
+    indexes: Sequence[int],
+    cdfs: Sequence[Sequence[int]],
+    cdf_lengths: Sequence[int],
+    offsets: Sequence[int],
+    validated: bool = False,
+) -> list[int]:
     """Arithmetic code -> ``len(indexes)`` symbols; bits past the end of ``data`` read as zeros.
 
     Never fails on the bytes: any input decodes to in-range symbols (values in the escape slot,
@@ -172,8 +199,9 @@ def decode_with_indexes(data: bytes, indexes: Sequence[int], cdfs: Sequence[Sequ
             value <<= 1
             shift += 1
         if shift:
-            if nbuf < shift:  # shift <= MAX_BITS_PER_SYMBOL: one refill of 64 bits (zeros past the end)
-                chunk = data[p:p + 8]
+            # shift <= MAX_BITS_PER_SYMBOL: one refill of 64 bits (zeros past the end)
+            if nbuf < shift:
+                chunk = data[p : p + 8]
                 buf = (buf << 64) | (int.from_bytes(chunk, "big") << (64 - 8 * len(chunk)))
                 nbuf += 64
                 p += 8

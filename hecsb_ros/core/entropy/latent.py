@@ -3,9 +3,9 @@
 The coder of every ``EntropyBottleneck`` latent: HECS-B's and SVB's ``(m, h, w)`` latent, the
 factorized prior's ``y`` and the hyperprior's ``z``.
 
-Payload format: the arithmetic code (:mod:`hecsb_ros.core.entropy.arith`) of the latent's symbols for one
-image and nothing else: no header, no length, no coder state. The latent shape ``(m, h, w)``
-follows from the model (named by its model id) and the input size, so it is not sent. Symbol
+Payload format: the arithmetic code (:mod:`hecsb_ros.core.entropy.arith`) of the latent's symbols
+for one image and nothing else: no header, no length, no coder state. The latent shape ``(m, h,
+w)`` follows from the model (named by its model id) and the input size, so it is not sent. Symbol
 ``(c, i, j)`` is coded with channel ``c``'s table, in C-order, as CompressAI's
 ``EntropyBottleneck.compress`` orders them. The payload is within about one byte of the prior's
 estimate ``sum(-log2 p) / 8`` (CompressAI's rANS stream, 32-bit words ending in an 8-byte state,
@@ -17,6 +17,7 @@ worst each symbol costs the 16-bit table precision, which bounds the payload siz
 :class:`~hecsb_ros.core.entropy.tables.TableCoder` describes: length between 1 byte and that
 bound, in-range symbols, and a re-encoding that must give exactly the received bytes.
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,7 +47,8 @@ class LatentCoder:
         self._medians = eb._get_medians().detach().reshape(m, 1, 1).to(torch.float32).clone()
 
     def symbols(self, y: torch.Tensor) -> torch.Tensor:
-        """Unquantised latent ``(m, h, w)`` -> int64 symbols ``round(y - median)``, clamped to the tables."""
+        """Unquantised latent ``(m, h, w)`` -> int64 symbols ``round(y - median)``, clamped to the
+        tables."""
         s = torch.round(y.detach().to(torch.float32).cpu() - self._medians).to(torch.int64)
         return self.table.clamp(s, self.indexes)
 
@@ -55,7 +57,8 @@ class LatentCoder:
         return symbols.to(torch.float32) + self._medians
 
     def quantize(self, y: torch.Tensor) -> torch.Tensor:
-        """Unquantised latent ``(m, h, w)`` -> the rounded latent the server decodes (no coding)."""
+        """Unquantised latent ``(m, h, w)`` -> the rounded latent the server decodes (no
+        coding)."""
         return self.dequantize(self.symbols(y))
 
     def encode_symbols(self, symbols: torch.Tensor) -> bytes:
@@ -63,7 +66,8 @@ class LatentCoder:
         return self.table.encode(symbols, self.indexes)
 
     def encode(self, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
-        """Unquantised latent ``(m, h, w)`` -> (payload, the rounded latent the server will see)."""
+        """Unquantised latent ``(m, h, w)`` -> (payload, the rounded latent the server will
+        see)."""
         s = self.symbols(y)
         return self.encode_symbols(s), self.dequantize(s)
 
@@ -76,7 +80,8 @@ class LatentCoder:
         return TableCoder.max_bytes(self.num_symbols)
 
     def decode_symbols(self, data: bytes) -> torch.Tensor:
-        """Payload -> int64 symbols ``(m, h, w)``; raises :class:`PayloadError` on invalid bytes."""
+        """Payload -> int64 symbols ``(m, h, w)``; raises :class:`PayloadError` on invalid
+        bytes."""
         return self.table.decode(data, self.indexes)
 
     def decode(self, data: bytes) -> torch.Tensor:

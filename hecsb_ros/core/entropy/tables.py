@@ -1,14 +1,15 @@
 """Guarded arithmetic coding with CompressAI's integer CDF tables, and minimal payload framing.
 
 Used by :class:`~hecsb_ros.core.entropy.latent.LatentCoder` (factorized-prior latents: HECS-B, SVB,
-the factorized prior, the hyperprior's ``z``) and by the hyperprior's Gaussian ``y`` stream. A :class:`TableCoder` wraps the tables of
-one entropy model (an ``EntropyBottleneck``: one table per channel; a ``GaussianConditional``: one
-table per scale of its scale table); each call names the table of every symbol (``indexes``),
-exactly as CompressAI's ``encode_with_indexes`` does. The coder is :mod:`hecsb_ros.core.entropy.arith`
-(a stream is the code bits only: no header, length or coder state, within about a byte of the
-model's estimate), not CompressAI's rANS, whose 32-bit words and 8-byte state cost 6-10 B a stream;
-streams of more than :data:`RANS_MIN_SYMBOLS` symbols (camera-scale latents) use rANS, whose cost
-is negligible there and whose C++ coder is a hundred times faster.
+the factorized prior, the hyperprior's ``z``) and by the hyperprior's Gaussian ``y`` stream. A
+:class:`TableCoder` wraps the tables of one entropy model (an ``EntropyBottleneck``: one table per
+channel; a ``GaussianConditional``: one table per scale of its scale table); each call names the
+table of every symbol (``indexes``), exactly as CompressAI's ``encode_with_indexes`` does. The
+coder is :mod:`hecsb_ros.core.entropy.arith` (a stream is the code bits only: no header, length or
+coder state, within about a byte of the model's estimate), not CompressAI's rANS, whose 32-bit
+words and 8-byte state cost 6-10 B a stream; streams of more than :data:`RANS_MIN_SYMBOLS` symbols
+(camera-scale latents) use rANS, whose cost is negligible there and whose C++ coder is a hundred
+times faster.
 
 Symbols are clamped to the range their table covers (the escape value is never coded), so the
 size of a stream of ``n`` symbols is bounded by 16 bits per symbol plus one byte
@@ -24,6 +25,7 @@ size of a stream of ``n`` symbols is bounded by 16 bits per symbol plus one byte
 Framing of two streams (hyperprior ``z`` then ``y``): an unsigned LEB128 varint with the length of
 the first stream, the first stream, then the second (its length is the rest).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -72,7 +74,9 @@ class TableCoder:
     on every call) or an :class:`Indexes` made by :meth:`bind` (checked once).
     """
 
-    def __init__(self, quantized_cdf: torch.Tensor, cdf_length: torch.Tensor, offset: torch.Tensor) -> None:
+    def __init__(
+        self, quantized_cdf: torch.Tensor, cdf_length: torch.Tensor, offset: torch.Tensor
+    ) -> None:
         if offset.numel() == 0:
             raise ValueError("entropy model has no CDF tables: call update() after training")
         self._lengths = cdf_length.reshape(-1).int().tolist()
@@ -103,8 +107,8 @@ class TableCoder:
 
     @staticmethod
     def max_bytes(num_symbols: int) -> int:
-        """Largest stream for ``num_symbols`` in-range symbols (16 bits each, plus one byte; with rANS,
-        plus its final state and the rounding to 32-bit words)."""
+        """Largest stream for ``num_symbols`` in-range symbols (16 bits each, plus one byte; with
+        rANS, plus its final state and the rounding to 32-bit words)."""
         if num_symbols > RANS_MIN_SYMBOLS:
             return 4 * (-(-(2 * num_symbols + 8) // 4)) + 8
         return (16 * num_symbols + 8 + 7) // 8
@@ -114,36 +118,52 @@ class TableCoder:
         return num_symbols > RANS_MIN_SYMBOLS
 
     def encode(self, symbols: torch.Tensor, indexes: torch.Tensor | Indexes) -> bytes:
-        """In-range int64 ``symbols`` with table ``indexes`` (any equal shapes) -> bytes (at least one)."""
+        """In-range int64 ``symbols`` with table ``indexes`` (any equal shapes) -> bytes (at least
+        one)."""
         b = self.bind(indexes)
         values = symbols.reshape(-1).tolist()
         if self.uses_rans(b.count):
             from compressai.ans import RansEncoder
 
-            return RansEncoder().encode_with_indexes(values, b.flat, self._cdfs, self._lengths, self._offsets)
-        return arith.encode_with_indexes(values, b.flat, self._cdfs, self._lengths, self._offsets, validated=True)
+            return RansEncoder().encode_with_indexes(
+                values, b.flat, self._cdfs, self._lengths, self._offsets
+            )
+        return arith.encode_with_indexes(
+            values, b.flat, self._cdfs, self._lengths, self._offsets, validated=True
+        )
 
     def decode(self, data: bytes, indexes: torch.Tensor | Indexes) -> torch.Tensor:
-        """Bytes -> int64 symbols shaped like ``indexes``; :class:`PayloadError` on invalid bytes."""
+        """Bytes -> int64 symbols shaped like ``indexes``; :class:`PayloadError` on invalid
+        bytes."""
         data = bytes(data)
         b = self.bind(indexes)
         n = len(data)
         if n < 1:
             raise PayloadError("truncated", "empty stream")
         if n > self.max_bytes(b.count):
-            raise PayloadError("decode_error", f"{n} B exceeds the {self.max_bytes(b.count)} B of {b.count} symbols")
+            raise PayloadError(
+                "decode_error",
+                f"{n} B exceeds the {self.max_bytes(b.count)} B of {b.count} symbols",
+            )
         if self.uses_rans(b.count):
             if n < 8 or n % 4:
-                raise PayloadError("truncated" if n < 8 else "decode_error",
-                                   f"a rANS stream is whole 32-bit words, at least two; got {n} B")
+                raise PayloadError(
+                    "truncated" if n < 8 else "decode_error",
+                    f"a rANS stream is whole 32-bit words, at least two; got {n} B",
+                )
             from compressai.ans import RansDecoder
 
-            # the C++ decoder reads one word per renormalisation without a bounds check: zeros after
-            # the stream keep a hostile one from reading past its end (a valid stream never reads them)
+            # the C++ decoder reads one word per renormalisation without a bounds check: zeros
+            # after the stream keep a hostile one from reading past its end (a valid stream never
+            # reads them)
             padded = data + bytes(4 * b.count + 8)
-            values = RansDecoder().decode_with_indexes(padded, b.flat, self._cdfs, self._lengths, self._offsets)
+            values = RansDecoder().decode_with_indexes(
+                padded, b.flat, self._cdfs, self._lengths, self._offsets
+            )
         else:
-            values = arith.decode_with_indexes(data, b.flat, self._cdfs, self._lengths, self._offsets, validated=True)
+            values = arith.decode_with_indexes(
+                data, b.flat, self._cdfs, self._lengths, self._offsets, validated=True
+            )
         s = torch.tensor(values, dtype=torch.int64).view(b.shape)
         if bool(((s < b.lo) | (s > b.hi)).any()):
             raise PayloadError("decode_error", "decoded symbols outside their tables' range")
@@ -155,7 +175,8 @@ class TableCoder:
 
 
 def channel_indexes(shape: Sequence[int]) -> torch.Tensor:
-    """Table index of every element of an ``EntropyBottleneck`` latent ``(C, H, W)``: its channel."""
+    """Table index of every element of an ``EntropyBottleneck`` latent ``(C, H, W)``: its
+    channel."""
     c, h, w = shape
     return torch.arange(c, dtype=torch.int32).view(c, 1, 1).expand(c, h, w).contiguous()
 
@@ -181,7 +202,9 @@ def read_varint(data: bytes) -> tuple[int, int]:
             if i > 0 and data[i] == 0:
                 raise PayloadError("decode_error", "non-minimal length prefix")
             return value, i + 1
-    raise PayloadError("truncated" if len(data) < MAX_VARINT_BYTES else "decode_error", "bad length prefix")
+    raise PayloadError(
+        "truncated" if len(data) < MAX_VARINT_BYTES else "decode_error", "bad length prefix"
+    )
 
 
 def frame_two(first: bytes, second: bytes) -> bytes:
@@ -193,10 +216,16 @@ def unframe_two(data: bytes, max_first: int, max_second: int) -> tuple[bytes, by
     """Split a two-stream payload, checking both lengths against their bounds."""
     n, used = read_varint(data)
     if n > max_first:
-        raise PayloadError("decode_error", f"first stream of {n} B exceeds its {max_first} B bound")
+        raise PayloadError(
+            "decode_error", f"first stream of {n} B exceeds its {max_first} B bound"
+        )
     if used + n > len(data):
-        raise PayloadError("truncated", f"payload ends inside its first stream ({len(data) - used} of {n} B)")
-    second = data[used + n:]
+        raise PayloadError(
+            "truncated", f"payload ends inside its first stream ({len(data) - used} of {n} B)"
+        )
+    second = data[used + n :]
     if len(second) > max_second:
-        raise PayloadError("decode_error", f"second stream of {len(second)} B exceeds its {max_second} B bound")
-    return bytes(data[used:used + n]), bytes(second)
+        raise PayloadError(
+            "decode_error", f"second stream of {len(second)} B exceeds its {max_second} B bound"
+        )
+    return bytes(data[used : used + n]), bytes(second)

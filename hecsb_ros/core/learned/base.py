@@ -5,8 +5,8 @@ split) or compresses its input (the neural input codecs). Each is a subclass of
 :class:`LearnedModel`, itself CompressAI's :class:`~compressai.models.CompressionModel` (entropy
 models, ``update()`` and ``aux_loss()``), and says how it is deployed:
 
-- edge: :meth:`LearnedModel.edge` maps the image ``(N, C, H, W)`` (normalised for the teacher, or as
-  pixels in [0, 1] when ``input_space == "pixels"``) to what its coder codes; the coder
+- edge: :meth:`LearnedModel.edge` maps the image ``(N, C, H, W)`` (normalised for the teacher, or
+  as pixels in [0, 1] when ``input_space == "pixels"``) to what its coder codes; the coder
   (:meth:`LearnedModel.make_coder`, a :class:`Coder`) turns one image's latent into payload bytes;
 - server: the coder decodes the bytes, :meth:`LearnedModel.synthesize` maps the decoded latent to
   the teacher's split features (``target == "features"``: the teacher's tail, or a fine-tuned copy,
@@ -21,6 +21,7 @@ A new learned codec is one module with a :class:`LearnedModel` subclass (``kind`
 line in :data:`BUILTIN_MODELS`; the codec registry then serves it under its ``kind``, and a recipe
 (:mod:`hecsb_ros.core.training.recipes`) trains it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,8 +60,8 @@ class Coder(Protocol):
     """Entropy coding of one image's latent: ``payload(y) -> bytes``, ``decode(bytes) -> latent``.
 
     ``decode`` raises :class:`~hecsb_ros.core.payload.PayloadError` on bytes no encoder made and
-    returns the latent the edge's rounding gave, bit for bit; ``quantize(y)`` is that latent without
-    coding (``decode(payload(y))``, faster for evaluation).
+    returns the latent the edge's rounding gave, bit for bit; ``quantize(y)`` is that latent
+    without coding (``decode(payload(y))``, faster for evaluation).
     """
 
     def payload(self, y: torch.Tensor) -> bytes: ...
@@ -70,7 +71,8 @@ class Coder(Protocol):
 
 
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """A frozen config dataclass from its JSON dict (lists become the tuples the fields declare)."""
+    """A frozen config dataclass from its JSON dict (lists become the tuples the fields
+    declare)."""
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -117,7 +119,8 @@ class LearnedModel(CompressionModel):
 
     # -- deployment ----------------------------------------------------------------------------
     def edge(self, x: torch.Tensor) -> torch.Tensor:
-        """Edge network: ``(N, C, H, W)`` -> the unquantised latents the coder codes ``(N, ...)``."""
+        """Edge network: ``(N, C, H, W)`` -> the unquantised latents the coder codes ``(N,
+        ...)``."""
         raise NotImplementedError
 
     def stem(self) -> nn.Module | None:
@@ -125,9 +128,9 @@ class LearnedModel(CompressionModel):
         return None
 
     def encode_after_stem(self, s: torch.Tensor) -> torch.Tensor:
-        """The edge network after :meth:`stem`: stem outputs -> the unquantised latents (training with a
-        frozen stem feeds it the teacher's cached split features instead of running the stem, when
-        :meth:`stem_reaches_split`)."""
+        """The edge network after :meth:`stem`: stem outputs -> the unquantised latents (training
+        with a frozen stem feeds it the teacher's cached split features instead of running the
+        stem, when :meth:`stem_reaches_split`)."""
         raise NotImplementedError(f"{type(self).__name__} has no stem")
 
     def stem_reaches_split(self) -> bool:
@@ -140,18 +143,24 @@ class LearnedModel(CompressionModel):
         raise NotImplementedError
 
     def synthesize(self, z: torch.Tensor) -> torch.Tensor:
-        """Server network: decoded latents ``(N, ...)`` -> split features or pixels ``(N, C, H, W)``."""
+        """Server network: decoded latents ``(N, ...)`` -> split features or pixels ``(N, C, H,
+        W)``."""
         raise NotImplementedError
 
     # -- CompressionModel ----------------------------------------------------------------------
-    def update(self, scale_table: torch.Tensor | None = None, force: bool = True,
-               update_quantiles: bool = False) -> bool:
+    def update(
+        self,
+        scale_table: torch.Tensor | None = None,
+        force: bool = True,
+        update_quantiles: bool = False,
+    ) -> bool:
         """Recompute the integer CDF tables from the trained densities (always, by default)."""
         return super().update(scale_table, force=force, update_quantiles=update_quantiles)
 
-    def load_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True):  # type: ignore[override]
-        """``nn.Module.load_state_dict`` after giving every CDF-table buffer the size in ``state_dict``
-        (tables of any length load, also into a model that has tables already)."""
+    # type: ignore[override]
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True):
+        """``nn.Module.load_state_dict`` after giving every CDF-table buffer the size in
+        ``state_dict`` (tables of any length load, also into a model that has tables already)."""
         for name, module in self.named_modules():
             if isinstance(module, (EntropyBottleneck, GaussianConditional)):
                 for buf in _TABLE_BUFFERS:
@@ -162,17 +171,21 @@ class LearnedModel(CompressionModel):
 
     def has_tables(self) -> bool:
         """Every entropy model has its CDF tables (``update()`` was called)."""
-        return all(m._offset.numel() > 0 for m in self.modules()
-                   if isinstance(m, (EntropyBottleneck, GaussianConditional)))
+        return all(
+            m._offset.numel() > 0
+            for m in self.modules()
+            if isinstance(m, (EntropyBottleneck, GaussianConditional))
+        )
 
 
 class FactorizedLatentModel(LearnedModel):
     """A bottleneck whose latent ``y`` is coded with a factorized prior (HECS-B, SVB).
 
-    The model has an ``entropy_bottleneck`` (one density per latent channel) and a decoder ``g_phi``
-    to the teacher's split features; the latent is ``z = y + U(-1/2, 1/2)`` in training (eq. 14) and
-    rounded around the prior's medians at inference, as CompressAI does. Subclasses implement
-    :meth:`encode` and :meth:`encoder_parameters`; ``config.latent_shape`` is one image's ``(C, h, w)``.
+    The model has an ``entropy_bottleneck`` (one density per latent channel) and a decoder
+    ``g_phi`` to the teacher's split features; the latent is ``z = y + U(-1/2, 1/2)`` in training
+    (eq. 14) and rounded around the prior's medians at inference, as CompressAI does. Subclasses
+    implement :meth:`encode` and :meth:`encoder_parameters`; ``config.latent_shape`` is one image's
+    ``(C, h, w)``.
     """
 
     entropy_bottleneck: EntropyBottleneck
@@ -220,8 +233,13 @@ class FactorizedLatentModel(LearnedModel):
         """Enforce the model's constraints after an optimiser step (none by default)."""
 
     def prior_parameters(self, aux: bool) -> list[nn.Parameter]:
-        """Prior parameters: the quantiles (``aux=True``, trained by ``aux_loss``) or the densities."""
-        return [p for n, p in self.entropy_bottleneck.named_parameters() if n.endswith("quantiles") == aux]
+        """Prior parameters: the quantiles (``aux=True``, trained by ``aux_loss``) or the
+        densities."""
+        return [
+            p
+            for n, p in self.entropy_bottleneck.named_parameters()
+            if n.endswith("quantiles") == aux
+        ]
 
 
 def rate_bits(likelihoods: torch.Tensor) -> torch.Tensor:
@@ -253,7 +271,10 @@ def model_class(kind: str) -> type[LearnedModel]:
     if kind not in _REGISTRY and kind in BUILTIN_MODELS:
         importlib.import_module(BUILTIN_MODELS[kind])
     if kind not in _REGISTRY:
-        raise ValueError(f"unknown learned model {kind!r}; known: {', '.join(sorted(set(BUILTIN_MODELS) | set(_REGISTRY)))}")
+        raise ValueError(
+            f"unknown learned model {kind!r}; known: "
+            f"{', '.join(sorted(set(BUILTIN_MODELS) | set(_REGISTRY)))}"
+        )
     return _REGISTRY[kind]
 
 
@@ -271,13 +292,20 @@ def build_learned(kind: str, config: Any) -> LearnedModel:
 
 
 # -- checkpoints --------------------------------------------------------------------------------
-TRAIN_COMMANDS = {"hecsb": "python -m hecsb_ros.cli.train_hecsb",
-                  "hecsb_light": "python -m hecsb_ros.cli.train_hecsb --head light"}
+TRAIN_COMMANDS = {
+    "hecsb": "python -m hecsb_ros.cli.train_hecsb",
+    "hecsb_light": "python -m hecsb_ros.cli.train_hecsb --head light",
+}
 _RESERVED = ("format", "kind", "config", "teacher_model_id")
 
 
-def save_learned(path: Path | str, model: LearnedModel, teacher_model_id: str, facts: dict[str, Any] | None = None,
-                 tail: nn.Module | None = None) -> Path:
+def save_learned(
+    path: Path | str,
+    model: LearnedModel,
+    teacher_model_id: str,
+    facts: dict[str, Any] | None = None,
+    tail: nn.Module | None = None,
+) -> Path:
     """Write a trained model (after ``update()``): weights, CDF tables, config and facts.
 
     ``tail``: a fine-tuned copy of the teacher's tail to ship with it (keys ``tail.*``, metadata
@@ -285,14 +313,20 @@ def save_learned(path: Path | str, model: LearnedModel, teacher_model_id: str, f
     follows it, whatever ``facts`` say. Facts that are not strings are stored as JSON.
     """
     if not model.has_tables():
-        raise ValueError("call model.update() before saving: the checkpoint must carry the CDF tables")
+        raise ValueError(
+            "call model.update() before saving: the checkpoint must carry the CDF tables"
+        )
     facts = dict(facts or {})
     clash = [k for k in facts if k in _RESERVED]
     if clash:
         raise ValueError(f"facts may not use the reserved keys {clash}")
-    meta = {"format": model.checkpoint_format, "config": json.dumps(model.config_dict(), sort_keys=True),
-            "teacher_model_id": teacher_model_id}
-    if model.checkpoint_format == BASELINE_FORMAT or model.kind != "hecsb":  # a HECS-B file without it: hecsb
+    meta = {
+        "format": model.checkpoint_format,
+        "config": json.dumps(model.config_dict(), sort_keys=True),
+        "teacher_model_id": teacher_model_id,
+    }
+    # a HECS-B file without it: hecsb
+    if model.checkpoint_format == BASELINE_FORMAT or model.kind != "hecsb":
         meta["kind"] = model.kind
     meta.update({str(k): metadata_value(v) for k, v in facts.items() if k != "tail"})
     state = dict(model.state_dict())
@@ -302,26 +336,44 @@ def save_learned(path: Path | str, model: LearnedModel, teacher_model_id: str, f
     return write_tensors(path, state, meta)
 
 
-def read_learned(path: Path | str, kind: str | None = None, device: str = "cpu"
-                 ) -> tuple[LearnedModel, dict[str, str], dict[str, torch.Tensor]]:
-    """Read a learned checkpoint (no unpickling): (model in eval mode, metadata, fine-tuned tail state).
+def read_learned(
+    path: Path | str, kind: str | None = None, device: str = "cpu"
+) -> tuple[LearnedModel, dict[str, str], dict[str, torch.Tensor]]:
+    """Read a learned checkpoint (no unpickling): (model in eval mode, metadata, fine-tuned tail
+    state).
 
     The tail state is empty when the checkpoint runs the teacher's own tail. ``kind``: refuse any
-    other kind of model (a subclass of ``kind``'s model is that kind too: a ``hecsb_light`` checkpoint
-    loads as ``hecsb``, not the other way round).
+    other kind of model (a subclass of ``kind``'s model is that kind too: a ``hecsb_light``
+    checkpoint loads as ``hecsb``, not the other way round).
     """
     path = Path(path)
     if not path.exists():
-        command = TRAIN_COMMANDS.get(kind or "", f"python -m hecsb_ros.cli.train_baselines {kind or '<kind>'}")
-        raise FileNotFoundError(f"{kind or 'learned'} checkpoint {path} not found; train one with '{command}'")
+        command = TRAIN_COMMANDS.get(
+            kind or "", f"python -m hecsb_ros.cli.train_baselines {kind or '<kind>'}"
+        )
+        raise FileNotFoundError(
+            f"{kind or 'learned'} checkpoint {path} not found; train one with '{command}'"
+        )
     state, meta = read_tensors(path)
-    found = meta.get("kind", "hecsb") if meta.get("format") == HECSB_FORMAT else meta.get("kind") if meta.get(
-        "format") == BASELINE_FORMAT else None
+    found = (
+        meta.get("kind", "hecsb")
+        if meta.get("format") == HECSB_FORMAT
+        else meta.get("kind")
+        if meta.get("format") == BASELINE_FORMAT
+        else None
+    )
     if found is not None and found not in list_models():
         found = None
-    if found is None or (kind is not None and found != kind and not issubclass(model_class(found), model_class(kind))):
-        raise ValueError(f"{path}: not a {kind or 'learned'} checkpoint (format {meta.get('format')!r}, "
-                         f"kind {meta.get('kind')!r})")
+    if found is None or (
+        kind is not None
+        and found != kind
+        and not issubclass(model_class(found), model_class(kind))
+    ):
+        raise ValueError(
+            f"{path}: not a {kind or 'learned'} checkpoint (format "
+            f"{meta.get('format')!r}, "
+            f"kind {meta.get('kind')!r})"
+        )
     model = build_learned(found, json.loads(meta["config"]))
     state, tail = split_tail_state(state)
     model.load_state_dict(state)

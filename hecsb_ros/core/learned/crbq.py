@@ -20,6 +20,7 @@ Trained by head distillation only (:func:`hecsb_ros.core.training.recipes.head_d
 ``1/2 ||h - g(Q(f(x)))||^2`` per feature element, the quantiser passed straight through (the
 distortion term of eq. 14 without a rate term).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,8 @@ HEADER = struct.Struct("<ff")
 
 @dataclass(frozen=True)
 class CrbqConfig:
-    """Input ``(C_in, (H, W))``, split features ``(T, (h, w))`` and bottleneck channels ``channels``.
+    """Input ``(C_in, (H, W))``, split features ``(T, (h, w))`` and bottleneck channels
+    ``channels``.
 
     ``widths``: the encoder's stride-2 convolutions (two at the Fashion-MNIST split; one more per
     halving where the split features are coarser, as :func:`crbq_config_for` picks). ``stem``: ''
@@ -93,27 +95,49 @@ class CrbqConfig:
 
 def crbq_config_for(teacher: Classifier, channels: int, stem: bool = False) -> CrbqConfig:
     """CR+BQ config matching ``teacher``'s input and split features (widths 32, ..., 32, 16; with
-    ``stem``, the teacher's own layers to the split and no further convolutions before ``conv 3x3 (C)``)."""
+    ``stem``, the teacher's own layers to the split and no further convolutions before ``conv 3x3
+    (C)``)."""
     spec = teacher.spec
     feature_channels, feature_size = teacher.split_features()
     depth = encoder_depth(spec.input_size, feature_size)
     if stem:
-        return CrbqConfig(spec.in_channels, spec.input_size, feature_channels, feature_size, channels, widths=(),
-                          stem=spec.backbone, stem_stride=1 << depth)
-    return CrbqConfig(spec.in_channels, spec.input_size, feature_channels, feature_size, channels,
-                      widths=(32,) * (depth - 1) + (16,))
+        return CrbqConfig(
+            spec.in_channels,
+            spec.input_size,
+            feature_channels,
+            feature_size,
+            channels,
+            widths=(),
+            stem=spec.backbone,
+            stem_stride=1 << depth,
+        )
+    return CrbqConfig(
+        spec.in_channels,
+        spec.input_size,
+        feature_channels,
+        feature_size,
+        channels,
+        widths=(32,) * (depth - 1) + (16,),
+    )
 
 
 def _cbr(cin: int, cout: int, k: int, s: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, k, s, k // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 def quantize_8bit(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-tensor affine 8-bit quantisation of ``y`` ``(N, ...)``: (q uint8, lo ``(N,)``, hi ``(N,)``)."""
+    """Per-tensor affine 8-bit quantisation of ``y`` ``(N, ...)``: (q uint8, lo ``(N,)``, hi
+    ``(N,)``)."""
     flat = y.detach().flatten(1)
     lo, hi = flat.min(1).values, flat.max(1).values
     scale = torch.where(hi > lo, (hi - lo) / 255.0, torch.ones_like(hi))
-    q = torch.round((y.detach() - lo.view(-1, *[1] * (y.dim() - 1))) / scale.view(-1, *[1] * (y.dim() - 1)))
+    q = torch.round(
+        (y.detach() - lo.view(-1, *[1] * (y.dim() - 1))) / scale.view(-1, *[1] * (y.dim() - 1))
+    )
     return q.clamp_(0, 255).to(torch.uint8), lo, hi
 
 
@@ -150,7 +174,11 @@ class CrbqBottleneck(StemFirst, LearnedModel):
         layers: list[nn.Module] = _cbr(config.channels, width, 3, 1)
         for _ in range(config.upsampling):
             out = max(width // 2, 8)
-            layers += [nn.ConvTranspose2d(width, out, 4, 2, 1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            layers += [
+                nn.ConvTranspose2d(width, out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
             width = out
         layers.append(nn.Conv2d(width, t, 3, 1, 1))
         self.decoder = nn.Sequential(*layers)
@@ -159,10 +187,10 @@ class CrbqBottleneck(StemFirst, LearnedModel):
         """Image ``(N, C_in, H, W)`` -> latent ``(N, C, h, w)`` before quantisation."""
         return self.encoder(x)
 
-
     def forward(self, x: torch.Tensor, after_stem: bool = False) -> torch.Tensor:
-        """Split features ``(N, T, h, w)`` through the quantised latent (straight-through in training);
-        ``after_stem``: ``x`` is the stem's output (the teacher's split features), not the image."""
+        """Split features ``(N, T, h, w)`` through the quantised latent (straight-through in
+        training); ``after_stem``: ``x`` is the stem's output (the teacher's split features), not
+        the image."""
         y = self.encode_after_stem(x) if after_stem else self.encode(x)
         y_hat = dequantize_8bit(*quantize_8bit(y))
         return self.decoder(y + (y_hat - y).detach())
@@ -183,20 +211,26 @@ def pack(q: torch.Tensor, lo: float, hi: float) -> bytes:
 
 
 def unpack(data: bytes, config: CrbqConfig) -> torch.Tensor:
-    """Payload -> dequantised latent ``(C, h, w)``; PayloadError unless it is exactly well formed."""
+    """Payload -> dequantised latent ``(C, h, w)``; PayloadError unless it is exactly well
+    formed."""
     need = config.payload_bytes
     if len(data) != need:
-        raise PayloadError("truncated" if len(data) < need else "decode_error",
-                           f"crbq payload has {len(data)} B, the latent needs exactly {need} B")
+        raise PayloadError(
+            "truncated" if len(data) < need else "decode_error",
+            f"crbq payload has {len(data)} B, the latent needs exactly {need} B",
+        )
     lo, hi = HEADER.unpack_from(data)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
         raise PayloadError("decode_error", f"bad quantisation bounds ({lo!r}, {hi!r})")
-    q = torch.frombuffer(bytearray(data[HEADER.size:]), dtype=torch.uint8).view(config.latent_shape)
+    q = torch.frombuffer(bytearray(data[HEADER.size :]), dtype=torch.uint8).view(
+        config.latent_shape
+    )
     return dequantize_8bit(q[None], torch.tensor([lo]), torch.tensor([hi]))[0]
 
 
 class ByteQuantCoder:
-    """CR+BQ's "entropy coding": 8-bit quantisation of one latent ``(C, h, w)``, packed (:func:`pack`)."""
+    """CR+BQ's "entropy coding": 8-bit quantisation of one latent ``(C, h, w)``, packed
+    (:func:`pack`)."""
 
     def __init__(self, config: CrbqConfig) -> None:
         self.config = config

@@ -6,6 +6,7 @@ layer at batch 1 on one CPU thread). A deployed split never trains, so :func:`fr
 replaces every GDN in a model by :class:`FrozenGDN`, which holds the two tensors and computes the
 same ``x * rsqrt(beta + conv1x1(x^2, gamma))`` (``sqrt`` for IGDN).
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,7 +33,8 @@ class FrozenGDN(nn.Module):
 
 
 def freeze_gdn_(model: nn.Module) -> int:
-    """Replace every GDN / IGDN inside ``model`` by a :class:`FrozenGDN` (in place); returns how many.
+    """Replace every GDN / IGDN inside ``model`` by a :class:`FrozenGDN` (in place); returns how
+    many.
 
     Only for a model that will not be trained or saved again (its state dict changes).
     """

@@ -16,6 +16,7 @@ tables are chosen from scales that a floating-point network computes from ``z``,
 must compute bit-identical scales (same checkpoint and, in practice, the same CPU kernels); a
 mismatch is usually detected by the decoder's re-encoding check and raises ``PayloadError``.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,8 @@ KINDS = ("factorized", "hyperprior")
 
 @dataclass(frozen=True)
 class NeuralConfig:
-    """Model ``kind`` ('factorized' or 'hyperprior'), channels ``N`` and ``M``, image ``(C, (H, W))``."""
+    """Model ``kind`` ('factorized' or 'hyperprior'), channels ``N`` and ``M``, image ``(C, (H,
+    W))``."""
 
     kind: str
     N: int = 32
@@ -50,7 +52,8 @@ class NeuralConfig:
 
     @property
     def padded_size(self) -> tuple[int, int]:
-        """Input padded up to a multiple of 32 (8 for ``g_a``, 4 more for the hyperprior's ``h_a``)."""
+        """Input padded up to a multiple of 32 (8 for ``g_a``, 4 more for the hyperprior's
+        ``h_a``)."""
         return tuple(-(-s // 32) * 32 for s in self.input_size)  # type: ignore[return-value]
 
     @property
@@ -74,7 +77,9 @@ def _analysis(cin: int, n: int, m: int) -> nn.Sequential:
 
 
 def _synthesis(m: int, n: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True), deconv(n, cout))
+    return nn.Sequential(
+        deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True), deconv(n, cout)
+    )
 
 
 class _NeuralInputModel(LearnedModel):
@@ -124,10 +129,13 @@ class SmallFactorizedPrior(_NeuralInputModel, FactorizedPrior):
 
 @register_model
 class SmallMeanScaleHyperprior(_NeuralInputModel, MeanScaleHyperprior):
-    """CompressAI's mean-scale hyperprior with ``in_channels`` and three analysis/synthesis stages."""
+    """CompressAI's mean-scale hyperprior with ``in_channels`` and three analysis/synthesis
+    stages."""
 
     kind = "hyperprior"
-    description = "Neural input compression, mean-scale hyperprior (CompressAI); quality = rate level"
+    description = (
+        "Neural input compression, mean-scale hyperprior (CompressAI); quality = rate level"
+    )
 
     def __init__(self, N: int, M: int, in_channels: int = 1) -> None:
         super().__init__(N, M)
@@ -158,14 +166,17 @@ def crop(x: torch.Tensor, config: NeuralConfig) -> torch.Tensor:
     """Inverse of :func:`pad`."""
     (h, w), (ph, pw) = config.input_size, config.padded_size
     top, left = (ph - h) // 2, (pw - w) // 2
-    return x[..., top:top + h, left:left + w]
+    return x[..., top : top + h, left : left + w]
 
 
 def table_indexes(gc: nn.Module, scales: torch.Tensor) -> torch.Tensor:
-    """``GaussianConditional.build_indexes`` vectorised (same result): for each scale, the number of
-    scale-table entries, all but the last, below the lower-bounded scale. int32, shaped like ``scales``."""
+    """``GaussianConditional.build_indexes`` vectorised (same result): for each scale, the number
+    of scale-table entries, all but the last, below the lower-bounded scale. int32, shaped like
+    ``scales``."""
     table = gc.scale_table[:-1].contiguous()
-    return torch.searchsorted(table, gc.lower_bound_scale(scales).contiguous(), right=False).to(torch.int32)
+    return torch.searchsorted(table, gc.lower_bound_scale(scales).contiguous(), right=False).to(
+        torch.int32
+    )
 
 
 class HyperpriorCoder:
@@ -183,7 +194,8 @@ class HyperpriorCoder:
         self.y_coder = TableCoder.of(model.gaussian_conditional)
 
     def _gauss(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hyper-latent ``(1, N, h, w)`` -> table indexes and means of ``y`` (both ``(M, H, W)``)."""
+        """Hyper-latent ``(1, N, h, w)`` -> table indexes and means of ``y`` (both ``(M, H,
+        W)``)."""
         scales, means = self.model.h_s(z_hat).chunk(2, 1)
         return table_indexes(self.model.gaussian_conditional, scales)[0], means[0]
 
@@ -194,7 +206,9 @@ class HyperpriorCoder:
         return frame_two(z_bytes, self.y_coder.encode(ys, idx))
 
     def decode(self, data: bytes) -> torch.Tensor:
-        z_bytes, y_bytes = unframe_two(data, self.z_coder.max_payload_bytes(), TableCoder.max_bytes(self.y_count))
+        z_bytes, y_bytes = unframe_two(
+            data, self.z_coder.max_payload_bytes(), TableCoder.max_bytes(self.y_count)
+        )
         idx, means = self._gauss(self.z_coder.decode(z_bytes)[None])
         return self.y_coder.decode(y_bytes, idx).to(torch.float32) + means
 

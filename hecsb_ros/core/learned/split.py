@@ -13,6 +13,7 @@ One class for every learned codec (HECS-B, SVB, CR+BQ, the neural input codecs):
 ``model_id`` is the checkpoint's content hash; a bottleneck checkpoint names the teacher it was
 trained for (``teacher_model_id``) and refuses any other.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,10 +56,15 @@ class Split:
     metadata: dict[str, str]
 
     @classmethod
-    def load(cls, path: Path | str, teacher: Classifier | str | Path | None = None, device: str = "cpu",
-             kind: str | None = None) -> "Split":
-        """Load checkpoint ``path`` (of ``kind``, when given) with ``teacher`` (a loaded classifier or a
-        ``teacher`` setting; default: the shipped one). The file is read once."""
+    def load(
+        cls,
+        path: Path | str,
+        teacher: Classifier | str | Path | None = None,
+        device: str = "cpu",
+        kind: str | None = None,
+    ) -> "Split":
+        """Load checkpoint ``path`` (of ``kind``, when given) with ``teacher`` (a loaded classifier
+        or a ``teacher`` setting; default: the shipped one). The file is read once."""
         path = Path(path)
         model, meta, tail_state = read_learned(path, kind, device)
         freeze_gdn_(model)  # deployed, never trained: GDN's parameters computed once
@@ -71,9 +77,15 @@ class Split:
             tail = build_tail(teacher.model.tail, tail_state).to(device)
         else:
             spec, config = teacher.spec, model.config
-            if (spec.in_channels, tuple(spec.input_size)) != (config.in_channels, tuple(config.input_size)):
-                raise ValueError(f"{path} codes {config.in_channels}x{tuple(config.input_size)} images, the "
-                                 f"teacher takes {spec.in_channels}x{tuple(spec.input_size)}")
+            if (spec.in_channels, tuple(spec.input_size)) != (
+                config.in_channels,
+                tuple(config.input_size),
+            ):
+                raise ValueError(
+                    f"{path} codes {config.in_channels}x{tuple(config.input_size)} "
+                    "images, the "
+                    f"teacher takes {spec.in_channels}x{tuple(spec.input_size)}"
+                )
             tail = _NormalizedTeacher(teacher).to(device).eval()
         return cls(model, teacher, model.make_coder(), tail, model_id_of(path), path, meta)
 
@@ -114,7 +126,8 @@ class Split:
 
     @torch.inference_mode()
     def classify(self, h: torch.Tensor) -> torch.Tensor:
-        """The tail (or the whole teacher behind an input codec): ``(N, ...)`` -> logits ``(N, K)``."""
+        """The tail (or the whole teacher behind an input codec): ``(N, ...)`` -> logits ``(N,
+        K)``."""
         return self.tail(h)
 
     @torch.inference_mode()
@@ -128,6 +141,7 @@ class Split:
 
     @torch.inference_mode()
     def logits_rounded(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, K)`` through the latent the server would decode, without the coder (equal to coding)."""
+        """Logits ``(N, K)`` through the latent the server would decode, without the coder (equal
+        to coding)."""
         z = torch.stack([self.coder.quantize(y) for y in self.latent(x)])
         return self.classify(self.features(z))

@@ -1,4 +1,5 @@
-"""SVB, the Shallow Variational Bottleneck (Matsubara et al.'s Entropic Student; Furutanpey et al.).
+"""SVB, the Shallow Variational Bottleneck (Matsubara et al.'s Entropic Student; Furutanpey et
+al.).
 
 Replaces the teacher's head, like HECS-B, at the same split point:
 
@@ -21,6 +22,7 @@ Training is the seed paper's two-stage procedure with the same
 :class:`~hecsb_ros.core.training.distill.Distiller` as HECS-B (eq. 14, then eq. 10-12): both are
 :class:`~hecsb_ros.core.learned.base.FactorizedLatentModel` models.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,14 +38,15 @@ from hecsb_ros.core.learned.base import FactorizedLatentModel, config_from_dict,
 from hecsb_ros.core.learned.stem import StemFirst, check_stem_stride, stem_free_dict, teacher_stem
 from hecsb_ros.core.teachers.classifier import Classifier
 
+
 @dataclass(frozen=True)
 class SvbConfig:
     """Architecture of an SVB: input ``(C, (H, W))``, split features ``(T, (h, w))``, widths.
 
     ``latent_channels`` is the Entropic Student's N (encoder widths 4N, 2N, N); ``downsampling`` is
     the number of stride-2 convolutions (2 as in the Entropic Student; 3 at a ResNet-50 split
-    before ``layer3``, whose features are 1/8 of the input: the extra ones are 4N wide). ``stem``: ''
-    or a teacher family whose first layers, to ``stem_stride``, come before them.
+    before ``layer3``, whose features are 1/8 of the input: the extra ones are 4N wide). ``stem``:
+    '' or a teacher family whose first layers, to ``stem_stride``, come before them.
     """
 
     in_channels: int
@@ -58,7 +61,9 @@ class SvbConfig:
 
     def __post_init__(self) -> None:
         if self.downsampling < (0 if self.stem else 1):
-            raise ValueError(f"downsampling must be at least 1 without a stem, not {self.downsampling}")
+            raise ValueError(
+                f"downsampling must be at least 1 without a stem, not {self.downsampling}"
+            )
         if self.stem:
             check_stem_stride(self.stem_stride)
         self.upsampling  # validates the input and feature sizes
@@ -88,6 +93,7 @@ class SvbConfig:
     def from_dict(cls, d: dict) -> "SvbConfig":
         return config_from_dict(cls, d)
 
+
 @register_model
 class SvbBottleneck(StemFirst, FactorizedLatentModel):
     """Encoder ``g_a`` (with GDN), factorized prior and decoder ``g_phi`` (with IGDN).
@@ -98,7 +104,9 @@ class SvbBottleneck(StemFirst, FactorizedLatentModel):
 
     kind = "svb"
     encoder_attr = "g_a"
-    description = "Shallow Variational Bottleneck (GDN encoder, factorized prior); quality = rate level"
+    description = (
+        "Shallow Variational Bottleneck (GDN encoder, factorized prior); quality = rate level"
+    )
     rate_setting = "beta"
     config_type = SvbConfig
 
@@ -124,7 +132,10 @@ class SvbBottleneck(StemFirst, FactorizedLatentModel):
         width = 2 * t
         layers: list[nn.Module] = [nn.Conv2d(n, width, 3, 1, 1), GDN(width, inverse=True)]
         for _ in range(config.upsampling):
-            layers += [nn.ConvTranspose2d(width, max(width // 2, 8), 4, 2, 1), GDN(max(width // 2, 8), inverse=True)]
+            layers += [
+                nn.ConvTranspose2d(width, max(width // 2, 8), 4, 2, 1),
+                GDN(max(width // 2, 8), inverse=True),
+            ]
             width = max(width // 2, 8)
         layers.append(nn.Conv2d(width, t, 3, 1, 1))
         self.g_phi = nn.Sequential(*layers)
@@ -141,13 +152,30 @@ class SvbBottleneck(StemFirst, FactorizedLatentModel):
         return bool(self.config.stem) and self.config.downsampling == 0
 
 
-def svb_config_for(teacher: Classifier, latent_channels: int = 12, stem: bool = False) -> SvbConfig:
-    """SVB config matching ``teacher``'s input and split features; ``stem``: ``g_a`` starts with the
-    teacher's own layers to the split (its family must have a stem)."""
+def svb_config_for(
+    teacher: Classifier, latent_channels: int = 12, stem: bool = False
+) -> SvbConfig:
+    """SVB config matching ``teacher``'s input and split features; ``stem``: ``g_a`` starts with
+    the teacher's own layers to the split (its family must have a stem)."""
     spec = teacher.spec
     channels, feature_size = teacher.split_features()
     depth = encoder_depth(spec.input_size, feature_size)
     if stem:
-        return SvbConfig(spec.in_channels, spec.input_size, channels, feature_size, latent_channels,
-                         downsampling=0, stem=spec.backbone, stem_stride=1 << depth)
-    return SvbConfig(spec.in_channels, spec.input_size, channels, feature_size, latent_channels, downsampling=depth)
+        return SvbConfig(
+            spec.in_channels,
+            spec.input_size,
+            channels,
+            feature_size,
+            latent_channels,
+            downsampling=0,
+            stem=spec.backbone,
+            stem_stride=1 << depth,
+        )
+    return SvbConfig(
+        spec.in_channels,
+        spec.input_size,
+        channels,
+        feature_size,
+        latent_channels,
+        downsampling=depth,
+    )

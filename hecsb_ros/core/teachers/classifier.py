@@ -1,10 +1,11 @@
 """A loaded teacher (:class:`Classifier`) and the classifier checkpoint format.
 
 A classifier checkpoint (safetensors, :mod:`hecsb_ros.core.store`) carries ``format`` =
-:data:`CLASSIFIER_FORMAT`, ``spec`` (the :class:`ClassifierSpec` as JSON; its ``backbone`` names the
-teacher family in the registry), ``arch`` (keyword arguments of the family's model builder as JSON)
-and any training facts the writer adds (accuracy, seed, epochs, command).
+:data:`CLASSIFIER_FORMAT`, ``spec`` (the :class:`ClassifierSpec` as JSON; its ``backbone`` names
+the teacher family in the registry), ``arch`` (keyword arguments of the family's model builder as
+JSON) and any training facts the writer adds (accuracy, seed, epochs, command).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,8 @@ class Classifier:
     tag: str = ""
 
     def split_features(self) -> tuple[int, tuple[int, int]]:
-        """Channels and ``(h, w)`` of the features at the split (the head's output for one image)."""
+        """Channels and ``(h, w)`` of the features at the split (the head's output for one
+        image)."""
         spec = self.spec
         device = next(self.model.parameters()).device
         with torch.no_grad():
@@ -50,9 +52,13 @@ def check_teacher(path: Path | str, trained_for: str, teacher: Classifier) -> No
     """ValueError unless ``teacher`` is the classifier (model id ``trained_for``) that the split
     checkpoint ``path`` was trained with; the message says which setting picks the teacher."""
     if teacher.model_id != trained_for:
-        raise ValueError(f"{path} was trained for teacher {trained_for}, but teacher {teacher.path} has model id "
-                         f"{teacher.model_id}; pass the classifier it was trained with as the codec's teacher "
-                         "(ROS parameter 'teacher', --teacher)")
+        raise ValueError(
+            f"{path} was trained for teacher {trained_for}, but teacher "
+            f"{teacher.path} has model id "
+            f"{teacher.model_id}; pass the classifier it was trained with as the "
+            "codec's teacher "
+            "(ROS parameter 'teacher', --teacher)"
+        )
 
 
 @dataclass(frozen=True)
@@ -65,14 +71,23 @@ class CheckpointData:
     metadata: dict[str, str]
 
 
-def save_checkpoint(path: Path | str, state_dict: dict[str, torch.Tensor], spec: ClassifierSpec,
-                    extra_metadata: dict[str, str] | None = None, arch: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: Path | str,
+    state_dict: dict[str, torch.Tensor],
+    spec: ClassifierSpec,
+    extra_metadata: dict[str, str] | None = None,
+    arch: dict[str, Any] | None = None,
+) -> Path:
     """Save a classifier: weights, its spec and architecture arguments, and training facts."""
     extra = dict(extra_metadata or {})
     clash = [k for k in extra if k in _RESERVED]
     if clash:
         raise ValueError(f"extra_metadata may not use reserved keys {clash}")
-    meta = {"format": CLASSIFIER_FORMAT, "spec": spec.to_json(), "arch": json.dumps(arch or {}, sort_keys=True)}
+    meta = {
+        "format": CLASSIFIER_FORMAT,
+        "spec": spec.to_json(),
+        "arch": json.dumps(arch or {}, sort_keys=True),
+    }
     meta.update({str(k): str(v) for k, v in extra.items()})
     return write_tensors(path, state_dict, meta)
 

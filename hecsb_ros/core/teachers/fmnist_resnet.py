@@ -1,9 +1,11 @@
-"""The Fashion-MNIST teacher: a small ResNet for 1x28x28 images, split before its third residual stage.
+"""The Fashion-MNIST teacher: a small ResNet for 1x28x28 images, split before its third residual
+stage.
 
 Its weights are the shipped checkpoint ``hecsb_ros/checkpoints/teacher_fmnist.safetensors``
 (``python -m hecsb_ros.cli.train_teacher`` trains one); bottlenecks trained for it are named
 ``{kind}_fmnist_r{LEVEL}``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +31,9 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -38,7 +42,9 @@ class BasicBlock(nn.Module):
 
 
 def _stage(cin: int, cout: int, blocks: int, stride: int) -> nn.Sequential:
-    layers = [BasicBlock(cin, cout, stride)] + [BasicBlock(cout, cout, 1) for _ in range(blocks - 1)]
+    layers = [BasicBlock(cin, cout, stride)] + [
+        BasicBlock(cout, cout, 1) for _ in range(blocks - 1)
+    ]
     return nn.Sequential(*layers)
 
 
@@ -49,15 +55,27 @@ class FmnistResNet(nn.Module):
     ``tail`` = stage 3, pool, fc: ``(N, widths[1], 14, 14)`` -> ``(N, num_classes)``.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1,
-                 widths: tuple[int, int, int] = (16, 32, 64), blocks: tuple[int, int, int] = (1, 1, 1)) -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        widths: tuple[int, int, int] = (16, 32, 64),
+        blocks: tuple[int, int, int] = (1, 1, 1),
+    ) -> None:
         super().__init__()
         w1, w2, w3 = widths
-        stem = nn.Sequential(nn.Conv2d(in_channels, w1, 3, 1, 1, bias=False), nn.BatchNorm2d(w1),
-                             nn.ReLU(inplace=True))
+        stem = nn.Sequential(
+            nn.Conv2d(in_channels, w1, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(w1),
+            nn.ReLU(inplace=True),
+        )
         self.head = nn.Sequential(stem, _stage(w1, w1, blocks[0], 1), _stage(w1, w2, blocks[1], 2))
-        self.tail = nn.Sequential(_stage(w2, w3, blocks[2], 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
-                                  nn.Linear(w3, num_classes))
+        self.tail = nn.Sequential(
+            _stage(w2, w3, blocks[2], 2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(1),
+            nn.Linear(w3, num_classes),
+        )
         self.split_channels = w2
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -75,7 +93,9 @@ def fmnist_spec() -> ClassifierSpec:
     """Spec of the Fashion-MNIST teacher (1x28x28, mean/std of the training images)."""
     from hecsb_ros.core.datasets import FASHION_MNIST_CLASSES
 
-    return ClassifierSpec("fmnist_resnet", FASHION_MNIST_CLASSES, (28, 28), 1, (0.2860,), (0.3530,))
+    return ClassifierSpec(
+        "fmnist_resnet", FASHION_MNIST_CLASSES, (28, 28), 1, (0.2860,), (0.3530,)
+    )
 
 
 def default_teacher_path() -> Path:
@@ -88,5 +108,10 @@ def _build(spec: ClassifierSpec, **arch: Any) -> FmnistResNet:
     return FmnistResNet(num_classes=spec.num_classes, in_channels=spec.in_channels, **kw)
 
 
-TEACHER = Teacher(name="fmnist_resnet", tag="fmnist", build=_build, default_weights=default_teacher_path,
-                  description="small ResNet for 28x28 grey images (the shipped Fashion-MNIST teacher)")
+TEACHER = Teacher(
+    name="fmnist_resnet",
+    tag="fmnist",
+    build=_build,
+    default_weights=default_teacher_path,
+    description="small ResNet for 28x28 grey images (the shipped Fashion-MNIST teacher)",
+)

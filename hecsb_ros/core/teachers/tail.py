@@ -7,6 +7,7 @@ tail instead of the teacher's. A checkpoint without such keys uses the teacher's
 Either way the tail has the teacher's architecture, so the teacher (checked by its model id)
 still defines it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,15 +24,18 @@ def tail_state(tail: nn.Module) -> dict[str, torch.Tensor]:
     return {TAIL_PREFIX + k: v.detach().cpu().contiguous() for k, v in tail.state_dict().items()}
 
 
-def split_tail_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def split_tail_state(
+    state: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``state`` -> (entries without the prefix, the tail's own state with the prefix removed)."""
     rest = {k: v for k, v in state.items() if not k.startswith(TAIL_PREFIX)}
-    tail = {k[len(TAIL_PREFIX):]: v for k, v in state.items() if k.startswith(TAIL_PREFIX)}
+    tail = {k[len(TAIL_PREFIX) :]: v for k, v in state.items() if k.startswith(TAIL_PREFIX)}
     return rest, tail
 
 
 def build_tail(teacher_tail: nn.Module, state: dict[str, torch.Tensor] | None) -> nn.Module:
-    """The tail to run: ``teacher_tail`` itself when ``state`` is empty, else a copy holding ``state``.
+    """The tail to run: ``teacher_tail`` itself when ``state`` is empty, else a copy holding
+    ``state``.
 
     Raises ValueError when ``state`` does not fit the teacher's tail (another architecture).
     """
@@ -41,7 +45,9 @@ def build_tail(teacher_tail: nn.Module, state: dict[str, torch.Tensor] | None) -
     try:
         tail.load_state_dict(state)
     except RuntimeError as exc:
-        raise ValueError(f"the checkpoint's fine-tuned tail does not fit the teacher's tail: {exc}") from None
+        raise ValueError(
+            f"the checkpoint's fine-tuned tail does not fit the teacher's tail: {exc}"
+        ) from None
     for p in tail.parameters():
         p.requires_grad_(False)
     return tail.eval()

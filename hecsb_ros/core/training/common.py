@@ -1,4 +1,6 @@
-"""Training utilities shared by the teacher and the HECS-B trainers: seeds, batches, loops, eval."""
+"""Training utilities shared by the teacher and the HECS-B trainers: seeds, batches, loops,
+eval."""
+
 from __future__ import annotations
 
 import math
@@ -46,26 +48,31 @@ class Augment:
             ox = torch.randint(0, 2 * self.pad + 1, (n,), generator=gen)
             iy = (oy[:, None] + torch.arange(h))[:, :, None]  # (N, H, 1)
             ix = (ox[:, None] + torch.arange(w))[:, None, :]  # (N, 1, W)
-            x = padded.permute(0, 2, 3, 1)[torch.arange(n)[:, None, None], iy, ix].permute(0, 3, 1, 2)
+            x = padded.permute(0, 2, 3, 1)[torch.arange(n)[:, None, None], iy, ix].permute(
+                0, 3, 1, 2
+            )
         if self.hflip:
             flip = torch.rand(n, generator=gen) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         return x.contiguous()
 
 
-def batches(n: int, batch_size: int, gen: torch.Generator | None = None,
-            drop_last: bool = False) -> Iterator[torch.Tensor]:
+def batches(
+    n: int, batch_size: int, gen: torch.Generator | None = None, drop_last: bool = False
+) -> Iterator[torch.Tensor]:
     """Index batches over ``range(n)``: shuffled when ``gen`` is given, in order otherwise."""
     order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
     stop = n - (n % batch_size) if drop_last else n
     for i in range(0, stop, batch_size):
-        yield order[i:i + batch_size]
+        yield order[i : i + batch_size]
 
 
 @torch.inference_mode()
-def predict_logits(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                   batch_size: int = 500) -> torch.Tensor:
-    """Apply ``fn`` to ``x`` ``(N, ...)`` in batches; return the concatenated outputs ``(N, K)``."""
+def predict_logits(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 500
+) -> torch.Tensor:
+    """Apply ``fn`` to ``x`` ``(N, ...)`` in batches; return the concatenated outputs ``(N,
+    K)``."""
     return torch.cat([fn(x[idx]) for idx in batches(len(x), batch_size)])
 
 
@@ -81,9 +88,15 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return accuracy(predict_logits(model, x, batch_size), y)
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-            alpha: float, tau: float) -> torch.Tensor:
-    """``(1 - alpha) CE(P_S, y) + alpha tau^2 KL(P_T || P_S)`` with temperature ``tau`` (eq. 10-12)."""
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float,
+    tau: float,
+) -> torch.Tensor:
+    """``(1 - alpha) CE(P_S, y) + alpha tau^2 KL(P_T || P_S)`` with temperature ``tau`` (eq.
+    10-12)."""
     ce = nn.functional.cross_entropy(student_logits, labels)
     if alpha == 0.0:
         return ce
@@ -93,20 +106,37 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     return (1.0 - alpha) * ce + alpha * tau * tau * kl
 
 
-
-def mixed_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, y_a: torch.Tensor,
-                  y_b: torch.Tensor, lam: torch.Tensor, alpha: float, tau: float) -> torch.Tensor:
+def mixed_kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    y_a: torch.Tensor,
+    y_b: torch.Tensor,
+    lam: torch.Tensor,
+    alpha: float,
+    tau: float,
+) -> torch.Tensor:
     """:func:`kd_loss` on mixed images: the label term is ``lam CE(y_a) + (1 - lam) CE(y_b)`` per
     image."""
     ce = nn.functional.cross_entropy
-    label = (lam * ce(student_logits, y_a, reduction="none")
-             + (1 - lam) * ce(student_logits, y_b, reduction="none")).mean()
+    label = (
+        lam * ce(student_logits, y_a, reduction="none")
+        + (1 - lam) * ce(student_logits, y_b, reduction="none")
+    ).mean()
     return (1.0 - alpha) * label + alpha * (kd_loss(student_logits, teacher_logits, y_a, 1.0, tau))
 
-def train_classifier_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer,
-                           sched: torch.optim.lr_scheduler.LRScheduler | None, gen: torch.Generator,
-                           batch_size: int, augment: Augment | None = None, progress=None,
-                           label_smoothing: float = 0.0) -> float:
+
+def train_classifier_epoch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler | None,
+    gen: torch.Generator,
+    batch_size: int,
+    augment: Augment | None = None,
+    progress=None,
+    label_smoothing: float = 0.0,
+) -> float:
     """One epoch of cross-entropy training; returns the mean loss. ``progress`` is a tqdm bar."""
     model.train()
     total, count = 0.0, 0
@@ -137,7 +167,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but this torch build sees no CUDA GPU: use --device cpu")
+        raise ValueError(
+            f"device {name!r} asked for, but this torch build sees no CUDA GPU: use --device cpu"
+        )
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return device
@@ -149,11 +181,12 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def seconds_per_step(run_steps: Callable[[int], None], device: torch.device, warmup: int = 5,
-                     steps: int = 30) -> float:
-    """Measured time of one training step: CPU time of this process on a CPU (core-seconds, so that a
-    budget means the same on a loaded machine as on an idle one, and a niced run is not cut short by
-    others' work), wall time on a GPU.
+def seconds_per_step(
+    run_steps: Callable[[int], None], device: torch.device, warmup: int = 5, steps: int = 30
+) -> float:
+    """Measured time of one training step: CPU time of this process on a CPU (core-seconds, so that
+    a budget means the same on a loaded machine as on an idle one, and a niced run is not cut short
+    by others' work), wall time on a GPU.
 
     ``run_steps(n)`` must run ``n`` training steps on a throw-away copy of the model. A first call
     of ``warmup`` steps pays the one-time costs (kernel selection, allocator growth) and is not
@@ -169,7 +202,9 @@ def seconds_per_step(run_steps: Callable[[int], None], device: torch.device, war
     return max((clock() - start) / steps, 1e-6)
 
 
-def epochs_for_budget(budget_s: float, seconds_per_epoch: Sequence[float], shares: Sequence[float]) -> list[int]:
+def epochs_for_budget(
+    budget_s: float, seconds_per_epoch: Sequence[float], shares: Sequence[float]
+) -> list[int]:
     """Epochs per stage so that ``sum(epochs_i * seconds_per_epoch_i) <= budget_s``.
 
     ``shares`` are the relative numbers of epochs of the stages (e.g. the ``--stage1-epochs`` and
@@ -182,8 +217,13 @@ def epochs_for_budget(budget_s: float, seconds_per_epoch: Sequence[float], share
     return [max(1, int(s * scale)) if s > 0 else 0 for s in shares]
 
 
-def budget_schedule(budget_s: float, seconds_per_epoch: Sequence[float], shares: Sequence[int],
-                    full_steps: int, max_epoch_s: float | None = None) -> tuple[list[int], float]:
+def budget_schedule(
+    budget_s: float,
+    seconds_per_epoch: Sequence[float],
+    shares: Sequence[int],
+    full_steps: int,
+    max_epoch_s: float | None = None,
+) -> tuple[list[int], float]:
     """(epochs per stage, epoch fraction) of a run that fits ``budget_s`` seconds.
 
     The epochs of :func:`epochs_for_budget`; when even ``shares`` epochs (the configured ones,

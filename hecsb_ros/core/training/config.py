@@ -12,6 +12,7 @@ trained level's manifest records of them (``training_options``, ``data_options``
 - :class:`DataOptions`: the teacher and where the training, held-out and test images come from;
 - :class:`TrainingRun`: one training command, levels of one kind.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -81,8 +82,10 @@ class DistillConfig:
         if not 0.0 <= self.mixup <= 1.0:
             raise ValueError(f"mixup is the fraction of mixed batches in [0, 1], not {self.mixup}")
         if self.train_tail and self.freeze_encoder:
-            raise ValueError("train_tail fine-tunes the whole student; it cannot be combined with "
-                             "freeze_encoder")
+            raise ValueError(
+                "train_tail fine-tunes the whole student; it cannot be combined with "
+                "freeze_encoder"
+            )
         if self.tail_lr_scale <= 0:
             raise ValueError(f"tail_lr_scale must be positive, not {self.tail_lr_scale}")
 
@@ -112,8 +115,9 @@ class TrainingOptions:
 
 #: The :class:`DistillConfig` fields a :class:`DistilledOptions` sets (``beta`` is the level's
 #: value, ``epoch_fraction`` is chosen by the budget fit).
-DISTILL_FIELDS = tuple(f.name for f in dataclasses.fields(DistillConfig)
-                       if f.name not in ("beta", "epoch_fraction"))
+DISTILL_FIELDS = tuple(
+    f.name for f in dataclasses.fields(DistillConfig) if f.name not in ("beta", "epoch_fraction")
+)
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,9 @@ class DistilledOptions(TrainingOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.stage1_epochs < 0 or self.stage2_epochs < 0:
-            raise ValueError(f"epochs cannot be negative ({self.stage1_epochs}, "
-                             f"{self.stage2_epochs})")
+            raise ValueError(
+                f"epochs cannot be negative ({self.stage1_epochs}, {self.stage2_epochs})"
+            )
         if self.epoch_max_min is not None and not self.epoch_max_min > 0:
             raise ValueError(f"epoch_max_min must be positive minutes, not {self.epoch_max_min}")
         self.distill_config(1.0)  # its own checks (ema, mixup, train_tail, ...)
@@ -226,14 +231,19 @@ class RdOptions(EpochOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.patch is not None and self.patch % 64:
-            raise ValueError(f"patch must be a multiple of 64 (the hyperprior's stride), "
-                             f"not {self.patch}")
+            raise ValueError(
+                f"patch must be a multiple of 64 (the hyperprior's stride), not {self.patch}"
+            )
 
 
 # -- data and run ---------------------------------------------------------------------------------
 #: ``data[0]`` -> (fewest, most) entries of ``data`` (None: no limit)
 DATA_KINDS: dict[str, tuple[int, int | None]] = {
-    "fashion-mnist": (1, 1), "imagenet-folder": (2, 2), "photos": (2, None), "pool": (2, None)}
+    "fashion-mnist": (1, 1),
+    "imagenet-folder": (2, 2),
+    "photos": (2, None),
+    "pool": (2, None),
+}
 
 
 @dataclass(frozen=True)
@@ -263,16 +273,21 @@ class DataOptions:
         kind = self.data[0] if self.data else ""
         fewest, most = DATA_KINDS.get(kind, (0, 0))
         if not fewest or len(self.data) < fewest or (most is not None and len(self.data) > most):
-            raise ValueError("data must be 'fashion-mnist', 'imagenet-folder PATH', 'photos PATH "
-                             f"...' or 'pool PATH ...', not {' '.join(self.data)!r}")
+            raise ValueError(
+                "data must be 'fashion-mnist', 'imagenet-folder PATH', 'photos PATH "
+                f"...' or 'pool PATH ...', not {' '.join(self.data)!r}"
+            )
         if self.val_images < 0:
             raise ValueError(f"val_images cannot be negative ({self.val_images})")
         if kind == "imagenet-folder" and self.val_images:
-            raise ValueError("val_images is for fashion-mnist, photos and pool; an "
-                             "imagenet-folder run has val_folder")
+            raise ValueError(
+                "val_images is for fashion-mnist, photos and pool; an "
+                "imagenet-folder run has val_folder"
+            )
         if self.crops < 1 or self.video_every < 1:
-            raise ValueError(f"crops and video_every must be at least 1 ({self.crops}, "
-                             f"{self.video_every})")
+            raise ValueError(
+                f"crops and video_every must be at least 1 ({self.crops}, {self.video_every})"
+            )
 
     @property
     def kind(self) -> str:
@@ -314,10 +329,14 @@ class TrainingRun:
             _tuple(self, name)
         if not self.values:
             raise ValueError(f"{self.kind}: no rate values to train")
-        if self.levels is not None and (len(self.levels) != len(self.values)
-                                        or len(set(self.levels)) != len(self.levels)):
-            raise ValueError(f"levels {list(self.levels)}: need one distinct level per value "
-                             f"({len(self.values)})")
+        if self.levels is not None and (
+            len(self.levels) != len(self.values) or len(set(self.levels)) != len(self.levels)
+        ):
+            raise ValueError(
+                f"levels {list(self.levels)}: need one distinct level per value "
+                f"({len(self.values)})"
+            )
         if self.init is not None and len(self.init) != len(self.values):
-            raise ValueError(f"init needs one checkpoint per value ({len(self.values)}), "
-                             f"not {len(self.init)}")
+            raise ValueError(
+                f"init needs one checkpoint per value ({len(self.values)}), not {len(self.init)}"
+            )

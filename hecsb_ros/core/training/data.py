@@ -1,4 +1,6 @@
-"""Training data for the distillation tools: Fashion-MNIST in memory, or an ImageNet-style folder."""
+"""Training data for the distillation tools: Fashion-MNIST in memory, or an ImageNet-style
+folder."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,25 +26,36 @@ class TensorSource:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images and labels at ``idx``; augmented when ``gen`` is given and augmentation is set."""
+    def batch(
+        self, idx: torch.Tensor, gen: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and labels at ``idx``; augmented when ``gen`` is given and augmentation is
+        set."""
         xb = self.x[idx]
         if gen is not None and self.augment is not None:
             xb = self.augment(xb, gen)
         return xb, self.y[idx]
 
 
-def fashion_mnist_source(split: str, spec: ClassifierSpec, limit: int | None = None,
-                         augment: Augment | None = None, root: Path | None = None) -> TensorSource:
+def fashion_mnist_source(
+    split: str,
+    spec: ClassifierSpec,
+    limit: int | None = None,
+    augment: Augment | None = None,
+    root: Path | None = None,
+) -> TensorSource:
     """Fashion-MNIST ``split`` as a :class:`TensorSource` normalised for ``spec``."""
     from hecsb_ros.core.datasets import load_fashion_mnist
 
     data = load_fashion_mnist(split, root).subset(limit)
-    return TensorSource(images_to_tensor(data.images[..., None], spec), torch.from_numpy(data.labels), augment)
+    return TensorSource(
+        images_to_tensor(data.images[..., None], spec), torch.from_numpy(data.labels), augment
+    )
 
 
 class FolderSource:
-    """An ImageNet-style folder ``root/<class>/<image>``; labels are the sorted class folders' indices.
+    """An ImageNet-style folder ``root/<class>/<image>``; labels are the sorted class folders'
+    indices.
 
     A full ImageNet train or val folder (1,000 WordNet-id folders) thus gets the standard class
     indices of torchvision's ResNet-50. Images are decoded per batch: resized (shorter side
@@ -50,12 +63,21 @@ class FolderSource:
     horizontal flip replace the centre crop.
     """
 
-    def __init__(self, root: Path | str, spec: ClassifierSpec, limit: int | None = None,
-                 resize: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        spec: ClassifierSpec,
+        limit: int | None = None,
+        resize: int | None = None,
+    ) -> None:
         root = Path(root)
         classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        items = [(f, i) for i, c in enumerate(classes) for f in sorted((root / c).iterdir())
-                 if f.suffix.lower() in IMAGE_SUFFIXES]
+        items = [
+            (f, i)
+            for i, c in enumerate(classes)
+            for f in sorted((root / c).iterdir())
+            if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
         if not items:
             raise FileNotFoundError(f"no images in {root}: expected {root}/<class>/<image>.jpg")
         self.spec = spec
@@ -86,7 +108,7 @@ class FolderSource:
             top, left = (H - th) // 2, (W - tw) // 2
         else:
             top, left = int(rng.integers(0, H - th + 1)), int(rng.integers(0, W - tw + 1))
-        arr = arr[top:top + th, left:left + tw]
+        arr = arr[top : top + th, left : left + tw]
         if rng is not None and rng.random() < 0.5:
             arr = arr[:, ::-1]
         return arr
@@ -96,8 +118,14 @@ class FolderSource:
         """The images as a lazy ``(N, C, H, W)`` sequence (centre crops, decoded when indexed)."""
         return FolderImages(self)
 
-    def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = None if gen is None else np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    def batch(
+        self, idx: torch.Tensor, gen: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = (
+            None
+            if gen is None
+            else np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen)))
+        )
         arrays = np.stack([self._load(self.files[int(i)], rng) for i in idx])
         return images_to_tensor(arrays, self.spec), self.y[idx]
 
@@ -120,8 +148,9 @@ class FolderImages:
 
 
 class PixelSource:
-    """A source's images as pixels in [0, 1] ``(N, C, H, W)``, the classifier's normalisation undone
-    (what the input codecs compress); ``source[idx]`` reads one batch (folder images centre-cropped)."""
+    """A source's images as pixels in [0, 1] ``(N, C, H, W)``, the classifier's normalisation
+    undone (what the input codecs compress); ``source[idx]`` reads one batch (folder images
+    centre-cropped)."""
 
     def __init__(self, source: TensorSource | FolderSource, spec: ClassifierSpec) -> None:
         self.source = source

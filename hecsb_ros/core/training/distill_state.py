@@ -10,6 +10,7 @@
   only under the configuration it was written with, less what a budget fit chose
   (:data:`SCHEDULED`): its epochs and epoch fraction are the state's.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -32,9 +33,11 @@ def new_work() -> dict[str, float]:
 def work_facts(work: dict[str, float], teacher_top1: torch.Tensor | None = None) -> dict[str, Any]:
     """The training ledger's facts of a run: core-hours (process CPU time), samples seen, device
     minutes (GPU), and how many of the teacher's classes its top-1 named on the training views."""
-    facts: dict[str, Any] = {"core_hours": round(work["cpu_seconds"] / 3600, 3),
-                             "samples_seen": int(work["samples"]),
-                             "device_minutes": round(work.get("device_seconds", 0.0) / 60, 1)}
+    facts: dict[str, Any] = {
+        "core_hours": round(work["cpu_seconds"] / 3600, 3),
+        "samples_seen": int(work["samples"]),
+        "device_minutes": round(work.get("device_seconds", 0.0) / 60, 1),
+    }
     if teacher_top1 is not None and int(teacher_top1.sum()) > 0:
         facts["teacher_classes_seen"] = int((teacher_top1 > 0).sum())
     return facts
@@ -45,11 +48,18 @@ class WeightAverage:
     ``state()`` returns (integer buffers, the CDF tables, are left alone). ``values`` is what the
     resumable state stores."""
 
-    def __init__(self, state: Callable[[], dict[str, torch.Tensor]], decay: float,
-                 values: dict[str, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        state: Callable[[], dict[str, torch.Tensor]],
+        decay: float,
+        values: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         self.state, self.decay = state, decay
-        self.values = values if values is not None else {
-            k: v.detach().clone() for k, v in state().items() if v.is_floating_point()}
+        self.values = (
+            values
+            if values is not None
+            else {k: v.detach().clone() for k, v in state().items() if v.is_floating_point()}
+        )
 
     @torch.no_grad()
     def step(self) -> None:
@@ -64,16 +74,38 @@ class WeightAverage:
             state[k].copy_(avg)
 
 
-def save_state(path: Path, cfg: DistillConfig, epoch: int, model: dict, opt: dict, sched: dict,
-               aux: dict, gen: torch.Generator, history: list[dict[str, float]],
-               ema: dict[str, torch.Tensor] | None, work: dict[str, float],
-               teacher_top1: torch.Tensor, tail: dict | None = None) -> None:
+def save_state(
+    path: Path,
+    cfg: DistillConfig,
+    epoch: int,
+    model: dict,
+    opt: dict,
+    sched: dict,
+    aux: dict,
+    gen: torch.Generator,
+    history: list[dict[str, float]],
+    ema: dict[str, torch.Tensor] | None,
+    work: dict[str, float],
+    teacher_top1: torch.Tensor,
+    tail: dict | None = None,
+) -> None:
     """Write the state after ``epoch`` epochs (state dicts of the model, optimisers and scheduler,
     the random state, ...) to ``path`` atomically; ``tail``: a fine-tuned tail's state (the
     teacher's own tail is not saved)."""
-    state = {"model": model, "opt": opt, "sched": sched, "aux": aux, "gen": gen.get_state(),
-             "torch_rng": torch.get_rng_state(), "epoch": epoch, "config": asdict(cfg),
-             "history": history, "ema": ema, "work": dict(work), "teacher_top1": teacher_top1}
+    state = {
+        "model": model,
+        "opt": opt,
+        "sched": sched,
+        "aux": aux,
+        "gen": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "epoch": epoch,
+        "config": asdict(cfg),
+        "history": history,
+        "ema": ema,
+        "work": dict(work),
+        "teacher_top1": teacher_top1,
+    }
     if tail is not None:
         state["tail"] = tail
     tmp = path.with_name(path.name + ".tmp")

@@ -2,6 +2,7 @@
 decoded by the server half, the accuracy and payload sizes measured (:func:`measure_split`, the one
 implementation: training's manifests, ``hecsb select`` and ``hecsb evaluate`` all use it); and the
 quick held-out check (rounded latent, no coder) that levels and defaults are chosen by."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,39 +37,48 @@ class SplitMeasurement:
     def summary(self) -> dict[str, float]:
         """Accuracy, mean and p95 payload bytes and the prior's mean estimate of them in bytes
         (the manifest's ``test_accuracy``, ``mean_payload_bytes``, ...)."""
-        out = {"test_accuracy": self.accuracy, "mean_payload_bytes": float(self.sizes.mean()),
-               "p95_payload_bytes": float(np.percentile(self.sizes, 95))}
+        out = {
+            "test_accuracy": self.accuracy,
+            "mean_payload_bytes": float(self.sizes.mean()),
+            "p95_payload_bytes": float(np.percentile(self.sizes, 95)),
+        }
         if self.estimated_bits is not None:
             out["estimated_bytes_mean"] = float(torch.from_numpy(self.estimated_bits).mean()) / 8
         return out
 
 
 @torch.inference_mode()
-def measure_split(split: Split, x: Any, y: torch.Tensor, batch_size: int = 500,
-                  check_decoding: bool = False) -> SplitMeasurement:
+def measure_split(
+    split: Split, x: Any, y: torch.Tensor, batch_size: int = 500, check_decoding: bool = False
+) -> SplitMeasurement:
     """Every image through the edge half (latent, payload) and the server half (payload -> logits),
     one payload at a time as deployed. ``x`` may be a lazy folder view. ``check_decoding``: raise
     AssertionError unless every decoded latent equals the edge's rounded one."""
     correct, sizes, est_bits = [], [], []
     factorized = isinstance(split.model, FactorizedLatentModel)
     for i in range(0, len(x), batch_size):
-        latents = split.latent(x[i:i + batch_size])
+        latents = split.latent(x[i : i + batch_size])
         if factorized:
             est_bits.append(rate_bits(split.model.quantize(latents, "round")[1]))
         payloads = [split.payload(v) for v in latents]
-        if check_decoding and not all(torch.equal(split.coder.decode(p), split.coder.quantize(v))
-                                      for p, v in zip(payloads, latents)):
+        if check_decoding and not all(
+            torch.equal(split.coder.decode(p), split.coder.quantize(v))
+            for p, v in zip(payloads, latents)
+        ):
             raise AssertionError("decoded latents differ from the edge's rounded latents")
         logits = torch.stack([split.decode(p) for p in payloads])
-        correct.append((logits.argmax(1) == y[i:i + batch_size]).numpy())
+        correct.append((logits.argmax(1) == y[i : i + batch_size]).numpy())
         sizes += [len(p) for p in payloads]
-    return SplitMeasurement(np.concatenate(correct) if correct else np.zeros(0, dtype=bool),
-                            np.asarray(sizes, dtype=np.float64),
-                            torch.cat(est_bits).double().numpy() if est_bits else None)
+    return SplitMeasurement(
+        np.concatenate(correct) if correct else np.zeros(0, dtype=bool),
+        np.asarray(sizes, dtype=np.float64),
+        torch.cat(est_bits).double().numpy() if est_bits else None,
+    )
 
 
-def evaluate_split(split: Split, x: Any, y: torch.Tensor,
-                   batch_size: int = 500) -> dict[str, float]:
+def evaluate_split(
+    split: Split, x: Any, y: torch.Tensor, batch_size: int = 500
+) -> dict[str, float]:
     """Accuracy from the server half's decoding of every real payload, payload sizes, and (for a
     factorized-prior latent) the prior's estimate of them: :meth:`SplitMeasurement.summary` of
     :func:`measure_split`."""
@@ -78,13 +88,20 @@ def evaluate_split(split: Split, x: Any, y: torch.Tensor,
 def val_accuracy(path: Path, teacher: Classifier, val: Any) -> float:
     """Accuracy of checkpoint ``path`` on held-out training images (rounded latent, no coder)."""
     split = Split.load(path, teacher)
-    return accuracy(torch.cat([split.logits_rounded(val.x[i:i + 500]) for i in range(0, len(val), 500)]), val.y)
+    return accuracy(
+        torch.cat([split.logits_rounded(val.x[i : i + 500]) for i in range(0, len(val), 500)]),
+        val.y,
+    )
 
 
 @torch.inference_mode()
-def rounded_rate_and_logits(model: FactorizedLatentModel, teacher: Classifier, x: torch.Tensor,
-                            batch_size: int = 500, tail: torch.nn.Module | None = None
-                            ) -> tuple[torch.Tensor, torch.Tensor]:
+def rounded_rate_and_logits(
+    model: FactorizedLatentModel,
+    teacher: Classifier,
+    x: torch.Tensor,
+    batch_size: int = 500,
+    tail: torch.nn.Module | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Estimated bits per image ``(N,)`` of the rounded latent and the student logits ``(N, K)``,
     without the coder (a trained model before it is saved).
 

@@ -1,5 +1,6 @@
 """The training loop of a command: every rate level of a :class:`~hecsb_ros.core.training.config.
 TrainingRun`, one after the other, each by :func:`~hecsb_ros.core.training.recipes.train_level`."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -23,8 +24,10 @@ def train_levels(run: TrainingRun, log: Callable[[str], None] = print_flush) -> 
     """
     recipe = get_recipe(run.kind)
     if not isinstance(run.options, recipe.options):
-        raise ValueError(f"the {run.kind} recipe takes {recipe.options.__name__}, "
-                         f"not {type(run.options).__name__}")
+        raise ValueError(
+            f"the {run.kind} recipe takes {recipe.options.__name__}, "
+            f"not {type(run.options).__name__}"
+        )
     if run.init is not None and not issubclass(recipe.options, DistilledOptions):
         raise ValueError(f"{run.kind} trains from scratch: no initial checkpoints")
     teacher = load_run_teacher(run.data)
@@ -41,18 +44,36 @@ def train_levels(run: TrainingRun, log: Callable[[str], None] = print_flush) -> 
         state_path = path.with_suffix(".train_state.pt")
         if val is not None and level in inits:
             accuracy = val_accuracy(inits[level], teacher, val)
-            log(f"level {level}: {inits[level]} has accuracy {accuracy:.4f} on {len(val)} "
-                "held-out training images")
-        job = TrainJob(run.kind, value, level, teacher, train, run.options, inits.get(level),
-                       run.device, run.data.progress, state_path, run.resume)
+            log(
+                f"level {level}: {inits[level]} has accuracy {accuracy:.4f} on {len(val)} "
+                "held-out training images"
+            )
+        job = TrainJob(
+            run.kind,
+            value,
+            level,
+            teacher,
+            train,
+            run.options,
+            inits.get(level),
+            run.device,
+            run.data.progress,
+            state_path,
+            run.resume,
+        )
         m = train_level(job, path, test, teacher_acc, run.command, val, run.data)
         state_path.unlink(missing_ok=True)
-        held_out = (f", {m['val_accuracy']:.4f} on {m['val_images']} held-out training images"
-                    if val is not None else "")
-        log(f"{run.kind} level {level} ({recipe.setting} {value:g}): accuracy "
+        held_out = (
+            f", {m['val_accuracy']:.4f} on {m['val_images']} held-out training images"
+            if val is not None
+            else ""
+        )
+        log(
+            f"{run.kind} level {level} ({recipe.setting} {value:g}): accuracy "
             f"{m['test_accuracy']:.4f} (teacher {teacher_acc:.4f}){held_out}, "
             f"{m['mean_payload_bytes']:.2f} B/image, "
-            f"{m['train_minutes']} min, model id {m['model_id']}")
+            f"{m['train_minutes']} min, model id {m['model_id']}"
+        )
         if run.ledger is not None:
             append_ledger(run.ledger, m, inits.get(level))
         manifests.append(m)

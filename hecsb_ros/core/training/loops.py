@@ -3,6 +3,7 @@ distillation (:func:`head_distill`) and the neural input codecs' rate-distortion
 (:func:`train_rd`, CompressAI's objective on pixels, optionally on random patches). The recipes
 that call them are in :mod:`hecsb_ros.core.training.recipes`.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,18 +21,31 @@ from hecsb_ros.core.training.common import batches
 from hecsb_ros.core.training.data import PixelSource
 
 
-# -- CR+BQ: head distillation -------------------------------------------------------------------------
-def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int, batch_size: int = 64,
-                 lr: float = 2e-3, seed: int = 0, progress: bool = True,
-                 log: Callable[[str], None] = print, device: torch.device | str = "cpu",
-                 max_steps: int | None = None, epoch_fraction: float = 1.0, freeze_stem: bool = False) -> CrbqBottleneck:
-    """Head distillation: minimise ``1/2 ||h - g(Q(f(x)))||^2 / n`` with ``h = teacher.head(x)`` (the
-    source's cached teacher features when it has them).
+# -- CR+BQ: head distillation
+# -------------------------------------------------------------------------
+def head_distill(
+    model: CrbqBottleneck,
+    teacher: Classifier,
+    train,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    device: torch.device | str = "cpu",
+    max_steps: int | None = None,
+    epoch_fraction: float = 1.0,
+    freeze_stem: bool = False,
+) -> CrbqBottleneck:
+    """Head distillation: minimise ``1/2 ||h - g(Q(f(x)))||^2 / n`` with ``h = teacher.head(x)``
+    (the source's cached teacher features when it has them).
 
     Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops early (for timing);
     ``epoch_fraction`` < 1 visits that part of the images per epoch (a fresh random subset each).
     ``freeze_stem``: the encoder's teacher layers (``model.stem()``, ending at the split) keep the
-    teacher's weights and statistics; with cached features they are not run (``h`` is their output).
+    teacher's weights and statistics; with cached features they are not run (``h`` is their
+    output).
     """
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
@@ -40,15 +54,24 @@ def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int,
     stem = model.stem() if freeze_stem else None
     if freeze_stem:
         if stem is None:
-            raise ValueError("freeze_stem: this CR+BQ does not start with the teacher's layers (--stem)")
+            raise ValueError(
+                "freeze_stem: this CR+BQ does not start with the teacher's layers (--stem)"
+            )
         for p in stem.parameters():
             p.requires_grad_(False)
     steps = max(1, int(len(train) // batch_size * epoch_fraction))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1
+    )
     done = 0
-    with tqdm(total=epochs * steps, desc=f"crbq C={model.config.channels}", unit="batch", file=sys.stderr,
-              disable=not progress) as bar:
+    with tqdm(
+        total=epochs * steps,
+        desc=f"crbq C={model.config.channels}",
+        unit="batch",
+        file=sys.stderr,
+        disable=not progress,
+    ) as bar:
         for epoch in range(epochs):
             model.train()
             if stem is not None:
@@ -61,7 +84,8 @@ def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int,
                 x = None
                 if cached:
                     h = train.targets(idx)["features"].to(device, non_blocking=True)
-                if not (cached and stem is not None):  # a frozen stem with cached features needs no image
+                # a frozen stem with cached features needs no image
+                if not (cached and stem is not None):
                     x = train.batch(idx, gen)[0].to(device, non_blocking=True)
                 if not cached:
                     with torch.no_grad():
@@ -80,17 +104,25 @@ def head_distill(model: CrbqBottleneck, teacher: Classifier, train, epochs: int,
                 done += 1
                 bar.update(1)
             if max_steps is None:
-                log(f"crbq C={model.config.channels} epoch {epoch + 1}: distortion {float(total) / max(steps, 1):.4g}")
+                log(
+                    f"crbq C={model.config.channels} epoch {epoch + 1}: distortion "
+                    f"{float(total) / max(steps, 1):.4g}"
+                )
     teacher.model.to("cpu")
     return model.to("cpu").eval()
 
 
-# -- neural input codecs: rate-distortion -------------------------------------------------------------
-def rd_loss(out: dict, x: torch.Tensor, lmbda: float, num_pixels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+# -- neural input codecs: rate-distortion
+# -------------------------------------------------------------
+def rd_loss(
+    out: dict, x: torch.Tensor, lmbda: float, num_pixels: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """CompressAI's rate-distortion loss ``lambda 255^2 MSE + bpp``: (loss, mse, bpp)."""
-    bpp = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values()) / (x.shape[0] * num_pixels)
+    bpp = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values()) / (
+        x.shape[0] * num_pixels
+    )
     mse = nn.functional.mse_loss(out["x_hat"], x)
-    return lmbda * 255 ** 2 * mse + bpp, mse, bpp
+    return lmbda * 255**2 * mse + bpp, mse, bpp
 
 
 def random_patches(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
@@ -100,21 +132,40 @@ def random_patches(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Te
         raise ValueError(f"patch {size} is larger than the images ({h} x {w})")
     top = torch.randint(0, h - size + 1, (n,), generator=gen)
     left = torch.randint(0, w - size + 1, (n,), generator=gen)
-    return torch.stack([x[i, :, t:t + size, l:l + size] for i, (t, l) in enumerate(zip(top.tolist(), left.tolist()))])
+    return torch.stack(
+        [
+            x[i, :, t : t + size, lf : lf + size]
+            for i, (t, lf) in enumerate(zip(top.tolist(), left.tolist()))
+        ]
+    )
 
 
-def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | PixelSource, lmbda: float, epochs: int,
-             batch_size: int = 64, lr: float = 1e-3, aux_lr: float = 1e-3, seed: int = 0,
-             progress: bool = True, log: Callable[[str], None] = print, device: torch.device | str = "cpu",
-             max_steps: int | None = None, epoch_fraction: float = 1.0, patch: int | None = None) -> nn.Module:
+def train_rd(
+    model: nn.Module,
+    config: NeuralConfig,
+    images: torch.Tensor | PixelSource,
+    lmbda: float,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    aux_lr: float = 1e-3,
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    device: torch.device | str = "cpu",
+    max_steps: int | None = None,
+    epoch_fraction: float = 1.0,
+    patch: int | None = None,
+) -> nn.Module:
     """Train on pixels in [0, 1] ``(N, C, H, W)`` (random h-flips); ``update()`` at the end.
 
-    ``images``: a tensor, or a :class:`~hecsb_ros.core.training.data.PixelSource` read batch by batch
-    (an image folder). Trains on ``device``; the model comes back on the CPU. ``max_steps`` stops
-    early (for timing); ``epoch_fraction`` < 1 visits that part of the images per epoch. ``patch``:
-    train on one random ``patch x patch`` square of each image (a multiple of 64, so no padding), as
-    CompressAI's models are trained on crops of larger photos: the same CPU minutes then take about
-    ``(H W) / patch^2`` times as many steps; the model is fully convolutional and codes whole images.
+    ``images``: a tensor, or a :class:`~hecsb_ros.core.training.data.PixelSource` read batch by
+    batch (an image folder). Trains on ``device``; the model comes back on the CPU. ``max_steps``
+    stops early (for timing); ``epoch_fraction`` < 1 visits that part of the images per epoch.
+    ``patch``: train on one random ``patch x patch`` square of each image (a multiple of 64, so no
+    padding), as CompressAI's models are trained on crops of larger photos: the same CPU minutes
+    then take about ``(H W) / patch^2`` times as many steps; the model is fully convolutional and
+    codes whole images.
     """
     if patch is not None and patch % 64:
         raise ValueError(f"patch must be a multiple of 64 (the hyperprior's stride), not {patch}")
@@ -125,11 +176,18 @@ def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | Pixe
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     steps = max(1, int(len(images) // batch_size * epoch_fraction))
     opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=max(epochs * steps, 1), pct_start=0.1
+    )
     aux_opt = torch.optim.Adam(aux_params, lr=aux_lr)
     num_pixels = patch * patch if patch else config.input_size[0] * config.input_size[1]
-    with tqdm(total=epochs * steps, desc=f"{config.kind} lambda={lmbda:g}", unit="batch", file=sys.stderr,
-              disable=not progress) as bar:
+    with tqdm(
+        total=epochs * steps,
+        desc=f"{config.kind} lambda={lmbda:g}",
+        unit="batch",
+        file=sys.stderr,
+        disable=not progress,
+    ) as bar:
         done = 0
         for epoch in range(epochs):
             model.train()
@@ -148,7 +206,8 @@ def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | Pixe
                     out = model(pad(x, config))
                     out["x_hat"] = crop(out["x_hat"], config)
                 loss, mse, bpp = rd_loss(out, x, lmbda, num_pixels)
-                if done % 50 == 0 and not math.isfinite(loss.item()):  # now and then: .item() waits for the GPU
+                # now and then: .item() waits for the GPU
+                if done % 50 == 0 and not math.isfinite(loss.item()):
                     raise FloatingPointError(f"loss became {loss.item()}")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -168,8 +227,10 @@ def train_rd(model: nn.Module, config: NeuralConfig, images: torch.Tensor | Pixe
                 raise FloatingPointError(f"epoch {epoch + 1}: mse {mse_mean}, bpp {bpp_mean}")
             if max_steps is None:
                 full = config.input_size[0] * config.input_size[1]
-                log(f"{config.kind} lambda={lmbda:g} epoch {epoch + 1}: mse {mse_mean:.4g}, "
-                    f"bytes/image {bpp_mean * full / 8:.1f}")
+                log(
+                    f"{config.kind} lambda={lmbda:g} epoch {epoch + 1}: mse {mse_mean:.4g}, "
+                    f"bytes/image {bpp_mean * full / 8:.1f}"
+                )
     model.to("cpu")
     model.update(force=True)
     return model.eval()

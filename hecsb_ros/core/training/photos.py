@@ -1,17 +1,19 @@
-"""Unlabelled photos and video frames for label-free distillation, and labelled image lists for evaluation.
+"""Unlabelled photos and video frames for label-free distillation, and labelled image lists for
+evaluation.
 
-Camera-scale training needs no labels: stage 1 matches the teacher's split features, stage 2 its soft
-outputs (seed paper eq. 10-12 with ``alpha = 1``). :class:`PhotoCrops` turns image folders and video
-files (every k-th frame) into a fixed set of augmented crops (random resized crops and flips, made
-once with a fixed seed) at the teacher's input size, and caches them with the teacher's outputs on
-them (split features and logits) in a folder: the teacher's 30-40 ms per image at 224 x 224 on a CPU
-is then paid once, not every epoch. A robot's own footage is distilled the same way (README,
-"Camera scale").
+Camera-scale training needs no labels: stage 1 matches the teacher's split features, stage 2 its
+soft outputs (seed paper eq. 10-12 with ``alpha = 1``). :class:`PhotoCrops` turns image folders and
+video files (every k-th frame) into a fixed set of augmented crops (random resized crops and flips,
+made once with a fixed seed) at the teacher's input size, and caches them with the teacher's
+outputs on them (split features and logits) in a folder: the teacher's 30-40 ms per image at 224 x
+224 on a CPU is then paid once, not every epoch. A robot's own footage is distilled the same way
+(README, "Camera scale").
 
 :class:`ImageList` is an evaluation set of files with labels (``-1``: unlabelled), read batch by
 batch and preprocessed exactly as the edge node preprocesses a camera frame
 (:func:`hecsb_ros.core.preprocess.prepare_image`: the teacher's resize policy).
 """
+
 from __future__ import annotations
 
 import csv
@@ -71,10 +73,16 @@ def video_frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray]]:
         cap.release()
 
 
-def random_resized_crop(image: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
-                        scale: tuple[float, float] = (0.25, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                        interpolation: str = "bicubic") -> np.ndarray:
-    """A random crop of ``scale`` of the area and ``ratio`` aspect, resized to ``size``, flipped at random."""
+def random_resized_crop(
+    image: np.ndarray,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.25, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    interpolation: str = "bicubic",
+) -> np.ndarray:
+    """A random crop of ``scale`` of the area and ``ratio`` aspect, resized to ``size``, flipped at
+    random."""
     ih, iw = image.shape[:2]
     for _ in range(10):
         area = ih * iw * rng.uniform(*scale)
@@ -82,7 +90,7 @@ def random_resized_crop(image: np.ndarray, size: tuple[int, int], rng: np.random
         w, h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
         if 0 < w <= iw and 0 < h <= ih:
             top, left = int(rng.integers(0, ih - h + 1)), int(rng.integers(0, iw - w + 1))
-            crop = image[top:top + h, left:left + w]
+            crop = image[top : top + h, left : left + w]
             break
     else:  # fall back to the centre crop of the whole short side
         crop = fit(image, (min(ih, iw), min(ih, iw)), "center_crop")
@@ -101,8 +109,9 @@ def average_hash(path: Path, size: int = 16) -> np.ndarray | None:
     return (small > small.mean()).reshape(-1)
 
 
-def near_duplicates(candidates: Sequence[Path], references: Sequence[Path],
-                    max_distance: int = 4) -> list[tuple[Path, Path, int]]:
+def near_duplicates(
+    candidates: Sequence[Path], references: Sequence[Path], max_distance: int = 4
+) -> list[tuple[Path, Path, int]]:
     """``(candidate, reference, distance)`` for every candidate whose average hash is within
     ``max_distance`` bits (of 256) of a reference's: used to keep evaluation photos out of a
     training pool. Different photos of the same kind of thing are 10 or more bits apart; the same
@@ -124,35 +133,64 @@ def near_duplicates(candidates: Sequence[Path], references: Sequence[Path],
 
 
 class PhotoCrops:
-    """Fixed augmented crops of photos and video frames, with the teacher's outputs, cached on disk.
+    """Fixed augmented crops of photos and video frames, with the teacher's outputs, cached on
+    disk.
 
     ``batch(idx)`` gives the normalised crops ``(N, C, H, W)`` and the teacher's top-1 class as the
     label (so that stage 2's accuracy is agreement with the teacher); ``targets(idx)`` gives the
-    cached ``features`` (split features) and ``logits`` as float32, which the distiller uses instead
-    of running the teacher.
+    cached ``features`` (split features) and ``logits`` as float32, which the distiller uses
+    instead of running the teacher.
 
     Args:
-        paths: image folders and video files.
-        teacher: the teacher whose outputs are cached (its spec sets the crop size).
-        cache_dir: where the cache lives (a subfolder per content key: sources, crops, seed, teacher).
-        crops_per_image: crops made from each photo; a video frame gets one.
-        video_every: use every k-th frame of a video.
-        holdout: photos (whole photos, all their crops) kept out for comparing runs (:meth:`split`).
+        paths: image folders and video files. teacher: the teacher whose outputs are cached (its
+        spec sets the crop size). cache_dir: where the cache lives (a subfolder per content key:
+        sources, crops, seed, teacher). crops_per_image: crops made from each photo; a video frame
+        gets one. video_every: use every k-th frame of a video. holdout: photos (whole photos, all
+        their crops) kept out for comparing runs (:meth:`split`).
     """
 
-    def __init__(self, paths: Sequence[Path | str], teacher: Classifier, cache_dir: Path | str,
-                 crops_per_image: int = 2, video_every: int = 10, seed: int = 0,
-                 scale: tuple[float, float] = (0.25, 1.0), batch_size: int = 32, progress: bool = True) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path | str],
+        teacher: Classifier,
+        cache_dir: Path | str,
+        crops_per_image: int = 2,
+        video_every: int = 10,
+        seed: int = 0,
+        scale: tuple[float, float] = (0.25, 1.0),
+        batch_size: int = 32,
+        progress: bool = True,
+    ) -> None:
         self.spec = teacher.spec
         images, videos = list_media(paths)
         if not images and not videos:
             raise FileNotFoundError(f"no images or videos under {', '.join(map(str, paths))}")
-        key = json.dumps({"images": [str(p) for p in images], "videos": [str(p) for p in videos],
-                          "crops": crops_per_image, "every": video_every, "seed": seed, "scale": list(scale),
-                          "teacher": teacher.model_id, "spec": self.spec.to_json()}, sort_keys=True)
+        key = json.dumps(
+            {
+                "images": [str(p) for p in images],
+                "videos": [str(p) for p in videos],
+                "crops": crops_per_image,
+                "every": video_every,
+                "seed": seed,
+                "scale": list(scale),
+                "teacher": teacher.model_id,
+                "spec": self.spec.to_json(),
+            },
+            sort_keys=True,
+        )
         self.folder = Path(cache_dir) / hashlib.sha256(key.encode()).hexdigest()[:16]
         if not (self.folder / "index.json").exists():
-            self._build(images, videos, teacher, crops_per_image, video_every, seed, scale, batch_size, progress)
+            self._build(
+                images,
+                videos,
+                teacher,
+                crops_per_image,
+                video_every,
+                seed,
+                scale,
+                batch_size,
+                progress,
+            )
         index = json.loads((self.folder / "index.json").read_text())
         self.items: list[dict[str, Any]] = index["items"]
         n = len(self.items)
@@ -161,13 +199,24 @@ class PhotoCrops:
         self.images = np.lib.format.open_memmap(self.folder / "images.npy", mode="r")
         self.features = np.lib.format.open_memmap(self.folder / "features.npy", mode="r")
         self.logits = np.lib.format.open_memmap(self.folder / "logits.npy", mode="r")
-        assert self.images.shape == (n, h, w, self.spec.in_channels) and self.features.shape == (n, c_h, *hw)
+        assert self.images.shape == (n, h, w, self.spec.in_channels) and self.features.shape == (
+            n,
+            c_h,
+            *hw,
+        )
         self.labels = torch.from_numpy(np.asarray(self.logits).argmax(1).astype(np.int64))
         self.rows = np.arange(n)
 
     # -- building the cache ---------------------------------------------------------------------
-    def _crops(self, images: list[Path], videos: list[Path], k: int, every: int, seed: int,
-               scale: tuple[float, float]) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+    def _crops(
+        self,
+        images: list[Path],
+        videos: list[Path],
+        k: int,
+        every: int,
+        seed: int,
+        scale: tuple[float, float],
+    ) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
         size = tuple(self.spec.input_size)
         for i, path in enumerate(images):
             img = read_rgb(path)
@@ -179,50 +228,93 @@ class PhotoCrops:
         for v, path in enumerate(videos):
             for index, frame in video_frames(path, every):
                 rng = np.random.default_rng([seed, len(images) + v, index])
-                yield {"source": str(path), "frame": index}, random_resized_crop(frame, size, rng, scale)
+                yield (
+                    {"source": str(path), "frame": index},
+                    random_resized_crop(frame, size, rng, scale),
+                )
 
-    def _build(self, images: list[Path], videos: list[Path], teacher: Classifier, k: int, every: int, seed: int,
-               scale: tuple[float, float], batch_size: int, progress: bool) -> None:
+    def _build(
+        self,
+        images: list[Path],
+        videos: list[Path],
+        teacher: Classifier,
+        k: int,
+        every: int,
+        seed: int,
+        scale: tuple[float, float],
+        batch_size: int,
+        progress: bool,
+    ) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         h, w = self.spec.input_size
         total = len(images) * k + sum(_frame_count(v) // every + 1 for v in videos)
         part = self.folder / "images.part.npy"
-        buf = np.lib.format.open_memmap(part, mode="w+", dtype=np.uint8, shape=(total, h, w, self.spec.in_channels))
+        buf = np.lib.format.open_memmap(
+            part, mode="w+", dtype=np.uint8, shape=(total, h, w, self.spec.in_channels)
+        )
         items = []
-        for item, crop in tqdm(self._crops(images, videos, k, every, seed, scale), total=total, unit="crop",
-                               desc="crops", file=sys.stderr, disable=not progress):
+        for item, crop in tqdm(
+            self._crops(images, videos, k, every, seed, scale),
+            total=total,
+            unit="crop",
+            desc="crops",
+            file=sys.stderr,
+            disable=not progress,
+        ):
             if len(items) == total:
                 break
-            buf[len(items)] = crop if self.spec.in_channels == 3 else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None]
+            buf[len(items)] = (
+                crop
+                if self.spec.in_channels == 3
+                else cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)[..., None]
+            )
             items.append(item)
-        stack = buf[:len(items)]
+        stack = buf[: len(items)]
         c_h, hw = teacher.split_features()
         tmp = {name: self.folder / f"{name}.tmp.npy" for name in ("images", "features", "logits")}
         np.save(tmp["images"], stack)
         del stack, buf
         part.unlink()
         stack = np.lib.format.open_memmap(tmp["images"], mode="r")
-        feats = np.lib.format.open_memmap(tmp["features"], mode="w+", dtype=np.float16, shape=(len(items), c_h, *hw))
-        logits = np.lib.format.open_memmap(tmp["logits"], mode="w+", dtype=np.float16,
-                                           shape=(len(items), self.spec.num_classes))
+        feats = np.lib.format.open_memmap(
+            tmp["features"], mode="w+", dtype=np.float16, shape=(len(items), c_h, *hw)
+        )
+        logits = np.lib.format.open_memmap(
+            tmp["logits"], mode="w+", dtype=np.float16, shape=(len(items), self.spec.num_classes)
+        )
         model = teacher.model.eval()
         with torch.inference_mode():
-            for start in tqdm(range(0, len(items), batch_size), unit="batch", desc="teacher outputs",
-                              file=sys.stderr, disable=not progress):
-                x = images_to_tensor(stack[start:start + batch_size], self.spec)
+            for start in tqdm(
+                range(0, len(items), batch_size),
+                unit="batch",
+                desc="teacher outputs",
+                file=sys.stderr,
+                disable=not progress,
+            ):
+                x = images_to_tensor(stack[start : start + batch_size], self.spec)
                 h = model.head(x)
-                feats[start:start + len(x)] = h.numpy().astype(np.float16)
-                logits[start:start + len(x)] = model.tail(h).numpy().astype(np.float16)
+                feats[start : start + len(x)] = h.numpy().astype(np.float16)
+                logits[start : start + len(x)] = model.tail(h).numpy().astype(np.float16)
         feats.flush()
         logits.flush()
         del feats, logits
         for name, path in tmp.items():
             path.replace(self.folder / f"{name}.npy")
-        (self.folder / "index.json").write_text(json.dumps(
-            {"items": items, "feature_shape": [c_h, *hw], "teacher_model_id": teacher.model_id,
-             "images": len(images), "videos": len(videos)}) + "\n")
+        (self.folder / "index.json").write_text(
+            json.dumps(
+                {
+                    "items": items,
+                    "feature_shape": [c_h, *hw],
+                    "teacher_model_id": teacher.model_id,
+                    "images": len(images),
+                    "videos": len(videos),
+                }
+            )
+            + "\n"
+        )
 
-    # -- the training-source protocol ---------------------------------------------------------------
+    # -- the training-source protocol
+    # ---------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -230,8 +322,11 @@ class PhotoCrops:
         """The photo or video each crop comes from (in the order of the rows)."""
         return [self.items[int(r)]["source"] for r in self.rows]
 
-    def split(self, holdout: int, seed: int = 20240601) -> tuple["PhotoCrops", "PhotoCrops | None"]:
-        """(rest, held out): ``holdout`` whole photos (all their crops) set aside, chosen with ``seed``."""
+    def split(
+        self, holdout: int, seed: int = 20240601
+    ) -> tuple["PhotoCrops", "PhotoCrops | None"]:
+        """(rest, held out): ``holdout`` whole photos (all their crops) set aside, chosen with
+        ``seed``."""
         if holdout <= 0:
             return self, None
         names = sorted(set(self.sources()))
@@ -252,15 +347,20 @@ class PhotoCrops:
         other.rows = rows
         return other
 
-    def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, idx: torch.Tensor, gen: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.rows[np.asarray(idx, dtype=np.int64)]
         return images_to_tensor(np.asarray(self.images[rows]), self.spec), self.labels[rows]
 
     def targets(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The cached teacher outputs of the crops at ``idx``: ``features`` and ``logits`` (float32)."""
+        """The cached teacher outputs of the crops at ``idx``: ``features`` and ``logits``
+        (float32)."""
         rows = self.rows[np.asarray(idx, dtype=np.int64)]
-        return {"features": torch.from_numpy(np.asarray(self.features[rows], dtype=np.float32)),
-                "logits": torch.from_numpy(np.asarray(self.logits[rows], dtype=np.float32))}
+        return {
+            "features": torch.from_numpy(np.asarray(self.features[rows], dtype=np.float32)),
+            "logits": torch.from_numpy(np.asarray(self.logits[rows], dtype=np.float32)),
+        }
 
     @property
     def x(self) -> "_Lazy":
@@ -295,14 +395,22 @@ class _Lazy:
 
 
 class ImageList:
-    """Labelled evaluation images: ``file,class_index`` rows of a CSV (paths relative to it; ``-1`` =
-    no label), preprocessed as the edge preprocesses a camera frame. ``x`` is lazy, ``y`` the labels."""
+    """Labelled evaluation images: ``file,class_index`` rows of a CSV (paths relative to it; ``-1``
+    = no label), preprocessed as the edge preprocesses a camera frame. ``x`` is lazy, ``y`` the
+    labels."""
 
-    def __init__(self, csv_path: Path | str, spec: ClassifierSpec, labelled_only: bool = False,
-                 limit: int | None = None) -> None:
+    def __init__(
+        self,
+        csv_path: Path | str,
+        spec: ClassifierSpec,
+        labelled_only: bool = False,
+        limit: int | None = None,
+    ) -> None:
         csv_path = Path(csv_path)
         with open(csv_path, newline="") as fh:
-            rows = [(csv_path.parent / r["file"], int(r["class_index"])) for r in csv.DictReader(fh)]
+            rows = [
+                (csv_path.parent / r["file"], int(r["class_index"])) for r in csv.DictReader(fh)
+            ]
         if labelled_only:
             rows = [r for r in rows if r[1] >= 0]
         rows = rows[:limit]
@@ -315,7 +423,9 @@ class ImageList:
     def __len__(self) -> int:
         return len(self.files)
 
-    def batch(self, idx: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, idx: torch.Tensor, gen: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.as_tensor(idx).reshape(-1)
         frames = []
         for i in idx.tolist():

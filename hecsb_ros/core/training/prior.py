@@ -14,6 +14,7 @@ Used when HECS-B starts from principal directions (the prior then matches ``W``'
 and after training every bottleneck whose latent has a factorized prior (HECS-B, SVB, the
 factorized-prior input codec), so all of them ship a prior fitted in the same way.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,9 +35,17 @@ def prior_bits(bottleneck: EntropyBottleneck, latents: torch.Tensor) -> float:
     return float(-torch.log2(lik.clamp_min(1e-9)).sum() / latents.shape[0])
 
 
-def fit_prior_(bottleneck: EntropyBottleneck, latents: torch.Tensor, steps: int = 400, samples: int = 16384,
-               lr: float = 1e-2, aux_lr: float = 5e-2, keep_medians: bool = False, seed: int = 0,
-               log: Callable[[str], None] | None = None) -> tuple[float, float]:
+def fit_prior_(
+    bottleneck: EntropyBottleneck,
+    latents: torch.Tensor,
+    steps: int = 400,
+    samples: int = 16384,
+    lr: float = 1e-2,
+    aux_lr: float = 5e-2,
+    keep_medians: bool = False,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> tuple[float, float]:
     """Fit ``bottleneck`` (in place) to ``latents`` ``(N, C, ...)``: ``steps`` Adam steps on
     ``samples`` random latent elements per channel each. Returns the estimated bits per image
     before and after; keeps the prior as it was if the fit did not lower them. ``keep_medians``:
@@ -56,7 +65,9 @@ def fit_prior_(bottleneck: EntropyBottleneck, latents: torch.Tensor, steps: int 
     was_training = bottleneck.training
     bottleneck.train()
     for _ in range(steps):
-        cols = torch.randint(0, per_channel.shape[1], (min(samples, per_channel.shape[1]),), generator=gen)
+        cols = torch.randint(
+            0, per_channel.shape[1], (min(samples, per_channel.shape[1]),), generator=gen
+        )
         _, lik = bottleneck(per_channel[None, :, cols], training=True)
         loss = -torch.log2(lik.clamp_min(1e-9)).mean()
         opt.zero_grad(set_to_none=True)
@@ -76,23 +87,38 @@ def fit_prior_(bottleneck: EntropyBottleneck, latents: torch.Tensor, steps: int 
         bottleneck.load_state_dict(saved)
         after = before
     if log is not None:
-        log(f"prior fitted to {latents.shape[0]} images' latents: {before / 8:.0f} -> {after / 8:.0f} B/image "
-            f"(estimated)")
+        log(
+            f"prior fitted to {latents.shape[0]} images' latents: {before / 8:.0f} -> "
+            f"{after / 8:.0f} B/image "
+            f"(estimated)"
+        )
     return before, after
 
 
 # -- initialising and refitting the priors of the learned models -------------------------------
 @torch.no_grad()
-def sample_features(train: Any, teacher: Classifier, images: int = 256, seed: int = 0) -> torch.Tensor:
+def sample_features(
+    train: Any, teacher: Classifier, images: int = 256, seed: int = 0
+) -> torch.Tensor:
     """The teacher's split features of ``images`` random training images (the cached ones if the
     source has them)."""
     idx = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:images]
-    return train.targets(idx)["features"] if hasattr(train, "targets") else teacher.model.head(train.batch(idx)[0])
+    return (
+        train.targets(idx)["features"]
+        if hasattr(train, "targets")
+        else teacher.model.head(train.batch(idx)[0])
+    )
 
 
 @torch.no_grad()
-def sample_latents(model: LearnedModel, inputs: Callable[[torch.Tensor], torch.Tensor], count: int,
-                   images: int = 256, seed: int = 1, batch_size: int = 32) -> torch.Tensor:
+def sample_latents(
+    model: LearnedModel,
+    inputs: Callable[[torch.Tensor], torch.Tensor],
+    count: int,
+    images: int = 256,
+    seed: int = 1,
+    batch_size: int = 32,
+) -> torch.Tensor:
     """``model``'s unquantised latents (its edge network's output) of ``images`` random training
     images; ``inputs(idx)`` gives the model's input for the images at ``idx`` of ``count``."""
     idx = torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:images]
@@ -100,8 +126,12 @@ def sample_latents(model: LearnedModel, inputs: Callable[[torch.Tensor], torch.T
     return torch.cat([model.edge(inputs(part)) for part in idx.split(batch_size)])
 
 
-def refit_prior(model: LearnedModel, inputs: Callable[[torch.Tensor], torch.Tensor], count: int,
-                log: Callable[[str], None] = print) -> dict[str, float]:
+def refit_prior(
+    model: LearnedModel,
+    inputs: Callable[[torch.Tensor], torch.Tensor],
+    count: int,
+    log: Callable[[str], None] = print,
+) -> dict[str, float]:
     """After training: fit the factorized prior of ``model``'s latent to the latents of training
     images, the medians (and so the rounded latent) kept (:mod:`hecsb_ros.core.training.prior`).
     Returns the manifest facts (estimated bytes per image before and after)."""
@@ -112,11 +142,13 @@ def refit_prior(model: LearnedModel, inputs: Callable[[torch.Tensor], torch.Tens
 
 
 @torch.no_grad()
-def principal_measurements_(model: HecsbBottleneck, features: torch.Tensor, beta: float | None = None) -> float:
+def principal_measurements_(
+    model: HecsbBottleneck, features: torch.Tensor, beta: float | None = None
+) -> float:
     """Start ``W`` as the top ``m`` principal directions of the teacher's split ``features``
-    ``(N, C, h, w)`` (per position) and the decoder's bias so that the linear inverse reconstructs the
-    projection of the features onto them (the classical optimum of a linear measurement with linear
-    recovery, before quantisation). Returns the rows' norm ``s``.
+    ``(N, C, h, w)`` (per position) and the decoder's bias so that the linear inverse reconstructs
+    the projection of the features onto them (the classical optimum of a linear measurement with
+    linear recovery, before quantisation). Returns the rows' norm ``s``.
 
     The rows' norm sets the quantisation step in feature space (``1 / s``) and so the rate. With
     ``beta`` it is the norm at which the rate-distortion slope of uniformly quantised measurements
@@ -127,12 +159,14 @@ def principal_measurements_(model: HecsbBottleneck, features: torch.Tensor, beta
     flat = features.double().permute(0, 2, 3, 1).reshape(-1, features.shape[1])
     mean = flat.mean(0)
     _, vectors = torch.linalg.eigh(torch.cov((flat - mean).T))
-    top = vectors.flip(1)[:, :model.config.measurements].T  # (m, l), orthonormal rows
+    top = vectors.flip(1)[:, : model.config.measurements].T  # (m, l), orthonormal rows
     config = model.config
-    scale = config.norm_bound / config.measurements ** 0.5
+    scale = config.norm_bound / config.measurements**0.5
     if beta:
         positions = config.latent_size[0] * config.latent_size[1]
-        scale = min(scale, math.sqrt(math.log(2) / (12 * config.feature_channels * positions * beta)))
+        scale = min(
+            scale, math.sqrt(math.log(2) / (12 * config.feature_channels * positions * beta))
+        )
     model.measure.weight.copy_((top * scale).float())
     model.feature_mean.copy_((mean - top.T @ (top @ mean)).float())
     return scale
