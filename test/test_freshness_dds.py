@@ -218,8 +218,11 @@ PUBLISHER = textwrap.dedent('''
         rclpy.spin_once(node, timeout_sec=0.1)
     time.sleep(1.0)
     for i in range(int(sys.argv[1])):
-        msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=bytes(640 * 480 *
-        3)) msg.header.stamp = node.get_clock().now().to_msg() pub.publish(msg) time.sleep(0.2)
+        msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3,
+                    data=bytes(640 * 480 * 3))
+        msg.header.stamp = node.get_clock().now().to_msg()
+        pub.publish(msg)
+        time.sleep(0.2)
     time.sleep(6.0)  # stay matched: the edge's silence check needs a publisher
 ''')
 

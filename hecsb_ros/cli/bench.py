@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="hecsb bench rate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb bench rate", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--quick", action="store_true", help="500 images, fewer image-codec settings, no ROS runs"
     )

@@ -19,7 +19,7 @@ from hecsb_ros.core.training.photos import list_media, near_duplicates
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hecsb data dedup", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="hecsb data dedup", description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path, help="training photos to clean (searched recursively)")
     ap.add_argument(
         "--against", type=Path, nargs="+", required=True, help="evaluation photo folders"

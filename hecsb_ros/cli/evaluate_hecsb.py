@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="hecsb evaluate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--levels", type=int, nargs="+", default=None, help="rate levels (default: all shipped)"
     )

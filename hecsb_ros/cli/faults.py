@@ -31,7 +31,7 @@ SLOW_CODEC_MODULE = "hecsb_ros.reliability.slow_codec"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="hecsb reliability faults",
-        description=__doc__.split("\n")[0],
+        description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     ap.add_argument("--repeat", type=int, default=3, help="Repetitions of blackout and restarts")

@@ -22,7 +22,7 @@ import numpy as np
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="hecsb data frames-folder", description=__doc__.split("\n")[0]
+        prog="hecsb data frames-folder", description=__doc__.split("\n\n")[0]
     )
     ap.add_argument(
         "list", type=Path, help="CSV of file,class_index (-1 = no label), paths relative to it"

@@ -32,7 +32,9 @@ def synset_of(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hecsb data image-list", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="hecsb data image-list", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("folder", type=Path, help="folder of photos (searched recursively)")
     ap.add_argument("--out", type=Path, required=True, help="CSV to write")
     args = ap.parse_args(argv)

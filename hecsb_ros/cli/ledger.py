@@ -83,7 +83,7 @@ def render(folder: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="hecsb train ledger", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb train ledger", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "folder",
         type=Path,

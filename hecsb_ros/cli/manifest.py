@@ -20,7 +20,7 @@ from hecsb_ros.core.store import (
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hecsb data manifest", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="hecsb data manifest", description=__doc__.split("\n\n")[0])
     ap.add_argument("folder", type=Path, help="Checkpoints folder")
     ap.add_argument(
         "files", nargs="*", help="File names to list (default: every .safetensors and .pth)"

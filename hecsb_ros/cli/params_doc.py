@@ -113,7 +113,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="hecsb params-doc", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="hecsb params-doc", description=__doc__.split("\n\n")[0])
     group = ap.add_mutually_exclusive_group()
     group.add_argument(
         "--out", type=Path, default=None, help="write the page here (default: print it)"

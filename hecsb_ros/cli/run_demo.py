@@ -31,7 +31,7 @@ from hecsb_ros.runner import Pipeline
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="hecsb demo",
-        description=__doc__.split("\n")[0],
+        description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for name, (default, help_text) in LAUNCH_ARGUMENTS.items():

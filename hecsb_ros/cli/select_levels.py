@@ -57,7 +57,7 @@ FIELDS = (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="hecsb select", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb select", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "folders", type=Path, nargs="+", help="folders of candidate checkpoints and manifests"
     )

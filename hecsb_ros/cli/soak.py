@@ -36,7 +36,7 @@ LOSS_REASONS = ("sequence_gap", "link_loss", "queue_full")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="hecsb reliability soak",
-        description=__doc__.split("\n")[0],
+        description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     ap.add_argument("--duration", type=float, default=1200.0, help="Soak length in seconds")

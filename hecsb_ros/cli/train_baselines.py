@@ -54,7 +54,7 @@ OPTIONS = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="hecsb train baselines", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb train baselines", description=__doc__.split("\n\n")[0])
     p.add_argument("kind", choices=KINDS)
     p.add_argument(
         "--beta", type=float, nargs="+", help="svb: rate weights (eq. 14), one level each"

@@ -54,7 +54,7 @@ NOT_OFFERED = ("aux_lr",)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="hecsb train hecsb", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb train hecsb", description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--beta", type=float, nargs="+", required=True, help="rate weights, one level each"
     )

@@ -75,7 +75,9 @@ def _distiller(kind: str, setup: str, teacher, sources: dict, batch_size: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="hecsb bench train-speed", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="hecsb bench train-speed", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument(
         "--photos", type=Path, nargs="+", required=True, help="photo folders for the views"
     )

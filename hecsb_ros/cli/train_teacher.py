@@ -39,7 +39,7 @@ from hecsb_ros.core.training import (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="hecsb train teacher", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="hecsb train teacher", description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument(
