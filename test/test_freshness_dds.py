@@ -165,7 +165,10 @@ def test_overloaded_pipeline_answers_fresh_frames_and_every_frame_is_accounted_f
             # arrived at most one camera period before the result that frees the edge: age <=
             # period + edge + server (+ hops, slack).
             assert n["server_skipped"] == 0, n
-            assert float(np.percentile(waits, 95)) <= 0.25 * compute_ms, (
+            # A latent queued behind another would wait a whole server frame (>= compute_ms); the
+            # hop from executor to worker is a fraction of it, with scheduling delays of a loaded
+            # 2-core machine on top (23 ms of 61 once, under two trainers and a benchmark).
+            assert float(np.percentile(waits, 95)) <= 0.5 * compute_ms, (
                 np.percentile(waits, 95),
                 compute_ms,
             )
