@@ -47,6 +47,21 @@ class SplitMeasurement:
         return out
 
 
+#: Pixels per evaluation batch: a batch of 500 Fashion-MNIST images, or 32 camera-sized crops
+#: (224 x 224); 500 camera crops through a teacher's first layers take over 10 GB.
+PIXELS_PER_BATCH = 32 * 224 * 224
+
+
+def fit_batch(x: Any, batch_size: int) -> int:
+    """``batch_size``, or fewer images per batch when ``x``'s images are large
+    (:data:`PIXELS_PER_BATCH`); ``x`` is ``(N, [C,] H, W)`` or a lazy view of it."""
+    if len(x) == 0:
+        return batch_size
+    shape = x.shape if hasattr(x, "shape") else x[0:1].shape
+    pixels = int(shape[-1]) * int(shape[-2])
+    return max(1, min(batch_size, PIXELS_PER_BATCH // max(1, pixels)))
+
+
 @torch.inference_mode()
 def measure_split(
     split: Split, x: Any, y: torch.Tensor, batch_size: int = 500, check_decoding: bool = False
@@ -56,6 +71,7 @@ def measure_split(
     AssertionError unless every decoded latent equals the edge's rounded one."""
     correct, sizes, est_bits = [], [], []
     factorized = isinstance(split.model, FactorizedLatentModel)
+    batch_size = fit_batch(x, batch_size)
     for i in range(0, len(x), batch_size):
         latents = split.latent(x[i : i + batch_size])
         if factorized:
@@ -88,8 +104,9 @@ def evaluate_split(
 def val_accuracy(path: Path, teacher: Classifier, val: Any) -> float:
     """Accuracy of checkpoint ``path`` on held-out training images (rounded latent, no coder)."""
     split = Split.load(path, teacher)
+    n = fit_batch(val.x, 500)
     return accuracy(
-        torch.cat([split.logits_rounded(val.x[i : i + 500]) for i in range(0, len(val), 500)]),
+        torch.cat([split.logits_rounded(val.x[i : i + n]) for i in range(0, len(val), n)]),
         val.y,
     )
 
@@ -111,7 +128,7 @@ def rounded_rate_and_logits(
     model.eval()
     tail.eval()
     bits, logits = [], []
-    for idx in batches(len(x), batch_size):
+    for idx in batches(len(x), fit_batch(x, batch_size)):
         z, lik = model.quantize(model.encode(x[idx]), "round")
         bits.append(rate_bits(lik))
         logits.append(tail(model.synthesize(z)))
